@@ -1,0 +1,69 @@
+"""xpm: a git-integrated experiment manager.
+
+Describe experiments as typed configurations (:class:`Config`, :class:`Task` with
+``Param``/``Meta``/``Constant`` parameters); every task submission gets a job directory
+derived from its identifier, so the same configuration never runs twice.
+
+The public API is re-exported here; heavy modules are imported on first use so that
+``import xpm`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._types import Constant, Meta, Param, PathGenerator
+from .errors import XpmError
+
+__version__ = "0.1.0.dev0"
+
+_LAZY = {
+    "Config": "._config",
+    "field": "._config",
+    "tag": "._config",
+    "describe": "._config",
+    "Task": "._task",
+    "tagspath": "._task",
+    "tags_of": "._task",
+    "experiment": "._experiment",
+    "Experiment": "._experiment",
+    "Identifier": "._identifier",
+    "report": ".results",
+}
+
+__all__ = [
+    "Config",
+    "Constant",
+    "Experiment",
+    "Identifier",
+    "Meta",
+    "Param",
+    "PathGenerator",
+    "Task",
+    "XpmError",
+    "describe",
+    "experiment",
+    "field",
+    "report",
+    "tag",
+    "tags_of",
+    "tagspath",
+]
+
+if TYPE_CHECKING:
+    from ._config import Config, describe, field, tag
+    from ._experiment import Experiment, experiment
+    from ._identifier import Identifier
+    from ._task import Task, tags_of, tagspath
+    from .results import report
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xpm' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

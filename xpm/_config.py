@@ -1,0 +1,461 @@
+"""Configurations: typed, validated, documented parameter sets with a stable identity."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+import inspect
+import sys
+import textwrap
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ._types import (
+    GeneratedPath,
+    Mismatch,
+    ParamKind,
+    PathGenerator,
+    Tagged,
+    UnsupportedType,
+    ValueType,
+    compile_type,
+    describe_value,
+    split_annotation,
+)
+from .errors import ConfigError
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+_IMMUTABLE = (bool, int, float, str, type(None), tuple, frozenset)
+
+
+@dataclass(frozen=True)
+class Field:
+    """Default of a parameter: ``field(default=...)`` or ``field(default_factory=...)``."""
+
+    default: Any = MISSING
+    default_factory: Callable[[], Any] | None = None
+
+
+def field(*, default: Any = MISSING, default_factory: Callable[[], Any] | None = None) -> Any:
+    """Declare a parameter's default: a value, or a factory called for each new configuration.
+
+    A value equal to the default is left out of the identifier, so adding a parameter with a
+    default keeps the identifiers of existing configurations.
+    """
+    if default is not MISSING and default_factory is not None:
+        raise ConfigError("field(): give either default= or default_factory=, not both")
+    return Field(default, default_factory)
+
+
+class ParamInfo:
+    """One declared parameter of a configuration class."""
+
+    __slots__ = ("name", "kind", "type", "annotation", "default", "factory", "owner", "_ref")
+
+    def __init__(
+        self,
+        name: str,
+        kind: ParamKind,
+        vtype: ValueType,
+        annotation: Any,
+        default: Any,
+        factory: Callable[[], Any] | None,
+        owner: type,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.type = vtype
+        self.annotation = annotation
+        self.default = default
+        self.factory = factory
+        self.owner = owner
+        self._ref: Any = MISSING  # factory result used to recognise "equal to the default"
+
+    @property
+    def required(self) -> bool:
+        """Whether a value must be given (no default, no factory)."""
+        return self.default is MISSING and self.factory is None
+
+    @property
+    def doc(self) -> str | None:
+        """The attribute docstring written under the declaration, if any."""
+        return _attribute_docs(self.owner).get(self.name)
+
+    def reference_default(self) -> Any:
+        """The value that counts as 'the default' for the identifier (MISSING: none)."""
+        if self.default is not MISSING:
+            return self.default
+        if self.factory is None:
+            return MISSING
+        if self._ref is MISSING:
+            value = self.factory()
+            self._ref = value if not isinstance(value, GeneratedPath) else MISSING
+        return self._ref
+
+    def type_name(self) -> str:
+        return self.type.name
+
+
+class ConfigInfo:
+    """Everything xpm knows about a configuration class (``Cls.__xpm__``)."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+        self.typeid: str = cls.__dict__.get("__xpmid__") or (
+            f"{_module_name(cls)}.{cls.__qualname__}".lower()
+        )
+        self.params: dict[str, ParamInfo] = {}
+        try:
+            hints = typing.get_type_hints(cls, include_extras=True)
+        except NameError as e:
+            raise ConfigError(
+                f"{cls.__qualname__}: cannot resolve an annotation ({e}); define the referenced "
+                "class before the first use of this configuration"
+            ) from None
+        for klass in reversed(cls.__mro__):
+            for name in klass.__dict__.get("__annotations__", {}):
+                if name in self.params or name not in hints:
+                    continue
+                split = split_annotation(hints[name])
+                if split is None:
+                    continue
+                kind, inner = split
+                default_value = _find_default(cls, name)
+                default, factory = MISSING, None
+                if isinstance(default_value, Field):
+                    default, factory = default_value.default, default_value.default_factory
+                else:
+                    default = default_value
+                try:
+                    vtype = compile_type(inner)
+                except UnsupportedType as e:
+                    raise ConfigError(f"{cls.__qualname__}.{name}: {e}") from None
+                if default is not MISSING and not isinstance(default, GeneratedPath):
+                    try:
+                        default = vtype.convert(default)
+                    except Mismatch as e:
+                        raise ConfigError(
+                            f"{cls.__qualname__}.{name}: default {describe_value(e.value)} "
+                            f"is not a {e.expected}"
+                        ) from None
+                if kind is ParamKind.CONSTANT and default is MISSING:
+                    raise ConfigError(
+                        f"{cls.__qualname__}.{name}: a Constant needs a value "
+                        f"(write `{name}: Constant[...] = value`)"
+                    )
+                self.params[name] = ParamInfo(name, kind, vtype, inner, default, factory, klass)
+        # Remove class-level defaults so that an unset value reaches __getattr__.
+        for klass in cls.__mro__:
+            for name in self.params:
+                if name in klass.__dict__ and klass is not object:
+                    try:
+                        delattr(klass, name)
+                    except (AttributeError, TypeError):
+                        pass
+        self.param_list = list(self.params.values())
+        # Generated paths are outputs: like Meta values they never count in the identifier.
+        self.identity_params = sorted(
+            (
+                p
+                for p in self.param_list
+                if p.kind is not ParamKind.META and not isinstance(p.factory, PathGenerator)
+            ),
+            key=lambda p: p.name,
+        )
+        from ._task import Task  # local import: _task imports this module
+
+        self.is_task = issubclass(cls, Task)
+
+    @property
+    def doc(self) -> str | None:
+        """The class docstring."""
+        return inspect.getdoc(self.cls)
+
+    @property
+    def module_file(self) -> str | None:
+        """The file that defines the class (so a job process can import it)."""
+        module = sys.modules.get(self.cls.__module__)
+        return getattr(module, "__file__", None)
+
+
+def _module_name(cls: type) -> str:
+    """The module name used in type ids: a script run as ``__main__`` counts as its file stem,
+    so identifiers are the same whether the script is run or imported."""
+    if cls.__module__ == "__main__":
+        main = sys.modules.get("__main__")
+        file = getattr(main, "__file__", None)
+        if file:
+            from pathlib import Path
+
+            return Path(file).stem
+    return cls.__module__
+
+
+def _find_default(cls: type, name: str) -> Any:
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+        defaults = klass.__dict__.get("_xpm_defaults")
+        if defaults and name in defaults:
+            return defaults[name]
+    return MISSING
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (a string literal right after an annotated attribute), by name."""
+    cached = cls.__dict__.get("_xpm_attr_docs")
+    if cached is not None:
+        return typing.cast(dict[str, str], cached)
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is object:
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+            tree = ast.parse(source)
+        except (OSError, TypeError, SyntaxError, IndentationError):
+            continue
+        body = next((n.body for n in tree.body if isinstance(n, ast.ClassDef)), [])
+        for prev, node in zip(body, body[1:]):
+            if (
+                isinstance(prev, ast.AnnAssign)
+                and isinstance(prev.target, ast.Name)
+                and isinstance(node, ast.Expr)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                docs[prev.target.id] = inspect.cleandoc(node.value.value)
+    type.__setattr__(cls, "_xpm_attr_docs", docs)
+    return docs
+
+
+class ConfigMeta(type):
+    """Metaclass of configurations: gives every class a lazily built ``__xpm__``."""
+
+    @property
+    def __xpm__(cls) -> ConfigInfo:
+        info = cls.__dict__.get("_xpm_info")
+        if info is None:
+            info = ConfigInfo(cls)
+            type.__setattr__(cls, "_xpm_info", info)
+        return typing.cast(ConfigInfo, info)
+
+
+def _suggest(name: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class Config(metaclass=ConfigMeta):
+    """Base class of configurations: typed parameters declared as ``name: Param[T] = default``.
+
+    Build one by calling the class: ``CNN(n_layers=3)``.  Values are checked and converted at
+    construction and assignment; required parameters are checked when the identifier is
+    computed (at the latest when a task is submitted).
+    """
+
+    __xpmid__: ClassVar[str | None] = None
+    _xpm_info: ClassVar[ConfigInfo | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        type.__setattr__(cls, "_xpm_info", None)
+        # Keep the declared defaults: ConfigInfo removes them from the class namespace.
+        defaults = {
+            name: cls.__dict__[name]
+            for name in cls.__dict__.get("__annotations__", {})
+            if name in cls.__dict__
+        }
+        type.__setattr__(cls, "_xpm_defaults", defaults)
+
+    def __init__(self, **kwargs: Any) -> None:
+        info = type(self).__xpm__
+        values = self.__dict__
+        values["_xpm_tags"] = None
+        values["_xpm_frozen"] = False
+        values["_xpm_task"] = None  # the task whose output this configuration is
+        values["_xpm_id"] = None
+        params = info.params
+        for name, value in kwargs.items():
+            p = params.get(name)
+            if p is None:
+                raise ConfigError(
+                    f"{type(self).__qualname__} has no parameter {name!r}"
+                    f"{_suggest(name, params)} (parameters: {', '.join(params) or 'none'})"
+                )
+            values[name] = self._convert(p, value)
+        for p in info.param_list:
+            if p.name in kwargs:
+                continue
+            if p.default is not MISSING:
+                d = p.default
+                values[p.name] = d if isinstance(d, _IMMUTABLE) else copy.deepcopy(d)
+            elif p.factory is not None:
+                values[p.name] = self._convert(p, p.factory())
+
+    def _convert(self, p: ParamInfo, value: Any) -> Any:
+        if isinstance(value, Tagged):
+            value = value.value
+            tags = self.__dict__.get("_xpm_tags")
+            if tags is None:
+                tags = self.__dict__["_xpm_tags"] = {}
+            tags[p.name] = value
+        if p.kind is ParamKind.CONSTANT and p.default is not MISSING:
+            converted = p.type.convert(value) if not isinstance(value, GeneratedPath) else value
+            if converted != p.default:
+                raise ConfigError(
+                    f"{type(self).__qualname__}.{p.name} is a Constant equal to {p.default!r}; "
+                    f"it cannot be set to {value!r}"
+                )
+            return converted
+        if isinstance(value, GeneratedPath):
+            return value
+        try:
+            return p.type.convert(value)
+        except Mismatch as e:
+            raise ConfigError(
+                f"{type(self).__qualname__}.{p.name}{e.path}: expected {e.expected}, "
+                f"got {describe_value(e.value)}"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        params = type(self).__xpm__.params
+        p = params.get(name)
+        if p is None:
+            if name.startswith("_"):
+                object.__setattr__(self, name, value)
+                return
+            raise ConfigError(
+                f"{type(self).__qualname__} has no parameter {name!r}{_suggest(name, params)}; "
+                "use a name starting with '_' for other attributes"
+            )
+        if self.__dict__.get("_xpm_frozen"):
+            raise ConfigError(
+                f"cannot set {type(self).__qualname__}.{name}: the configuration is frozen "
+                "(it was submitted); build a new one instead"
+            )
+        self.__dict__[name] = self._convert(p, value)
+        self.__dict__["_xpm_id"] = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails: an unset required parameter or a typo.
+        info = type(self).__xpm__
+        if name in info.params:
+            raise ConfigError(
+                f"{type(self).__qualname__}.{name} is required but was not set: "
+                f"pass {name}=... when building {type(self).__qualname__}"
+            )
+        raise AttributeError(f"{type(self).__qualname__!r} object has no attribute {name!r}")
+
+    # --- identity ---------------------------------------------------------------------------
+    def __identifier__(self) -> Any:
+        """The identifier of this configuration (see docs/identifiers.md)."""
+        from ._identifier import identifier_of
+
+        return identifier_of(self)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        names = type(self).__xpm__.params
+        return all(
+            self.__dict__.get(n, MISSING) == other.__dict__.get(n, MISSING) for n in names
+        ) and self.__dict__.get("_xpm_task") == other.__dict__.get("_xpm_task")
+
+    def __hash__(self) -> int:
+        return hash(self.__identifier__().digest)
+
+    def __repr__(self) -> str:
+        info = type(self).__xpm__
+        parts = []
+        for p in info.param_list:
+            v = self.__dict__.get(p.name, MISSING)
+            if v is MISSING:
+                continue
+            if p.default is not MISSING and type(v) is type(p.default) and v == p.default:
+                continue
+            parts.append(f"{p.name}={v!r}")
+        return f"{type(self).__qualname__}({', '.join(parts)})"
+
+    # --- helpers ----------------------------------------------------------------------------
+    def __xpm_values__(self) -> Iterator[tuple[ParamInfo, Any]]:
+        """Every declared parameter and its value (MISSING when unset)."""
+        values = self.__dict__
+        for p in type(self).__xpm__.param_list:
+            yield p, values.get(p.name, MISSING)
+
+    def __xpm_freeze__(self) -> None:
+        """Freeze this configuration and every nested one: no more assignment."""
+        if self.__dict__.get("_xpm_frozen"):
+            return
+        self.__dict__["_xpm_frozen"] = True
+        for _p, value in self.__xpm_values__():
+            for child in iter_configs(value):
+                child.__xpm_freeze__()
+
+
+def iter_configs(value: Any) -> Iterator[Config]:
+    """The configurations directly inside a value (itself, or in lists, tuples and dicts)."""
+    if isinstance(value, Config):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from iter_configs(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from iter_configs(v)
+
+
+def check_required(cfg: Config) -> None:
+    """Raise a ConfigError naming the first unset required parameter in the whole tree."""
+    for p, value in cfg.__xpm_values__():
+        if value is MISSING:
+            raise ConfigError(
+                f"{type(cfg).__qualname__}.{p.name} is required but was not set: "
+                f"pass {p.name}=... when building {type(cfg).__qualname__}"
+            )
+        for child in iter_configs(value):
+            check_required(child)
+
+
+def tag(value: Any) -> Any:
+    """Mark a parameter value as a tag: ``Model(layers=tag(3))`` records the tag ``layers=3``.
+
+    Tags never change identifiers; they are recorded with the jobs that use the configuration.
+    """
+    return Tagged(value)
+
+
+def describe(cls: type[Config]) -> str:
+    """A readable table of a configuration class's parameters: kind, type, default, doc."""
+    info = cls.__xpm__
+    lines = [f"{cls.__module__}.{cls.__qualname__}  (type id: {info.typeid})"]
+    if info.doc:
+        lines.append("")
+        lines.extend("  " + line for line in info.doc.splitlines())
+    lines.append("")
+    if not info.param_list:
+        lines.append("  (no parameters)")
+    for p in info.param_list:
+        if p.default is not MISSING:
+            default = f" = {p.default!r}"
+        elif p.factory is not None:
+            default = f" = {getattr(p.factory, '__name__', repr(p.factory))}()"
+        else:
+            default = "  (required)"
+        lines.append(f"  {p.name}: {p.kind.value.capitalize()}[{p.type_name()}]{default}")
+        if p.doc:
+            lines.extend("      " + line for line in p.doc.splitlines())
+    return "\n".join(lines)

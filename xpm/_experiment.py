@@ -1,0 +1,345 @@
+"""Experiments: the ``with experiment(...)`` context, run modes, the plan and the summary."""
+
+from __future__ import annotations
+
+import contextvars
+import getpass
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ._config import check_required
+from ._jobdir import JobDir, atomic_write_text
+from ._scheduler import Job, Scheduler
+from .errors import ExperimentError, JobsFailedError
+
+if TYPE_CHECKING:
+    from ._task import Task
+    from .launchers._base import Launcher
+
+RUN_MODES = ("normal", "generate", "dry-run")
+_current: contextvars.ContextVar[Experiment | None] = contextvars.ContextVar(
+    "xpm_experiment", default=None
+)
+
+
+def current_experiment() -> Experiment | None:
+    """The experiment whose ``with`` block is active (None outside one)."""
+    return _current.get()
+
+
+class Experiment:
+    """A named run of submissions on a workdir; see :func:`experiment`."""
+
+    def __init__(
+        self,
+        workdir: str | os.PathLike[str],
+        name: str,
+        run_mode: str = "normal",
+        launcher: Launcher | None = None,
+        max_parallel: int | None = None,
+        progress: bool | None = None,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
+        if run_mode not in RUN_MODES:
+            raise ExperimentError(
+                f"unknown run mode {run_mode!r}: use one of {', '.join(RUN_MODES)}"
+            )
+        if not name or "/" in name or name.startswith("."):
+            raise ExperimentError(
+                f"invalid experiment name {name!r}: use a non-empty name without '/'"
+            )
+        if max_parallel is not None and max_parallel < 1:
+            raise ExperimentError(f"max_parallel={max_parallel}: give a positive integer")
+        self.workdir = Path(workdir).absolute()
+        self.name = name
+        self.run_mode = run_mode
+        self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+        self._launcher = launcher
+        self.scheduler = Scheduler(max_parallel=max_parallel)
+        self.jobs: dict[tuple[str, str], Job] = {}
+        self.plan: list[dict[str, Any]] = []
+        self._progress = progress if progress is not None else sys.stderr.isatty()
+        self._echo = echo or (lambda text: print(text, file=sys.stderr))
+        self._token: contextvars.Token[Experiment | None] | None = None
+        self._submissions: list[dict[str, Any]] = []
+        self.start_time = time.time()
+        self.end_time: float | None = None
+        self.info: dict[str, Any] = {}
+        self._submit_listeners: list[Callable[[Job], None]] = []
+
+    # --- launcher ----------------------------------------------------------------------------
+    @property
+    def launcher(self) -> Launcher:
+        """The default launcher of this experiment (local, one job per CPU, unless given)."""
+        if self._launcher is None:
+            from .launchers.local import LocalLauncher
+
+            self._launcher = LocalLauncher()
+        return self._launcher
+
+    @property
+    def run_dir(self) -> Path:
+        """Where this experiment's run records live: ``WORKDIR/experiments/<name>/``."""
+        return self.workdir / "experiments" / self.name
+
+    def add_submit_listener(self, listener: Callable[[Job], None]) -> None:
+        """Call ``listener(job)`` for each new job of this run (after its directory exists)."""
+        self._submit_listeners.append(listener)
+
+    # --- context -----------------------------------------------------------------------------
+    def __enter__(self) -> Experiment:
+        if self.run_mode != "dry-run":
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._write_run_record()
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                try:
+                    self.wait()
+                except KeyboardInterrupt:
+                    self._interrupt()
+                    raise
+            elif issubclass(exc_type, KeyboardInterrupt):
+                self._interrupt()
+            else:
+                self.scheduler.cancel_all(f"experiment stopped: {exc_type.__name__}")
+        finally:
+            self.scheduler.shutdown()
+            if self._token is not None:
+                _current.reset(self._token)
+            self.end_time = time.time()
+            if self.run_mode != "dry-run":
+                self._flush_submissions()
+                self._write_run_record()
+        if exc_type is None:
+            self._summarize()
+
+    def _interrupt(self) -> None:
+        self._echo("xpm: interrupted; stopping running jobs (a new run resumes from here)")
+        self.scheduler.cancel_all("interrupted")
+
+    # --- submission --------------------------------------------------------------------------
+    def submit(self, task: Task, launcher: Launcher | None = None) -> Any:
+        """Schedule ``task`` (see :meth:`xpm.Task.submit`)."""
+        from ._serialize import dumps
+        from ._task import collect_tags, iter_dependencies, resolve_generated_paths
+
+        check_required(task)
+        task.__xpm_freeze__()
+        info = type(task).__xpm__
+        ident = task.__identifier__().hex
+        key = (info.typeid, ident)
+        job = self.jobs.get(key)
+        if job is not None:
+            return self._outputs(job.task)
+        dependencies = []
+        for upstream in iter_dependencies(task):
+            up_key = (type(upstream).__xpm__.typeid, upstream.__identifier__().hex)
+            dep_job = self.jobs.get(up_key)
+            if dep_job is None:
+                raise ExperimentError(
+                    f"{type(task).__qualname__} uses {type(upstream).__qualname__}, which was "
+                    "not submitted in this experiment: submit it first and pass its outputs"
+                )
+            dependencies.append(dep_job)
+        jobdir = JobDir(self.workdir, info.typeid, ident)
+        task.__dict__["_xpm_jobdir"] = jobdir
+        resolve_generated_paths(task, jobdir)
+        tags = _jsonable_tags(collect_tags(task))
+        job = Job(task, jobdir, launcher or self.launcher, dependencies, tags)
+        self.jobs[key] = job
+        outputs = self._outputs(task)
+        if self.run_mode == "dry-run":
+            done = jobdir.is_done()
+            job.state = "DONE" if done else "UNSCHEDULED"
+            self.plan.append(
+                {
+                    "task": info.typeid,
+                    "identifier": ident,
+                    "path": str(jobdir.path),
+                    "dependencies": [d.name for d in dependencies],
+                    "tags": tags,
+                    "status": "done" if done else "to run",
+                }
+            )
+            deps = f" after {', '.join(d.name for d in dependencies)}" if dependencies else ""
+            tagtext = " ".join(f"{k}={v}" for k, v in sorted(tags.items()))
+            self._echo(
+                f"[{'done' if done else 'to run'}] {job.name} {tagtext}{deps}\n    {jobdir.path}"
+            )
+            return outputs
+        jobdir.create()
+        jobdir.write_params(dumps(task, self.workdir))
+        if not jobdir.tags.exists() or jobdir.read_tags() != tags:
+            jobdir.write_tags(tags)
+        self._submissions.append(
+            {"time": time.time(), "task": info.typeid, "identifier": ident, "tags": tags}
+        )
+        if len(self._submissions) >= 1000:
+            self._flush_submissions()
+        if self.run_mode == "generate":
+            job.state = "DONE" if jobdir.is_done() else "UNSCHEDULED"
+            job.already_done = job.state == "DONE"
+        elif jobdir.is_done():
+            # Fast path: a DONE job is never run again; no lock needed (markers are final).
+            job.state = "DONE"
+            job.already_done = True
+        else:
+            self.scheduler.enqueue(job)
+        for listener in self._submit_listeners:
+            listener(job)
+        return outputs
+
+    def _outputs(self, task: Task) -> Any:
+        from ._task import mark_outputs
+
+        outputs = task.task_outputs(lambda value: mark_outputs(task, value))
+        return outputs
+
+    # --- waiting and reporting ---------------------------------------------------------------
+    def wait(self) -> None:
+        """Block until every submitted job has ended (normal mode)."""
+        if self.run_mode != "normal":
+            return
+        last = [""]
+
+        def tick() -> None:
+            line = self._progress_line()
+            if self._progress:
+                sys.stderr.write("\r\x1b[2K" + line)
+                sys.stderr.flush()
+            elif line != last[0]:
+                self._echo(line)
+            last[0] = line
+
+        self.scheduler.wait(on_tick=tick if self.scheduler.jobs else None)
+        if self._progress and self.scheduler.jobs:
+            sys.stderr.write("\r\x1b[2K")
+
+    def counts(self) -> dict[str, int]:
+        """Number of this run's jobs in each state (``already done`` counted apart)."""
+        counts: dict[str, int] = {}
+        for job in self.jobs.values():
+            state = "ALREADY_DONE" if job.already_done else job.state
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
+    def _progress_line(self) -> str:
+        c = self.counts()
+        pending = c.get("WAITING", 0) + c.get("READY", 0)
+        return (
+            f"xpm {self.name}: {c.get('DONE', 0) + c.get('ALREADY_DONE', 0)} done, "
+            f"{c.get('RUNNING', 0) + c.get('SUBMITTED', 0)} running, "
+            f"{c.get('FAILED', 0) + c.get('CANCELLED', 0)} failed, {pending} pending"
+        )
+
+    def failed_jobs(self) -> list[Job]:
+        """Jobs of this run that failed or were cancelled."""
+        return [j for j in self.jobs.values() if j.state in ("FAILED", "CANCELLED")]
+
+    def _summarize(self) -> None:
+        c = self.counts()
+        if self.run_mode == "dry-run":
+            todo = sum(1 for p in self.plan if p["status"] == "to run")
+            self._echo(f"xpm {self.name}: dry run: {len(self.plan)} jobs, {todo} to run")
+            return
+        if self.run_mode == "generate":
+            self._echo(f"xpm {self.name}: generated {len(self.jobs)} job directories")
+            return
+        failed = self.failed_jobs()
+        self._echo(
+            f"xpm {self.name}: {c.get('DONE', 0)} done, {c.get('ALREADY_DONE', 0)} already done,"
+            f" {len(failed)} failed"
+        )
+        for job in failed:
+            self._echo(f"  {job.state} {job.name}: {job.reason}\n    log: {job.jobdir.stderr}")
+        if failed:
+            raise JobsFailedError(
+                f"{len(failed)} job(s) of experiment {self.name!r} failed; see the logs above",
+                [j.name for j in failed],
+            )
+
+    # --- records -----------------------------------------------------------------------------
+    def _write_run_record(self) -> None:
+        record = {
+            "experiment": self.name,
+            "run_id": self.run_id,
+            "run_mode": self.run_mode,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "host": socket.gethostname(),
+            "user": _user(),
+            "pid": os.getpid(),
+            **self.info,
+        }
+        runs = self.run_dir / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(runs / f"{self.run_id}.json", json.dumps(record, indent=1, default=str))
+
+    def _flush_submissions(self) -> None:
+        if not self._submissions:
+            return
+        path = self.run_dir / "runs" / f"{self.run_id}.jobs.jsonl"
+        lines = "".join(json.dumps(s, sort_keys=True, default=str) + "\n" for s in self._submissions)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(lines)
+        self._submissions.clear()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _jsonable_tags(tags: dict[str, Any]) -> dict[str, Any]:
+    from enum import Enum
+
+    out: dict[str, Any] = {}
+    for key, value in tags.items():
+        if isinstance(value, (bool, int, float, str)) or value is None:
+            out[key] = value
+        elif isinstance(value, Enum):
+            out[key] = value.name
+        else:
+            out[key] = str(value)
+    return out
+
+
+def experiment(
+    workdir: str | os.PathLike[str],
+    name: str,
+    run_mode: str = "normal",
+    *,
+    launcher: Launcher | None = None,
+    max_parallel: int | None = None,
+    progress: bool | None = None,
+) -> Experiment:
+    """An experiment on ``workdir``: ``with experiment("runs", "sweep") as xp: task.submit()``.
+
+    ``run_mode``: ``normal`` runs everything and waits; ``generate`` writes job directories
+    without running; ``dry-run`` writes nothing and prints the plan.  At the end a summary is
+    printed and :class:`xpm.errors.JobsFailedError` is raised when a job failed.
+    """
+    return Experiment(
+        workdir, name, run_mode, launcher=launcher, max_parallel=max_parallel, progress=progress
+    )
+
+
+__all__ = ["Experiment", "experiment", "current_experiment"]

@@ -1,0 +1,325 @@
+"""The one owner of the job-directory layout.
+
+Every file of a job directory is named here and nowhere else::
+
+    WORKDIR/jobs/<task id>/<identifier hex>/
+        params.json      configuration of the task (written once, atomically)
+        tags.json        tags of the job (written at submission)
+        events.jsonl     state history: one JSON object per transition (append only)
+        done             marker: the job finished successfully (atomic)
+        failed           marker: the job failed; JSON with the reason (atomic)
+        stdout.log       standard output of the current attempt
+        stderr.log       standard error of the current attempt
+        stdout.N.log     the same for earlier attempts (N = 1, 2, ...)
+        results.jsonl    results reported by the task (append only)
+        lock             inter-process lock held by the scheduler that launches the job
+        running.lock     inter-process lock held by the job process while it runs
+        job.sh           launcher script (Slurm)
+        .xpm/            scratch space of xpm (temporary files for atomic writes)
+
+Writers: the scheduler creates the directory, params.json, tags.json and
+appends ``submitted``/``failed`` events; the job process appends ``running`` and
+writes the markers.  Readers derive the status from markers first (the
+markers are the truth), then from the last event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import JobDirectoryError
+
+#: Job states, in life-cycle order.  Terminal states: DONE, FAILED, CANCELLED.
+STATES = ("UNSCHEDULED", "WAITING", "READY", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED")
+TERMINAL_STATES = frozenset({"DONE", "FAILED", "CANCELLED"})
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so readers see the old or the new file, never half of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def append_json_line(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON object as a line; a single ``write`` keeps concurrent lines whole."""
+    line = json.dumps(record, sort_keys=True, default=str) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    """Read a JSON-lines file, skipping a torn last line (a writer killed mid-write)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+@dataclass
+class JobStatus:
+    """The status of a job as read from its directory."""
+
+    state: str = "UNSCHEDULED"
+    reason: str | None = None
+    submit_time: float | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    host: str | None = None
+    pid: int | None = None
+    launcher: str | None = None
+    launcher_job_id: str | None = None
+    attempt: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the job has ended (done, failed or cancelled)."""
+        return self.state in TERMINAL_STATES
+
+
+class JobDir:
+    """A job directory: every path in it, atomic writes and status reading."""
+
+    __slots__ = ("path", "task_id", "identifier")
+
+    def __init__(self, workdir: Path, task_id: str, identifier: str) -> None:
+        self.task_id = task_id
+        self.identifier = identifier
+        self.path = Path(workdir) / "jobs" / task_id / identifier
+
+    @classmethod
+    def from_path(cls, path: Path) -> JobDir:
+        """The job directory at ``path`` (``WORKDIR/jobs/<task id>/<hex>``)."""
+        path = Path(path).absolute()
+        if path.parent.parent.name != "jobs":
+            raise JobDirectoryError(
+                f"{path} is not a job directory: expected WORKDIR/jobs/<task id>/<identifier>"
+            )
+        return cls(path.parent.parent.parent, path.parent.name, path.name)
+
+    @property
+    def workdir(self) -> Path:
+        """The workdir holding this job directory."""
+        return self.path.parent.parent.parent
+
+    @property
+    def relpath(self) -> str:
+        """The job directory relative to the workdir (``jobs/<task>/<hex>``)."""
+        return f"jobs/{self.task_id}/{self.identifier}"
+
+    # --- file names -------------------------------------------------------------------------
+    @property
+    def params(self) -> Path:
+        return self.path / "params.json"
+
+    @property
+    def tags(self) -> Path:
+        return self.path / "tags.json"
+
+    @property
+    def events(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def done_marker(self) -> Path:
+        return self.path / "done"
+
+    @property
+    def failed_marker(self) -> Path:
+        return self.path / "failed"
+
+    @property
+    def stdout(self) -> Path:
+        return self.path / "stdout.log"
+
+    @property
+    def stderr(self) -> Path:
+        return self.path / "stderr.log"
+
+    @property
+    def results(self) -> Path:
+        return self.path / "results.jsonl"
+
+    @property
+    def lock(self) -> Path:
+        return self.path / "lock"
+
+    @property
+    def running_lock(self) -> Path:
+        return self.path / "running.lock"
+
+    @property
+    def script(self) -> Path:
+        return self.path / "job.sh"
+
+    @property
+    def scratch(self) -> Path:
+        return self.path / ".xpm"
+
+    def log(self, stream: str, attempt: int | None = None) -> Path:
+        """The log of ``stream`` ('stdout' or 'stderr'); ``attempt`` N names a rotated one."""
+        if stream not in ("stdout", "stderr"):
+            raise JobDirectoryError(f"unknown log stream {stream!r}: use 'stdout' or 'stderr'")
+        if attempt is None:
+            return self.path / f"{stream}.log"
+        return self.path / f"{stream}.{attempt}.log"
+
+    def inside(self, relative: str | os.PathLike[str]) -> Path:
+        """``relative`` resolved inside the job directory; refuses paths that would leave it."""
+        rel = Path(relative)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise JobDirectoryError(
+                f"path {str(relative)!r} would leave the job directory: use a relative path without '..'"
+            )
+        return self.path / rel
+
+    # --- writes -----------------------------------------------------------------------------
+    def create(self) -> bool:
+        """Create the directory; True when it did not exist before."""
+        try:
+            self.path.mkdir(parents=True)
+        except FileExistsError:
+            return False
+        return True
+
+    def exists(self) -> bool:
+        return self.params.exists()
+
+    def write_params(self, text: str) -> None:
+        if not self.params.exists():
+            atomic_write_text(self.params, text)
+
+    def write_tags(self, tags: dict[str, Any]) -> None:
+        atomic_write_text(self.tags, json.dumps(tags, sort_keys=True))
+
+    def read_tags(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.tags.read_text(encoding="utf-8")))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def add_event(self, state: str, **info: Any) -> None:
+        """Append a state transition to the job's history."""
+        record = {"state": state, "time": time.time(), **info}
+        append_json_line(self.events, record)
+
+    def mark_done(self, **info: Any) -> None:
+        atomic_write_text(self.done_marker, json.dumps({"time": time.time(), **info}))
+
+    def mark_failed(self, reason: str, **info: Any) -> None:
+        atomic_write_text(
+            self.failed_marker, json.dumps({"time": time.time(), "reason": reason, **info})
+        )
+
+    def is_done(self) -> bool:
+        return self.done_marker.exists()
+
+    def rotate_for_new_attempt(self) -> int:
+        """Keep the previous attempt's logs (``stdout.N.log``) and clear its outcome.
+
+        Returns the number the previous attempt's logs now carry (0 when there were none).
+        """
+        if not (self.stdout.exists() or self.stderr.exists()):
+            self.failed_marker.unlink(missing_ok=True)
+            return 0
+        n = 1
+        while self.log("stdout", n).exists() or self.log("stderr", n).exists():
+            n += 1
+        for stream in ("stdout", "stderr"):
+            current = self.log(stream)
+            if current.exists():
+                os.replace(current, self.log(stream, n))
+        self.failed_marker.unlink(missing_ok=True)
+        return n
+
+    # --- reads ------------------------------------------------------------------------------
+    def read_marker(self, marker: Path) -> dict[str, Any] | None:
+        try:
+            text = marker.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(text) if text.strip() else {}
+        except json.JSONDecodeError:
+            data = {}
+        return data if isinstance(data, dict) else {}
+
+    def read_status(self) -> JobStatus:
+        """Fold the event history and the markers into a :class:`JobStatus`."""
+        status = JobStatus()
+        history = read_json_lines(self.events)
+        status.history = history
+        for event in history:
+            state = event.get("state")
+            if not isinstance(state, str):
+                continue
+            if state == "SUBMITTED":
+                status.attempt += 1
+                status.submit_time = event.get("time")
+                status.start_time = status.end_time = None
+                status.exit_code = status.signal = None
+                status.reason = None
+                status.pid = event.get("pid")
+                status.launcher = event.get("launcher", status.launcher)
+                status.launcher_job_id = event.get("launcher_job_id")
+            elif state == "RUNNING":
+                status.start_time = event.get("time")
+                status.pid = event.get("pid", status.pid)
+                status.host = event.get("host", status.host)
+            elif state in TERMINAL_STATES:
+                status.end_time = event.get("time")
+                status.exit_code = event.get("exit_code", status.exit_code)
+                status.signal = event.get("signal", status.signal)
+                status.reason = event.get("reason")
+            if "launcher_job_id" in event and event["launcher_job_id"] is not None:
+                status.launcher_job_id = str(event["launcher_job_id"])
+            status.state = state
+        # The markers win over the event log: they are written last and atomically.
+        if self.is_done():
+            status.state = "DONE"
+            status.reason = None
+        else:
+            failed = self.read_marker(self.failed_marker)
+            if failed is not None:
+                status.state = failed.get("state", "FAILED")
+                status.reason = failed.get("reason", status.reason)
+                status.exit_code = failed.get("exit_code", status.exit_code)
+                status.signal = failed.get("signal", status.signal)
+                status.end_time = failed.get("time", status.end_time)
+        return status
+
+
+def iter_job_dirs(workdir: Path) -> Iterator[JobDir]:
+    """Every job directory (one holding a params.json) under ``WORKDIR/jobs``."""
+    jobs = Path(workdir) / "jobs"
+    if not jobs.is_dir():
+        return
+    for task_dir in sorted(jobs.iterdir()):
+        if not task_dir.is_dir() or task_dir.is_symlink():
+            continue
+        for job_dir in sorted(task_dir.iterdir()):
+            if job_dir.is_dir() and not job_dir.is_symlink() and (job_dir / "params.json").exists():
+                yield JobDir(Path(workdir), task_dir.name, job_dir.name)

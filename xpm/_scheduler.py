@@ -1,0 +1,334 @@
+"""The scheduler: job graph, states, locks, dedup across processes, dependency waits.
+
+It runs in the experiment process as one background thread.  Job processes are started
+through launchers; a job starts when its dependencies are DONE and its launcher has room.
+Exactly-once across processes comes from two inter-process locks per job directory:
+``lock`` (held by the scheduler that launches the job, until the job ends) and
+``running.lock`` (held by the job process while it runs).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._jobdir import TERMINAL_STATES, JobDir
+from .launchers._base import LaunchedJob, Launcher, LaunchOutcome
+
+if TYPE_CHECKING:
+    from ._task import Task
+
+#: How often a job whose lock another process holds is tried again (seconds).
+LOCK_RETRY = 0.2
+
+
+@dataclass(eq=False)
+class Job:
+    """A submitted task in this experiment process."""
+
+    task: Task
+    jobdir: JobDir
+    launcher: Launcher
+    dependencies: list[Job] = field(default_factory=list)
+    tags: dict[str, Any] = field(default_factory=dict)
+    state: str = "WAITING"
+    reason: str | None = None
+    already_done: bool = False
+    launched: LaunchedJob | None = None
+    lock: Any = None
+    next_try: float = 0.0
+    waiting_for_other: bool = False
+
+    @property
+    def identifier(self) -> str:
+        return self.jobdir.identifier
+
+    @property
+    def task_id(self) -> str:
+        return self.jobdir.task_id
+
+    @property
+    def name(self) -> str:
+        return f"{self.task_id}/{self.identifier[:12]}"
+
+
+Listener = Callable[[Job], None]
+
+
+class Scheduler:
+    """Starts ready jobs, watches running ones, records outcomes."""
+
+    def __init__(self, max_parallel: int | None = None, poll_floor: float = 0.05) -> None:
+        self.max_parallel = max_parallel
+        self.jobs: list[Job] = []
+        self._pending: list[Job] = []
+        self._running: list[Job] = []
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self._poll_floor = poll_floor
+        self._listeners: list[Listener] = []
+        self._next_poll: dict[int, float] = {}
+        self.error: BaseException | None = None
+
+    # --- public ------------------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(job)`` on every state change (from the scheduler thread)."""
+        self._listeners.append(listener)
+
+    def enqueue(self, job: Job) -> None:
+        """Schedule ``job``; it starts when its dependencies are DONE."""
+        if hasattr(job.launcher, "on_exit"):  # launchers that notify instead of being polled
+            job.launcher.on_exit = self._wake
+        with self._cond:
+            self.jobs.append(job)
+            self._pending.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="xpm-scheduler", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def wait(self, on_tick: Callable[[], None] | None = None, tick: float = 0.5) -> None:
+        """Block until every enqueued job has ended."""
+        while True:
+            with self._cond:
+                if self.error is not None:
+                    raise self.error
+                if not self._pending and not self._running:
+                    return
+                self._cond.wait(timeout=tick)
+            if on_tick is not None:
+                on_tick()
+
+    def cancel_all(self, reason: str) -> None:
+        """Stop every job of this scheduler: running ones are terminated and recorded."""
+        with self._cond:
+            self._stop = True
+            running = list(self._running)
+            pending = list(self._pending)
+            self._pending.clear()
+            self._cond.notify_all()
+        by_launcher: dict[int, list[Job]] = {}
+        for job in running:
+            by_launcher.setdefault(id(job.launcher), []).append(job)
+        for jobs in by_launcher.values():
+            launched = [j.launched for j in jobs if j.launched is not None]
+            try:
+                jobs[0].launcher.cancel(launched)
+            except Exception as e:  # noqa: BLE001 - report and go on cancelling the rest
+                print(f"xpm: could not cancel jobs: {e}", file=sys.stderr)
+        for job in running:
+            status = job.jobdir.read_status()
+            if status.state == "DONE":
+                self._finish(job, "DONE", None)
+                continue
+            if status.state not in TERMINAL_STATES or not job.jobdir.failed_marker.exists():
+                job.jobdir.mark_failed(reason, state="CANCELLED")
+                job.jobdir.add_event("CANCELLED", reason=reason)
+            self._finish(job, "CANCELLED", reason)
+        for job in pending:
+            self._set_state(job, "CANCELLED", reason)
+        with self._cond:
+            self._running.clear()
+            self._cond.notify_all()
+
+    def shutdown(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # --- loop --------------------------------------------------------------------------------
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    if self._stop:
+                        return
+                    timeout = self._step()
+                    self._cond.wait(timeout=timeout)
+        except BaseException as e:  # surface scheduler bugs in the waiting thread
+            with self._cond:
+                self.error = e
+                self._cond.notify_all()
+
+    def _step(self) -> float:
+        """One pass over pending and running jobs; returns how long to sleep."""
+        now = time.monotonic()
+        sleep = 1.0
+        self._collect(now)
+        for job in list(self._pending):
+            deps = job.dependencies
+            if any(d.state in ("FAILED", "CANCELLED") for d in deps):
+                self._pending.remove(job)
+                failed = next(d for d in deps if d.state in ("FAILED", "CANCELLED"))
+                reason = f"dependency failed ({failed.name})"
+                job.jobdir.mark_failed(reason, state="FAILED")
+                job.jobdir.add_event("FAILED", reason=reason)
+                self._set_state(job, "FAILED", reason)
+                continue
+            if not all(d.state == "DONE" for d in deps):
+                continue
+            if job.next_try > now:
+                sleep = min(sleep, job.next_try - now)
+                continue
+            if not self._has_room(job):
+                continue
+            if self._try_start(job):
+                self._pending.remove(job)
+            elif job.state not in TERMINAL_STATES:
+                job.next_try = now + LOCK_RETRY
+                sleep = min(sleep, LOCK_RETRY)
+            else:
+                self._pending.remove(job)
+        for launcher in {id(j.launcher): j.launcher for j in self._running}.values():
+            if launcher.poll_interval is not None:
+                sleep = min(sleep, launcher.poll_interval)
+        return max(sleep, self._poll_floor) if self._pending or self._running else 1.0
+
+    def _has_room(self, job: Job) -> bool:
+        if self.max_parallel is not None and len(self._running) >= self.max_parallel:
+            return False
+        limit = job.launcher.max_parallel
+        if limit is None:
+            return True
+        same = sum(1 for j in self._running if j.launcher is job.launcher)
+        return same < limit
+
+    def _try_start(self, job: Job) -> bool:
+        import fasteners
+
+        jobdir = job.jobdir
+        if job.lock is None:
+            lock = fasteners.InterProcessLock(str(jobdir.lock))
+            if not lock.acquire(blocking=False):
+                self._note_waiting(job)
+                return False
+            job.lock = lock
+        # Holding the lock: no other scheduler launches it.  A job process left by a crashed
+        # scheduler may still run it: its running.lock tells.
+        if jobdir.is_done():
+            self._release(job)
+            self._set_state(job, "DONE", None)
+            job.already_done = True
+            return True
+        probe = fasteners.InterProcessLock(str(jobdir.running_lock))
+        if not probe.acquire(blocking=False):
+            self._note_waiting(job)
+            return False
+        probe.release()
+        jobdir.rotate_for_new_attempt()
+        command = [sys.executable, "-m", "xpm.run", str(jobdir.path)]
+        env = {"PYTHONPATH": _pythonpath()}
+        try:
+            launched = job.launcher.submit(
+                jobdir, command, env, [d.launched for d in job.dependencies if d.launched]
+            )
+        except Exception as e:  # noqa: BLE001 - a launcher failure fails the job, not xpm
+            reason = f"launch failed: {e}"
+            jobdir.mark_failed(reason, state="FAILED")
+            jobdir.add_event("FAILED", reason=reason)
+            self._release(job)
+            self._set_state(job, "FAILED", reason)
+            return True
+        job.launched = launched
+        jobdir.add_event(
+            "SUBMITTED",
+            launcher=job.launcher.kind,
+            launcher_job_id=launched.launcher_job_id,
+        )
+        self._running.append(job)
+        self._set_state(job, "RUNNING" if job.launcher.kind == "local" else "SUBMITTED", None)
+        return True
+
+    def _note_waiting(self, job: Job) -> None:
+        if not job.waiting_for_other:
+            job.waiting_for_other = True
+            print(
+                f"xpm: {job.name} is being run by another process; waiting for it",
+                file=sys.stderr,
+            )
+
+    def _collect(self, now: float) -> None:
+        if not self._running:
+            return
+        by_launcher: dict[int, list[Job]] = {}
+        for job in self._running:
+            by_launcher.setdefault(id(job.launcher), []).append(job)
+        for key, jobs in by_launcher.items():
+            launcher = jobs[0].launcher
+            if launcher.poll_interval is not None:
+                if self._next_poll.get(key, 0.0) > now:
+                    continue
+                self._next_poll[key] = now + launcher.poll_interval
+            launched = [j.launched for j in jobs if j.launched is not None]
+            outcomes = launcher.poll(launched)
+            for job in jobs:
+                if job.launched is not None:
+                    self._apply(job, outcomes.get(job.launched.launcher_job_id))
+
+    def _apply(self, job: Job, outcome: LaunchOutcome | None) -> None:
+        jobdir = job.jobdir
+        if outcome is not None and outcome.state not in TERMINAL_STATES:
+            if outcome.state != job.state:
+                self._set_state(job, outcome.state, None)
+            return
+        # The backend says the job ended (or forgot it): the job directory has the details.
+        status = jobdir.read_status()
+        if status.state == "DONE":
+            self._finish(job, "DONE", None)
+            return
+        if jobdir.failed_marker.exists():
+            self._finish(job, status.state, status.reason)
+            return
+        if outcome is None:
+            # Gone from the backend without a trace of its own: it died before writing.
+            reason = "lost: the job ended without recording an outcome"
+            state = "FAILED"
+        else:
+            state, reason = outcome.state, outcome.reason or "failed"
+            if state == "DONE":
+                state, reason = "FAILED", "the job process exited without marking the job done"
+        jobdir.mark_failed(reason, state=state, exit_code=outcome and outcome.exit_code,
+                           signal=outcome and outcome.signal)
+        jobdir.add_event(state, reason=reason, exit_code=outcome and outcome.exit_code,
+                         signal=outcome and outcome.signal)
+        self._finish(job, state, reason)
+
+    def _finish(self, job: Job, state: str, reason: str | None) -> None:
+        if job in self._running:
+            self._running.remove(job)
+        self._release(job)
+        self._set_state(job, state, reason)
+
+    def _release(self, job: Job) -> None:
+        if job.lock is not None:
+            try:
+                job.lock.release()
+            except Exception:  # noqa: BLE001 - already released
+                pass
+            job.lock = None
+
+    def _set_state(self, job: Job, state: str, reason: str | None) -> None:
+        job.state = state
+        job.reason = reason
+        for listener in self._listeners:
+            listener(job)
+        self._cond.notify_all()
+
+
+def _pythonpath() -> str:
+    """sys.path of the experiment process, so the job process imports the same modules."""
+    import os
+
+    entries = [p for p in sys.path if p and os.path.isdir(p)]
+    return os.pathsep.join(dict.fromkeys(entries))

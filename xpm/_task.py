@@ -1,0 +1,166 @@
+"""Tasks: configurations that run in a job process, with outputs, tags and results."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._config import Config, iter_configs
+from ._types import GeneratedPath
+from .errors import ExperimentError, XpmError
+
+if TYPE_CHECKING:
+    from ._jobdir import JobDir
+    from .launchers._base import Launcher
+
+
+class Task(Config):
+    """A configuration that computes something: ``execute()`` runs in its job directory.
+
+    ``task.submit()`` inside ``with experiment(...)`` schedules it and returns
+    ``task_outputs(dep)`` (or the task itself when it defines no outputs).
+    """
+
+    def execute(self) -> None:
+        """The work of the task; runs in the job process with the job directory as cwd."""
+        raise NotImplementedError(f"{type(self).__qualname__} must define execute()")
+
+    def task_outputs(self, dep: Callable[[Any], Any]) -> Any:
+        """What ``submit()`` returns: configurations wrapped with ``dep(...)``."""
+        return self
+
+    def submit(self, launcher: Launcher | None = None) -> Any:
+        """Schedule this task in the current experiment; returns its outputs."""
+        from ._experiment import current_experiment
+
+        xp = current_experiment()
+        if xp is None:
+            raise ExperimentError(
+                f"{type(self).__qualname__}.submit() was called outside an experiment: "
+                "call it inside `with experiment(workdir, name) as xp:`"
+            )
+        return xp.submit(self, launcher=launcher)
+
+    @property
+    def __xpm_jobdir__(self) -> JobDir:
+        """The job directory of this task (known once submitted, or in the job process)."""
+        jobdir = self.__dict__.get("_xpm_jobdir")
+        if jobdir is None:
+            raise XpmError(f"{type(self).__qualname__} has no job directory: submit it first")
+        return jobdir  # type: ignore[no-any-return]
+
+    def report(self, step: int | None = None, **values: Any) -> None:
+        """Record results (``self.report(accuracy=0.93, step=10)``) in the job's results.jsonl.
+
+        Runs in the job process: the scheduler ingests the file into the index.  Values must be
+        JSON numbers, strings, booleans or null.
+        """
+        _append_results(self.__xpm_jobdir__, values, step)
+
+
+def _append_results(jobdir: JobDir, values: dict[str, Any], step: int | None) -> None:
+    from ._jobdir import append_json_line
+
+    if not values:
+        raise XpmError("report() needs at least one key=value result")
+    now = time.time()
+    for key, value in values.items():
+        if not isinstance(value, (int, float, str, bool)) and value is not None:
+            raise XpmError(
+                f"report({key}=...): results are numbers, strings or booleans, "
+                f"not {type(value).__name__}; convert it (e.g. float(x))"
+            )
+        try:
+            json.dumps(value, allow_nan=True)
+        except TypeError:
+            raise XpmError(f"report({key}=...): {value!r} is not JSON-serializable") from None
+    append_json_line(jobdir.results, {"time": now, "step": step, "values": values})
+
+
+def dep(output: Any) -> Any:
+    """Placeholder replaced at submission: marks ``output`` as produced by the submitted task."""
+    raise XpmError("dep() is given to task_outputs(); do not call xpm.dep directly")
+
+
+def mark_outputs(task: Task, outputs: Any) -> Any:
+    """Make every configuration in ``outputs`` an output of ``task`` (its identity includes it)."""
+    for cfg in iter_configs(outputs):
+        if cfg is task:
+            continue
+        if cfg.__dict__.get("_xpm_task") is None:
+            cfg.__dict__["_xpm_task"] = task
+        cfg.__xpm_freeze__()
+    return outputs
+
+
+def iter_dependencies(cfg: Config, _seen: set[int] | None = None) -> Iterator[Task]:
+    """The tasks ``cfg`` depends on: tasks nested in it and tasks whose outputs it holds."""
+    seen = _seen if _seen is not None else set()
+    for _p, value in cfg.__xpm_values__():
+        for child in iter_configs(value):
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            if isinstance(child, Task):
+                yield child
+                continue
+            producer = child.__dict__.get("_xpm_task")
+            if producer is not None:
+                yield producer
+                continue
+            yield from iter_dependencies(child, seen)
+
+
+def resolve_generated_paths(cfg: Config, jobdir: JobDir) -> None:
+    """Replace generated paths in ``cfg`` (and its own nested configurations) by real paths."""
+    for p, value in cfg.__xpm_values__():
+        if isinstance(value, GeneratedPath):
+            cfg.__dict__[p.name] = jobdir.inside(value.relative)
+            continue
+        for child in iter_configs(value):
+            if not isinstance(child, Task) and child.__dict__.get("_xpm_task") is None:
+                resolve_generated_paths(child, jobdir)
+
+
+def collect_tags(cfg: Config, _seen: set[int] | None = None) -> dict[str, Any]:
+    """Tags of ``cfg``: its own, those of nested configurations and of the tasks it uses."""
+    seen = _seen if _seen is not None else set()
+    tags: dict[str, Any] = {}
+    for _p, value in cfg.__xpm_values__():
+        for child in iter_configs(value):
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            producer = child.__dict__.get("_xpm_task")
+            if producer is not None and id(producer) not in seen:
+                seen.add(id(producer))
+                tags.update(collect_tags(producer, seen))
+            tags.update(collect_tags(child, seen))
+    own = cfg.__dict__.get("_xpm_tags")
+    if own:
+        tags.update(own)
+    return tags
+
+
+def _tag_text(value: Any) -> str:
+    if isinstance(value, Config):
+        return type(value).__name__
+    return str(getattr(value, "name", value)) if hasattr(value, "name") and not isinstance(
+        value, str
+    ) else str(value)
+
+
+def tagspath(cfg: Config) -> str:
+    """The tags of ``cfg`` as sorted ``key=value`` pairs joined with ``_``, safe as a file name."""
+    parts = []
+    for key, value in sorted(collect_tags(cfg).items()):
+        text = f"{key}={_tag_text(value)}"
+        parts.append(text.replace("/", "-").replace("\\", "-").replace("\0", ""))
+    return "_".join(parts)
+
+
+def tags_of(cfg: Config) -> dict[str, Any]:
+    """The tags of ``cfg`` (public helper)."""
+    return collect_tags(cfg)

@@ -1,0 +1,60 @@
+"""The one exception tree of xpm.
+
+Every error a user can cause is an :class:`XpmError` (or a subclass) whose
+message says what is wrong, where, and how to fix it.  The command line maps
+``exit_code`` to the process exit status: 2 for bad input, 1 for failed jobs.
+"""
+
+from __future__ import annotations
+
+
+class XpmError(Exception):
+    """Base class of every error raised by xpm on purpose."""
+
+    exit_code: int = 2
+
+
+class ConfigError(XpmError):
+    """A configuration class or value is invalid (type, name, missing value)."""
+
+
+class SerializationError(XpmError):
+    """A params.json file cannot be read back into configuration objects."""
+
+
+class JobDirectoryError(XpmError):
+    """A job directory is missing, malformed or would be left by a path."""
+
+
+class LauncherError(XpmError):
+    """A launcher could not be configured, found, or could not submit a job."""
+
+
+class SpecError(LauncherError):
+    """A launcher requirement specification could not be parsed."""
+
+
+class ExperimentError(XpmError):
+    """An experiment could not run (bad settings, dirty git tree, lock)."""
+
+
+class JobsFailedError(ExperimentError):
+    """Some jobs of an experiment failed; raised when the experiment ends."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, failed: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.failed = failed or []
+
+
+class IndexDatabaseError(XpmError):
+    """The SQLite index is unreadable, corrupt or out of date."""
+
+
+class GitError(XpmError):
+    """The git state of a repository could not be read or pinned."""
+
+
+class UsageError(XpmError):
+    """A command-line argument or YAML value is wrong."""

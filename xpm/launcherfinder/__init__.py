@@ -1,0 +1,78 @@
+"""Find a launcher for a resource spec such as ``"cuda(mem=16G) * 2 & duration=2 days"``.
+
+Public API::
+
+    from xpm.launcherfinder import find_launcher
+    launcher = find_launcher("duration=2 days & cuda(mem=16G) * 4 | cpu(cores=4)")
+
+The spec language is parsed by :func:`parse_spec`; hosts come from launchers.yaml
+(see :func:`find_launchers_file`) or, without one, the local machine alone.
+Importing this package imports neither PyYAML nor any launcher backend.
+"""
+
+from __future__ import annotations
+
+from ..errors import LauncherError, SpecError
+from ._registry import (
+    ENV_VARIABLE,
+    AlternativeReport,
+    Host,
+    LauncherRegistry,
+    Match,
+    explain,
+    find_launcher,
+    find_launchers_file,
+    find_match,
+    launcher_config,
+    load_registry,
+    local_host,
+    require_launcher,
+    slurm_mem,
+    slurm_time,
+)
+from ._spec import (
+    ACCELERATOR_TYPES,
+    DURATION_UNITS,
+    MEMORY_UNITS,
+    Accelerator,
+    CPURequirement,
+    Requirement,
+    Spec,
+    format_duration,
+    format_size,
+    parse_duration,
+    parse_size,
+    parse_spec,
+)
+
+__all__ = [
+    "ACCELERATOR_TYPES",
+    "DURATION_UNITS",
+    "ENV_VARIABLE",
+    "MEMORY_UNITS",
+    "Accelerator",
+    "AlternativeReport",
+    "CPURequirement",
+    "Host",
+    "LauncherError",
+    "LauncherRegistry",
+    "Match",
+    "Requirement",
+    "Spec",
+    "SpecError",
+    "explain",
+    "find_launcher",
+    "find_launchers_file",
+    "find_match",
+    "format_duration",
+    "format_size",
+    "launcher_config",
+    "load_registry",
+    "local_host",
+    "parse_duration",
+    "parse_size",
+    "parse_spec",
+    "require_launcher",
+    "slurm_mem",
+    "slurm_time",
+]

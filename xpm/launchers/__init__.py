@@ -1,0 +1,14 @@
+"""Launchers: where jobs run (``LocalLauncher``; ``SlurmLauncher`` in ``xpm.launchers.slurm``)."""
+
+from ._base import LaunchedJob, Launcher, LaunchOutcome
+from .local import LocalLauncher
+
+__all__ = ["Launcher", "LaunchedJob", "LaunchOutcome", "LocalLauncher", "SlurmLauncher"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "SlurmLauncher":
+        from .slurm import SlurmLauncher
+
+        return SlurmLauncher
+    raise AttributeError(name)

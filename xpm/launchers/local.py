@@ -1,0 +1,122 @@
+"""The local launcher: one subprocess per job on this machine, a bounded number at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .._jobdir import JobDir
+from ..errors import LauncherError
+from ._base import LaunchedJob, Launcher, LaunchOutcome
+
+
+class LocalLauncher(Launcher):
+    """Runs each job as a subprocess of the experiment process.
+
+    Args:
+        max_parallel: jobs of this launcher running at once (default: the CPU count).
+        env: environment variables added to every job's environment.
+        terminate_grace: seconds between SIGTERM and SIGKILL when a job is cancelled.
+    """
+
+    kind = "local"
+
+    def __init__(
+        self,
+        max_parallel: int | None = None,
+        env: dict[str, str] | None = None,
+        terminate_grace: float = 5.0,
+    ) -> None:
+        if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
+            raise LauncherError(
+                f"LocalLauncher(max_parallel={max_parallel!r}): give a positive integer"
+            )
+        self._max_parallel = max_parallel or os.cpu_count() or 1
+        self.env = dict(env or {})
+        self.terminate_grace = terminate_grace
+        #: Called (from a waiter thread) when a job process ends; the scheduler sets it.
+        self.on_exit: Callable[[], None] | None = None
+
+    @property
+    def max_parallel(self) -> int:
+        return self._max_parallel
+
+    def submit(
+        self,
+        jobdir: JobDir,
+        command: list[str],
+        env: dict[str, str],
+        dependencies: list[LaunchedJob],
+    ) -> LaunchedJob:
+        full_env = {**os.environ, **self.env, **env}
+        with open(jobdir.stdout, "ab") as out, open(jobdir.stderr, "ab") as err:
+            try:
+                proc = subprocess.Popen(
+                    command,
+                    stdout=out,
+                    stderr=err,
+                    stdin=subprocess.DEVNULL,
+                    cwd=jobdir.path,
+                    env=full_env,
+                    start_new_session=True,  # its own process group: kill it as a whole
+                )
+            except OSError as e:
+                raise LauncherError(f"cannot start {command[0]!r}: {e}") from None
+        launched = LaunchedJob(jobdir, str(proc.pid), proc)
+        threading.Thread(target=self._wait, args=(proc,), daemon=True).start()
+        return launched
+
+    def _wait(self, proc: subprocess.Popen[Any]) -> None:
+        proc.wait()
+        callback = self.on_exit
+        if callback is not None:
+            callback()
+
+    def poll(self, jobs: list[LaunchedJob]) -> dict[str, LaunchOutcome]:
+        outcomes = {}
+        for job in jobs:
+            proc = job.handle
+            if proc is None:
+                continue
+            code = proc.poll()
+            if code is None:
+                outcomes[job.launcher_job_id] = LaunchOutcome("RUNNING")
+            elif code == 0:
+                outcomes[job.launcher_job_id] = LaunchOutcome("DONE", exit_code=0)
+            elif code < 0:
+                name = signal.Signals(-code).name
+                outcomes[job.launcher_job_id] = LaunchOutcome(
+                    "FAILED", reason=f"killed by {name}", signal=-code
+                )
+            else:
+                outcomes[job.launcher_job_id] = LaunchOutcome(
+                    "FAILED", reason=f"exit code {code}", exit_code=code
+                )
+        return outcomes
+
+    def cancel(self, jobs: list[LaunchedJob]) -> None:
+        procs = [j.handle for j in jobs if j.handle is not None and j.handle.poll() is None]
+        for proc in procs:
+            _signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.terminate_grace
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "max_parallel": self._max_parallel}
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,97 @@
+"""The job-side entry point: ``python -m xpm.run JOBDIR``.
+
+Loads params.json, runs ``execute()`` in the job directory and records the outcome.
+It imports only the configuration machinery and the job-directory layout: never the
+CLI, the index, git or Datasette (compute nodes may not even reach the index).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import traceback
+from pathlib import Path
+
+from ._jobdir import JobDir
+
+#: Exit status when another process already runs this job.
+EXIT_ALREADY_RUNNING = 75
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run_job(path: Path) -> int:
+    """Run the task of the job directory ``path``; returns the process exit status."""
+    import fasteners
+
+    jobdir = JobDir.from_path(path)
+    running = fasteners.InterProcessLock(str(jobdir.running_lock))
+    if not running.acquire(blocking=False):
+        print(f"xpm: job {jobdir.relpath} is already running elsewhere", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    try:
+        if jobdir.is_done():
+            return 0
+        signal.signal(signal.SIGTERM, _terminated)
+        jobdir.add_event("RUNNING", pid=os.getpid(), host=socket.gethostname())
+        os.chdir(jobdir.path)
+        try:
+            from ._serialize import load
+            from ._task import Task
+
+            task = load(jobdir.params, workdir=jobdir.workdir)
+            if not isinstance(task, Task):
+                raise TypeError(f"{jobdir.params} does not describe a Task")
+            task.__dict__["_xpm_jobdir"] = jobdir
+            _set_current(task)
+            task.execute()
+        except BaseException as e:  # every failure must leave a marker, even SystemExit
+            code = e.code if isinstance(e, SystemExit) and isinstance(e.code, int) else 1
+            if isinstance(e, SystemExit) and code == 0:
+                jobdir.mark_done()
+                jobdir.add_event("DONE", exit_code=0)
+                return 0
+            traceback.print_exc()
+            sys.stderr.flush()
+            state = "CANCELLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED"
+            reason = f"{type(e).__name__}: {e}".strip().rstrip(":")
+            if isinstance(e, SystemExit) and code > 128:
+                reason = f"terminated by {signal.Signals(code - 128).name}"
+            jobdir.mark_failed(reason, state=state, exit_code=code)
+            jobdir.add_event(state, reason=reason, exit_code=code)
+            return code or 1
+        jobdir.mark_done()
+        jobdir.add_event("DONE", exit_code=0)
+        return 0
+    finally:
+        sys.stdout.flush()
+        running.release()
+
+
+_current_task: object = None
+
+
+def _set_current(task: object) -> None:
+    global _current_task
+    _current_task = task
+
+
+def current_task() -> object:
+    """The task running in this job process (None outside a job)."""
+    return _current_task
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m xpm.run JOBDIR", file=sys.stderr)
+        return 2
+    return run_job(Path(args[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
