@@ -70,7 +70,7 @@ hosts:
       - {type: cuda, memory: 16G, count: 4}
     max_duration: 3 days
     priority: 10
-    gpu_request: gres
+    gpu_request: gpus
 """
 
 
@@ -457,16 +457,16 @@ def test_slurm_launcher_config(cluster: LauncherRegistry) -> None:
     }
 
 
-def test_slurm_gres_request_and_defaults(cluster: LauncherRegistry) -> None:
+def test_slurm_gpus_request_and_defaults(cluster: LauncherRegistry) -> None:
     match = cluster.find("gpu() * 3")
     assert match is not None and match.host.name == "gpu-big"
     name, kwargs = match.launcher_config()
     assert name == "SlurmLauncher"
-    assert kwargs["gpus"] is None and kwargs["options"] == {"gres": "gpu:3"}
+    assert kwargs["gpus"] is None and kwargs["options"] == {"gpus": 3}
     assert kwargs["time"] is None and kwargs["mem"] is None and kwargs["cpus_per_task"] is None
     assert kwargs["partition"] == "gpu-big" and kwargs["account"] is None
-    # The host's options mapping is not modified by adding gres.
-    assert "gres" not in match.host.options
+    # The host's options mapping is not modified by adding gpus.
+    assert "gpus" not in match.host.options
 
 
 def test_partition_defaults_to_name() -> None:
@@ -595,7 +595,8 @@ def test_yaml_host_fields(cluster: LauncherRegistry) -> None:
     assert (local.cores, local.memory) == (4, 16_000_000_000)
     assert small.accelerators == cuda("16G", 2)
     assert small.max_duration == 7 * 86400 and small.priority == 5
-    assert big.gpu_request == "gres" and len(big.accelerators) == 4
+    assert small.gpu_request == "gres"
+    assert big.gpu_request == "gpus" and len(big.accelerators) == 4
     assert "gpu-small (slurm, partition gpu, 32 cores" in str(small)
 
 
@@ -671,6 +672,14 @@ def test_yaml_host_fields(cluster: LauncherRegistry) -> None:
             r"options: 'time' is set by xpm",
         ),
         (
+            "hosts:\n  - {name: a, type: slurm, options: {cpus_per_task: 2}}\n",
+            r"options: 'cpus_per_task' is set by xpm",
+        ),
+        (
+            "hosts:\n  - {name: a, type: slurm, options: {gres: 'gpu:2'}}\n",
+            r"options: 'gres' is set by xpm",
+        ),
+        (
             "hosts:\n  - {name: a, type: slurm, options: {exclusive: [1]}}\n",
             r"options: exclusive: expected a string, integer or boolean",
         ),
@@ -682,7 +691,7 @@ def test_yaml_host_fields(cluster: LauncherRegistry) -> None:
         ),
         (
             "hosts:\n  - {name: a, type: slurm, gpu_request: gpu}\n",
-            r"gpu_request: expected one of gpus, gres",
+            r"gpu_request: expected one of gres, gpus",
         ),
         (
             "hosts:\n  - {name: a, type: slurm}\n  - {name: a, type: local}\n",
@@ -709,3 +718,17 @@ def test_bad_file_found_by_lookup_fails_loudly(clean_env: Path) -> None:
         LauncherError, match=r"launchers\.yaml: hosts\[0\] \(a\): unknown key 'gpus'"
     ):
         find_launcher("cpu()")
+
+
+def test_real_launchers_accept_the_options(cluster: LauncherRegistry) -> None:
+    """With the backends present, the generated keyword arguments are valid for them."""
+    slurm = pytest.importorskip("xpm.launchers.slurm", reason="SlurmLauncher not written yet")
+    local = pytest.importorskip("xpm.launchers.local", reason="LocalLauncher not written yet")
+    spec = "duration=2 days & cuda(mem=16G) * 2 & cpu(mem=400M, cores=4)"
+    for name in ("gpu-small", "gpu-big"):
+        only = LauncherRegistry(hosts=tuple(h for h in cluster.hosts if h.name == name))
+        launcher = find_launcher(spec, registry=only)
+        assert isinstance(launcher, slurm.SlurmLauncher)
+        assert launcher.describe()["time"] == "2-00:00:00"
+    launcher = find_launcher("cpu(cores=1)", registry=LauncherRegistry.local_only())
+    assert isinstance(launcher, local.LocalLauncher) and launcher.max_parallel == 1

@@ -184,7 +184,11 @@ class Experiment:
             )
             return outputs
         jobdir.create()
-        jobdir.write_params(dumps(task, self.workdir))
+        done = jobdir.is_done()
+        # A job that will run gets this submission's Meta values (device, threads...);
+        # a DONE job keeps the params.json it ran with.
+        if not done or not jobdir.params.exists():
+            jobdir.write_params(dumps(task, self.workdir))
         if not jobdir.tags.exists() or jobdir.read_tags() != tags:
             jobdir.write_tags(tags)
         self._submissions.append(
@@ -193,9 +197,9 @@ class Experiment:
         if len(self._submissions) >= 1000:
             self._flush_submissions()
         if self.run_mode == "generate":
-            job.state = "DONE" if jobdir.is_done() else "UNSCHEDULED"
-            job.already_done = job.state == "DONE"
-        elif jobdir.is_done():
+            job.state = "DONE" if done else "UNSCHEDULED"
+            job.already_done = done
+        elif done:
             # Fast path: a DONE job is never run again; no lock needed (markers are final).
             job.state = "DONE"
             job.already_done = True
@@ -295,7 +299,9 @@ class Experiment:
         if not self._submissions:
             return
         path = self.run_dir / "runs" / f"{self.run_id}.jobs.jsonl"
-        lines = "".join(json.dumps(s, sort_keys=True, default=str) + "\n" for s in self._submissions)
+        lines = "".join(
+            json.dumps(s, sort_keys=True, default=str) + "\n" for s in self._submissions
+        )
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(lines)
         self._submissions.clear()

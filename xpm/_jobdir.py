@@ -209,8 +209,7 @@ class JobDir:
         return self.params.exists()
 
     def write_params(self, text: str) -> None:
-        if not self.params.exists():
-            atomic_write_text(self.params, text)
+        atomic_write_text(self.params, text)
 
     def write_tags(self, tags: dict[str, Any]) -> None:
         atomic_write_text(self.tags, json.dumps(tags, sort_keys=True))

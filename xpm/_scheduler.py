@@ -9,6 +9,7 @@ Exactly-once across processes comes from two inter-process locks per job directo
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -88,7 +89,9 @@ class Scheduler:
             self.jobs.append(job)
             self._pending.append(job)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="xpm-scheduler", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="xpm-scheduler", daemon=True
+                )
                 self._thread.start()
             self._cond.notify_all()
 
@@ -298,10 +301,18 @@ class Scheduler:
             state, reason = outcome.state, outcome.reason or "failed"
             if state == "DONE":
                 state, reason = "FAILED", "the job process exited without marking the job done"
-        jobdir.mark_failed(reason, state=state, exit_code=outcome and outcome.exit_code,
-                           signal=outcome and outcome.signal)
-        jobdir.add_event(state, reason=reason, exit_code=outcome and outcome.exit_code,
-                         signal=outcome and outcome.signal)
+        jobdir.mark_failed(
+            reason,
+            state=state,
+            exit_code=outcome and outcome.exit_code,
+            signal=outcome and outcome.signal,
+        )
+        jobdir.add_event(
+            state,
+            reason=reason,
+            exit_code=outcome and outcome.exit_code,
+            signal=outcome and outcome.signal,
+        )
         self._finish(job, state, reason)
 
     def _finish(self, job: Job, state: str, reason: str | None) -> None:
@@ -312,10 +323,8 @@ class Scheduler:
 
     def _release(self, job: Job) -> None:
         if job.lock is not None:
-            try:
+            with contextlib.suppress(Exception):  # already released
                 job.lock.release()
-            except Exception:  # noqa: BLE001 - already released
-                pass
             job.lock = None
 
     def _set_state(self, job: Job, state: str, reason: str | None) -> None:

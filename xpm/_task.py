@@ -147,9 +147,11 @@ def collect_tags(cfg: Config, _seen: set[int] | None = None) -> dict[str, Any]:
 def _tag_text(value: Any) -> str:
     if isinstance(value, Config):
         return type(value).__name__
-    return str(getattr(value, "name", value)) if hasattr(value, "name") and not isinstance(
-        value, str
-    ) else str(value)
+    return (
+        str(getattr(value, "name", value))
+        if hasattr(value, "name") and not isinstance(value, str)
+        else str(value)
+    )
 
 
 def tagspath(cfg: Config) -> str:

@@ -35,8 +35,8 @@ ENV_VARIABLE = "XPM_LAUNCHERS"
 FILE_NAME = "launchers.yaml"
 #: Host types.
 HOST_TYPES: tuple[str, ...] = ("local", "slurm")
-#: How a Slurm host is asked for GPUs: ``--gpus=N`` or ``--gres=gpu:N``.
-GPU_REQUESTS: tuple[str, ...] = ("gpus", "gres")
+#: How a Slurm host is asked for GPUs: ``--gres=gpu:N`` (default) or ``--gpus=N``.
+GPU_REQUESTS: tuple[str, ...] = ("gres", "gpus")
 
 _TOP_KEYS = ("hosts",)
 _COMMON_KEYS = (
@@ -55,9 +55,9 @@ _ACCELERATOR_KEYS = ("type", "memory", "count")
 _MANAGED_OPTIONS = (
     "time",
     "cpus-per-task",
-    "cpus_per_task",
     "mem",
     "gpus",
+    "gres",
     "partition",
     "account",
     "qos",
@@ -85,8 +85,8 @@ class Host:
     account: str | None = None
     qos: str | None = None
     constraint: str | None = None
-    gpu_request: str = "gpus"
-    options: Mapping[str, str | int | bool] = field(default_factory=dict)
+    gpu_request: str = "gres"
+    options: Mapping[str, str | int | bool] = field(default_factory=dict, hash=False)
 
     def __str__(self) -> str:
         parts = [f"{self.name} ({self.type}"]
@@ -138,14 +138,16 @@ def launcher_config(host: Host, requirement: Requirement) -> tuple[str, dict[str
 
     Pure: imports no launcher.  ``LocalLauncher`` gets ``max_parallel`` (the cores
     requested, or ``None``); ``SlurmLauncher`` gets the partition, the host's sbatch
-    options and time/cpus/mem/GPUs filled from the requirement.
+    options and time/cpus/mem/GPUs filled from the requirement.  GPUs go to ``gpus``
+    (which ``SlurmLauncher`` writes as ``--gres=gpu:N``), or to ``options["gpus"]``
+    (``--gpus=N``) for a host with ``gpu_request: gpus``.
     """
     if host.type == "local":
         return "LocalLauncher", {"max_parallel": requirement.cpu.cores}
     options: dict[str, Any] = dict(host.options)
     gpus: int | None = len(requirement.accelerators) or None
-    if gpus is not None and host.gpu_request == "gres":
-        options["gres"] = f"gpu:{gpus}"
+    if gpus is not None and host.gpu_request == "gpus":
+        options["gpus"] = gpus
         gpus = None
     return "SlurmLauncher", {
         "partition": host.partition or host.name,
@@ -527,7 +529,7 @@ def _parse_options(value: Any, where: str) -> dict[str, str | int | bool]:
     for key, option in value.items():
         if not isinstance(key, str) or not key:
             raise LauncherError(f"{where}: options: option names must be strings, got {_kind(key)}")
-        if key in _MANAGED_OPTIONS:
+        if key.replace("_", "-").lstrip("-") in _MANAGED_OPTIONS:
             raise LauncherError(
                 f"{where}: options: {key!r} is set by xpm (from the spec or the host's "
                 "partition/account/qos/constraint keys); remove it from options"
@@ -580,6 +582,6 @@ def _parse_host(raw: Any, where: str) -> Host:
         account=_string(raw, "account", where),
         qos=_string(raw, "qos", where),
         constraint=_string(raw, "constraint", where),
-        gpu_request=_choice(raw, "gpu_request", where, GPU_REQUESTS) or "gpus",
+        gpu_request=_choice(raw, "gpu_request", where, GPU_REQUESTS) or "gres",
         options=_parse_options(raw.get("options"), where),
     )

@@ -1,0 +1,50 @@
+"""Shared fixtures: a temporary workdir and a helper to run Python scripts as real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+ROOT = TESTS.parent
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """An empty workdir."""
+    path = tmp_path / "workdir"
+    path.mkdir()
+    return path
+
+
+def run_python(
+    code: str, *, cwd: Path | None = None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter that can import the test task modules."""
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def popen_python(code: str, *, cwd: Path | None = None) -> subprocess.Popen[str]:
+    """Start ``code`` in a fresh interpreter without waiting for it."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])}
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

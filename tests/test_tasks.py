@@ -1,0 +1,283 @@
+"""Tasks, job directories, the scheduler and the local launcher, with real job processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import popen_python, run_python
+from xpm_test_tasks import Count, Evaluate, Fail, Learn, Model, SelfKill, Uses
+
+from xpm import PathGenerator, tag, tagspath
+from xpm._experiment import experiment
+from xpm._jobdir import JobDir
+from xpm.errors import ConfigError, ExperimentError, JobDirectoryError, JobsFailedError
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def run_xp(workdir: Path, name: str = "xp", **kw):  # type: ignore[no-untyped-def]
+    return experiment(workdir, name, progress=False, **kw)
+
+
+def test_seed_learn_evaluate_with_dependencies(workdir: Path, tmp_path: Path) -> None:
+    counter = tmp_path / "counter"
+    with run_xp(workdir) as xp:
+        evaluations = []
+        for n in (1, 3):
+            learned = Learn(model=Model(n_layers=tag(n)), epochs=2, counter=str(counter)).submit()
+            evaluations.append(Evaluate(model=learned, counter=str(counter)).submit())
+    jobs = list(xp.jobs.values())
+    assert [j.state for j in jobs] == ["DONE"] * 4
+    # Evaluate ran after its Learn: each "evaluate" line comes after a "learn" line.
+    log = lines(counter)
+    assert sorted(log) == ["evaluate", "evaluate", "learn 1", "learn 3"]
+    assert log.index("evaluate") > min(log.index("learn 1"), log.index("learn 3"))
+    for evaluation in evaluations:
+        jobdir = evaluation.__xpm_jobdir__
+        result = json.loads(jobdir.results.read_text().splitlines()[0])
+        assert result["values"]["weights"].startswith("weights ")
+        # Tags propagate from the Learn task the evaluation depends on.
+        assert set(jobdir.read_tags()) == {"n_layers"}
+    # The job directory follows WORKDIR/jobs/<task id>/<identifier>.
+    learn = jobs[0]
+    assert learn.jobdir.path == workdir / "jobs" / "xpm_test_tasks.learn" / learn.identifier
+    assert learn.task.model_path == learn.jobdir.path / "model.pth"
+    assert (learn.jobdir.path / "model.pth").read_text() == "weights 1"
+    status = learn.jobdir.read_status()
+    assert status.state == "DONE" and status.exit_code == 0 and status.launcher == "local"
+    assert status.pid and status.host and status.start_time and status.end_time
+    assert [e["state"] for e in status.history] == ["SUBMITTED", "RUNNING", "DONE"]
+    assert "learning 1 layers" in learn.jobdir.stdout.read_text()
+
+
+def test_downstream_identifier_includes_upstream(workdir: Path) -> None:
+    with run_xp(workdir, run_mode="dry-run"):
+        a = Learn(model=Model(n_layers=1), epochs=2).submit()
+        b = Learn(model=Model(n_layers=2), epochs=2).submit()
+        ea, eb = Evaluate(model=a), Evaluate(model=b)
+        assert ea.__identifier__() != eb.__identifier__()
+
+
+def test_same_configuration_is_one_job_and_done_never_reruns(workdir: Path, tmp_path: Path) -> None:
+    counter = tmp_path / "counter"
+    with run_xp(workdir) as xp:
+        first = Count(n=1, counter=str(counter)).submit()
+        second = Count(n=1, counter=str(counter), sleep=0.5).submit()  # Meta differs: same job
+    assert len(xp.jobs) == 1 and first is second  # the second submission returns the job's outputs
+    assert lines(counter) == ["count 1"]
+    with run_xp(workdir) as xp2:
+        Count(n=1, counter=str(counter)).submit()
+    assert lines(counter) == ["count 1"]
+    assert xp2.counts() == {"ALREADY_DONE": 1}
+
+
+def test_failure_propagates_and_experiment_raises(workdir: Path, tmp_path: Path) -> None:
+    counter = tmp_path / "counter"
+    with pytest.raises(JobsFailedError) as info, run_xp(workdir) as xp:
+        failing = Fail(n=1).submit()
+        Uses(upstream=failing, counter=str(counter)).submit()
+        Count(n=7, counter=str(counter)).submit()
+    assert info.value.exit_code == 1
+    states = {j.task_id.split(".")[-1]: (j.state, j.reason) for j in xp.jobs.values()}
+    assert states["fail"][0] == "FAILED" and "RuntimeError" in states["fail"][1]
+    assert states["uses"][0] == "FAILED" and states["uses"][1].startswith("dependency failed")
+    assert states["count"] == ("DONE", None)
+    assert "uses" not in lines(counter)  # the dependent never ran
+    fail_job = next(j for j in xp.jobs.values() if j.task_id.endswith("fail"))
+    assert "this task always fails" in fail_job.jobdir.stderr.read_text()
+    marker = json.loads(fail_job.jobdir.failed_marker.read_text())
+    assert marker["exit_code"] == 1
+
+
+def test_failed_job_reruns_and_keeps_previous_logs(workdir: Path, tmp_path: Path) -> None:
+    ok = tmp_path / "ok"
+    with pytest.raises(JobsFailedError), run_xp(workdir) as xp:
+        Fail(n=2, ok_file=str(ok)).submit()
+    jobdir = next(iter(xp.jobs.values())).jobdir
+    ok.write_text("")
+    with run_xp(workdir) as xp:
+        Fail(n=2, ok_file=str(ok)).submit()
+    assert next(iter(xp.jobs.values())).state == "DONE"
+    assert "this task always fails" in jobdir.log("stderr", 1).read_text()
+    assert "ok this time" in jobdir.stdout.read_text()
+    assert "ok this time" not in jobdir.log("stdout", 1).read_text()
+    assert not jobdir.failed_marker.exists()
+    assert jobdir.read_status().attempt == 2
+
+
+def test_sigkilled_job_is_failed_with_the_signal(workdir: Path) -> None:
+    with pytest.raises(JobsFailedError), run_xp(workdir) as xp:
+        SelfKill().submit()
+    job = next(iter(xp.jobs.values()))
+    status = job.jobdir.read_status()
+    assert status.state == "FAILED"
+    assert status.signal == signal.SIGKILL
+    assert "SIGKILL" in (status.reason or "")
+
+
+def _xp_script(workdir: Path, body: str, options: str = "") -> str:
+    return (
+        "import sys\nfrom xpm import experiment, tag\n"
+        "from xpm_test_tasks import Count, Fail\n"
+        f"with experiment({str(workdir)!r}, 'xp', progress=False{options}) as xp:\n" + body
+    )
+
+
+def test_two_processes_run_a_shared_job_exactly_once(workdir: Path, tmp_path: Path) -> None:
+    counter = tmp_path / "counter"
+    body = f"    Count(n=5, counter={str(counter)!r}, sleep=1.5).submit()\n"
+    procs = [popen_python(_xp_script(workdir, body)) for _ in range(2)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert lines(counter) == ["count 5"]
+    assert any("being run by another process" in err for _out, err in outs)
+
+
+def test_a_lock_left_by_a_killed_process_is_recovered(workdir: Path, tmp_path: Path) -> None:
+    counter = tmp_path / "counter"
+    task = Count(n=9, counter=str(counter))
+    jobdir = JobDir(workdir, type(task).__xpm__.typeid, task.__identifier__().hex)
+    jobdir.create()
+    holder = popen_python(
+        "import fasteners, sys, time\n"
+        f"lock = fasteners.InterProcessLock({str(jobdir.lock)!r})\n"
+        "lock.acquire(); print('held', flush=True); time.sleep(60)\n"
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    holder.communicate()
+    with run_xp(workdir) as xp:
+        Count(n=9, counter=str(counter)).submit()
+    assert next(iter(xp.jobs.values())).state == "DONE"
+    assert lines(counter) == ["count 9"]
+
+
+def test_ctrl_c_stops_jobs_and_a_new_run_resumes(workdir: Path, tmp_path: Path) -> None:
+    counter = tmp_path / "counter"
+    started = tmp_path / "started"
+    body = (
+        f"    Count(n=1, counter={str(counter)!r}).submit()\n"
+        f"    Count(n=2, counter={str(counter)!r}, sleep=float(sys.argv[1]),"
+        f" started={str(started)!r}).submit()\n"
+    )
+    # One job at a time: the first is DONE before the second starts.
+    proc = popen_python(_xp_script(workdir, body, ", max_parallel=1").replace("sys.argv[1]", "60"))
+    deadline = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.exists(), proc.communicate(timeout=5)
+    job_pid = int(started.read_text())
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert "interrupted" in err
+    with pytest.raises(ProcessLookupError):
+        os.kill(job_pid, 0)  # the job process was terminated
+    cancelled = [JobDir.from_path(p.parent) for p in workdir.glob("jobs/*/*/params.json")]
+    states = sorted(j.read_status().state for j in cancelled)
+    assert states == ["CANCELLED", "DONE"]
+    # A new run skips the DONE job and runs the interrupted one (Meta sleep=0: same job).
+    result = run_python(_xp_script(workdir, body).replace("sys.argv[1]", "0"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(lines(counter)) == ["count 1", "count 2"]
+    assert "1 already done" in result.stderr
+
+
+def test_at_most_max_parallel_jobs_run_at_once(workdir: Path, tmp_path: Path) -> None:
+    from xpm.launchers import LocalLauncher
+
+    counter = tmp_path / "counter"
+    with run_xp(workdir, launcher=LocalLauncher(max_parallel=2)) as xp:
+        for n in range(5):
+            Count(n=n, counter=str(counter), sleep=0.3).submit()
+    spans = []
+    for job in xp.jobs.values():
+        history = job.jobdir.read_status().history
+        times = {e["state"]: e["time"] for e in history}
+        spans.append((times["RUNNING"], times["DONE"]))
+    for t, _ in spans:
+        overlapping = sum(1 for start, end in spans if start <= t < end)
+        assert overlapping <= 2
+    assert len(lines(counter)) == 5
+
+
+def test_run_modes(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with run_xp(workdir, run_mode="dry-run") as xp:
+        learned = Learn(model=Model(n_layers=tag(4)), epochs=1).submit()
+        Evaluate(model=learned).submit()
+    assert not (workdir / "jobs").exists() and not (workdir / "experiments").exists()
+    err = capsys.readouterr().err
+    assert "[to run] xpm_test_tasks.learn/" in err and "n_layers=4" in err
+    assert "after xpm_test_tasks.learn/" in err
+    assert [p["status"] for p in xp.plan] == ["to run", "to run"]
+
+    with run_xp(workdir, run_mode="generate") as xp:
+        learned = Learn(model=Model(n_layers=tag(4)), epochs=1).submit()
+        Evaluate(model=learned).submit()
+    for job in xp.jobs.values():
+        assert job.jobdir.params.exists()
+        assert not job.jobdir.stdout.exists() and not job.jobdir.is_done()
+
+    with run_xp(workdir) as xp:
+        learned = Learn(model=Model(n_layers=tag(4)), epochs=1).submit()
+        Evaluate(model=learned).submit()
+    assert all(j.jobdir.is_done() for j in xp.jobs.values())
+
+    with run_xp(workdir, run_mode="dry-run") as xp:
+        learned = Learn(model=Model(n_layers=tag(4)), epochs=1).submit()
+    assert xp.plan[0]["status"] == "done"
+
+
+def test_tags_and_tagspath() -> None:
+    model = Model(n_layers=tag(3), activation=tag("a/b"))
+    assert tagspath(model) == "activation=a-b_n_layers=3"
+    learn = Learn(model=model, epochs=tag(10))
+    assert tagspath(learn) == "activation=a-b_epochs=10_n_layers=3"
+    # Tags never change identifiers.
+    assert (
+        learn.__identifier__()
+        == Learn(model=Model(n_layers=3, activation="a/b"), epochs=10).__identifier__()
+    )
+
+
+def test_path_generator_cannot_escape_the_job_directory(workdir: Path) -> None:
+    for bad in ("../x", "/etc/passwd", "a/../../b"):
+        with pytest.raises(ConfigError, match="inside the job directory"):
+            PathGenerator(bad)
+    jobdir = JobDir(workdir, "t", "0" * 64)
+    with pytest.raises(JobDirectoryError):
+        jobdir.inside("../../escape")
+
+
+def test_submit_outside_an_experiment_is_a_clear_error() -> None:
+    with pytest.raises(ExperimentError, match="inside `with experiment"):
+        Count(n=1).submit()
+
+
+def test_submitting_a_task_using_an_unsubmitted_task_is_an_error(workdir: Path) -> None:
+    with (
+        pytest.raises(ExperimentError, match="submit it first"),
+        run_xp(workdir, run_mode="dry-run"),
+    ):
+        Uses(upstream=Count(n=3)).submit()
+
+
+def test_missing_required_parameter_is_reported_at_submission(workdir: Path) -> None:
+    with (
+        pytest.raises(ConfigError, match=r"Learn\.epochs .*is required"),
+        run_xp(workdir, run_mode="dry-run"),
+    ):
+        Learn(model=Model()).submit()
+
+
+def test_experiment_exit_status_of_a_script(workdir: Path) -> None:
+    result = run_python(_xp_script(workdir, "    Fail(n=3).submit()\n"))
+    assert result.returncode != 0
+    assert "JobsFailedError" in result.stderr and "1 failed" in result.stderr

@@ -1,0 +1,108 @@
+"""Tasks used by the scheduler tests; imported by real job processes too."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from xpm import Config, Meta, Param, PathGenerator, Task, field
+
+
+def _count(counter: str, text: str) -> None:
+    if counter:
+        with open(counter, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+
+
+class Model(Config):
+    """A model to learn."""
+
+    n_layers: Param[int] = 2
+    """Number of layers"""
+    activation: Param[str] = "relu"
+    device: Meta[str] = "cpu"
+
+
+class LearnedModel(Config):
+    """The output of Learn: a model and where its weights are."""
+
+    model: Param[Model]
+    path: Meta[Path]
+
+
+class Learn(Task):
+    """Writes 'weights' for a model."""
+
+    model: Param[Model]
+    epochs: Param[int]
+    gpus: Meta[int] = 2
+    counter: Meta[str] = ""
+    model_path: Meta[Path] = field(default_factory=PathGenerator("model.pth"))
+
+    def execute(self) -> None:
+        _count(self.counter, f"learn {self.model.n_layers}")
+        print(f"learning {self.model.n_layers} layers for {self.epochs} epochs")
+        self.model_path.write_text(f"weights {self.model.n_layers}")
+
+    def task_outputs(self, dep):  # type: ignore[no-untyped-def]
+        return dep(LearnedModel(model=self.model, path=self.model_path))
+
+
+class Evaluate(Task):
+    """Reads the weights and reports an accuracy."""
+
+    model: Param[LearnedModel]
+    counter: Meta[str] = ""
+
+    def execute(self) -> None:
+        _count(self.counter, "evaluate")
+        text = self.model.path.read_text()
+        self.report(accuracy=0.5 + 0.1 * self.model.model.n_layers, weights=text)
+
+
+class Count(Task):
+    """Appends a line to a counter file, optionally after sleeping."""
+
+    n: Param[int] = 0
+    counter: Meta[str] = ""
+    sleep: Meta[float] = 0.0
+    started: Meta[str] = ""
+
+    def execute(self) -> None:
+        if self.started:
+            Path(self.started).write_text(str(os.getpid()))
+        time.sleep(self.sleep)
+        _count(self.counter, f"count {self.n}")
+
+
+class Fail(Task):
+    """Fails with an exception (or succeeds once ``ok_file`` exists)."""
+
+    n: Param[int] = 0
+    ok_file: Meta[str] = ""
+
+    def execute(self) -> None:
+        print("about to fail")
+        if self.ok_file and Path(self.ok_file).exists():
+            print("ok this time")
+            return
+        raise RuntimeError("this task always fails")
+
+
+class SelfKill(Task):
+    """Dies by SIGKILL before it can record anything."""
+
+    def execute(self) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Uses(Task):
+    """Depends on another task's output."""
+
+    upstream: Param[Task]
+    counter: Meta[str] = ""
+
+    def execute(self) -> None:
+        _count(self.counter, "uses")
