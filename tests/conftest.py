@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["_slurm_fixtures"]
+
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
 

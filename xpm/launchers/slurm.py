@@ -566,7 +566,8 @@ class SlurmLauncher(Launcher):
         return LaunchOutcome(
             state,
             f"slurm: {slurm_state}",
-            exit_code=exit_code if state == "FAILED" and not sig else None,
+            # A FAILED job's own exit status; other kills rarely carry a meaningful one.
+            exit_code=exit_code if not sig and (exit_code or slurm_state == "FAILED") else None,
             signal=sig,
         )
 
