@@ -9,7 +9,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,8 @@ class Experiment:
         max_parallel: int | None = None,
         progress: bool | None = None,
         echo: Callable[[str], None] | None = None,
+        dirty_git: str = "warn",
+        code_paths: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         if run_mode not in RUN_MODES:
             raise ExperimentError(
@@ -73,6 +75,13 @@ class Experiment:
         self.end_time: float | None = None
         self.info: dict[str, Any] = {}
         self._submit_listeners: list[Callable[[Job], None]] = []
+        from .git._policy import RunGit  # light: git's command line, no GitPython
+
+        #: The git states of this run's code (see docs/git.md); validates ``dirty_git``.
+        self.git = RunGit(
+            self.run_id, self.workdir, dirty_git, pin=run_mode != "dry-run", echo=self._echo
+        )
+        self._code_paths = list(code_paths)
 
     # --- launcher ----------------------------------------------------------------------------
     @property
@@ -95,6 +104,9 @@ class Experiment:
 
     # --- context -----------------------------------------------------------------------------
     def __enter__(self) -> Experiment:
+        # Git state of the code (snapshot, pins) before anything is written: the "error"
+        # policy refuses to start here.
+        self.info.update(self.git.start(self._code_paths))
         if self.run_mode != "dry-run":
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._write_run_record()
@@ -140,6 +152,10 @@ class Experiment:
         from ._task import collect_tags, iter_dependencies, resolve_generated_paths
 
         check_required(task)
+        if self.git.add_class(type(task)):  # its code is in another repository: record it
+            self.info["git"] = self.git.records()
+            if self.run_mode != "dry-run":
+                self._write_run_record()
         task.__xpm_freeze__()
         info = type(task).__xpm__
         ident = task.__identifier__().hex
@@ -183,14 +199,20 @@ class Experiment:
                 f"[{'done' if done else 'to run'}] {job.name} {tagtext}{deps}\n    {jobdir.path}"
             )
             return outputs
-        jobdir.create()
-        done = jobdir.is_done()
-        # A job that will run gets this submission's Meta values (device, threads...);
-        # a DONE job keeps the params.json it ran with.
-        if not done or not jobdir.params.exists():
-            jobdir.write_params(dumps(task, self.workdir))
-        if not jobdir.tags.exists() or jobdir.read_tags() != tags:
-            jobdir.write_tags(tags)
+        if jobdir.create():
+            # A directory this process just created: nobody can be reading it yet.
+            done = False
+            jobdir.write_params(dumps(task, self.workdir), fresh=True)
+            if tags:
+                jobdir.write_tags(tags)
+        else:
+            done = jobdir.is_done()
+            # A job that will run gets this submission's Meta values (device, threads...);
+            # a DONE job keeps the params.json it ran with.
+            if not done or not jobdir.params.exists():
+                jobdir.write_params(dumps(task, self.workdir))
+            if jobdir.read_tags() != tags:
+                jobdir.write_tags(tags)
         self._submissions.append(
             {"time": time.time(), "task": info.typeid, "identifier": ident, "tags": tags}
         )
@@ -336,15 +358,28 @@ def experiment(
     launcher: Launcher | None = None,
     max_parallel: int | None = None,
     progress: bool | None = None,
+    dirty_git: str = "warn",
+    code_paths: Sequence[str | os.PathLike[str]] = (),
 ) -> Experiment:
     """An experiment on ``workdir``: ``with experiment("runs", "sweep") as xp: task.submit()``.
 
     ``run_mode``: ``normal`` runs everything and waits; ``generate`` writes job directories
     without running; ``dry-run`` writes nothing and prints the plan.  At the end a summary is
     printed and :class:`xpm.errors.JobsFailedError` is raised when a job failed.
+
+    ``dirty_git`` says what to do when the code (the ``__main__`` file's repository, those of
+    ``code_paths`` and of the submitted tasks' modules) has uncommitted changes: ``warn``
+    (default) or ``ignore`` run on a pinned snapshot of them, ``error`` refuses to start.
     """
     return Experiment(
-        workdir, name, run_mode, launcher=launcher, max_parallel=max_parallel, progress=progress
+        workdir,
+        name,
+        run_mode,
+        launcher=launcher,
+        max_parallel=max_parallel,
+        progress=progress,
+        dirty_git=dirty_git,
+        code_paths=code_paths,
     )
 
 

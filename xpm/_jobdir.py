@@ -208,8 +208,17 @@ class JobDir:
     def exists(self) -> bool:
         return self.params.exists()
 
-    def write_params(self, text: str) -> None:
-        atomic_write_text(self.params, text)
+    def write_params(self, text: str, fresh: bool = False) -> None:
+        """Write params.json; ``fresh``: the caller just created the directory.
+
+        In a fresh directory a plain write is safe and saves a rename: another process
+        submitting the same job replaces the file atomically, and a job process only
+        starts after its launcher wrote (or replaced) the whole file.
+        """
+        if fresh:
+            self.params.write_text(text, encoding="utf-8")
+        else:
+            atomic_write_text(self.params, text)
 
     def write_tags(self, tags: dict[str, Any]) -> None:
         atomic_write_text(self.tags, json.dumps(tags, sort_keys=True))

@@ -1,0 +1,37 @@
+"""Helpers shared by the benchmark scripts: whole-process timings, medians."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def env_with_path(extra: list[str] | None = None) -> dict[str, str]:
+    """The environment with the repository (and ``extra``) on PYTHONPATH."""
+    paths = [str(ROOT), *(extra or [])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def time_process(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+    """Wall time of one whole process, in seconds; fails loudly when it fails."""
+    start = time.perf_counter()
+    result = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{result.stderr[-2000:]}")
+    return elapsed
+
+
+def median_time(argv: list[str], runs: int, **kw: object) -> float:
+    """Median wall time of ``runs`` whole-process runs."""
+    return statistics.median(time_process(argv, **kw) for _ in range(runs))  # type: ignore[arg-type]
+
+
+def python() -> str:
+    return sys.executable
