@@ -475,10 +475,15 @@ def test_partition_defaults_to_name() -> None:
 
 
 def test_local_launcher_config() -> None:
-    local = local_host()
+    local = Host(name="box", type="local", cores=8)
+    # As many jobs at once as fit on the host's cores.
     assert launcher_config(local, parse_spec("cpu(cores=1)").alternatives[0]) == (
         "LocalLauncher",
-        {"max_parallel": 1},
+        {"max_parallel": 8},
+    )
+    assert launcher_config(local, parse_spec("cpu(cores=3)").alternatives[0]) == (
+        "LocalLauncher",
+        {"max_parallel": 2},
     )
     assert launcher_config(local, parse_spec("duration=1h").alternatives[0]) == (
         "LocalLauncher",
@@ -510,7 +515,7 @@ def test_find_launcher_instantiates_lazily(
     assert made[-1][1]["time"] == "0-01:00:00" and made[-1][1]["partition"] == "gpu-big"
     launcher = find_launcher("cpu(cores=1)", registry=LauncherRegistry.local_only())
     assert type(launcher).__name__ == "LocalLauncher"
-    assert made[-1] == ("LocalLauncher", {"max_parallel": 1})
+    assert made[-1] == ("LocalLauncher", {"max_parallel": local_host().cores})
 
 
 def test_import_does_not_load_yaml_or_backends() -> None:
@@ -722,8 +727,7 @@ def test_bad_file_found_by_lookup_fails_loudly(clean_env: Path) -> None:
 
 def test_real_launchers_accept_the_options(cluster: LauncherRegistry) -> None:
     """With the backends present, the generated keyword arguments are valid for them."""
-    slurm = pytest.importorskip("xpm.launchers.slurm", reason="SlurmLauncher not written yet")
-    local = pytest.importorskip("xpm.launchers.local", reason="LocalLauncher not written yet")
+    from xpm.launchers import local, slurm
     spec = "duration=2 days & cuda(mem=16G) * 2 & cpu(mem=400M, cores=4)"
     for name in ("gpu-small", "gpu-big"):
         only = LauncherRegistry(hosts=tuple(h for h in cluster.hosts if h.name == name))
@@ -731,4 +735,5 @@ def test_real_launchers_accept_the_options(cluster: LauncherRegistry) -> None:
         assert isinstance(launcher, slurm.SlurmLauncher)
         assert launcher.describe()["time"] == "2-00:00:00"
     launcher = find_launcher("cpu(cores=1)", registry=LauncherRegistry.local_only())
-    assert isinstance(launcher, local.LocalLauncher) and launcher.max_parallel == 1
+    assert isinstance(launcher, local.LocalLauncher)
+    assert launcher.max_parallel == local_host().cores

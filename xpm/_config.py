@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import difflib
+import enum
 import inspect
 import sys
 import textwrap
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, ClassVar
 
 from ._types import (
@@ -37,7 +40,10 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
-_IMMUTABLE = (bool, int, float, str, type(None), tuple, frozenset)
+_SCALARS = (bool, int, float, str, type(None), PurePath, enum.Enum)
+_SPECIAL = (Tagged, GeneratedPath)  # values that need more than a type check
+# Attributes of every new configuration; _xpm_task: the task whose output it is (xpm._task).
+_FRESH = {"_xpm_tags": None, "_xpm_frozen": False, "_xpm_task": None, "_xpm_id": None}
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,17 @@ def field(*, default: Any = MISSING, default_factory: Callable[[], Any] | None =
 class ParamInfo:
     """One declared parameter of a configuration class."""
 
-    __slots__ = ("name", "kind", "type", "annotation", "default", "factory", "owner", "_ref")
+    __slots__ = (
+        "name",
+        "kind",
+        "type",
+        "annotation",
+        "default",
+        "factory",
+        "owner",
+        "plain",
+        "_ref",
+    )
 
     def __init__(
         self,
@@ -81,6 +97,7 @@ class ParamInfo:
         self.default = default
         self.factory = factory
         self.owner = owner
+        self.plain = kind is not ParamKind.CONSTANT  # values only need p.type.convert()
         self._ref: Any = MISSING  # factory result used to recognise "equal to the default"
 
     @property
@@ -147,8 +164,8 @@ class ConfigInfo:
                         default = vtype.convert(default)
                     except Mismatch as e:
                         raise ConfigError(
-                            f"{cls.__qualname__}.{name}: default {describe_value(e.value)} "
-                            f"is not a {e.expected}"
+                            f"{cls.__qualname__}.{name}{e.path}: the default must be "
+                            f"{e.expected}, got {describe_value(e.value)}"
                         ) from None
                 if kind is ParamKind.CONSTANT and default is MISSING:
                     raise ConfigError(
@@ -160,11 +177,21 @@ class ConfigInfo:
         for klass in cls.__mro__:
             for name in self.params:
                 if name in klass.__dict__ and klass is not object:
-                    try:
+                    with contextlib.suppress(AttributeError, TypeError):
                         delattr(klass, name)
-                    except (AttributeError, TypeError):
-                        pass
         self.param_list = list(self.params.values())
+        # Defaults shared by every instance (immutable), and those copied or built each time.
+        self.fixed_defaults = {
+            p.name: p.default
+            for p in self.param_list
+            if p.default is not MISSING and _is_immutable(p.default)
+        }
+        self.dynamic_defaults = [
+            p
+            for p in self.param_list
+            if p.name not in self.fixed_defaults
+            and (p.default is not MISSING or p.factory is not None)
+        ]
         # Generated paths are outputs: like Meta values they never count in the identifier.
         self.identity_params = sorted(
             (
@@ -177,6 +204,7 @@ class ConfigInfo:
         from ._task import Task  # local import: _task imports this module
 
         self.is_task = issubclass(cls, Task)
+        self.id_plan: Any = None  # per-class encoding data, owned by xpm._identifier
 
     @property
     def doc(self) -> str | None:
@@ -188,6 +216,14 @@ class ConfigInfo:
         """The file that defines the class (so a job process can import it)."""
         module = sys.modules.get(self.cls.__module__)
         return getattr(module, "__file__", None)
+
+
+def _is_immutable(value: Any) -> bool:
+    if isinstance(value, _SCALARS):
+        return True
+    if type(value) in (tuple, frozenset):
+        return all(_is_immutable(v) for v in value)
+    return False
 
 
 def _module_name(cls: type) -> str:
@@ -228,7 +264,7 @@ def _attribute_docs(cls: type) -> dict[str, str]:
         except (OSError, TypeError, SyntaxError, IndentationError):
             continue
         body = next((n.body for n in tree.body if isinstance(n, ast.ClassDef)), [])
-        for prev, node in zip(body, body[1:]):
+        for prev, node in zip(body, body[1:], strict=False):
             if (
                 isinstance(prev, ast.AnnAssign)
                 and isinstance(prev.target, ast.Name)
@@ -253,6 +289,10 @@ class ConfigMeta(type):
         return typing.cast(ConfigInfo, info)
 
 
+# xpm._identifier.identifier_of, once imported (a function-level import costs on every call).
+_identifier_of: Callable[[Config], Any] | None = None
+
+
 def _suggest(name: str, choices: typing.Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
@@ -272,38 +312,49 @@ class Config(metaclass=ConfigMeta):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         type.__setattr__(cls, "_xpm_info", None)
-        # Keep the declared defaults: ConfigInfo removes them from the class namespace.
-        defaults = {
-            name: cls.__dict__[name]
-            for name in cls.__dict__.get("__annotations__", {})
-            if name in cls.__dict__
+        # Keep the declared defaults: ConfigInfo removes them from the class namespace.  A
+        # subclass may override an inherited parameter's default without re-annotating it.
+        annotated = {
+            name for klass in cls.__mro__ for name in klass.__dict__.get("__annotations__", {})
         }
+        defaults = {name: cls.__dict__[name] for name in annotated if name in cls.__dict__}
         type.__setattr__(cls, "_xpm_defaults", defaults)
 
-    def __init__(self, **kwargs: Any) -> None:
-        info = type(self).__xpm__
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        info = cls.__dict__.get("_xpm_info") or cls.__xpm__
+        if args:
+            raise ConfigError(
+                f"{type(self).__qualname__} takes keyword arguments only, got {len(args)} "
+                f"positional; write {type(self).__qualname__}(name=value, ...) "
+                f"(parameters: {', '.join(info.params) or 'none'})"
+            )
         values = self.__dict__
-        values["_xpm_tags"] = None
-        values["_xpm_frozen"] = False
-        values["_xpm_task"] = None  # the task whose output this configuration is
-        values["_xpm_id"] = None
+        values.update(_FRESH)
+        values.update(info.fixed_defaults)
         params = info.params
         for name, value in kwargs.items():
             p = params.get(name)
             if p is None:
                 raise ConfigError(
-                    f"{type(self).__qualname__} has no parameter {name!r}"
-                    f"{_suggest(name, params)} (parameters: {', '.join(params) or 'none'})"
+                    f"{type(self).__qualname__} has no parameter {name!r} (given "
+                    f"{describe_value(value)}){_suggest(name, params)} "
+                    f"(parameters: {', '.join(params) or 'none'})"
                 )
+            if p.plain and type(value) not in _SPECIAL:
+                try:
+                    values[name] = p.type.convert(value)
+                    continue
+                except Mismatch:
+                    pass  # _convert raises the error with its message
             values[name] = self._convert(p, value)
-        for p in info.param_list:
+        for p in info.dynamic_defaults:
             if p.name in kwargs:
                 continue
             if p.default is not MISSING:
-                d = p.default
-                values[p.name] = d if isinstance(d, _IMMUTABLE) else copy.deepcopy(d)
-            elif p.factory is not None:
-                values[p.name] = self._convert(p, p.factory())
+                values[p.name] = copy.deepcopy(p.default)
+            else:
+                values[p.name] = self._convert(p, p.factory())  # type: ignore[misc]
 
     def _convert(self, p: ParamInfo, value: Any) -> Any:
         if isinstance(value, Tagged):
@@ -312,23 +363,21 @@ class Config(metaclass=ConfigMeta):
             if tags is None:
                 tags = self.__dict__["_xpm_tags"] = {}
             tags[p.name] = value
-        if p.kind is ParamKind.CONSTANT and p.default is not MISSING:
-            converted = p.type.convert(value) if not isinstance(value, GeneratedPath) else value
-            if converted != p.default:
-                raise ConfigError(
-                    f"{type(self).__qualname__}.{p.name} is a Constant equal to {p.default!r}; "
-                    f"it cannot be set to {value!r}"
-                )
-            return converted
-        if isinstance(value, GeneratedPath):
+        if isinstance(value, GeneratedPath) and p.kind is not ParamKind.CONSTANT:
             return value
         try:
-            return p.type.convert(value)
+            converted = p.type.convert(value)
         except Mismatch as e:
             raise ConfigError(
                 f"{type(self).__qualname__}.{p.name}{e.path}: expected {e.expected}, "
                 f"got {describe_value(e.value)}"
             ) from None
+        if p.kind is ParamKind.CONSTANT and not _same_value(converted, p.default):
+            raise ConfigError(
+                f"{type(self).__qualname__}.{p.name} is a Constant equal to {p.default!r}; "
+                f"it cannot be set to {value!r}"
+            )
+        return converted
 
     def __setattr__(self, name: str, value: Any) -> None:
         params = type(self).__xpm__.params
@@ -338,7 +387,8 @@ class Config(metaclass=ConfigMeta):
                 object.__setattr__(self, name, value)
                 return
             raise ConfigError(
-                f"{type(self).__qualname__} has no parameter {name!r}{_suggest(name, params)}; "
+                f"{type(self).__qualname__} has no parameter {name!r} (given "
+                f"{describe_value(value)}){_suggest(name, params)}; "
                 "use a name starting with '_' for other attributes"
             )
         if self.__dict__.get("_xpm_frozen"):
@@ -353,25 +403,26 @@ class Config(metaclass=ConfigMeta):
         # Only called when normal lookup fails: an unset required parameter or a typo.
         info = type(self).__xpm__
         if name in info.params:
-            raise ConfigError(
-                f"{type(self).__qualname__}.{name} is required but was not set: "
-                f"pass {name}=... when building {type(self).__qualname__}"
-            )
+            raise missing_error(type(self), info.params[name])
         raise AttributeError(f"{type(self).__qualname__!r} object has no attribute {name!r}")
 
     # --- identity ---------------------------------------------------------------------------
     def __identifier__(self) -> Any:
         """The identifier of this configuration (see docs/identifiers.md)."""
-        from ._identifier import identifier_of
+        global _identifier_of
+        if _identifier_of is None:
+            from ._identifier import identifier_of
 
-        return identifier_of(self)
+            _identifier_of = identifier_of
+        return _identifier_of(self)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
         names = type(self).__xpm__.params
         return all(
-            self.__dict__.get(n, MISSING) == other.__dict__.get(n, MISSING) for n in names
+            _same_value(self.__dict__.get(n, MISSING), other.__dict__.get(n, MISSING))
+            for n in names
         ) and self.__dict__.get("_xpm_task") == other.__dict__.get("_xpm_task")
 
     def __hash__(self) -> int:
@@ -406,6 +457,20 @@ class Config(metaclass=ConfigMeta):
                 child.__xpm_freeze__()
 
 
+def _same_value(a: Any, b: Any) -> bool:
+    """Equality of parameter values as the identifier sees them: ``1``, ``1.0`` and ``True``
+    differ, and NaN equals NaN (so a configuration loaded from params.json equals its source)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b or (a != a and b != b)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
 def iter_configs(value: Any) -> Iterator[Config]:
     """The configurations directly inside a value (itself, or in lists, tuples and dicts)."""
     if isinstance(value, Config):
@@ -418,14 +483,20 @@ def iter_configs(value: Any) -> Iterator[Config]:
             yield from iter_configs(v)
 
 
+def missing_error(cls: type, p: ParamInfo) -> ConfigError:
+    """The error for a required parameter that was never given a value."""
+    name = cls.__qualname__
+    return ConfigError(
+        f"{name}.{p.name} ({p.type_name()}) is required but was not set: "
+        f"pass {p.name}=... when building {name}"
+    )
+
+
 def check_required(cfg: Config) -> None:
     """Raise a ConfigError naming the first unset required parameter in the whole tree."""
     for p, value in cfg.__xpm_values__():
         if value is MISSING:
-            raise ConfigError(
-                f"{type(cfg).__qualname__}.{p.name} is required but was not set: "
-                f"pass {p.name}=... when building {type(cfg).__qualname__}"
-            )
+            raise missing_error(type(cfg), p)
         for child in iter_configs(value):
             check_required(child)
 
@@ -452,7 +523,8 @@ def describe(cls: type[Config]) -> str:
         if p.default is not MISSING:
             default = f" = {p.default!r}"
         elif p.factory is not None:
-            default = f" = {getattr(p.factory, '__name__', repr(p.factory))}()"
+            name = getattr(p.factory, "__name__", None)
+            default = f" = {name}()" if name else f" = {p.factory!r}"
         else:
             default = "  (required)"
         lines.append(f"  {p.name}: {p.kind.value.capitalize()}[{p.type_name()}]{default}")

@@ -14,21 +14,32 @@ import struct
 from pathlib import PurePath
 from typing import Any
 
-from ._config import MISSING, Config
+from ._config import MISSING, Config, ConfigInfo, ParamInfo, _module_name, missing_error
 from ._types import GeneratedPath, ParamKind
 from .errors import ConfigError
 
 #: Prefix of every encoded configuration; bump the version to change the format on purpose.
 FORMAT = b"xpm-id\x001\x00"
 
+_sha256 = hashlib.sha256
 _pack_u32 = struct.Struct(">I").pack
 _pack_f64 = struct.Struct(">d").pack
 _CANONICAL_NAN = _pack_f64(math.nan)
 
-# One tag byte per value kind.
-NONE, FALSE, TRUE, INT, FLOAT, STR, PATH, GENPATH, ENUM, LIST, TUPLE, DICT, CONFIG = (
-    b"N", b"f", b"t", b"I", b"F", b"S", b"P", b"G", b"E", b"L", b"T", b"D", b"C"
-)
+# One tag byte per value kind (docs/identifiers.md lists them).
+NONE = b"N"
+FALSE = b"f"
+TRUE = b"t"
+INT = b"I"
+FLOAT = b"F"
+STR = b"S"
+PATH = b"P"
+GENPATH = b"G"
+ENUM = b"E"
+LIST = b"L"
+TUPLE = b"T"
+DICT = b"D"
+CONFIG = b"C"
 TASK_OUTPUT = b"O"
 PARAM = b"="
 
@@ -96,12 +107,14 @@ def encode_value(buf: bytearray, value: Any) -> None:
     elif isinstance(value, dict):
         buf += DICT
         buf += _pack_u32(len(value))
+        if not all(type(k) is str for k in value):
+            raise _Unencodable("a dict with non-str keys")
         for k in sorted(value):
             _str(buf, STR, k)
             encode_value(buf, value[k])
     elif isinstance(value, enum.Enum):
         cls = type(value)
-        _str(buf, ENUM, f"{cls.__module__}.{cls.__qualname__}".lower() + ":" + value.name)
+        _str(buf, ENUM, f"{_module_name(cls)}.{cls.__qualname__}".lower() + ":" + value.name)
     elif isinstance(value, GeneratedPath):
         _str(buf, GENPATH, value.relative)
     elif isinstance(value, PurePath):
@@ -110,16 +123,50 @@ def encode_value(buf: bytearray, value: Any) -> None:
         _str(buf, INT, str(int(value)))
     elif isinstance(value, float):
         buf += FLOAT
-        buf += _pack_f64(float(value))
+        buf += _CANONICAL_NAN if value != value else _pack_f64(float(value))
     elif isinstance(value, str):
         _str(buf, STR, str(value))
     else:
-        raise ConfigError(f"cannot compute an identifier for a value of type {t.__name__}")
+        raise _Unencodable(f"a value of type {t.__name__}")
+
+
+class _Unencodable(Exception):
+    """A value the canonical encoding has no tag for (turned into a ConfigError)."""
+
+
+class _Plan:
+    """Per-class bytes computed once: the encoded type id and each parameter's prefix."""
+
+    __slots__ = ("typeid", "entries")
+
+    def __init__(self, info: ConfigInfo) -> None:
+        buf = bytearray()
+        _str(buf, STR, info.typeid)
+        self.typeid = bytes(buf)
+        # (name, encoded "=name" prefix, default to skip or MISSING, ParamInfo)
+        self.entries: list[tuple[str, bytes, Any, ParamInfo]] = []
+        for p in info.identity_params:
+            buf = bytearray()
+            _str(buf, PARAM, p.name)
+            default = p.reference_default() if p.kind is ParamKind.PARAM else MISSING
+            self.entries.append((p.name, bytes(buf), default, p))
+
+
+# Types whose default-skip test is plain equality (containers also compare element types).
+_PLAIN = frozenset({bool, int, float, str, type(None)})
 
 
 def encode_config(cfg: Config) -> bytes:
     """The canonical bytes whose SHA-256 is the identifier of ``cfg``."""
-    info = type(cfg).__xpm__
+    return bytes(_encode(cfg))
+
+
+def _encode(cfg: Config) -> bytearray:
+    cls = type(cfg)
+    info = cls.__dict__.get("_xpm_info") or cls.__xpm__
+    plan = info.id_plan
+    if plan is None:
+        plan = info.id_plan = _Plan(info)
     values = cfg.__dict__
     buf = bytearray(FORMAT)
     task = values.get("_xpm_task")
@@ -127,32 +174,50 @@ def encode_config(cfg: Config) -> bytes:
         # A task output is identified by the task that produces it, then by its own values.
         buf += TASK_OUTPUT
         buf += identifier_of(task).digest
-    _str(buf, STR, info.typeid)
-    for p in info.identity_params:
-        value = values.get(p.name, MISSING)
+    buf += plan.typeid
+    for name, prefix, default, p in plan.entries:
+        value = values.get(name, MISSING)
         if value is MISSING:
-            raise ConfigError(
-                f"{type(cfg).__qualname__}.{p.name} is required but was not set: "
-                f"pass {p.name}=... when building {type(cfg).__qualname__}"
-            )
-        if p.kind is ParamKind.PARAM:
-            default = p.reference_default()
-            if default is not MISSING and type(value) is type(default):
-                if isinstance(value, Config):
-                    if identifier_of(value) == identifier_of(default):
-                        continue
-                elif value == default and _same_shape(value, default):
+            raise missing_error(type(cfg), p)
+        t = type(value)
+        if default is not MISSING and t is type(default):
+            # A Param equal to its declared default is left out (schema evolution).
+            if t in _PLAIN:
+                if value == default:
                     continue
-        _str(buf, PARAM, p.name)
-        encode_value(buf, value)
-    return bytes(buf)
+            elif isinstance(value, Config):
+                if identifier_of(value) == identifier_of(default):
+                    continue
+            elif value == default and _same_shape(value, default):
+                continue
+        buf += prefix
+        if t is int:
+            _str(buf, INT, str(value))
+        elif t is str:
+            _str(buf, STR, value)
+        elif t is float:
+            buf += FLOAT
+            buf += _CANONICAL_NAN if value != value else _pack_f64(value)
+        elif isinstance(value, Config):
+            buf += CONFIG
+            buf += identifier_of(value).digest
+        else:
+            try:
+                encode_value(buf, value)
+            except _Unencodable as e:
+                raise ConfigError(
+                    f"{type(cfg).__qualname__}.{name}: cannot compute an identifier for {e}; "
+                    "use bool, int, float, str, None, Path, Enum, Config, or lists, tuples and "
+                    "dict[str, ...] of those"
+                ) from None
+    return buf
 
 
 def _same_shape(a: Any, b: Any) -> bool:
     """Equal values that would also encode identically (``[1]`` vs ``[True]`` are not)."""
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(
-            type(x) is type(y) and _same_shape(x, y) for x, y in zip(a, b)
+            type(x) is type(y) and _same_shape(x, y) for x, y in zip(a, b, strict=True)
         )
     if isinstance(a, dict):
         return all(type(a[k]) is type(b[k]) and _same_shape(a[k], b[k]) for k in a)
@@ -165,7 +230,7 @@ def identifier_of(cfg: Config) -> Identifier:
     cached = values.get("_xpm_id")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    ident = Identifier(hashlib.sha256(encode_config(cfg)).digest())
+    ident = Identifier(_sha256(_encode(cfg)).digest())
     if values.get("_xpm_frozen"):
         values["_xpm_id"] = ident
     return ident

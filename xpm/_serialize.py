@@ -124,7 +124,6 @@ def dumps(cfg: Config, workdir: Path | None = None) -> str:
     return f'{{"xpm": {doc["xpm"]}, "root": {doc["root"]}, "objects": [\n  {objects}\n]}}\n'
 
 
-
 def import_class(module: str, qualname: str, file: str | None) -> type:
     """Import ``module.qualname``, loading ``file`` when the module is not importable."""
     mod = sys.modules.get(module)

@@ -118,12 +118,17 @@ class ValueType:
 
 
 class _Scalar(ValueType):
-    def __init__(self, name: str, check: typing.Callable[[Any], bool], cast: Any = None) -> None:
+    def __init__(
+        self, name: str, exact: type, check: typing.Callable[[Any], bool], cast: Any = None
+    ) -> None:
         self.name = name
+        self._exact = exact
         self._check = check
         self._cast = cast
 
     def convert(self, value: Any) -> Any:
+        if type(value) is self._exact:
+            return value
         if not self._check(value):
             raise Mismatch(self.name, value)
         return self._cast(value) if self._cast is not None else value
@@ -166,10 +171,36 @@ class _ConfigType(ValueType):
 
 
 class _AnyType(ValueType):
+    """``Any``: any value the identifier can encode, checked recursively at assignment."""
+
     name = "Any"
+    _SUPPORTED = (
+        "a supported value (bool, int, float, str, None, Path, Enum, Config, "
+        "or a list, tuple or dict[str, ...] of those)"
+    )
 
     def convert(self, value: Any) -> Any:
+        self._check(value, "")
         return value
+
+    def _check(self, value: Any, path: str) -> None:
+        from ._config import Config  # local: _config imports this module
+
+        if value is None or isinstance(
+            value, (bool, int, float, str, PurePath, enum.Enum, GeneratedPath, Config)
+        ):
+            return
+        if isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                self._check(v, f"{path}[{i}]")
+            return
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise Mismatch("str keys", k, f"{path}[{k!r}]")
+                self._check(v, f"{path}[{k!r}]")
+            return
+        raise Mismatch(self._SUPPORTED, value, path)
 
 
 class _UnionType(ValueType):
@@ -232,7 +263,7 @@ class _TupleType(ValueType):
         else:
             types_ = [self.variadic or _ANY] * len(value)
         out = []
-        for i, (t, v) in enumerate(zip(types_, value)):
+        for i, (t, v) in enumerate(zip(types_, value, strict=True)):
             try:
                 out.append(t.convert(v))
             except Mismatch as e:
@@ -263,10 +294,10 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-_BOOL = _Scalar("bool", lambda v: isinstance(v, bool))
-_INT = _Scalar("int", _is_int)
-_FLOAT = _Scalar("float", lambda v: _is_int(v) or isinstance(v, float), float)
-_STR = _Scalar("str", lambda v: isinstance(v, str))
+_BOOL = _Scalar("bool", bool, lambda v: isinstance(v, bool))
+_INT = _Scalar("int", int, _is_int)
+_FLOAT = _Scalar("float", float, lambda v: _is_int(v) or isinstance(v, float), float)
+_STR = _Scalar("str", str, lambda v: isinstance(v, str))
 _ANY = _AnyType()
 
 

@@ -136,14 +136,18 @@ def slurm_mem(size: int) -> str:
 def launcher_config(host: Host, requirement: Requirement) -> tuple[str, dict[str, Any]]:
     """The launcher class name and keyword arguments running ``requirement`` on ``host``.
 
-    Pure: imports no launcher.  ``LocalLauncher`` gets ``max_parallel`` (the cores
-    requested, or ``None``); ``SlurmLauncher`` gets the partition, the host's sbatch
+    Pure: imports no launcher.  ``LocalLauncher`` gets ``max_parallel``: how many jobs
+    needing the requested cores fit on the host at once (``None``, one job per core, when no
+    cores are requested); ``SlurmLauncher`` gets the partition, the host's sbatch
     options and time/cpus/mem/GPUs filled from the requirement.  GPUs go to ``gpus``
     (which ``SlurmLauncher`` writes as ``--gres=gpu:N``), or to ``options["gpus"]``
     (``--gpus=N``) for a host with ``gpu_request: gpus``.
     """
     if host.type == "local":
-        return "LocalLauncher", {"max_parallel": requirement.cpu.cores}
+        cores = requirement.cpu.cores
+        if not cores:
+            return "LocalLauncher", {"max_parallel": None}
+        return "LocalLauncher", {"max_parallel": max(1, (host.cores or 1) // cores)}
     options: dict[str, Any] = dict(host.options)
     gpus: int | None = len(requirement.accelerators) or None
     if gpus is not None and host.gpu_request == "gpus":
