@@ -14,6 +14,11 @@ pytest_plugins = ["_slurm_fixtures"]
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
 
+# The test tasks live in xpm's own repository: without this, every test experiment would
+# snapshot and pin xpm's working tree (refs/xpm/...) and warn that it is dirty.  Tests of
+# the git recording turn it back on in their own temporary repositories (tests/test_git*.py).
+os.environ.setdefault("XPM_GIT", "off")
+
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:

@@ -14,7 +14,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._config import check_required
 from ._jobdir import JobDir, atomic_write_text
 from ._scheduler import Job, Scheduler
 from .errors import ExperimentError, JobsFailedError
@@ -48,7 +47,9 @@ class Experiment:
         echo: Callable[[str], None] | None = None,
         dirty_git: str = "warn",
         code_paths: Sequence[str | os.PathLike[str]] = (),
+        detach: bool = False,
     ) -> None:
+        self.detach = detach
         if run_mode not in RUN_MODES:
             raise ExperimentError(
                 f"unknown run mode {run_mode!r}: use one of {', '.join(RUN_MODES)}"
@@ -75,6 +76,7 @@ class Experiment:
         self.end_time: float | None = None
         self.info: dict[str, Any] = {}
         self._submit_listeners: list[Callable[[Job], None]] = []
+        self._recorder: Any = None  # xpm.index recorder (None in dry-run or when unusable)
         from .git._policy import RunGit  # light: git's command line, no GitPython
 
         #: The git states of this run's code (see docs/git.md); validates ``dirty_git``.
@@ -110,6 +112,9 @@ class Experiment:
         if self.run_mode != "dry-run":
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._write_run_record()
+            from .index._recorder import attach
+
+            self._recorder = attach(self)
         self._token = _current.set(self)
         return self
 
@@ -138,6 +143,9 @@ class Experiment:
             if self.run_mode != "dry-run":
                 self._flush_submissions()
                 self._write_run_record()
+                from .index._recorder import detach
+
+                detach(self._recorder)
         if exc_type is None:
             self._summarize()
 
@@ -149,22 +157,22 @@ class Experiment:
     def submit(self, task: Task, launcher: Launcher | None = None) -> Any:
         """Schedule ``task`` (see :meth:`xpm.Task.submit`)."""
         from ._serialize import dumps
-        from ._task import collect_tags, iter_dependencies, resolve_generated_paths
+        from ._task import analyze
 
-        check_required(task)
+        found = analyze(task)  # checks required values and freezes the whole tree
         if self.git.add_class(type(task)):  # its code is in another repository: record it
             self.info["git"] = self.git.records()
             if self.run_mode != "dry-run":
                 self._write_run_record()
-        task.__xpm_freeze__()
         info = type(task).__xpm__
         ident = task.__identifier__().hex
         key = (info.typeid, ident)
         job = self.jobs.get(key)
         if job is not None:
             return self._outputs(job.task)
-        dependencies = []
-        for upstream in iter_dependencies(task):
+        dependencies: list[Job] = []
+        tags: dict[str, Any] = {}
+        for upstream in found.dependencies:
             up_key = (type(upstream).__xpm__.typeid, upstream.__identifier__().hex)
             dep_job = self.jobs.get(up_key)
             if dep_job is None:
@@ -172,11 +180,14 @@ class Experiment:
                     f"{type(task).__qualname__} uses {type(upstream).__qualname__}, which was "
                     "not submitted in this experiment: submit it first and pass its outputs"
                 )
-            dependencies.append(dep_job)
+            if dep_job not in dependencies:
+                dependencies.append(dep_job)
+                tags.update(dep_job.tags)  # tags propagate from the tasks it depends on
+        tags.update(_jsonable_tags(found.tags))
         jobdir = JobDir(self.workdir, info.typeid, ident)
         task.__dict__["_xpm_jobdir"] = jobdir
-        resolve_generated_paths(task, jobdir)
-        tags = _jsonable_tags(collect_tags(task))
+        for cfg, name, generated in found.generated:
+            cfg.__dict__[name] = jobdir.inside(generated.relative)
         job = Job(task, jobdir, launcher or self.launcher, dependencies, tags)
         self.jobs[key] = job
         outputs = self._outputs(task)
@@ -213,9 +224,10 @@ class Experiment:
                 jobdir.write_params(dumps(task, self.workdir))
             if jobdir.read_tags() != tags:
                 jobdir.write_tags(tags)
-        self._submissions.append(
-            {"time": time.time(), "task": info.typeid, "identifier": ident, "tags": tags}
-        )
+        self.last_submission = {
+            "time": time.time(), "task": info.typeid, "identifier": ident, "tags": tags
+        }
+        self._submissions.append(self.last_submission)
         if len(self._submissions) >= 1000:
             self._flush_submissions()
         if self.run_mode == "generate":
@@ -239,8 +251,28 @@ class Experiment:
 
     # --- waiting and reporting ---------------------------------------------------------------
     def wait(self) -> None:
-        """Block until every submitted job has ended (normal mode)."""
+        """Block until every submitted job has ended (normal mode).
+
+        With ``detach=True``, block only until every job is handed to its launcher, then stop
+        watching: jobs queued in a backend such as Slurm go on after this process exits, and a
+        later run of the experiment re-attaches to them.
+        """
         if self.run_mode != "normal":
+            return
+        self.scheduler.close_submissions()
+        if self.detach:
+            self.scheduler.wait_submitted()
+            left = self.scheduler.detach()
+            local = [j for j in left if j.launcher.kind == "local"]
+            if local:
+                self._echo(
+                    f"xpm {self.name}: detached while {len(local)} local job(s) still run; "
+                    "they finish on their own (`xpm jobs list` shows them)"
+                )
+            self._echo(
+                f"xpm {self.name}: detached; {len(left)} job(s) left running or queued "
+                "(`xpm jobs list` shows their progress)"
+            )
             return
         last = [""]
 
@@ -360,6 +392,7 @@ def experiment(
     progress: bool | None = None,
     dirty_git: str = "warn",
     code_paths: Sequence[str | os.PathLike[str]] = (),
+    detach: bool = False,
 ) -> Experiment:
     """An experiment on ``workdir``: ``with experiment("runs", "sweep") as xp: task.submit()``.
 
@@ -380,6 +413,7 @@ def experiment(
         progress=progress,
         dirty_git=dirty_git,
         code_paths=code_paths,
+        detach=detach,
     )
 
 

@@ -229,9 +229,11 @@ class JobDir:
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
 
-    def add_event(self, state: str, **info: Any) -> None:
-        """Append a state transition to the job's history."""
-        record = {"state": state, "time": time.time(), **info}
+    def add_event(self, state: str | None, **info: Any) -> None:
+        """Append a state transition (or, with ``state=None``, information) to the history."""
+        record: dict[str, Any] = {"time": time.time(), **info}
+        if state is not None:
+            record["state"] = state
         append_json_line(self.events, record)
 
     def mark_done(self, **info: Any) -> None:
@@ -278,12 +280,14 @@ class JobDir:
     def read_status(self) -> JobStatus:
         """Fold the event history and the markers into a :class:`JobStatus`."""
         status = JobStatus()
-        history = read_json_lines(self.events)
-        status.history = history
-        for event in history:
+        events = read_json_lines(self.events)
+        status.history = [e for e in events if isinstance(e.get("state"), str)]
+        for event in events:
+            if event.get("launcher_job_id") is not None:
+                status.launcher_job_id = str(event["launcher_job_id"])
             state = event.get("state")
             if not isinstance(state, str):
-                continue
+                continue  # an information event (e.g. the launcher's id for the job)
             if state == "SUBMITTED":
                 status.attempt += 1
                 status.submit_time = event.get("time")
@@ -293,6 +297,7 @@ class JobDir:
                 status.pid = event.get("pid")
                 status.launcher = event.get("launcher", status.launcher)
                 status.launcher_job_id = event.get("launcher_job_id")
+                status.host = None
             elif state == "RUNNING":
                 status.start_time = event.get("time")
                 status.pid = event.get("pid", status.pid)
@@ -302,8 +307,6 @@ class JobDir:
                 status.exit_code = event.get("exit_code", status.exit_code)
                 status.signal = event.get("signal", status.signal)
                 status.reason = event.get("reason")
-            if "launcher_job_id" in event and event["launcher_job_id"] is not None:
-                status.launcher_job_id = str(event["launcher_job_id"])
             status.state = state
         # The markers win over the event log: they are written last and atomically.
         if self.is_done():

@@ -10,6 +10,7 @@ Exactly-once across processes comes from two inter-process locks per job directo
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._jobdir import TERMINAL_STATES, JobDir
+from .errors import LauncherError
 from .launchers._base import LaunchedJob, Launcher, LaunchOutcome
 
 if TYPE_CHECKING:
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
 
 #: How often a job whose lock another process holds is tried again (seconds).
 LOCK_RETRY = 0.2
+#: Independent jobs launched together on a launcher that has arrays go as one array.
+ARRAY_MIN = 2
+#: While submissions keep coming, jobs for array launchers wait this long for company.
+ARRAY_WINDOW = 0.5
 
 
 @dataclass(eq=False)
@@ -74,6 +80,9 @@ class Scheduler:
         self._poll_floor = poll_floor
         self._listeners: list[Listener] = []
         self._next_poll: dict[int, float] = {}
+        self._arrays = 0
+        self._last_enqueue = 0.0
+        self._submissions_open = True
         self.error: BaseException | None = None
 
     # --- public ------------------------------------------------------------------------------
@@ -86,6 +95,7 @@ class Scheduler:
         if hasattr(job.launcher, "on_exit"):  # launchers that notify instead of being polled
             job.launcher.on_exit = self._wake
         with self._cond:
+            self._last_enqueue = time.monotonic()
             self.jobs.append(job)
             self._pending.append(job)
             if self._thread is None:
@@ -106,6 +116,33 @@ class Scheduler:
                 self._cond.wait(timeout=tick)
             if on_tick is not None:
                 on_tick()
+
+    def close_submissions(self) -> None:
+        """No more jobs will come: launch what array launchers were holding back."""
+        with self._cond:
+            self._submissions_open = False
+            self._cond.notify_all()
+
+    def wait_submitted(self) -> None:
+        """Block until no job is waiting to be handed to its launcher (for detaching)."""
+        while True:
+            with self._cond:
+                if self.error is not None:
+                    raise self.error
+                if not self._pending:
+                    return
+                self._cond.wait(timeout=0.5)
+
+    def detach(self) -> list[Job]:
+        """Stop watching: release every lock and return the jobs left running in backends."""
+        with self._cond:
+            self._stop = True
+            running = list(self._running)
+            self._running.clear()
+            self._cond.notify_all()
+        for job in running:
+            self._release(job)
+        return running
 
     def cancel_all(self, reason: str) -> None:
         """Stop every job of this scheduler: running ones are terminated and recorded."""
@@ -169,6 +206,7 @@ class Scheduler:
         now = time.monotonic()
         sleep = 1.0
         self._collect(now)
+        startable: list[Job] = []
         for job in list(self._pending):
             deps = job.dependencies
             if any(d.state in ("FAILED", "CANCELLED") for d in deps):
@@ -179,35 +217,59 @@ class Scheduler:
                 job.jobdir.add_event("FAILED", reason=reason)
                 self._set_state(job, "FAILED", reason)
                 continue
-            if not all(d.state == "DONE" for d in deps):
+            if not all(d.state == "DONE" or self._backend_dependency(job, d) for d in deps):
                 continue
             if job.next_try > now:
                 sleep = min(sleep, job.next_try - now)
                 continue
-            if not self._has_room(job):
+            if self._submissions_open and hasattr(job.launcher, "submit_array"):
+                hold = self._last_enqueue + ARRAY_WINDOW - now
+                if hold > 0:  # more jobs may come: launch them together as one array
+                    sleep = min(sleep, hold)
+                    continue
+            if not self._has_room(job, startable):
                 continue
-            if self._try_start(job):
+            ready = self._prepare(job)
+            if ready is None:
+                self._pending.remove(job)  # settled without launching (DONE, re-attached)
+            elif ready:
                 self._pending.remove(job)
-            elif job.state not in TERMINAL_STATES:
+                startable.append(job)
+            else:
                 job.next_try = now + LOCK_RETRY
                 sleep = min(sleep, LOCK_RETRY)
-            else:
-                self._pending.remove(job)
+        self._launch(startable)
         for launcher in {id(j.launcher): j.launcher for j in self._running}.values():
             if launcher.poll_interval is not None:
                 sleep = min(sleep, launcher.poll_interval)
         return max(sleep, self._poll_floor) if self._pending or self._running else 1.0
 
-    def _has_room(self, job: Job) -> bool:
-        if self.max_parallel is not None and len(self._running) >= self.max_parallel:
+    @staticmethod
+    def _backend_dependency(job: Job, dep: Job) -> bool:
+        """Whether ``dep`` can be left to the backend (e.g. Slurm's afterok) for ``job``."""
+        return (
+            job.launcher.supports_dependencies
+            and dep.launcher is job.launcher
+            and dep.launched is not None
+            and dep.state in ("SUBMITTED", "RUNNING")
+        )
+
+    def _has_room(self, job: Job, starting: list[Job]) -> bool:
+        busy = len(self._running) + len(starting)
+        if self.max_parallel is not None and busy >= self.max_parallel:
             return False
         limit = job.launcher.max_parallel
         if limit is None:
             return True
-        same = sum(1 for j in self._running if j.launcher is job.launcher)
+        same = sum(1 for j in (*self._running, *starting) if j.launcher is job.launcher)
         return same < limit
 
-    def _try_start(self, job: Job) -> bool:
+    def _prepare(self, job: Job) -> bool | None:
+        """Take the job's lock and check it still needs a launch.
+
+        True: ready to launch.  False: another process holds it, try again later.
+        None: settled without a launch (found DONE, or re-attached to a live backend job).
+        """
         import fasteners
 
         jobdir = job.jobdir
@@ -218,40 +280,115 @@ class Scheduler:
                 return False
             job.lock = lock
         # Holding the lock: no other scheduler launches it.  A job process left by a crashed
-        # scheduler may still run it: its running.lock tells.
+        # scheduler may still run it (its running.lock tells), or a backend may still hold
+        # it queued from a detached run (its status names the backend's id).
         if jobdir.is_done():
             self._release(job)
-            self._set_state(job, "DONE", None)
             job.already_done = True
-            return True
+            self._set_state(job, "DONE", None)
+            return None
+        if self._reattach(job):
+            return None
         probe = fasteners.InterProcessLock(str(jobdir.running_lock))
         if not probe.acquire(blocking=False):
             self._note_waiting(job)
             return False
         probe.release()
-        jobdir.rotate_for_new_attempt()
-        command = [sys.executable, "-m", "xpm.run", str(jobdir.path)]
-        env = {"PYTHONPATH": _pythonpath()}
+        return True
+
+    def _reattach(self, job: Job) -> bool:
+        launcher = job.launcher
+        if launcher.kind == "local":
+            return False
+        status = job.jobdir.read_status()
+        if status.state not in ("SUBMITTED", "RUNNING") or status.launcher != launcher.kind:
+            return False
+        if not status.launcher_job_id:
+            return False
+        candidate = LaunchedJob(job.jobdir, status.launcher_job_id)
         try:
-            launched = job.launcher.submit(
-                jobdir, command, env, [d.launched for d in job.dependencies if d.launched]
-            )
-        except Exception as e:  # noqa: BLE001 - a launcher failure fails the job, not xpm
-            reason = f"launch failed: {e}"
-            jobdir.mark_failed(reason, state="FAILED")
-            jobdir.add_event("FAILED", reason=reason)
-            self._release(job)
-            self._set_state(job, "FAILED", reason)
-            return True
-        job.launched = launched
-        jobdir.add_event(
-            "SUBMITTED",
-            launcher=job.launcher.kind,
-            launcher_job_id=launched.launcher_job_id,
+            outcome = launcher.poll([candidate]).get(status.launcher_job_id)
+        except LauncherError:
+            return False
+        if outcome is None or outcome.state in TERMINAL_STATES:
+            return False
+        job.launched = candidate
+        self._running.append(job)
+        print(
+            f"xpm: {job.name} is still {outcome.state.lower()} as {launcher.kind} job "
+            f"{status.launcher_job_id}; re-attached",
+            file=sys.stderr,
         )
+        self._set_state(job, outcome.state, None)
+        return True
+
+    def _launch(self, jobs: list[Job]) -> None:
+        """Launch prepared jobs: one array submission for independent jobs where possible."""
+        groups: dict[int, list[Job]] = {}
+        for job in jobs:
+            groups.setdefault(id(job.launcher), []).append(job)
+        for group in groups.values():
+            launcher = group[0].launcher
+            independent = [j for j in group if all(d.state == "DONE" for d in j.dependencies)]
+            submit_array = getattr(launcher, "submit_array", None)
+            if submit_array is not None and len(independent) >= ARRAY_MIN:
+                self._launch_array(launcher, independent)
+                group = [j for j in group if j not in independent]
+            for job in group:
+                self._launch_one(job)
+
+    def _begin(self, job: Job) -> tuple[list[str], dict[str, str]]:
+        jobdir = job.jobdir
+        jobdir.rotate_for_new_attempt()
+        jobdir.add_event("SUBMITTED", launcher=job.launcher.kind)
+        command = [sys.executable, "-m", "xpm.run", str(jobdir.path)]
+        return command, {"PYTHONPATH": _pythonpath()}
+
+    def _launched(self, job: Job, launched: LaunchedJob) -> None:
+        job.launched = launched
+        job.jobdir.add_event(None, launcher_job_id=launched.launcher_job_id)
         self._running.append(job)
         self._set_state(job, "RUNNING" if job.launcher.kind == "local" else "SUBMITTED", None)
-        return True
+
+    def _launch_failed(self, job: Job, error: Exception) -> None:
+        reason = f"launch failed: {error}"
+        job.jobdir.mark_failed(reason, state="FAILED")
+        job.jobdir.add_event("FAILED", reason=reason)
+        self._release(job)
+        self._set_state(job, "FAILED", reason)
+
+    def _launch_one(self, job: Job) -> None:
+        command, env = self._begin(job)
+        backend_deps = [d.launched for d in job.dependencies if d.launched and d.state != "DONE"]
+        try:
+            launched = job.launcher.submit(job.jobdir, command, env, backend_deps)
+        except Exception as e:  # noqa: BLE001 - a launcher failure fails the job, not xpm
+            self._launch_failed(job, e)
+            return
+        self._launched(job, launched)
+
+    def _launch_array(self, launcher: Launcher, jobs: list[Job]) -> None:
+        commands = []
+        env: dict[str, str] = {}
+        for job in jobs:
+            command, env = self._begin(job)
+            commands.append(command)
+        self._arrays += 1
+        array_dir = (
+            jobs[0].jobdir.workdir / "arrays" / f"{time.strftime('%Y%m%d-%H%M%S')}-"
+            f"{os.getpid()}-{self._arrays}"
+        )
+        array_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            launched = launcher.submit_array(  # type: ignore[attr-defined]
+                [j.jobdir for j in jobs], commands, env, array_dir
+            )
+        except Exception as e:  # noqa: BLE001 - a launcher failure fails the jobs, not xpm
+            for job in jobs:
+                self._launch_failed(job, e)
+            return
+        for job, one in zip(jobs, launched, strict=True):
+            self._launched(job, one)
 
     def _note_waiting(self, job: Job) -> None:
         if not job.waiting_for_other:
@@ -274,7 +411,12 @@ class Scheduler:
                     continue
                 self._next_poll[key] = now + launcher.poll_interval
             launched = [j.launched for j in jobs if j.launched is not None]
-            outcomes = launcher.poll(launched)
+            try:
+                outcomes = launcher.poll(launched)
+            except LauncherError as e:
+                # The backend did not answer (controller down...): keep the jobs, ask again.
+                print(f"xpm: cannot poll {launcher.kind} jobs ({e}); retrying", file=sys.stderr)
+                continue
             for job in jobs:
                 if job.launched is not None:
                     self._apply(job, outcomes.get(job.launched.launcher_job_id))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._config import Config, iter_configs
+from ._config import MISSING, Config, iter_configs, missing_error
 from ._types import GeneratedPath
 from .errors import ExperimentError, XpmError
 
@@ -93,6 +94,62 @@ def mark_outputs(task: Task, outputs: Any) -> Any:
             cfg.__dict__["_xpm_task"] = task
         cfg.__xpm_freeze__()
     return outputs
+
+
+@dataclass
+class Submission:
+    """What one walk over a task's configuration tree finds (see :func:`analyze`)."""
+
+    dependencies: list[Task] = field(default_factory=list)
+    tags: dict[str, Any] = field(default_factory=dict)
+    generated: list[tuple[Config, str, GeneratedPath]] = field(default_factory=list)
+
+
+def analyze(task: Task) -> Submission:
+    """One walk over ``task``'s tree: checks required values, freezes every configuration,
+    and collects the tasks it depends on, its own tags and its generated paths.
+
+    Tasks nested in the tree (or producing outputs held in it) are dependencies; their own
+    trees are not walked again (their tags come from their jobs).
+    """
+    found = Submission()
+    seen: set[int] = set()
+    own_tags: list[dict[str, Any]] = []
+
+    def walk(cfg: Config, owned: bool) -> None:
+        values = cfg.__dict__
+        values["_xpm_frozen"] = True
+        tags = values.get("_xpm_tags")
+        if tags:
+            own_tags.append(tags)
+        for p, value in cfg.__xpm_values__():
+            if value is MISSING:
+                raise missing_error(type(cfg), p)
+            if isinstance(value, GeneratedPath):
+                if owned:
+                    found.generated.append((cfg, p.name, value))
+                continue
+            if isinstance(value, (Config, list, tuple, dict)):
+                for child in iter_configs(value):
+                    if id(child) in seen:
+                        continue
+                    seen.add(id(child))
+                    if isinstance(child, Task):
+                        found.dependencies.append(child)
+                        continue
+                    producer = child.__dict__.get("_xpm_task")
+                    if producer is not None:
+                        if id(producer) not in seen:
+                            seen.add(id(producer))
+                            found.dependencies.append(producer)
+                        walk(child, False)
+                        continue
+                    walk(child, owned)
+
+    walk(task, True)
+    for tags in own_tags:
+        found.tags.update(tags)
+    return found
 
 
 def iter_dependencies(cfg: Config, _seen: set[int] | None = None) -> Iterator[Task]:

@@ -1,0 +1,123 @@
+"""Experiments on a real Slurm cluster: dependencies, failures, scancel, detach/re-attach, arrays."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import popen_python, run_python
+from xpm_test_tasks import Count, Evaluate, Fail, Learn, Model, Uses
+
+from xpm import tag
+from xpm._experiment import experiment
+from xpm._jobdir import JobDir
+from xpm.errors import JobsFailedError
+from xpm.launchers.slurm import SlurmLauncher
+
+pytestmark = pytest.mark.slurm
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.fixture
+def launcher(slurm_cluster: object) -> SlurmLauncher:
+    return SlurmLauncher(poll_interval=0.3)
+
+
+def test_seed_experiment_with_dependencies_on_slurm(
+    workdir: Path, tmp_path: Path, launcher: SlurmLauncher
+) -> None:
+    counter = tmp_path / "counter"
+    with experiment(workdir, "slurm", launcher=launcher, progress=False) as xp:
+        for n in (1, 2):
+            learned = Learn(model=Model(n_layers=tag(n)), epochs=1, counter=str(counter)).submit()
+            Evaluate(model=learned, counter=str(counter)).submit()
+    assert all(j.state == "DONE" for j in xp.jobs.values())
+    assert sorted(lines(counter)) == ["evaluate", "evaluate", "learn 1", "learn 2"]
+    for job in xp.jobs.values():
+        status = job.jobdir.read_status()
+        assert status.launcher == "slurm"
+        assert status.launcher_job_id and status.launcher_job_id.split("_")[0].isdigit()
+        assert job.jobdir.script.exists() or "_" in status.launcher_job_id
+    evaluation = next(j for j in xp.jobs.values() if j.task_id.endswith("evaluate"))
+    assert json.loads(evaluation.jobdir.results.read_text().splitlines()[0])["values"]["accuracy"] > 0.5
+
+
+def test_independent_jobs_go_as_one_array(workdir: Path, tmp_path: Path, launcher: SlurmLauncher) -> None:
+    counter = tmp_path / "counter"
+    with experiment(workdir, "array", launcher=launcher, progress=False) as xp:
+        for n in range(3):
+            Count(n=n, counter=str(counter)).submit()
+    ids = [j.jobdir.read_status().launcher_job_id or "" for j in xp.jobs.values()]
+    assert all("_" in i for i in ids), ids
+    assert len({i.split("_")[0] for i in ids}) == 1  # one sbatch call for the three
+    assert sorted(lines(counter)) == ["count 0", "count 1", "count 2"]
+
+
+def test_failure_and_dependency_failure_on_slurm(workdir: Path, tmp_path: Path, launcher: SlurmLauncher) -> None:
+    counter = tmp_path / "counter"
+    with pytest.raises(JobsFailedError), experiment(workdir, "fail", launcher=launcher, progress=False) as xp:
+        failing = Fail(n=11).submit()
+        Uses(upstream=failing, counter=str(counter)).submit()
+    states = {j.task_id.rsplit(".", 1)[-1]: j for j in xp.jobs.values()}
+    assert states["fail"].state == "FAILED"
+    assert "RuntimeError" in (states["fail"].reason or "")
+    assert states["uses"].state in ("FAILED", "CANCELLED")
+    assert "dependency" in (states["uses"].reason or "")
+    assert lines(counter) == []
+
+
+def _script(workdir: Path, body: str, options: str = "") -> str:
+    return (
+        "from xpm import experiment\nfrom xpm.launchers.slurm import SlurmLauncher\n"
+        "from xpm_test_tasks import Count\n"
+        f"with experiment({str(workdir)!r}, 'sl', progress=False,"
+        f" launcher=SlurmLauncher(poll_interval=0.3){options}) as xp:\n" + body
+    )
+
+
+def test_scancel_while_running_ends_cancelled(workdir: Path, tmp_path: Path, slurm_cluster: object) -> None:
+    started = tmp_path / "started"
+    body = f"    Count(n=21, sleep=60, started={str(started)!r}).submit()\n"
+    proc = popen_python(_script(workdir, body))
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert started.exists()
+    jobdir = JobDir.from_path(next(workdir.glob("jobs/*/*/params.json")).parent)
+    slurm_id = jobdir.read_status().launcher_job_id
+    assert slurm_id
+    subprocess.run(["scancel", slurm_id], check=True)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    status = jobdir.read_status()
+    assert status.state == "CANCELLED", (status, err)
+
+
+def test_detach_then_reattach(workdir: Path, tmp_path: Path, slurm_cluster: object) -> None:
+    counter = tmp_path / "counter"
+    body = (
+        f"    for n in range(2):\n"
+        f"        Count(n=30 + n, sleep=4, counter={str(counter)!r}).submit()\n"
+    )
+    start = time.monotonic()
+    result = run_python(_script(workdir, body, ", detach=True"))
+    assert result.returncode == 0, result.stderr
+    assert "detached" in result.stderr
+    assert time.monotonic() - start < 4 + 10  # it did not wait for the jobs
+    jobdirs = [JobDir.from_path(p.parent) for p in workdir.glob("jobs/*/*/params.json")]
+    assert len(jobdirs) == 2
+    assert all(j.read_status().launcher_job_id for j in jobdirs)
+    assert not any(j.is_done() for j in jobdirs)
+    # A new run of the same experiment re-attaches instead of submitting again.
+    again = run_python(_script(workdir, body))
+    assert again.returncode == 0, again.stderr
+    assert "re-attached" in again.stderr
+    assert all(j.is_done() for j in jobdirs)
+    assert sorted(lines(counter)) == ["count 30", "count 31"]  # each ran once
+    assert all(j.read_status().attempt == 1 for j in jobdirs)
