@@ -1,0 +1,114 @@
+"""The ``xpm`` command line: a thin click layer over the library.
+
+Each command (or command group) lives in its own module and is imported only when it is
+run (or when ``--help`` lists it), so ``xpm --help`` stays fast.  To add one, write
+``xpm/cli/_<name>.py`` with a click command or group and add it to :data:`COMMANDS`.
+
+Errors: an :class:`xpm.errors.XpmError` prints one line ``xpm: error: <message>`` on
+stderr and exits with its ``exit_code`` (2 bad input, 1 failed jobs); click usage
+errors exit 2; anything else prints one line and a hint to rerun with ``--debug``,
+which shows the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import XpmError
+
+#: Command name -> "module:attribute" of its click command or group (imported lazily).
+COMMANDS: dict[str, str] = {
+    "describe": "xpm.cli._describe:describe",
+    "launchers": "xpm.cli._launchers:launchers",
+    "run-experiment": "xpm.cli._run:run_experiment",
+}
+
+#: Exit status of an unexpected error (a bug, or an exception from user code).
+EXIT_UNEXPECTED = 1
+#: Exit status after Ctrl-C.
+EXIT_INTERRUPTED = 130
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module_name, _, attribute = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            if not isinstance(command, click.Command):  # a programming error, not user input
+                raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except XpmError as error:
+            _report(ctx, str(error))
+            ctx.exit(error.exit_code)
+        except KeyboardInterrupt:
+            _report(ctx, "interrupted", traceback_=False)
+            ctx.exit(EXIT_INTERRUPTED)
+        except Exception as error:  # noqa: BLE001 - the one place that catches everything
+            hint = "" if _debug(ctx) else " (run 'xpm --debug ...' to see the traceback)"
+            _report(ctx, f"unexpected {type(error).__name__}: {_one_line(error)}{hint}")
+            ctx.exit(EXIT_UNEXPECTED)
+
+
+def _debug(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool(root.params.get("debug")) or os.environ.get("XPM_DEBUG", "") not in ("", "0")
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _report(ctx: click.Context, message: str, *, traceback_: bool = True) -> None:
+    if traceback_ and _debug(ctx):
+        traceback.print_exc(file=sys.stderr)
+    click.echo(f"xpm: error: {message}", err=True)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show the full traceback of errors (also: XPM_DEBUG=1).",
+)
+@click.version_option(__version__, "--version", prog_name="xpm", message="%(prog)s %(version)s")
+def cli(debug: bool) -> None:
+    """xpm: a git-integrated experiment manager.
+
+    Exit codes: 0 success, 1 jobs failed (or an unexpected error), 2 bad input or usage.
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``xpm`` console script."""
+    cli.main(args=argv, prog_name="xpm")
+
+
+__all__ = ["COMMANDS", "LazyGroup", "cli", "main"]

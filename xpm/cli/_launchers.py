@@ -1,0 +1,158 @@
+"""``xpm launchers list|find``: the hosts of launchers.yaml and what a spec resolves to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._render import echo_json, echo_rows, format_option
+
+_WORKDIR_HELP = (
+    "Workdir whose launchers.yaml to read [default: $XPM_WORKDIR, else ./xpm-workdir]; "
+    "$XPM_LAUNCHERS, when set, wins."
+)
+
+
+def _registry(workdir: Path | None) -> Any:
+    from ..experiments import resolve_workdir
+    from ..launcherfinder import load_registry
+
+    return load_registry(resolve_workdir(workdir, None))
+
+
+def _source(registry: Any) -> str:
+    return (
+        f"hosts from {registry.source}"
+        if registry.source
+        else "no launchers.yaml: local machine only"
+    )
+
+
+@click.group("launchers")
+def launchers() -> None:
+    """Hosts to run jobs on (launchers.yaml) and launcher lookup for resource specs."""
+
+
+@launchers.command("list")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help=_WORKDIR_HELP)
+@format_option()
+def list_hosts(workdir: Path | None, fmt: str) -> None:
+    """List the hosts jobs can run on (the source file is printed on stderr)."""
+    from ..launcherfinder import format_duration, format_size
+
+    registry = _registry(workdir)
+    rows = []
+    for host in registry.hosts:
+        rows.append(
+            {
+                "name": host.name,
+                "type": host.type,
+                "partition": host.partition,
+                "cores": host.cores,
+                "memory": format_size(host.memory) if host.memory is not None else None,
+                "accelerators": [str(a) for a in host.accelerators],
+                "max_duration": (
+                    format_duration(host.max_duration) if host.max_duration is not None else None
+                ),
+                "priority": host.priority,
+                "tags": list(host.tags),
+            }
+        )
+    click.echo(_source(registry), err=True)
+    echo_rows(
+        rows,
+        [
+            "name",
+            "type",
+            "partition",
+            "cores",
+            "memory",
+            "accelerators",
+            "max_duration",
+            "priority",
+            "tags",
+        ],
+        fmt,
+    )
+
+
+@launchers.command("find")
+@click.argument("spec")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help=_WORKDIR_HELP)
+@click.option("--tag", "tags", multiple=True, help="Only hosts with this tag (repeatable).")
+@format_option()
+@click.pass_context
+def find(
+    ctx: click.Context, spec: str, workdir: Path | None, tags: tuple[str, ...], fmt: str
+) -> None:
+    """Show which launcher and options SPEC resolves to, or why each alternative fails.
+
+    SPEC is a resource spec such as "duration=2 days & cuda(mem=16G) * 2 | cpu(cores=4)".
+    Exit status 1 when no host fits, 2 when SPEC cannot be parsed.
+    """
+    from ..launcherfinder import parse_spec
+
+    parsed = parse_spec(spec)  # SpecError (exit 2) before reading any file
+    registry = _registry(workdir)
+    reports = registry.evaluate(parsed, tags)
+    match = registry.find(parsed, tags)
+    launcher: dict[str, Any] | None = None
+    if match is not None:
+        kind, options = match.launcher_config()
+        launcher = {
+            "launcher": kind,
+            "host": match.host.name,
+            "alternative": match.index + 1,
+            "requirement": str(match.requirement),
+            "options": options,
+        }
+    if fmt == "json":
+        echo_json(
+            {
+                "spec": str(parsed),
+                "source": str(registry.source) if registry.source else None,
+                "match": launcher,
+                "alternatives": [
+                    {
+                        "alternative": r.index + 1,
+                        "requirement": str(r.requirement),
+                        "hosts": [
+                            {"host": host.name, "fits": not reasons, "reasons": list(reasons)}
+                            for host, reasons in r.failures
+                        ],
+                    }
+                    for r in reports
+                ],
+            }
+        )
+    elif fmt == "csv":
+        rows = [
+            {
+                "alternative": r.index + 1,
+                "requirement": str(r.requirement),
+                "host": host.name,
+                "fits": not reasons,
+                "chosen": match is not None and match.index == r.index and match.host == host,
+                "reasons": "; ".join(reasons),
+            }
+            for r in reports
+            for host, reasons in r.failures
+        ]
+        echo_rows(rows, ["alternative", "requirement", "host", "fits", "chosen", "reasons"], "csv")
+    else:
+        if launcher is not None:
+            click.echo(
+                f"{launcher['launcher']} on {launcher['host']} "
+                f"(alternative {launcher['alternative']}: {launcher['requirement']})"
+            )
+            for key, value in launcher["options"].items():
+                if value is not None and value != {}:
+                    click.echo(f"  {key}: {value}")
+        else:
+            click.echo("no launcher fits")
+        click.echo("")
+        click.echo(registry.explain(parsed, tags))
+    if match is None:
+        ctx.exit(1)

@@ -1,0 +1,84 @@
+"""Output of the commands: tables for people (tabulate), JSON and CSV for scripts.
+
+Every command that prints records takes ``--format table|json|csv`` (:func:`format_option`)
+and prints them with :func:`echo_rows`.  JSON is a list of objects with the same keys as
+the table's columns; CSV has a header row.  tabulate is imported only for tables.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import click
+
+FORMATS: tuple[str, ...] = ("table", "json", "csv")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def format_option(default: str = "table") -> Callable[[F], F]:
+    """The ``--format table|json|csv`` option (parameter name ``fmt``)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default=default,
+        show_default=True,
+        help="Output format: a table for people, json or csv for scripts.",
+    )
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, Mapping):
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list | tuple | set):
+        return ", ".join(str(v) for v in value)
+    return value
+
+
+def render_rows(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str = "table"
+) -> str:
+    """``rows`` as a table, a JSON list of objects or CSV, with the given ``columns``."""
+    if fmt == "json":
+        return json.dumps([{c: row.get(c) for c in columns} for row in rows], indent=2, default=str)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_cell(row.get(c)) for c in columns])
+        return out.getvalue().rstrip("\n")
+    if fmt != "table":
+        raise ValueError(f"unknown format {fmt!r}")
+    from tabulate import tabulate
+
+    if not rows:
+        return "(none)"
+    return tabulate(
+        [[_cell(row.get(c)) for c in columns] for row in rows],
+        headers=list(columns),
+        tablefmt="simple",
+        disable_numparse=True,
+    )
+
+
+def echo_rows(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str = "table"
+) -> None:
+    """Print :func:`render_rows` on stdout."""
+    click.echo(render_rows(rows, columns, fmt))
+
+
+def echo_json(value: Any) -> None:
+    """Print one JSON document on stdout."""
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+__all__ = ["FORMATS", "echo_json", "echo_rows", "format_option", "render_rows"]

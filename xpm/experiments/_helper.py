@@ -1,0 +1,135 @@
+"""The helper passed to ``run(helper, cfg)`` and the function that runs an experiment file."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from .._experiment import Experiment
+    from ..launchers._base import Launcher
+    from ._loader import PreparedExperiment
+
+#: Values of ``dirty_git`` (passed to :func:`xpm.experiment` when it accepts the keyword).
+DIRTY_GIT_MODES: tuple[str, ...] = ("ignore", "warn", "error")
+
+
+class ExperimentHelper:
+    """What ``run(helper, cfg)`` can use besides its configuration.
+
+    ``helper.xp`` is the running :class:`xpm.Experiment`; ``workdir``, ``name`` and
+    ``run_mode`` are its settings; :meth:`launcher` finds a launcher for a resource spec.
+    """
+
+    def __init__(self, xp: Experiment, yaml_path: Path | None = None) -> None:
+        self.xp = xp
+        #: The experiment YAML file that was run (None when built by hand).
+        self.yaml_path = yaml_path
+
+    @property
+    def workdir(self) -> Path:
+        """The workdir (absolute): job directories live in ``workdir/jobs``."""
+        return self.xp.workdir
+
+    @property
+    def name(self) -> str:
+        """The experiment name (the YAML's ``id:``, or its file stem)."""
+        return self.xp.name
+
+    @property
+    def run_mode(self) -> str:
+        """``normal``, ``generate`` or ``dry-run``."""
+        return self.xp.run_mode
+
+    def launcher(self, spec: str, *, tags: Sequence[str] | None = None) -> Launcher | None:
+        """A launcher for ``spec`` (e.g. ``"cuda(mem=16G) * 2 | cpu(cores=4)"``), or None.
+
+        Hosts come from launchers.yaml (``$XPM_LAUNCHERS``, then the workdir's, then
+        ``~/.config/xpm/launchers.yaml``); see :func:`xpm.launcherfinder.find_launcher`.
+        """
+        from ..launcherfinder import find_launcher
+
+        return find_launcher(spec, workdir=self.workdir, tags=tags)
+
+    def require_launcher(self, spec: str, *, tags: Sequence[str] | None = None) -> Launcher:
+        """Like :meth:`launcher`, but raises an error explaining why no host fits."""
+        from ..launcherfinder import require_launcher
+
+        return require_launcher(spec, workdir=self.workdir, tags=tags)
+
+    def __repr__(self) -> str:
+        return f"ExperimentHelper(name={self.name!r}, workdir={str(self.workdir)!r}, run_mode={self.run_mode!r})"
+
+
+def _accepts(keyword: str) -> bool:
+    from .._experiment import experiment
+
+    return keyword in inspect.signature(experiment).parameters
+
+
+def supports_dirty_git() -> bool:
+    """Whether :func:`xpm.experiment` accepts ``dirty_git=``."""
+    return _accepts("dirty_git")
+
+
+def run_experiment_file(
+    path: str | os.PathLike[str],
+    *,
+    overrides: Iterable[str] = (),
+    run_mode: str | None = None,
+    workdir: str | os.PathLike[str] | None = None,
+    max_parallel: int | None = None,
+    dirty_git: str | None = None,
+) -> Experiment:
+    """Run an experiment YAML file: check everything, then ``run(helper, cfg)`` in an experiment.
+
+    Raises :class:`xpm.errors.UsageError` (nothing written) when the YAML, an override or
+    the configuration is wrong, and :class:`xpm.errors.JobsFailedError` when jobs failed.
+    """
+    from ._loader import prepare
+
+    if dirty_git is not None:
+        if dirty_git not in DIRTY_GIT_MODES:
+            raise UsageError(f"dirty_git={dirty_git!r}: use one of {', '.join(DIRTY_GIT_MODES)}")
+        if not supports_dirty_git():
+            raise UsageError(
+                "--dirty-git is not supported by this version of xpm.experiment(); drop it"
+            )
+    if max_parallel is not None and max_parallel < 1:
+        raise UsageError(f"max_parallel={max_parallel}: give a positive integer")
+    prepared = prepare(path, overrides=overrides, run_mode=run_mode, workdir=workdir)
+    return run_prepared(prepared, max_parallel=max_parallel, dirty_git=dirty_git)
+
+
+def run_prepared(
+    prepared: PreparedExperiment,
+    *,
+    max_parallel: int | None = None,
+    dirty_git: str | None = None,
+) -> Experiment:
+    """Run a checked experiment (see :func:`xpm.experiments.prepare`)."""
+    from .._experiment import experiment
+
+    extra: dict[str, Any] = {"dirty_git": dirty_git} if dirty_git is not None else {}
+    if _accepts("code_paths"):
+        # The code is the experiment module and its YAML files, not the xpm script.
+        module_file = getattr(prepared.run, "__code__", None)
+        paths = [prepared.source.path]
+        if module_file is not None:
+            paths.insert(0, Path(module_file.co_filename))
+        extra["code_paths"] = paths
+    with experiment(
+        prepared.workdir,
+        prepared.name,
+        prepared.run_mode,
+        max_parallel=max_parallel,
+        **extra,
+    ) as xp:
+        xp.info.setdefault("yaml", str(prepared.source.path))
+        prepared.run(ExperimentHelper(xp, prepared.source.path), prepared.config)
+    return xp
