@@ -1,0 +1,242 @@
+"""Reproduce: check the pinned code of a job or an experiment run out into a fresh worktree."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._jobdir import JobDir, read_json_lines
+from ..errors import GitError
+from ._cmd import git
+from ._state import GitState
+
+
+@dataclass
+class Reproduction:
+    """What :func:`reproduce` made.
+
+    ``worktrees`` maps each recorded repository to its new worktree; ``commands`` are the
+    git commands that were run; ``rerun`` is the shell command that runs the job again from
+    those worktrees into ``workdir`` (a separate workdir holding a copy of the job), or
+    reruns the experiment script for an experiment run (None when it is unknown).
+    """
+
+    worktrees: dict[str, Path]
+    commands: list[str]
+    rerun: str | None = None
+    workdir: Path | None = None
+    job: Path | None = None
+    states: list[GitState] = field(default_factory=list)
+
+
+def find_job_run(workdir: str | os.PathLike[str], identifier: str) -> Path | None:
+    """The record (``WORKDIR/experiments/<name>/runs/<run id>.json``) of the newest
+    experiment run that submitted the job ``identifier`` (None when no run did).
+
+    Run ids start with their start time, so runs are searched newest first by name.
+    """
+    runs = Path(workdir).glob("experiments/*/runs/*.jobs.jsonl")
+    for jobs in sorted(runs, key=lambda p: p.name, reverse=True):
+        try:
+            content = jobs.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if identifier not in content:
+            continue
+        if any(r.get("identifier") == identifier for r in read_json_lines(jobs)):
+            return jobs.with_name(jobs.name[: -len(".jobs.jsonl")] + ".json")
+    return None
+
+
+def run_git_states(record: str | os.PathLike[str]) -> list[GitState]:
+    """The git states stored in an experiment-run record (``git`` key; empty when none)."""
+    try:
+        data = json.loads(Path(record).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise GitError(f"cannot read the experiment-run record {record}: {e}") from None
+    return [GitState.from_dict(d) for d in data.get("git") or []]
+
+
+def reproduce_commands(state: GitState, dest: str | os.PathLike[str]) -> list[str]:
+    """The shell commands that check the code of ``state`` out into a new worktree ``dest``.
+
+    The snapshot is used when there is one (the code exactly as it ran), else the commit.
+    Untracked files that were too large for the snapshot are listed as comments.
+    """
+    sha = state.code_commit
+    if sha is None:
+        raise GitError(f"the recorded state of {state.repo} has no commit to check out")
+    commands = [
+        f"git -C {shlex.quote(state.repo)} worktree add --detach {shlex.quote(os.fspath(dest))} {sha}"
+    ]
+    for large in state.large_untracked:
+        commands.append(
+            f"# not in the snapshot (over the size limit): {large['path']}"
+            f" ({large['size']} bytes, sha256 {large['sha256']})"
+        )
+    return commands
+
+
+def reproduce(
+    target: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    rerun_workdir: str | os.PathLike[str] | None = None,
+) -> Reproduction:
+    """Check out the code of a job or of an experiment run into worktree(s) at ``dest``.
+
+    ``target`` is a job directory (its git state comes from the newest experiment run that
+    submitted it, see :func:`find_job_run`) or an experiment-run record file.  With one
+    repository the worktree is ``dest``; with several, ``dest/<repository name>``.
+
+    For a job, a copy of it (params.json and tags.json, with module files pointed into the
+    worktree and upstream job directories linked, not copied) is made in ``rerun_workdir``
+    (default: ``<dest>.workdir``) and :attr:`Reproduction.rerun` is the command that runs it
+    there with ``python -m xpm.run``, importing the task's code from the worktree.
+    """
+    target = Path(target).absolute()
+    dest = Path(dest).absolute()
+    job: JobDir | None = None
+    if (target / "params.json").exists():
+        job = JobDir.from_path(target)
+        record = find_job_run(job.workdir, job.identifier)
+        if record is None:
+            raise GitError(
+                f"no experiment run under {job.workdir / 'experiments'} submitted job "
+                f"{job.relpath}, so its code is unknown (was it submitted by an older xpm?)"
+            )
+    elif target.is_file() and target.suffix == ".json" and target.parent.name == "runs":
+        record = target
+    else:
+        raise GitError(
+            f"{target} is neither a job directory (with params.json) nor an experiment-run "
+            "record (WORKDIR/experiments/<name>/runs/<run id>.json)"
+        )
+    states = run_git_states(record)
+    if not states:
+        raise GitError(
+            f"the experiment run {record.stem} recorded no git repository (its code was not in "
+            "one, or XPM_GIT=off was set): there is no pinned code to check out"
+        )
+    if dest.exists() and any(dest.iterdir()):
+        raise GitError(f"{dest} exists and is not empty: give a new directory for the worktree")
+    worktrees = _worktree_paths(states, dest)
+    commands: list[str] = []
+    for state in states:
+        if not Path(state.repo).is_dir():
+            raise GitError(
+                f"the repository {state.repo} recorded by run {record.stem} is gone: clone it "
+                f"there, then run: {reproduce_commands(state, worktrees[state.repo])[0]}"
+            )
+        sha = state.code_commit
+        if sha is None:
+            continue
+        git(state.repo, "worktree", "add", "--detach", str(worktrees[state.repo]), sha)
+        commands.extend(reproduce_commands(state, worktrees[state.repo]))
+    result = Reproduction(worktrees=worktrees, commands=commands, states=states)
+    if job is not None:
+        wd = Path(rerun_workdir) if rerun_workdir else dest.with_name(dest.name + ".workdir")
+        result.workdir = wd.absolute()
+        result.job, result.rerun = _copy_job(job, result.workdir, states, worktrees)
+    else:
+        result.rerun = _rerun_run(record, states, worktrees)
+    return result
+
+
+def _worktree_paths(states: list[GitState], dest: Path) -> dict[str, Path]:
+    if len(states) == 1:
+        return {states[0].repo: dest}
+    paths: dict[str, Path] = {}
+    for state in states:
+        name = Path(state.repo).name or "repo"
+        candidate, n = dest / name, 1
+        while candidate in paths.values():
+            n += 1
+            candidate = dest / f"{name}-{n}"
+        paths[state.repo] = candidate
+    return paths
+
+
+def _in_worktree(path: str, worktrees: dict[str, Path]) -> Path | None:
+    p = Path(path)
+    for repo, tree in worktrees.items():
+        try:
+            return tree / p.relative_to(repo)
+        except ValueError:
+            try:
+                return tree / p.resolve().relative_to(Path(repo).resolve())
+            except (ValueError, OSError):
+                continue
+    return None
+
+
+def _copy_job(
+    job: JobDir, workdir: Path, states: list[GitState], worktrees: dict[str, Path]
+) -> tuple[Path, str]:
+    doc = json.loads(job.params.read_text(encoding="utf-8"))
+    roots: list[str] = []
+    for obj in doc.get("objects", []):
+        file, module = obj.get("file"), obj.get("module")
+        moved = _in_worktree(file, worktrees) if isinstance(file, str) else None
+        if moved is None or not isinstance(module, str):
+            continue
+        depth = module.count(".") + (1 if moved.name == "__init__.py" else 0)
+        root = str(moved.parents[depth]) if module != "__main__" else str(moved.parent)
+        if root not in roots:
+            roots.append(root)
+    upstream: set[tuple[str, str]] = set()
+    doc = _rewrite(doc, worktrees, upstream)
+    copy = JobDir(workdir, job.task_id, job.identifier)
+    copy.path.mkdir(parents=True, exist_ok=True)
+    copy.write_params(json.dumps(doc, indent=1) + "\n")
+    copy.write_tags(job.read_tags())
+    for task_id, identifier in sorted(upstream - {(job.task_id, job.identifier)}):
+        link = JobDir(workdir, task_id, identifier).path
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(JobDir(job.workdir, task_id, identifier).path)
+    pythonpath = os.pathsep.join(roots)
+    rerun = (
+        f"cd {shlex.quote(str(workdir))} && "
+        f"PYTHONPATH={shlex.quote(pythonpath)}${{PYTHONPATH:+:$PYTHONPATH}} "
+        f"{shlex.quote(sys.executable)} -m xpm.run {shlex.quote(str(copy.path))}"
+    )
+    return copy.path, rerun
+
+
+def _rewrite(value: Any, worktrees: dict[str, Path], upstream: set[tuple[str, str]]) -> Any:
+    if isinstance(value, list):
+        return [_rewrite(v, worktrees, upstream) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, v in value.items():
+        if key == "file" and isinstance(v, str):
+            moved = _in_worktree(v, worktrees)
+            out[key] = str(moved) if moved is not None else v
+        else:
+            out[key] = _rewrite(v, worktrees, upstream)
+    if out.get("base") == "workdir" and isinstance(out.get("$path"), str):
+        parts = out["$path"].split("/")
+        if len(parts) >= 3 and parts[0] == "jobs":
+            upstream.add((parts[1], parts[2]))
+    return out
+
+
+def _rerun_run(record: Path, states: list[GitState], worktrees: dict[str, Path]) -> str | None:
+    data = json.loads(record.read_text(encoding="utf-8"))
+    command = data.get("command") or {}
+    main, argv = command.get("main"), command.get("argv") or []
+    moved = _in_worktree(main, worktrees) if isinstance(main, str) else None
+    if moved is None:
+        return None
+    args = " ".join(shlex.quote(str(a)) for a in argv[1:])
+    return (
+        f"cd {shlex.quote(str(moved.parent))} && {shlex.quote(sys.executable)} "
+        f"{shlex.quote(str(moved))} {args}"
+    ).rstrip()
