@@ -281,3 +281,22 @@ def test_experiment_exit_status_of_a_script(workdir: Path) -> None:
     result = run_python(_xp_script(workdir, "    Fail(n=3).submit()\n"))
     assert result.returncode != 0
     assert "JobsFailedError" in result.stderr and "1 failed" in result.stderr
+
+
+def test_a_script_that_runs_an_experiment_at_import_does_not_recurse(tmp_path: Path) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from xpm import Param, Task, experiment\n"
+        "class Once(Task):\n"
+        "    n: Param[int] = 1\n"
+        "    def execute(self):\n"
+        "        print('ran')\n"
+        f"with experiment({str(tmp_path / 'wd')!r}, 'x', progress=False):\n"
+        "    Once().submit()\n"
+    )
+    result = run_python(
+        f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')", timeout=60
+    )
+    assert result.returncode != 0
+    assert "put the experiment under `if __name__" in result.stderr
+    assert len(list((tmp_path / "wd").glob("jobs/*/*/params.json"))) == 1

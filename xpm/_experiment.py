@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import getpass
+import itertools
 import json
 import os
 import socket
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from .launchers._base import Launcher
 
 RUN_MODES = ("normal", "generate", "dry-run")
+_RUN_SEQUENCE = itertools.count()
 _current: contextvars.ContextVar[Experiment | None] = contextvars.ContextVar(
     "xpm_experiment", default=None
 )
@@ -63,7 +65,11 @@ class Experiment:
         self.workdir = Path(workdir).absolute()
         self.name = name
         self.run_mode = run_mode
+        # Unique even for several runs started by one process within the same second.
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+        seq = next(_RUN_SEQUENCE)
+        if seq:
+            self.run_id += f"-{seq}"
         self._launcher = launcher
         self.scheduler = Scheduler(max_parallel=max_parallel)
         self.jobs: dict[tuple[str, str], Job] = {}
@@ -106,6 +112,16 @@ class Experiment:
 
     # --- context -----------------------------------------------------------------------------
     def __enter__(self) -> Experiment:
+        from . import _task
+
+        if _task.LOADING_USER_CODE:
+            # A script defining tasks was imported by its own job: starting the experiment
+            # again would launch jobs recursively.
+            raise ExperimentError(
+                "an experiment was started while a job imported its task's module: the script "
+                "that defines the tasks runs an experiment at import; put the experiment under "
+                '`if __name__ == "__main__":` or move the tasks to their own module'
+            )
         # Git state of the code (snapshot, pins) before anything is written: the "error"
         # policy refuses to start here.
         self.info.update(self.git.start(self._code_paths))
@@ -225,7 +241,10 @@ class Experiment:
             if jobdir.read_tags() != tags:
                 jobdir.write_tags(tags)
         self.last_submission = {
-            "time": time.time(), "task": info.typeid, "identifier": ident, "tags": tags
+            "time": time.time(),
+            "task": info.typeid,
+            "identifier": ident,
+            "tags": tags,
         }
         self._submissions.append(self.last_submission)
         if len(self._submissions) >= 1000:

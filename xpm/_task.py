@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from .launchers._base import Launcher
 
 
+#: True while a job process imports its task's modules (``python -m xpm.run``): an experiment
+#: started then would come from a script that runs one at import, and would recurse.
+LOADING_USER_CODE = False
+
+
 class Task(Config):
     """A configuration that computes something: ``execute()`` runs in its job directory.
 

@@ -40,10 +40,15 @@ def run_job(path: Path) -> int:
         jobdir.add_event("RUNNING", pid=os.getpid(), host=socket.gethostname())
         os.chdir(jobdir.path)
         try:
+            from . import _task
             from ._serialize import load
             from ._task import Task
 
-            task = load(jobdir.params, workdir=jobdir.workdir)
+            _task.LOADING_USER_CODE = True  # experiments must not start while importing
+            try:
+                task = load(jobdir.params, workdir=jobdir.workdir)
+            finally:
+                _task.LOADING_USER_CODE = False
             if not isinstance(task, Task):
                 raise TypeError(f"{jobdir.params} does not describe a Task")
             task.__dict__["_xpm_jobdir"] = jobdir

@@ -26,8 +26,16 @@ from ..errors import XpmError
 #: Command name -> "module:attribute" of its click command or group (imported lazily).
 COMMANDS: dict[str, str] = {
     "describe": "xpm.cli._describe:describe",
+    "experiments": "xpm.cli._experiments:experiments",
+    "gc-refs": "xpm.cli._git:gc_refs",
+    "hooks": "xpm.cli._git:hooks",
+    "index": "xpm.cli._index:index",
+    "jobs": "xpm.cli._jobs:jobs",
     "launchers": "xpm.cli._launchers:launchers",
+    "query": "xpm.cli._query:query",
+    "reproduce": "xpm.cli._git:reproduce",
     "run-experiment": "xpm.cli._run:run_experiment",
+    "serve": "xpm.cli._serve:serve",
 }
 
 #: Exit status of an unexpected error (a bug, or an exception from user code).

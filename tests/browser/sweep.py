@@ -1,0 +1,66 @@
+"""A tiny experiment for the Datasette tests: ``python sweep.py WORKDIR [wait FILE]``.
+
+Without arguments after WORKDIR it runs two experiments: ``sweep`` (Learn/Evaluate for
+n_layers 1..3 reporting accuracy, and Train reporting a loss per step) and ``broken``
+(one job that fails with a traceback on stderr).  ``wait FILE`` runs an experiment
+``live`` whose one job blocks until FILE exists (to watch states change in the browser).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from xpm_test_tasks import Evaluate, Fail, Learn, Model
+
+from xpm import Meta, Param, Task, experiment, tag
+from xpm.errors import JobsFailedError
+
+
+class Train(Task):
+    """Reports a decreasing loss at each step."""
+
+    n_layers: Param[int]
+    lr: Param[float] = 0.1
+    steps: Meta[int] = 5
+
+    def execute(self) -> None:
+        for step in range(self.steps):
+            loss = 1.0 / (1 + step * self.lr * self.n_layers)
+            print(f"step {step} loss {loss:.4f}")
+            self.report(loss=loss, step=step)
+
+
+class Wait(Task):
+    """Waits until a file exists."""
+
+    n: Param[int] = 0
+    until: Meta[str] = ""
+
+    def execute(self) -> None:
+        print("waiting for", self.until)
+        while not Path(self.until).exists():
+            time.sleep(0.05)
+        self.report(waited=1)
+
+
+def main(workdir: str, *args: str) -> None:
+    if args and args[0] == "wait":
+        with experiment(workdir, "live", progress=False):
+            Wait(n=1, until=args[1]).submit()
+        return
+    with experiment(workdir, "sweep", progress=False):
+        for n in (1, 2, 3):
+            learned = Learn(model=Model(n_layers=tag(n)), epochs=2).submit()
+            Evaluate(model=learned).submit()
+            Train(n_layers=tag(n), lr=tag(0.5)).submit()
+    try:
+        with experiment(workdir, "broken", progress=False):
+            Fail(n=7).submit()
+    except JobsFailedError:
+        pass  # expected: the point of this experiment
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,247 @@
+"""``xpm serve`` in a real headless Chromium, with the network blocked except loopback.
+
+Needs Debian's chromium (/usr/bin/chromium) and playwright (tests/browser/requirements.txt;
+the browser is never downloaded).  Without them the tests skip, unless XPM_REQUIRE_BROWSER
+is set (CI), where they fail.  XPM_UPDATE_SCREENSHOTS=1 writes the screenshots used by
+docs/datasette.md into docs/images/ (otherwise they go to a temporary directory).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+HERE = Path(__file__).parent
+TESTS = HERE.parent
+ROOT = TESTS.parent
+CHROMIUM = os.environ.get("XPM_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    # Anything the route guard misses (e.g. websockets) goes to a dead proxy; loopback is
+    # never proxied.
+    "--proxy-server=http://127.0.0.1:9",
+]
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def _require_browser() -> Any:
+    problems = []
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        problems.append(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        sync_api = None
+        problems.append("playwright is not installed (pip install -r tests/browser/requirements.txt)")
+    if problems:
+        reason = "browser tests need " + "; ".join(problems)
+        if os.environ.get("XPM_REQUIRE_BROWSER", "") not in ("", "0"):
+            pytest.fail(reason + " (XPM_REQUIRE_BROWSER is set)")
+        pytest.skip(reason)
+    return sync_api
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)]), "XPM_GIT": "off"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``xpm serve`` on the index of a real tiny experiment; yields its URL."""
+    _require_browser()
+    workdir = tmp_path_factory.mktemp("served") / "workdir"
+    done = subprocess.run(
+        [sys.executable, str(HERE / "sweep.py"), str(workdir)],
+        env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xpm.cli", "serve", "--workdir", str(workdir), "--port", str(port)],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in line, (line, proc.stderr.read() if proc.stderr else "")
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "-/versions.json", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = _require_browser()
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A page whose requests may only go to loopback; asserts nothing else was asked for."""
+    blocked: list[str] = []
+    errors: list[str] = []
+
+    def guard(route: Any) -> None:
+        url = route.request.url
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme in ("data", "blob", "about") or parts.hostname in LOOPBACK:
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort("blockedbyclient")
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.route("**/*", guard)
+    pg = context.new_page()
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.blocked = blocked
+    try:
+        yield pg
+    finally:
+        context.close()
+    assert blocked == [], f"the page asked for non-local URLs: {blocked}"
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("XPM_UPDATE_SCREENSHOTS", "") not in ("", "0"):
+        return ROOT / "docs" / "images"
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def test_guard_catches_cdn_loads(browser: Any) -> None:
+    """The route guard sees and blocks a CDN script (so an empty list means something)."""
+    blocked: list[str] = []
+    context = browser.new_context()
+    context.route(
+        "**/*",
+        lambda route: (blocked.append(route.request.url), route.abort("blockedbyclient")),
+    )
+    pg = context.new_page()
+    pg.set_content('<script src="https://cdn.jsdelivr.net/npm/vega@6"></script><p>x</p>')
+    context.close()
+    assert blocked == ["https://cdn.jsdelivr.net/npm/vega@6"]
+
+
+def test_jobs_table_tag_facet_and_job_page(server: str, page: Any, shots: Path) -> None:
+    page.goto(server + "xpm/jobs")
+    assert page.locator("h1").first.inner_text().startswith("jobs")
+    # Facets on task, state, experiment and tags are there without asking.
+    facets = page.locator(".facet-info")
+    names = [facets.nth(i).get_attribute("data-column") for i in range(facets.count())]
+    assert {"task_id", "state", "experiment", "tags"} <= set(names), names
+    assert "10 rows" in page.locator("h3").first.inner_text()
+
+    # Filter by a tag facet: n_layers=2 -> the Learn, Evaluate and Train jobs of n_layers 2.
+    page.locator('.facet-info[data-column="tags"] a', has_text="n_layers=2").first.click()
+    page.wait_for_url("**_tag=n_layers*")
+    assert "3 rows" in page.locator("h3").first.inner_text()
+    assert "tag n_layers = 2" in page.content()
+    tasks = page.locator("td.col-task_id").all_inner_texts()
+    assert sorted(tasks) == ["sweep.train", "xpm_test_tasks.evaluate", "xpm_test_tasks.learn"]
+    page.locator("form.filters").scroll_into_view_if_needed()
+    page.evaluate("document.querySelector('form.filters').scrollIntoView()")
+    page.screenshot(path=str(shots / "datasette-jobs.png"), full_page=False)
+
+    # Open the Evaluate job's page from its directory link.
+    row = page.locator("tbody tr", has_text="xpm_test_tasks.evaluate")
+    row.locator("td.col-path a").click()
+    page.wait_for_url("**/-/xpm/job/*")
+    params = page.locator("#xpm-params").inner_text()
+    assert "n_layers" in params and "activation" in params and "learnedmodel" in params
+    results = page.locator("#xpm-results").inner_text()
+    assert "accuracy" in results and "0.7" in results
+    assert "n_layers" in page.locator("#xpm-tags").inner_text()
+    history = page.locator("#xpm-history").inner_text()
+    assert "SUBMITTED" in history and "RUNNING" in history and "DONE" in history
+    assert "local" in page.locator("#xpm-launcher").inner_text()
+    page.screenshot(path=str(shots / "datasette-job.png"), full_page=True)
+
+
+def test_failed_job_shows_stderr_tail(server: str, page: Any, shots: Path) -> None:
+    page.goto(server + "xpm/failed_jobs")
+    assert "RuntimeError: this task always fails" in page.locator("pre.xpm-tail").first.inner_text()
+    page.evaluate("document.querySelector('.table-wrapper, table.rows-and-columns').scrollIntoView()")
+    page.screenshot(path=str(shots / "datasette-failed.png"), full_page=False)
+    page.locator("a", has_text="job page").first.click()
+    page.wait_for_url("**/-/xpm/job/*")
+    assert "RuntimeError: this task always fails" in page.locator("#xpm-stderr").inner_text()
+    assert "about to fail" in page.locator("#xpm-stdout").inner_text()
+
+
+@pytest.mark.parametrize(
+    ("query", "series", "points", "name"),
+    [
+        ("experiment=sweep&metric=accuracy&x=n_layers", 1, 3, "datasette-chart.png"),
+        ("experiment=sweep&metric=loss&x=step", 3, 15, "datasette-chart-steps.png"),
+    ],
+)
+def test_chart_draws_offline(
+    server: str, page: Any, shots: Path, query: str, series: int, points: int, name: str
+) -> None:
+    page.goto(server + "-/xpm/chart?" + query)
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+    svg = page.locator("#xpm-chart svg")
+    assert svg.locator("g.series").count() == series
+    assert svg.locator("circle").count() == points
+    lines = svg.locator("g.series path")
+    assert lines.count() == series and len(lines.first.get_attribute("d") or "") > 10
+    box = svg.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 200
+    page.screenshot(path=str(shots / name), full_page=False)
+    # A point links to its job.
+    svg.locator("circle").last.click()  # drawn last: on top
+    page.wait_for_url("**/-/xpm/job/*")
+
+
+def test_sql_box_refuses_writes(server: str, page: Any) -> None:
+    sql = "DELETE FROM jobs"
+    page.goto(server + "xpm?" + urllib.parse.urlencode({"sql": sql}))
+    assert "Statement must be a SELECT" in page.content()
+    page.goto(server + "xpm?" + urllib.parse.urlencode({"sql": "select count(*) as n from jobs"}))
+    assert page.locator("td.col-n").inner_text().strip() == "10"

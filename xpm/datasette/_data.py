@@ -1,0 +1,285 @@
+"""The SQL behind the plugin's pages: sweep pivots, chart data and job details.
+
+Every function takes a read-only :class:`sqlite3.Connection` on the index (the plugin
+calls them through Datasette's ``execute_fn``), so each is testable on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from typing import Any
+
+#: Most experiments that get a sweep query of their own (the latest started).
+MAX_SWEEPS = 50
+#: Most jobs and points a chart reads.
+MAX_POINTS = 20000
+
+_JOBS_OF_EXPERIMENT = (
+    "SELECT s.job_id FROM submissions s JOIN runs r ON r.id = s.run WHERE r.experiment = ?"
+)
+
+
+def quote(name: str) -> str:
+    """An SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    """An SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def experiment_keys(conn: sqlite3.Connection) -> dict[str, tuple[list[str], list[str]]]:
+    """Experiment -> (its tag names, its result names), for the latest :data:`MAX_SWEEPS`."""
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM experiments ORDER BY last_start DESC, name LIMIT ?", (MAX_SWEEPS,)
+        )
+    ]
+    keys: dict[str, tuple[list[str], list[str]]] = {n: ([], []) for n in names}
+    if not names:
+        return keys
+    marks = ",".join("?" * len(names))
+    for table, slot in (("tags", 0), ("results", 1)):
+        sql = (
+            f"SELECT DISTINCT r.experiment, x.key FROM runs r JOIN submissions s ON s.run = r.id "
+            f"JOIN {table} x ON x.job_id = s.job_id WHERE r.experiment IN ({marks}) "
+            f"ORDER BY r.experiment, x.key"
+        )
+        for experiment, key in conn.execute(sql, names):
+            keys[experiment][slot].append(key)
+    return keys
+
+
+def sweep_sql(experiment: str, tags: list[str], results: list[str]) -> str:
+    """SQL of a sweep's results: one row per job with a result, one column per tag and result."""
+    used = {"job", "task", "state"}
+    columns = ["j.id AS job", "j.task_id AS task", "j.state"]
+    for kind, names in (("tag", tags), ("result", results)):
+        for name in names:
+            label = name if name not in used else f"{kind}:{name}"
+            used.add(label)
+            if kind == "tag":
+                expr = f"(SELECT value FROM tags WHERE job_id = j.id AND key = {literal(name)})"
+            else:
+                expr = (
+                    f"(SELECT value FROM results WHERE job_id = j.id AND key = {literal(name)} "
+                    "ORDER BY seq DESC LIMIT 1)"
+                )
+            columns.append(f"{expr} AS {quote(label)}")
+    select = ",\n  ".join(columns)
+    order = ", ".join(quote(t if t not in ("job", "task", "state") else f"tag:{t}") for t in tags)
+    return (
+        f"SELECT {select}\nFROM jobs j\n"
+        f"WHERE j.id IN (SELECT s.job_id FROM submissions s JOIN runs r ON r.id = s.run\n"
+        f"               WHERE r.experiment = {literal(experiment)})\n"
+        "  AND EXISTS (SELECT 1 FROM results WHERE job_id = j.id)\n"
+        f"ORDER BY j.task_id{', ' + order if order else ''}"
+    )
+
+
+def sweep_query_name(experiment: str) -> str:
+    """The canned query name of an experiment's sweep (``sweep_<name>``, URL-safe)."""
+    safe = re.sub(r"[^A-Za-z0-9_\-]", "_", experiment)
+    if safe != experiment:
+        import hashlib
+
+        safe += "_" + hashlib.sha256(experiment.encode()).hexdigest()[:6]
+    return f"sweep_{safe}"
+
+
+def sweep_queries(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """A canned query per experiment (see :func:`sweep_sql`)."""
+    queries = {}
+    for experiment, (tags, results) in experiment_keys(conn).items():
+        queries[sweep_query_name(experiment)] = {
+            "title": f"Sweep: {experiment}",
+            "description": (
+                f"Jobs of experiment {experiment!r} that reported results: one column per tag "
+                "and per result (its latest value)."
+            ),
+            "sql": sweep_sql(experiment, tags, results),
+        }
+    return queries
+
+
+# --- charts ------------------------------------------------------------------------------------
+def chart_choices(conn: sqlite3.Connection, experiment: str | None) -> dict[str, Any]:
+    """Experiments, and for ``experiment`` its numeric metrics and tags (what a chart can show)."""
+    experiments = [r[0] for r in conn.execute("SELECT name FROM experiments ORDER BY last_start DESC")]
+    metrics: list[str] = []
+    stepped: list[str] = []
+    tags: list[str] = []
+    if experiment:
+        metrics = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT DISTINCT key FROM results WHERE job_id IN ({_JOBS_OF_EXPERIMENT}) "
+                "AND type IN ('int', 'float') ORDER BY key",
+                (experiment,),
+            )
+        ]
+        stepped = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT DISTINCT key FROM results WHERE job_id IN ({_JOBS_OF_EXPERIMENT}) "
+                "AND step IS NOT NULL ORDER BY key",
+                (experiment,),
+            )
+        ]
+        tags = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT DISTINCT key FROM tags WHERE job_id IN ({_JOBS_OF_EXPERIMENT}) ORDER BY key",
+                (experiment,),
+            )
+        ]
+    return {"experiments": experiments, "metrics": metrics, "stepped": stepped, "tags": tags}
+
+
+def _job_tags(conn: sqlite3.Connection, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {j: {} for j in job_ids}
+    for start in range(0, len(job_ids), 500):
+        chunk = job_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for job_id, key, value in conn.execute(
+            f"SELECT job_id, key, value FROM tags WHERE job_id IN ({marks}) ORDER BY key", chunk
+        ):
+            out[job_id][key] = value
+    return out
+
+
+def chart_data(
+    conn: sqlite3.Connection, experiment: str, metric: str, x: str, series: str | None = None
+) -> dict[str, Any]:
+    """Series of points ``[x, y, job id]`` of ``metric`` for ``experiment``.
+
+    ``x == "step"``: every report of the metric against its step, one series per job
+    (named by its tags).  Otherwise ``x`` names a tag: the latest value of the metric of
+    each job against the job's value of that tag, one series per value of the tag
+    ``series`` (one series when None).
+    """
+    if x == "step":
+        rows = conn.execute(
+            f"SELECT job_id, step, value FROM results WHERE key = ? AND step IS NOT NULL "
+            f"AND type IN ('int', 'float') AND job_id IN ({_JOBS_OF_EXPERIMENT}) "
+            "ORDER BY job_id, step, seq LIMIT ?",
+            (metric, experiment, MAX_POINTS),
+        ).fetchall()
+        job_ids = sorted({r[0] for r in rows})
+        tags = _job_tags(conn, job_ids)
+        by_job: dict[str, list[list[Any]]] = {}
+        for job_id, step, value in rows:
+            by_job.setdefault(job_id, []).append([step, value, job_id])
+        out_series = []
+        for job_id in job_ids:
+            label = ", ".join(f"{k}={v}" for k, v in tags[job_id].items()) or job_id[:12]
+            out_series.append({"name": label, "points": by_job[job_id]})
+    else:
+        rows = conn.execute(
+            "SELECT t.job_id, t.value, (SELECT value FROM results WHERE job_id = t.job_id "
+            "AND key = ? ORDER BY seq DESC LIMIT 1) AS y FROM tags t "
+            f"WHERE t.key = ? AND t.job_id IN ({_JOBS_OF_EXPERIMENT}) LIMIT ?",
+            (metric, x, experiment, MAX_POINTS),
+        ).fetchall()
+        rows = [r for r in rows if isinstance(r[2], (int, float)) and not isinstance(r[2], bool)]
+        tags = _job_tags(conn, [r[0] for r in rows]) if series else {}
+        groups: dict[str, list[list[Any]]] = {}
+        for job_id, xv, yv in rows:
+            name = f"{series}={tags[job_id].get(series)}" if series else metric
+            groups.setdefault(name, []).append([xv, yv, job_id])
+        out_series = []
+        for name in sorted(groups):
+            points = sorted(groups[name], key=lambda p: (isinstance(p[0], str), p[0]))
+            out_series.append({"name": name, "points": points})
+    return {
+        "experiment": experiment,
+        "metric": metric,
+        "x": x,
+        "series": out_series,
+        "points": sum(len(s["points"]) for s in out_series),
+    }
+
+
+# --- job page ----------------------------------------------------------------------------------
+def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def find_job_row(conn: sqlite3.Connection, ref: str) -> dict[str, Any] | None:
+    """The ``jobs`` row whose id is ``ref`` or starts with it (None when none or several)."""
+    ref = ref.lower()
+    if not ref or not re.fullmatch(r"[0-9a-f]{1,64}", ref):
+        return None
+    rows = _dicts(
+        conn.execute("SELECT * FROM jobs WHERE id >= ? AND id < ? || 'g' LIMIT 2", (ref, ref))
+    )
+    return rows[0] if len(rows) == 1 else None
+
+
+def param_tree(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Nested ``{name: {"value", "type", "children"}}`` from dotted parameter paths."""
+    root: dict[str, Any] = {}
+    for row in sorted(rows, key=lambda r: str(r["path"]).split(".")):
+        node = root
+        parts = str(row["path"]).split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {"value": None, "type": "", "children": {}})["children"]
+        entry = node.setdefault(parts[-1], {"value": None, "type": "", "children": {}})
+        entry["value"], entry["type"] = row["value"], row["type"]
+    return root
+
+
+def job_details(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
+    """Everything the index knows about a job: params, tags, results, runs, git states."""
+    one = (job_id,)
+    params = _dicts(conn.execute("SELECT path, value, type FROM params WHERE job_id = ?", one))
+    tags = _dicts(conn.execute("SELECT key, value, type FROM tags WHERE job_id = ? ORDER BY key", one))
+    latest = _dicts(
+        conn.execute(
+            "SELECT key, value, type, step, time FROM latest_results WHERE job_id = ? ORDER BY key",
+            one,
+        )
+    )
+    reports = conn.execute("SELECT COUNT(*) FROM results WHERE job_id = ?", one).fetchone()[0]
+    runs = _dicts(
+        conn.execute(
+            "SELECT r.id, r.experiment, r.run_mode, r.start_time, r.end_time, r.host, r.user, "
+            "r.pid, s.time AS submitted FROM submissions s JOIN runs r ON r.id = s.run "
+            "WHERE s.job_id = ? ORDER BY s.time DESC",
+            one,
+        )
+    )
+    git = _dicts(
+        conn.execute(
+            "SELECT g.*, rg.position FROM jobs j JOIN run_git_states rg ON rg.run = j.last_run "
+            "JOIN git_states g ON g.id = rg.git_state WHERE j.id = ? ORDER BY rg.position",
+            one,
+        )
+    )
+    if not git:
+        git = _dicts(
+            conn.execute(
+                "SELECT g.*, 0 AS position FROM jobs j JOIN git_states g ON g.id = j.git_state "
+                "WHERE j.id = ?",
+                one,
+            )
+        )
+    for state in git:
+        try:
+            state["untracked"] = json.loads(state.get("untracked") or "[]")
+        except ValueError:
+            state["untracked"] = []
+    return {
+        "params": param_tree(params),
+        "param_count": len(params),
+        "tags": tags,
+        "results": latest,
+        "reports": reports,
+        "runs": runs,
+        "git": git,
+    }

@@ -1,0 +1,92 @@
+"""Reading a job's files for the web pages, with the path check.
+
+Only files inside the job's own directory under ``WORKDIR/jobs`` are read: the job path
+must have the form ``jobs/<task id>/<identifier>`` (as the index stores it), and the
+file, after resolving symbolic links, must still be inside that job directory, which
+itself must resolve inside ``WORKDIR/jobs``.  Anything else reads as ``None``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .._jobdir import JobDir
+
+#: Most lines a tail returns, and most bytes read from the end of a file.
+MAX_LINES = 1000
+MAX_BYTES = 256 * 1024
+
+_PART = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def job_dir(workdir: Path, job_path: str | None) -> JobDir | None:
+    """The :class:`JobDir` of ``job_path`` (``jobs/<task>/<id>``), or None when it is not safe."""
+    if not job_path or not isinstance(job_path, str):
+        return None
+    parts = job_path.split("/")
+    if len(parts) != 3 or parts[0] != "jobs":
+        return None
+    task, identifier = parts[1], parts[2]
+    if not all(_PART.match(p) and p not in (".", "..") for p in (task, identifier)):
+        return None
+    jobdir = JobDir(Path(workdir), task, identifier)
+    try:
+        jobs_root = (Path(workdir) / "jobs").resolve(strict=True)
+        real = jobdir.path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if real != jobs_root / task / identifier:
+        return None  # the job directory (or its task directory) is a link elsewhere
+    return jobdir
+
+
+def safe_file(jobdir: JobDir, path: Path) -> Path | None:
+    """``path`` when it resolves to a regular file inside ``jobdir``; else None."""
+    try:
+        real = path.resolve(strict=True)
+        base = jobdir.path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if base not in real.parents or not real.is_file():
+        return None
+    return real
+
+
+def tail_text(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of the file at ``path`` (at most :data:`MAX_BYTES` read)."""
+    lines = max(0, min(int(lines), MAX_LINES))
+    if lines == 0:
+        return ""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        start = max(0, size - MAX_BYTES)
+        fh.seek(start)
+        data = fh.read()
+    text = data.decode("utf-8", errors="replace")
+    chunks = text.splitlines()
+    if start > 0 and chunks:
+        chunks = chunks[1:]  # the first line was cut by the byte limit
+    return "\n".join(chunks[-lines:])
+
+
+def log_tail(workdir: Path, job_path: str | None, stream: str = "stderr", lines: int = 20) -> str | None:
+    """Tail of the job's current ``stream`` log ('stdout' or 'stderr'), or None.
+
+    None when the path is not a job directory of ``workdir``, the stream is unknown, the
+    log does not exist, or it resolves outside the job directory.
+    """
+    if stream not in ("stdout", "stderr"):
+        return None
+    jobdir = job_dir(workdir, job_path)
+    if jobdir is None:
+        return None
+    path = safe_file(jobdir, jobdir.log(stream))
+    if path is None:
+        return None
+    try:
+        return tail_text(path, lines)
+    except OSError:
+        return None

@@ -1,0 +1,124 @@
+"""Datasette metadata for the index: descriptions from the schema, sorts, facets, queries.
+
+Table, view and column descriptions come from :mod:`xpm.index._schema` (the one source
+of the schema's documentation); this module adds what only the web view needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..index._schema import datasette_metadata
+
+#: Name of the index database in Datasette URLs (``/xpm/jobs``).
+DATABASE = "xpm"
+#: Name of the plugin, and key of its configuration in the metadata's ``plugins``.
+PLUGIN = "xpm"
+
+#: Newest first, per table (the column to sort descending).
+SORT_DESC = {
+    "jobs": "submit_time",
+    "runs": "start_time",
+    "experiments": "last_start",
+    "submissions": "time",
+    "results": "time",
+    "job_summary": "submit_time",
+}
+
+#: Facets shown on a table page without asking (xpm_* are the plugin's own facet types).
+FACETS: dict[str, list[Any]] = {
+    "jobs": ["task_id", "state", {"xpm_experiment": "last_run"}, {"xpm_tags": "id"}],
+    "runs": ["experiment", "host"],
+    "tags": ["key"],
+    "results": ["key"],
+    "job_summary": ["task_id", "state", "experiment"],
+}
+
+_JOB_LINK = "'/-/xpm/job/' || {id}"
+
+#: Canned queries (read-only SQL; ``:name`` are parameters typed in the page).
+QUERIES: dict[str, dict[str, Any]] = {
+    "recent_jobs": {
+        "title": "Recent jobs",
+        "description": "The 100 most recently submitted jobs with their experiment, tags and latest results.",
+        "sql": (
+            "SELECT j.id, j.task_id, j.state, datetime(j.submit_time, 'unixepoch') AS submitted,\n"
+            "  r.experiment,\n"
+            "  (SELECT json_group_object(t.key, t.value) FROM tags t WHERE t.job_id = j.id) AS tags,\n"
+            "  (SELECT json_group_object(l.key, l.value) FROM latest_results l\n"
+            "     WHERE l.job_id = j.id) AS results,\n"
+            "  '/-/xpm/job/' || j.id AS page\n"
+            "FROM (SELECT * FROM jobs ORDER BY submit_time DESC LIMIT 100) j\n"
+            "LEFT JOIN runs r ON r.id = j.last_run\n"
+            "ORDER BY j.submit_time DESC"
+        ),
+    },
+    "failed_jobs": {
+        "title": "Failed jobs",
+        "description": (
+            "Failed jobs, latest first, with the last lines of their stderr "
+            "(`xpm_log_tail(path, stream, lines)` reads them from the job directory)."
+        ),
+        "sql": (
+            "SELECT j.id, j.task_id, j.reason, datetime(j.end_time, 'unixepoch') AS ended,\n"
+            "  j.exit_code, xpm_log_tail(j.path, 'stderr', 10) AS stderr_tail,\n"
+            "  '/-/xpm/job/' || j.id AS page\n"
+            "FROM jobs j WHERE j.state = 'FAILED'\n"
+            "ORDER BY j.end_time DESC LIMIT 100"
+        ),
+    },
+    "compare_jobs": {
+        "title": "Compare two jobs' parameters",
+        "description": "Parameters of jobs :a and :b (identifiers or prefixes) side by side, differences first.",
+        "sql": (
+            "WITH a AS (SELECT id FROM jobs WHERE id >= lower(:a) AND id < lower(:a) || 'g'\n"
+            "           ORDER BY id LIMIT 1),\n"
+            "     b AS (SELECT id FROM jobs WHERE id >= lower(:b) AND id < lower(:b) || 'g'\n"
+            "           ORDER BY id LIMIT 1),\n"
+            "     p AS (SELECT path,\n"
+            "       MAX(CASE WHEN job_id = (SELECT id FROM a) THEN value END) AS a_value,\n"
+            "       MAX(CASE WHEN job_id = (SELECT id FROM b) THEN value END) AS b_value,\n"
+            "       SUM(job_id = (SELECT id FROM a)) AS in_a, SUM(job_id = (SELECT id FROM b)) AS in_b\n"
+            "     FROM params WHERE job_id IN (SELECT id FROM a UNION SELECT id FROM b)\n"
+            "     GROUP BY path)\n"
+            "SELECT path, a_value, b_value,\n"
+            "  CASE WHEN in_a = 0 OR in_b = 0 OR a_value IS NOT b_value THEN 'differs' ELSE '' END AS diff\n"
+            "FROM p ORDER BY diff DESC, path"
+        ),
+    },
+    "commit_jobs": {
+        "title": "Jobs of a git commit",
+        "description": "Jobs submitted by runs whose code was at :commit (a commit hash or prefix).",
+        "sql": (
+            "SELECT DISTINCT j.id, j.task_id, j.state, r.experiment, g.commit_sha, g.branch,\n"
+            "  g.dirty, datetime(j.submit_time, 'unixepoch') AS submitted,\n"
+            "  '/-/xpm/job/' || j.id AS page\n"
+            "FROM git_states g JOIN run_git_states rg ON rg.git_state = g.id\n"
+            "JOIN runs r ON r.id = rg.run\n"
+            "JOIN submissions s ON s.run = r.id JOIN jobs j ON j.id = s.job_id\n"
+            "WHERE g.commit_sha >= lower(:commit) AND g.commit_sha < lower(:commit) || 'g'\n"
+            "ORDER BY j.submit_time DESC"
+        ),
+    },
+}
+
+
+def metadata(workdir: Path, *, title: str | None = None) -> dict[str, Any]:
+    """The whole Datasette metadata for the index of ``workdir``."""
+    meta = datasette_metadata(DATABASE)
+    db = meta["databases"][DATABASE]
+    for name, column in SORT_DESC.items():
+        db["tables"].setdefault(name, {})["sort_desc"] = column
+    for name, facets in FACETS.items():
+        db["tables"].setdefault(name, {})["facets"] = list(facets)
+    db["tables"]["jobs"]["label_column"] = "id"
+    db["queries"] = {name: dict(q) for name, q in QUERIES.items()}
+    db["description"] = (
+        "The xpm index of this workdir: one row per job, run, parameter, tag and result. "
+        "Job pages: /-/xpm/job/<id>; charts: /-/xpm/chart."
+    )
+    meta["title"] = title or f"xpm: {Path(workdir).name}"
+    meta["description"] = f"Experiments of the workdir {workdir}"
+    meta["plugins"] = {PLUGIN: {"workdir": str(workdir)}}
+    return meta

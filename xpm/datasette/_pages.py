@@ -1,0 +1,121 @@
+"""The plugin's pages: a job (``/-/xpm/job/<id>``) and a sweep chart (``/-/xpm/chart``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from datasette.utils.asgi import NotFound, Response
+
+from . import _data, _files
+from ._metadata import DATABASE
+from ._plugin import workdir_of
+
+STATIC = Path(__file__).parent / "static"
+#: Lines of stdout/stderr shown on a job page.
+TAIL_LINES = 40
+_TYPES = {"js": "application/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
+
+
+def _when(value: Any) -> str:
+    if not isinstance(value, (int, float)):
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+
+
+async def static_file(request: Any, datasette: Any) -> Response:
+    """The plugin's own static files (chart code, styles), served without any CDN."""
+    name = request.url_vars["path"]
+    path = STATIC / name
+    kind = name.rsplit(".", 1)[-1]
+    if kind not in _TYPES or not path.is_file():
+        raise NotFound(f"no static file {name}")
+    return Response(
+        path.read_text(encoding="utf-8"), content_type=_TYPES[kind],
+        headers={"Cache-Control": "max-age=60"},
+    )
+
+
+async def job_page(request: Any, datasette: Any) -> Response:
+    """Parameters, tags, results, history, git state, launcher and log tails of one job."""
+    db = datasette.get_database(DATABASE)
+    ref = request.url_vars["job_id"]
+    job = await db.execute_fn(lambda conn: _data.find_job_row(conn, ref))
+    if job is None:
+        raise NotFound(f"no job {ref} in the index (or several start with it: give more digits)")
+    details = await db.execute_fn(lambda conn: _data.job_details(conn, job["id"]))
+    workdir = workdir_of(datasette)
+    history: list[dict[str, Any]] = []
+    logs: dict[str, str | None] = {"stdout": None, "stderr": None}
+    jobdir = _files.job_dir(workdir, job["path"]) if workdir else None
+    if workdir is not None and jobdir is not None:
+        history = [
+            {**e, "when": _when(e.get("time"))} for e in jobdir.read_status().history
+        ]
+        for stream in logs:
+            logs[stream] = _files.log_tail(workdir, job["path"], stream, TAIL_LINES)
+    experiments = sorted({r["experiment"] for r in details["runs"]})
+    context = {
+        "job": job,
+        "times": {k: _when(job.get(k)) for k in ("submit_time", "start_time", "end_time")},
+        "details": details,
+        "history": history,
+        "logs": logs,
+        "jobdir": str(jobdir.path) if jobdir else None,
+        "experiments": experiments,
+        "when": _when,
+        "database": DATABASE,
+    }
+    html = await datasette.render_template("xpm_job.html", context, request=request)
+    return Response.html(html)
+
+
+
+async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
+    db = datasette.get_database(DATABASE)
+    experiment = request.args.get("experiment")
+    if not experiment:
+        first = await db.execute_fn(lambda conn: _data.chart_choices(conn, None))
+        experiment = (first["experiments"] or [None])[0]
+    choices = await db.execute_fn(lambda conn: _data.chart_choices(conn, experiment))
+    metric = request.args.get("metric")
+    if metric not in choices["metrics"]:
+        metric = (choices["metrics"] or [None])[0]
+    x = request.args.get("x")
+    valid_x = (["step"] if metric in choices["stepped"] else []) + choices["tags"]
+    if x not in valid_x:
+        x = valid_x[0] if valid_x else None
+    series = request.args.get("series") or None
+    if series not in choices["tags"] or series == x:
+        series = None
+    data: dict[str, Any] = {"series": [], "points": 0}
+    if experiment and metric and x:
+        data = await db.execute_fn(
+            lambda conn: _data.chart_data(conn, experiment, metric, x, series)
+        )
+    return {
+        "choices": choices,
+        "valid_x": valid_x,
+        "experiment": experiment,
+        "metric": metric,
+        "x": x,
+        "series": series,
+        "data": data,
+    }
+
+
+async def chart_page(request: Any, datasette: Any) -> Response:
+    """A result metric against a tag or a step for one experiment, drawn as SVG in the page."""
+    context = await _chart_context(request, datasette)
+    context["data_json"] = json.dumps(context["data"], default=str).replace("</", "<\\/")
+    context["job_url"] = datasette.urls.path("-/xpm/job/")
+    html = await datasette.render_template("xpm_chart.html", context, request=request)
+    return Response.html(html)
+
+
+async def chart_json(request: Any, datasette: Any) -> Response:
+    """The chart's data as JSON (same arguments as the chart page)."""
+    context = await _chart_context(request, datasette)
+    return Response.json({k: context[k] for k in ("experiment", "metric", "x", "series", "data")})

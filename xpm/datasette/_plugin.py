@@ -1,0 +1,264 @@
+"""The Datasette hooks of the xpm plugin.
+
+Registered through the ``datasette`` entry point (``xpm = "xpm.datasette"``) or, by
+``xpm serve`` and the tests, with :func:`xpm.datasette.register`.  The hooks read the
+workdir from the plugin configuration (metadata ``plugins.xpm.workdir``).
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from datasette import hookimpl
+from datasette.facets import Facet
+from datasette.filters import FilterArguments
+from datasette.utils import path_with_added_args, path_with_removed_args
+from markupsafe import Markup, escape
+
+from . import _data, _files
+from ._metadata import DATABASE, PLUGIN
+
+
+def workdir_of(datasette: Any) -> Path | None:
+    """The workdir configured for the plugin (None when the plugin is not configured)."""
+    config = datasette.plugin_config(PLUGIN) or {}
+    workdir = config.get("workdir")
+    return Path(workdir) if workdir else None
+
+
+# --- SQL functions -------------------------------------------------------------------------------
+@hookimpl
+def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
+    """Make the index connection read-only and add ``xpm_log_tail(path, stream, lines)``."""
+    if database != DATABASE:
+        return
+    conn.execute("PRAGMA query_only = 1")
+    workdir = workdir_of(datasette)
+    if workdir is None:
+        return
+
+    def xpm_log_tail(path: Any, stream: Any = "stderr", lines: Any = 20) -> str | None:
+        try:
+            n = int(lines)
+        except (TypeError, ValueError):
+            n = 20
+        return _files.log_tail(workdir, path, str(stream), n)
+
+    conn.create_function("xpm_log_tail", -1, xpm_log_tail)
+
+
+# --- canned queries: one sweep per experiment ------------------------------------------------------
+_sweep_cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+
+
+def _signature(path: str | None) -> tuple[Any, ...]:
+    """Changes whenever the index file (or its write-ahead log) is written."""
+    sig: list[Any] = []
+    for suffix in ("", "-wal"):
+        try:
+            st = os.stat(f"{path}{suffix}")
+            sig += [st.st_mtime_ns, st.st_size]
+        except (OSError, TypeError):
+            sig += [None, None]
+    return tuple(sig)
+
+
+@hookimpl
+def canned_queries(datasette: Any, database: str, actor: Any) -> Any:
+    """A ``sweep_<experiment>`` query per experiment (columns depend on its tags and results)."""
+    if database != DATABASE:
+        return None
+
+    async def inner() -> dict[str, Any]:
+        db = datasette.get_database(DATABASE)
+        sig = _signature(db.path)
+        cached = _sweep_cache.get(str(db.path))
+        if cached and cached[0] == sig:
+            return cached[1]
+        queries = await db.execute_fn(_data.sweep_queries)
+        _sweep_cache[str(db.path)] = (sig, queries)
+        return queries
+
+    return inner
+
+
+# --- filters and facets on the jobs table --------------------------------------------------------
+@hookimpl
+def filters_from_request(request: Any, database: str, table: str, datasette: Any) -> Any:
+    """``?_tag=key=value`` and ``?_experiment=name`` on the jobs table."""
+    if database != DATABASE or table != "jobs":
+        return None
+    from ..index._query import parse_tag_value
+
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    human: list[str] = []
+    for i, text in enumerate(request.args.getlist("_tag")):
+        key, sep, value = text.partition("=")
+        if not sep:
+            continue
+        candidates = parse_tag_value(value)
+        names = []
+        for j, candidate in enumerate(candidates):
+            params[f"xpm_tag_{i}_{j}"] = candidate
+            names.append(f":xpm_tag_{i}_{j}")
+        params[f"xpm_tag_{i}"] = key
+        where.append(
+            f"id IN (SELECT job_id FROM tags WHERE key = :xpm_tag_{i} "
+            f"AND value IN ({', '.join(names)}))"
+        )
+        human.append(f"tag {key} = {value}")
+    for i, name in enumerate(request.args.getlist("_experiment")):
+        params[f"xpm_experiment_{i}"] = name
+        where.append(
+            f"id IN (SELECT s.job_id FROM submissions s JOIN runs r ON r.id = s.run "
+            f"WHERE r.experiment = :xpm_experiment_{i})"
+        )
+        human.append(f"experiment = {name}")
+    return FilterArguments(where, params, human)
+
+
+def _toggle(facet: Facet, arg: str, value: str, selected: bool) -> str:
+    request = facet.request
+    if selected:
+        path = path_with_removed_args(request, {arg: value})
+    else:
+        path = path_with_added_args(request, {arg: value})
+    return str(facet.ds.absolute_url(request, facet.ds.urls.path(path)))
+
+
+class _XpmFacet(Facet):  # type: ignore[misc]
+    """A facet counting jobs per value of something joined to them (tags, experiments)."""
+
+    type: str = ""
+    arg = ""
+    title = ""
+
+    def group_sql(self, jobs_sql: str | None) -> str:
+        """SQL of (value, count) for the jobs of ``jobs_sql`` (None: all jobs)."""
+        raise NotImplementedError
+
+    async def facet_results(self) -> tuple[list[dict[str, Any]], list[str]]:
+        from datasette.database import QueryInterrupted
+
+        if not self.get_configs():
+            return [], []
+        size = self.get_facet_size()
+        # Unfiltered (the table page as it opens): count over everything, which the
+        # indexes serve, instead of testing each row against the list of all jobs.
+        filtered = " where " in self.sql.lower() or bool(self.params)
+        jobs_sql = f"SELECT id FROM ({self.sql})" if filtered else None
+        sql = self.group_sql(jobs_sql) + f" LIMIT {size + 1}"
+        try:
+            rows = await self.ds.execute(
+                self.database, sql, self.params, truncate=False,
+                custom_time_limit=self.ds.setting("facet_time_limit_ms"),
+            )
+        except QueryInterrupted:
+            return [], [self.title]
+        chosen = set(self.request.args.getlist(self.arg))
+        values = []
+        for row in rows.rows[:size]:
+            value = str(row["value"])
+            values.append({
+                "value": value,
+                "label": value,
+                "count": row["count"],
+                "toggle_url": _toggle(self, self.arg, value, value in chosen),
+                "selected": value in chosen,
+            })
+        query = urllib.parse.urlencode([(self.arg, v) for v in sorted(chosen)])
+        return [{
+            "name": self.title,
+            "type": self.type,
+            "hideable": False,
+            "toggle_url": self.ds.urls.path(self.request.path) + ("?" + query if query else ""),
+            "results": values,
+            "truncated": len(rows.rows) > size,
+        }], []
+
+
+class TagsFacet(_XpmFacet):
+    """Jobs per tag ``key=value``; selecting one adds ``?_tag=key=value``."""
+
+    type = "xpm_tags"
+    arg = "_tag"
+    title = "tags"
+
+    def group_sql(self, jobs_sql: str | None) -> str:
+        where = f"WHERE job_id IN ({jobs_sql}) " if jobs_sql else ""
+        return (
+            # Only key and value: the index (key, value, job_id) answers it alone (a bool
+            # shows as 1/0, which ?_tag= matches too).
+            "SELECT key || '=' || value AS value, COUNT(*) AS count FROM tags "
+            f"{where}GROUP BY key, tags.value ORDER BY key, tags.value"
+        )
+
+
+class ExperimentFacet(_XpmFacet):
+    """Jobs per experiment (of the runs that submitted them); adds ``?_experiment=name``."""
+
+    type = "xpm_experiment"
+    arg = "_experiment"
+    title = "experiment"
+
+    def group_sql(self, jobs_sql: str | None) -> str:
+        where = f"WHERE s.job_id IN ({jobs_sql}) " if jobs_sql else ""
+        return (
+            "SELECT r.experiment AS value, COUNT(DISTINCT s.job_id) AS count FROM submissions s "
+            f"JOIN runs r ON r.id = s.run {where}"
+            "GROUP BY r.experiment ORDER BY count DESC, value"
+        )
+
+
+@hookimpl
+def register_facet_classes() -> list[type]:
+    return [TagsFacet, ExperimentFacet]
+
+
+# --- links -----------------------------------------------------------------------------------
+@hookimpl
+def render_cell(row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
+    """Link job directories (``jobs.path``) and ``page`` columns to the job page."""
+    if database != DATABASE or not isinstance(value, str):
+        return None
+    if column == "path" and table == "jobs" and value.startswith("jobs/"):
+        job_id = value.rsplit("/", 1)[-1]
+        url = datasette.urls.path(f"-/xpm/job/{job_id}")
+        return Markup(f'<a href="{escape(url)}">{escape(value)}</a>')
+    if column == "page" and value.startswith("/-/xpm/job/"):
+        url = datasette.urls.path(value.lstrip("/"))
+        return Markup(f'<a href="{escape(url)}">job page</a>')
+    if column == "stderr_tail":
+        return Markup(f'<pre class="xpm-tail">{escape(value)}</pre>')
+    return None
+
+
+@hookimpl
+def menu_links(datasette: Any, actor: Any, request: Any) -> list[dict[str, str]]:
+    return [
+        {"href": datasette.urls.table(DATABASE, "jobs"), "label": "xpm: jobs"},
+        {"href": datasette.urls.path("-/xpm/chart"), "label": "xpm: charts"},
+    ]
+
+
+@hookimpl
+def table_actions(datasette: Any, actor: Any, database: str, table: str, request: Any) -> Any:
+    if database != DATABASE or table != "jobs":
+        return None
+    return [{"href": datasette.urls.path("-/xpm/chart"), "label": "Chart a result of a sweep"}]
+
+
+@hookimpl
+def register_routes(datasette: Any) -> list[tuple[str, Any]]:
+    from . import _pages
+
+    return [
+        (r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})$", _pages.job_page),
+        (r"^/-/xpm/chart$", _pages.chart_page),
+        (r"^/-/xpm/chart\.json$", _pages.chart_json),
+        (r"^/-/xpm/static/(?P<path>[A-Za-z0-9_.\-]+)$", _pages.static_file),
+    ]

@@ -1,0 +1,461 @@
+"""From the job directories and run records to index rows, and writing those rows.
+
+The recorder (in the experiment process) and :func:`rebuild` use the same functions, so
+an index kept up to date while experiments run equals one rebuilt from the directories.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._jobdir import JobDir, JobStatus, iter_job_dirs, read_json_lines
+from ._db import IndexDB, index_path
+from ._schema import TABLE_NAMES
+
+#: Columns of ``jobs`` taken from the job directory's status.
+STATUS_COLUMNS = (
+    "state",
+    "reason",
+    "attempt",
+    "submit_time",
+    "start_time",
+    "end_time",
+    "exit_code",
+    "signal",
+    "launcher",
+    "launcher_job_id",
+    "host",
+    "pid",
+)
+
+
+# --- values --------------------------------------------------------------------------------
+def typed(value: Any) -> tuple[Any, str]:
+    """A JSON value as (SQLite value, kind): integers stay integers, containers become JSON."""
+    if value is None:
+        return None, "null"
+    if isinstance(value, bool):
+        return int(value), "bool"
+    if isinstance(value, int):
+        return value, "int"
+    if isinstance(value, float):
+        return (value if not math.isnan(value) else None), "float"
+    if isinstance(value, str):
+        return value, "str"
+    kind = "dict" if isinstance(value, dict) else "list"
+    return json.dumps(value, sort_keys=True, default=str), kind
+
+
+def flatten_params(doc: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(dotted path, value, kind) for every value of a params.json document.
+
+    Nested configurations give a ``config`` row (value: their type id) and rows for their
+    own values under ``path.``; lists and tuples give a JSON row, and rows ``path.N`` for
+    the configurations they hold.
+    """
+    objects = doc.get("objects") or []
+    rows: list[tuple[str, Any, str]] = []
+
+    def obj(ref: Any) -> dict[str, Any] | None:
+        if isinstance(ref, int) and 0 <= ref < len(objects) and isinstance(objects[ref], dict):
+            return objects[ref]  # type: ignore[no-any-return]
+        return None
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if not isinstance(v, dict):
+            return v
+        if "$config" in v:
+            o = obj(v["$config"])
+            return {"$config": o.get("typeid") if o else None}
+        if "$path" in v:
+            return v["$path"]
+        if "$genpath" in v:
+            return v["$genpath"]
+        if "$enum" in v:
+            return v.get("name")
+        if "$float" in v:
+            return v["$float"]
+        if "$tuple" in v:
+            return [plain(x) for x in v["$tuple"]]
+        if "$dict" in v:
+            return {k: plain(x) for k, x in v["$dict"].items()}
+        return {k: plain(x) for k, x in v.items()}
+
+    def walk(o: dict[str, Any], prefix: str, stack: tuple[int, ...]) -> None:
+        values = o.get("values")
+        if not isinstance(values, dict):
+            return
+        for key, v in values.items():
+            emit(f"{prefix}{key}", v, stack)
+
+    def emit(path: str, v: Any, stack: tuple[int, ...]) -> None:
+        if isinstance(v, dict):
+            if "$config" in v:
+                ref = v["$config"]
+                child = obj(ref)
+                rows.append((path, child.get("typeid") if child else None, "config"))
+                if child is not None and ref not in stack:
+                    walk(child, path + ".", (*stack, ref))
+                return
+            if "$path" in v or "$genpath" in v:
+                rows.append((path, v.get("$path", v.get("$genpath")), "path"))
+                return
+            if "$enum" in v:
+                rows.append((path, v.get("name"), "enum"))
+                return
+            if "$float" in v:
+                number = float(v["$float"])
+                rows.append((path, None if math.isnan(number) else number, "float"))
+                return
+            if "$tuple" in v:
+                emit_list(path, v["$tuple"], stack)
+                return
+            rows.append((path, json.dumps(plain(v.get("$dict", v)), sort_keys=True), "dict"))
+            return
+        if isinstance(v, list):
+            emit_list(path, v, stack)
+            return
+        value, kind = typed(v)
+        rows.append((path, value, kind))
+
+    def emit_list(path: str, items: list[Any], stack: tuple[int, ...]) -> None:
+        rows.append((path, json.dumps(plain(items)), "list"))
+        for n, item in enumerate(items):
+            if isinstance(item, dict) and "$config" in item:
+                emit(f"{path}.{n}", item, stack)
+
+    root_ref = doc.get("root")
+    root = obj(root_ref)
+    if root is not None:
+        walk(root, "", (root_ref,))  # type: ignore[arg-type]
+    return rows
+
+
+def git_state_id(state: dict[str, Any]) -> str:
+    """The content key of a git state: sha256 of its canonical JSON."""
+    text = json.dumps(state, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --- jobs ----------------------------------------------------------------------------------
+@dataclass
+class JobRows:
+    """What the index holds about one job directory (``params``/``tags`` None: leave them)."""
+
+    job: dict[str, Any]
+    params: list[tuple[str, Any, str]] | None = None
+    tags: list[tuple[str, Any, str]] | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def status_columns(status: JobStatus) -> dict[str, Any]:
+    """The ``jobs`` columns that come from the job's status."""
+    return {
+        "state": status.state,
+        "reason": status.reason,
+        "attempt": status.attempt,
+        "submit_time": status.submit_time,
+        "start_time": status.start_time,
+        "end_time": status.end_time,
+        "exit_code": status.exit_code,
+        "signal": status.signal,
+        "launcher": status.launcher,
+        "launcher_job_id": status.launcher_job_id,
+        "host": status.host,
+        "pid": status.pid,
+    }
+
+
+def read_results(jobdir: JobDir) -> list[dict[str, Any]]:
+    """Rows of ``results`` from the job's results.jsonl."""
+    rows = []
+    for seq, record in enumerate(read_json_lines(jobdir.results)):
+        values = record.get("values")
+        if not isinstance(values, dict):
+            continue
+        step = record.get("step")
+        for key, v in values.items():
+            value, kind = typed(v)
+            rows.append(
+                {
+                    "job_id": jobdir.identifier,
+                    "seq": seq,
+                    "key": str(key),
+                    "value": value,
+                    "type": kind,
+                    "step": step,
+                    "time": record.get("time"),
+                }
+            )
+    return rows
+
+
+# File names, checked against the layout owner (JobDir) at import.
+_PROBE = JobDir(Path("/w"), "t", "i")
+_PARAMS, _TAGS, _RESULTS = _PROBE.params.name, _PROBE.tags.name, _PROBE.results.name
+_STATUS_FILES = frozenset({_PROBE.events.name, _PROBE.done_marker.name, _PROBE.failed_marker.name})
+
+
+def read_job(jobdir: JobDir, *, full: bool = True, tags: dict[str, Any] | None = None) -> JobRows:
+    """The rows of ``jobdir``: status and results; with ``full`` also params and tags.
+
+    ``tags``: the job's tags when the caller has them in memory (as written to tags.json).
+    """
+    try:  # one listdir instead of opening files that a fresh job directory does not have
+        names = set(os.listdir(jobdir.path))
+    except OSError:
+        names = set()
+    has_status = not names.isdisjoint(_STATUS_FILES)
+    status = jobdir.read_status() if has_status else JobStatus()
+    job = {"id": jobdir.identifier, "task_id": jobdir.task_id, "path": jobdir.relpath}
+    job.update(status_columns(status))
+    rows = JobRows(job, results=read_results(jobdir) if _RESULTS in names else [])
+    if full:
+        try:
+            with open(os.path.join(jobdir.path, _PARAMS), encoding="utf-8") as fh:
+                doc = json.load(fh)
+        except (OSError, ValueError):
+            doc = {}
+        rows.params = flatten_params(doc) if isinstance(doc, dict) else []
+        tag_values = tags if tags is not None else jobdir.read_tags() if _TAGS in names else {}
+        rows.tags = [(str(k), *typed(v)) for k, v in sorted(tag_values.items())]
+    return rows
+
+
+def _chunks(items: Sequence[str], n: int = 500) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def write_jobs(conn: sqlite3.Connection, jobs: Sequence[JobRows]) -> None:
+    """Upsert job rows and replace their params/tags/results (inside a transaction)."""
+    if not jobs:
+        return
+    cols = ("id", "task_id", "path", *STATUS_COLUMNS)
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols[1:])
+    conn.executemany(
+        f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+        f"ON CONFLICT(id) DO UPDATE SET {updates}",
+        [tuple(j.job[c] for c in cols) for j in jobs],
+    )
+    ids = [j.job["id"] for j in jobs]
+    full = [j for j in jobs if j.params is not None]
+    full_ids = [j.job["id"] for j in full]
+    for chunk in _chunks(full_ids):
+        marks = ",".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM params WHERE job_id IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM tags WHERE job_id IN ({marks})", chunk)
+    for chunk in _chunks(ids):
+        conn.execute(f"DELETE FROM results WHERE job_id IN ({','.join('?' * len(chunk))})", chunk)
+    conn.executemany(
+        "INSERT OR REPLACE INTO params (job_id, path, value, type) VALUES (?, ?, ?, ?)",
+        [(j.job["id"], *p) for j in full for p in j.params or ()],
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO tags (job_id, key, value, type) VALUES (?, ?, ?, ?)",
+        [(j.job["id"], *t) for j in full for t in j.tags or ()],
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO results (job_id, seq, key, value, type, step, time) "
+        "VALUES (:job_id, :seq, :key, :value, :type, :step, :time)",
+        [r for j in jobs for r in j.results],
+    )
+
+
+# --- runs ----------------------------------------------------------------------------------
+@dataclass
+class RunRows:
+    """What the index holds about one run record."""
+
+    run: dict[str, Any]
+    git_states: list[dict[str, Any]]
+    submissions: list[tuple[str, str, float | None]]
+
+
+RUN_KEYS = ("experiment", "run_id", "run_mode", "start_time", "end_time", "host", "user", "pid")
+
+
+def run_records(workdir: Path) -> Iterator[Path]:
+    """Every run record ``WORKDIR/experiments/<name>/runs/<run_id>.json``."""
+    root = Path(workdir) / "experiments"
+    if not root.is_dir():
+        return
+    yield from sorted(root.glob("*/runs/*.json"))
+
+
+def read_run(record_path: Path, *, submissions: bool = True) -> RunRows | None:
+    """The rows of one run record (None when it is unreadable)."""
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict) or "run_id" not in record:
+        return None
+    experiment = str(record.get("experiment") or record_path.parent.parent.name)
+    run_id = str(record["run_id"])
+    key = f"{experiment}/{run_id}"
+    info = {k: v for k, v in record.items() if k not in RUN_KEYS and k != "git"}
+    run = {k: record.get(k) for k in RUN_KEYS}
+    run.update(
+        id=key,
+        experiment=experiment,
+        run_id=run_id,
+        info=json.dumps(info, sort_keys=True, default=str),
+    )
+    states = record.get("git") or []
+    if isinstance(states, dict):
+        states = [states]
+    git_states = [s for s in states if isinstance(s, dict)]
+    subs: list[tuple[str, str, float | None]] = []
+    if submissions:
+        for line in read_json_lines(record_path.with_name(f"{run_id}.jobs.jsonl")):
+            ident = line.get("identifier")
+            if isinstance(ident, str):
+                subs.append((key, ident, line.get("time")))
+    return RunRows(run, git_states, subs)
+
+
+def git_state_row(state: dict[str, Any]) -> dict[str, Any]:
+    """A ``git_states`` row from a git-state dict of a run record."""
+    untracked = state.get("untracked")
+    dirty = state.get("dirty")
+    return {
+        "id": git_state_id(state),
+        "repo": state.get("repo"),
+        "commit_sha": state.get("commit"),
+        "branch": state.get("branch"),
+        "remote": state.get("remote"),
+        "dirty": None if dirty is None else int(bool(dirty)),
+        "diff": state.get("diff"),
+        "untracked": json.dumps(list(untracked)) if isinstance(untracked, (list, tuple)) else None,
+        "snapshot": state.get("snapshot"),
+    }
+
+
+def write_runs(conn: sqlite3.Connection, runs: Sequence[RunRows]) -> None:
+    """Upsert runs, their git states and experiments (inside a transaction)."""
+    if not runs:
+        return
+    cols = ("id", *RUN_KEYS, "info")
+    conn.executemany(
+        f"INSERT OR REPLACE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+        [tuple(r.run[c] for c in cols) for r in runs],
+    )
+    gcols = (
+        "id",
+        "repo",
+        "commit_sha",
+        "branch",
+        "remote",
+        "dirty",
+        "diff",
+        "untracked",
+        "snapshot",
+    )
+    for r in runs:
+        rows = [git_state_row(s) for s in r.git_states]
+        conn.executemany(
+            f"INSERT OR IGNORE INTO git_states ({', '.join(gcols)}) "
+            f"VALUES ({', '.join('?' * len(gcols))})",
+            [tuple(g[c] for c in gcols) for g in rows],
+        )
+        conn.execute("DELETE FROM run_git_states WHERE run = ?", (r.run["id"],))
+        conn.executemany(
+            "INSERT INTO run_git_states (run, position, git_state) VALUES (?, ?, ?)",
+            [(r.run["id"], n, g["id"]) for n, g in enumerate(rows)],
+        )
+    for name in sorted({r.run["experiment"] for r in runs}):
+        conn.execute(
+            "INSERT OR REPLACE INTO experiments (name, first_start, last_start, runs) "
+            "SELECT experiment, MIN(start_time), MAX(start_time), COUNT(*) FROM runs "
+            "WHERE experiment = ? GROUP BY experiment",
+            (name,),
+        )
+
+
+def write_submissions(
+    conn: sqlite3.Connection, submissions: Sequence[tuple[str, str, float | None]]
+) -> None:
+    """Record submissions and point their jobs at the latest run that submitted them."""
+    if not submissions:
+        return
+    conn.executemany(
+        "INSERT OR REPLACE INTO submissions (run, job_id, time) VALUES (?, ?, ?)", submissions
+    )
+    ids = sorted({s[1] for s in submissions})
+    for chunk in _chunks(ids):
+        _link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
+
+
+def _link_jobs(conn: sqlite3.Connection, where: str, params: Sequence[Any] = ()) -> None:
+    conn.execute(
+        "UPDATE jobs SET (last_run, last_submitted) = (SELECT s.run, s.time FROM submissions s "
+        "WHERE s.job_id = jobs.id ORDER BY s.time DESC, s.run DESC LIMIT 1), "
+        "git_state = (SELECT g.git_state FROM submissions s JOIN run_git_states g "
+        "ON g.run = s.run AND g.position = 0 WHERE s.job_id = jobs.id "
+        f"ORDER BY s.time DESC, s.run DESC LIMIT 1) WHERE {where}",
+        params,
+    )
+
+
+# --- rebuild -------------------------------------------------------------------------------
+def rebuild(workdir: str | os.PathLike[str], *, batch: int = 2000) -> dict[str, int]:
+    """Recreate the whole index of ``workdir`` from its job directories and run records.
+
+    A damaged index file is replaced; otherwise every row is deleted and written again in
+    one transaction (readers see the old or the new content).  Returns row counts.
+    """
+    from ..errors import IndexDatabaseError
+
+    workdir = Path(workdir).absolute()
+    path = index_path(workdir)
+    try:
+        index = IndexDB(workdir)
+    except IndexDatabaseError as e:
+        if "newer xpm" in str(e):
+            raise
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        index = IndexDB(workdir)
+    runs = [r for r in (read_run(p) for p in run_records(workdir)) if r is not None]
+    jobdirs = list(iter_job_dirs(workdir))
+    with index:
+
+        def fill(conn: sqlite3.Connection) -> None:
+            for name in TABLE_NAMES:
+                if name != "meta":
+                    conn.execute(f'DELETE FROM "{name}"')
+            write_runs(conn, runs)
+            for start in range(0, len(jobdirs), batch):
+                write_jobs(conn, [read_job(j) for j in jobdirs[start : start + batch]])
+            conn.executemany(
+                "INSERT OR REPLACE INTO submissions (run, job_id, time) VALUES (?, ?, ?)",
+                [s for r in runs for s in r.submissions],
+            )
+            _link_jobs(conn, "1")
+
+        index.write(fill)
+        counts = {
+            name: index.conn.execute(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0]
+            for name in TABLE_NAMES
+        }
+    return counts
+
+
+def iter_rows(index: IndexDB, table: str) -> Iterable[tuple[Any, ...]]:
+    """Every row of ``table`` ordered by its primary key (used to compare two indexes)."""
+    from ._schema import table as table_def
+
+    t = table_def(table)
+    order = ", ".join(f'"{c}"' for c in t.primary_key)
+    return index.conn.execute(f'SELECT * FROM "{table}" ORDER BY {order}').fetchall()

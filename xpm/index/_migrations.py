@@ -1,0 +1,108 @@
+"""Schema versions and migrations: open an index written by an older xpm and upgrade it in place.
+
+The schema (:mod:`xpm.index._schema`) says in which version each table, column, index
+and view appeared (``since``).  Migrating a database from version ``v`` to ``v + 1``
+creates the tables of version ``v + 1``, adds its new columns with ``ALTER TABLE``,
+creates its indexes, then runs ``CUSTOM[v + 1]`` (data fixes, renames) if there is one.
+Views are derived: they are dropped and recreated after every migration.  A new database
+is version 0 migrated to :data:`~xpm.index._schema.SCHEMA_VERSION`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+
+from ..errors import IndexDatabaseError
+from ._schema import (
+    INDEXES,
+    SCHEMA_VERSION,
+    TABLES,
+    VIEWS,
+    IndexDef,
+    Table,
+    View,
+    column_sql,
+    create_index_sql,
+    create_table_sql,
+    create_view_sql,
+)
+
+Migration = Callable[[sqlite3.Connection], None]
+
+#: Extra steps of a migration to version N (run after its tables/columns/indexes exist).
+CUSTOM: dict[int, Migration] = {}
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version of the open database: 0 for an empty one."""
+    names = {
+        row[0]
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+    }
+    if "meta" not in names:
+        if names:
+            raise IndexDatabaseError(
+                f"this SQLite file is not an xpm index (it has tables {sorted(names)[:5]} but no "
+                "'meta' table): point XPM_INDEX elsewhere or remove the file and run "
+                "`xpm index rebuild`"
+            )
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    try:
+        return int(row[0]) if row else 0
+    except (TypeError, ValueError):
+        raise IndexDatabaseError(
+            f"meta.schema_version is {row[0]!r}, not a number: the index is damaged; "
+            "recreate it with `xpm index rebuild`"
+        ) from None
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    *,
+    target: int = SCHEMA_VERSION,
+    tables: Sequence[Table] = TABLES,
+    views: Sequence[View] = VIEWS,
+    indexes: Sequence[IndexDef] = INDEXES,
+    custom: Mapping[int, Migration] = CUSTOM,
+) -> tuple[int, int]:
+    """Bring the database to schema ``target``; returns (version before, version after).
+
+    Call it inside a write transaction (``BEGIN IMMEDIATE``) so that two processes opening
+    a new index at once do not both create it.
+    """
+    version = schema_version(conn)
+    if version > target:
+        raise IndexDatabaseError(
+            f"the index was written by a newer xpm (schema version {version}, this xpm knows "
+            f"up to {target}): upgrade xpm, or use another index file (XPM_INDEX) and run "
+            "`xpm index rebuild`"
+        )
+    if version == target:
+        return version, version
+    for v in views:
+        conn.execute(f'DROP VIEW IF EXISTS "{v.name}"')
+    for step in range(version + 1, target + 1):
+        for t in tables:
+            if t.since == step:
+                conn.execute(create_table_sql(t, step))
+            elif t.since < step:
+                for c in t.columns:
+                    if c.since == step:
+                        conn.execute(f'ALTER TABLE "{t.name}" ADD COLUMN {column_sql(c)}')
+        for i in indexes:
+            if i.since == step:
+                conn.execute(create_index_sql(i))
+        extra = custom.get(step)
+        if extra is not None:
+            extra(conn)
+    for v in views:
+        if v.since <= target:
+            conn.execute(create_view_sql(v))
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(target),)
+    )
+    if version == 0:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('created_by', 'xpm')")
+    return version, target

@@ -1,0 +1,183 @@
+"""The index writer of an experiment process.
+
+:func:`attach` (called by ``Experiment.__enter__``) opens the index and subscribes to the
+experiment's submissions and the scheduler's state changes.  Listeners only queue the job
+(cheap, any thread); a small writer thread reads what changed from the job directories and
+writes it in one short transaction every :data:`FLUSH_INTERVAL` seconds or
+:data:`FLUSH_ROWS` jobs, and :meth:`Recorder.close` writes the rest when the experiment
+ends.  The index is derived: when writing fails, the recorder logs a warning naming
+``xpm index rebuild`` and the experiment goes on; jobs never depend on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._db import IndexDB
+from ._ingest import JobRows, RunRows, read_job, read_run, write_jobs, write_runs, write_submissions
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from .._experiment import Experiment
+    from .._jobdir import JobDir
+    from .._scheduler import Job
+
+log = logging.getLogger("xpm.index")
+
+#: Seconds between two writes of queued changes.
+FLUSH_INTERVAL = 0.25
+#: Queued jobs that trigger a write before the interval ends.
+FLUSH_ROWS = 2000
+
+
+class Recorder:
+    """Records one experiment run, its submissions and its jobs' states in the index."""
+
+    def __init__(self, xp: Experiment, *, interval: float = FLUSH_INTERVAL) -> None:
+        self.workdir = xp.workdir
+        self.run_key = f"{xp.name}/{xp.run_id}"
+        self.record_path: Path = xp.run_dir / "runs" / f"{xp.run_id}.json"
+        self._xp = xp
+        self.interval = interval
+        self.index = IndexDB(xp.workdir)
+        self._cond = threading.Condition()
+        # identifier -> (job directory, params+tags needed, tags in memory)
+        self._jobs: dict[str, tuple[JobDir, bool, dict[str, Any] | None]] = {}
+        self._subs: list[tuple[str, str, float | None]] = []
+        self._record_mtime: int | None = None
+        self._closed = False
+        self._warned: set[str] = set()
+        self.failures = 0
+        self._thread = threading.Thread(target=self._loop, name="xpm-index", daemon=True)
+        self._flush_lock = threading.Lock()
+        self.flush()  # the run record, now: `xpm` commands see the run at once
+        self._thread.start()
+
+    # --- listeners (any thread) ---------------------------------------------------------------
+    def on_submit(self, job: Job) -> None:
+        """Queue a new submission of ``job`` (its params, tags and status)."""
+        last = getattr(self._xp, "last_submission", None)
+        when = last["time"] if last and last.get("identifier") == job.identifier else time.time()
+        with self._cond:
+            self._jobs[job.identifier] = (job.jobdir, True, dict(job.tags))
+            self._subs.append((self.run_key, job.identifier, when))
+            if len(self._jobs) >= FLUSH_ROWS:
+                self._cond.notify_all()
+
+    def on_state(self, job: Job) -> None:
+        """Queue a state change of ``job`` (its status and results are read when written)."""
+        with self._cond:
+            queued = self._jobs.get(job.identifier)
+            full = queued[1] if queued else False
+            self._jobs[job.identifier] = (job.jobdir, full, queued[2] if queued else None)
+            if len(self._jobs) >= FLUSH_ROWS:
+                self._cond.notify_all()
+
+    # --- writing ------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+                self._cond.wait(timeout=self.interval)
+                if self._closed:
+                    return
+            self.flush()
+
+    def flush(self) -> None:
+        """Write everything queued so far (never raises: failures are logged)."""
+        with self._flush_lock:
+            with self._cond:
+                jobs, self._jobs = self._jobs, {}
+                subs, self._subs = self._subs, []
+            run = self._read_run_if_changed()
+            if not jobs and not subs and run is None:
+                return
+            try:
+                rows = [
+                    read_job(jobdir, full=full, tags=tags) for jobdir, full, tags in jobs.values()
+                ]
+                self.index.write(lambda conn: self._write(conn, run, rows, subs))
+            except Exception as e:  # noqa: BLE001 - the index is derived: never fail a job
+                self.failures += 1
+                if self._record_mtime is not None and run is not None:
+                    self._record_mtime = None  # try the run record again next time
+                self._warn(e, len(jobs))
+
+    @staticmethod
+    def _write(
+        conn: sqlite3.Connection,
+        run: RunRows | None,
+        rows: list[JobRows],
+        subs: list[tuple[str, str, float | None]],
+    ) -> None:
+        if run is not None:
+            write_runs(conn, [run])
+        write_jobs(conn, rows)
+        write_submissions(conn, subs)
+
+    def _read_run_if_changed(self) -> RunRows | None:
+        try:
+            mtime = self.record_path.stat().st_mtime_ns
+        except OSError:
+            return None
+        if mtime == self._record_mtime:
+            return None
+        self._record_mtime = mtime
+        return read_run(self.record_path, submissions=False)
+
+    def _warn(self, error: Exception, count: int) -> None:
+        text = f"{type(error).__name__}: {error}"
+        if text in self._warned:
+            return
+        self._warned.add(text)
+        log.warning(
+            "xpm: could not record %d job(s) in the index %s (%s); the jobs are not affected; "
+            "run `xpm index rebuild` to bring the index up to date",
+            count,
+            self.index.path,
+            text,
+        )
+
+    def close(self) -> None:
+        """Write what is left (the final run record included) and close the index."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.flush()
+        self.index.close()
+
+
+def attach(xp: Experiment) -> Recorder | None:
+    """Open the recorder of ``xp`` and subscribe it; None (after a warning) when it cannot."""
+    try:
+        recorder = Recorder(xp)
+    except Exception as e:  # noqa: BLE001 - an unusable index must not stop the experiment
+        log.warning(
+            "xpm: the index of %s cannot be written (%s: %s); the experiment runs without "
+            "it; run `xpm index rebuild` afterwards",
+            xp.workdir,
+            type(e).__name__,
+            e,
+        )
+        return None
+    xp.add_submit_listener(recorder.on_submit)
+    xp.scheduler.add_listener(recorder.on_state)
+    return recorder
+
+
+def detach(recorder: Recorder | None) -> None:
+    """Close ``recorder`` at the end of the experiment (never raises)."""
+    if recorder is None:
+        return
+    try:
+        recorder.close()
+    except Exception as e:  # noqa: BLE001
+        log.warning("xpm: could not finish writing the index (%s); run `xpm index rebuild`", e)

@@ -1,0 +1,492 @@
+"""The schema of the index: every table, column, view and index, with its documentation.
+
+This module is the ONE source of the schema.  The SQL that creates the database
+(:mod:`xpm.index._migrations`), the reference in ``docs/index.md``
+(:func:`render_markdown`) and the Datasette metadata (:func:`datasette_metadata`) are all
+generated from :data:`TABLES`, :data:`VIEWS` and :data:`INDEXES`.
+
+Changing the schema: bump :data:`SCHEMA_VERSION`, give new tables, columns and indexes
+``since=<new version>`` (the migration to that version adds them with ``ALTER TABLE``),
+put any data fix in ``_migrations.CUSTOM[<new version>]``, then regenerate the docs
+(``python -m xpm.index._schema docs/index.md``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: Version of the schema this xpm writes; stored in ``meta.schema_version``.
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column: SQL type ('' for SQLite's dynamic typing) and what it holds."""
+
+    name: str
+    type: str
+    description: str
+    since: int = 1
+    references: str | None = None  # "table.column" (documentation and Datasette links)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of the index."""
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    since: int = 1
+    without_rowid: bool = False  # small rows looked up by primary key: stored in its order
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class View:
+    """A view: its SQL (``SELECT ...``) and the meaning of each of its columns."""
+
+    name: str
+    description: str
+    sql: str
+    columns: tuple[tuple[str, str], ...]
+    since: int = 1
+
+
+@dataclass(frozen=True)
+class IndexDef:
+    """A B-tree index on ``table(columns)``: the filters it serves."""
+
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    purpose: str
+    since: int = 1
+
+
+def _c(name: str, type_: str, description: str, **kw: Any) -> Column:
+    return Column(name, type_, description, **kw)
+
+
+_TIME = "Unix time in seconds (UTC); `datetime(x, 'unixepoch')` shows it"
+_VALUE_TYPES = (
+    "`int`, `float`, `bool` (stored 0/1), `str`, `null`, `path`, `enum` (the member name), "
+    "`list`/`dict` (JSON text), `config` (a nested configuration: the value is its type id)"
+)
+
+TABLES: tuple[Table, ...] = (
+    Table(
+        "meta",
+        "Facts about the index file itself.",
+        (
+            _c("key", "TEXT", "Name of the fact: `schema_version`, `created_by`."),
+            _c("value", "TEXT", "Its value (`schema_version` is an integer as text)."),
+        ),
+        ("key",),
+    ),
+    Table(
+        "experiments",
+        "One row per experiment name ever run on this workdir (from its run records).",
+        (
+            _c("name", "TEXT", "Experiment name (`experiment(workdir, name)`)."),
+            _c("first_start", "REAL", f"Start of its first recorded run. {_TIME}."),
+            _c("last_start", "REAL", f"Start of its latest recorded run. {_TIME}."),
+            _c("runs", "INTEGER", "Number of recorded runs."),
+        ),
+        ("name",),
+    ),
+    Table(
+        "runs",
+        "One row per run of an experiment (one `with experiment(...)` block), from "
+        "`WORKDIR/experiments/<name>/runs/<run_id>.json`.",
+        (
+            _c("id", "TEXT", "`<experiment>/<run_id>`: unique key of the run."),
+            _c("experiment", "TEXT", "Experiment name.", references="experiments.name"),
+            _c(
+                "run_id",
+                "TEXT",
+                "Run identifier: start time and process id (`20250101-120000-4242`).",
+            ),
+            _c(
+                "run_mode",
+                "TEXT",
+                "`normal`, `generate` or `dry-run` (dry runs are never recorded).",
+            ),
+            _c("start_time", "REAL", f"When the run started. {_TIME}."),
+            _c(
+                "end_time",
+                "REAL",
+                f"When the run ended; NULL while it runs (or if it crashed). {_TIME}.",
+            ),
+            _c("host", "TEXT", "Host name of the experiment process."),
+            _c("user", "TEXT", "User running the experiment process."),
+            _c("pid", "INTEGER", "Process id of the experiment process."),
+            _c(
+                "info",
+                "TEXT",
+                "Other facts of the run record as a JSON object (git state excluded).",
+            ),
+        ),
+        ("id",),
+    ),
+    Table(
+        "git_states",
+        "Git state of a repository at the time of a run, keyed by its content (identical "
+        "states share a row).",
+        (
+            _c("id", "TEXT", "sha256 of the state's canonical JSON: same state, same id."),
+            _c("repo", "TEXT", "Root directory of the repository."),
+            _c(
+                "commit_sha",
+                "TEXT",
+                "Commit checked out (40 hex), NULL in a repository without commits.",
+            ),
+            _c("branch", "TEXT", "Branch name; NULL on a detached HEAD."),
+            _c("remote", "TEXT", "URL of the remote (origin first), NULL without a remote."),
+            _c("dirty", "INTEGER", "1 when tracked files had uncommitted changes, else 0."),
+            _c(
+                "diff", "TEXT", "Diff of the tracked changes against the commit (empty when clean)."
+            ),
+            _c(
+                "untracked",
+                "TEXT",
+                "Untracked, non-ignored files: JSON list of paths relative to the repository.",
+            ),
+            _c(
+                "snapshot",
+                "TEXT",
+                "Commit recording the dirty tree (a snapshot), NULL when none was made.",
+            ),
+        ),
+        ("id",),
+    ),
+    Table(
+        "run_git_states",
+        "The git states of each run: the experiment's repository first (position 0), then "
+        "those of task modules living in other repositories.",
+        (
+            _c("run", "TEXT", "The run.", references="runs.id"),
+            _c("position", "INTEGER", "0 for the experiment's own repository, then 1, 2..."),
+            _c("git_state", "TEXT", "The git state.", references="git_states.id"),
+        ),
+        ("run", "position"),
+    ),
+    Table(
+        "jobs",
+        "One row per job directory `WORKDIR/jobs/<task_id>/<id>`: its status as the "
+        "directory says (markers and `events.jsonl`).",
+        (
+            _c(
+                "id",
+                "TEXT",
+                "Job identifier: 64 hex digits (sha256 of the task type and parameters).",
+            ),
+            _c("task_id", "TEXT", "Task type id (`module.classname` in lower case)."),
+            _c("path", "TEXT", "Job directory relative to the workdir (`jobs/<task_id>/<id>`)."),
+            _c(
+                "state",
+                "TEXT",
+                "UNSCHEDULED, SUBMITTED, RUNNING, DONE, FAILED or CANCELLED (as recorded in the job directory).",
+            ),
+            _c("reason", "TEXT", "Why the job failed or was cancelled; NULL otherwise."),
+            _c(
+                "attempt",
+                "INTEGER",
+                "Number of times the job was launched (0 for a generated job never run).",
+            ),
+            _c(
+                "submit_time",
+                "REAL",
+                f"When the latest attempt was handed to the launcher. {_TIME}.",
+            ),
+            _c(
+                "start_time",
+                "REAL",
+                f"When the job process of the latest attempt started. {_TIME}.",
+            ),
+            _c("end_time", "REAL", f"When the latest attempt ended. {_TIME}."),
+            _c("exit_code", "INTEGER", "Exit status of the job process (0 on success)."),
+            _c("signal", "INTEGER", "Signal that killed the job process, if any."),
+            _c("launcher", "TEXT", "Launcher kind: `local`, `slurm`..."),
+            _c(
+                "launcher_job_id",
+                "TEXT",
+                "The launcher's id for the job (process id, Slurm job id).",
+            ),
+            _c("host", "TEXT", "Host where the job process ran."),
+            _c("pid", "INTEGER", "Process id of the job process of the latest attempt."),
+            _c(
+                "last_run",
+                "TEXT",
+                "The run that submitted the job most recently.",
+                references="runs.id",
+            ),
+            _c("last_submitted", "REAL", f"When that run submitted it. {_TIME}."),
+            _c(
+                "git_state",
+                "TEXT",
+                "Git state of the experiment's repository in that run.",
+                references="git_states.id",
+            ),
+        ),
+        ("id",),
+    ),
+    Table(
+        "submissions",
+        "Every submission of a job by a run (from `<run_id>.jobs.jsonl`); a job submitted by "
+        "several runs has several rows.",
+        (
+            _c("run", "TEXT", "The run.", references="runs.id"),
+            _c("job_id", "TEXT", "The job.", references="jobs.id"),
+            _c("time", "REAL", f"When the run submitted it. {_TIME}."),
+        ),
+        ("run", "job_id"),
+    ),
+    Table(
+        "params",
+        "The job's parameters flattened to dotted paths (`model.n_layers`), from its "
+        "params.json; Meta parameters included.",
+        (
+            _c("job_id", "TEXT", "The job.", references="jobs.id"),
+            _c(
+                "path",
+                "TEXT",
+                "Dotted path of the parameter (`epochs`, `model.n_layers`, `items.0`).",
+            ),
+            _c(
+                "value",
+                "",
+                "The value with its own SQLite type: an integer stays INTEGER, so `value > 2` compares numbers.",
+            ),
+            _c("type", "TEXT", f"Kind of value: {_VALUE_TYPES}."),
+        ),
+        ("job_id", "path"),
+        without_rowid=True,
+    ),
+    Table(
+        "tags",
+        "Tags of the job (`tag(value)` in its configuration), from its tags.json.",
+        (
+            _c("job_id", "TEXT", "The job.", references="jobs.id"),
+            _c("key", "TEXT", "Tag name."),
+            _c("value", "", "Tag value with its own SQLite type (integers stay INTEGER)."),
+            _c("type", "TEXT", "Kind of value: `int`, `float`, `bool`, `str` or `null`."),
+        ),
+        ("job_id", "key"),
+        without_rowid=True,
+    ),
+    Table(
+        "results",
+        "Every result reported by the task (`self.report(key=value, step=...)`), from its "
+        "results.jsonl.",
+        (
+            _c("job_id", "TEXT", "The job.", references="jobs.id"),
+            _c(
+                "seq",
+                "INTEGER",
+                "Line number of the report in results.jsonl (0 first): later reports have larger numbers.",
+            ),
+            _c("key", "TEXT", "Result name."),
+            _c("value", "", "Reported value with its own SQLite type (NaN is stored as NULL)."),
+            _c("type", "TEXT", "Kind of value: `int`, `float`, `bool`, `str` or `null`."),
+            _c("step", "INTEGER", "The `step` given to report(), NULL when none was given."),
+            _c("time", "REAL", f"When it was reported. {_TIME}."),
+        ),
+        ("job_id", "seq", "key"),
+        without_rowid=True,
+    ),
+)
+
+VIEWS: tuple[View, ...] = (
+    View(
+        "latest_results",
+        "The latest reported value of each result of each job (the report with the largest `seq`).",
+        "SELECT job_id, key, value, type, step, time, MAX(seq) AS seq\n"
+        "FROM results GROUP BY job_id, key",
+        (
+            ("job_id", "The job (`jobs.id`)."),
+            ("key", "Result name."),
+            ("value", "Its latest value."),
+            ("type", "Kind of that value."),
+            ("step", "Step of that report."),
+            ("time", "When it was reported."),
+            ("seq", "Line of that report in results.jsonl."),
+        ),
+    ),
+    View(
+        "job_summary",
+        "One row per job with its experiment, commit, and its tags, parameters and latest "
+        "results as JSON objects: `json_extract(params, '$.\"model.n_layers\"')` (quote dotted "
+        "keys), `json_extract(results, '$.accuracy')`, `json_extract(tags, '$.model')`.",
+        "SELECT j.id, j.task_id, j.state, j.reason, j.submit_time, j.start_time, j.end_time,\n"
+        "  j.exit_code, j.launcher, j.launcher_job_id, j.host, j.path,\n"
+        "  r.experiment, j.last_run, g.commit_sha,\n"
+        "  (SELECT json_group_object(t.key, t.value) FROM tags t WHERE t.job_id = j.id) AS tags,\n"
+        "  (SELECT json_group_object(p.path, p.value) FROM params p\n"
+        "     WHERE p.job_id = j.id AND p.type != 'config') AS params,\n"
+        "  (SELECT json_group_object(l.key, l.value) FROM latest_results l\n"
+        "     WHERE l.job_id = j.id) AS results\n"
+        "FROM jobs j LEFT JOIN runs r ON r.id = j.last_run\n"
+        "LEFT JOIN git_states g ON g.id = j.git_state",
+        (
+            ("id", "Job identifier."),
+            ("task_id", "Task type id."),
+            ("state", "State of the job."),
+            ("reason", "Why it failed, if it did."),
+            ("submit_time", "When the latest attempt was submitted."),
+            ("start_time", "When it started."),
+            ("end_time", "When it ended."),
+            ("exit_code", "Exit status of the job process."),
+            ("launcher", "Launcher kind."),
+            ("launcher_job_id", "The launcher's id for the job."),
+            ("host", "Host where it ran."),
+            ("path", "Job directory relative to the workdir."),
+            ("experiment", "Experiment of the run that submitted it last."),
+            ("last_run", "That run (`runs.id`)."),
+            ("commit_sha", "Commit of the experiment's repository in that run."),
+            ("tags", 'Tags as a JSON object `{"model": "cnn", ...}`.'),
+            (
+                "params",
+                "Parameters as a JSON object keyed by dotted path (nested configs flattened).",
+            ),
+            ("results", 'Latest value of each result as a JSON object `{"accuracy": 0.93}`.'),
+        ),
+    ),
+)
+
+INDEXES: tuple[IndexDef, ...] = (
+    IndexDef("idx_jobs_state", "jobs", ("state", "id"), "jobs in a state (failed, running...)"),
+    IndexDef("idx_jobs_task", "jobs", ("task_id",), "jobs of a task"),
+    IndexDef("idx_jobs_last_run", "jobs", ("last_run",), "jobs of a run / experiment"),
+    IndexDef("idx_jobs_end_time", "jobs", ("end_time",), "jobs ended since a time"),
+    IndexDef("idx_jobs_submit_time", "jobs", ("submit_time",), "jobs newest first"),
+    IndexDef(
+        "idx_tags_key_value", "tags", ("key", "value", "job_id"), "jobs with a tag `key=value`"
+    ),
+    IndexDef(
+        "idx_params_path_value",
+        "params",
+        ("path", "value", "job_id"),
+        "jobs with a parameter value",
+    ),
+    IndexDef("idx_results_latest", "results", ("job_id", "key", "seq"), "latest result per key"),
+    IndexDef("idx_results_key", "results", ("key", "job_id"), "all values of one result"),
+    IndexDef("idx_submissions_job", "submissions", ("job_id",), "runs that submitted a job"),
+    IndexDef("idx_runs_experiment", "runs", ("experiment",), "runs of an experiment"),
+    IndexDef("idx_run_git_state", "run_git_states", ("git_state",), "runs at a git state"),
+    IndexDef("idx_git_commit", "git_states", ("commit_sha",), "git states of a commit"),
+)
+
+TABLE_NAMES = tuple(t.name for t in TABLES)
+
+
+def table(name: str) -> Table:
+    """The table called ``name``."""
+    for t in TABLES:
+        if t.name == name:
+            return t
+    raise KeyError(name)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def column_sql(column: Column) -> str:
+    """The column definition in CREATE/ALTER TABLE."""
+    text = _quote(column.name)
+    if column.type:
+        text += " " + column.type
+    if column.references:
+        ref_table, ref_col = column.references.split(".")
+        text += f" REFERENCES {_quote(ref_table)}({_quote(ref_col)})"
+    return text
+
+
+def create_table_sql(t: Table, version: int = SCHEMA_VERSION) -> str:
+    """CREATE TABLE for ``t`` as it was at schema ``version``."""
+    cols = [column_sql(c) for c in t.columns if c.since <= version]
+    pk = ", ".join(_quote(c) for c in t.primary_key)
+    body = ",\n  ".join([*cols, f"PRIMARY KEY ({pk})"])
+    extra = " WITHOUT ROWID" if t.without_rowid else ""
+    return f"CREATE TABLE IF NOT EXISTS {_quote(t.name)} (\n  {body}\n){extra}"
+
+
+def create_index_sql(i: IndexDef) -> str:
+    cols = ", ".join(_quote(c) for c in i.columns)
+    return f"CREATE INDEX IF NOT EXISTS {_quote(i.name)} ON {_quote(i.table)} ({cols})"
+
+
+def create_view_sql(v: View) -> str:
+    return f"CREATE VIEW IF NOT EXISTS {_quote(v.name)} AS\n{v.sql}"
+
+
+# --- generated documentation -----------------------------------------------------------------
+DOC_START = "<!-- schema reference: generated by `python -m xpm.index._schema docs/index.md` -->"
+DOC_END = "<!-- end of schema reference -->"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown() -> str:
+    """The schema reference in Markdown (the generated part of docs/index.md)."""
+    out = [DOC_START, "", f"Schema version {SCHEMA_VERSION}.", ""]
+    for t in TABLES:
+        out += [f"### Table `{t.name}`", "", t.description, ""]
+        out += [f"Primary key: `({', '.join(t.primary_key)})`.", ""]
+        out += ["| column | type | description |", "|---|---|---|"]
+        for c in t.columns:
+            ref = f" References `{c.references}`." if c.references else ""
+            out.append(f"| `{c.name}` | {c.type or 'any'} | {_cell(c.description)}{ref} |")
+        out.append("")
+    for v in VIEWS:
+        out += [f"### View `{v.name}`", "", _cell(v.description), ""]
+        out += ["| column | description |", "|---|---|"]
+        out += [f"| `{name}` | {_cell(text)} |" for name, text in v.columns]
+        out += ["", "```sql", create_view_sql(v).replace(" IF NOT EXISTS", ""), "```", ""]
+    out += ["### Indexes", "", "| index | on | serves |", "|---|---|---|"]
+    for i in INDEXES:
+        out.append(f"| `{i.name}` | `{i.table}({', '.join(i.columns)})` | {i.purpose} |")
+    out += ["", DOC_END]
+    return "\n".join(out)
+
+
+def update_docs(path: Path) -> bool:
+    """Replace the generated part of the Markdown file ``path``; True when it changed."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(DOC_START), text.find(DOC_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{path} has no schema reference markers ({DOC_START!r} ... {DOC_END!r})")
+    new = text[:start] + render_markdown() + text[end + len(DOC_END) :]
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+def datasette_metadata(database: str = "xpm") -> dict[str, Any]:
+    """Datasette metadata (table, view and column descriptions) for the index."""
+    tables: dict[str, Any] = {}
+    for t in TABLES:
+        tables[t.name] = {
+            "description": t.description,
+            "columns": {c.name: c.description for c in t.columns},
+        }
+    for v in VIEWS:
+        tables[v.name] = {"description": v.description, "columns": dict(v.columns)}
+    return {"databases": {database: {"tables": tables}}}
+
+
+if __name__ == "__main__":  # python -m xpm.index._schema docs/index.md
+    for arg in sys.argv[1:]:
+        print(f"{arg}: {'updated' if update_docs(Path(arg)) else 'up to date'}")
