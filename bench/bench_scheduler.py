@@ -53,9 +53,26 @@ XP = textwrap.dedent(
 )
 
 
+def _fs_floor(path: Path, count: int = 10000) -> float:
+    """Directories + 1 KB files per second: what the disk allows, with no Python logic."""
+    import os
+
+    (path / "jobs" / "t").mkdir(parents=True)
+    start = time.perf_counter()
+    for i in range(count):
+        job = f"{path}/jobs/t/{i:064d}"
+        os.mkdir(job)
+        fd = os.open(f"{job}/params.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, b"x" * 1000)
+        os.close(fd)
+    return count / (time.perf_counter() - start)
+
+
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    tmp = Path(tempfile.mkdtemp(prefix="xpm-bench-"))
+    # Under the repository: the same file system as a project's workdir.
+    (Path(__file__).parent / ".work").mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="xpm-bench-", dir=Path(__file__).parent / ".work"))
     try:
         (tmp / "benchtasks.py").write_text(TASKS)
         (tmp / "xp.py").write_text(XP)
@@ -66,9 +83,19 @@ def main() -> None:
         rates = []
         for r in range(runs):
             wd = tmp / f"gen{r}"
-            elapsed = time_process([python(), str(tmp / "xp.py"), str(wd), "generate", "10000", "2"], env=env)
+            elapsed = time_process(
+                [python(), str(tmp / "xp.py"), str(wd), "generate", "10000", "2"], env=env
+            )
             rates.append(10000 / elapsed)
-        rows.append(("generate mode, 10,000 submissions (whole process)", f"{statistics.median(rates):,.0f} submissions/s", ">= 2,000/s"))
+        floor = statistics.median(_fs_floor(tmp / f"floor{r}") for r in range(runs))
+        rate = statistics.median(rates)
+        rows.append(
+            (
+                "generate mode, 10,000 submissions (whole process)",
+                f"{rate:,.0f} submissions/s (file-system floor: {floor:,.0f}/s, {rate / floor:.0%} of it)",
+                ">= 2,000/s",
+            )
+        )
 
         # 2. 100 trivial local tasks, 2 at a time, versus the floor: 100 `import xpm` processes 2 at a time.
         floor = []
@@ -87,16 +114,32 @@ def main() -> None:
         run100 = []
         for r in range(runs):
             wd = tmp / f"run{r}"
-            run100.append(time_process([python(), str(tmp / "xp.py"), str(wd), "normal", "100", "2"], env=env))
+            run100.append(
+                time_process([python(), str(tmp / "xp.py"), str(wd), "normal", "100", "2"], env=env)
+            )
         f, t = statistics.median(floor), statistics.median(run100)
-        rows.append(("100 trivial tasks, 2 at a time", f"{t:.2f} s (floor {f:.2f} s, ratio {t / f:.2f})", "ratio <= 1.3"))
+        rows.append(
+            (
+                "100 trivial tasks, 2 at a time",
+                f"{t:.2f} s (floor {f:.2f} s, ratio {t / f:.2f})",
+                "ratio <= 1.3",
+            )
+        )
 
         # 3. re-running 1,000 DONE jobs.
         wd = tmp / "done1000"
         time_process([python(), str(tmp / "xp.py"), str(wd), "normal", "1000", "2"], env=env)
-        rerun = median_time([python(), str(tmp / "xp.py"), str(wd), "normal", "1000", "2"], runs, env=env)
+        rerun = median_time(
+            [python(), str(tmp / "xp.py"), str(wd), "normal", "1000", "2"], runs, env=env
+        )
         bare = median_time([python(), "-c", "pass"], runs)
-        rows.append(("re-run of 1,000 DONE jobs", f"{rerun - bare:.2f} s beyond interpreter start ({rerun:.2f} s total)", "< 1 s"))
+        rows.append(
+            (
+                "re-run of 1,000 DONE jobs",
+                f"{rerun - bare:.2f} s beyond interpreter start ({rerun:.2f} s total)",
+                "< 1 s",
+            )
+        )
 
         print("| measurement | result | target |\n|---|---|---|")
         for row in rows:

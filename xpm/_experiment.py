@@ -172,7 +172,7 @@ class Experiment:
     # --- submission --------------------------------------------------------------------------
     def submit(self, task: Task, launcher: Launcher | None = None) -> Any:
         """Schedule ``task`` (see :meth:`xpm.Task.submit`)."""
-        from ._serialize import dumps
+        from ._serialize import render, to_params
         from ._task import analyze
 
         found = analyze(task)  # checks required values and freezes the whole tree
@@ -226,10 +226,12 @@ class Experiment:
                 f"[{'done' if done else 'to run'}] {job.name} {tagtext}{deps}\n    {jobdir.path}"
             )
             return outputs
+        doc = to_params(task, self.workdir)
+        job.params_doc = doc  # the index records it without reading the file back
         if jobdir.create():
             # A directory this process just created: nobody can be reading it yet.
             done = False
-            jobdir.write_params(dumps(task, self.workdir), fresh=True)
+            jobdir.write_params(render(doc), fresh=True)
             if tags:
                 jobdir.write_tags(tags)
         else:
@@ -237,7 +239,9 @@ class Experiment:
             # A job that will run gets this submission's Meta values (device, threads...);
             # a DONE job keeps the params.json it ran with.
             if not done or not jobdir.params.exists():
-                jobdir.write_params(dumps(task, self.workdir))
+                jobdir.write_params(render(doc))
+            else:
+                job.params_doc = None  # a DONE job keeps the params.json it ran with
             if jobdir.read_tags() != tags:
                 jobdir.write_tags(tags)
         self.last_submission = {

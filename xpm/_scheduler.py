@@ -49,6 +49,8 @@ class Job:
     lock: Any = None
     next_try: float = 0.0
     waiting_for_other: bool = False
+    #: The params.json document written at submission (None: read it from the file).
+    params_doc: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def identifier(self) -> str:

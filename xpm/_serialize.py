@@ -114,14 +114,18 @@ def to_params(cfg: Config, workdir: Path | None = None) -> dict[str, Any]:
     return {"xpm": FORMAT_VERSION, "root": root, "objects": writer.objects}
 
 
-def dumps(cfg: Config, workdir: Path | None = None) -> str:
-    """params.json text of ``cfg``: one object per line, readable and fast to write.
+def render(doc: dict[str, Any]) -> str:
+    """params.json text of a document made by :func:`to_params`: one object per line.
 
     (``json.dumps(indent=...)`` falls back to the pure-Python encoder: 5x slower.)
     """
-    doc = to_params(cfg, workdir)
     objects = ",\n  ".join(json.dumps(obj, ensure_ascii=False) for obj in doc["objects"])
     return f'{{"xpm": {doc["xpm"]}, "root": {doc["root"]}, "objects": [\n  {objects}\n]}}\n'
+
+
+def dumps(cfg: Config, workdir: Path | None = None) -> str:
+    """params.json text of ``cfg``, readable and fast to write."""
+    return render(to_params(cfg, workdir))
 
 
 def import_class(module: str, qualname: str, file: str | None) -> type:

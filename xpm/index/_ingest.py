@@ -206,10 +206,17 @@ _PARAMS, _TAGS, _RESULTS = _PROBE.params.name, _PROBE.tags.name, _PROBE.results.
 _STATUS_FILES = frozenset({_PROBE.events.name, _PROBE.done_marker.name, _PROBE.failed_marker.name})
 
 
-def read_job(jobdir: JobDir, *, full: bool = True, tags: dict[str, Any] | None = None) -> JobRows:
+def read_job(
+    jobdir: JobDir,
+    *,
+    full: bool = True,
+    tags: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+) -> JobRows:
     """The rows of ``jobdir``: status and results; with ``full`` also params and tags.
 
-    ``tags``: the job's tags when the caller has them in memory (as written to tags.json).
+    ``tags``/``params``: the job's tags and params.json document when the caller has them in
+    memory (as written to the job directory), to save reading them back.
     """
     try:  # one listdir instead of opening files that a fresh job directory does not have
         names = set(os.listdir(jobdir.path))
@@ -221,11 +228,13 @@ def read_job(jobdir: JobDir, *, full: bool = True, tags: dict[str, Any] | None =
     job.update(status_columns(status))
     rows = JobRows(job, results=read_results(jobdir) if _RESULTS in names else [])
     if full:
-        try:
-            with open(os.path.join(jobdir.path, _PARAMS), encoding="utf-8") as fh:
-                doc = json.load(fh)
-        except (OSError, ValueError):
-            doc = {}
+        doc: Any = params
+        if doc is None:
+            try:
+                with open(os.path.join(jobdir.path, _PARAMS), encoding="utf-8") as fh:
+                    doc = json.load(fh)
+            except (OSError, ValueError):
+                doc = {}
         rows.params = flatten_params(doc) if isinstance(doc, dict) else []
         tag_values = tags if tags is not None else jobdir.read_tags() if _TAGS in names else {}
         rows.tags = [(str(k), *typed(v)) for k, v in sorted(tag_values.items())]

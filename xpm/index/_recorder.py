@@ -46,8 +46,10 @@ class Recorder:
         self.interval = interval
         self.index = IndexDB(xp.workdir)
         self._cond = threading.Condition()
-        # identifier -> (job directory, params+tags needed, tags in memory)
-        self._jobs: dict[str, tuple[JobDir, bool, dict[str, Any] | None]] = {}
+        # identifier -> (job directory, params+tags needed, tags in memory, params document)
+        self._jobs: dict[
+            str, tuple[JobDir, bool, dict[str, Any] | None, dict[str, Any] | None]
+        ] = {}
         self._subs: list[tuple[str, str, float | None]] = []
         self._record_mtime: int | None = None
         self._closed = False
@@ -64,7 +66,7 @@ class Recorder:
         last = getattr(self._xp, "last_submission", None)
         when = last["time"] if last and last.get("identifier") == job.identifier else time.time()
         with self._cond:
-            self._jobs[job.identifier] = (job.jobdir, True, dict(job.tags))
+            self._jobs[job.identifier] = (job.jobdir, True, dict(job.tags), job.params_doc)
             self._subs.append((self.run_key, job.identifier, when))
             if len(self._jobs) >= FLUSH_ROWS:
                 self._cond.notify_all()
@@ -74,7 +76,12 @@ class Recorder:
         with self._cond:
             queued = self._jobs.get(job.identifier)
             full = queued[1] if queued else False
-            self._jobs[job.identifier] = (job.jobdir, full, queued[2] if queued else None)
+            self._jobs[job.identifier] = (
+                job.jobdir,
+                full,
+                queued[2] if queued else None,
+                queued[3] if queued else None,
+            )
             if len(self._jobs) >= FLUSH_ROWS:
                 self._cond.notify_all()
 
@@ -100,7 +107,8 @@ class Recorder:
                 return
             try:
                 rows = [
-                    read_job(jobdir, full=full, tags=tags) for jobdir, full, tags in jobs.values()
+                    read_job(jobdir, full=full, tags=tags, params=doc)
+                    for jobdir, full, tags, doc in jobs.values()
                 ]
                 self.index.write(lambda conn: self._write(conn, run, rows, subs))
             except Exception as e:  # noqa: BLE001 - the index is derived: never fail a job
