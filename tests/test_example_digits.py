@@ -1,0 +1,56 @@
+"""The README's first command: the digits hyper-parameter search, through the real `xpm`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "digits"
+
+pytest.importorskip(
+    "sklearn", reason="the examples extra is not installed: pip install -e '.[examples]'"
+)
+
+
+def xpm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("xpm")
+    argv = [exe] if exe else [sys.executable, "-m", "xpm.cli"]
+    return subprocess.run(
+        [*argv, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "XPM_LAUNCHERS": str(EXAMPLE / "launchers.yaml")},
+    )
+
+
+@pytest.mark.slow
+def test_digits_debug_search_reports_one_accuracy_per_point(tmp_path: Path) -> None:
+    workdir = tmp_path / "wd"
+    result = xpm(
+        "run-experiment", "--workdir", str(workdir), str(EXAMPLE / "debug.yaml"), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with sqlite3.connect(workdir / "xpm.db") as db:
+        rows = db.execute(
+            "SELECT json_extract(tags, '$.n_layers'), json_extract(tags, '$.hidden'),"
+            " json_extract(results, '$.accuracy') FROM job_summary"
+            " WHERE task_id = 'tasks.evaluate'"
+        ).fetchall()
+    points = {(n, h) for n, h, _ in rows}
+    assert points == {(1, 16), (1, 64), (2, 16), (2, 64)}  # debug.yaml's sweep
+    assert all(isinstance(acc, float) and acc > 0.5 for _n, _h, acc in rows), rows
+    # A second run finds everything done and runs nothing.
+    again = xpm(
+        "run-experiment", "--workdir", str(workdir), str(EXAMPLE / "debug.yaml"), cwd=tmp_path
+    )
+    assert again.returncode == 0, again.stderr
+    assert "0 done, 8 already done, 0 failed" in again.stderr
