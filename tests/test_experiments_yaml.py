@@ -208,6 +208,21 @@ def test_unknown_run_mode(project: Path, tmp_path: Path) -> None:
     assert_nothing_written(tmp_path)
 
 
+def test_dirty_git_in_yaml(project: Path, tmp_path: Path) -> None:
+    (project / "dirty.yaml").write_text("parent: debug.yaml\ndirty_git: sometimes\n")
+    bad = invoke("run-experiment", str(project / "dirty.yaml"))
+    assert bad.exit_code == 2
+    assert error_line(bad) == (
+        f"xpm: error: {project / 'dirty.yaml'}: dirty_git 'sometimes' is not one of "
+        "ignore, warn, error"
+    )
+    assert_nothing_written(tmp_path)
+    from xpm.experiments._loader import prepare
+
+    (project / "dirty.yaml").write_text("parent: debug.yaml\ndirty_git: error\n")
+    assert prepare(project / "dirty.yaml").source.dirty_git == "error"
+
+
 def test_module_problems(project: Path, tmp_path: Path) -> None:
     (project / "nofile.yaml").write_text("file: missing\nepochs: 1\n")
     nofile = invoke("run-experiment", str(project / "nofile.yaml"))

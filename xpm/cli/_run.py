@@ -46,6 +46,12 @@ _DIRTY_GIT = ("ignore", "warn", "error")  # checked against xpm.experiments.DIRT
     default=None,
     help="What to do when the git working tree has uncommitted changes.",
 )
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Return once every job is handed to its launcher (Slurm jobs go on after logout; "
+    "a later run re-attaches to them).",
+)
 def run_experiment(
     yaml_file: Path,
     run_mode: str | None,
@@ -53,6 +59,7 @@ def run_experiment(
     overrides: tuple[str, ...],
     max_parallel: int | None,
     dirty_git: str | None,
+    detach: bool,
 ) -> None:
     """Run the experiment described by FILE.yaml.
 
@@ -69,4 +76,5 @@ def run_experiment(
         workdir=workdir,
         max_parallel=max_parallel,
         dirty_git=dirty_git,
+        detach=detach,
     )

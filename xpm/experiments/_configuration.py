@@ -24,7 +24,15 @@ from ..errors import ConfigError
 T = TypeVar("T")
 
 #: YAML keys read by the experiment loader; a ``@configuration`` field cannot use them.
-RESERVED_KEYS: tuple[str, ...] = ("file", "module", "parent", "id", "workdir", "run_mode")
+RESERVED_KEYS: tuple[str, ...] = (
+    "file",
+    "module",
+    "parent",
+    "id",
+    "workdir",
+    "run_mode",
+    "dirty_git",
+)
 
 _MARK = "__xpm_configuration__"
 

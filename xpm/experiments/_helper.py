@@ -85,6 +85,7 @@ def run_experiment_file(
     workdir: str | os.PathLike[str] | None = None,
     max_parallel: int | None = None,
     dirty_git: str | None = None,
+    detach: bool = False,
 ) -> Experiment:
     """Run an experiment YAML file: check everything, then ``run(helper, cfg)`` in an experiment.
 
@@ -103,7 +104,12 @@ def run_experiment_file(
     if max_parallel is not None and max_parallel < 1:
         raise UsageError(f"max_parallel={max_parallel}: give a positive integer")
     prepared = prepare(path, overrides=overrides, run_mode=run_mode, workdir=workdir)
-    return run_prepared(prepared, max_parallel=max_parallel, dirty_git=dirty_git)
+    return run_prepared(
+        prepared,
+        max_parallel=max_parallel,
+        dirty_git=dirty_git or prepared.source.dirty_git,
+        detach=detach,
+    )
 
 
 def run_prepared(
@@ -111,11 +117,14 @@ def run_prepared(
     *,
     max_parallel: int | None = None,
     dirty_git: str | None = None,
+    detach: bool = False,
 ) -> Experiment:
     """Run a checked experiment (see :func:`xpm.experiments.prepare`)."""
     from .._experiment import experiment
 
     extra: dict[str, Any] = {"dirty_git": dirty_git} if dirty_git is not None else {}
+    if detach:
+        extra["detach"] = True
     if _accepts("code_paths"):
         # The code is the experiment module and its YAML files, not the xpm script.
         module_file = getattr(prepared.run, "__code__", None)

@@ -53,6 +53,8 @@ class ExperimentFile:
     #: ``workdir:`` resolved against the YAML that set it, or None.
     workdir: Path | None = None
     run_mode: str | None = None
+    #: ``dirty_git:`` (ignore, warn or error), or None.
+    dirty_git: str | None = None
     #: The configuration values (everything but the reserved keys).
     values: dict[str, Any] = field(default_factory=dict)
     #: Where each key path was last set: a YAML file or ``-c key=value``.
@@ -168,6 +170,14 @@ def _set_reserved(result: ExperimentFile, data: dict[str, Any], where: str, base
                     f"{suggest(value, list(RUN_MODES))}"
                 )
             result.run_mode = value
+        elif key == "dirty_git":
+            from ..git import DIRTY_POLICIES
+
+            if value not in DIRTY_POLICIES:
+                raise UsageError(
+                    f"{where}: dirty_git {value!r} is not one of {', '.join(DIRTY_POLICIES)}"
+                )
+            result.dirty_git = value
 
 
 def _merge_values(
