@@ -300,3 +300,42 @@ def test_a_script_that_runs_an_experiment_at_import_does_not_recurse(tmp_path: P
     assert result.returncode != 0
     assert "put the experiment under `if __name__" in result.stderr
     assert len(list((tmp_path / "wd").glob("jobs/*/*/params.json"))) == 1
+
+
+def test_the_job_side_stays_light(workdir: Path) -> None:
+    from xpm_test_tasks import ListModules
+
+    with run_xp(workdir) as xp:
+        ListModules().submit()
+    job = next(iter(xp.jobs.values()))
+    loaded = set((job.jobdir.path / "modules.txt").read_text().split())
+    heavy = {
+        "sqlite3",
+        "sqlite_utils",
+        "click",
+        "yaml",
+        "tabulate",
+        "datasette",
+        "git",
+        "xpm.index",
+        "xpm.cli",
+        "xpm.git",
+    }
+    assert not heavy & loaded, heavy & loaded
+
+
+def test_import_xpm_stays_light() -> None:
+    result = run_python("import sys, xpm; print(' '.join(sorted(sys.modules)))")
+    loaded = set(result.stdout.split())
+    heavy = {
+        "sqlite3",
+        "sqlite_utils",
+        "click",
+        "yaml",
+        "tabulate",
+        "datasette",
+        "git",
+        "fasteners",
+        "json",
+    }
+    assert not heavy & loaded, heavy & loaded

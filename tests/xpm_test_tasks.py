@@ -106,3 +106,12 @@ class Uses(Task):
 
     def execute(self) -> None:
         _count(self.counter, "uses")
+
+
+class ListModules(Task):
+    """Writes the names of the modules loaded in the job process."""
+
+    def execute(self) -> None:
+        import sys
+
+        Path("modules.txt").write_text("\n".join(sorted(sys.modules)))
