@@ -18,7 +18,9 @@ def env_with_path(extra: list[str] | None = None) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
-def time_process(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+def time_process(
+    argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> float:
     """Wall time of one whole process, in seconds; fails loudly when it fails."""
     start = time.perf_counter()
     result = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)

@@ -54,18 +54,43 @@ def build(workdir: Path, n: int) -> None:
                 run = f"{experiments[i % 10]}/r{i % 10}"
                 state = "FAILED" if rng.random() < 0.1 else "DONE"
                 t = now - (n - i)
-                jobs.append((
-                    ident, "bench.train", f"jobs/bench.train/{ident}", state,
-                    "boom" if state == "FAILED" else None, 1, t, t + 1, t + 2,
-                    1 if state == "FAILED" else 0, None, "local", str(i), "h", i, run, t, None,
-                ))
+                jobs.append(
+                    (
+                        ident,
+                        "bench.train",
+                        f"jobs/bench.train/{ident}",
+                        state,
+                        "boom" if state == "FAILED" else None,
+                        1,
+                        t,
+                        t + 1,
+                        t + 2,
+                        1 if state == "FAILED" else 0,
+                        None,
+                        "local",
+                        str(i),
+                        "h",
+                        i,
+                        run,
+                        t,
+                        None,
+                    )
+                )
                 subs.append((run, ident, t))
-                tags += [(ident, "model", ["cnn", "mlp", "rnn", "vit"][i % 4], "str"),
-                         (ident, "n_layers", i % 6, "int"), (ident, "seed", i % 3, "int")]
-                params += [(ident, "model", "bench.model", "config"),
-                           (ident, "model.n_layers", i % 6, "int"), (ident, "epochs", 10, "int")]
-                results += [(ident, 0, "loss", rng.random(), "float", 0, t),
-                            (ident, 1, "accuracy", rng.random(), "float", None, t)]
+                tags += [
+                    (ident, "model", ["cnn", "mlp", "rnn", "vit"][i % 4], "str"),
+                    (ident, "n_layers", i % 6, "int"),
+                    (ident, "seed", i % 3, "int"),
+                ]
+                params += [
+                    (ident, "model", "bench.model", "config"),
+                    (ident, "model.n_layers", i % 6, "int"),
+                    (ident, "epochs", 10, "int"),
+                ]
+                results += [
+                    (ident, 0, "loss", rng.random(), "float", 0, t),
+                    (ident, 1, "accuracy", rng.random(), "float", None, t),
+                ]
             c.executemany(f"INSERT INTO jobs VALUES ({','.join('?' * 18)})", jobs)
             c.executemany("INSERT INTO submissions VALUES (?, ?, ?)", subs)
             c.executemany("INSERT INTO tags VALUES (?, ?, ?, ?)", tags)
@@ -111,13 +136,18 @@ def main() -> None:
         port = free_port()
         proc = subprocess.Popen(
             [python(), "-m", "xpm.cli", "serve", "--workdir", str(workdir), "--port", str(port)],
-            env=env_with_path(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env_with_path(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
             if "serving" not in line:
-                raise SystemExit(f"xpm serve did not start: {line} {proc.stderr.read() if proc.stderr else ''}")
+                raise SystemExit(
+                    f"xpm serve did not start: {line} {proc.stderr.read() if proc.stderr else ''}"
+                )
             url = f"http://127.0.0.1:{port}/xpm/jobs"
             first, size = get(url)
             times = [get(url)[0] for _ in range(runs)]
@@ -127,7 +157,9 @@ def main() -> None:
     median = statistics.median(times)
     print("| jobs | first GET /xpm/jobs | median of next GETs | page size |")
     print("|---|---|---|---|")
-    print(f"| {n:,} | {first * 1000:.0f} ms | {median * 1000:.0f} ms (of {runs}) | {size // 1024} KiB |")
+    print(
+        f"| {n:,} | {first * 1000:.0f} ms | {median * 1000:.0f} ms (of {runs}) | {size // 1024} KiB |"
+    )
     print("goal: under 1 s:", "met" if median < 1.0 else "NOT met")
 
 

@@ -32,12 +32,18 @@ ROOT = TESTS.parent
 SWEEP = TESTS / "browser" / "sweep.py"
 
 
-def run_sweep(repo: Path, workdir: Path, *args: str, git: bool = True) -> subprocess.CompletedProcess[str]:
+def run_sweep(
+    repo: Path, workdir: Path, *args: str, git: bool = True
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(ROOT)])}
     env["XPM_GIT"] = "on" if git else "off"
     return subprocess.run(
         [sys.executable, str(repo / "sweep.py"), str(workdir), *args],
-        env=env, capture_output=True, text=True, timeout=300, cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=repo,
     )
 
 
@@ -45,10 +51,13 @@ def run_sweep(repo: Path, workdir: Path, *args: str, git: bool = True) -> subpro
 def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workdir whose index was written by a real experiment run from a dirty git repo."""
     base = tmp_path_factory.mktemp("dsxp")
-    repo = make_repo(base / "code", {
-        "sweep.py": SWEEP.read_text(),
-        "xpm_test_tasks.py": (TESTS / "xpm_test_tasks.py").read_text(),
-    })
+    repo = make_repo(
+        base / "code",
+        {
+            "sweep.py": SWEEP.read_text(),
+            "xpm_test_tasks.py": (TESTS / "xpm_test_tasks.py").read_text(),
+        },
+    )
     with open(repo / "sweep.py", "a") as fh:
         fh.write("# an uncommitted change\n")
     workdir = base / "workdir"
@@ -115,7 +124,9 @@ def test_jobs_newest_first_with_facets(ds: Any) -> None:
 def test_tag_and_experiment_filters(ds: Any) -> None:
     found = rows(ds, "/xpm/jobs.json?_tag=n_layers%3D3")
     assert sorted(r["task_id"] for r in found) == [
-        "sweep.train", "xpm_test_tasks.evaluate", "xpm_test_tasks.learn"
+        "sweep.train",
+        "xpm_test_tasks.evaluate",
+        "xpm_test_tasks.learn",
     ]
     both = rows(ds, "/xpm/jobs.json?_tag=n_layers%3D3&_tag=lr%3D0.5")
     assert [r["task_id"] for r in both] == ["sweep.train"]
@@ -133,7 +144,9 @@ def test_recent_and_failed_jobs(ds: Any) -> None:
     recent = rows(ds, "/xpm/recent_jobs.json")
     assert len(recent) == 10 and recent[0]["experiment"] == "broken"
     evaluate = [r for r in recent if r["task_id"] == "xpm_test_tasks.evaluate"]
-    assert sorted(json.loads(r["results"])["accuracy"] for r in evaluate) == pytest.approx([0.6, 0.7, 0.8])
+    assert sorted(json.loads(r["results"])["accuracy"] for r in evaluate) == pytest.approx(
+        [0.6, 0.7, 0.8]
+    )
     failed = rows(ds, "/xpm/failed_jobs.json")
     assert len(failed) == 1 and failed[0]["task_id"] == "xpm_test_tasks.fail"
     assert failed[0]["stderr_tail"].splitlines()[-1] == "RuntimeError: this task always fails"
@@ -148,7 +161,9 @@ def test_sweep_pivot_has_a_column_per_tag_and_result(ds: Any) -> None:
     sweep = rows(ds, "/xpm/sweep_sweep.json")
     columns = list(sweep[0])
     assert columns == ["job", "task", "state", "lr", "n_layers", "accuracy", "loss", "weights"]
-    evaluate = sorted((r["n_layers"], r["accuracy"]) for r in sweep if r["task"] == "xpm_test_tasks.evaluate")
+    evaluate = sorted(
+        (r["n_layers"], r["accuracy"]) for r in sweep if r["task"] == "xpm_test_tasks.evaluate"
+    )
     assert evaluate == [(1, pytest.approx(0.6)), (2, pytest.approx(0.7)), (3, pytest.approx(0.8))]
     train = [r for r in sweep if r["task"] == "sweep.train"]
     assert len(train) == 3 and all(r["lr"] == 0.5 and r["loss"] < 1 for r in train)
@@ -172,15 +187,18 @@ def test_jobs_of_a_commit(ds: Any, indexed: Path) -> None:
 
 
 # --- read-only ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("sql", [
-    "DELETE FROM jobs",
-    "UPDATE jobs SET state = 'DONE'",
-    "DROP TABLE jobs",
-    "WITH x AS (SELECT 1) INSERT INTO meta SELECT 'k', 'v' FROM x",
-    "PRAGMA query_only = 0",
-    "ATTACH DATABASE 'other.db' AS other",
-    "select 1; delete from jobs",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM jobs",
+        "UPDATE jobs SET state = 'DONE'",
+        "DROP TABLE jobs",
+        "WITH x AS (SELECT 1) INSERT INTO meta SELECT 'k', 'v' FROM x",
+        "PRAGMA query_only = 0",
+        "ATTACH DATABASE 'other.db' AS other",
+        "select 1; delete from jobs",
+    ],
+)
 def test_sql_box_refuses_writes(ds: Any, indexed: Path, sql: str) -> None:
     from urllib.parse import quote
 
@@ -217,7 +235,7 @@ def test_job_page(ds: Any) -> None:
     params = html[html.index('id="xpm-params"') : html.index('id="xpm-tags"')]
     # A tree: the nested model's parameters under model > model.
     assert params.index("learnedmodel") < params.index("<code>n_layers</code>")
-    assert "<code>n_layers</code> = <span class=\"xpm-value\">2</span>" in params
+    assert '<code>n_layers</code> = <span class="xpm-value">2</span>' in params
     results = html[html.index('id="xpm-results"') :]
     assert "accuracy" in results and "0.7" in results
     history = html[html.index('id="xpm-history"') : html.index('id="xpm-launcher"')]
@@ -261,7 +279,7 @@ def test_static_files_are_local_only() -> None:
     package = ROOT / "xpm" / "datasette"
     for path in [*package.glob("templates/*.html"), *package.glob("static/*")]:
         text = path.read_text()
-        assert "src=\"http" not in text and "href=\"http" not in text and "//cdn" not in text, path
+        assert 'src="http' not in text and 'href="http' not in text and "//cdn" not in text, path
 
 
 # --- live updates -------------------------------------------------------------------------------
@@ -273,7 +291,10 @@ def test_refresh_shows_new_jobs_and_states(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)]), "XPM_GIT": "off"}
     proc = subprocess.Popen(
         [sys.executable, str(tmp_path / "sweep.py"), str(workdir), "wait", str(release)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -323,8 +344,16 @@ def test_log_tail_path_check(tmp_path: Path) -> None:
     assert _files.log_tail(workdir, rel, "stderr", 3) == "line 97\nline 98\nline 99"
     outside = tmp_path / "secret.txt"
     outside.write_text("secret\n")
-    for bad in ["../secret.txt", "jobs/../../secret.txt", "/etc/passwd", f"jobs/a.task/{'ab' * 32}/..",
-                "jobs/a.task", "", None, 3]:
+    for bad in [
+        "../secret.txt",
+        "jobs/../../secret.txt",
+        "/etc/passwd",
+        f"jobs/a.task/{'ab' * 32}/..",
+        "jobs/a.task",
+        "",
+        None,
+        3,
+    ]:
         assert _files.log_tail(workdir, bad, "stderr", 5) is None  # type: ignore[arg-type]
     assert _files.log_tail(workdir, rel, "params", 5) is None
     # A log that is a link out of the job directory is not read.
@@ -346,10 +375,14 @@ def test_log_tail_sql_function(ds: Any) -> None:
 
 
 def test_param_tree() -> None:
-    tree = _data.param_tree([
-        {"path": "model", "value": "m.model", "type": "config"},
-        {"path": "model.n_layers", "value": 2, "type": "int"},
-        {"path": "epochs", "value": 3, "type": "int"},
-    ])
-    assert tree["model"]["value"] == "m.model" and tree["model"]["children"]["n_layers"]["value"] == 2
+    tree = _data.param_tree(
+        [
+            {"path": "model", "value": "m.model", "type": "config"},
+            {"path": "model.n_layers", "value": 2, "type": "int"},
+            {"path": "epochs", "value": 3, "type": "int"},
+        ]
+    )
+    assert (
+        tree["model"]["value"] == "m.model" and tree["model"]["children"]["n_layers"]["value"] == 2
+    )
     assert tree["epochs"]["children"] == {}

@@ -728,6 +728,7 @@ def test_bad_file_found_by_lookup_fails_loudly(clean_env: Path) -> None:
 def test_real_launchers_accept_the_options(cluster: LauncherRegistry) -> None:
     """With the backends present, the generated keyword arguments are valid for them."""
     from xpm.launchers import local, slurm
+
     spec = "duration=2 days & cuda(mem=16G) * 2 & cpu(mem=400M, cores=4)"
     for name in ("gpu-small", "gpu-big"):
         only = LauncherRegistry(hosts=tuple(h for h in cluster.hosts if h.name == name))

@@ -45,10 +45,15 @@ def test_seed_experiment_with_dependencies_on_slurm(
         assert status.launcher_job_id and status.launcher_job_id.split("_")[0].isdigit()
         assert job.jobdir.script.exists() or "_" in status.launcher_job_id
     evaluation = next(j for j in xp.jobs.values() if j.task_id.endswith("evaluate"))
-    assert json.loads(evaluation.jobdir.results.read_text().splitlines()[0])["values"]["accuracy"] > 0.5
+    assert (
+        json.loads(evaluation.jobdir.results.read_text().splitlines()[0])["values"]["accuracy"]
+        > 0.5
+    )
 
 
-def test_independent_jobs_go_as_one_array(workdir: Path, tmp_path: Path, launcher: SlurmLauncher) -> None:
+def test_independent_jobs_go_as_one_array(
+    workdir: Path, tmp_path: Path, launcher: SlurmLauncher
+) -> None:
     counter = tmp_path / "counter"
     with experiment(workdir, "array", launcher=launcher, progress=False) as xp:
         for n in range(3):
@@ -59,9 +64,14 @@ def test_independent_jobs_go_as_one_array(workdir: Path, tmp_path: Path, launche
     assert sorted(lines(counter)) == ["count 0", "count 1", "count 2"]
 
 
-def test_failure_and_dependency_failure_on_slurm(workdir: Path, tmp_path: Path, launcher: SlurmLauncher) -> None:
+def test_failure_and_dependency_failure_on_slurm(
+    workdir: Path, tmp_path: Path, launcher: SlurmLauncher
+) -> None:
     counter = tmp_path / "counter"
-    with pytest.raises(JobsFailedError), experiment(workdir, "fail", launcher=launcher, progress=False) as xp:
+    with (
+        pytest.raises(JobsFailedError),
+        experiment(workdir, "fail", launcher=launcher, progress=False) as xp,
+    ):
         failing = Fail(n=11).submit()
         Uses(upstream=failing, counter=str(counter)).submit()
     states = {j.task_id.rsplit(".", 1)[-1]: j for j in xp.jobs.values()}
@@ -81,7 +91,9 @@ def _script(workdir: Path, body: str, options: str = "") -> str:
     )
 
 
-def test_scancel_while_running_ends_cancelled(workdir: Path, tmp_path: Path, slurm_cluster: object) -> None:
+def test_scancel_while_running_ends_cancelled(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
     started = tmp_path / "started"
     body = f"    Count(n=21, sleep=60, started={str(started)!r}).submit()\n"
     proc = popen_python(_script(workdir, body))

@@ -29,8 +29,14 @@ TESTS = HERE.parent
 ROOT = TESTS.parent
 CHROMIUM = os.environ.get("XPM_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
     # Anything the route guard misses (e.g. websockets) goes to a dead proxy; loopback is
     # never proxied.
     "--proxy-server=http://127.0.0.1:9",
@@ -46,7 +52,9 @@ def _require_browser() -> Any:
         from playwright import sync_api
     except ImportError:
         sync_api = None
-        problems.append("playwright is not installed (pip install -r tests/browser/requirements.txt)")
+        problems.append(
+            "playwright is not installed (pip install -r tests/browser/requirements.txt)"
+        )
     if problems:
         reason = "browser tests need " + "; ".join(problems)
         if os.environ.get("XPM_REQUIRE_BROWSER", "") not in ("", "0"):
@@ -72,18 +80,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("served") / "workdir"
     done = subprocess.run(
         [sys.executable, str(HERE / "sweep.py"), str(workdir)],
-        env=_env(), capture_output=True, text=True, timeout=300,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "xpm.cli", "serve", "--workdir", str(workdir), "--port", str(port)],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert f"http://127.0.0.1:{port}/" in line, (line, proc.stderr.read() if proc.stderr else "")
+        assert f"http://127.0.0.1:{port}/" in line, (
+            line,
+            proc.stderr.read() if proc.stderr else "",
+        )
         url = f"http://127.0.0.1:{port}/"
         deadline = time.monotonic() + 60
         while True:
@@ -206,7 +223,9 @@ def test_jobs_table_tag_facet_and_job_page(server: str, page: Any, shots: Path) 
 def test_failed_job_shows_stderr_tail(server: str, page: Any, shots: Path) -> None:
     page.goto(server + "xpm/failed_jobs")
     assert "RuntimeError: this task always fails" in page.locator("pre.xpm-tail").first.inner_text()
-    page.evaluate("document.querySelector('.table-wrapper, table.rows-and-columns').scrollIntoView()")
+    page.evaluate(
+        "document.querySelector('.table-wrapper, table.rows-and-columns').scrollIntoView()"
+    )
     page.screenshot(path=str(shots / "datasette-failed.png"), full_page=False)
     page.locator("a", has_text="job page").first.click()
     page.wait_for_url("**/-/xpm/job/*")

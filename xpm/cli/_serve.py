@@ -13,10 +13,19 @@ import click
     type=click.Path(file_okay=False, path_type=Path),
     help="Workdir whose index to serve [default: $XPM_WORKDIR, else ./xpm-workdir].",
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True,
-              help="Port to listen on (0: any free port).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; the default serves this machine only.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8001,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; the default serves this machine only.",
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a web browser.")
 def serve(workdir: Path | None, port: int, host: str, open_browser: bool) -> None:
     """Browse jobs, results and charts of the index in Datasette (read-only).
@@ -33,6 +42,9 @@ def serve(workdir: Path | None, port: int, host: str, open_browser: bool) -> Non
         click.echo(f"xpm: serving {url} (Ctrl-C to stop)", err=False)
 
     run_server(
-        resolve_workdir(workdir, None), host=host, port=port, open_browser=open_browser,
+        resolve_workdir(workdir, None),
+        host=host,
+        port=port,
+        open_browser=open_browser,
         on_ready=ready,
     )

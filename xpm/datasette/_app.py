@@ -64,7 +64,9 @@ def make_datasette(
     """
     workdir = Path(workdir).absolute()
     if not workdir.is_dir():
-        raise UsageError(f"workdir {workdir} does not exist: give the directory of your experiments")
+        raise UsageError(
+            f"workdir {workdir} does not exist: give the directory of your experiments"
+        )
     with IndexDB(workdir, readonly=True) as index:  # clear errors: missing, damaged, old
         path = index.path
     register()

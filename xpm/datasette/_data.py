@@ -109,7 +109,9 @@ def sweep_queries(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
 # --- charts ------------------------------------------------------------------------------------
 def chart_choices(conn: sqlite3.Connection, experiment: str | None) -> dict[str, Any]:
     """Experiments, and for ``experiment`` its numeric metrics and tags (what a chart can show)."""
-    experiments = [r[0] for r in conn.execute("SELECT name FROM experiments ORDER BY last_start DESC")]
+    experiments = [
+        r[0] for r in conn.execute("SELECT name FROM experiments ORDER BY last_start DESC")
+    ]
     metrics: list[str] = []
     stepped: list[str] = []
     tags: list[str] = []
@@ -238,7 +240,9 @@ def job_details(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
     """Everything the index knows about a job: params, tags, results, runs, git states."""
     one = (job_id,)
     params = _dicts(conn.execute("SELECT path, value, type FROM params WHERE job_id = ?", one))
-    tags = _dicts(conn.execute("SELECT key, value, type FROM tags WHERE job_id = ? ORDER BY key", one))
+    tags = _dicts(
+        conn.execute("SELECT key, value, type FROM tags WHERE job_id = ? ORDER BY key", one)
+    )
     latest = _dicts(
         conn.execute(
             "SELECT key, value, type, step, time FROM latest_results WHERE job_id = ? ORDER BY key",

@@ -72,7 +72,9 @@ def tail_text(path: Path, lines: int) -> str:
     return "\n".join(chunks[-lines:])
 
 
-def log_tail(workdir: Path, job_path: str | None, stream: str = "stderr", lines: int = 20) -> str | None:
+def log_tail(
+    workdir: Path, job_path: str | None, stream: str = "stderr", lines: int = 20
+) -> str | None:
     """Tail of the job's current ``stream`` log ('stdout' or 'stderr'), or None.
 
     None when the path is not a job directory of ``workdir``, the stream is unknown, the

@@ -33,7 +33,8 @@ async def static_file(request: Any, datasette: Any) -> Response:
     if kind not in _TYPES or not path.is_file():
         raise NotFound(f"no static file {name}")
     return Response(
-        path.read_text(encoding="utf-8"), content_type=_TYPES[kind],
+        path.read_text(encoding="utf-8"),
+        content_type=_TYPES[kind],
         headers={"Cache-Control": "max-age=60"},
     )
 
@@ -51,9 +52,7 @@ async def job_page(request: Any, datasette: Any) -> Response:
     logs: dict[str, str | None] = {"stdout": None, "stderr": None}
     jobdir = _files.job_dir(workdir, job["path"]) if workdir else None
     if workdir is not None and jobdir is not None:
-        history = [
-            {**e, "when": _when(e.get("time"))} for e in jobdir.read_status().history
-        ]
+        history = [{**e, "when": _when(e.get("time"))} for e in jobdir.read_status().history]
         for stream in logs:
             logs[stream] = _files.log_tail(workdir, job["path"], stream, TAIL_LINES)
     experiments = sorted({r["experiment"] for r in details["runs"]})
@@ -70,7 +69,6 @@ async def job_page(request: Any, datasette: Any) -> Response:
     }
     html = await datasette.render_template("xpm_job.html", context, request=request)
     return Response.html(html)
-
 
 
 async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:

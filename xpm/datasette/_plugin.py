@@ -154,7 +154,10 @@ class _XpmFacet(Facet):  # type: ignore[misc]
         sql = self.group_sql(jobs_sql) + f" LIMIT {size + 1}"
         try:
             rows = await self.ds.execute(
-                self.database, sql, self.params, truncate=False,
+                self.database,
+                sql,
+                self.params,
+                truncate=False,
                 custom_time_limit=self.ds.setting("facet_time_limit_ms"),
             )
         except QueryInterrupted:
@@ -163,22 +166,26 @@ class _XpmFacet(Facet):  # type: ignore[misc]
         values = []
         for row in rows.rows[:size]:
             value = str(row["value"])
-            values.append({
-                "value": value,
-                "label": value,
-                "count": row["count"],
-                "toggle_url": _toggle(self, self.arg, value, value in chosen),
-                "selected": value in chosen,
-            })
+            values.append(
+                {
+                    "value": value,
+                    "label": value,
+                    "count": row["count"],
+                    "toggle_url": _toggle(self, self.arg, value, value in chosen),
+                    "selected": value in chosen,
+                }
+            )
         query = urllib.parse.urlencode([(self.arg, v) for v in sorted(chosen)])
-        return [{
-            "name": self.title,
-            "type": self.type,
-            "hideable": False,
-            "toggle_url": self.ds.urls.path(self.request.path) + ("?" + query if query else ""),
-            "results": values,
-            "truncated": len(rows.rows) > size,
-        }], []
+        return [
+            {
+                "name": self.title,
+                "type": self.type,
+                "hideable": False,
+                "toggle_url": self.ds.urls.path(self.request.path) + ("?" + query if query else ""),
+                "results": values,
+                "truncated": len(rows.rows) > size,
+            }
+        ], []
 
 
 class TagsFacet(_XpmFacet):
@@ -221,7 +228,9 @@ def register_facet_classes() -> list[type]:
 
 # --- links -----------------------------------------------------------------------------------
 @hookimpl
-def render_cell(row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
+def render_cell(
+    row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any
+) -> Any:
     """Link job directories (``jobs.path``) and ``page`` columns to the job page."""
     if database != DATABASE or not isinstance(value, str):
         return None

@@ -1,0 +1,302 @@
+"""Looking at jobs and experiments: the library behind ``xpm jobs show``,
+``xpm experiments list|show`` and ``xpm query``.
+
+Everything is read from the index (reconciled for active jobs by :mod:`xpm._manage`), the
+job directories and the experiment-run records; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._jobdir import JobDir
+from .errors import UsageError
+
+
+# --- parameters with their defaults ------------------------------------------------------------
+def job_params(jobdir: JobDir) -> tuple[list[dict[str, Any]], str | None]:
+    """The parameters of a job with their kind and whether they equal the declared default.
+
+    Loads the task's classes (as the job process would) to learn the defaults.  Returns the
+    rows (``path``, ``value``, ``kind``: param/meta/constant, ``default``: bool or None when
+    unknown) and a note when the classes could not be loaded (then the rows come from
+    params.json alone, without kinds nor defaults).
+    """
+    try:
+        from ._config import MISSING, Config, _same_value
+        from ._serialize import load
+
+        cfg = load(jobdir.params, workdir=jobdir.workdir)
+    except Exception as e:  # noqa: BLE001 - user code may fail to import in any way
+        return _raw_params(jobdir), f"defaults unknown: cannot load the task's classes ({e})"
+    rows: list[dict[str, Any]] = []
+
+    def walk(obj: Config, prefix: str, seen: set[int]) -> None:
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        for p, value in obj.__xpm_values__():
+            path = prefix + p.name
+            default = p.reference_default()
+            is_default = None if default is MISSING else _same_value(value, default)
+            if isinstance(value, Config):
+                rows.append(
+                    {
+                        "path": path,
+                        "value": type(value).__name__,
+                        "kind": p.kind.value,
+                        "default": is_default,
+                    }
+                )
+                walk(value, path + ".", seen)
+                continue
+            shown = "(missing)" if value is MISSING else _plain(value)
+            rows.append({"path": path, "value": shown, "kind": p.kind.value, "default": is_default})
+
+    if isinstance(cfg, Config):
+        walk(cfg, "", set())
+    return rows, None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "name") and hasattr(type(value), "__members__"):
+        return value.name
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _raw_params(jobdir: JobDir) -> list[dict[str, Any]]:
+    try:
+        from .index._ingest import flatten_params
+
+        doc = json.loads(jobdir.params.read_text(encoding="utf-8"))
+        flat = flatten_params(doc)
+    except (OSError, ValueError):
+        return []
+    return [{"path": p, "value": v, "kind": None, "default": None} for p, v, _ in flat]
+
+
+# --- jobs show ----------------------------------------------------------------------------------
+def _quote(path: str | os.PathLike[str]) -> str:
+    return shlex.quote(os.fspath(path))
+
+
+def checkout_commands(record: Path | None, dest: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Git commands checking the code of the run ``record`` out at ``dest``, and its states.
+
+    Empty when there is no record or it names no repository.
+    """
+    if record is None:
+        return [], []
+    from .git import reproduce_commands, run_git_states
+
+    states = run_git_states(record)
+    commands: list[str] = []
+    for n, state in enumerate(states):
+        where = dest if len(states) == 1 else f"{dest}/{Path(state.repo).name or f'repo{n}'}"
+        if state.code_commit is not None:
+            commands += reproduce_commands(state, where)
+    described = [
+        {
+            "repo": s.repo,
+            "commit": s.commit,
+            "branch": s.branch,
+            "dirty": s.dirty,
+            "snapshot": s.snapshot,
+            "dirty_files": s.dirty_files(),
+        }
+        for s in states
+    ]
+    return commands, described
+
+
+def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[str, Any]:
+    """Everything ``xpm jobs show`` prints about ``job`` (a row from :func:`xpm._manage.find_job`).
+
+    Keys: ``job`` (the row), ``params``/``params_note``, ``tags``, ``results`` (every report),
+    ``history`` (state events), ``git`` (states of the run that submitted it last),
+    ``paths``, ``rerun`` (shell commands), ``checkout`` (git commands).
+    """
+    from .git import find_job_run
+    from .index._ingest import read_results
+
+    workdir = Path(workdir).absolute()
+    jobdir = JobDir(workdir, job["task_id"], job["id"])
+    status = jobdir.read_status()
+    params, note = job_params(jobdir) if jobdir.params.exists() else ([], "params.json is gone")
+    record = find_job_run(workdir, job["id"])
+    short = job["id"][:12]
+    dest = f"../reproduce-{short}"
+    checkout, git = checkout_commands(record, dest)
+    rerun = [f"{_quote(sys.executable)} -m xpm.run {_quote(jobdir.path)}"]
+    if record is not None:
+        try:
+            command = json.loads(record.read_text(encoding="utf-8")).get("command") or {}
+        except (OSError, ValueError):
+            command = {}
+        argv, cwd = command.get("argv"), command.get("cwd")
+        if argv and cwd:
+            main = command.get("main")
+            program = [sys.executable, main] if main and not str(argv[0]).endswith("xpm") else []
+            words = [*program, *argv[1 if program else 0 :]]
+            rerun.insert(0, f"cd {_quote(cwd)} && {' '.join(shlex.quote(str(w)) for w in words)}")
+    if checkout:
+        checkout.append(f"xpm reproduce {short} --dir {dest}  # does it, and prepares a rerun")
+    return {
+        "job": job,
+        "params": params,
+        "params_note": note,
+        "tags": job.get("tags", {}),
+        "results": read_results(jobdir) if jobdir.path.is_dir() else [],
+        "history": status.history,
+        "launcher": {
+            "kind": status.launcher,
+            "job_id": status.launcher_job_id,
+            "host": status.host,
+            "pid": status.pid,
+        },
+        "git": git,
+        "run": None if record is None else f"{record.parent.parent.name}/{record.stem}",
+        "paths": {
+            "directory": str(jobdir.path),
+            "params": str(jobdir.params),
+            "stdout": str(jobdir.stdout),
+            "stderr": str(jobdir.stderr),
+            "results": str(jobdir.results),
+        },
+        "rerun": rerun,
+        "checkout": checkout,
+    }
+
+
+# --- experiments --------------------------------------------------------------------------------
+def list_experiments(workdir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every experiment of the index: runs, first and last start, job counts by state."""
+    from .index import index_path, open_index
+
+    workdir = Path(workdir).absolute()
+    if not index_path(workdir).exists():
+        return []
+    with open_index(workdir) as db:
+        experiments = db.query_dicts(
+            "SELECT name, runs, first_start, last_start FROM experiments ORDER BY last_start DESC"
+        )
+        counts = db.query(
+            "SELECT r.experiment, j.state, COUNT(DISTINCT j.id) FROM runs r "
+            "JOIN submissions s ON s.run = r.id JOIN jobs j ON j.id = s.job_id "
+            "GROUP BY r.experiment, j.state"
+        )
+    by_name: dict[str, dict[str, int]] = {}
+    for name, state, n in counts:
+        by_name.setdefault(name, {})[state] = n
+    for exp in experiments:
+        exp["jobs"] = by_name.get(exp["name"], {})
+    return experiments
+
+
+def experiment_details(workdir: str | os.PathLike[str], name: str) -> dict[str, Any]:
+    """``xpm experiments show NAME``: its runs (with git state and checkout commands) and
+    job counts by state.  An unknown name is a :class:`UsageError` listing the known ones."""
+    from .index import index_path, open_index
+
+    workdir = Path(workdir).absolute()
+    if not index_path(workdir).exists():
+        raise UsageError(f"no experiment {name!r}: {workdir} has no index")
+    with open_index(workdir) as db:
+        found = db.query_dicts("SELECT * FROM experiments WHERE name = ?", [name])
+        if not found:
+            names = [r[0] for r in db.query("SELECT name FROM experiments ORDER BY name")]
+            raise UsageError(
+                f"no experiment {name!r} in {workdir}: known experiments are "
+                f"{', '.join(names) or 'none'} (`xpm experiments list`)"
+            )
+        runs = db.query_dicts(
+            "SELECT id, run_id, run_mode, start_time, end_time, host, user FROM runs "
+            "WHERE experiment = ? ORDER BY start_time DESC",
+            [name],
+        )
+        counts = db.query(
+            "SELECT s.run, j.state, COUNT(*) FROM submissions s JOIN runs r ON r.id = s.run "
+            "JOIN jobs j ON j.id = s.job_id WHERE r.experiment = ? GROUP BY s.run, j.state",
+            [name],
+        )
+        total = db.query(
+            "SELECT j.state, COUNT(DISTINCT j.id) FROM submissions s JOIN runs r ON r.id = s.run"
+            " JOIN jobs j ON j.id = s.job_id WHERE r.experiment = ? GROUP BY j.state",
+            [name],
+        )
+    per_run: dict[str, dict[str, int]] = {}
+    for run, state, n in counts:
+        per_run.setdefault(run, {})[state] = n
+    for run in runs:
+        record = workdir / "experiments" / name / "runs" / f"{run['run_id']}.json"
+        run["jobs"] = per_run.get(run["id"], {})
+        commands, states = checkout_commands(
+            record if record.exists() else None, f"../{name}-{run['run_id']}"
+        )
+        run["git"] = states
+        run["checkout"] = commands
+    return {"experiment": found[0], "runs": runs, "jobs": {r[0]: r[1] for r in total}}
+
+
+# --- query --------------------------------------------------------------------------------------
+def run_query(
+    workdir: str | os.PathLike[str], sql: str, params: Any = ()
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run ``sql`` on the index opened read-only; returns column names and rows.
+
+    A statement that would write is a :class:`UsageError` (exit 2) saying so; so is an SQL
+    error (with SQLite's message).
+    """
+    from .index import index_path
+
+    path = index_path(Path(workdir).absolute())
+    if not path.exists():
+        raise UsageError(f"no index at {path}: run an experiment first or `xpm index rebuild`")
+    conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=30)
+    try:
+        conn.execute("PRAGMA query_only = 1")
+        try:
+            cursor = conn.execute(sql, params)
+            columns = [d[0] for d in cursor.description or ()]
+            rows = cursor.fetchall()
+        except sqlite3.Error as e:
+            text = str(e)
+            if "readonly" in text or "read-only" in text or "query_only" in text:
+                raise UsageError(
+                    f"xpm query is read-only ({text}): the index is derived from the job "
+                    "directories; change jobs with `xpm jobs ...` commands"
+                ) from None
+            raise UsageError(f"SQL error: {text} (`xpm query --schema` lists the tables)") from None
+    finally:
+        conn.close()
+    return columns, rows
+
+
+def schema_text() -> str:
+    """The documented schema of the index (the reference of docs/index.md), as Markdown."""
+    from .index import render_markdown
+
+    return render_markdown()
+
+
+__all__ = [
+    "checkout_commands",
+    "experiment_details",
+    "job_details",
+    "job_params",
+    "list_experiments",
+    "run_query",
+    "schema_text",
+]

@@ -1,0 +1,303 @@
+"""``xpm jobs list|show|log|path|kill|clean``: the jobs of a workdir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._options import (
+    duration,
+    filter_options,
+    make_filter,
+    short_value,
+    size,
+    when,
+    workdir_option,
+)
+from ._render import echo_json, echo_rows, format_option
+
+LIST_COLUMNS = ("id", "task", "state", "tags", "start", "duration", "results")
+
+
+@click.group("jobs")
+def jobs() -> None:
+    """List, inspect, stop and remove jobs.
+
+    A job is named by a unique prefix of its identifier (as `xpm jobs list` shows it),
+    optionally TASK/PREFIX (task id or its last part: learn/3fa2).
+    """
+
+
+def _row(job: dict[str, Any], fmt: str) -> dict[str, Any]:
+    results = job.get("results") or {}
+    if fmt == "table":
+        shown = list(results.items())[:3]
+        text = " ".join(f"{k}={short_value(v)}" for k, v in shown)
+        return {
+            "id": job["id"][:12],
+            "task": job["task_id"],
+            "state": job["state"],
+            "tags": job.get("tags") or {},
+            "start": when(job.get("start_time")),
+            "duration": duration(job.get("start_time"), job.get("end_time"), job["state"]),
+            "results": text + (" ..." if len(results) > 3 else ""),
+        }
+    start, end = job.get("start_time"), job.get("end_time")
+    return {
+        "id": job["id"],
+        "task": job["task_id"],
+        "state": job["state"],
+        "tags": job.get("tags") or {},
+        "start": when(start),
+        "duration": round(end - start, 3) if start is not None and end is not None else None,
+        "results": results if fmt == "json" else " ".join(f"{k}={v}" for k, v in results.items()),
+    }
+
+
+@jobs.command("list")
+@workdir_option
+@filter_options
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N jobs.")
+@format_option()
+def list_(
+    workdir: Path | None,
+    states: tuple[str, ...],
+    task: str | None,
+    tags: tuple[str, ...],
+    experiment: str | None,
+    since: str | None,
+    commit: str | None,
+    limit: int | None,
+    fmt: str,
+) -> None:
+    """List jobs, most recent first: id, task, state, tags, start, duration, results.
+
+    Jobs the index says are submitted or running are first checked against their
+    directory and their launcher (one squeue for all Slurm jobs); corrections are written
+    to the index.
+    """
+    from .._manage import resolve_workdir, select_jobs
+
+    filters = make_filter(states, task, tags, experiment, since, commit, limit)
+    found = select_jobs(resolve_workdir(workdir), filters)
+    echo_rows([_row(j, fmt) for j in found], LIST_COLUMNS, fmt)
+
+
+@jobs.command("show")
+@click.argument("job")
+@workdir_option
+@click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
+def show(job: str, workdir: Path | None, as_json: bool) -> None:
+    """Show a job: parameters (defaults marked), tags, results, state history, git state,
+    launcher, paths, how to rerun it and the commands that check its code out."""
+    from .._inspect import job_details
+    from .._manage import existing_workdir, find_job
+
+    wd = existing_workdir(workdir)
+    details = job_details(wd, find_job(wd, job))
+    if as_json:
+        echo_json(details)
+        return
+    j = details["job"]
+    out = [
+        f"job       {j['task_id']}/{j['id']}",
+        f"state     {j['state']}" + (f" ({j['reason']})" if j.get("reason") else ""),
+        f"experiment {j.get('experiment') or '-'}   run {details['run'] or '-'}",
+        f"submitted {when(j.get('submit_time')) or '-'}   started {when(j.get('start_time')) or '-'}"
+        f"   ended {when(j.get('end_time')) or '-'}"
+        f"   duration {duration(j.get('start_time'), j.get('end_time'), j['state']) or '-'}",
+    ]
+    launcher = details["launcher"]
+    out.append(
+        f"launcher  {launcher['kind'] or '-'}   job id {launcher['job_id'] or '-'}"
+        f"   host {launcher['host'] or '-'}   pid {launcher['pid'] or '-'}"
+    )
+    out += ["", "parameters (* = default value):"]
+    for p in details["params"]:
+        mark = "*" if p["default"] else " "
+        kind = f"  [{p['kind']}]" if p["kind"] and p["kind"] != "param" else ""
+        out.append(f"  {mark} {p['path']} = {p['value']!r}{kind}")
+    if details["params_note"]:
+        out.append(f"  ({details['params_note']})")
+    tags = details["tags"]
+    out += ["", "tags: " + (" ".join(f"{k}={v}" for k, v in tags.items()) or "none")]
+    out += ["", "results:" if details["results"] else "results: none"]
+    for r in details["results"]:
+        step = f" (step {r['step']})" if r.get("step") is not None else ""
+        out.append(f"  {r['key']} = {short_value(r['value'])}{step}")
+    out += ["", "history:"]
+    for event in details["history"]:
+        extra = {k: v for k, v in event.items() if k not in ("time", "state")}
+        text = " ".join(f"{k}={v}" for k, v in extra.items())
+        out.append(f"  {when(event.get('time'))}  {event['state']:<10} {text}".rstrip())
+    out += ["", "git:" if details["git"] else "git: not recorded"]
+    for g in details["git"]:
+        dirty = f" dirty (snapshot {g['snapshot']})" if g["dirty"] else " clean"
+        out.append(f"  {g['repo']}  commit {g['commit']}  branch {g['branch'] or '-'}{dirty}")
+    out += ["", "paths:"]
+    out += [f"  {name:<9} {path}" for name, path in details["paths"].items()]
+    out += ["", "rerun:"] + [f"  {c}" for c in details["rerun"]]
+    if details["checkout"]:
+        out += ["", "check its code out:"] + [f"  {c}" for c in details["checkout"]]
+    click.echo("\n".join(out))
+
+
+@jobs.command("log")
+@click.argument("job")
+@workdir_option
+@click.option("--stderr", "stderr", is_flag=True, help="Show standard error instead of output.")
+@click.option(
+    "-f", "--follow", is_flag=True, help="Keep printing what the job writes until it ends."
+)
+def log(job: str, workdir: Path | None, stderr: bool, follow: bool) -> None:
+    """Print the standard output (or error) of a job's latest attempt."""
+    import sys
+    import time
+
+    from .._jobdir import JobDir
+    from .._manage import existing_workdir, find_job
+
+    wd = existing_workdir(workdir)
+    found = find_job(wd, job)
+    jobdir = JobDir(wd, found["task_id"], found["id"])
+    path = jobdir.log("stderr" if stderr else "stdout")
+    if not path.exists() and not follow:
+        from ..errors import UsageError
+
+        raise UsageError(f"{path} does not exist: the job has not run yet ({found['state']})")
+    out = sys.stdout.buffer
+    position = 0
+
+    def copy() -> None:
+        nonlocal position
+        if path.exists():
+            with open(path, "rb") as fh:
+                fh.seek(position)
+                chunk = fh.read()
+            position += len(chunk)
+            out.write(chunk)
+            out.flush()
+
+    copy()
+    while follow:
+        ended = jobdir.read_status().terminal  # read before the log: nothing is missed
+        time.sleep(0.2)
+        copy()
+        if ended:
+            return
+
+
+@jobs.command("path")
+@click.argument("job")
+@workdir_option
+def path(job: str, workdir: Path | None) -> None:
+    """Print the directory of a job (cd "$(xpm jobs path 3fa2)")."""
+    from .._jobdir import JobDir
+    from .._manage import existing_workdir, find_job
+
+    wd = existing_workdir(workdir)
+    found = find_job(wd, job)
+    click.echo(str(JobDir(wd, found["task_id"], found["id"]).path))
+
+
+@jobs.command("kill")
+@click.argument("job_refs", metavar="[JOB]...", nargs=-1)
+@workdir_option
+@filter_options
+def kill(
+    job_refs: tuple[str, ...],
+    workdir: Path | None,
+    states: tuple[str, ...],
+    task: str | None,
+    tags: tuple[str, ...],
+    experiment: str | None,
+    since: str | None,
+    commit: str | None,
+) -> None:
+    """Stop running jobs (named, or matching the filters) and record them CANCELLED.
+
+    Local jobs: SIGTERM to the job's process group (SIGKILL 5 s later); Slurm jobs:
+    scancel.  Jobs that already ended are left alone.
+    """
+    from .._manage import existing_workdir, jobs_for, kill_jobs
+
+    wd = existing_workdir(workdir)
+    selected = jobs_for(wd, job_refs, make_filter(states, task, tags, experiment, since, commit))
+    if not selected:
+        click.echo("no job matches")
+        return
+    for result in kill_jobs(wd, selected):
+        name = f"{result.job['task_id']}/{result.job['id'][:12]}"
+        click.echo(f"{result.action:<9} {name}  {result.detail}")
+
+
+@jobs.command("clean")
+@click.argument("job_refs", metavar="[JOB]...", nargs=-1)
+@workdir_option
+@filter_options
+@click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also remove running jobs and jobs that other jobs depend on.",
+)
+def clean(
+    job_refs: tuple[str, ...],
+    workdir: Path | None,
+    states: tuple[str, ...],
+    task: str | None,
+    tags: tuple[str, ...],
+    experiment: str | None,
+    since: str | None,
+    commit: str | None,
+    dry_run: bool,
+    yes: bool,
+    force: bool,
+) -> None:
+    """Remove job directories (named, or matching the filters) and their index rows.
+
+    Shows what would be removed with sizes, then asks.  Refuses a submitted or running job
+    and a job another job depends on, unless --force.  Never deletes anything outside
+    WORKDIR/jobs: symbolic links are removed, never followed.  Exit status 2 when some
+    jobs were kept.
+    """
+    from .._manage import clean as clean_jobs
+    from .._manage import existing_workdir, jobs_for, plan_clean
+
+    wd = existing_workdir(workdir)
+    selected = jobs_for(wd, job_refs, make_filter(states, task, tags, experiment, since, commit))
+    if not selected:
+        click.echo("no job matches")
+        return
+    plan = plan_clean(wd, selected, force=force)
+    doomed = [i for i in plan if i.refused is None]
+    for item in plan:
+        name = f"{item.job['task_id']}/{item.job['id'][:12]}"
+        if item.refused is None:
+            click.echo(f"remove  {name}  {item.job['state']:<9} {size(item.size):>10}  {item.path}")
+        else:
+            click.echo(f"keep    {name}  {item.refused}")
+    total = sum(i.size for i in doomed)
+    click.echo(
+        f"{len(doomed)} job(s), {size(total)}"
+        + (f"; {len(plan) - len(doomed)} kept" if len(doomed) < len(plan) else "")
+    )
+    if doomed and not dry_run:
+        if not yes:
+            click.confirm(
+                f"remove {len(doomed)} job director{'y' if len(doomed) == 1 else 'ies'}?",
+                abort=True,
+            )
+        removed = clean_jobs(wd, doomed)
+        click.echo(f"removed {len(removed)} job(s), {size(sum(i.size for i in removed))}")
+    kept = len(plan) - len(doomed)
+    if kept:
+        from ..errors import UsageError
+
+        raise UsageError(
+            f"{kept} job(s) kept (see above): running, used by other jobs or unsafe to remove;"
+            " --force removes running and depended-on jobs anyway"
+        )

@@ -1,0 +1,127 @@
+"""Options shared by the job commands: ``--workdir`` and the job filters; value formatting."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_STATES = ("UNSCHEDULED", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED")
+
+
+def workdir_option(f: F) -> F:
+    """``--workdir DIR`` (default: $XPM_WORKDIR, else ./xpm-workdir)."""
+    return click.option(
+        "--workdir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Workdir [default: $XPM_WORKDIR, else ./xpm-workdir].",
+    )(f)
+
+
+def filter_options(f: F) -> F:
+    """The job filters: --state, --task, --tag, --experiment, --since, --commit."""
+    options = [
+        click.option(
+            "--state",
+            "states",
+            multiple=True,
+            type=click.Choice(_STATES, case_sensitive=False),
+            help="Only jobs in this state (repeatable).",
+        ),
+        click.option("--task", help="Only jobs of this task (its id or last part: learn)."),
+        click.option(
+            "--tag",
+            "tags",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Only jobs with this tag value (repeatable; all must match).",
+        ),
+        click.option("--experiment", help="Only jobs submitted by a run of this experiment."),
+        click.option(
+            "--since",
+            metavar="WHEN",
+            help="Only jobs active since WHEN: 30m, 2h, 3d, 1w, or a date/time (2025-01-31).",
+        ),
+        click.option(
+            "--commit",
+            metavar="REV",
+            help="Only jobs run at this commit (also its amended/rebased versions, as "
+            "recorded by the git hooks).",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def make_filter(
+    states: tuple[str, ...],
+    task: str | None,
+    tags: tuple[str, ...],
+    experiment: str | None,
+    since: str | None,
+    commit: str | None,
+    limit: int | None = None,
+) -> Any:
+    """A :class:`xpm._manage.JobFilter` from the filter options."""
+    from .._manage import JobFilter, parse_since, parse_tags
+
+    if since:
+        parse_since(since)  # a bad value is an error even when no job would be read
+    return JobFilter(
+        states=[s.upper() for s in states],
+        task=task,
+        tags=parse_tags(tags),
+        experiment=experiment,
+        since=since,
+        commit=commit,
+        limit=limit,
+    )
+
+
+def when(ts: float | None) -> str:
+    """A Unix time as local ``YYYY-MM-DD HH:MM:SS`` ('' for None)."""
+    if ts is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def duration(start: float | None, end: float | None, state: str = "") -> str:
+    """``1h02m``, ``3m05s``, ``4.2s``; a running job counts up to now."""
+    if start is None:
+        return ""
+    if end is None:
+        if state != "RUNNING":
+            return ""
+        end = time.time()
+    seconds = max(0.0, end - start)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def short_value(value: Any) -> str:
+    """A result value for a table cell (floats with 4 significant digits)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def size(n: int) -> str:
+    """A size in bytes for people (``1.5 MiB``)."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
