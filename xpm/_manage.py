@@ -18,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
-import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -157,22 +155,28 @@ def select_jobs(
     if not index_path(workdir).exists():
         return []
     since = parse_since(filters.since) if filters.since else None
-    wanted = {s.upper() for s in filters.states}
-    # Active rows may be stale (a detached job that ended, a queued job now running): read
-    # them too, reconcile, then keep the wanted states.
-    states = sorted(wanted | set(ACTIVE_STATES)) if wanted and reconcile else sorted(wanted)
-    post_filter = bool(filters.commit) or states != sorted(wanted)
+    wanted = sorted({s.upper() for s in filters.states})
+    query: dict[str, Any] = {
+        "task": filters.task,
+        "tags": dict(filters.tags),
+        "experiment": filters.experiment,
+        "since": since,
+        "reconcile_active": reconcile,
+    }
+    # A --commit filter is applied after the query: the limit must wait for it.
+    limit = None if filters.commit else filters.limit
     with open_index(workdir) as db:
-        jobs = list_jobs(
-            db,
-            state=states or None,
-            task=filters.task,
-            tags=dict(filters.tags),
-            experiment=filters.experiment,
-            since=since,
-            limit=None if post_filter else filters.limit,
-            reconcile_active=reconcile,
-        )
+        if wanted and reconcile and not set(wanted) >= set(ACTIVE_STATES):
+            # Active rows may be stale (a detached job that ended, a queued job now
+            # running): read them (few) to reconcile them, and the wanted states with
+            # the limit in SQL, then merge.
+            active = list_jobs(db, state=list(ACTIVE_STATES), **query)
+            rest = list_jobs(db, state=wanted, limit=limit, **query)
+            merged = {j["id"]: j for j in rest}
+            merged.update({j["id"]: j for j in active})
+            jobs = sorted(merged.values(), key=_recency)
+        else:
+            jobs = list_jobs(db, state=wanted or None, limit=limit, **query)
         if filters.commit:
             keep = _commit_jobs(db, filters.commit)
             jobs = [j for j in jobs if j["id"] in keep]
@@ -183,6 +187,14 @@ def select_jobs(
         jobs = jobs[: filters.limit]
         attach_results(db, jobs)
     return jobs
+
+
+def _recency(job: dict[str, Any]) -> tuple[float, str]:
+    """Sort key of list_jobs' order: most recent activity first, then identifier."""
+    for column in ("end_time", "start_time", "submit_time", "last_submitted"):
+        if job.get(column) is not None:
+            return (-float(job[column]), job["id"])
+    return (0.0, job["id"])
 
 
 def attach_results(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
@@ -349,6 +361,8 @@ def _pid_alive(pid: int) -> bool:
 
 def _stop_local(pid: int, grace: float) -> str:
     """SIGTERM the process group of ``pid``, SIGKILL after ``grace`` seconds."""
+    import signal  # lazy: `xpm jobs list` never needs it
+
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -388,6 +402,8 @@ def kill_jobs(
     from .index import open_index
 
     workdir = Path(workdir).absolute()
+    import socket
+
     host = socket.gethostname()
     results: list[KillResult] = []
     local: list[tuple[dict[str, Any], JobDir, int]] = []

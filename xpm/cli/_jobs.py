@@ -30,6 +30,10 @@ def jobs() -> None:
     """
 
 
+#: Jobs shown in a table unless --limit says otherwise (a longer table is not read).
+TABLE_LIMIT = 100
+
+
 def _row(job: dict[str, Any], fmt: str) -> dict[str, Any]:
     results = job.get("results") or {}
     if fmt == "table":
@@ -59,7 +63,13 @@ def _row(job: dict[str, Any], fmt: str) -> dict[str, Any]:
 @jobs.command("list")
 @workdir_option
 @filter_options
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N jobs.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"At most N jobs (0: all). Default: all with --format json|csv, the {TABLE_LIMIT} "
+    "most recent in a table.",
+)
 @format_option()
 def list_(
     workdir: Path | None,
@@ -80,9 +90,22 @@ def list_(
     """
     from .._manage import resolve_workdir, select_jobs
 
-    filters = make_filter(states, task, tags, experiment, since, commit, limit)
+    if limit is None and fmt == "table":
+        limit = TABLE_LIMIT
+    # One row more than shown tells whether there are more.
+    filters = make_filter(
+        states, task, tags, experiment, since, commit, limit + 1 if limit else None
+    )
     found = select_jobs(resolve_workdir(workdir), filters)
-    echo_rows([_row(j, fmt) for j in found], LIST_COLUMNS, fmt)
+    more = limit is not None and limit > 0 and len(found) > limit
+    shown = found[:limit] if limit else found
+    echo_rows([_row(j, fmt) for j in shown], LIST_COLUMNS, fmt)
+    if more:
+        click.echo(
+            f"xpm: showing the {limit} most recent matching jobs; there are more: "
+            "--limit 0 shows all",
+            err=True,
+        )
 
 
 @jobs.command("show")

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import IndexDatabaseError
-from ._migrations import migrate, schema_version
-from ._schema import SCHEMA_VERSION
+from ._version import SCHEMA_VERSION, schema_version
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -169,6 +168,8 @@ class IndexDB:
                         "run) to upgrade it, or run `xpm index rebuild`"
                     )
             elif schema_version(self.conn) != SCHEMA_VERSION:
+                from ._migrations import migrate  # the schema definitions: only when needed
+
                 self.write(lambda conn: migrate(conn))
 
     def _set_journal(self) -> None:

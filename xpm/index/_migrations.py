@@ -27,35 +27,12 @@ from ._schema import (
     create_table_sql,
     create_view_sql,
 )
+from ._version import schema_version
 
 Migration = Callable[[sqlite3.Connection], None]
 
 #: Extra steps of a migration to version N (run after its tables/columns/indexes exist).
 CUSTOM: dict[int, Migration] = {}
-
-
-def schema_version(conn: sqlite3.Connection) -> int:
-    """The schema version of the open database: 0 for an empty one."""
-    names = {
-        row[0]
-        for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
-    }
-    if "meta" not in names:
-        if names:
-            raise IndexDatabaseError(
-                f"this SQLite file is not an xpm index (it has tables {sorted(names)[:5]} but no "
-                "'meta' table): point XPM_INDEX elsewhere or remove the file and run "
-                "`xpm index rebuild`"
-            )
-        return 0
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    try:
-        return int(row[0]) if row else 0
-    except (TypeError, ValueError):
-        raise IndexDatabaseError(
-            f"meta.schema_version is {row[0]!r}, not a number: the index is damaged; "
-            "recreate it with `xpm index rebuild`"
-        ) from None
 
 
 def migrate(

@@ -21,7 +21,6 @@ from typing import Any
 from .._jobdir import STATES, JobDir, iter_job_dirs
 from ..errors import UsageError
 from ._db import IndexDB
-from ._ingest import read_job, write_jobs
 
 #: States worth comparing with the job directory on each read.
 ACTIVE_STATES = ("SUBMITTED", "RUNNING")
@@ -259,10 +258,14 @@ def reconcile(index: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> dict[str, di
             )
             jobdir.mark_failed(reason, state="FAILED")
             jobdir.add_event("FAILED", reason=reason, pid=status.pid, at=time.time())
+        from ._ingest import read_job
+
         rows = read_job(jobdir, full=False)
         if any(rows.job.get(k) != job.get(k) for k in ("state", "end_time", "attempt", "reason")):
             fixed.append(rows)
     if fixed and not index.readonly:
+        from ._ingest import write_jobs
+
         index.write(lambda conn: write_jobs(conn, fixed))
     return {r.job["id"]: r.job for r in fixed}
 

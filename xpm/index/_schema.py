@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 #: Version of the schema this xpm writes; stored in ``meta.schema_version``.
-SCHEMA_VERSION = 1
+from ._version import SCHEMA_VERSION  # noqa: E402 - one definition, readable alone
 
 
 @dataclass(frozen=True)
