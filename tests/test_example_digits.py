@@ -54,3 +54,24 @@ def test_digits_debug_search_reports_one_accuracy_per_point(tmp_path: Path) -> N
     )
     assert again.returncode == 0, again.stderr
     assert "0 done, 8 already done, 0 failed" in again.stderr
+
+
+@pytest.mark.slow
+def test_readme_first_command_runs_and_shows_the_results(tmp_path: Path) -> None:
+    """The README's set-up command, as written, from the repository's root."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = next(
+        line for line in readme.splitlines() if line.startswith("pip install -e '.[examples]'")
+    )
+    steps = command.split(" && ")
+    assert steps[1] == "xpm run-experiment examples/digits/debug.yaml"
+    # Same commands; the default workdir (./xpm-workdir) goes to a copy of the layout.
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    run = xpm("run-experiment", "examples/digits/debug.yaml", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    query = steps[2][len('xpm query "') : -1]
+    shown = xpm("query", "--format", "csv", query, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    rows = shown.stdout.strip().splitlines()
+    assert rows[0] == "n_layers,hidden,accuracy"
+    assert len(rows) == 5 and all(float(r.split(",")[2]) > 0.5 for r in rows[1:])
