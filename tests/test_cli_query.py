@@ -90,7 +90,10 @@ def test_workdir_from_environment(
     monkeypatch.delenv("XPM_WORKDIR")
     monkeypatch.chdir(tmp_path)
     assert resolve_workdir(None) == yaml_resolve(None, None) == tmp_path / "xpm-workdir"
-    assert run("jobs", "list").stdout.strip() == "(none)"  # no workdir yet: no jobs
+    # A workdir that does not exist is an error (a typo must not look like "no jobs").
+    listed = run("jobs", "list")
+    assert listed.exit_code == 2 and "no workdir at" in listed.stderr
+    assert run("experiments", "list").exit_code == 2
     missing = run("jobs", "show", "abc")
     assert missing.exit_code == 2 and "no workdir at" in missing.stderr
 
@@ -110,6 +113,7 @@ def test_workdir_from_environment(
         (["query", "DROP TABLE jobs"], "xpm query is read-only"),
         (["query", "INSERT INTO meta VALUES ('a', 'b')"], "xpm query is read-only"),
         (["query", "CREATE TEMP TABLE t (x)"], "xpm query is read-only"),
+        (["query", "ATTACH DATABASE 'created-by-attach.db' AS e"], "xpm query is read-only"),
         (["query", "SELECT x FROM nowhere"], "SQL error: no such table: nowhere"),
         (["query"], "give an SQL query"),
     ],
@@ -119,6 +123,7 @@ def test_errors_are_one_line_with_exit_2(wd: Path, args: list[str], message: str
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("xpm: error: ") and message in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not Path("created-by-attach.db").exists()  # ATTACH would create a file
 
 
 def test_ambiguous_prefix_lists_candidates(workdir: Path) -> None:

@@ -469,3 +469,26 @@ def test_commits_for_resolves_revisions(tmp_path: Path) -> None:
 def test_test_tasks_module_location() -> None:
     # The suite's own task module is inside xpm's repository: conftest turns recording off.
     assert (TESTS / "xpm_test_tasks.py").exists()
+
+
+def test_a_workdir_inside_the_repository_is_not_code(tmp_path: Path) -> None:
+    """xpm's own output (the workdir, its index) never makes the tree dirty nor enters a snapshot."""
+    from xpm._experiment import Experiment
+
+    repo = make_repo(tmp_path / "repo")
+    workdir = repo / "xpm-workdir"
+    lines: list[str] = []
+    for _ in range(2):
+        with Experiment(workdir, "xp", "generate", echo=lines.append, code_paths=[repo]) as xp:
+            pass
+        assert not xp.info["git"][0]["dirty"], xp.info["git"][0]
+    assert (workdir / "xpm.db").exists()
+    assert not any("uncommitted" in line for line in lines)
+    # A real change still counts, and the snapshot holds it but not the workdir.
+    (repo / "README").write_text("changed\n")
+    with Experiment(workdir, "xp", "generate", echo=lines.append, code_paths=[repo]) as xp:
+        pass
+    state = xp.info["git"][0]
+    assert state["dirty"] and state["snapshot"]
+    files = git_out(repo, "ls-tree", "-r", "--name-only", state["snapshot"]).stdout.split()
+    assert files == ["README"]

@@ -178,6 +178,7 @@ def test_ctrl_c_stops_jobs_and_a_new_run_resumes(workdir: Path, tmp_path: Path) 
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode != 0
     assert "interrupted" in err
+    assert "KeyboardInterrupt" in err and "RuntimeError" not in err, err
     with pytest.raises(ProcessLookupError):
         os.kill(job_pid, 0)  # the job process was terminated
     cancelled = [JobDir.from_path(p.parent) for p in workdir.glob("jobs/*/*/params.json")]
@@ -339,3 +340,24 @@ def test_import_xpm_stays_light() -> None:
         "json",
     }
     assert not heavy & loaded, heavy & loaded
+
+
+def test_an_error_in_the_experiment_block_is_the_error_raised(
+    workdir: Path, tmp_path: Path
+) -> None:
+    class Oops(Exception):
+        pass
+
+    started = tmp_path / "started"
+    with pytest.raises(Oops), run_xp(workdir, max_parallel=1) as xp:
+        Count(n=41, sleep=30, started=str(started)).submit()
+        Count(n=42).submit()  # still pending when the error comes
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        raise Oops("the user's own error")
+    states = sorted(j.state for j in xp.jobs.values())
+    assert states == ["CANCELLED", "CANCELLED"]
+    pid = int(started.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import copy
-import difflib
 import enum
-import inspect
 import sys
-import textwrap
 import typing
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, ClassVar
 
@@ -46,12 +41,19 @@ _SPECIAL = (Tagged, GeneratedPath)  # values that need more than a type check
 _FRESH = {"_xpm_tags": None, "_xpm_frozen": False, "_xpm_task": None, "_xpm_id": None}
 
 
-@dataclass(frozen=True)
 class Field:
     """Default of a parameter: ``field(default=...)`` or ``field(default_factory=...)``."""
 
-    default: Any = MISSING
-    default_factory: Callable[[], Any] | None = None
+    __slots__ = ("default", "default_factory")
+
+    def __init__(
+        self, default: Any = MISSING, default_factory: Callable[[], Any] | None = None
+    ) -> None:
+        self.default = default
+        self.default_factory = default_factory
+
+    def __repr__(self) -> str:
+        return f"Field(default={self.default!r}, default_factory={self.default_factory!r})"
 
 
 def field(*, default: Any = MISSING, default_factory: Callable[[], Any] | None = None) -> Any:
@@ -209,6 +211,8 @@ class ConfigInfo:
     @property
     def doc(self) -> str | None:
         """The class docstring."""
+        import inspect
+
         return inspect.getdoc(self.cls)
 
     @property
@@ -254,6 +258,10 @@ def _attribute_docs(cls: type) -> dict[str, str]:
     cached = cls.__dict__.get("_xpm_attr_docs")
     if cached is not None:
         return typing.cast(dict[str, str], cached)
+    import ast  # documentation is rarely asked for: keep these off the import path
+    import inspect
+    import textwrap
+
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         if klass is object:
@@ -294,6 +302,8 @@ _identifier_of: Callable[[Config], Any] | None = None
 
 
 def _suggest(name: str, choices: typing.Iterable[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 

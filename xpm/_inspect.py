@@ -265,6 +265,7 @@ def run_query(
     if not path.exists():
         raise UsageError(f"no index at {path}: run an experiment first or `xpm index rebuild`")
     conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=30)
+    conn.set_authorizer(_refuse_attach)
     try:
         conn.execute("PRAGMA query_only = 1")
         try:
@@ -273,7 +274,7 @@ def run_query(
             rows = cursor.fetchall()
         except sqlite3.Error as e:
             text = str(e)
-            if "readonly" in text or "read-only" in text or "query_only" in text:
+            if any(w in text for w in ("readonly", "read-only", "query_only", "not authorized")):
                 raise UsageError(
                     f"xpm query is read-only ({text}): the index is derived from the job "
                     "directories; change jobs with `xpm jobs ...` commands"
@@ -282,6 +283,13 @@ def run_query(
     finally:
         conn.close()
     return columns, rows
+
+
+def _refuse_attach(action: int, *_args: Any) -> int:
+    """SQLite authorizer: ATTACH would create or open another database file, even read-only."""
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
 
 
 def schema_text() -> str:

@@ -29,7 +29,6 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,28 +75,59 @@ def read_json_lines(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-@dataclass
 class JobStatus:
-    """The status of a job as read from its directory."""
+    """The status of a job as read from its directory.
 
-    state: str = "UNSCHEDULED"
-    reason: str | None = None
-    submit_time: float | None = None
-    start_time: float | None = None
-    end_time: float | None = None
-    exit_code: int | None = None
-    signal: int | None = None
-    host: str | None = None
-    pid: int | None = None
-    launcher: str | None = None
-    launcher_job_id: str | None = None
-    attempt: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
+    (A plain class rather than a dataclass: ``dataclasses`` imports ``inspect``, which the
+    job process would pay for at every start.)
+    """
+
+    __slots__ = (
+        "state",
+        "reason",
+        "submit_time",
+        "start_time",
+        "end_time",
+        "exit_code",
+        "signal",
+        "host",
+        "pid",
+        "launcher",
+        "launcher_job_id",
+        "attempt",
+        "history",
+    )
+
+    def __init__(self, state: str = "UNSCHEDULED") -> None:
+        self.state = state
+        self.reason: str | None = None
+        self.submit_time: float | None = None
+        self.start_time: float | None = None
+        self.end_time: float | None = None
+        self.exit_code: int | None = None
+        self.signal: int | None = None
+        self.host: str | None = None
+        self.pid: int | None = None
+        self.launcher: str | None = None
+        self.launcher_job_id: str | None = None
+        self.attempt = 0
+        self.history: list[dict[str, Any]] = []
 
     @property
     def terminal(self) -> bool:
         """Whether the job has ended (done, failed or cancelled)."""
         return self.state in TERMINAL_STATES
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, by name."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JobStatus) and other.as_dict() == self.as_dict()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items() if k != "history")
+        return f"JobStatus({fields})"
 
 
 class JobDir:

@@ -154,6 +154,9 @@ class Scheduler:
             pending = list(self._pending)
             self._pending.clear()
             self._cond.notify_all()
+        # Let the scheduler thread finish its pass: from here on this thread alone acts.
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
         by_launcher: dict[int, list[Job]] = {}
         for job in running:
             by_launcher.setdefault(id(job.launcher), []).append(job)
@@ -163,18 +166,18 @@ class Scheduler:
                 jobs[0].launcher.cancel(launched)
             except Exception as e:  # noqa: BLE001 - report and go on cancelling the rest
                 print(f"xpm: could not cancel jobs: {e}", file=sys.stderr)
-        for job in running:
-            status = job.jobdir.read_status()
-            if status.state == "DONE":
-                self._finish(job, "DONE", None)
-                continue
-            if status.state not in TERMINAL_STATES or not job.jobdir.failed_marker.exists():
-                job.jobdir.mark_failed(reason, state="CANCELLED")
-                job.jobdir.add_event("CANCELLED", reason=reason)
-            self._finish(job, "CANCELLED", reason)
-        for job in pending:
-            self._set_state(job, "CANCELLED", reason)
-        with self._cond:
+        with self._cond:  # _finish and _set_state notify waiters: they need the lock
+            for job in running:
+                status = job.jobdir.read_status()
+                if status.state == "DONE":
+                    self._finish(job, "DONE", None)
+                    continue
+                if status.state not in TERMINAL_STATES or not job.jobdir.failed_marker.exists():
+                    job.jobdir.mark_failed(reason, state="CANCELLED")
+                    job.jobdir.add_event("CANCELLED", reason=reason)
+                self._finish(job, "CANCELLED", reason)
+            for job in pending:
+                self._set_state(job, "CANCELLED", reason)
             self._running.clear()
             self._cond.notify_all()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._config import MISSING, Config, iter_configs, missing_error
@@ -101,13 +100,15 @@ def mark_outputs(task: Task, outputs: Any) -> Any:
     return outputs
 
 
-@dataclass
 class Submission:
     """What one walk over a task's configuration tree finds (see :func:`analyze`)."""
 
-    dependencies: list[Task] = field(default_factory=list)
-    tags: dict[str, Any] = field(default_factory=dict)
-    generated: list[tuple[Config, str, GeneratedPath]] = field(default_factory=list)
+    __slots__ = ("dependencies", "tags", "generated")
+
+    def __init__(self) -> None:
+        self.dependencies: list[Task] = []
+        self.tags: dict[str, Any] = {}
+        self.generated: list[tuple[Config, str, GeneratedPath]] = []
 
 
 def analyze(task: Task) -> Submission:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
-import traceback
 from pathlib import Path
 
 from ._jobdir import JobDir
@@ -24,20 +22,45 @@ def _terminated(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+class _RunningLock:
+    """``running.lock``, held while the job runs: a POSIX record lock (``fcntl.lockf``), the
+    same mechanism as the fasteners locks the scheduler probes it with, without importing
+    fasteners in every job process."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the lock
+            self.fd = None
+
+
 def run_job(path: Path) -> int:
     """Run the task of the job directory ``path``; returns the process exit status."""
-    import fasteners
-
     jobdir = JobDir.from_path(path)
-    running = fasteners.InterProcessLock(str(jobdir.running_lock))
-    if not running.acquire(blocking=False):
+    running = _RunningLock(str(jobdir.running_lock))
+    if not running.acquire():
         print(f"xpm: job {jobdir.relpath} is already running elsewhere", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
     try:
         if jobdir.is_done():
             return 0
         signal.signal(signal.SIGTERM, _terminated)
-        jobdir.add_event("RUNNING", pid=os.getpid(), host=socket.gethostname())
+        jobdir.add_event("RUNNING", pid=os.getpid(), host=os.uname().nodename)
         os.chdir(jobdir.path)
         try:
             from . import _task
@@ -60,6 +83,8 @@ def run_job(path: Path) -> int:
                 jobdir.mark_done()
                 jobdir.add_event("DONE", exit_code=0)
                 return 0
+            import traceback
+
             traceback.print_exc()
             sys.stderr.flush()
             state = "CANCELLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED"

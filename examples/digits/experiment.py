@@ -26,7 +26,7 @@ class Configuration:
 
 def run(helper: ExperimentHelper, cfg: Configuration) -> None:
     """Train and evaluate one model per (n_layers, hidden) pair."""
-    launcher = helper.launcher(cfg.launcher)
+    launcher = helper.require_launcher(cfg.launcher)  # an error says why no host fits
     data = Digits(test_size=0.25, seed=0)
     optimizer = Optimizer(learning_rate=cfg.learning_rate)
     for n_layers in cfg.n_layers:

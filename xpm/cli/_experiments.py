@@ -25,9 +25,9 @@ def _counts(counts: dict[str, int]) -> str:
 def list_(workdir: Path | None, fmt: str) -> None:
     """List experiments: number of runs, first and last start, jobs by state."""
     from .._inspect import list_experiments
-    from .._manage import resolve_workdir
+    from .._manage import existing_workdir
 
-    rows = list_experiments(resolve_workdir(workdir))
+    rows = list_experiments(existing_workdir(workdir))
     if fmt == "table":
         for row in rows:
             row["first_start"] = when(row["first_start"])

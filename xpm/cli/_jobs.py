@@ -88,7 +88,7 @@ def list_(
     directory and their launcher (one squeue for all Slurm jobs); corrections are written
     to the index.
     """
-    from .._manage import resolve_workdir, select_jobs
+    from .._manage import existing_workdir, select_jobs
 
     if limit is None and fmt == "table":
         limit = TABLE_LIMIT
@@ -96,7 +96,7 @@ def list_(
     filters = make_filter(
         states, task, tags, experiment, since, commit, limit + 1 if limit else None
     )
-    found = select_jobs(resolve_workdir(workdir), filters)
+    found = select_jobs(existing_workdir(workdir), filters)
     more = limit is not None and limit > 0 and len(found) > limit
     shown = found[:limit] if limit else found
     echo_rows([_row(j, fmt) for j in shown], LIST_COLUMNS, fmt)

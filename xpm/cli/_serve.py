@@ -41,10 +41,13 @@ def serve(workdir: Path | None, port: int, host: str, open_browser: bool) -> Non
     def ready(url: str) -> None:
         click.echo(f"xpm: serving {url} (Ctrl-C to stop)", err=False)
 
-    run_server(
-        resolve_workdir(workdir, None),
-        host=host,
-        port=port,
-        open_browser=open_browser,
-        on_ready=ready,
-    )
+    try:
+        run_server(
+            resolve_workdir(workdir, None),
+            host=host,
+            port=port,
+            open_browser=open_browser,
+            on_ready=ready,
+        )
+    except KeyboardInterrupt:  # Ctrl-C is how a user stops it: not an error
+        click.echo("xpm: stopped", err=True)

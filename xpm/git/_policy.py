@@ -127,6 +127,7 @@ class RunGit:
                 snapshot=self.pin and self.policy != "error",
                 max_untracked_size=self.max_untracked_size,
                 roots_cache=self._roots,
+                exclude_dirs=[self.workdir] if self.workdir is not None else (),
             )
         except GitError as e:
             self._problem(e)

@@ -80,13 +80,15 @@ def capture(
     snapshot: bool = True,
     max_untracked_size: int | None = None,
     roots_cache: dict[str, str | None] | None = None,
+    exclude_dirs: Iterable[str | os.PathLike[str]] = (),
 ) -> list[GitState]:
     """The state of every distinct repository holding one of ``paths`` (files or directories).
 
     Paths outside any repository are skipped (an empty list when none is in one).  When a
     repository is dirty and ``snapshot`` is true, a snapshot commit is created without
     touching the working tree, the index or the stash (see :func:`make_snapshot`); it is not
-    pinned yet: see :func:`xpm.git.pin_state`.
+    pinned yet: see :func:`xpm.git.pin_state`.  ``exclude_dirs`` (e.g. the workdir, when it
+    lives inside the repository) never count as changes and never enter a snapshot.
     """
     states: list[GitState] = []
     seen: set[str] = set()
@@ -96,15 +98,35 @@ def capture(
         if root is None or root in seen:
             continue
         seen.add(root)
-        states.append(capture_repo(root, snapshot=snapshot, max_untracked_size=max_untracked_size))
+        states.append(
+            capture_repo(
+                root,
+                snapshot=snapshot,
+                max_untracked_size=max_untracked_size,
+                exclude_dirs=exclude_dirs,
+            )
+        )
     return states
 
 
 def capture_repo(
-    root: str, *, snapshot: bool = True, max_untracked_size: int | None = None
+    root: str,
+    *,
+    snapshot: bool = True,
+    max_untracked_size: int | None = None,
+    exclude_dirs: Iterable[str | os.PathLike[str]] = (),
 ) -> GitState:
     """The state of the repository whose working tree starts at ``root``."""
     limit = DEFAULT_MAX_UNTRACKED_SIZE if max_untracked_size is None else max_untracked_size
+    # Directories of xpm's own output inside the repository (a workdir): not code.
+    skipped: list[str] = []
+    for directory in exclude_dirs:
+        try:
+            rel = os.path.relpath(os.path.realpath(directory), os.path.realpath(root))
+        except ValueError:
+            continue
+        if rel != "." and not rel.startswith(".."):
+            skipped.append(rel.replace(os.sep, "/").rstrip("/") + "/")
     out = git(
         root,
         "--no-optional-locks",  # never rewrite the index (not even its stat cache)
@@ -116,6 +138,9 @@ def capture_repo(
         "--ignore-submodules=none",
     )
     commit, branch, changed, untracked = _parse_status(out)
+    if skipped:
+        changed = [p for p in changed if not any(p.startswith(d) for d in skipped)]
+        untracked = [p for p in untracked if not any(p.startswith(d) for d in skipped)]
     large: list[dict[str, Any]] = []
     small: list[str] = []
     for rel in untracked:
@@ -140,11 +165,14 @@ def capture_repo(
     )
     if changed:
         base = commit or _empty_tree(root)
-        state.diff = git(root, "diff", "--no-color", "--no-ext-diff", base).decode(
-            "utf-8", "replace"
-        )
+        excludes = [f":(exclude,top){d}" for d in skipped]
+        state.diff = git(
+            root, "diff", "--no-color", "--no-ext-diff", base, "--", ":/", *excludes
+        ).decode("utf-8", "replace")
     if state.dirty and snapshot:
-        state.snapshot = make_snapshot(root, commit, exclude=[f["path"] for f in large])
+        state.snapshot = make_snapshot(
+            root, commit, exclude=[f["path"] for f in large] + [d.rstrip("/") for d in skipped]
+        )
     return state
 
 
