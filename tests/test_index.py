@@ -494,3 +494,28 @@ def test_cookbook_queries_run_on_a_real_index(sweep: Path) -> None:
     if params["commit"]:
         assert len({r["id"] for r in results[4]}) == 8
     assert [r["n_layers"] for r in results[5]] == [3, 4]
+
+
+def test_rerunning_done_jobs_fills_a_missing_index(workdir: Path) -> None:
+    """A re-run skips re-reading DONE jobs the index has, but restores the ones it lacks."""
+    with experiment(workdir, "again", progress=False):
+        for n in (1, 2):
+            Count(n=tag(n)).submit()
+    db_path = workdir / "xpm.db"
+    with sqlite3.connect(db_path) as db:
+        before = db.execute("SELECT id, state FROM jobs ORDER BY id").fetchall()
+        params_before = db.execute("SELECT count(*) FROM params").fetchone()[0]
+    assert [state for _id, state in before] == ["DONE", "DONE"]
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    with experiment(workdir, "again", progress=False) as xp:
+        for n in (1, 2):
+            Count(n=tag(n)).submit()
+    assert xp.counts() == {"ALREADY_DONE": 2}
+    with sqlite3.connect(db_path) as db:
+        after = db.execute("SELECT id, state FROM jobs ORDER BY id").fetchall()
+        params_after = db.execute("SELECT count(*) FROM params").fetchone()[0]
+        tags = db.execute("SELECT count(*) FROM tags WHERE key = 'n'").fetchone()[0]
+        runs = db.execute("SELECT count(*) FROM submissions").fetchone()[0]
+    assert after == before and params_after == params_before and tags == 2
+    assert runs == 2  # this run's two submissions (the first run's record is on disk only)

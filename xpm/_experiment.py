@@ -226,11 +226,11 @@ class Experiment:
                 f"[{'done' if done else 'to run'}] {job.name} {tagtext}{deps}\n    {jobdir.path}"
             )
             return outputs
-        doc = to_params(task, self.workdir)
-        job.params_doc = doc  # the index records it without reading the file back
         if jobdir.create():
             # A directory this process just created: nobody can be reading it yet.
             done = False
+            doc = to_params(task, self.workdir)
+            job.params_doc = doc  # the index records it without reading the file back
             jobdir.write_params(render(doc), fresh=True)
             if tags:
                 jobdir.write_tags(tags)
@@ -239,11 +239,12 @@ class Experiment:
             # A job that will run gets this submission's Meta values (device, threads...);
             # a DONE job keeps the params.json it ran with.
             if not done or not jobdir.params.exists():
+                doc = to_params(task, self.workdir)
+                job.params_doc = doc
                 jobdir.write_params(render(doc))
-            else:
-                job.params_doc = None  # a DONE job keeps the params.json it ran with
             if jobdir.read_tags() != tags:
                 jobdir.write_tags(tags)
+                job.tags_changed = True
         self.last_submission = {
             "time": time.time(),
             "task": info.typeid,

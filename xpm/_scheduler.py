@@ -51,6 +51,8 @@ class Job:
     waiting_for_other: bool = False
     #: The params.json document written at submission (None: read it from the file).
     params_doc: dict[str, Any] | None = field(default=None, repr=False)
+    #: Whether this submission rewrote the job's tags.json.
+    tags_changed: bool = False
 
     @property
     def identifier(self) -> str:

@@ -51,6 +51,7 @@ class Recorder:
             str, tuple[JobDir, bool, dict[str, Any] | None, dict[str, Any] | None]
         ] = {}
         self._subs: list[tuple[str, str, float | None]] = []
+        self._done: set[str] = set()  # already DONE at submission, tags unchanged
         self._record_mtime: int | None = None
         self._closed = False
         self._warned: set[str] = set()
@@ -66,6 +67,10 @@ class Recorder:
         last = getattr(self._xp, "last_submission", None)
         when = last["time"] if last and last.get("identifier") == job.identifier else time.time()
         with self._cond:
+            if job.already_done and not job.tags_changed:
+                # DONE is final: when the index already holds this job as DONE, the
+                # submission row is all there is to add (checked in one query at flush).
+                self._done.add(job.identifier)
             self._jobs[job.identifier] = (job.jobdir, True, dict(job.tags), job.params_doc)
             self._subs.append((self.run_key, job.identifier, when))
             if len(self._jobs) >= FLUSH_ROWS:
@@ -102,10 +107,13 @@ class Recorder:
             with self._cond:
                 jobs, self._jobs = self._jobs, {}
                 subs, self._subs = self._subs, []
+                done, self._done = self._done, set()
             run = self._read_run_if_changed()
             if not jobs and not subs and run is None:
                 return
             try:
+                for identifier in self._recorded_done(done & jobs.keys()):
+                    del jobs[identifier]
                 rows = [
                     read_job(jobdir, full=full, tags=tags, params=doc)
                     for jobdir, full, tags, doc in jobs.values()
@@ -116,6 +124,19 @@ class Recorder:
                 if self._record_mtime is not None and run is not None:
                     self._record_mtime = None  # try the run record again next time
                 self._warn(e, len(jobs))
+
+    def _recorded_done(self, candidates: set[str]) -> set[str]:
+        """Those of ``candidates`` the index already holds as DONE."""
+        found: set[str] = set()
+        ids = sorted(candidates)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.index.query(
+                f"SELECT id FROM jobs WHERE state = 'DONE' AND id IN ({marks})", chunk
+            )
+            found.update(row[0] for row in rows)
+        return found
 
     @staticmethod
     def _write(
