@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._types import Constant, Meta, Param, PathGenerator
 from .errors import XpmError
 
 __version__ = "0.1.0.dev0"
 
 _LAZY = {
+    "Param": "._types",
+    "Meta": "._types",
+    "Constant": "._types",
+    "PathGenerator": "._types",
     "Config": "._config",
     "field": "._config",
     "tag": "._config",
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from ._experiment import Experiment, experiment
     from ._identifier import Identifier
     from ._task import Task, tags_of, tagspath
+    from ._types import Constant, Meta, Param, PathGenerator
     from .results import report
 
 

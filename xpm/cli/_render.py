@@ -7,9 +7,6 @@ the table's columns; CSV has a header row.  tabulate is imported only for tables
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -47,8 +44,13 @@ def render_rows(
 ) -> str:
     """``rows`` as a table, a JSON list of objects or CSV, with the given ``columns``."""
     if fmt == "json":
+        import json  # per format: a table never needs json or csv
+
         return json.dumps([{c: row.get(c) for c in columns} for row in rows], indent=2, default=str)
     if fmt == "csv":
+        import csv
+        import io
+
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
@@ -91,6 +93,8 @@ def echo_rows(
 
 def echo_json(value: Any) -> None:
     """Print one JSON document on stdout."""
+    import json
+
     click.echo(json.dumps(value, indent=2, default=str))
 
 
