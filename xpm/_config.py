@@ -290,8 +290,10 @@ class ConfigMeta(type):
 
     @property
     def __xpm__(cls) -> ConfigInfo:
-        info = cls.__dict__.get("_xpm_info")
-        if info is None:
+        # Every class gets its own _xpm_info (None until built) from __init_subclass__, so a
+        # plain attribute read is enough: cheaper than cls.__dict__ (a new mappingproxy).
+        info = cls._xpm_info  # type: ignore[attr-defined]
+        if info is None or info.cls is not cls:
             info = ConfigInfo(cls)
             type.__setattr__(cls, "_xpm_info", info)
         return typing.cast(ConfigInfo, info)
