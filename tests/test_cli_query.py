@@ -116,6 +116,8 @@ def test_workdir_from_environment(
         (["query", "ATTACH DATABASE 'created-by-attach.db' AS e"], "xpm query is read-only"),
         (["query", "SELECT x FROM nowhere"], "SQL error: no such table: nowhere"),
         (["query"], "give an SQL query"),
+        (["jobs", "log"], "Missing argument 'JOB'. (see '"),
+        (["jobs", "list", "--state", "done", "--format", "xml"], "Invalid value for '--format'"),
     ],
 )
 def test_errors_are_one_line_with_exit_2(wd: Path, args: list[str], message: str) -> None:

@@ -66,6 +66,11 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            # One line like every other user mistake, instead of click's usage block.
+            path = error.ctx.command_path if error.ctx is not None else ctx.command_path
+            _report(ctx, f"{error.format_message()} (see '{path} --help')", traceback_=False)
+            ctx.exit(2)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except XpmError as error:
