@@ -361,3 +361,18 @@ def test_an_error_in_the_experiment_block_is_the_error_raised(
     pid = int(started.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def _run_outcomes(workdir: Path) -> list[str]:
+    records = sorted((workdir / "experiments").glob("*/runs/*.json"))
+    return [json.loads(p.read_text())["outcome"] for p in records]
+
+
+def test_run_records_say_how_the_run_ended(workdir: Path) -> None:
+    with run_xp(workdir, name="a"):
+        Count(n=51).submit()
+    with pytest.raises(JobsFailedError), run_xp(workdir, name="b"):
+        Fail(n=51).submit()
+    with pytest.raises(KeyError), run_xp(workdir, name="c"):
+        raise KeyError("in the experiment's own code")
+    assert _run_outcomes(workdir) == ["done", "1 job(s) failed", "error: KeyError"]

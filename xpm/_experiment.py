@@ -157,6 +157,7 @@ class Experiment:
                 _current.reset(self._token)
             self.end_time = time.time()
             if self.run_mode != "dry-run":
+                self.info["outcome"] = self._outcome(exc_type)
                 self._flush_submissions()
                 self._write_run_record()
                 from .index._recorder import detach
@@ -164,6 +165,17 @@ class Experiment:
                 detach(self._recorder)
         if exc_type is None:
             self._summarize()
+
+    def _outcome(self, exc_type: type[BaseException] | None) -> str:
+        """How the run ended, recorded in its run record (``runs.info`` in the index)."""
+        if exc_type is not None:
+            if issubclass(exc_type, KeyboardInterrupt):
+                return "interrupted"
+            return f"error: {exc_type.__name__}"
+        if self.detach and self.run_mode == "normal":
+            return "detached"
+        failed = len(self.failed_jobs())
+        return f"{failed} job(s) failed" if failed else "done"
 
     def _interrupt(self) -> None:
         self._echo("xpm: interrupted; stopping running jobs (a new run resumes from here)")

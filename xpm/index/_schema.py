@@ -133,7 +133,9 @@ TABLES: tuple[Table, ...] = (
             _c(
                 "info",
                 "TEXT",
-                "Other facts of the run record as a JSON object (git state excluded).",
+                "Other facts of the run record as a JSON object (git state excluded), e.g. "
+                "`outcome`: `done`, `N job(s) failed`, `interrupted`, `detached` or "
+                "`error: <exception>` (`json_extract(info, '$.outcome')`).",
             ),
         ),
         ("id",),
