@@ -37,3 +37,22 @@ def median_time(argv: list[str], runs: int, **kw: object) -> float:
 
 def python() -> str:
     return sys.executable
+
+
+def xpm_script() -> list[str]:
+    """How to run the installed ``xpm`` command (beside this Python, on PATH, or -m)."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "xpm"
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("xpm")
+    return [found] if found else [sys.executable, "-m", "xpm.cli"]
+
+
+def run_ms(command: list[str]) -> float:
+    """Wall time of one whole process in milliseconds (output discarded)."""
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return (time.perf_counter() - start) * 1000

@@ -14,28 +14,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import shutil
 import statistics
-import subprocess
 import sys
-import time
-from pathlib import Path
+
+from _common import run_ms, xpm_script
 
 TARGET_MS = 150.0
-
-
-def xpm_script() -> list[str]:
-    beside = Path(sys.executable).parent / "xpm"
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("xpm")
-    return [found] if found else [sys.executable, "-m", "xpm.cli"]
-
-
-def run_ms(command: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return (time.perf_counter() - start) * 1000
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,26 +15,18 @@ import argparse
 import hashlib
 import platform
 import random
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _common import run_ms, xpm_script
+
 EMPTY_TARGET_MS = 150.0
 BIG_TARGET_MS = 300.0
 STATES = ["DONE"] * 80 + ["FAILED"] * 12 + ["CANCELLED"] * 5 + ["UNSCHEDULED"] * 3
 MODELS = ["cnn", "rnn", "mlp", "transformer", "linear"]
-
-
-def xpm_script() -> list[str]:
-    beside = Path(sys.executable).parent / "xpm"
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("xpm")
-    return [found] if found else [sys.executable, "-m", "xpm.cli"]
 
 
 def build_index(workdir: Path, n: int) -> None:
@@ -77,12 +69,6 @@ def build_index(workdir: Path, n: int) -> None:
 
         db.write(fill)
         db.conn.execute("ANALYZE")
-
-
-def run_ms(command: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return (time.perf_counter() - start) * 1000
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -199,20 +199,18 @@ def _recency(job: dict[str, Any]) -> tuple[float, str]:
 
 def attach_results(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
     """Set ``job["results"]``: the latest value of each result of each job."""
+    from .index._query import rows_for_jobs
+
     by_id = {j["id"]: j for j in jobs}
     for job in jobs:
         job["results"] = {}
-    ids = list(by_id)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        # SQLite takes the bare columns of a MAX() aggregate from the row holding the max.
-        rows = db.query(
-            "SELECT job_id, key, value, MAX(seq) FROM results WHERE job_id IN "
-            f"({','.join('?' * len(chunk))}) GROUP BY job_id, key ORDER BY job_id, key",
-            chunk,
-        )
-        for job_id, key, value, _seq in rows:
-            by_id[job_id]["results"][key] = value
+    # SQLite takes the bare columns of a MAX() aggregate from the row holding the max.
+    sql = (
+        "SELECT job_id, key, value, MAX(seq) FROM results WHERE job_id IN ({ids}) "
+        "GROUP BY job_id, key ORDER BY job_id, key"
+    )
+    for job_id, key, value, _seq in rows_for_jobs(db, sql, list(by_id)):
+        by_id[job_id]["results"][key] = value
 
 
 def reconcile_launchers(db: IndexDB, jobs: list[dict[str, Any]]) -> None:

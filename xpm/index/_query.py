@@ -154,20 +154,22 @@ def list_jobs(
     return jobs
 
 
+def rows_for_jobs(db: IndexDB, sql: str, ids: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``sql`` (with ``{ids}`` where the ``IN (...)`` list goes) for many job ids,
+    in chunks that stay under SQLite's limit on bound parameters."""
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        with db.errors():
+            yield from db.conn.execute(sql.format(ids=",".join("?" * len(chunk))), chunk)
+
+
 def _attach_tags(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
     by_id = {j["id"]: j for j in jobs}
     for job in jobs:
         job["tags"] = {}
-    ids = list(by_id)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        with db.errors():
-            rows = db.conn.execute(
-                f"SELECT job_id, key, value, type FROM tags WHERE job_id IN ({marks})", chunk
-            ).fetchall()
-        for job_id, key, value, kind in rows:
-            by_id[job_id]["tags"][key] = bool(value) if kind == "bool" else value
+    sql = "SELECT job_id, key, value, type FROM tags WHERE job_id IN ({ids})"
+    for job_id, key, value, kind in rows_for_jobs(db, sql, list(by_id)):
+        by_id[job_id]["tags"][key] = bool(value) if kind == "bool" else value
 
 
 def find_job(index: IndexLike, ref: str) -> dict[str, Any]:

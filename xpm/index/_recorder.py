@@ -127,16 +127,10 @@ class Recorder:
 
     def _recorded_done(self, candidates: set[str]) -> set[str]:
         """Those of ``candidates`` the index already holds as DONE."""
-        found: set[str] = set()
-        ids = sorted(candidates)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.index.query(
-                f"SELECT id FROM jobs WHERE state = 'DONE' AND id IN ({marks})", chunk
-            )
-            found.update(row[0] for row in rows)
-        return found
+        from ._query import rows_for_jobs
+
+        sql = "SELECT id FROM jobs WHERE state = 'DONE' AND id IN ({ids})"
+        return {row[0] for row in rows_for_jobs(self.index, sql, sorted(candidates))}
 
     @staticmethod
     def _write(
