@@ -339,6 +339,8 @@ def test_describe_errors(project: Path, monkeypatch: pytest.MonkeyPatch) -> None
     typo = invoke("describe", "experiment:Trian")
     assert typo.exit_code == 2
     assert "has no 'Trian'; did you mean 'Train'?" in error_line(typo)
+    listed = error_line(typo).split("(classes: ")[1].rstrip(")").split(", ")
+    assert "Train" in listed and "Config" not in listed and "Task" not in listed  # not imports
     syntax = invoke("describe", "experiment")
     assert error_line(syntax) == (
         "xpm: error: 'experiment': expected MODULE:CLASS (e.g. xpm describe experiment:Learn)"

@@ -376,3 +376,17 @@ def test_run_records_say_how_the_run_ended(workdir: Path) -> None:
     with pytest.raises(KeyError), run_xp(workdir, name="c"):
         raise KeyError("in the experiment's own code")
     assert _run_outcomes(workdir) == ["done", "1 job(s) failed", "error: KeyError"]
+
+
+def test_dry_run_says_which_jobs_failed_before(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(JobsFailedError), run_xp(workdir):
+        Fail(n=61).submit()
+    capsys.readouterr()
+    with run_xp(workdir, run_mode="dry-run") as xp:
+        Fail(n=61).submit()
+        Count(n=61).submit()
+    assert [p["previous"] for p in xp.plan] == ["FAILED", None]
+    err = capsys.readouterr().err
+    assert "[to run, failed before: RuntimeError: this task always fails]" in err

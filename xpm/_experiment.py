@@ -222,6 +222,8 @@ class Experiment:
         if self.run_mode == "dry-run":
             done = jobdir.is_done()
             job.state = "DONE" if done else "UNSCHEDULED"
+            # A job that ended badly before runs again: say so, with why.
+            before = None if done else jobdir.read_marker(jobdir.failed_marker)
             self.plan.append(
                 {
                     "task": info.typeid,
@@ -230,13 +232,15 @@ class Experiment:
                     "dependencies": [d.name for d in dependencies],
                     "tags": tags,
                     "status": "done" if done else "to run",
+                    "previous": None if before is None else before.get("state", "FAILED"),
                 }
             )
             deps = f" after {', '.join(d.name for d in dependencies)}" if dependencies else ""
             tagtext = " ".join(f"{k}={v}" for k, v in sorted(tags.items()))
-            self._echo(
-                f"[{'done' if done else 'to run'}] {job.name} {tagtext}{deps}\n    {jobdir.path}"
-            )
+            label = "done" if done else "to run"
+            if before is not None:
+                label += f", {before.get('state', 'FAILED').lower()} before: {before.get('reason')}"
+            self._echo(f"[{label}] {job.name} {tagtext}{deps}\n    {jobdir.path}")
             return outputs
         if jobdir.create():
             # A directory this process just created: nobody can be reading it yet.

@@ -35,7 +35,11 @@ def load_class(reference: str) -> type:
     value: object = module
     for part in qualname.split("."):
         if not hasattr(value, part):
-            names = sorted(n for n, v in vars(module).items() if isinstance(v, type))
+            names = sorted(  # the classes it defines, not those it imports
+                n
+                for n, v in vars(module).items()
+                if isinstance(v, type) and v.__module__ == module.__name__
+            )
             from ..experiments._configuration import suggest
 
             raise UsageError(
