@@ -151,8 +151,11 @@ def find(
                 if value is not None and value != {}:
                     click.echo(f"  {key}: {value}")
         else:
-            click.echo("no launcher fits")
+            click.echo("no launcher fits; why, alternative by alternative:")
+        explanation = registry.explain(parsed, tags)
+        if launcher is None:  # the headline already says it
+            explanation = explanation.removesuffix("no launcher found").rstrip()
         click.echo("")
-        click.echo(registry.explain(parsed, tags))
+        click.echo(explanation)
     if match is None:
         ctx.exit(1)
