@@ -358,6 +358,17 @@ class JobDir:
         return status
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (one owned by another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def iter_job_dirs(workdir: Path) -> Iterator[JobDir]:
     """Every job directory (one holding a params.json) under ``WORKDIR/jobs``."""
     jobs = Path(workdir) / "jobs"

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._jobdir import TERMINAL_STATES, JobDir
+from ._jobdir import TERMINAL_STATES, JobDir, process_alive
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -347,16 +347,6 @@ class KillResult:
     detail: str
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _running_lock_held(jobdir: JobDir) -> bool:
     """Whether a process holds the job's running.lock (the job process, while it runs)."""
     import fasteners
@@ -383,10 +373,10 @@ def _stop_local(pid: int, grace: float) -> str:
             f"not allowed to signal process group {pid}: the job belongs to another user"
         ) from None
     deadline = time.monotonic() + grace
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         _reap(pid)
         time.sleep(0.05)
-    if _pid_alive(pid):
+    if process_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
         return f"sent SIGTERM then SIGKILL to process group {pid}"

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .._jobdir import STATES, JobDir, iter_job_dirs
+from .._jobdir import STATES, JobDir, iter_job_dirs, process_alive
 from ..errors import UsageError
 from ._db import IndexDB
 
@@ -219,16 +219,6 @@ def list_jobs_by_prefix(
     return jobs
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reconcile(index: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Compare jobs the index says are active with their directories; fix what disagrees.
 
@@ -250,7 +240,7 @@ def reconcile(index: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> dict[str, di
             status.state == "RUNNING"
             and status.host == host
             and status.pid
-            and not _pid_alive(int(status.pid))
+            and not process_alive(int(status.pid))
             and not jobdir.done_marker.exists()
             and not jobdir.failed_marker.exists()
         ):
