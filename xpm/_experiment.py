@@ -242,7 +242,8 @@ class Experiment:
                 label += f", {before.get('state', 'FAILED').lower()} before: {before.get('reason')}"
             self._echo(f"[{label}] {job.name} {tagtext}{deps}\n    {jobdir.path}")
             return outputs
-        if jobdir.create():
+        created = jobdir.create()
+        if created:
             # A directory this process just created: nobody can be reading it yet.
             done = False
             doc = to_params(task, self.workdir)
@@ -273,6 +274,7 @@ class Experiment:
         if self.run_mode == "generate":
             job.state = "DONE" if done else "UNSCHEDULED"
             job.already_done = done
+            job.untouched = created
         elif done:
             # Fast path: a DONE job is never run again; no lock needed (markers are final).
             job.state = "DONE"
@@ -281,6 +283,7 @@ class Experiment:
             self.scheduler.enqueue(job)
         for listener in self._submit_listeners:
             listener(job)
+        job.params_doc = None  # listeners took what they need; 10,000 jobs add up
         return outputs
 
     def _outputs(self, task: Task) -> Any:
@@ -393,9 +396,8 @@ class Experiment:
         if not self._submissions:
             return
         path = self.run_dir / "runs" / f"{self.run_id}.jobs.jsonl"
-        lines = "".join(
-            json.dumps(s, sort_keys=True, default=str) + "\n" for s in self._submissions
-        )
+        encode = json.JSONEncoder(sort_keys=True, default=str).encode
+        lines = "".join(encode(s) + "\n" for s in self._submissions)
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(lines)
         self._submissions.clear()

@@ -37,6 +37,7 @@ from .errors import JobDirectoryError
 #: Job states, in life-cycle order.  Terminal states: DONE, FAILED, CANCELLED.
 STATES = ("UNSCHEDULED", "WAITING", "READY", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED")
 TERMINAL_STATES = frozenset({"DONE", "FAILED", "CANCELLED"})
+_PARAMS = "params.json"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -133,13 +134,23 @@ class JobStatus:
 class JobDir:
     """A job directory: every path in it, atomic writes and status reading."""
 
-    __slots__ = ("path", "task_id", "identifier")
+    __slots__ = ("location", "task_id", "identifier", "_path")
 
     def __init__(self, workdir: Path, task_id: str, identifier: str) -> None:
         self.task_id = task_id
         self.identifier = identifier
-        # One parse instead of three joins: pathlib's joins cost more than the mkdir here.
-        self.path = Path(f"{os.fspath(workdir)}/jobs/{task_id}/{identifier}")
+        #: The directory as a string: submission writes through it, since building a
+        #: ``Path`` costs more than the mkdir it is for.
+        self.location = f"{os.fspath(workdir)}/jobs/{task_id}/{identifier}"
+        self._path: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """The job directory."""
+        path = self._path
+        if path is None:
+            path = self._path = Path(self.location)
+        return path
 
     @classmethod
     def from_path(cls, path: Path) -> JobDir:
@@ -164,7 +175,7 @@ class JobDir:
     # --- file names -------------------------------------------------------------------------
     @property
     def params(self) -> Path:
-        return self.path / "params.json"
+        return self.path / _PARAMS
 
     @property
     def tags(self) -> Path:
@@ -231,9 +242,14 @@ class JobDir:
     def create(self) -> bool:
         """Create the directory; True when it did not exist before."""
         try:
-            self.path.mkdir(parents=True)
+            os.mkdir(self.location)
         except FileExistsError:
             return False
+        except FileNotFoundError:  # the first job of its task: make the parents too
+            try:
+                os.makedirs(self.location)
+            except FileExistsError:
+                return False
         return True
 
     def exists(self) -> bool:
@@ -247,7 +263,7 @@ class JobDir:
         starts after its launcher wrote (or replaced) the whole file.
         """
         if fresh:
-            fd = os.open(self.params, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(f"{self.location}/{_PARAMS}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 os.write(fd, text.encode("utf-8"))
             finally:
@@ -378,5 +394,5 @@ def iter_job_dirs(workdir: Path) -> Iterator[JobDir]:
         if not task_dir.is_dir() or task_dir.is_symlink():
             continue
         for job_dir in sorted(task_dir.iterdir()):
-            if job_dir.is_dir() and not job_dir.is_symlink() and (job_dir / "params.json").exists():
+            if job_dir.is_dir() and not job_dir.is_symlink() and (job_dir / _PARAMS).exists():
                 yield JobDir(Path(workdir), task_dir.name, job_dir.name)

@@ -53,6 +53,9 @@ class Job:
     params_doc: dict[str, Any] | None = field(default=None, repr=False)
     #: Whether this submission rewrote the job's tags.json.
     tags_changed: bool = False
+    #: Generate mode, directory created by this submission: it holds only what the
+    #: submission wrote (params, tags) and nothing will change it in this run.
+    untouched: bool = False
 
     @property
     def identifier(self) -> str:

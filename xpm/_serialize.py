@@ -32,6 +32,11 @@ from .errors import SerializationError
 
 FORMAT_VERSION = 1
 
+# Exact types saved as themselves (subclasses such as enums or bool-likes take the long way).
+_AS_IS = frozenset({int, str, bool, type(None)})
+# One encoder for every document: json.dumps builds a new one per call when given options.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
 
 class _Writer:
     def __init__(self, workdir: Path | None) -> None:
@@ -43,14 +48,18 @@ class _Writer:
         key = id(cfg)
         if key in self.ids:
             return self.ids[key]
-        task = cfg.__dict__.get("_xpm_task")
+        fields = cfg.__dict__
+        task = fields.get("_xpm_task")
         task_ref = self.add(task) if task is not None else None
-        values = {}
-        for p, value in cfg.__xpm_values__():
-            if value is not MISSING:
-                values[p.name] = self.value(value)
         cls = type(cfg)
         info = cls.__xpm__
+        values = {}
+        for p in info.param_list:
+            value = fields.get(p.name, MISSING)
+            if value is MISSING:
+                continue
+            # Most values are plain scalars: saved as themselves, without the dispatch.
+            values[p.name] = value if type(value) in _AS_IS else self.value(value)
         obj = {
             "id": len(self.objects),
             "module": cls.__module__,
@@ -119,7 +128,7 @@ def render(doc: dict[str, Any]) -> str:
 
     (``json.dumps(indent=...)`` falls back to the pure-Python encoder: 5x slower.)
     """
-    objects = ",\n  ".join(json.dumps(obj, ensure_ascii=False) for obj in doc["objects"])
+    objects = ",\n  ".join(map(_encode, doc["objects"]))
     return f'{{"xpm": {doc["xpm"]}, "root": {doc["root"]}, "objects": [\n  {objects}\n]}}\n'
 
 

@@ -100,6 +100,10 @@ def mark_outputs(task: Task, outputs: Any) -> Any:
     return outputs
 
 
+# Exact types that hold no configuration: skipped without further checks.
+_LEAVES = frozenset({int, float, str, bool, type(None)})
+
+
 class Submission:
     """What one walk over a task's configuration tree finds (see :func:`analyze`)."""
 
@@ -128,7 +132,10 @@ def analyze(task: Task) -> Submission:
         tags = values.get("_xpm_tags")
         if tags:
             own_tags.append(tags)
-        for p, value in cfg.__xpm_values__():
+        for p in type(cfg).__xpm__.param_list:
+            value = values.get(p.name, MISSING)
+            if type(value) in _LEAVES:
+                continue
             if value is MISSING:
                 raise missing_error(type(cfg), p)
             if isinstance(value, GeneratedPath):

@@ -57,6 +57,10 @@ REBUILD_HINT = "the index is derived from the job directories: recreate it with 
 T = TypeVar("T")
 
 
+#: Page cache of a writing connection, in KiB.
+WRITE_CACHE_KIB = 32768
+
+
 def index_path(workdir: str | os.PathLike[str]) -> Path:
     """Where the index of ``workdir`` lives: ``$XPM_INDEX`` or ``WORKDIR/xpm.db``."""
     env = os.environ.get(ENV_INDEX)
@@ -180,6 +184,9 @@ class IndexDB:
             self.conn.execute(f"PRAGMA journal_mode = {mode}")
         self.journal_mode = mode
         self.conn.execute("PRAGMA synchronous = NORMAL")
+        # Job identifiers are random: each batch touches pages all over the indexes, and
+        # SQLite's default 2 MB cache re-reads them (30% of a 10,000-job batch's time).
+        self.conn.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
 
     # --- sqlite-utils ---------------------------------------------------------------------
     @property

@@ -46,9 +46,10 @@ class Recorder:
         self.interval = interval
         self.index = IndexDB(xp.workdir)
         self._cond = threading.Condition()
-        # identifier -> (job directory, params+tags needed, tags in memory, params document)
+        # identifier -> (job directory, params+tags needed, tags in memory, params document,
+        # untouched: nothing in the directory but what the submission wrote)
         self._jobs: dict[
-            str, tuple[JobDir, bool, dict[str, Any] | None, dict[str, Any] | None]
+            str, tuple[JobDir, bool, dict[str, Any] | None, dict[str, Any] | None, bool]
         ] = {}
         self._subs: list[tuple[str, str, float | None]] = []
         self._done: set[str] = set()  # already DONE at submission, tags unchanged
@@ -71,7 +72,14 @@ class Recorder:
                 # DONE is final: when the index already holds this job as DONE, the
                 # submission row is all there is to add (checked in one query at flush).
                 self._done.add(job.identifier)
-            self._jobs[job.identifier] = (job.jobdir, True, dict(job.tags), job.params_doc)
+            untouched = job.untouched and job.identifier not in self._jobs
+            self._jobs[job.identifier] = (
+                job.jobdir,
+                True,
+                dict(job.tags),
+                job.params_doc,
+                untouched,
+            )
             self._subs.append((self.run_key, job.identifier, when))
             if len(self._jobs) >= FLUSH_ROWS:
                 self._cond.notify_all()
@@ -86,6 +94,7 @@ class Recorder:
                 full,
                 queued[2] if queued else None,
                 queued[3] if queued else None,
+                False,
             )
             if len(self._jobs) >= FLUSH_ROWS:
                 self._cond.notify_all()
@@ -115,8 +124,8 @@ class Recorder:
                 for identifier in self._recorded_done(done & jobs.keys()):
                     del jobs[identifier]
                 rows = [
-                    read_job(jobdir, full=full, tags=tags, params=doc)
-                    for jobdir, full, tags, doc in jobs.values()
+                    read_job(jobdir, full=full, tags=tags, params=doc, untouched=untouched)
+                    for jobdir, full, tags, doc, untouched in jobs.values()
                 ]
                 self.index.write(lambda conn: self._write(conn, run, rows, subs))
             except Exception as e:  # noqa: BLE001 - the index is derived: never fail a job
