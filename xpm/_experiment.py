@@ -20,6 +20,7 @@ from ._scheduler import Job, Scheduler
 from .errors import ExperimentError, JobsFailedError
 
 if TYPE_CHECKING:
+    from ._dirwriter import DirectoryWriter
     from ._task import Task
     from .launchers._base import Launcher
 
@@ -83,6 +84,7 @@ class Experiment:
         self.info: dict[str, Any] = {}
         self._submit_listeners: list[Callable[[Job], None]] = []
         self._recorder: Any = None  # xpm.index recorder (None in dry-run or when unusable)
+        self._directories: DirectoryWriter | None = None  # generate mode's writer
         from .git._policy import RunGit  # light: git's command line, no GitPython
 
         #: The git states of this run's code (see docs/git.md); validates ``dirty_git``.
@@ -155,16 +157,45 @@ class Experiment:
             self.scheduler.shutdown()
             if self._token is not None:
                 _current.reset(self._token)
+            write_error = self._finish_directories()
             self.end_time = time.time()
             if self.run_mode != "dry-run":
-                self.info["outcome"] = self._outcome(exc_type)
+                failure = exc_type or (type(write_error) if write_error is not None else None)
+                self.info["outcome"] = self._outcome(failure)
                 self._flush_submissions()
                 self._write_run_record()
                 from .index._recorder import detach
 
                 detach(self._recorder)
+        if write_error is not None and exc_type is None:
+            raise write_error
         if exc_type is None:
             self._summarize()
+
+    def _finish_directories(self) -> Exception | None:
+        """Wait for generate mode's directory writer; jobs another process made first get
+        their real state.  Returns the writer's error instead of raising it."""
+        writer, self._directories = self._directories, None
+        if writer is None:
+            return None
+        from .errors import XpmError
+
+        try:
+            writer.close()
+        except XpmError as e:
+            return e
+        finally:
+            if writer.raced:
+                for job in self.jobs.values():
+                    done = writer.raced.get(job.identifier)
+                    if done is None:
+                        continue
+                    job.untouched = False
+                    job.state = "DONE" if done else "UNSCHEDULED"
+                    job.already_done = done
+                    if self._recorder is not None:
+                        self._recorder.on_state(job)  # read back from its directory
+        return None
 
     def _outcome(self, exc_type: type[BaseException] | None) -> str:
         """How the run ended, recorded in its run record (``runs.info`` in the index)."""
@@ -242,8 +273,18 @@ class Experiment:
                 label += f", {before.get('state', 'FAILED').lower()} before: {before.get('reason')}"
             self._echo(f"[{label}] {job.name} {tagtext}{deps}\n    {jobdir.path}")
             return outputs
-        created = jobdir.create()
-        if created:
+        if self.run_mode == "generate" and not os.path.exists(jobdir.location):
+            # New directories are made by a helper process once there are many (see
+            # xpm/_dirwriter.py); one that another process makes meanwhile is handled there.
+            created, done = True, False
+            doc = to_params(task, self.workdir)
+            job.params_doc = doc
+            if self._directories is None:
+                from ._dirwriter import DirectoryWriter
+
+                self._directories = DirectoryWriter(self.workdir)
+            self._directories.write((info.typeid, ident, render(doc), tags or None))
+        elif created := jobdir.create():
             # A directory this process just created: nobody can be reading it yet.
             done = False
             doc = to_params(task, self.workdir)
@@ -360,7 +401,9 @@ class Experiment:
             self._echo(f"xpm {self.name}: dry run: {len(self.plan)} jobs, {todo} to run")
             return
         if self.run_mode == "generate":
-            self._echo(f"xpm {self.name}: generated {len(self.jobs)} job directories")
+            done = sum(1 for job in self.jobs.values() if job.already_done)
+            note = f" ({done} already done)" if done else ""
+            self._echo(f"xpm {self.name}: generated {len(self.jobs)} job directories{note}")
             return
         failed = self.failed_jobs()
         self._echo(

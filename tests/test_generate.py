@@ -1,0 +1,98 @@
+"""Generate mode's directory writer (xpm/_dirwriter.py): job directories made by a helper
+process, equal to those the experiment makes itself, with real processes and files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from test_index import snapshot
+from xpm_test_tasks import Count
+
+from xpm import _dirwriter, tag
+from xpm._experiment import experiment
+from xpm._jobdir import JobDir
+from xpm._serialize import dumps
+from xpm.errors import JobDirectoryError
+from xpm.index import list_jobs, open_index, rebuild
+
+
+def generate(workdir: Path, tasks: list[Count]) -> None:
+    with experiment(workdir, "gen", run_mode="generate", progress=False):
+        for task in tasks:
+            task.submit()
+
+
+@pytest.mark.parametrize("start_after", [0, 7, 10_000], ids=["helper", "both", "in-process"])
+def test_directories_are_the_same_whoever_writes_them(
+    workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start_after: int
+) -> None:
+    monkeypatch.setattr(_dirwriter, "START_AFTER", start_after)
+    monkeypatch.setattr(_dirwriter, "BATCH", 5)
+    tasks = [Count(n=tag(i), counter=f"c{i}") for i in range(23)]
+    generate(workdir, tasks)
+    for task in tasks:
+        jobdir = task.__xpm_jobdir__
+        assert jobdir.params.read_text() == dumps(task, workdir)
+        assert jobdir.read_tags() == {"n": task.n}
+        assert sorted(p.name for p in jobdir.path.iterdir()) == ["params.json", "tags.json"]
+    jobs = list_jobs(workdir)
+    assert len(jobs) == 23 and {j["state"] for j in jobs} == {"UNSCHEDULED"}
+    # What the index recorded equals what it rebuilds from the directories alone.
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy)
+    recorded = snapshot(copy)
+    rebuild(copy)
+    assert snapshot(copy) == recorded
+
+
+def test_directory_made_by_another_process_meanwhile(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the experiment's existence check and the helper's mkdir, another process
+    runs the same job to the end: the helper keeps its params.json, and the experiment
+    reports and records the job as DONE (the race is provoked by holding the batch back)."""
+    monkeypatch.setattr(_dirwriter, "START_AFTER", 0)
+    monkeypatch.setattr(_dirwriter, "BATCH", 1000)  # nothing leaves before the end
+    messages: list[str] = []
+    with experiment(workdir, "gen", run_mode="generate", progress=False) as xp:
+        xp._echo = messages.append
+        tasks = [Count(n=i) for i in range(4)]
+        for task in tasks:
+            task.submit()
+        other = tasks[2].__xpm_jobdir__
+        other.create()
+        other.write_params('{"theirs": true}\n', fresh=True)
+        other.mark_done()
+    assert json.loads(other.params.read_text()) == {"theirs": True}
+    assert tasks[0].__xpm_jobdir__.params.read_text() == dumps(tasks[0], workdir)
+    states = {j["id"]: j["state"] for j in list_jobs(workdir)}
+    assert states[other.identifier] == "DONE"
+    assert sorted(states.values()) == ["DONE", "UNSCHEDULED", "UNSCHEDULED", "UNSCHEDULED"]
+    assert messages[-1] == "xpm gen: generated 4 job directories (1 already done)"
+
+
+@pytest.mark.parametrize(
+    ("start_after", "batch", "count"),
+    [(0, 128, 1), (0, 1, 200), (10, 128, 1)],
+    ids=["helper-at-exit", "helper-while-submitting", "in-process"],
+)
+def test_write_failure_names_the_directory_and_fails_the_run(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, start_after: int, batch: int, count: int
+) -> None:
+    """The helper stops at its first failure; the experiment raises it (at a later
+    submission when the pipe is already closed, or at the end) and records the run."""
+    monkeypatch.setattr(_dirwriter, "START_AFTER", start_after)
+    monkeypatch.setattr(_dirwriter, "BATCH", batch)
+    task_dir = JobDir(workdir, Count.__xpm__.typeid, "x").path.parent
+    task_dir.parent.mkdir(parents=True)
+    task_dir.write_text("a file where the task's directory should be")
+    with pytest.raises(JobDirectoryError) as error:
+        generate(workdir, [Count(n=i) for i in range(count)])
+    text = str(error.value)
+    assert "could not write job directories" in text and str(task_dir) in text
+    with open_index(workdir, readonly=True) as index:
+        (info,) = index.query("SELECT info FROM runs")[0]
+    assert json.loads(info)["outcome"] == "error: JobDirectoryError"
