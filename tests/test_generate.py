@@ -96,3 +96,34 @@ def test_write_failure_names_the_directory_and_fails_the_run(
     with open_index(workdir, readonly=True) as index:
         (info,) = index.query("SELECT info FROM runs")[0]
     assert json.loads(info)["outcome"] == "error: JobDirectoryError"
+
+
+def test_generating_again_keeps_existing_jobs(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Directories that exist when the run starts are never sent to the helper: a DONE job
+    keeps the params.json it ran with, and both runs end up recorded as they are on disk."""
+    monkeypatch.setattr(_dirwriter, "START_AFTER", 0)
+    generate(workdir, [Count(n=i) for i in range(5)])
+    first = [Count(n=i, counter="meta") for i in range(5)]
+    messages: list[str] = []
+    with experiment(workdir, "gen", run_mode="generate", progress=False) as xp:
+        xp._echo = messages.append
+        for task in first[:2]:
+            task.submit()
+        for task in first[:2]:
+            task.__xpm_jobdir__.mark_done()
+    done = {t.__xpm_jobdir__.identifier for t in first[:2]}
+    with experiment(workdir, "gen", run_mode="generate", progress=False) as xp:
+        xp._echo = messages.append
+        again = [Count(n=i, counter="other") for i in range(7)]
+        for task in again:
+            task.submit()
+    assert messages[-1] == "xpm gen: generated 7 job directories (2 already done)"
+    for task in first[:2]:  # DONE: params.json as it ran (counter="meta")
+        doc = json.loads(task.__xpm_jobdir__.params.read_text())
+        assert doc["objects"][doc["root"]]["values"]["counter"] == "meta"
+    doc = json.loads(again[3].__xpm_jobdir__.params.read_text())  # not done: this run's
+    assert doc["objects"][doc["root"]]["values"]["counter"] == "other"
+    states = {j["id"]: j["state"] for j in list_jobs(workdir)}
+    assert len(states) == 7 and {i for i, s in states.items() if s == "DONE"} == done

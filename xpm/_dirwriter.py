@@ -21,8 +21,10 @@ prints ``{"error": message}`` and exits 1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import marshal
+import os
 import struct
 import subprocess
 import sys
@@ -68,6 +70,23 @@ class DirectoryWriter:
         self.raced: dict[str, bool] = {}
         self._batch: list[Item] = []
         self._helper: subprocess.Popen[bytes] | None = None
+        self._existing: dict[str, set[str]] = {}
+
+    def exists(self, task_id: str, identifier: str) -> bool:
+        """Whether the job directory existed when this run first looked at its task.
+
+        One listing per task instead of a ``stat`` per submission: the system call would
+        also have to win Python's lock back from the index writer each time.  Directories
+        made later by other processes are handled by :func:`write_new`.
+        """
+        names = self._existing.get(task_id)
+        if names is None:
+            try:
+                names = set(os.listdir(JobDir(self.workdir, task_id, "-").path.parent))
+            except (FileNotFoundError, NotADirectoryError):
+                names = set()
+            self._existing[task_id] = names
+        return identifier in names
 
     def write(self, item: Item) -> None:
         """Make (or queue) the job directory ``item`` describes."""
@@ -93,6 +112,7 @@ class DirectoryWriter:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
             )
+            _widen_pipe(self._helper.stdin)
         blob = marshal.dumps(self._batch)
         self._batch = []
         stdin = self._helper.stdin
@@ -127,6 +147,17 @@ class DirectoryWriter:
             f"could not write job directories under {self.workdir / 'jobs'}: {reason}; "
             "fix the cause and run the experiment again"
         )
+
+
+def _widen_pipe(pipe: IO[bytes] | None) -> None:
+    """Room for several batches in the pipe (Linux), so a write seldom waits for the helper."""
+    import fcntl
+
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if pipe is None or setsize is None:
+        return
+    with contextlib.suppress(OSError):  # above the system's limit: keep the default
+        fcntl.fcntl(pipe.fileno(), setsize, 1 << 20)
 
 
 def _describe(error: OSError) -> str:

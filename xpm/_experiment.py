@@ -273,17 +273,18 @@ class Experiment:
                 label += f", {before.get('state', 'FAILED').lower()} before: {before.get('reason')}"
             self._echo(f"[{label}] {job.name} {tagtext}{deps}\n    {jobdir.path}")
             return outputs
-        if self.run_mode == "generate" and not os.path.exists(jobdir.location):
+        directories = self._directories
+        if directories is None and self.run_mode == "generate":
+            from ._dirwriter import DirectoryWriter
+
+            directories = self._directories = DirectoryWriter(self.workdir)
+        if directories is not None and not directories.exists(info.typeid, ident):
             # New directories are made by a helper process once there are many (see
             # xpm/_dirwriter.py); one that another process makes meanwhile is handled there.
             created, done = True, False
             doc = to_params(task, self.workdir)
             job.params_doc = doc
-            if self._directories is None:
-                from ._dirwriter import DirectoryWriter
-
-                self._directories = DirectoryWriter(self.workdir)
-            self._directories.write((info.typeid, ident, render(doc), tags or None))
+            directories.write((info.typeid, ident, render(doc), tags or None))
         elif created := jobdir.create():
             # A directory this process just created: nobody can be reading it yet.
             done = False
