@@ -27,7 +27,6 @@ from xpm._serialize import to_params
 from xpm.errors import IndexDatabaseError, JobsFailedError, UsageError
 from xpm.index import (
     SCHEMA_VERSION,
-    _ingest,
     check,
     datasette_metadata,
     find_job,
@@ -177,50 +176,6 @@ def test_flatten_params_hostile_values() -> None:
     assert rows["p"] == ("/a b/c", "path") and rows["c"] == ("RED", "enum")
     assert rows["items.0"][1] == "config" and rows["items.0.a"] == (5, "int")
     assert rows["name"] == ("x\n'\"\x00", "str")
-
-
-HOSTILE_ROWS = [
-    ("a", 0, "int"),
-    ("b", -(2**63), "int"),
-    ("c", 2**63 - 1, "int"),
-    ("d", 0.1, "float"),
-    ("e", 5e-324, "float"),
-    ("f", -0.0, "float"),
-    ("g", 1.7976931348623157e308, "float"),
-    ("h", 1.0, "float"),
-    ("i", None, "null"),
-    ("j", "x\n'\"\\\u00e9\U0001f600\t", "str"),
-    ("k", "", "str"),
-    ("l", "[1, 2]", "list"),
-]
-
-
-@pytest.mark.parametrize(
-    "extra", [[], [("m", math.inf, "float")], [("m", "a\x00b", "str")]], ids=["json", "inf", "nul"]
-)
-def test_bulk_insert_keeps_values_and_types(
-    extra: list[tuple[object, ...]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Rows sent as one JSON text (the fast way) read back exactly as rows bound one by one;
-    a batch JSON cannot carry (an infinity, a NUL character) takes the row-by-row way."""
-    rows = HOSTILE_ROWS + extra
-    conn = sqlite3.connect(":memory:")
-    statements: list[str] = []
-    conn.set_trace_callback(statements.append)
-    stored = {}
-    for way in ("json", "rows"):
-        monkeypatch.setattr(_ingest, "_json_rows_ok", way == "json")
-        conn.execute(f"CREATE TABLE {way} (path TEXT PRIMARY KEY, value, type TEXT)")
-        _ingest.insert_rows(conn, f"INSERT INTO {way} (path, value, type)", 3, rows)
-        stored[way] = conn.execute(
-            f"SELECT path, value, typeof(value), type FROM {way} ORDER BY path"
-        ).fetchall()
-    assert any("json_each" in s for s in statements) == (not extra)
-    assert stored["json"] == stored["rows"]
-    assert [(p, v, k) for p, v, _, k in stored["json"]] == sorted(rows, key=lambda r: str(r[0]))
-    kinds = {p: t for p, _, t, _ in stored["json"]}
-    assert kinds["a"] == kinds["c"] == "integer" and kinds["h"] == "real" and kinds["i"] == "null"
-    assert math.copysign(1, {p: v for p, v, *_ in stored["json"]}["f"]) == -1
 
 
 def test_generate_mode_records_every_submission(workdir: Path) -> None:

@@ -254,53 +254,6 @@ def read_job(
     return rows
 
 
-_json_rows_ok: bool | None = None
-
-
-def _json_rows_supported() -> bool:
-    """Whether this SQLite has JSON functions (built in since 3.38, often before)."""
-    global _json_rows_ok
-    if _json_rows_ok is None:
-        try:
-            probe = sqlite3.connect(":memory:")
-            try:
-                _json_rows_ok = (
-                    probe.execute("SELECT json_extract('[1]', '$[0]')").fetchone()[0] == 1
-                )
-            finally:
-                probe.close()
-        except sqlite3.Error:
-            _json_rows_ok = False
-    return _json_rows_ok
-
-
-def insert_rows(
-    conn: sqlite3.Connection, insert: str, ncols: int, rows: Sequence[Sequence[Any]], tail: str = ""
-) -> None:
-    """``insert`` (``INSERT ... INTO t (cols)``) of many rows, then ``tail`` (``ON CONFLICT``).
-
-    The rows travel as one JSON text that SQLite unpacks itself: one statement, during which
-    Python's lock is released, instead of one step per row that the experiment's main thread
-    must hand the lock over for (2x the time of the whole write when it is busy submitting).
-    Batches JSON cannot carry exactly (infinities; NUL characters, which SQLite's text
-    functions stop at) take the ordinary row-by-row way.
-    """
-    if not rows:
-        return
-    if _json_rows_supported():
-        try:
-            text = json.dumps(rows, allow_nan=False)
-        except ValueError:
-            text = None
-        if text is not None and "\\u0000" not in text:
-            columns = ", ".join(f"json_extract(j.value, '$[{i}]')" for i in range(ncols))
-            where = " WHERE true" if tail else ""  # SQLite needs it before ON CONFLICT
-            conn.execute(f"{insert} SELECT {columns} FROM json_each(?) AS j{where} {tail}", (text,))
-            return
-    marks = ", ".join("?" * ncols)
-    conn.executemany(f"{insert} VALUES ({marks}) {tail}", rows)
-
-
 def _chunks(items: Sequence[str], n: int = 500) -> Iterator[Sequence[str]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
@@ -312,12 +265,10 @@ def write_jobs(conn: sqlite3.Connection, jobs: Sequence[JobRows]) -> None:
         return
     cols = ("id", "task_id", "path", *STATUS_COLUMNS)
     updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols[1:])
-    insert_rows(
-        conn,
-        f"INSERT INTO jobs ({', '.join(cols)})",
-        len(cols),
-        [tuple(j.job[c] for c in cols) for j in jobs],
+    conn.executemany(
+        f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
         f"ON CONFLICT(id) DO UPDATE SET {updates}",
+        [tuple(j.job[c] for c in cols) for j in jobs],
     )
     ids = [j.job["id"] for j in jobs]
     full = [j for j in jobs if j.params is not None]
@@ -328,16 +279,12 @@ def write_jobs(conn: sqlite3.Connection, jobs: Sequence[JobRows]) -> None:
         conn.execute(f"DELETE FROM tags WHERE job_id IN ({marks})", chunk)
     for chunk in _chunks(ids):
         conn.execute(f"DELETE FROM results WHERE job_id IN ({','.join('?' * len(chunk))})", chunk)
-    insert_rows(
-        conn,
-        "INSERT OR REPLACE INTO params (job_id, path, value, type)",
-        4,
+    conn.executemany(
+        "INSERT OR REPLACE INTO params (job_id, path, value, type) VALUES (?, ?, ?, ?)",
         [(j.job["id"], *p) for j in full for p in j.params or ()],
     )
-    insert_rows(
-        conn,
-        "INSERT OR REPLACE INTO tags (job_id, key, value, type)",
-        4,
+    conn.executemany(
+        "INSERT OR REPLACE INTO tags (job_id, key, value, type) VALUES (?, ?, ?, ?)",
         [(j.job["id"], *t) for j in full for t in j.tags or ()],
     )
     conn.executemany(
@@ -464,7 +411,9 @@ def write_submissions(
     """Record submissions and point their jobs at the latest run that submitted them."""
     if not submissions:
         return
-    insert_rows(conn, "INSERT OR REPLACE INTO submissions (run, job_id, time)", 3, submissions)
+    conn.executemany(
+        "INSERT OR REPLACE INTO submissions (run, job_id, time) VALUES (?, ?, ?)", submissions
+    )
     ids = sorted({s[1] for s in submissions})
     for chunk in _chunks(ids):
         _link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
