@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import enum
 import sys
 import typing
@@ -364,6 +363,8 @@ class Config(metaclass=ConfigMeta):
             if p.name in kwargs:
                 continue
             if p.default is not MISSING:
+                import copy  # only for mutable defaults: job processes rarely need it
+
                 values[p.name] = copy.deepcopy(p.default)
             else:
                 values[p.name] = self._convert(p, p.factory())  # type: ignore[misc]
