@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,30 @@ def test_state_round_trips_through_json(tmp_path: Path) -> None:
     assert GitState.from_dict({**data, "future_key": 1}) == state
     with pytest.raises(GitError, match="no 'repo'"):
         GitState.from_dict({"commit": "abc"})
+
+
+def test_snapshot_sees_a_same_size_change_made_in_the_index_timestamp(tmp_path: Path) -> None:
+    """git trusts a file's stat data unless the file is as new as the index ("racy git").
+    A file committed, then changed within the same clock tick (file times are coarse) has
+    the stat data the index recorded, and only the index's own timestamp tells git to read
+    it.  The snapshot's temporary index keeps that timestamp, so the change is seen."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    sh(repo, "init", "-q", "-b", "main")
+    # utime cannot restore a change time, which git also compares unless told not to.
+    sh(repo, "config", "core.trustctime", "false")
+    tick = time.time_ns() - 10**10  # a tick 10 s ago: everything below happens "in" it
+    (repo / "a.py").write_text("a = 1\n")
+    os.utime(repo / "a.py", ns=(tick, tick))
+    sh(repo, "add", "a.py")
+    sh(repo, "-c", "user.name=T", "-c", "user.email=t@e", "commit", "-qm", "one")
+    (repo / "a.py").write_text("a = 2\n")  # same size
+    os.utime(repo / "a.py", ns=(tick, tick))
+    os.utime(repo / ".git" / "index", ns=(tick, tick))
+    assert "a.py" in sh(repo, "--no-optional-locks", "status", "--porcelain")  # git sees it
+    (state,) = capture([repo])
+    assert state.snapshot is not None
+    assert sh(repo, "show", f"{state.snapshot}:a.py") == "a = 2\n"
 
 
 def test_repository_without_commits(tmp_path: Path) -> None:

@@ -167,7 +167,15 @@ def capture_repo(
         base = commit or _empty_tree(root)
         excludes = [f":(exclude,top){d}" for d in skipped]
         state.diff = git(
-            root, "diff", "--no-color", "--no-ext-diff", base, "--", ":/", *excludes
+            root,
+            "--no-optional-locks",  # as for status: the index stays as it was
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            base,
+            "--",
+            ":/",
+            *excludes,
         ).decode("utf-8", "replace")
     if state.dirty and snapshot:
         state.snapshot = make_snapshot(
@@ -249,7 +257,12 @@ def make_snapshot(root: str, head: str | None, exclude: Iterable[str] = ()) -> s
         env = git_env(GIT_INDEX_FILE=tmp, **SNAPSHOT_IDENTITY)
         if index.exists():
             with open(index, "rb") as src, open(tmp, "wb") as dst:
+                stamp = os.fstat(src.fileno())
                 dst.write(src.read())
+            # The copy keeps the index's timestamp: git re-reads files as new as the index
+            # ("racy git"), which is how it notices a same-size change made in the clock
+            # tick of the last commit; a fresh timestamp would make git trust their stat data.
+            os.utime(tmp, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
         else:
             os.unlink(tmp)  # git creates it
         specs = [b"."] + [b":(exclude,literal,top)" + os.fsencode(p) for p in exclude]
