@@ -16,7 +16,7 @@ from xpm._experiment import experiment
 from xpm._jobdir import JobDir
 from xpm._serialize import dumps
 from xpm.errors import JobDirectoryError
-from xpm.index import list_jobs, open_index, rebuild
+from xpm.index import check, list_jobs, open_index, rebuild
 
 
 def generate(workdir: Path, tasks: list[Count]) -> None:
@@ -127,3 +127,66 @@ def test_generating_again_keeps_existing_jobs(
     assert doc["objects"][doc["root"]]["values"]["counter"] == "other"
     states = {j["id"]: j["state"] for j in list_jobs(workdir)}
     assert len(states) == 7 and {i for i, s in states.items() if s == "DONE"} == done
+
+
+def test_ctrl_c_during_a_large_generate_run_leaves_whole_directories(workdir: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the helper
+    is busy: the helper finishes what it was given, every directory holds a complete
+    params.json, the run is recorded as interrupted, and a new run completes the rest."""
+    import os
+    import signal
+    import time
+
+    from conftest import popen_python
+
+    script = (
+        "from xpm._experiment import experiment\n"
+        "from xpm_test_tasks import Count\n"
+        f"with experiment({str(workdir)!r}, 'gen', run_mode='generate', progress=False):\n"
+        "    for i in range(30000):\n"
+        "        Count(n=i).submit()\n"
+    )
+    proc = popen_python(script)
+    try:
+        jobs = workdir / "jobs" / Count.__xpm__.typeid
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if jobs.is_dir() and len(os.listdir(jobs)) > _dirwriter.START_AFTER + 200:
+                break
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGINT)
+        # The helper is in the same process group as a terminal would signal.
+        for child in _children(proc.pid):
+            os.kill(child, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    made = sorted(jobs.iterdir())
+    assert _dirwriter.START_AFTER < len(made) < 30000
+    for path in made:
+        doc = json.loads((path / "params.json").read_text())  # whole, never torn
+        assert doc["objects"][doc["root"]]["identifier"] == path.name
+    with open_index(workdir, readonly=True) as index:
+        (info,) = index.query("SELECT info FROM runs")[0]
+    assert json.loads(info)["outcome"] == "interrupted"
+    assert check(workdir) == []  # the index holds exactly the directories that exist
+    generate(workdir, [Count(n=i) for i in range(30000)][: len(made) + 10])
+    assert len(list(jobs.iterdir())) == len(made) + 10
+    rebuild(workdir)
+    assert len(list_jobs(workdir)) == len(made) + 10
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found

@@ -28,6 +28,8 @@ import os
 import struct
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -111,15 +113,22 @@ class DirectoryWriter:
                 [sys.executable, "-m", "xpm._dirwriter", str(self.workdir)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                bufsize=0,  # every byte written is in the pipe: nothing left in a buffer
+                start_new_session=True,  # a terminal's Ctrl-C is for the experiment only
             )
             _widen_pipe(self._helper.stdin)
-        blob = marshal.dumps(self._batch)
-        self._batch = []
         stdin = self._helper.stdin
         if stdin is None:  # pragma: no cover - Popen made the pipe
             raise JobDirectoryError("the job directory writer has no input pipe")
+        blob = marshal.dumps(self._batch)
+        data = memoryview(struct.pack(">I", len(blob)) + blob)
         try:
-            stdin.write(struct.pack(">I", len(blob)) + blob)
+            # A Ctrl-C in the middle of a batch would leave the helper half of it: the batch
+            # is written whole, and the interrupt is raised right after.
+            with _sigint_deferred():
+                while data:
+                    data = data[stdin.write(data) or 0 :]
+                self._batch = []
         except BrokenPipeError:  # the helper stopped on an error: say which
             self._collect()
 
@@ -147,6 +156,21 @@ class DirectoryWriter:
             f"could not write job directories under {self.workdir / 'jobs'}: {reason}; "
             "fix the cause and run the experiment again"
         )
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """SIGINT held back from this thread while the block runs (delivered when it ends)."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread gets KeyboardInterrupt
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _widen_pipe(pipe: IO[bytes] | None) -> None:

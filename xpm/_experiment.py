@@ -160,6 +160,7 @@ class Experiment:
             write_error = self._finish_directories()
             self.end_time = time.time()
             if self.run_mode != "dry-run":
+                self._announce_stragglers()
                 failure = exc_type or (type(write_error) if write_error is not None else None)
                 self.info["outcome"] = self._outcome(failure)
                 self._flush_submissions()
@@ -172,9 +173,22 @@ class Experiment:
         if exc_type is None:
             self._summarize()
 
-    def _finish_directories(self) -> Exception | None:
+    def _announce_stragglers(self) -> None:
+        """Tell the listeners (the index) about jobs whose directory was written but whose
+        submission was cut short (Ctrl-C) before they were told; read back from disk."""
+        for job in self.jobs.values():
+            if job.announced or not job.jobdir.params.exists():
+                continue
+            job.untouched = False
+            job.params_doc = None
+            for listener in self._submit_listeners:
+                listener(job)
+            job.announced = True
+
+    def _finish_directories(self) -> BaseException | None:
         """Wait for generate mode's directory writer; jobs another process made first get
-        their real state.  Returns the writer's error instead of raising it."""
+        their real state.  Returns the writer's error (or a Ctrl-C while waiting for it)
+        instead of raising it, so the run record and the index are still written."""
         writer, self._directories = self._directories, None
         if writer is None:
             return None
@@ -182,7 +196,7 @@ class Experiment:
 
         try:
             writer.close()
-        except XpmError as e:
+        except (XpmError, KeyboardInterrupt) as e:
             return e
         finally:
             if writer.raced:
@@ -325,6 +339,7 @@ class Experiment:
             self.scheduler.enqueue(job)
         for listener in self._submit_listeners:
             listener(job)
+        job.announced = True
         job.params_doc = None  # listeners took what they need; 10,000 jobs add up
         return outputs
 

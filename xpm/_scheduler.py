@@ -56,6 +56,8 @@ class Job:
     #: Generate mode, directory created by this submission: it holds only what the
     #: submission wrote (params, tags) and nothing will change it in this run.
     untouched: bool = False
+    #: Whether the submit listeners (the index) were told about this job.
+    announced: bool = False
 
     @property
     def identifier(self) -> str:
