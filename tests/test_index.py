@@ -212,6 +212,32 @@ def test_unwritable_index_never_loses_a_job(
     assert list_jobs(workdir)[0]["state"] == "DONE"
 
 
+def test_a_failed_index_write_is_tried_again(
+    workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real SQLite failure (the database is full: its page limit is the disk limit's
+    stand-in) keeps the rows for the next write instead of dropping them."""
+    with (
+        caplog.at_level(logging.WARNING, logger="xpm.index"),
+        run_xp(workdir, "gen", run_mode="generate") as xp,
+    ):
+        recorder = xp._recorder
+        conn = recorder.index.conn
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        for i in range(300):
+            Count(n=tag(i)).submit()
+        recorder.flush()
+        assert recorder.failures >= 1
+        conn.execute("PRAGMA max_page_count = 1073741823")  # room again
+    assert "database or disk is full" in caplog.text and "tries again" in caplog.text
+    assert len(list_jobs(workdir)) == 300
+    with open_index(workdir, readonly=True) as index:
+        assert index.query("SELECT COUNT(*) FROM submissions")[0][0] == 300
+        assert index.query("SELECT COUNT(*) FROM tags WHERE key = 'n'")[0][0] == 300
+    assert check(workdir) == []
+
+
 def test_xpm_index_env_moves_the_file(
     workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -132,7 +132,33 @@ class Recorder:
                 self.failures += 1
                 if self._record_mtime is not None and run is not None:
                     self._record_mtime = None  # try the run record again next time
+                self._requeue(jobs, subs, done)
                 self._warn(e, len(jobs))
+
+    def _requeue(
+        self,
+        jobs: dict[str, tuple[JobDir, bool, dict[str, Any] | None, dict[str, Any] | None, bool]],
+        subs: list[tuple[str, str, float | None]],
+        done: set[str],
+    ) -> None:
+        """Keep what a failed write held for the next one (a full disk may be freed, a
+        damaged file replaced); what was queued meanwhile is newer and wins, but keeps the
+        need for params and tags and the documents in memory."""
+        with self._cond:
+            for identifier, (jobdir, full, tags, doc, untouched) in jobs.items():
+                newer = self._jobs.get(identifier)
+                if newer is None:
+                    self._jobs[identifier] = (jobdir, full, tags, doc, untouched)
+                else:
+                    self._jobs[identifier] = (
+                        jobdir,
+                        full or newer[1],
+                        newer[2] if newer[2] is not None else tags,
+                        newer[3] if newer[3] is not None else doc,
+                        newer[4] and untouched,
+                    )
+            self._subs[:0] = subs
+            self._done |= done
 
     def _recorded_done(self, candidates: set[str]) -> set[str]:
         """Those of ``candidates`` the index already holds as DONE."""
@@ -170,7 +196,8 @@ class Recorder:
         self._warned.add(text)
         log.warning(
             "xpm: could not record %d job(s) in the index %s (%s); the jobs are not affected; "
-            "run `xpm index rebuild` to bring the index up to date",
+            "xpm tries again at its next write; if the experiment ends first, run "
+            "`xpm index rebuild` to bring the index up to date",
             count,
             self.index.path,
             text,
