@@ -130,6 +130,37 @@ def _xp_script(workdir: Path, body: str, options: str = "") -> str:
     )
 
 
+def test_a_job_left_running_by_a_killed_experiment_is_not_started_again(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """The experiment process is SIGKILLed while its job runs (the job, in its own
+    session, goes on).  A new run of the experiment finds the job's running.lock held:
+    it waits for that process instead of starting a second one, and sees it DONE."""
+    import os
+    import signal
+    import time
+
+    counter, started = tmp_path / "counter", tmp_path / "started"
+    task = f"Count(n=6, counter={str(counter)!r}, started={str(started)!r}, sleep=2.5)"
+    first = popen_python(_xp_script(workdir, f"    {task}.submit()\n"))
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.exists(), first.communicate(timeout=10)
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate(timeout=10)
+    job_pid = int(started.read_text())
+    descriptors = len(os.listdir("/proc/self/fd"))
+    with run_xp(workdir) as xp:
+        job = Count(n=6, counter=str(counter), started=str(started), sleep=2.5).submit()
+    # It probed the lock every LOCK_RETRY seconds for ~2 s without keeping a file open.
+    assert len(os.listdir("/proc/self/fd")) <= descriptors + 1
+    assert counter.read_text() == "count 6\n"  # one execution
+    assert int(started.read_text()) == job_pid  # by the first process only
+    assert [j.state for j in xp.jobs.values()] == ["DONE"]
+    assert job.__xpm_jobdir__.is_done()
+
+
 def test_two_processes_run_a_shared_job_exactly_once(workdir: Path, tmp_path: Path) -> None:
     counter = tmp_path / "counter"
     body = f"    Count(n=5, counter={str(counter)!r}, sleep=1.5).submit()\n"

@@ -298,6 +298,28 @@ class JobDir:
     def is_done(self) -> bool:
         return self.done_marker.exists()
 
+    def running_lock_held(self) -> bool:
+        """Whether a process holds ``running.lock`` (the job process, while it runs).
+
+        Probed with the POSIX record lock the job process takes (``fcntl.lockf``, as
+        fasteners does), and the file is always closed again: a probe repeated while
+        waiting for another process must not leak a descriptor each time.  (POSIX locks
+        belong to the process: never call this from a process that holds the lock.)
+        """
+        import fcntl
+
+        try:
+            fd = os.open(self.running_lock, os.O_RDWR)
+        except FileNotFoundError:
+            return False  # no job process ever started here
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # also drops the lock this probe took
+        return False
+
     def rotate_for_new_attempt(self) -> int:
         """Keep the previous attempt's logs (``stdout.N.log``) and clear its outcome.
 

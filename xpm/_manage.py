@@ -347,19 +347,6 @@ class KillResult:
     detail: str
 
 
-def _running_lock_held(jobdir: JobDir) -> bool:
-    """Whether a process holds the job's running.lock (the job process, while it runs)."""
-    import fasteners
-
-    if not jobdir.running_lock.exists():
-        return False
-    probe = fasteners.InterProcessLock(str(jobdir.running_lock))
-    if probe.acquire(blocking=False):
-        probe.release()
-        return False
-    return True
-
-
 def _stop_local(pid: int, grace: float) -> str:
     """SIGTERM the process group of ``pid``, SIGKILL after ``grace`` seconds."""
     import signal  # lazy: `xpm jobs list` never needs it
@@ -430,7 +417,7 @@ def kill_jobs(
         if pid is None:
             results.append(KillResult(job, "skipped", "no process id recorded yet"))
             continue
-        if not _running_lock_held(jobdir):
+        if not jobdir.running_lock_held():
             # No job process holds running.lock: the recorded pid may belong to an
             # unrelated process by now (after a reboot or a SIGKILL); never signal it.
             results.append(KillResult(job, "skipped", "its job process is gone"))

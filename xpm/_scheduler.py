@@ -288,6 +288,9 @@ class Scheduler:
         if job.lock is None:
             lock = fasteners.InterProcessLock(str(jobdir.lock))
             if not lock.acquire(blocking=False):
+                # fasteners keeps the file open after a failed attempt: close it, or each
+                # retry while another process holds the job leaks a descriptor.
+                lock._do_close()
                 self._note_waiting(job)
                 return False
             job.lock = lock
@@ -301,11 +304,9 @@ class Scheduler:
             return None
         if self._reattach(job):
             return None
-        probe = fasteners.InterProcessLock(str(jobdir.running_lock))
-        if not probe.acquire(blocking=False):
+        if jobdir.running_lock_held():
             self._note_waiting(job)
             return False
-        probe.release()
         return True
 
     def _reattach(self, job: Job) -> bool:
