@@ -501,6 +501,11 @@ def experiment(
     without running; ``dry-run`` writes nothing and prints the plan.  At the end a summary is
     printed and :class:`xpm.errors.JobsFailedError` is raised when a job failed.
 
+    ``progress``: ``True`` rewrites one live progress line, ``False`` prints a plain line
+    each time the counts change (for logs); by default, live on a terminal only.
+    ``max_parallel`` caps the jobs running at once across launchers (each launcher also
+    has its own limit).  ``detach=True`` returns once every job is handed to its launcher.
+
     ``dirty_git`` says what to do when the code (the ``__main__`` file's repository, those of
     ``code_paths`` and of the submitted tasks' modules) has uncommitted changes: ``warn``
     (default) or ``ignore`` run on a pinned snapshot of them, ``error`` refuses to start.
