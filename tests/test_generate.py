@@ -3,15 +3,16 @@ process, equal to those the experiment makes itself, with real processes and fil
 
 from __future__ import annotations
 
+import enum
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 from test_index import snapshot
-from xpm_test_tasks import Count
+from xpm_test_tasks import Count, Learn, Model
 
-from xpm import _dirwriter, tag
+from xpm import Param, Task, _dirwriter, tag
 from xpm._experiment import experiment
 from xpm._jobdir import JobDir
 from xpm._serialize import dumps
@@ -64,14 +65,20 @@ def test_directory_made_by_another_process_meanwhile(
             task.submit()
         other = tasks[2].__xpm_jobdir__
         other.create()
-        other.write_params('{"theirs": true}\n', fresh=True)
+        theirs = dumps(Count(n=2, counter="theirs"), workdir)  # same job, their Meta value
+        other.write_params(theirs, fresh=True)
         other.mark_done()
-    assert json.loads(other.params.read_text()) == {"theirs": True}
+    assert other.params.read_text() == theirs
     assert tasks[0].__xpm_jobdir__.params.read_text() == dumps(tasks[0], workdir)
     states = {j["id"]: j["state"] for j in list_jobs(workdir)}
     assert states[other.identifier] == "DONE"
     assert sorted(states.values()) == ["DONE", "UNSCHEDULED", "UNSCHEDULED", "UNSCHEDULED"]
     assert messages[-1] == "xpm gen: generated 4 job directories (1 already done)"
+    with open_index(workdir, readonly=True) as index:  # the index says what the disk says
+        rows = index.query(
+            "SELECT value FROM params WHERE job_id = ? AND path = 'counter'", (other.identifier,)
+        )
+    assert [r[0] for r in rows] == ["theirs"]
 
 
 @pytest.mark.parametrize(
@@ -190,3 +197,76 @@ def _children(pid: int) -> list[int]:
             if int(fields[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+class Colour(enum.IntEnum):
+    RED = 1
+
+
+class Sweep(Task):
+    lr: Param[float]
+    level: Param[int] = 0
+
+
+def test_tags_of_any_numeric_or_enum_type(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A numpy float (a float subclass) and an IntEnum as tags: written as plain JSON values
+    (the enum by name) by the helper and by the experiment alike."""
+    import numpy as np
+
+    monkeypatch.setattr(_dirwriter, "START_AFTER", 3)
+    tasks = [Sweep(lr=tag(lr)) for lr in np.linspace(0, 1, 6)]
+    tasks += [Sweep(lr=0.5, level=tag(Colour.RED)), Sweep(lr=0.25, level=tag(Colour.RED))]
+    generate(workdir, tasks)
+    assert check(workdir) == []
+    assert tasks[5].__xpm_jobdir__.read_tags() == {"lr": 1.0}
+    assert tasks[7].__xpm_jobdir__.read_tags() == {"level": "RED"}
+    with open_index(workdir, readonly=True) as index:
+        kinds = {tuple(r) for r in index.query("SELECT key, typeof(value) FROM tags")}
+    assert kinds == {("lr", "real"), ("level", "text")}
+
+
+def test_a_failed_helper_leaves_no_index_row_without_its_directory(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One task's directory cannot be made (a file is in the way) while another task's can:
+    the helper stops at the first failure, and the index holds exactly the directories that
+    were written, no row for one that never was."""
+    monkeypatch.setattr(_dirwriter, "START_AFTER", 0)
+    monkeypatch.setattr(_dirwriter, "BATCH", 7)
+    blocked = JobDir(workdir, Count.__xpm__.typeid, "x").path.parent
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("in the way")
+    tasks: list[Task] = []
+    for i in range(300):
+        tasks.append(Learn(model=Model(n_layers=i), epochs=1))
+        if i == 150:
+            tasks.append(Count(n=i))
+    with pytest.raises(JobDirectoryError, match=str(blocked)):
+        generate(workdir, tasks)
+    made = {p.name for p in (workdir / "jobs" / Learn.__xpm__.typeid).iterdir()}
+    assert 0 < len(made) < 300
+    assert check(workdir) == []
+    assert {j["id"] for j in list_jobs(workdir)} == made
+
+
+def test_a_huge_integer_parameter_is_recorded(workdir: Path) -> None:
+    """SQLite integers are 64-bit: a larger value is kept as text, typed int, and the other
+    jobs of the batch are recorded as usual."""
+    generate(workdir, [Count(n=2**70), *(Count(n=i) for i in range(20))])
+    assert check(workdir) == []
+    with open_index(workdir, readonly=True) as index:
+        rows = index.query(
+            "SELECT value, type FROM params WHERE path = 'n' AND value = ?", (str(2**70),)
+        )
+    assert [tuple(r) for r in rows] == [(str(2**70), "int")]
+
+
+def test_a_helper_error_that_is_not_an_os_error_names_the_job(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_dirwriter, "START_AFTER", 0)
+    with pytest.raises(JobDirectoryError) as error:
+        generate(workdir, [Count(n=1, counter="caf\udce9")])  # cannot be written as UTF-8
+    text = str(error.value)
+    assert "UnicodeEncodeError" in text and str(workdir / "jobs") in text
+    assert check(workdir) == []

@@ -11,12 +11,18 @@ itself (a helper is not worth starting for small runs).  Directories that alread
 never sent here: the experiment handles them itself.  When another process creates the same
 directory between the experiment's check and the helper's ``mkdir``, the helper treats it as
 an existing job (keeps a DONE job's params.json, rewrites tags that differ) and reports it,
-so the experiment can read its real state back.
+so the experiment can read it back.
 
-Protocol (helper's stdin): batches, each a 4-byte big-endian length and a :mod:`marshal`
-blob of ``[(task_id, identifier, params_text, tags_or_None), ...]``.  At end of input the
-helper prints one JSON line ``{"raced": {identifier: done}}`` and exits 0; on an error it
-prints ``{"error": message}`` and exits 1.
+A job is *announced* (handed to the index) only once its directory is written: the helper
+acknowledges each batch, so the index never holds a job whose directory does not exist.
+Until then a directory beyond the first :data:`START_AFTER` may not exist yet; all of them
+do when the experiment's ``with`` block has ended.
+
+Protocol.  Helper's stdin: batches, each a 4-byte big-endian length and a :mod:`marshal`
+blob of ``[(task_id, identifier, params_text, tags_text_or_None), ...]`` (strings only).
+Helper's stdout: ``ok`` after each batch written; at end of input one JSON line
+``{"raced": {identifier: done}}`` and exit 0; on an error ``{"error": message, "written":
+k}`` (k: directories of the failing batch that were written) and exit 1.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,37 +48,46 @@ START_AFTER = 256
 #: Directories sent to the helper at once.
 BATCH = 128
 
-Item = tuple[str, str, str, "dict[str, Any] | None"]
+Item = tuple[str, str, str, "str | None"]
 
 
 def write_new(workdir: Path, item: Item) -> bool | None:
     """Make one job directory; None when it was new, else whether the existing job is DONE."""
-    task_id, identifier, text, tags = item
+    task_id, identifier, text, tags_text = item
     jobdir = JobDir(workdir, task_id, identifier)
     if jobdir.create():
         jobdir.write_params(text, fresh=True)
-        if tags:
-            jobdir.write_tags(tags)
+        if tags_text is not None:
+            jobdir.write_tags_text(tags_text)
         return None
     # Another process made it first: the same rules as any existing job directory.
     done = jobdir.is_done()
     if not done or not jobdir.params.exists():
         jobdir.write_params(text)
-    if jobdir.read_tags() != (tags or {}):
-        jobdir.write_tags(tags or {})
+    tags = json.loads(tags_text) if tags_text is not None else {}
+    if jobdir.read_tags() != tags:
+        jobdir.write_tags(tags)
     return done
 
 
 class DirectoryWriter:
-    """Writes the new job directories of one generate-mode run (see the module docstring)."""
+    """Writes the new job directories of one generate-mode run (see the module docstring).
 
-    def __init__(self, workdir: Path) -> None:
+    ``announce(job)`` is called (in the experiment's thread) once the directory of ``job``
+    is written.
+    """
+
+    def __init__(self, workdir: Path, announce: Callable[[Any], None]) -> None:
         self.workdir = workdir
         self.written = 0
         #: identifier -> DONE, for directories another process made first.
         self.raced: dict[str, bool] = {}
+        self._announce = announce
         self._batch: list[Item] = []
+        self._batch_jobs: list[Any] = []
+        self._in_flight: deque[list[Any]] = deque()  # jobs of batches sent, not yet acknowledged
         self._helper: subprocess.Popen[bytes] | None = None
+        self._out = b""
         self._existing: dict[str, set[str]] = {}
 
     def exists(self, task_id: str, identifier: str) -> bool:
@@ -90,8 +106,8 @@ class DirectoryWriter:
             self._existing[task_id] = names
         return identifier in names
 
-    def write(self, item: Item) -> None:
-        """Make (or queue) the job directory ``item`` describes."""
+    def write(self, item: Item, job: Any) -> None:
+        """Make (or queue) the job directory ``item`` describes, for ``job``."""
         self.written += 1
         if self._helper is None and self.written <= START_AFTER:
             try:
@@ -100,27 +116,43 @@ class DirectoryWriter:
                 raise self._error(_describe(e)) from e
             if done is not None:
                 self.raced[item[1]] = done
+            self._announce(job)
             return
         self._batch.append(item)
+        self._batch_jobs.append(job)
         if len(self._batch) >= BATCH:
             self._send()
+            self._read_acks(block=False)
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        from ._scheduler import _pythonpath
+
+        helper = subprocess.Popen(
+            [sys.executable, "-m", "xpm._dirwriter", str(self.workdir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,  # every byte written is in the pipe: nothing left in a buffer
+            start_new_session=True,  # a terminal's Ctrl-C is for the experiment only
+            env={**os.environ, "PYTHONPATH": _pythonpath()},  # the same xpm as this process
+        )
+        _widen_pipe(helper.stdin)
+        if helper.stdout is not None:
+            os.set_blocking(helper.stdout.fileno(), False)
+        return helper
 
     def _send(self) -> None:
         if not self._batch:
             return
         if self._helper is None:
-            self._helper = subprocess.Popen(
-                [sys.executable, "-m", "xpm._dirwriter", str(self.workdir)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                bufsize=0,  # every byte written is in the pipe: nothing left in a buffer
-                start_new_session=True,  # a terminal's Ctrl-C is for the experiment only
-            )
-            _widen_pipe(self._helper.stdin)
+            self._helper = self._start()
         stdin = self._helper.stdin
         if stdin is None:  # pragma: no cover - Popen made the pipe
             raise JobDirectoryError("the job directory writer has no input pipe")
-        blob = marshal.dumps(self._batch)
+        # Detached first: whatever happens during the write, the batch is never sent twice.
+        batch, self._batch = self._batch, []
+        self._in_flight.append(self._batch_jobs)
+        self._batch_jobs = []
+        blob = marshal.dumps(batch)
         data = memoryview(struct.pack(">I", len(blob)) + blob)
         try:
             # A Ctrl-C in the middle of a batch would leave the helper half of it: the batch
@@ -128,9 +160,35 @@ class DirectoryWriter:
             with _sigint_deferred():
                 while data:
                     data = data[stdin.write(data) or 0 :]
-                self._batch = []
         except BrokenPipeError:  # the helper stopped on an error: say which
             self._collect()
+
+    def _read_acks(self, *, block: bool) -> list[bytes]:
+        """Announce the jobs of the batches the helper has acknowledged; returns the lines
+        that are not acknowledgements (its final report)."""
+        helper = self._helper
+        if helper is None or helper.stdout is None:
+            return []
+        fd = helper.stdout.fileno()
+        if block:
+            os.set_blocking(fd, True)
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self._out += chunk
+        *lines, self._out = self._out.split(b"\n")
+        others = []
+        for line in lines:
+            if line == b"ok" and self._in_flight:
+                for job in self._in_flight.popleft():
+                    self._announce(job)
+            elif line:
+                others.append(line)
+        return others
 
     def close(self) -> None:
         """Write what is queued and wait for the helper; raises when a directory failed."""
@@ -138,16 +196,27 @@ class DirectoryWriter:
         self._collect()
 
     def _collect(self) -> None:
-        helper, self._helper = self._helper, None
+        helper = self._helper
         if helper is None:
             return
-        self._batch = []
-        out, _ = helper.communicate()
+        if helper.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                helper.stdin.close()
+        lines = self._read_acks(block=True)
+        if helper.stdout is not None:
+            helper.stdout.close()
+        helper.wait()
+        self._helper = None
+        self._batch, self._batch_jobs = [], []
         try:
-            report = json.loads(out.decode("utf-8").strip().splitlines()[-1])
+            report = json.loads(lines[-1])
         except (ValueError, IndexError):
             report = {"error": f"its helper process ended with code {helper.returncode}"}
         if "error" in report or helper.returncode != 0:
+            failed = self._in_flight.popleft() if self._in_flight else []
+            for job in failed[: int(report.get("written") or 0)]:
+                self._announce(job)  # written before the failure
+            self._in_flight.clear()  # never written: never announced
             raise self._error(str(report.get("error")))
         self.raced.update(report.get("raced", {}))
 
@@ -166,11 +235,11 @@ def _sigint_deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread gets KeyboardInterrupt
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _widen_pipe(pipe: IO[bytes] | None) -> None:
@@ -188,7 +257,7 @@ def _describe(error: OSError) -> str:
     return f"{error.strerror or error}: {error.filename}"
 
 
-def _read_batches(stream: IO[bytes]) -> Any:
+def _read_batches(stream: IO[bytes]) -> Iterator[list[Item]]:
     while True:
         header = stream.read(4)
         if len(header) < 4:
@@ -197,25 +266,34 @@ def _read_batches(stream: IO[bytes]) -> Any:
         yield marshal.loads(stream.read(size))
 
 
+def _report(record: dict[str, Any]) -> None:
+    with contextlib.suppress(BrokenPipeError):  # the experiment is gone: nobody to tell
+        print(json.dumps(record), flush=True)
+
+
 def main(argv: list[str]) -> int:
     """The helper process: ``python -m xpm._dirwriter WORKDIR`` (see the module docstring)."""
     import signal
 
-    # Ctrl-C reaches the whole process group; the experiment decides when to stop, and the
-    # helper finishes the directories it was given first.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the experiment decides when to stop
     workdir = Path(argv[0])
     raced: dict[str, bool] = {}
-    try:
-        for batch in _read_batches(sys.stdin.buffer):
-            for item in batch:
+    for batch in _read_batches(sys.stdin.buffer):
+        for written, item in enumerate(batch):
+            try:
                 done = write_new(workdir, item)
-                if done is not None:
-                    raced[item[1]] = done
-    except OSError as e:
-        print(json.dumps({"error": _describe(e)}), flush=True)
-        return 1
-    print(json.dumps({"raced": raced}), flush=True)
+            except OSError as e:
+                _report({"error": _describe(e), "written": written})
+                return 1
+            except Exception as e:  # noqa: BLE001 - reported to the experiment, with the path
+                path = JobDir(workdir, item[0], item[1]).path
+                _report({"error": f"{type(e).__name__}: {e} ({path})", "written": written})
+                return 1
+            if done is not None:
+                raced[item[1]] = done
+        with contextlib.suppress(BrokenPipeError):
+            print("ok", flush=True)
+    _report({"raced": raced})
     return 0
 
 

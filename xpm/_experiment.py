@@ -15,9 +15,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._jobdir import JobDir, atomic_write_text
+from ._jobdir import JobDir, atomic_write_text, tags_text
 from ._scheduler import Job, Scheduler
-from .errors import ExperimentError, JobsFailedError
+from .errors import ExperimentError, JobDirectoryError, JobsFailedError
 
 if TYPE_CHECKING:
     from ._dirwriter import DirectoryWriter
@@ -168,8 +168,11 @@ class Experiment:
                 from .index._recorder import detach
 
                 detach(self._recorder)
-        if write_error is not None and exc_type is None:
-            raise write_error
+        if write_error is not None:
+            if exc_type is not None:  # the body's error goes on; this one must not vanish
+                self._echo(f"xpm {self.name}: also: {write_error}")
+            else:
+                raise write_error
         if exc_type is None:
             self._summarize()
 
@@ -196,7 +199,9 @@ class Experiment:
 
         try:
             writer.close()
-        except (XpmError, KeyboardInterrupt) as e:
+        except (Exception, KeyboardInterrupt) as e:
+            if not isinstance(e, (XpmError, KeyboardInterrupt)):
+                e = JobDirectoryError(f"could not write job directories: {type(e).__name__}: {e}")
             return e
         finally:
             if writer.raced:
@@ -208,7 +213,7 @@ class Experiment:
                     job.state = "DONE" if done else "UNSCHEDULED"
                     job.already_done = done
                     if self._recorder is not None:
-                        self._recorder.on_state(job)  # read back from its directory
+                        self._recorder.reread(job)  # its params and tags are the other run's
         return None
 
     def _outcome(self, exc_type: type[BaseException] | None) -> str:
@@ -291,14 +296,15 @@ class Experiment:
         if directories is None and self.run_mode == "generate":
             from ._dirwriter import DirectoryWriter
 
-            directories = self._directories = DirectoryWriter(self.workdir)
+            directories = self._directories = DirectoryWriter(self.workdir, self._announce)
+        new_directory: tuple[str, str, str, str | None] | None = None
         if directories is not None and not directories.exists(info.typeid, ident):
             # New directories are made by a helper process once there are many (see
             # xpm/_dirwriter.py); one that another process makes meanwhile is handled there.
             created, done = True, False
             doc = to_params(task, self.workdir)
             job.params_doc = doc
-            directories.write((info.typeid, ident, render(doc), tags or None))
+            new_directory = (info.typeid, ident, render(doc), tags_text(tags) if tags else None)
         elif created := jobdir.create():
             # A directory this process just created: nobody can be reading it yet.
             done = False
@@ -318,8 +324,9 @@ class Experiment:
             if jobdir.read_tags() != tags:
                 jobdir.write_tags(tags)
                 job.tags_changed = True
+        job.submitted = time.time()
         self.last_submission = {
-            "time": time.time(),
+            "time": job.submitted,
             "task": info.typeid,
             "identifier": ident,
             "tags": tags,
@@ -337,11 +344,18 @@ class Experiment:
             job.already_done = True
         else:
             self.scheduler.enqueue(job)
+        if new_directory is not None and directories is not None:
+            directories.write(new_directory, job)  # announced once its directory is written
+        else:
+            self._announce(job)
+        return outputs
+
+    def _announce(self, job: Job) -> None:
+        """Tell the submit listeners (the index) about ``job``, whose directory exists."""
         for listener in self._submit_listeners:
             listener(job)
         job.announced = True
         job.params_doc = None  # listeners took what they need; 10,000 jobs add up
-        return outputs
 
     def _outputs(self, task: Task) -> Any:
         from ._task import mark_outputs
@@ -470,14 +484,22 @@ def _user() -> str:
 
 
 def _jsonable_tags(tags: dict[str, Any]) -> dict[str, Any]:
+    import numbers
     from enum import Enum
 
     out: dict[str, Any] = {}
     for key, value in tags.items():
-        if isinstance(value, (bool, int, float, str)) or value is None:
-            out[key] = value
-        elif isinstance(value, Enum):
+        # Exact types: an IntEnum is an enum (its name), a numpy float a plain float.
+        if isinstance(value, Enum):
             out[key] = value.name
+        elif value is None or isinstance(value, bool):
+            out[key] = value
+        elif isinstance(value, numbers.Integral):
+            out[key] = int(value)
+        elif isinstance(value, numbers.Real):
+            out[key] = float(value)
+        elif isinstance(value, str):
+            out[key] = str(value)
         else:
             out[key] = str(value)
     return out

@@ -25,6 +25,7 @@ markers are the truth), then from the last event.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -56,6 +57,11 @@ def append_json_line(path: Path, record: dict[str, Any]) -> None:
         os.write(fd, line.encode("utf-8"))
     finally:
         os.close(fd)
+
+
+def tags_text(tags: dict[str, Any]) -> str:
+    """The text of a tags.json file."""
+    return json.dumps(tags, sort_keys=True)
 
 
 def read_json_lines(path: Path) -> list[dict[str, Any]]:
@@ -272,7 +278,11 @@ class JobDir:
             atomic_write_text(self.params, text)
 
     def write_tags(self, tags: dict[str, Any]) -> None:
-        atomic_write_text(self.tags, json.dumps(tags, sort_keys=True))
+        self.write_tags_text(tags_text(tags))
+
+    def write_tags_text(self, text: str) -> None:
+        """Write tags.json as rendered by :func:`tags_text`."""
+        atomic_write_text(self.tags, text)
 
     def read_tags(self) -> dict[str, Any]:
         try:
@@ -314,8 +324,13 @@ class JobDir:
             return False  # no job process ever started here
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
+        except OSError as e:
+            if e.errno in (errno.EACCES, errno.EAGAIN):
+                return True
+            raise JobDirectoryError(
+                f"cannot lock {self.running_lock} ({e.strerror}): xpm needs a file system "
+                "with POSIX locks for its workdir"
+            ) from e
         finally:
             os.close(fd)  # also drops the lock this probe took
         return False

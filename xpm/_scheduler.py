@@ -58,6 +58,8 @@ class Job:
     untouched: bool = False
     #: Whether the submit listeners (the index) were told about this job.
     announced: bool = False
+    #: When this run submitted it (Unix time; the run record has the same).
+    submitted: float | None = None
 
     @property
     def identifier(self) -> str:
@@ -290,7 +292,9 @@ class Scheduler:
             if not lock.acquire(blocking=False):
                 # fasteners keeps the file open after a failed attempt: close it, or each
                 # retry while another process holds the job leaks a descriptor.
-                lock._do_close()
+                close = getattr(lock, "_do_close", None)  # not public in fasteners
+                if close is not None:
+                    close()
                 self._note_waiting(job)
                 return False
             job.lock = lock

@@ -204,9 +204,15 @@ class IndexDB:
         """Turn SQLite corruption errors into :class:`IndexDatabaseError` naming the fix."""
         try:
             yield
-        except sqlite3.DatabaseError as e:
+        except sqlite3.OperationalError as e:
             if is_locked_error(e):
                 raise
+            # A full disk, a read-only file...: the file may be fine, the cause kept.
+            raise IndexDatabaseError(
+                f"the index {self.path} cannot be used ({e}): free disk space or fix its "
+                f"permissions; {REBUILD_HINT}"
+            ) from e
+        except sqlite3.DatabaseError as e:
             raise IndexDatabaseError(
                 f"the index {self.path} is unreadable ({e}): {REBUILD_HINT}"
             ) from None

@@ -46,7 +46,8 @@ def typed(value: Any) -> tuple[Any, str]:
     if isinstance(value, bool):
         return int(value), "bool"
     if isinstance(value, int):
-        return value, "int"
+        # SQLite integers are 64-bit: a larger one is kept whole as text, still typed "int".
+        return (value if -(2**63) <= value < 2**63 else str(value)), "int"
     if isinstance(value, float):
         return (value if not math.isnan(value) else None), "float"
     if isinstance(value, str):
@@ -56,7 +57,7 @@ def typed(value: Any) -> tuple[Any, str]:
 
 
 # JSON values stored as they are, by exact type (bool and float need converting).
-_SCALAR_KINDS = {int: "int", str: "str", type(None): "null"}
+_SCALAR_KINDS = {str: "str", type(None): "null"}
 
 
 def flatten_params(doc: dict[str, Any]) -> list[tuple[str, Any, str]]:

@@ -12,6 +12,7 @@ ends.  The index is derived: when writing fails, the recorder logs a warning nam
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -21,8 +22,6 @@ from ._db import IndexDB
 from ._ingest import JobRows, RunRows, read_job, read_run, write_jobs, write_runs, write_submissions
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from .._experiment import Experiment
     from .._jobdir import JobDir
     from .._scheduler import Job
@@ -65,8 +64,7 @@ class Recorder:
     # --- listeners (any thread) ---------------------------------------------------------------
     def on_submit(self, job: Job) -> None:
         """Queue a new submission of ``job`` (its params, tags and status)."""
-        last = getattr(self._xp, "last_submission", None)
-        when = last["time"] if last and last.get("identifier") == job.identifier else time.time()
+        when = job.submitted if job.submitted is not None else time.time()
         with self._cond:
             if job.already_done and not job.tags_changed:
                 # DONE is final: when the index already holds this job as DONE, the
@@ -83,6 +81,11 @@ class Recorder:
             self._subs.append((self.run_key, job.identifier, when))
             if len(self._jobs) >= FLUSH_ROWS:
                 self._cond.notify_all()
+
+    def reread(self, job: Job) -> None:
+        """Queue ``job`` to be read back whole from its directory (another process wrote it)."""
+        with self._cond:
+            self._jobs[job.identifier] = (job.jobdir, True, None, None, False)
 
     def on_state(self, job: Job) -> None:
         """Queue a state change of ``job`` (its status and results are read when written)."""
@@ -132,7 +135,10 @@ class Recorder:
                 self.failures += 1
                 if self._record_mtime is not None and run is not None:
                     self._record_mtime = None  # try the run record again next time
-                self._requeue(jobs, subs, done)
+                if isinstance(e.__cause__ or e, sqlite3.OperationalError):
+                    # Full disk, read-only or locked file: may pass, so the rows wait for the
+                    # next write.  Anything else would fail again on the same rows.
+                    self._requeue(jobs, subs, done)
                 self._warn(e, len(jobs))
 
     def _requeue(
@@ -211,6 +217,12 @@ class Recorder:
         if self._thread.is_alive():
             self._thread.join()
         self.flush()
+        if self._jobs or self._subs:  # still failing at the end: say so, whatever was said
+            log.warning(
+                "xpm: %d job(s) of this run are not in the index %s; run `xpm index rebuild`",
+                len(self._jobs),
+                self.index.path,
+            )
         self.index.close()
 
 
