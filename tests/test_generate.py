@@ -270,3 +270,23 @@ def test_a_helper_error_that_is_not_an_os_error_names_the_job(
     text = str(error.value)
     assert "UnicodeEncodeError" in text and str(workdir / "jobs") in text
     assert check(workdir) == []
+
+
+def test_a_slow_run_sees_its_directories_without_filling_a_batch(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Submissions that come slowly are sent once the batch is BATCH_AGE old, not only when
+    it is full or the run ends."""
+    import time
+
+    monkeypatch.setattr(_dirwriter, "START_AFTER", 0)
+    monkeypatch.setattr(_dirwriter, "BATCH_AGE", 0.2)
+    with experiment(workdir, "gen", run_mode="generate", progress=False):
+        first = Count(n=1)
+        first.submit()
+        time.sleep(0.3)
+        Count(n=2).submit()  # the batch is old: both are sent now
+        deadline = time.monotonic() + 30
+        while not first.__xpm_jobdir__.params.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert first.__xpm_jobdir__.params.exists()

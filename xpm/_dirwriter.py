@@ -15,8 +15,9 @@ so the experiment can read it back.
 
 A job is *announced* (handed to the index) only once its directory is written: the helper
 acknowledges each batch, so the index never holds a job whose directory does not exist.
-Until then a directory beyond the first :data:`START_AFTER` may not exist yet; all of them
-do when the experiment's ``with`` block has ended.
+Until then a directory beyond the first :data:`START_AFTER` may not exist yet (a batch is
+sent when it is full or, at the next submission, :data:`BATCH_AGE` seconds old); all of them
+exist when the experiment's ``with`` block has ended.
 
 Protocol.  Helper's stdin: batches, each a 4-byte big-endian length and a :mod:`marshal`
 blob of ``[(task_id, identifier, params_text, tags_text_or_None), ...]`` (strings only).
@@ -35,6 +36,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,6 +49,8 @@ from .errors import JobDirectoryError
 START_AFTER = 256
 #: Directories sent to the helper at once.
 BATCH = 128
+#: Seconds a queued directory may wait for its batch to fill (checked at each submission).
+BATCH_AGE = 0.5
 
 Item = tuple[str, str, str, "str | None"]
 
@@ -85,6 +89,7 @@ class DirectoryWriter:
         self._announce = announce
         self._batch: list[Item] = []
         self._batch_jobs: list[Any] = []
+        self._batch_started = 0.0
         self._in_flight: deque[list[Any]] = deque()  # jobs of batches sent, not yet acknowledged
         self._helper: subprocess.Popen[bytes] | None = None
         self._out = b""
@@ -118,9 +123,12 @@ class DirectoryWriter:
                 self.raced[item[1]] = done
             self._announce(job)
             return
+        if not self._batch:
+            self._batch_started = time.monotonic()
         self._batch.append(item)
         self._batch_jobs.append(job)
-        if len(self._batch) >= BATCH:
+        # A run that submits slowly still sees its directories appear within a moment.
+        if len(self._batch) >= BATCH or time.monotonic() - self._batch_started > BATCH_AGE:
             self._send()
             self._read_acks(block=False)
 
