@@ -49,25 +49,27 @@ def test_directories_are_the_same_whoever_writes_them(
     assert snapshot(copy) == recorded
 
 
+@pytest.mark.parametrize("start_after", [0, 10_000], ids=["helper", "in-process"])
 def test_directory_made_by_another_process_meanwhile(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, start_after: int
 ) -> None:
-    """Between the experiment's existence check and the helper's mkdir, another process
-    runs the same job to the end: the helper keeps its params.json, and the experiment
-    reports and records the job as DONE (the race is provoked by holding the batch back)."""
-    monkeypatch.setattr(_dirwriter, "START_AFTER", 0)
+    """Between the experiment's look at the task's directory and the mkdir, another process
+    runs one of the jobs to the end: its params.json is kept, and the experiment reports and
+    records the job as DONE with the params it ran with."""
+    monkeypatch.setattr(_dirwriter, "START_AFTER", start_after)
     monkeypatch.setattr(_dirwriter, "BATCH", 1000)  # nothing leaves before the end
     messages: list[str] = []
     with experiment(workdir, "gen", run_mode="generate", progress=False) as xp:
         xp._echo = messages.append
         tasks = [Count(n=i) for i in range(4)]
-        for task in tasks:
-            task.submit()
-        other = tasks[2].__xpm_jobdir__
+        tasks[0].submit()  # the experiment has looked at the task's directory
+        other = JobDir(workdir, Count.__xpm__.typeid, tasks[2].__identifier__().hex)
         other.create()
         theirs = dumps(Count(n=2, counter="theirs"), workdir)  # same job, their Meta value
         other.write_params(theirs, fresh=True)
         other.mark_done()
+        for task in tasks[1:]:
+            task.submit()
     assert other.params.read_text() == theirs
     assert tasks[0].__xpm_jobdir__.params.read_text() == dumps(tasks[0], workdir)
     states = {j["id"]: j["state"] for j in list_jobs(workdir)}

@@ -21,9 +21,10 @@ exist when the experiment's ``with`` block has ended.
 
 Protocol.  Helper's stdin: batches, each a 4-byte big-endian length and a :mod:`marshal`
 blob of ``[(task_id, identifier, params_text, tags_text_or_None), ...]`` (strings only).
-Helper's stdout: ``ok`` after each batch written; at end of input one JSON line
-``{"raced": {identifier: done}}`` and exit 0; on an error ``{"error": message, "written":
-k}`` (k: directories of the failing batch that were written) and exit 1.
+Helper's stdout: ``ok`` after each batch written, followed by `` {identifier: done}`` (JSON)
+for the directories of the batch another process had made; at end of input ``{}`` and exit
+0; on an error ``{"error": message, "written": k}`` (k: directories of the failing batch
+that were written) and exit 1.
 """
 
 from __future__ import annotations
@@ -77,11 +78,12 @@ def write_new(workdir: Path, item: Item) -> bool | None:
 class DirectoryWriter:
     """Writes the new job directories of one generate-mode run (see the module docstring).
 
-    ``announce(job)`` is called (in the experiment's thread) once the directory of ``job``
-    is written.
+    ``announce(job, existing)`` is called (in the experiment's thread) once the directory
+    of ``job`` is written; ``existing`` is None for a new directory, else whether the job
+    another process made meanwhile is DONE.
     """
 
-    def __init__(self, workdir: Path, announce: Callable[[Any], None]) -> None:
+    def __init__(self, workdir: Path, announce: Callable[[Any, bool | None], None]) -> None:
         self.workdir = workdir
         self.written = 0
         #: identifier -> DONE, for directories another process made first.
@@ -121,7 +123,7 @@ class DirectoryWriter:
                 raise self._error(_describe(e)) from e
             if done is not None:
                 self.raced[item[1]] = done
-            self._announce(job)
+            self._announce(job, done)
             return
         if not self._batch:
             self._batch_started = time.monotonic()
@@ -191,9 +193,11 @@ class DirectoryWriter:
         *lines, self._out = self._out.split(b"\n")
         others = []
         for line in lines:
-            if line == b"ok" and self._in_flight:
+            if line.startswith(b"ok") and self._in_flight:
+                raced: dict[str, bool] = json.loads(line[2:]) if line[2:].strip() else {}
+                self.raced.update(raced)
                 for job in self._in_flight.popleft():
-                    self._announce(job)
+                    self._announce(job, raced.get(job.identifier))
             elif line:
                 others.append(line)
         return others
@@ -222,11 +226,11 @@ class DirectoryWriter:
             report = {"error": f"its helper process ended with code {helper.returncode}"}
         if "error" in report or helper.returncode != 0:
             failed = self._in_flight.popleft() if self._in_flight else []
+            raced = report.get("raced") or {}
             for job in failed[: int(report.get("written") or 0)]:
-                self._announce(job)  # written before the failure
+                self._announce(job, raced.get(job.identifier))  # written before the failure
             self._in_flight.clear()  # never written: never announced
             raise self._error(str(report.get("error")))
-        self.raced.update(report.get("raced", {}))
 
     def _error(self, reason: str) -> JobDirectoryError:
         return JobDirectoryError(
@@ -285,23 +289,24 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the experiment decides when to stop
     workdir = Path(argv[0])
-    raced: dict[str, bool] = {}
     for batch in _read_batches(sys.stdin.buffer):
+        raced: dict[str, bool] = {}
         for written, item in enumerate(batch):
             try:
                 done = write_new(workdir, item)
             except OSError as e:
-                _report({"error": _describe(e), "written": written})
+                _report({"error": _describe(e), "written": written, "raced": raced})
                 return 1
             except Exception as e:  # noqa: BLE001 - reported to the experiment, with the path
                 path = JobDir(workdir, item[0], item[1]).path
-                _report({"error": f"{type(e).__name__}: {e} ({path})", "written": written})
+                error = f"{type(e).__name__}: {e} ({path})"
+                _report({"error": error, "written": written, "raced": raced})
                 return 1
             if done is not None:
                 raced[item[1]] = done
         with contextlib.suppress(BrokenPipeError):
-            print("ok", flush=True)
-    _report({"raced": raced})
+            print("ok " + json.dumps(raced) if raced else "ok", flush=True)
+    _report({})
     return 0
 
 

@@ -203,17 +203,6 @@ class Experiment:
             if not isinstance(e, (XpmError, KeyboardInterrupt)):
                 e = JobDirectoryError(f"could not write job directories: {type(e).__name__}: {e}")
             return e
-        finally:
-            if writer.raced:
-                for job in self.jobs.values():
-                    done = writer.raced.get(job.identifier)
-                    if done is None:
-                        continue
-                    job.untouched = False
-                    job.state = "DONE" if done else "UNSCHEDULED"
-                    job.already_done = done
-                    if self._recorder is not None:
-                        self._recorder.reread(job)  # its params and tags are the other run's
         return None
 
     def _outcome(self, exc_type: type[BaseException] | None) -> str:
@@ -296,7 +285,7 @@ class Experiment:
         if directories is None and self.run_mode == "generate":
             from ._dirwriter import DirectoryWriter
 
-            directories = self._directories = DirectoryWriter(self.workdir, self._announce)
+            directories = self._directories = DirectoryWriter(self.workdir, self._written)
         new_directory: tuple[str, str, str, str | None] | None = None
         if directories is not None and not directories.exists(info.typeid, ident):
             # New directories are made by a helper process once there are many (see
@@ -349,6 +338,16 @@ class Experiment:
         else:
             self._announce(job)
         return outputs
+
+    def _written(self, job: Job, existing: bool | None) -> None:
+        """The directory writer made ``job``'s directory; ``existing``: another process had
+        made it meanwhile (True: and finished the job), so it is read back from disk."""
+        if existing is not None:
+            job.untouched = False
+            job.params_doc = None  # a DONE job keeps the params.json it ran with
+            job.already_done = existing
+            job.state = "DONE" if existing else "UNSCHEDULED"
+        self._announce(job)
 
     def _announce(self, job: Job) -> None:
         """Tell the submit listeners (the index) about ``job``, whose directory exists."""

@@ -82,11 +82,6 @@ class Recorder:
             if len(self._jobs) >= FLUSH_ROWS:
                 self._cond.notify_all()
 
-    def reread(self, job: Job) -> None:
-        """Queue ``job`` to be read back whole from its directory (another process wrote it)."""
-        with self._cond:
-            self._jobs[job.identifier] = (job.jobdir, True, None, None, False)
-
     def on_state(self, job: Job) -> None:
         """Queue a state change of ``job`` (its status and results are read when written)."""
         with self._cond:
