@@ -328,7 +328,9 @@ VIEWS: tuple[View, ...] = (
         "job_summary",
         "One row per job with its experiment, commit, and its tags, parameters and latest "
         "results as JSON objects: `json_extract(params, '$.\"model.n_layers\"')` (quote dotted "
-        "keys), `json_extract(results, '$.accuracy')`, `json_extract(tags, '$.model')`.",
+        "keys), `json_extract(results, '$.accuracy')`, `json_extract(tags, '$.model')`. "
+        "SQLite writes JSON numbers with 15 significant digits: to compare a float exactly "
+        "(`1/3`, not `0.1`), filter the `params`, `tags` or `results` table instead.",
         "SELECT j.id, j.task_id, j.state, j.reason, j.submit_time, j.start_time, j.end_time,\n"
         "  j.exit_code, j.launcher, j.launcher_job_id, j.host, j.path,\n"
         "  r.experiment, j.last_run, g.commit_sha,\n"
