@@ -86,8 +86,6 @@ class DirectoryWriter:
     def __init__(self, workdir: Path, announce: Callable[[Any, bool | None], None]) -> None:
         self.workdir = workdir
         self.written = 0
-        #: identifier -> DONE, for directories another process made first.
-        self.raced: dict[str, bool] = {}
         self._announce = announce
         self._batch: list[Item] = []
         self._batch_jobs: list[Any] = []
@@ -121,8 +119,6 @@ class DirectoryWriter:
                 done = write_new(self.workdir, item)
             except OSError as e:
                 raise self._error(_describe(e)) from e
-            if done is not None:
-                self.raced[item[1]] = done
             self._announce(job, done)
             return
         if not self._batch:
@@ -195,7 +191,6 @@ class DirectoryWriter:
         for line in lines:
             if line.startswith(b"ok") and self._in_flight:
                 raced: dict[str, bool] = json.loads(line[2:]) if line[2:].strip() else {}
-                self.raced.update(raced)
                 for job in self._in_flight.popleft():
                     self._announce(job, raced.get(job.identifier))
             elif line:
