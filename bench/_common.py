@@ -36,6 +36,20 @@ def time_process(
     return elapsed
 
 
+def import_floor(env: dict[str, str], count: int = 100, parallel: int = 2) -> float:
+    """Wall time of ``count`` ``python -c "import xpm"`` processes, ``parallel`` at a time:
+    the physical floor of running that many trivial jobs."""
+    start = time.perf_counter()
+    procs: list[subprocess.Popen[bytes]] = []
+    for _ in range(count):
+        if len(procs) == parallel:
+            procs.pop(0).wait()
+        procs.append(subprocess.Popen([python(), "-c", "import xpm"], env=env))
+    for proc in procs:
+        proc.wait()
+    return time.perf_counter() - start
+
+
 def median_time(argv: list[str], runs: int, **kw: object) -> float:
     """Median wall time of ``runs`` whole-process runs."""
     return statistics.median(time_process(argv, **kw) for _ in range(runs))  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import env_with_path, python, time_process
+from _common import env_with_path, import_floor, python, time_process
 from bench_scheduler import TASKS, XP
 
 FAKE_JOBS = (
@@ -46,18 +46,6 @@ FIRST_LAUNCH = (
     "local.LocalLauncher.submit = first\n"
     "exec(open(sys.argv[0].replace('first.py', 'xp.py')).read())\n"
 )
-
-
-def _floor(env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    procs: list[subprocess.Popen[bytes]] = []
-    for _ in range(100):
-        if len(procs) == 2:
-            procs.pop(0).wait()
-        procs.append(subprocess.Popen([python(), "-c", "import xpm"], env=env))
-    for p in procs:
-        p.wait()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -90,7 +78,7 @@ def main() -> None:
         # 2. the 100-task run with bare `import xpm` jobs, paired with its floor.
         ratios = []
         for r in range(runs):
-            floor = _floor(env)
+            floor = import_floor(env)
             start = time.perf_counter()
             subprocess.run(
                 [python(), str(tmp / "fake.py"), str(tmp / f"fake{r}"), "normal", "100", "2"],

@@ -12,10 +12,9 @@ import statistics
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
-from _common import env_with_path, median_time, python, time_process
+from _common import env_with_path, import_floor, median_time, python, time_process
 
 TASKS = textwrap.dedent(
     """
@@ -129,19 +128,7 @@ def main() -> None:
                 shutil.rmtree(base, ignore_errors=True)
 
         # 2. 100 trivial local tasks, 2 at a time, versus the floor: 100 `import xpm` processes 2 at a time.
-        floor = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            procs: list = []
-            import subprocess
-
-            for _i in range(100):
-                if len(procs) == 2:
-                    procs.pop(0).wait()
-                procs.append(subprocess.Popen([python(), "-c", "import xpm"], env=env))
-            for p in procs:
-                p.wait()
-            floor.append(time.perf_counter() - start)
+        floor = [import_floor(env) for _ in range(runs)]
         run100 = []
         for r in range(runs):
             wd = tmp / f"run{r}"
