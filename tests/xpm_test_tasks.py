@@ -115,3 +115,14 @@ class ListModules(Task):
         import sys
 
         Path("modules.txt").write_text("\n".join(sorted(sys.modules)))
+
+
+class ReportWithFunction(Task):
+    """Reports through the module-level ``xpm.report()`` rather than ``self.report()``."""
+
+    x: Param[int] = 1
+
+    def execute(self) -> None:
+        import xpm
+
+        xpm.report(value=self.x * 10, step=1)

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 #: True while a job process imports its task's modules (``python -m xpm.run``): an experiment
 #: started then would come from a script that runs one at import, and would recurse.
 LOADING_USER_CODE = False
+#: The task this job process runs (set by xpm.run; kept here rather than in xpm.run, which
+#: runs as ``__main__`` and would be a second, empty copy when user code imports it).
+RUNNING_TASK: Task | None = None
 
 
 class Task(Config):

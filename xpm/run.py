@@ -75,7 +75,7 @@ def run_job(path: Path) -> int:
             if not isinstance(task, Task):
                 raise TypeError(f"{jobdir.params} does not describe a Task")
             task.__dict__["_xpm_jobdir"] = jobdir
-            _set_current(task)
+            _task.RUNNING_TASK = task
             task.execute()
         except BaseException as e:  # every failure must leave a marker, even SystemExit
             code = e.code if isinstance(e, SystemExit) and isinstance(e.code, int) else 1
@@ -104,17 +104,11 @@ def run_job(path: Path) -> int:
         running.release()
 
 
-_current_task: object = None
-
-
-def _set_current(task: object) -> None:
-    global _current_task
-    _current_task = task
-
-
 def current_task() -> object:
     """The task running in this job process (None outside a job)."""
-    return _current_task
+    from . import _task
+
+    return _task.RUNNING_TASK
 
 
 def main(argv: list[str] | None = None) -> int:
