@@ -126,3 +126,37 @@ class ReportWithFunction(Task):
         import xpm
 
         xpm.report(value=self.x * 10, step=1)
+
+
+class Introspect(Task):
+    """Writes what its process sees to ``seen.json``; leaves work for interpreter exit."""
+
+    n: Param[int] = 0
+
+    def execute(self) -> None:
+        import atexit
+        import json
+        import random
+        import sys
+
+        fds = {}
+        for name in os.listdir("/proc/self/fd"):
+            if os.path.exists(f"/proc/self/fd/{name}"):  # not the listing's own descriptor
+                fds[name] = os.readlink(f"/proc/self/fd/{name}")
+        seen = {
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "sid": os.getsid(0),
+            "pgid": os.getpgid(0),
+            "cwd": os.getcwd(),
+            "argv": sys.argv,
+            "main": getattr(sys.modules["__main__"], "__file__", None),
+            "path": sys.path,
+            "environ": dict(os.environ),
+            "fds": fds,
+            "random": random.random(),
+            "hash_randomization": sys.flags.hash_randomization,
+        }
+        Path("seen.json").write_text(json.dumps(seen))
+        atexit.register(lambda: Path("atexit.txt").write_text("ran"))
+        sys.stdout.write("left in the buffer")  # no newline, no flush: exit must flush it

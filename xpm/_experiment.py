@@ -133,6 +133,10 @@ class Experiment:
             from .index._recorder import attach
 
             self._recorder = attach(self)
+        if self.run_mode == "normal":
+            warm_up = getattr(self.launcher, "warm_up", None)
+            if warm_up is not None:  # e.g. the local fork server starts beside the submissions
+                warm_up()
         self._token = _current.set(self)
         return self
 

@@ -1,0 +1,315 @@
+"""The experiment side of the local fork server (:mod:`xpm._forkserver`).
+
+One server per distinct interpreter-level environment (``PYTHON*`` but ``PYTHONPATH``,
+``LD_*``, locale, allocator settings: what a forked child could not change any more) is
+shared by every :class:`~xpm.launchers.local.LocalLauncher` of the process.  The server
+starts in the background; until it is ready, and whenever it cannot serve (not Linux, no
+``pidfd_open``, the server died), jobs start as fresh ``python -m xpm.run`` processes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import marshal
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+from .._jobdir import process_alive
+
+#: Set to "0" to start every local job as a fresh interpreter.
+ENV_SWITCH = "XPM_FORK_SERVER"
+#: Servers that may run at once in one process (one per interpreter-level environment).
+MAX_SERVERS = 4
+#: How long a job request waits for the server's answer before the job is started fresh.
+REQUEST_TIMEOUT = 10.0
+#: How often a job whose server died is checked for its end.
+ORPHAN_POLL = 0.5
+
+_PREFIXES = ("PYTHON", "LD_", "LC_", "MALLOC_")
+_NAMES = frozenset({"LANG", "LANGUAGE", "GLIBC_TUNABLES"})
+
+
+def interpreter_key(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The variables of ``env`` that an interpreter reads only when it starts."""
+    return tuple(
+        sorted(
+            (k, v)
+            for k, v in env.items()
+            if (k in _NAMES or k.startswith(_PREFIXES)) and k != "PYTHONPATH"
+        )
+    )
+
+
+def available() -> bool:
+    """Whether jobs may be forked from a server here (Linux with pidfd_open, not disabled)."""
+    if os.environ.get(ENV_SWITCH, "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    if not hasattr(os, "pidfd_open"):
+        return False
+    global _PIDFD_OK
+    if _PIDFD_OK is None:
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+            _PIDFD_OK = True
+        except OSError:
+            _PIDFD_OK = False
+    return _PIDFD_OK
+
+
+_PIDFD_OK: bool | None = None
+
+
+class ForkedProcess:
+    """A job process forked by the server: the part of ``subprocess.Popen`` the local
+    launcher uses (``pid``, ``poll()``, ``wait()``, ``returncode``)."""
+
+    def __init__(self, pid: int, jobdir: Any, on_exit: Callable[[], None]) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        #: Why the outcome is unknown (the server died before the job ended), if it is.
+        self.lost_reason: str | None = None
+        self._jobdir = jobdir
+        self._on_exit = on_exit
+        self._ended = threading.Event()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._ended.wait(timeout):
+            raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def _exited(self, returncode: int) -> None:
+        if self.returncode is None:
+            self.returncode = returncode
+            self._ended.set()
+            _notify(self._on_exit)
+
+    def _orphaned(self) -> None:
+        """The server died: the process goes on, but its exit status will never come."""
+        threading.Thread(target=self._watch_orphan, name="xpm-orphan", daemon=True).start()
+
+    def _watch_orphan(self) -> None:
+        # Another process (init) reaps it now: it has ended once its pid is gone, or once its
+        # outcome is on disk and it no longer holds running.lock.
+        while self.returncode is None:
+            gone = not process_alive(self.pid)
+            done, failed = self._jobdir.is_done(), self._jobdir.failed_marker.exists()
+            if gone or ((done or failed) and not self._jobdir.running_lock_held()):
+                if done:
+                    code = 0
+                else:
+                    code = self._jobdir.read_status().exit_code or 1
+                    if not failed:
+                        self.lost_reason = (
+                            "lost: the local fork server died and the job ended without "
+                            "recording an outcome"
+                        )
+                self._exited(code)
+                return
+            time.sleep(ORPHAN_POLL)
+
+
+_callbacks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+_notifier: threading.Thread | None = None
+
+
+def _notify(callback: Callable[[], None]) -> None:
+    """Run ``callback`` on the notifier thread.  Never on the reader thread: the scheduler
+    calls ``spawn()`` holding the lock its exit callback takes, and waits for the reader."""
+    global _notifier
+    with _servers_lock:
+        if _notifier is None:
+            _notifier = threading.Thread(target=_run_callbacks, name="xpm-job-exits", daemon=True)
+            _notifier.start()
+    _callbacks.put(callback)
+
+
+def _run_callbacks() -> None:
+    while True:
+        callback = _callbacks.get()
+        try:
+            callback()
+        except Exception as e:  # noqa: BLE001 - one listener's bug must not stop the others
+            print(f"xpm: job exit callback failed: {e!r}", file=sys.stderr)
+
+
+class ForkServer:
+    """One running ``python -m xpm._forkserver`` and the jobs it forked."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.ready = threading.Event()
+        self.dead = False
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self._requests: dict[int, list[Any]] = {}  # id -> [event, pid or error, jobdir, cb]
+        self._procs: dict[int, ForkedProcess] = {}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "xpm._forkserver"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd="/",
+            start_new_session=True,  # Ctrl-C at the terminal must not stop it mid-report
+        )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._stdin: IO[bytes] = self._proc.stdin
+        reader = threading.Thread(
+            target=self._read, args=(self._proc.stdout,), name="xpm-forkserver", daemon=True
+        )
+        reader.start()
+
+    def spawn(
+        self, jobdir: Any, env: dict[str, str], on_exit: Callable[[], None]
+    ) -> ForkedProcess | None:
+        """Fork the job of ``jobdir``; None when the server cannot (the caller starts it)."""
+        if self.dead or not self.ready.is_set():
+            return None
+        event = threading.Event()
+        with self._lock:
+            self._next_id += 1
+            request_id = self._next_id
+            slot: list[Any] = [event, None, jobdir, on_exit]
+            self._requests[request_id] = slot
+            message = marshal.dumps(
+                (request_id, str(jobdir.path), env, str(jobdir.stdout), str(jobdir.stderr))
+            )
+            try:
+                self._stdin.write(len(message).to_bytes(4, "big") + message)
+                self._stdin.flush()
+                sent = True
+            except (OSError, ValueError):  # the server is gone
+                del self._requests[request_id]
+                sent = False
+        if not sent:
+            self._died()
+            return None
+        if not event.wait(REQUEST_TIMEOUT):
+            # The server hangs: kill it before the caller starts the job as a fresh process,
+            # so that it cannot fork this job as well afterwards.
+            with self._lock:
+                self._requests.pop(request_id, None)
+            self._proc.kill()
+            self._died()
+            return None
+        result = slot[1]
+        return result if isinstance(result, ForkedProcess) else None
+
+    def close(self, wait: float = 0.0) -> None:
+        """Stop the server (the jobs it forked go on); wait up to ``wait`` s for it to exit."""
+        self.dead = True
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+        if wait:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(wait)
+
+    # --- reader thread -----------------------------------------------------------------------
+    def _read(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            kind, _, rest = raw.decode("utf-8", "replace").rstrip("\n").partition(" ")
+            if kind == "ready":
+                self.ready.set()
+            elif kind == "started":
+                request_id, pid = map(int, rest.split())
+                with self._lock:
+                    slot = self._requests.pop(request_id, None)
+                    if slot is None:  # its requester gave up: the child finds the lock taken
+                        continue
+                    proc = ForkedProcess(pid, slot[2], slot[3])
+                    self._procs[pid] = proc
+                slot[1] = proc
+                slot[0].set()
+            elif kind == "error":
+                request_id_text, _, message = rest.partition(" ")
+                with self._lock:
+                    slot = self._requests.pop(int(request_id_text), None)
+                if slot is not None:
+                    slot[1] = message
+                    slot[0].set()
+            elif kind == "unwatched":  # forked, but the server cannot report its exit
+                pid_text, _, message = rest.partition(" ")
+                with self._lock:
+                    unwatched = self._procs.pop(int(pid_text), None)
+                print(f"xpm: local fork server: {message}", file=sys.stderr)
+                if unwatched is not None:
+                    unwatched._orphaned()
+            elif kind == "exit":
+                pid_text, status_text = rest.split()
+                with self._lock:
+                    ended = self._procs.pop(int(pid_text), None)
+                if ended is not None:
+                    ended._exited(os.waitstatus_to_exitcode(int(status_text)))
+        self._died()
+        stream.close()
+        self._proc.wait()  # it exits once its stdin is closed: no zombie left
+
+    def _died(self) -> None:
+        with self._lock:
+            if self.dead and not self._procs and not self._requests:
+                return
+            self.dead = True
+            orphans = list(self._procs.values())
+            self._procs.clear()
+            waiting = list(self._requests.values())
+            self._requests.clear()
+        for slot in waiting:
+            slot[0].set()  # no answer will come: the caller starts the job fresh
+        for proc in orphans:
+            proc._orphaned()
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+
+
+_servers: dict[tuple[tuple[str, str], ...], ForkServer] = {}
+_failures = 0
+_atexit_registered = False
+_servers_lock = threading.Lock()
+
+
+def server_for(env: dict[str, str]) -> ForkServer | None:
+    """The server for jobs with environment ``env``: started (in the background) if needed.
+
+    None when jobs must start fresh: fork servers unavailable here, too many distinct
+    interpreter-level environments, or servers that keep dying.
+    """
+    global _failures
+    if not available():
+        return None
+    key = interpreter_key(env)
+    with _servers_lock:
+        server = _servers.get(key)
+        if server is not None and server.dead:
+            del _servers[key]
+            if not server.ready.is_set():  # died starting: it would again (a broken setup)
+                _failures += 1
+            server = None
+        if server is None:
+            if _failures >= 3 or len(_servers) >= MAX_SERVERS:
+                return None
+            try:
+                server = ForkServer(env)
+            except OSError:
+                _failures += 1
+                return None
+            global _atexit_registered
+            if not _atexit_registered:
+                atexit.register(_close_all)
+                _atexit_registered = True
+            _servers[key] = server
+    return server
+
+
+def _close_all() -> None:
+    """At exit: let the servers go (their stdin would close anyway) and reap them."""
+    for server in list(_servers.values()):
+        server.close(wait=1.0)
