@@ -96,6 +96,30 @@ def test_failure_propagates_and_experiment_raises(workdir: Path, tmp_path: Path)
     assert marker["exit_code"] == 1
 
 
+def test_the_summary_names_a_few_failed_jobs_and_how_to_list_all(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shlex
+
+    from click.testing import CliRunner
+
+    from xpm import _experiment
+    from xpm.cli import cli
+
+    monkeypatch.setattr(_experiment, "FAILED_SHOWN", 3)
+    with pytest.raises(JobsFailedError, match="5 job"), run_xp(workdir, max_parallel=2):
+        for n in range(5):
+            Fail(n=n).submit()
+    err = capsys.readouterr().err
+    assert err.count("    log: ") == 3
+    hint = next(line for line in err.splitlines() if "... and 2 more" in line)
+    command = shlex.split(hint.split("`")[1])
+    assert command[:3] == ["xpm", "jobs", "list"]
+    listed = CliRunner().invoke(cli, [*command[1:], "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    assert len(json.loads(listed.output)) == 5
+
+
 def test_failed_job_reruns_and_keeps_previous_logs(workdir: Path, tmp_path: Path) -> None:
     ok = tmp_path / "ok"
     with pytest.raises(JobsFailedError), run_xp(workdir) as xp:

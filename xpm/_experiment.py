@@ -7,6 +7,7 @@ import getpass
 import itertools
 import json
 import os
+import shlex
 import socket
 import sys
 import time
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from .launchers._base import Launcher
 
 RUN_MODES = ("normal", "generate", "dry-run")
+#: Failed jobs the end-of-run summary names one by one; the rest are counted.
+FAILED_SHOWN = 20
 _RUN_SEQUENCE = itertools.count()
 _current: contextvars.ContextVar[Experiment | None] = contextvars.ContextVar(
     "xpm_experiment", default=None
@@ -443,8 +446,15 @@ class Experiment:
             f"xpm {self.name}: {c.get('DONE', 0)} done, {c.get('ALREADY_DONE', 0)} already done,"
             f" {len(failed)} failed"
         )
-        for job in failed:
+        for job in failed[:FAILED_SHOWN]:
             self._echo(f"  {job.state} {job.name}: {job.reason}\n    log: {job.jobdir.stderr}")
+        if len(failed) > FAILED_SHOWN:
+            # A bug in a task fails every job of a sweep: hundreds of lines would hide the rest.
+            self._echo(
+                f"  ... and {len(failed) - FAILED_SHOWN} more: `xpm jobs list --workdir "
+                f"{shlex.quote(str(self.workdir))} --experiment {shlex.quote(self.name)} "
+                "--state failed --state cancelled`"
+            )
         if failed:
             raise JobsFailedError(
                 f"{len(failed)} job(s) of experiment {self.name!r} failed; see the logs above",
