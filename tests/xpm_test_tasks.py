@@ -128,6 +128,13 @@ class ReportWithFunction(Task):
         xpm.report(value=self.x * 10, step=1)
 
 
+def _umask() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    return -1
+
+
 class Introspect(Task):
     """Writes what its process sees to ``seen.json``; leaves work for interpreter exit."""
 
@@ -137,6 +144,7 @@ class Introspect(Task):
         import atexit
         import json
         import random
+        import resource
         import sys
 
         fds = {}
@@ -156,7 +164,27 @@ class Introspect(Task):
             "fds": fds,
             "random": random.random(),
             "hash_randomization": sys.flags.hash_randomization,
+            "tzname": list(time.tzname),
+            "umask": _umask(),
+            "cpus": sorted(os.sched_getaffinity(0)),
+            "nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
+            "streams": {
+                name: [
+                    type(getattr(sys, name).buffer).__name__,
+                    getattr(sys, name).line_buffering,
+                    getattr(sys, name).encoding,
+                    getattr(sys, name).errors,
+                    getattr(sys, name).seekable(),
+                ]
+                for name in ("stdin", "stdout", "stderr")
+            },
+            "xpm_run_imported": "xpm.run" in sys.modules,
         }
         Path("seen.json").write_text(json.dumps(seen))
-        atexit.register(lambda: Path("atexit.txt").write_text("ran"))
+
+        def at_exit() -> None:
+            main = getattr(sys.modules["__main__"], "__file__", None)
+            Path("atexit.txt").write_text(json.dumps(["ran", sys.argv[0], main]))
+
+        atexit.register(at_exit)
         sys.stdout.write("left in the buffer")  # no newline, no flush: exit must flush it

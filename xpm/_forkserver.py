@@ -11,9 +11,9 @@ run.  ``random`` reseeds itself in every child (``os.register_at_fork``).
 Protocol (the experiment process is the client, :mod:`xpm.launchers._forkclient`):
 
 - requests on the server's stdin: 4-byte big-endian length + ``marshal`` of
-  ``(request id, job directory, environment, stdout path, stderr path)``;
+  ``(request id, job directory, environment, stdout path, stderr path, settings)``;
 - replies on the server's stdout, one text line each: ``ready``, ``started ID PID``,
-  ``error ID MESSAGE``, ``unwatched PID MESSAGE``, ``exit PID WAITSTATUS``.
+  ``error ID MESSAGE``, ``exit PID WAITSTATUS``.
 
 The server exits when its stdin closes (the experiment process ended or died): children
 keep running on their own, as jobs of a killed experiment do.
@@ -21,15 +21,25 @@ keep running on their own, as jobs of a killed experiment do.
 
 from __future__ import annotations
 
+import _signal
+import contextlib
+import io
 import marshal
 import os
+import resource
 import select
 import sys
+import time
+from typing import Any
 
 #: Request header: the length of the marshalled request.
 HEADER = 4
 
-Request = tuple[int, str, dict[str, str], str, str]
+#: A job request: id, job directory, environment, stdout and stderr paths, and the process
+#: settings of the submitting thread (umask, nice, CPU affinity, resource limits).
+Request = tuple[int, str, dict[str, str], str, str, dict[str, Any]]
+#: While some children cannot be watched through a pidfd, how often they are reaped (ms).
+REAP_EVERY_MS = 200
 
 
 def _write(fd: int, line: str) -> None:
@@ -43,9 +53,16 @@ def _serve(requests: int, replies: int) -> Request | None:
     poller = select.poll()
     poller.register(requests, select.POLLIN)
     children: dict[int, int] = {}  # pidfd -> pid
+    unwatched: set[int] = set()  # children without a pidfd (out of descriptors): reaped by polling
     buffer = b""
     while True:
-        for fd, _events in poller.poll():
+        ready = poller.poll(REAP_EVERY_MS if unwatched else None)
+        for pid in list(unwatched):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                unwatched.discard(pid)
+                _write(replies, f"exit {pid} {status}")
+        for fd, _events in ready:
             if fd != requests:
                 pid = children.pop(fd)
                 poller.unregister(fd)
@@ -74,12 +91,11 @@ def _serve(requests: int, replies: int) -> Request | None:
                     return request
                 try:
                     pidfd = os.pidfd_open(pid)
-                except OSError as e:  # cannot watch it (out of descriptors?): say so
-                    _write(replies, f"started {request[0]} {pid}")
-                    _write(replies, f"unwatched {pid} cannot watch job process {pid}: {e}")
-                    continue
-                children[pidfd] = pid
-                poller.register(pidfd, select.POLLIN)
+                except OSError:  # out of descriptors: reap it by polling instead
+                    unwatched.add(pid)
+                else:
+                    children[pidfd] = pid
+                    poller.register(pidfd, select.POLLIN)
                 _write(replies, f"started {request[0]} {pid}")
 
 
@@ -98,9 +114,9 @@ def _job_sys_path(
     return list(dict.fromkeys([*first, *job_entries, *rest]))
 
 
-def _become_job(request: Request, base_path: list[str], base_pythonpath: str) -> int:
-    """In the forked child: take the job's session, files, environment; run it."""
-    _, jobdir, env, stdout, stderr = request
+def _become_job(request: Request, base_path: list[str], base_pythonpath: str) -> None:
+    """In the forked child: take the job's session, files, environment and settings."""
+    _, jobdir, env, stdout, stderr, settings = request
     os.setsid()  # its own process group: the launcher cancels it as a whole
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -109,20 +125,72 @@ def _become_job(request: Request, base_path: list[str], base_pythonpath: str) ->
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.dup2(fd, target)
         os.close(fd)
+    _reopen_standard_streams()
     os.chdir(jobdir)
     os.environ.clear()
     os.environ.update(env)
+    time.tzset()  # TZ may differ from the server's
+    _apply_settings(settings)
     sys.path[:] = _job_sys_path(base_path, base_pythonpath, jobdir, env)
     import importlib
 
     importlib.invalidate_caches()  # directories may have changed since the server started
 
-    import runpy
 
-    # What `python -m xpm.run JOBDIR` does: xpm/run.py runs as __main__ (it exits itself).
-    sys.argv[:] = ["-m", jobdir]
-    runpy.run_module("xpm.run", run_name="__main__", alter_sys=True)
-    return 0
+def _reopen_standard_streams() -> None:
+    """New sys.stdin/stdout/stderr over the job's files, as a starting interpreter makes
+    them (buffer sized for a file, seekable), with the server's encodings and modes."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        old = getattr(sys, name)
+        unbuffered = isinstance(getattr(old, "buffer", None), io.FileIO)  # python -u
+        binary = open(  # noqa: SIM115 - owned by the new stream
+            fd, "rb" if fd == 0 else "wb", buffering=0 if unbuffered else -1, closefd=False
+        )
+        stream = io.TextIOWrapper(
+            binary,
+            encoding=old.encoding,
+            errors=old.errors,
+            newline="\n",
+            line_buffering=old.line_buffering,
+            write_through=unbuffered,
+        )
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+
+
+def _apply_settings(settings: dict[str, Any]) -> None:
+    """The submitting thread's process settings, which a fresh process would inherit."""
+    os.umask(settings["umask"])
+    with contextlib.suppress(OSError):  # raising the priority back needs privileges
+        os.setpriority(os.PRIO_PROCESS, 0, settings["nice"])
+    with contextlib.suppress(OSError, ValueError):
+        os.sched_setaffinity(0, settings["cpus"])
+    for which, limits in settings["rlimits"].items():
+        with contextlib.suppress(OSError, ValueError):  # a raised hard limit needs privileges
+            resource.setrlimit(which, limits)
+    if settings.get("sigchld_ignored"):
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)
+
+
+def _run_as_main(jobdir: str) -> None:
+    """What ``python -m xpm.run JOBDIR`` does: xpm/run.py runs as a new ``__main__`` module
+    (it exits the interpreter itself); ``sys.argv[0]`` is its file."""
+    import importlib.util
+    import types
+
+    sys.modules.pop("xpm.run", None)  # as in a fresh process: user code imports its own copy
+    spec = importlib.util.find_spec("xpm.run")
+    assert spec is not None and spec.loader is not None and spec.origin is not None
+    main = types.ModuleType("__main__")
+    main.__file__ = spec.origin
+    main.__spec__ = spec
+    main.__loader__ = spec.loader
+    main.__package__ = "xpm"
+    main.__cached__ = spec.cached  # type: ignore[attr-defined]
+    sys.modules["__main__"] = main
+    sys.argv[:] = [spec.origin, jobdir]
+    code = spec.loader.get_code("xpm.run")  # type: ignore[attr-defined]
+    exec(code, main.__dict__)
 
 
 def main() -> int:
@@ -132,6 +200,9 @@ def main() -> int:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
+    # An experiment that ignores SIGCHLD would make waitpid fail here; its jobs get it back.
+    sigchld_ignored = _signal.getsignal(_signal.SIGCHLD) == _signal.SIG_IGN
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
     # What every job imports; user code is never imported here.
     from . import _serialize, _task, run  # noqa: F401
 
@@ -144,7 +215,10 @@ def main() -> int:
         return 0
     if request is None:
         return 0
-    return _become_job(request, base_path, base_pythonpath)
+    request[5]["sigchld_ignored"] = sigchld_ignored
+    _become_job(request, base_path, base_pythonpath)
+    _run_as_main(request[1])
+    return 0
 
 
 if __name__ == "__main__":

@@ -18,10 +18,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
-
-from .._jobdir import process_alive
 
 #: Set to "0" to start every local job as a fresh interpreter.
 ENV_SWITCH = "XPM_FORK_SERVER"
@@ -31,6 +29,10 @@ MAX_SERVERS = 4
 REQUEST_TIMEOUT = 10.0
 #: How often a job whose server died is checked for its end.
 ORPHAN_POLL = 0.5
+#: How often the client checks that the server reports the ends of its jobs...
+WATCH_EVERY = 1.0
+#: ...and how long after a job ended its report may take before the server is retired.
+EXIT_REPORT_GRACE = 5.0
 
 _PREFIXES = ("PYTHON", "LD_", "LC_", "MALLOC_")
 _NAMES = frozenset({"LANG", "LANGUAGE", "GLIBC_TUNABLES"})
@@ -102,7 +104,7 @@ class ForkedProcess:
         # Another process (init) reaps it now: it has ended once its pid is gone, or once its
         # outcome is on disk and it no longer holds running.lock.
         while self.returncode is None:
-            gone = not process_alive(self.pid)
+            gone = not _process_running(self.pid)
             done, failed = self._jobdir.is_done(), self._jobdir.failed_marker.exists()
             if gone or ((done or failed) and not self._jobdir.running_lock_held()):
                 if done:
@@ -117,6 +119,40 @@ class ForkedProcess:
                 self._exited(code)
                 return
             time.sleep(ORPHAN_POLL)
+
+
+def _process_running(pid: int) -> bool:
+    """Whether ``pid`` still runs: a zombie (ended, not yet reaped) does not."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat.rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+
+
+def process_settings() -> dict[str, Any]:
+    """What a process started by the calling thread now would inherit, besides its
+    environment: umask, nice value, CPU affinity, resource limits (a fork server child
+    takes them from its request)."""
+    import resource
+
+    umask = 0o022
+    with contextlib.suppress(OSError), open("/proc/self/status", "rb") as fh:
+        for line in fh:
+            if line.startswith(b"Umask:"):
+                umask = int(line.split()[1], 8)
+                break
+    return {
+        "umask": umask,
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),  # 0: this thread, on Linux
+        "cpus": os.sched_getaffinity(0),
+        "rlimits": {
+            which: resource.getrlimit(which)
+            for name in dir(resource)
+            if name.startswith("RLIMIT_") and isinstance(which := getattr(resource, name), int)
+        },
+    }
 
 
 _callbacks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
@@ -163,10 +199,11 @@ class ForkServer:
         )
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._stdin: IO[bytes] = self._proc.stdin
-        reader = threading.Thread(
-            target=self._read, args=(self._proc.stdout,), name="xpm-forkserver", daemon=True
-        )
-        reader.start()
+        self._stdout: IO[bytes] = self._proc.stdout
+        self._stopped = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="xpm-forkserver", daemon=True)
+        self._reader.start()
+        threading.Thread(target=self._watch, name="xpm-forkserver-watch", daemon=True).start()
 
     def spawn(
         self, jobdir: Any, env: dict[str, str], on_exit: Callable[[], None]
@@ -181,7 +218,14 @@ class ForkServer:
             slot: list[Any] = [event, None, jobdir, on_exit]
             self._requests[request_id] = slot
             message = marshal.dumps(
-                (request_id, str(jobdir.path), env, str(jobdir.stdout), str(jobdir.stderr))
+                (
+                    request_id,
+                    str(jobdir.path),
+                    env,
+                    str(jobdir.stdout),
+                    str(jobdir.stderr),
+                    process_settings(),
+                )
             )
             try:
                 self._stdin.write(len(message).to_bytes(4, "big") + message)
@@ -194,13 +238,13 @@ class ForkServer:
             self._died()
             return None
         if not event.wait(REQUEST_TIMEOUT):
-            # The server hangs: kill it before the caller starts the job as a fresh process,
-            # so that it cannot fork this job as well afterwards.
+            # No answer: kill the server, then read every reply it wrote before dying.  If it
+            # forked the job after all, that child is followed through the job directory;
+            # only if it did not does the caller start the job as a fresh process.
+            self._kill(f"did not answer a job request within {REQUEST_TIMEOUT:g} s")
+            self._reader.join(timeout=60)
             with self._lock:
                 self._requests.pop(request_id, None)
-            self._proc.kill()
-            self._died()
-            return None
         result = slot[1]
         return result if isinstance(result, ForkedProcess) else None
 
@@ -213,9 +257,38 @@ class ForkServer:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(wait)
 
-    # --- reader thread -----------------------------------------------------------------------
-    def _read(self, stream: IO[bytes]) -> None:
-        for raw in stream:
+    def _kill(self, why: str) -> None:
+        """Retire a server that stopped answering (its jobs go on, followed by their files)."""
+        if not self.dead:
+            print(f"xpm: the local fork server {why}; stopping it", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            self._proc.kill()
+
+    # --- threads ---------------------------------------------------------------------------
+    def _watch(self) -> None:
+        """Kill a server that stops reporting its children's exits (stopped, hung): a child
+        that has ended but whose exit is not reported within EXIT_REPORT_GRACE."""
+        ended_at: dict[int, float] = {}
+        while not self._stopped.wait(WATCH_EVERY):
+            with self._lock:
+                pids = list(self._procs)
+            now = time.monotonic()
+            for pid in list(ended_at):
+                if pid not in pids:
+                    del ended_at[pid]
+            for pid in pids:
+                if not _process_running(pid):
+                    ended_at.setdefault(pid, now)
+            if any(now - t > EXIT_REPORT_GRACE for t in ended_at.values()):
+                self._kill(f"did not report the end of a job within {EXIT_REPORT_GRACE:g} s")
+                return
+
+    def _replies(self) -> Iterator[bytes]:
+        """The server's reply lines, until it exits."""
+        yield from self._stdout
+
+    def _read(self) -> None:
+        for raw in self._replies():
             kind, _, rest = raw.decode("utf-8", "replace").rstrip("\n").partition(" ")
             if kind == "ready":
                 self.ready.set()
@@ -236,13 +309,6 @@ class ForkServer:
                 if slot is not None:
                     slot[1] = message
                     slot[0].set()
-            elif kind == "unwatched":  # forked, but the server cannot report its exit
-                pid_text, _, message = rest.partition(" ")
-                with self._lock:
-                    unwatched = self._procs.pop(int(pid_text), None)
-                print(f"xpm: local fork server: {message}", file=sys.stderr)
-                if unwatched is not None:
-                    unwatched._orphaned()
             elif kind == "exit":
                 pid_text, status_text = rest.split()
                 with self._lock:
@@ -250,8 +316,20 @@ class ForkServer:
                 if ended is not None:
                     ended._exited(os.waitstatus_to_exitcode(int(status_text)))
         self._died()
-        stream.close()
+        self._stopped.set()
+        self._stdout.close()
         self._proc.wait()  # it exits once its stdin is closed: no zombie left
+
+    def _abandon(self, devnull: int) -> None:
+        """In a process forked from this one: forget the server without touching it (its
+        pipes now lead to /dev/null, so nothing here can write a request or close them)."""
+        self.dead = True
+        self._lock = threading.Lock()
+        self._procs.clear()
+        self._requests.clear()
+        for stream in (self._stdin, self._stdout):
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(devnull, stream.fileno())
 
     def _died(self) -> None:
         with self._lock:
@@ -287,12 +365,12 @@ def server_for(env: dict[str, str]) -> ForkServer | None:
         return None
     key = interpreter_key(env)
     with _servers_lock:
+        for other_key, other in list(_servers.items()):
+            if other.dead:
+                del _servers[other_key]
+                if not other.ready.is_set():  # died starting: it would again (broken setup)
+                    _failures += 1
         server = _servers.get(key)
-        if server is not None and server.dead:
-            del _servers[key]
-            if not server.ready.is_set():  # died starting: it would again (a broken setup)
-                _failures += 1
-            server = None
         if server is None:
             if _failures >= 3 or len(_servers) >= MAX_SERVERS:
                 return None
@@ -307,6 +385,30 @@ def server_for(env: dict[str, str]) -> ForkServer | None:
                 _atexit_registered = True
             _servers[key] = server
     return server
+
+
+_abandoned: list[ForkServer] = []
+
+
+def _after_fork_in_child() -> None:
+    """A process forked from the experiment (multiprocessing's "fork") starts without
+    servers: the parent's answer to the parent, and their replies go to its threads."""
+    global _servers, _servers_lock, _notifier, _callbacks
+    _servers_lock = threading.Lock()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        for server in _servers.values():
+            server._abandon(devnull)
+            _abandoned.append(server)  # never collected: closing would close /dev/null dups
+    finally:
+        os.close(devnull)
+    _servers = {}
+    _notifier = None
+    _callbacks = queue.SimpleQueue()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _close_all() -> None:
