@@ -29,10 +29,12 @@ MAX_SERVERS = 4
 REQUEST_TIMEOUT = 10.0
 #: How often a job whose server died is checked for its end.
 ORPHAN_POLL = 0.5
-#: How often the client checks that the server reports the ends of its jobs...
+#: How often the client checks that the server reaps the jobs that ended.
 WATCH_EVERY = 1.0
-#: ...and how long after a job ended its report may take before the server is retired.
+#: How long a server that is not waiting for a CPU may leave an ended job unreaped...
 EXIT_REPORT_GRACE = 5.0
+#: ...and how long any server may (a machine so loaded that it never ran is not hung).
+EXIT_REPORT_LIMIT = 60.0
 
 _PREFIXES = ("PYTHON", "LD_", "LC_", "MALLOC_")
 _NAMES = frozenset({"LANG", "LANGUAGE", "GLIBC_TUNABLES"})
@@ -121,14 +123,20 @@ class ForkedProcess:
             time.sleep(ORPHAN_POLL)
 
 
-def _process_running(pid: int) -> bool:
-    """Whether ``pid`` still runs: a zombie (ended, not yet reaped) does not."""
+def _process_state(pid: int) -> str | None:
+    """The state letter of process ``pid`` (R running, S sleeping, T stopped, Z zombie...),
+    None when there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             stat = fh.read()
     except OSError:
-        return False
-    return stat.rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+        return None
+    return stat.rsplit(b")", 1)[1].split()[0].decode()
+
+
+def _process_running(pid: int) -> bool:
+    """Whether ``pid`` still runs: a zombie (ended, not yet reaped) does not."""
+    return _process_state(pid) not in (None, "Z", "X")
 
 
 def process_settings() -> dict[str, Any]:
@@ -266,21 +274,24 @@ class ForkServer:
 
     # --- threads ---------------------------------------------------------------------------
     def _watch(self) -> None:
-        """Kill a server that stops reporting its children's exits (stopped, hung): a child
-        that has ended but whose exit is not reported within EXIT_REPORT_GRACE."""
-        ended_at: dict[int, float] = {}
+        """Kill a server that stops reaping its children (stopped, hung).
+
+        A child it has not reaped stays a zombie.  One left for EXIT_REPORT_GRACE while the
+        server is not even waiting for a CPU (a stopped or stuck server), or for
+        EXIT_REPORT_LIMIT whatever the server's state, retires it.  A child already reaped
+        is not counted: its report is on its way, however slowly this process reads it.
+        """
+        zombie_since: dict[int, float] = {}
         while not self._stopped.wait(WATCH_EVERY):
             with self._lock:
                 pids = list(self._procs)
             now = time.monotonic()
-            for pid in list(ended_at):
-                if pid not in pids:
-                    del ended_at[pid]
-            for pid in pids:
-                if not _process_running(pid):
-                    ended_at.setdefault(pid, now)
-            if any(now - t > EXIT_REPORT_GRACE for t in ended_at.values()):
-                self._kill(f"did not report the end of a job within {EXIT_REPORT_GRACE:g} s")
+            zombies = {pid for pid in pids if _process_state(pid) == "Z"}
+            zombie_since = {pid: zombie_since.get(pid, now) for pid in zombies}
+            oldest = max((now - t for t in zombie_since.values()), default=0.0)
+            waiting_for_cpu = _process_state(self._proc.pid) == "R"
+            if oldest > EXIT_REPORT_LIMIT or (oldest > EXIT_REPORT_GRACE and not waiting_for_cpu):
+                self._kill(f"left a job unreaped for {oldest:.0f} s")
                 return
 
     def _replies(self) -> Iterator[bytes]:
