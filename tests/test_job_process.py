@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -214,11 +215,15 @@ def test_jobs_outlive_a_dead_fork_server_and_their_outcome_is_kept(
 
 
 @needs_fork_server
+@pytest.mark.parametrize("request_size", ["small", "larger than the pipe"])
 def test_a_hung_fork_server_is_replaced_by_a_fresh_process(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, request_size: str
 ) -> None:
     server = ready_server()
     monkeypatch.setattr(_forkclient, "REQUEST_TIMEOUT", 1.0)
+    if request_size != "small":  # the write itself cannot finish: it must not block
+        for n in range(4):  # 4 x 60 KB: more than a pipe holds, each within exec's limit
+            monkeypatch.setenv(f"XPM_TEST_BIG{n}", "x" * 60_000)
     os.kill(server._proc.pid, signal.SIGSTOP)
     try:
         with experiment(workdir, "xp", progress=False):
@@ -339,6 +344,8 @@ def test_a_forked_job_gets_the_process_settings_of_its_submission(
     view = seen(out)
     assert "xpm._forkserver" in parent_command(view["ppid"])
     assert view["umask"] == 0o027
+    for log in (out.__xpm_jobdir__.stdout, out.__xpm_jobdir__.stderr):
+        assert stat.S_IMODE(log.stat().st_mode) == 0o640  # made under that umask
     assert view["nofile"] == [soft // 2, hard]
     assert view["tzname"] == ["JST", "JST"]
     if len(cpus) > 1:

@@ -118,11 +118,12 @@ def _become_job(request: Request, base_path: list[str], base_pythonpath: str) ->
     """In the forked child: take the job's session, files, environment and settings."""
     _, jobdir, env, stdout, stderr, settings = request
     os.setsid()  # its own process group: the launcher cancels it as a whole
+    _apply_settings(settings)  # first: the umask decides the new log files' modes
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
     for target, path in ((1, stdout), (2, stderr)):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         os.dup2(fd, target)
         os.close(fd)
     _reopen_standard_streams()
@@ -130,7 +131,6 @@ def _become_job(request: Request, base_path: list[str], base_pythonpath: str) ->
     os.environ.clear()
     os.environ.update(env)
     time.tzset()  # TZ may differ from the server's
-    _apply_settings(settings)
     sys.path[:] = _job_sys_path(base_path, base_pythonpath, jobdir, env)
     import importlib
 

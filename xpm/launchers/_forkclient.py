@@ -207,6 +207,11 @@ class ForkServer:
         )
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._stdin: IO[bytes] = self._proc.stdin
+        # Requests are written straight to the descriptor, never blocking: a stopped server
+        # with a full pipe must not hold the scheduler beyond the request timeout.
+        self._stdin_fd = self._stdin.fileno()
+        os.set_blocking(self._stdin_fd, False)
+        self._write_lock = threading.Lock()
         self._stdout: IO[bytes] = self._proc.stdout
         self._stopped = threading.Event()
         self._reader = threading.Thread(target=self._read, name="xpm-forkserver", daemon=True)
@@ -220,32 +225,28 @@ class ForkServer:
         if self.dead or not self.ready.is_set():
             return None
         event = threading.Event()
-        with self._lock:
-            self._next_id += 1
-            request_id = self._next_id
-            slot: list[Any] = [event, None, jobdir, on_exit]
-            self._requests[request_id] = slot
-            message = marshal.dumps(
-                (
-                    request_id,
-                    str(jobdir.path),
-                    env,
-                    str(jobdir.stdout),
-                    str(jobdir.stderr),
-                    process_settings(),
-                )
-            )
-            try:
-                self._stdin.write(len(message).to_bytes(4, "big") + message)
-                self._stdin.flush()
-                sent = True
-            except (OSError, ValueError):  # the server is gone
-                del self._requests[request_id]
-                sent = False
-        if not sent:
+        deadline = time.monotonic() + REQUEST_TIMEOUT
+        fields = (
+            str(jobdir.path),
+            env,
+            str(jobdir.stdout),
+            str(jobdir.stderr),
+            process_settings(),
+        )
+        with self._write_lock:  # whole requests, one at a time; never under self._lock,
+            with self._lock:  # which the reader and the watcher need
+                self._next_id += 1
+                request_id = self._next_id
+                slot: list[Any] = [event, None, jobdir, on_exit]
+                self._requests[request_id] = slot
+            message = marshal.dumps((request_id, *fields))
+            sent = self._send(len(message).to_bytes(4, "big") + message, deadline)
+        if sent is None:  # the server is gone
+            with self._lock:
+                self._requests.pop(request_id, None)
             self._died()
             return None
-        if not event.wait(REQUEST_TIMEOUT):
+        if not sent or not event.wait(max(0.0, deadline - time.monotonic())):
             # No answer: kill the server, then read every reply it wrote before dying.  If it
             # forked the job after all, that child is followed through the job directory;
             # only if it did not does the caller start the job as a fresh process.
@@ -255,6 +256,26 @@ class ForkServer:
                 self._requests.pop(request_id, None)
         result = slot[1]
         return result if isinstance(result, ForkedProcess) else None
+
+    def _send(self, data: bytes, deadline: float) -> bool | None:
+        """Write ``data`` to the server before ``deadline``: True if written, False if the
+        server did not take it in time (a stopped server with a full pipe), None if gone."""
+        import select
+
+        poller = select.poll()
+        poller.register(self._stdin_fd, select.POLLOUT)
+        view = memoryview(data)
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0 or not poller.poll(left * 1000):
+                return False
+            try:
+                view = view[os.write(self._stdin_fd, view) :]
+            except BlockingIOError:
+                continue
+            except OSError:
+                return None
+        return True
 
     def close(self, wait: float = 0.0) -> None:
         """Stop the server (the jobs it forked go on); wait up to ``wait`` s for it to exit."""
