@@ -103,14 +103,13 @@ def _job_sys_path(
     base: list[str], base_pythonpath: str, jobdir: str, env: dict[str, str]
 ) -> list[str]:
     """``sys.path`` as ``python -m xpm.run JOBDIR`` started with ``env`` would have it."""
+    safe_path = getattr(sys.flags, "safe_path", False)  # -P: no script/cwd entry first
     server_entries = [p for p in base_pythonpath.split(os.pathsep) if p]
-    rest = base[1:]  # base[0]: the server's cwd (for -m), unless safe_path dropped it
-    if getattr(sys.flags, "safe_path", False):
-        rest = base
+    rest = base if safe_path else base[1:]  # base[0]: the server's cwd (for -m)
     if rest[: len(server_entries)] == server_entries:
         rest = rest[len(server_entries) :]
     job_entries = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    first = [] if getattr(sys.flags, "safe_path", False) else [jobdir]
+    first = [] if safe_path else [jobdir]
     return list(dict.fromkeys([*first, *job_entries, *rest]))
 
 
@@ -180,7 +179,8 @@ def _run_as_main(jobdir: str) -> None:
 
     sys.modules.pop("xpm.run", None)  # as in a fresh process: user code imports its own copy
     spec = importlib.util.find_spec("xpm.run")
-    assert spec is not None and spec.loader is not None and spec.origin is not None
+    if spec is None or spec.loader is None or spec.origin is None:
+        raise ImportError("the job entry point xpm.run cannot be found from the job's sys.path")
     main = types.ModuleType("__main__")
     main.__file__ = spec.origin
     main.__spec__ = spec

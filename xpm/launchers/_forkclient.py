@@ -14,12 +14,18 @@ import contextlib
 import marshal
 import os
 import queue
+import select
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+from ..errors import LauncherError
+
+if TYPE_CHECKING:
+    from .._jobdir import JobDir
 
 #: Set to "0" to start every local job as a fresh interpreter.
 ENV_SWITCH = "XPM_FORK_SERVER"
@@ -74,7 +80,7 @@ class ForkedProcess:
     """A job process forked by the server: the part of ``subprocess.Popen`` the local
     launcher uses (``pid``, ``poll()``, ``wait()``, ``returncode``)."""
 
-    def __init__(self, pid: int, jobdir: Any, on_exit: Callable[[], None]) -> None:
+    def __init__(self, pid: int, jobdir: JobDir, on_exit: Callable[[], None]) -> None:
         self.pid = pid
         self.returncode: int | None = None
         #: Why the outcome is unknown (the server died before the job ended), if it is.
@@ -87,9 +93,8 @@ class ForkedProcess:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        if not self._ended.wait(timeout):
+        if not self._ended.wait(timeout) or self.returncode is None:
             raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
-        assert self.returncode is not None
         return self.returncode
 
     def _exited(self, returncode: int) -> None:
@@ -145,6 +150,13 @@ def process_settings() -> dict[str, Any]:
     takes them from its request)."""
     import resource
 
+    global _RLIMITS
+    if _RLIMITS is None:
+        _RLIMITS = [
+            value
+            for name in dir(resource)
+            if name.startswith("RLIMIT_") and isinstance(value := getattr(resource, name), int)
+        ]
     umask = 0o022
     with contextlib.suppress(OSError), open("/proc/self/status", "rb") as fh:
         for line in fh:
@@ -155,12 +167,11 @@ def process_settings() -> dict[str, Any]:
         "umask": umask,
         "nice": os.getpriority(os.PRIO_PROCESS, 0),  # 0: this thread, on Linux
         "cpus": os.sched_getaffinity(0),
-        "rlimits": {
-            which: resource.getrlimit(which)
-            for name in dir(resource)
-            if name.startswith("RLIMIT_") and isinstance(which := getattr(resource, name), int)
-        },
+        "rlimits": {which: resource.getrlimit(which) for which in _RLIMITS},
     }
+
+
+_RLIMITS: list[int] | None = None  # the resource limits this platform has
 
 
 _callbacks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
@@ -205,7 +216,8 @@ class ForkServer:
             cwd="/",
             start_new_session=True,  # Ctrl-C at the terminal must not stop it mid-report
         )
-        assert self._proc.stdin is not None and self._proc.stdout is not None
+        if self._proc.stdin is None or self._proc.stdout is None:  # not with PIPE: a bug
+            raise LauncherError("the local fork server was started without its pipes")
         self._stdin: IO[bytes] = self._proc.stdin
         # Requests are written straight to the descriptor, never blocking: a stopped server
         # with a full pipe must not hold the scheduler beyond the request timeout.
@@ -219,7 +231,7 @@ class ForkServer:
         threading.Thread(target=self._watch, name="xpm-forkserver-watch", daemon=True).start()
 
     def spawn(
-        self, jobdir: Any, env: dict[str, str], on_exit: Callable[[], None]
+        self, jobdir: JobDir, env: dict[str, str], on_exit: Callable[[], None]
     ) -> ForkedProcess | None:
         """Fork the job of ``jobdir``; None when the server cannot (the caller starts it)."""
         if self.dead or not self.ready.is_set():
@@ -260,8 +272,6 @@ class ForkServer:
     def _send(self, data: bytes, deadline: float) -> bool | None:
         """Write ``data`` to the server before ``deadline``: True if written, False if the
         server did not take it in time (a stopped server with a full pipe), None if gone."""
-        import select
-
         poller = select.poll()
         poller.register(self._stdin_fd, select.POLLOUT)
         view = memoryview(data)
@@ -328,7 +338,7 @@ class ForkServer:
                 request_id, pid = map(int, rest.split())
                 with self._lock:
                     slot = self._requests.pop(request_id, None)
-                    if slot is None:  # its requester gave up: the child finds the lock taken
+                    if slot is None:  # already given up as dead: nobody waits for this job
                         continue
                     proc = ForkedProcess(pid, slot[2], slot[3])
                     self._procs[pid] = proc
@@ -408,7 +418,7 @@ def server_for(env: dict[str, str]) -> ForkServer | None:
                 return None
             try:
                 server = ForkServer(env)
-            except OSError:
+            except (OSError, LauncherError):
                 _failures += 1
                 return None
             global _atexit_registered
