@@ -70,7 +70,9 @@ def test_same_configuration_is_one_job_and_done_never_reruns(workdir: Path, tmp_
     with run_xp(workdir) as xp:
         first = Count(n=1, counter=str(counter)).submit()
         second = Count(n=1, counter=str(counter), sleep=0.5).submit()  # Meta differs: same job
-    assert len(xp.jobs) == 1 and first is second  # the second submission returns the job's outputs
+    # The second object is bound to the same job: its own outputs, the job's directory.
+    assert len(xp.jobs) == 1 and second is not first
+    assert second.__xpm_jobdir__.path == first.__xpm_jobdir__.path
     assert lines(counter) == ["count 1"]
     with run_xp(workdir) as xp2:
         Count(n=1, counter=str(counter)).submit()

@@ -188,3 +188,47 @@ class Introspect(Task):
 
         atexit.register(at_exit)
         sys.stdout.write("left in the buffer")  # no newline, no flush: exit must flush it
+
+
+# --- generated paths: one owner per configuration, one place per position (issue 14) ------
+class Validation(Config):
+    """Holds a generated path: where its task writes a validation index."""
+
+    index: Meta[Path] = field(default_factory=PathGenerator("index"))
+
+
+class Validates(Task):
+    """Writes its own x into each validation index it holds (single, list and dict)."""
+
+    x: Param[int] = 0
+    validation: Param[Validation | None] = None
+    validations: Param[list[Validation]] = field(default_factory=list)
+    by_name: Param[dict[str, Validation]] = field(default_factory=dict)
+
+    def execute(self) -> None:
+        held = [self.validation, *self.validations, *self.by_name.values()]
+        for validation in held:
+            if validation is not None:
+                validation.index.parent.mkdir(parents=True, exist_ok=True)
+                with open(validation.index, "a") as fh:
+                    fh.write(f"{self.x}\n")
+
+
+class Say(Task):
+    """Writes a word to its generated output file."""
+
+    word: Param[str]
+    out: Meta[Path] = field(default_factory=PathGenerator("word.txt"))
+
+    def execute(self) -> None:
+        self.out.write_text(self.word)
+
+
+class Concat(Task):
+    """Reads the files of the Say tasks it is given."""
+
+    strings: Param[list[Say]]
+    out: Meta[Path] = field(default_factory=PathGenerator("concat.txt"))
+
+    def execute(self) -> None:
+        self.out.write_text(" ".join(s.out.read_text() for s in self.strings))

@@ -37,7 +37,16 @@ MISSING: Any = _Missing()
 _SCALARS = (bool, int, float, str, type(None), PurePath, enum.Enum)
 _SPECIAL = (Tagged, GeneratedPath)  # values that need more than a type check
 # Attributes of every new configuration; _xpm_task: the task whose output it is (xpm._task).
-_FRESH = {"_xpm_tags": None, "_xpm_frozen": False, "_xpm_task": None, "_xpm_id": None}
+# _xpm_generated: templates of generated paths once resolved; _xpm_owner: (job key, label) of
+# the job they were resolved for (xpm._task.resolve_generated).
+_FRESH = {
+    "_xpm_tags": None,
+    "_xpm_frozen": False,
+    "_xpm_task": None,
+    "_xpm_id": None,
+    "_xpm_generated": None,
+    "_xpm_owner": None,
+}
 
 
 class Field:
@@ -494,6 +503,64 @@ def iter_configs(value: Any) -> Iterator[Config]:
     elif isinstance(value, dict):
         for v in value.values():
             yield from iter_configs(v)
+
+
+def find_cycle(root: Config) -> str | None:
+    """A cycle of configurations reachable from ``root``, as ``A.x -> B.y -> A`` (or None).
+
+    Iterative, so that it still works when the recursion it explains has used up the stack.
+    """
+    on_path: dict[int, int] = {}  # id -> index in path
+    path: list[tuple[Config, str]] = []
+    done: set[int] = set()
+    stack: list[tuple[Config, Iterator[tuple[str, Config]]]] = []
+
+    def edges(cfg: Config) -> Iterator[tuple[str, Config]]:
+        for p, value in cfg.__xpm_values__():
+            for child in iter_configs(value):
+                yield p.name, child
+        task = cfg.__dict__.get("_xpm_task")
+        if isinstance(task, Config):
+            yield "<output of>", task
+
+    on_path[id(root)] = 0
+    path.append((root, ""))
+    stack.append((root, edges(root)))
+    while stack:
+        cfg, it = stack[-1]
+        step = next(it, None)
+        if step is None:
+            stack.pop()
+            on_path.pop(id(cfg), None)
+            path.pop()
+            done.add(id(cfg))
+            continue
+        name, child = step
+        path[-1] = (cfg, name)
+        if id(child) in on_path:
+            loop = path[on_path[id(child)] :]
+            parts = [f"{type(c).__qualname__}.{n}" for c, n in loop]
+            return " -> ".join([*parts, type(child).__qualname__])
+        if id(child) in done:
+            continue
+        on_path[id(child)] = len(path)
+        path.append((child, ""))
+        stack.append((child, edges(child)))
+    return None
+
+
+def cycle_error(cfg: Config) -> ConfigError:
+    """The error for a configuration whose identifier recursion never ends."""
+    cycle = find_cycle(cfg)
+    if cycle is None:
+        return ConfigError(
+            f"{type(cfg).__qualname__}: configurations nested too deeply to compute an "
+            "identifier; flatten the nesting"
+        )
+    return ConfigError(
+        f"configuration cycle: {cycle}; a configuration cannot contain itself, "
+        "build the nested one without the reference back"
+    )
 
 
 def missing_error(cls: type, p: ParamInfo) -> ConfigError:

@@ -231,7 +231,7 @@ class Experiment:
     def submit(self, task: Task, launcher: Launcher | None = None) -> Any:
         """Schedule ``task`` (see :meth:`xpm.Task.submit`)."""
         from ._serialize import render, to_params
-        from ._task import analyze
+        from ._task import analyze, claim_generated, resolve_generated
 
         found = analyze(task)  # checks required values and freezes the whole tree
         if self.git.add_class(type(task)):  # its code is in another repository: record it
@@ -241,9 +241,15 @@ class Experiment:
         info = type(task).__xpm__
         ident = task.__identifier__().hex
         key = (info.typeid, ident)
+        label = f"{info.typeid}/{ident[:12]}"
+        claim_generated(task, key, found)  # raises before anything is written
         job = self.jobs.get(key)
         if job is not None:
-            return self._outputs(job.task)
+            if job.task is not task:
+                # An equal task object: the same job, so the same directory and paths.
+                task.__dict__["_xpm_jobdir"] = job.jobdir
+                resolve_generated(key, label, job.jobdir, found)
+            return self._outputs(task)
         dependencies: list[Job] = []
         tags: dict[str, Any] = {}
         for upstream in found.dependencies:
@@ -260,8 +266,7 @@ class Experiment:
         tags.update(_jsonable_tags(found.tags))
         jobdir = JobDir(self.workdir, info.typeid, ident)
         task.__dict__["_xpm_jobdir"] = jobdir
-        for cfg, name, generated in found.generated:
-            cfg.__dict__[name] = jobdir.inside(generated.relative)
+        resolve_generated(key, label, jobdir, found)
         job = Job(task, jobdir, launcher or self.launcher, dependencies, tags)
         self.jobs[key] = job
         outputs = self._outputs(task)

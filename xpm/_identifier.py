@@ -14,7 +14,15 @@ import struct
 from pathlib import PurePath
 from typing import Any
 
-from ._config import MISSING, Config, ConfigInfo, ParamInfo, _module_name, missing_error
+from ._config import (
+    MISSING,
+    Config,
+    ConfigInfo,
+    ParamInfo,
+    _module_name,
+    cycle_error,
+    missing_error,
+)
 from ._types import GeneratedPath, ParamKind
 from .errors import ConfigError
 
@@ -230,7 +238,12 @@ def identifier_of(cfg: Config) -> Identifier:
     cached = values.get("_xpm_id")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    ident = Identifier(_sha256(_encode(cfg)).digest())
+    try:
+        ident = Identifier(_sha256(_encode(cfg)).digest())
+    except RecursionError:
+        # Free of cost on the normal path; a cycle is the usual cause (found and named here,
+        # possibly by an outer call once the stack has room again).
+        raise cycle_error(cfg) from None
     if values.get("_xpm_frozen"):
         values["_xpm_id"] = ident
     return ident

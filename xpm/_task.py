@@ -115,38 +115,47 @@ class Submission:
     def __init__(self) -> None:
         self.dependencies: list[Task] = []
         self.tags: dict[str, Any] = {}
-        self.generated: list[tuple[Config, str, GeneratedPath]] = []
+        #: (configuration, parameter name, template, where it sits in the task): see
+        #: :func:`generated_location`.
+        self.generated: list[tuple[Config, str, GeneratedPath, str]] = []
 
 
 def analyze(task: Task) -> Submission:
     """One walk over ``task``'s tree: checks required values, freezes every configuration,
-    and collects the tasks it depends on, its own tags and its generated paths.
+    and collects the tasks it depends on, its own tags and its generated paths (with where
+    each sits in the task, so that siblings never share one).
 
     Tasks nested in the tree (or producing outputs held in it) are dependencies; their own
-    trees are not walked again (their tags come from their jobs).
+    trees are not walked again (their tags come from their jobs).  A generated path already
+    resolved for a job is found through the template its configuration keeps.
     """
     found = Submission()
-    seen: set[int] = set()
+    seen: set[int] = {id(task)}
     own_tags: list[dict[str, Any]] = []
 
-    def walk(cfg: Config, owned: bool) -> None:
+    def walk(cfg: Config, owned: bool, location: str) -> None:
         values = cfg.__dict__
         values["_xpm_frozen"] = True
         tags = values.get("_xpm_tags")
         if tags:
             own_tags.append(tags)
+        templates = values.get("_xpm_generated")
         for p in type(cfg).__xpm__.param_list:
             value = values.get(p.name, MISSING)
             if type(value) in _LEAVES:
                 continue
             if value is MISSING:
                 raise missing_error(type(cfg), p)
-            if isinstance(value, GeneratedPath):
+            template = value if isinstance(value, GeneratedPath) else None
+            if template is None and templates:
+                template = templates.get(p.name)  # resolved by an earlier submission
+            if template is not None:
                 if owned:
-                    found.generated.append((cfg, p.name, value))
+                    found.generated.append((cfg, p.name, template, location))
                 continue
             if isinstance(value, (Config, list, tuple, dict)):
-                for child in iter_configs(value):
+                prefix = f"{location}/{p.name}" if location else p.name
+                for child, where in _located(value, prefix):
                     if id(child) in seen:
                         continue
                     seen.add(id(child))
@@ -158,43 +167,81 @@ def analyze(task: Task) -> Submission:
                         if id(producer) not in seen:
                             seen.add(id(producer))
                             found.dependencies.append(producer)
-                        walk(child, False)
+                        walk(child, False, where)
                         continue
-                    walk(child, owned)
+                    walk(child, owned, where)
 
-    walk(task, True)
+    walk(task, True, "")
     for tags in own_tags:
         found.tags.update(tags)
     return found
 
 
-def iter_dependencies(cfg: Config, _seen: set[int] | None = None) -> Iterator[Task]:
-    """The tasks ``cfg`` depends on: tasks nested in it and tasks whose outputs it holds."""
-    seen = _seen if _seen is not None else set()
-    for _p, value in cfg.__xpm_values__():
-        for child in iter_configs(value):
-            if id(child) in seen:
-                continue
-            seen.add(id(child))
-            if isinstance(child, Task):
-                yield child
-                continue
-            producer = child.__dict__.get("_xpm_task")
-            if producer is not None:
-                yield producer
-                continue
-            yield from iter_dependencies(child, seen)
+def _located(value: Any, location: str) -> Iterator[tuple[Config, str]]:
+    """The configurations directly inside ``value``, each with its position in the task:
+    ``model``, ``models/0``, ``by_name/<key>`` (see docs/tasks.md)."""
+    if isinstance(value, Config):
+        yield value, location
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _located(v, f"{location}/{i}")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _located(v, f"{location}/{_path_component(k)}")
 
 
-def resolve_generated_paths(cfg: Config, jobdir: JobDir) -> None:
-    """Replace generated paths in ``cfg`` (and its own nested configurations) by real paths."""
-    for p, value in cfg.__xpm_values__():
-        if isinstance(value, GeneratedPath):
-            cfg.__dict__[p.name] = jobdir.inside(value.relative)
-            continue
-        for child in iter_configs(value):
-            if not isinstance(child, Task) and child.__dict__.get("_xpm_task") is None:
-                resolve_generated_paths(child, jobdir)
+def _path_component(key: Any) -> str:
+    """A dict key as one safe file-name component (``/``, ``%``, NUL and dot names escaped)."""
+    text = str(key)
+    if text and text not in (".", "..") and not any(c in text for c in "/%\0\\"):
+        return text
+    from urllib.parse import quote  # rare: keys are usually plain names
+
+    escaped = quote(text, safe="")
+    if escaped in ("", ".", ".."):
+        escaped = escaped.replace(".", "%2E") or "%00"
+    return escaped
+
+
+def generated_location(location: str, template: GeneratedPath) -> str:
+    """Where a generated path lands inside its job directory: ``template`` as given for a
+    parameter of the task itself, under the parameter path of a nested configuration."""
+    return f"{location}/{template.relative}" if location else template.relative
+
+
+def claim_generated(task: Task, job_key: tuple[str, str], found: Submission) -> None:
+    """Check that no configuration in ``found.generated`` already belongs to another job.
+
+    A configuration holding a generated path is resolved for one job: sharing it with a
+    second task would make that task write into the first one's directory.  Raises before
+    anything is changed.
+    """
+    from .errors import ConfigError
+
+    for cfg, name, _template, location in found.generated:
+        owner = cfg.__dict__.get("_xpm_owner")
+        if owner is not None and owner[0] != job_key:
+            cls = type(cfg).__qualname__
+            where = type(task).__qualname__ + ("." + location.replace("/", ".") if location else "")
+            raise ConfigError(
+                f"{where}: this {cls} holds the generated path {name!r}, already placed in "
+                f"the job directory of {owner[1]}; a configuration with generated paths belongs "
+                f"to one task: build a new {cls}(...) for each task"
+            )
+
+
+def resolve_generated(
+    job_key: tuple[str, str], label: str, jobdir: JobDir, found: Submission
+) -> None:
+    """Point every generated path of ``found`` into ``jobdir`` (after :func:`claim_generated`)."""
+    for cfg, name, template, location in found.generated:
+        values = cfg.__dict__
+        templates = values.get("_xpm_generated")
+        if templates is None:
+            templates = values["_xpm_generated"] = {}
+        templates[name] = template
+        values["_xpm_owner"] = (job_key, label)
+        values[name] = jobdir.inside(generated_location(location, template))
 
 
 def collect_tags(cfg: Config, _seen: set[int] | None = None) -> dict[str, Any]:

@@ -1,0 +1,155 @@
+"""Generated paths belong to one job and one position in it (issue 14, points 1-4).
+
+Every test runs real job processes through the local launcher (or generate/dry-run modes)
+and reads what landed on disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from xpm_test_tasks import Concat, Learn, Model, Say, Validates, Validation
+
+from xpm import Config, Param, Task
+from xpm._experiment import experiment
+from xpm.errors import ConfigError
+
+
+def run_xp(workdir: Path, run_mode: str = "normal"):  # type: ignore[no-untyped-def]
+    return experiment(workdir, "xp", run_mode, progress=False)
+
+
+def files_under(path: Path) -> list[str]:
+    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("run_mode", ["normal", "generate", "dry-run"])
+@pytest.mark.parametrize("holder", ["direct", "list", "dict"])
+def test_a_configuration_with_generated_paths_is_never_shared_by_two_jobs(
+    workdir: Path, run_mode: str, holder: str
+) -> None:
+    def learner(x: int, v: Validation) -> Validates:
+        if holder == "list":
+            return Validates(x=x, validations=[v])
+        if holder == "dict":
+            return Validates(x=x, by_name={"val": v})
+        return Validates(x=x, validation=v)
+
+    v = Validation()
+    with pytest.raises(ConfigError) as caught, run_xp(workdir, run_mode):
+        first = learner(1, v)
+        first.submit()
+        learner(2, v).submit()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "Validation" in message and "index" in message
+    assert "one task" in message  # says how to fix it
+    # The first job's directory holds only the first job's output; the second never got one.
+    jobs = workdir / "jobs" / "xpm_test_tasks.validates"
+    made = sorted(p.name for p in jobs.iterdir()) if jobs.exists() else []
+    assert len(made) == (0 if run_mode == "dry-run" else 1)
+    if run_mode == "normal":
+        # The error cancels the first job (the body failed); whatever it wrote is its own.
+        written = [p.read_text() for p in first.__xpm_jobdir__.path.rglob("index")]
+        assert set(written) <= {"1\n"}
+
+
+def test_a_path_resolved_for_one_task_cannot_be_given_to_another(workdir: Path) -> None:
+    v = Validation()
+    with pytest.raises(ConfigError, match="build a new Validation"), run_xp(workdir, "generate"):
+        Validates(x=1, validation=v).submit()
+        resolved = v.index
+        assert resolved.is_absolute()
+        # Built after the first submission, with the already resolved configuration.
+        second = Validates(x=2, validation=v)
+        second.submit()
+
+
+def test_reusing_a_configuration_without_generated_paths_is_fine(workdir: Path) -> None:
+    model = Model(n_layers=3)
+    with run_xp(workdir, "generate") as xp:
+        Learn(model=model, epochs=1).submit()
+        Learn(model=model, epochs=2).submit()
+    assert len(xp.jobs) == 2
+
+
+def test_sibling_generated_paths_get_their_own_places(workdir: Path) -> None:
+    task = Validates(
+        x=7,
+        validation=Validation(),
+        validations=[Validation(), Validation()],
+        by_name={"a": Validation(), "../b/": Validation()},
+    )
+    before = task.__identifier__().hex
+    with run_xp(workdir) as xp:
+        task.submit()
+    job = next(iter(xp.jobs.values()))
+    # Identifiers never depend on generated paths.
+    assert job.identifier == before
+    root = job.jobdir.path
+    expected = {
+        "validation/index",
+        "validations/0/index",
+        "validations/1/index",
+        "by_name/a/index",
+        "by_name/..%2Fb%2F/index",
+    }
+    assert set(files_under(root)) >= expected
+    for name in expected:
+        assert (root / name).read_text() == "7\n"
+    paths = [task.validation.index, *(v.index for v in task.validations)]
+    paths += [v.index for v in task.by_name.values()]
+    assert len(set(paths)) == 5
+    assert all(p.is_relative_to(root) for p in paths)
+
+
+def test_a_task_level_generated_path_stays_at_the_top_of_its_job(workdir: Path) -> None:
+    with run_xp(workdir, "generate"):
+        learned = Learn(model=Model(), epochs=1)
+        learned.submit()
+    assert learned.model_path == learned.__xpm_jobdir__.path / "model.pth"
+
+
+def test_an_equal_task_object_submitted_twice_is_bound_to_the_same_job(workdir: Path) -> None:
+    with run_xp(workdir) as xp:
+        Say(word="hello").submit()
+        h = Say(word="hello")
+        out = h.submit()
+        concat = Concat(strings=[h]).submit()
+    assert out is h
+    assert h.__xpm_jobdir__.path == xp.jobs[next(iter(xp.jobs))].jobdir.path
+    assert h.out == h.__xpm_jobdir__.path / "word.txt"
+    assert h.out.read_text() == "hello"
+    assert concat.out.read_text() == "hello"
+    assert [j.state for j in xp.jobs.values()] == ["DONE", "DONE"]
+
+
+class Node(Config):
+    """A configuration that can be made to hold itself."""
+
+    child: Param[Config | None] = None
+
+
+class Cyclic(Node):
+    pass
+
+
+class CycleTask(Task):
+    """A task holding configurations (a cyclic one in the test below)."""
+
+    nodes: Param[list[Config]]
+
+
+def test_a_cyclic_configuration_is_a_clear_error(workdir: Path) -> None:
+    a = Node()
+    b = Cyclic(child=a)
+    a.child = b
+    with pytest.raises(ConfigError) as caught:
+        a.__identifier__()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "cycle" in message and "Node.child" in message and "Cyclic.child" in message
+    with pytest.raises(ConfigError, match="cycle"), run_xp(workdir, "generate"):
+        CycleTask(nodes=[a]).submit()
+    assert not (workdir / "jobs").exists() or not any((workdir / "jobs").iterdir())
