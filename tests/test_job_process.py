@@ -379,10 +379,10 @@ def test_a_late_answer_does_not_run_the_job_twice(
     read_replies = _forkclient.ForkServer._replies
 
     def late_replies(self: _forkclient.ForkServer) -> Any:
-        for line in read_replies(self):
-            if line.startswith(b"started"):
+        for reply in read_replies(self):
+            if reply[0] == "started":
                 time.sleep(1.5)
-            yield line
+            yield reply
 
     monkeypatch.setattr(_forkclient.ForkServer, "_replies", late_replies)
     own = {"PYTHONXPMTEST": "late"}

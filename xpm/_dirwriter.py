@@ -19,21 +19,19 @@ Until then a directory beyond the first :data:`START_AFTER` may not exist yet (a
 sent when it is full or, at the next submission, :data:`BATCH_AGE` seconds old); all of them
 exist when the experiment's ``with`` block has ended.
 
-Protocol.  Helper's stdin: batches, each a 4-byte big-endian length and a :mod:`marshal`
-blob of ``[(task_id, identifier, params_text, tags_text_or_None), ...]`` (strings only).
-Helper's stdout: ``ok`` after each batch written, followed by `` {identifier: done}`` (JSON)
-for the directories of the batch another process had made; at end of input ``{}`` and exit
-0; on an error ``{"error": message, "written": k}`` (k: directories of the failing batch
-that were written) and exit 1.
+Protocol, framed by :mod:`xpm._frames`.  Helper's stdin: batches, each a list
+``[(task_id, identifier, params_text, tags_text_or_None), ...]`` (strings only).  Helper's
+stdout: ``("ok", {identifier: done})`` after each batch written (the dict names the
+directories of the batch another process had made); at end of input ``("end", {})`` and exit
+0; on an error ``("end", {"error": message, "written": k, "raced": {...}})`` (k: directories
+of the failing batch that were written) and exit 1.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import marshal
 import os
-import struct
 import subprocess
 import sys
 import threading
@@ -43,6 +41,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from ._frames import FrameBuffer, frame, read_frames
 from ._jobdir import JobDir
 from .errors import JobDirectoryError
 
@@ -92,7 +91,7 @@ class DirectoryWriter:
         self._batch_started = 0.0
         self._in_flight: deque[list[Any]] = deque()  # jobs of batches sent, not yet acknowledged
         self._helper: subprocess.Popen[bytes] | None = None
-        self._out = b""
+        self._out = FrameBuffer()
         self._existing: dict[str, set[str]] = {}
 
     def exists(self, task_id: str, identifier: str) -> bool:
@@ -158,8 +157,7 @@ class DirectoryWriter:
         batch, self._batch = self._batch, []
         self._in_flight.append(self._batch_jobs)
         self._batch_jobs = []
-        blob = marshal.dumps(batch)
-        data = memoryview(struct.pack(">I", len(blob)) + blob)
+        data = memoryview(frame(batch))
         try:
             # A Ctrl-C in the middle of a batch would leave the helper half of it: the batch
             # is written whole, and the interrupt is raised right after.
@@ -169,15 +167,16 @@ class DirectoryWriter:
         except BrokenPipeError:  # the helper stopped on an error: say which
             self._collect()
 
-    def _read_acks(self, *, block: bool) -> list[bytes]:
-        """Announce the jobs of the batches the helper has acknowledged; returns the lines
-        that are not acknowledgements (its final report)."""
+    def _read_acks(self, *, block: bool) -> list[dict[str, Any]]:
+        """Announce the jobs of the batches the helper has acknowledged; returns its final
+        report if it came."""
         helper = self._helper
         if helper is None or helper.stdout is None:
             return []
         fd = helper.stdout.fileno()
         if block:
             os.set_blocking(fd, True)
+        messages = []
         while True:
             try:
                 chunk = os.read(fd, 65536)
@@ -185,17 +184,15 @@ class DirectoryWriter:
                 break
             if not chunk:
                 break
-            self._out += chunk
-        *lines, self._out = self._out.split(b"\n")
-        others = []
-        for line in lines:
-            if line.startswith(b"ok") and self._in_flight:
-                raced: dict[str, bool] = json.loads(line[2:]) if line[2:].strip() else {}
+            messages += self._out.feed(chunk)
+        reports = []
+        for kind, content in messages:
+            if kind == "ok" and self._in_flight:
                 for job in self._in_flight.popleft():
-                    self._announce(job, raced.get(job.identifier))
-            elif line:
-                others.append(line)
-        return others
+                    self._announce(job, content.get(job.identifier))
+            elif kind == "end":
+                reports.append(content)
+        return reports
 
     def close(self) -> None:
         """Write what is queued and wait for the helper; raises when a directory failed."""
@@ -209,15 +206,15 @@ class DirectoryWriter:
         if helper.stdin is not None:
             with contextlib.suppress(BrokenPipeError):
                 helper.stdin.close()
-        lines = self._read_acks(block=True)
+        reports = self._read_acks(block=True)
         if helper.stdout is not None:
             helper.stdout.close()
         helper.wait()
         self._helper = None
         self._batch, self._batch_jobs = [], []
-        try:
-            report = json.loads(lines[-1])
-        except (ValueError, IndexError):
+        if reports:
+            report = reports[-1]
+        else:
             report = {"error": f"its helper process ended with code {helper.returncode}"}
         if "error" in report or helper.returncode != 0:
             failed = self._in_flight.popleft() if self._in_flight else []
@@ -264,18 +261,14 @@ def _describe(error: OSError) -> str:
     return f"{error.strerror or error}: {error.filename}"
 
 
-def _read_batches(stream: IO[bytes]) -> Iterator[list[Item]]:
-    while True:
-        header = stream.read(4)
-        if len(header) < 4:
-            return
-        (size,) = struct.unpack(">I", header)
-        yield marshal.loads(stream.read(size))
+def _send_reply(kind: str, content: dict[str, Any]) -> None:
+    with contextlib.suppress(BrokenPipeError):  # the experiment is gone: nobody to tell
+        sys.stdout.buffer.write(frame((kind, content)))
+        sys.stdout.buffer.flush()
 
 
 def _report(record: dict[str, Any]) -> None:
-    with contextlib.suppress(BrokenPipeError):  # the experiment is gone: nobody to tell
-        print(json.dumps(record), flush=True)
+    _send_reply("end", record)
 
 
 def main(argv: list[str]) -> int:
@@ -284,7 +277,8 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the experiment decides when to stop
     workdir = Path(argv[0])
-    for batch in _read_batches(sys.stdin.buffer):
+    batch: list[Item]
+    for batch in read_frames(sys.stdin.buffer):
         raced: dict[str, bool] = {}
         for written, item in enumerate(batch):
             try:
@@ -299,8 +293,7 @@ def main(argv: list[str]) -> int:
                 return 1
             if done is not None:
                 raced[item[1]] = done
-        with contextlib.suppress(BrokenPipeError):
-            print("ok " + json.dumps(raced) if raced else "ok", flush=True)
+        _send_reply("ok", raced)
     _report({})
     return 0
 

@@ -10,10 +10,11 @@ run.  ``random`` reseeds itself in every child (``os.register_at_fork``).
 
 Protocol (the experiment process is the client, :mod:`xpm.launchers._forkclient`):
 
-- requests on the server's stdin: 4-byte big-endian length + ``marshal`` of
-  ``(request id, job directory, environment, stdout path, stderr path, settings)``;
-- replies on the server's stdout, one text line each: ``ready``, ``started ID PID``,
-  ``error ID MESSAGE``, ``exit PID WAITSTATUS``.
+- requests on the server's stdin, one :class:`JobRequest` each;
+- replies on the server's stdout: ``("ready",)``, ``("started", ID, PID)``,
+  ``("error", ID, MESSAGE)``, ``("exit", PID, WAITSTATUS)``;
+
+both framed by :mod:`xpm._frames` (length + marshal).
 
 The server exits when its stdin closes (the experiment process ended or died): children
 keep running on their own, as jobs of a killed experiment do.
@@ -24,66 +25,69 @@ from __future__ import annotations
 import _signal
 import contextlib
 import io
-import marshal
 import os
 import resource
 import select
 import sys
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
-#: Request header: the length of the marshalled request.
-HEADER = 4
+from ._frames import FrameBuffer, frame
 
-#: A job request: id, job directory, environment, stdout and stderr paths, and the process
-#: settings of the submitting thread (umask, nice, CPU affinity, resource limits).
-Request = tuple[int, str, dict[str, str], str, str, dict[str, Any]]
+
+class JobRequest(NamedTuple):
+    """What the experiment asks the server to fork (sent as a plain tuple)."""
+
+    request_id: int
+    jobdir: str
+    env: dict[str, str]
+    stdout: str
+    stderr: str
+    #: The submitting thread's umask, nice value, CPU affinity and resource limits.
+    settings: dict[str, Any]
+
+
 #: While some children cannot be watched through a pidfd, how often they are reaped (ms).
 REAP_EVERY_MS = 200
 
 
-def _write(fd: int, line: str) -> None:
-    data = (line.replace("\n", " ") + "\n").encode("utf-8", "replace")
+def _reply(fd: int, *message: Any) -> None:
+    data = frame(message)
     while data:
         data = data[os.write(fd, data) :]
 
 
-def _serve(requests: int, replies: int) -> Request | None:
+def _serve(requests: int, replies: int) -> JobRequest | None:
     """Fork a child per request; returns the child's request in the child, None at EOF."""
     poller = select.poll()
     poller.register(requests, select.POLLIN)
     children: dict[int, int] = {}  # pidfd -> pid
     unwatched: set[int] = set()  # children without a pidfd (out of descriptors): reaped by polling
-    buffer = b""
+    buffer = FrameBuffer()
     while True:
         ready = poller.poll(REAP_EVERY_MS if unwatched else None)
         for pid in list(unwatched):
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 unwatched.discard(pid)
-                _write(replies, f"exit {pid} {status}")
+                _reply(replies, "exit", pid, status)
         for fd, _events in ready:
             if fd != requests:
                 pid = children.pop(fd)
                 poller.unregister(fd)
                 os.close(fd)
                 _, status = os.waitpid(pid, 0)
-                _write(replies, f"exit {pid} {status}")
+                _reply(replies, "exit", pid, status)
                 continue
             data = os.read(requests, 1 << 16)
             if not data:
                 return None
-            buffer += data
-            while len(buffer) >= HEADER:
-                size = int.from_bytes(buffer[:HEADER], "big")
-                if len(buffer) < HEADER + size:
-                    break
-                request: Request = marshal.loads(buffer[HEADER : HEADER + size])
-                buffer = buffer[HEADER + size :]
+            for message in buffer.feed(data):
+                request = JobRequest(*message)
                 try:
                     pid = os.fork()
                 except OSError as e:
-                    _write(replies, f"error {request[0]} cannot fork: {e}")
+                    _reply(replies, "error", request.request_id, f"cannot fork: {e}")
                     continue
                 if pid == 0:
                     for child_fd in (requests, replies, *children):
@@ -96,7 +100,7 @@ def _serve(requests: int, replies: int) -> Request | None:
                 else:
                     children[pidfd] = pid
                     poller.register(pidfd, select.POLLIN)
-                _write(replies, f"started {request[0]} {pid}")
+                _reply(replies, "started", request.request_id, pid)
 
 
 def _job_sys_path(
@@ -113,15 +117,15 @@ def _job_sys_path(
     return list(dict.fromkeys([*first, *job_entries, *rest]))
 
 
-def _become_job(request: Request, base_path: list[str], base_pythonpath: str) -> None:
+def _become_job(request: JobRequest, base_path: list[str], base_pythonpath: str) -> None:
     """In the forked child: take the job's session, files, environment and settings."""
-    _, jobdir, env, stdout, stderr, settings = request
+    jobdir, env, settings = request.jobdir, request.env, request.settings
     os.setsid()  # its own process group: the launcher cancels it as a whole
     _apply_settings(settings)  # first: the umask decides the new log files' modes
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    for target, path in ((1, stdout), (2, stderr)):
+    for target, path in ((1, request.stdout), (2, request.stderr)):
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         os.dup2(fd, target)
         os.close(fd)
@@ -209,15 +213,15 @@ def main() -> int:
     base_path = list(sys.path)
     base_pythonpath = os.environ.get("PYTHONPATH", "")
     try:
-        _write(replies, "ready")
+        _reply(replies, "ready")
         request = _serve(requests, replies)
     except (BrokenPipeError, KeyboardInterrupt):  # the experiment process went away
         return 0
     if request is None:
         return 0
-    request[5]["sigchld_ignored"] = sigchld_ignored
+    request.settings["sigchld_ignored"] = sigchld_ignored
     _become_job(request, base_path, base_pythonpath)
-    _run_as_main(request[1])
+    _run_as_main(request.jobdir)
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import marshal
 import os
 import queue
 import select
@@ -22,6 +21,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
+from .._forkserver import JobRequest
+from .._frames import frame, read_frames
 from ..errors import LauncherError
 
 if TYPE_CHECKING:
@@ -198,6 +199,21 @@ def _run_callbacks() -> None:
             print(f"xpm: job exit callback failed: {e!r}", file=sys.stderr)
 
 
+class _PendingReply:
+    """A job request waiting for the server's answer (set by the reader thread)."""
+
+    __slots__ = ("jobdir", "on_exit", "answered", "process", "error")
+
+    def __init__(self, jobdir: JobDir, on_exit: Callable[[], None]) -> None:
+        self.jobdir = jobdir
+        self.on_exit = on_exit
+        self.answered = threading.Event()
+        #: The forked job, once the server said "started" (None: not forked).
+        self.process: ForkedProcess | None = None
+        #: Why the server could not fork it.
+        self.error: str | None = None
+
+
 class ForkServer:
     """One running ``python -m xpm._forkserver`` and the jobs it forked."""
 
@@ -206,7 +222,7 @@ class ForkServer:
         self.dead = False
         self._lock = threading.Lock()
         self._next_id = 0
-        self._requests: dict[int, list[Any]] = {}  # id -> [event, pid or error, jobdir, cb]
+        self._requests: dict[int, _PendingReply] = {}  # by request id
         self._procs: dict[int, ForkedProcess] = {}
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "xpm._forkserver"],
@@ -236,38 +252,35 @@ class ForkServer:
         """Fork the job of ``jobdir``; None when the server cannot (the caller starts it)."""
         if self.dead or not self.ready.is_set():
             return None
-        event = threading.Event()
         deadline = time.monotonic() + REQUEST_TIMEOUT
-        fields = (
-            str(jobdir.path),
-            env,
-            str(jobdir.stdout),
-            str(jobdir.stderr),
-            process_settings(),
-        )
         with self._write_lock:  # whole requests, one at a time; never under self._lock,
             with self._lock:  # which the reader and the watcher need
                 self._next_id += 1
-                request_id = self._next_id
-                slot: list[Any] = [event, None, jobdir, on_exit]
-                self._requests[request_id] = slot
-            message = marshal.dumps((request_id, *fields))
-            sent = self._send(len(message).to_bytes(4, "big") + message, deadline)
+                request = JobRequest(
+                    self._next_id,
+                    str(jobdir.path),
+                    env,
+                    str(jobdir.stdout),
+                    str(jobdir.stderr),
+                    process_settings(),
+                )
+                pending = _PendingReply(jobdir, on_exit)
+                self._requests[request.request_id] = pending
+            sent = self._send(frame(tuple(request)), deadline)
         if sent is None:  # the server is gone
             with self._lock:
-                self._requests.pop(request_id, None)
+                self._requests.pop(request.request_id, None)
             self._died()
             return None
-        if not sent or not event.wait(max(0.0, deadline - time.monotonic())):
+        if not sent or not pending.answered.wait(max(0.0, deadline - time.monotonic())):
             # No answer: kill the server, then read every reply it wrote before dying.  If it
             # forked the job after all, that child is followed through the job directory;
             # only if it did not does the caller start the job as a fresh process.
             self._kill(f"did not answer a job request within {REQUEST_TIMEOUT:g} s")
             self._reader.join(timeout=60)
             with self._lock:
-                self._requests.pop(request_id, None)
-        result = slot[1]
-        return result if isinstance(result, ForkedProcess) else None
+                self._requests.pop(request.request_id, None)
+        return pending.process
 
     def _send(self, data: bytes, deadline: float) -> bool | None:
         """Write ``data`` to the server before ``deadline``: True if written, False if the
@@ -325,38 +338,38 @@ class ForkServer:
                 self._kill(f"left a job unreaped for {oldest:.0f} s")
                 return
 
-    def _replies(self) -> Iterator[bytes]:
-        """The server's reply lines, until it exits."""
-        yield from self._stdout
+    def _replies(self) -> Iterator[tuple[Any, ...]]:
+        """The server's replies (see :mod:`xpm._forkserver`), until it exits."""
+        yield from read_frames(self._stdout)
 
     def _read(self) -> None:
-        for raw in self._replies():
-            kind, _, rest = raw.decode("utf-8", "replace").rstrip("\n").partition(" ")
+        for reply in self._replies():
+            kind = reply[0]
             if kind == "ready":
                 self.ready.set()
             elif kind == "started":
-                request_id, pid = map(int, rest.split())
+                _, request_id, pid = reply
                 with self._lock:
-                    slot = self._requests.pop(request_id, None)
-                    if slot is None:  # already given up as dead: nobody waits for this job
+                    pending = self._requests.pop(request_id, None)
+                    if pending is None:  # already given up as dead: nobody waits for this job
                         continue
-                    proc = ForkedProcess(pid, slot[2], slot[3])
+                    proc = ForkedProcess(pid, pending.jobdir, pending.on_exit)
                     self._procs[pid] = proc
-                slot[1] = proc
-                slot[0].set()
+                pending.process = proc
+                pending.answered.set()
             elif kind == "error":
-                request_id_text, _, message = rest.partition(" ")
+                _, request_id, message = reply
                 with self._lock:
-                    slot = self._requests.pop(int(request_id_text), None)
-                if slot is not None:
-                    slot[1] = message
-                    slot[0].set()
+                    pending = self._requests.pop(request_id, None)
+                if pending is not None:
+                    pending.error = message
+                    pending.answered.set()
             elif kind == "exit":
-                pid_text, status_text = rest.split()
+                _, pid, status = reply
                 with self._lock:
-                    ended = self._procs.pop(int(pid_text), None)
+                    ended = self._procs.pop(pid, None)
                 if ended is not None:
-                    ended._exited(os.waitstatus_to_exitcode(int(status_text)))
+                    ended._exited(os.waitstatus_to_exitcode(status))
         self._died()
         self._stopped.set()
         self._stdout.close()
@@ -382,8 +395,8 @@ class ForkServer:
             self._procs.clear()
             waiting = list(self._requests.values())
             self._requests.clear()
-        for slot in waiting:
-            slot[0].set()  # no answer will come: the caller starts the job fresh
+        for pending in waiting:
+            pending.answered.set()  # no answer will come: the caller starts the job fresh
         for proc in orphans:
             proc._orphaned()
         with contextlib.suppress(OSError):
