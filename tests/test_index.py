@@ -547,3 +547,18 @@ def test_rerunning_done_jobs_fills_a_missing_index(workdir: Path) -> None:
         runs = db.execute("SELECT count(*) FROM submissions").fetchone()[0]
     assert after == before and params_after == params_before and tags == 2
     assert runs == 2  # this run's two submissions (the first run's record is on disk only)
+
+
+def test_rebuild_never_replaces_an_index_written_by_a_newer_xpm(workdir: Path) -> None:
+    from xpm.errors import IndexTooNewError
+
+    with experiment(workdir, "xp", "generate", progress=False):
+        Count(n=1).submit()
+    db = workdir / "xpm.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    conn.close()
+    before = db.read_bytes()
+    with pytest.raises(IndexTooNewError, match="newer xpm"):
+        rebuild(workdir)
+    assert db.read_bytes() == before  # a damaged index is replaced; this one is kept

@@ -326,13 +326,9 @@ class Experiment:
                 jobdir.write_tags(tags)
                 job.tags_changed = True
         job.submitted = time.time()
-        self.last_submission = {
-            "time": job.submitted,
-            "task": info.typeid,
-            "identifier": ident,
-            "tags": tags,
-        }
-        self._submissions.append(self.last_submission)
+        self._submissions.append(
+            {"time": job.submitted, "task": info.typeid, "identifier": ident, "tags": tags}
+        )
         if len(self._submissions) >= 1000:
             self._flush_submissions()
         if self.run_mode == "generate":

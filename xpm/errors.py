@@ -52,6 +52,10 @@ class IndexDatabaseError(XpmError):
     """The SQLite index is unreadable, corrupt or out of date."""
 
 
+class IndexTooNewError(IndexDatabaseError):
+    """The index was written by a newer xpm (a schema this xpm does not know)."""
+
+
 class GitError(XpmError):
     """The git state of a repository could not be read or pinned."""
 

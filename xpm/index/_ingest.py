@@ -12,7 +12,7 @@ import json
 import math
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -438,15 +438,15 @@ def rebuild(workdir: str | os.PathLike[str], *, batch: int = 2000) -> dict[str, 
     A damaged index file is replaced; otherwise every row is deleted and written again in
     one transaction (readers see the old or the new content).  Returns row counts.
     """
-    from ..errors import IndexDatabaseError
+    from ..errors import IndexDatabaseError, IndexTooNewError
 
     workdir = Path(workdir).absolute()
     path = index_path(workdir)
     try:
         index = IndexDB(workdir)
-    except IndexDatabaseError as e:
-        if "newer xpm" in str(e):
-            raise
+    except IndexTooNewError:
+        raise  # never replace what a newer xpm wrote
+    except IndexDatabaseError:
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         index = IndexDB(workdir)
@@ -473,12 +473,3 @@ def rebuild(workdir: str | os.PathLike[str], *, batch: int = 2000) -> dict[str, 
             for name in TABLE_NAMES
         }
     return counts
-
-
-def iter_rows(index: IndexDB, table: str) -> Iterable[tuple[Any, ...]]:
-    """Every row of ``table`` ordered by its primary key (used to compare two indexes)."""
-    from ._schema import table as table_def
-
-    t = table_def(table)
-    order = ", ".join(f'"{c}"' for c in t.primary_key)
-    return index.conn.execute(f'SELECT * FROM "{table}" ORDER BY {order}').fetchall()

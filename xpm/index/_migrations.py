@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 
-from ..errors import IndexDatabaseError
+from ..errors import IndexTooNewError
 from ._schema import (
     INDEXES,
     SCHEMA_VERSION,
@@ -51,7 +51,7 @@ def migrate(
     """
     version = schema_version(conn)
     if version > target:
-        raise IndexDatabaseError(
+        raise IndexTooNewError(
             f"the index was written by a newer xpm (schema version {version}, this xpm knows "
             f"up to {target}): upgrade xpm, or use another index file (XPM_INDEX) and run "
             "`xpm index rebuild`"
