@@ -11,6 +11,7 @@ from pathlib import PurePath
 from typing import Any, ClassVar
 
 from ._types import (
+    Configurable,
     GeneratedPath,
     Mismatch,
     ParamKind,
@@ -211,9 +212,6 @@ class ConfigInfo:
             ),
             key=lambda p: p.name,
         )
-        from ._task import Task  # local import: _task imports this module
-
-        self.is_task = issubclass(cls, Task)
         self.id_plan: Any = None  # per-class encoding data, owned by xpm._identifier
 
     @property
@@ -318,7 +316,7 @@ def _suggest(name: str, choices: typing.Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-class Config(metaclass=ConfigMeta):
+class Config(Configurable, metaclass=ConfigMeta):
     """Base class of configurations: typed parameters declared as ``name: Param[T] = default``.
 
     Build one by calling the class: ``CNN(n_layers=3)``.  Values are checked and converted at

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._current import ACTIVE, current_experiment
 from ._jobdir import JobDir, atomic_write_text, tags_text
 from ._scheduler import Job, Scheduler
 from .errors import ExperimentError, JobDirectoryError, JobsFailedError
@@ -29,14 +30,6 @@ RUN_MODES = ("normal", "generate", "dry-run")
 #: Failed jobs the end-of-run summary names one by one; the rest are counted.
 FAILED_SHOWN = 20
 _RUN_SEQUENCE = itertools.count()
-_current: contextvars.ContextVar[Experiment | None] = contextvars.ContextVar(
-    "xpm_experiment", default=None
-)
-
-
-def current_experiment() -> Experiment | None:
-    """The experiment whose ``with`` block is active (None outside one)."""
-    return _current.get()
 
 
 class Experiment:
@@ -140,7 +133,7 @@ class Experiment:
             warm_up = getattr(self.launcher, "warm_up", None)
             if warm_up is not None:  # e.g. the local fork server starts beside the submissions
                 warm_up()
-        self._token = _current.set(self)
+        self._token = ACTIVE.set(self)
         return self
 
     def __exit__(
@@ -163,7 +156,7 @@ class Experiment:
         finally:
             self.scheduler.shutdown()
             if self._token is not None:
-                _current.reset(self._token)
+                ACTIVE.reset(self._token)
             write_error = self._finish_directories()
             self.end_time = time.time()
             if self.run_mode != "dry-run":

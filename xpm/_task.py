@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._config import MISSING, Config, iter_configs, missing_error
+from ._current import current_experiment
 from ._types import GeneratedPath
 from .errors import ExperimentError, XpmError
 
@@ -41,8 +42,6 @@ class Task(Config):
 
     def submit(self, launcher: Launcher | None = None) -> Any:
         """Schedule this task in the current experiment; returns its outputs."""
-        from ._experiment import current_experiment
-
         xp = current_experiment()
         if xp is None:
             raise ExperimentError(

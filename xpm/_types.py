@@ -51,6 +51,13 @@ def describe_value(value: Any) -> str:
     return f"{type(value).__name__} {text}"
 
 
+class Configurable:
+    """The base of :class:`xpm.Config`, known here so that value types recognise
+    configurations without importing the configuration machinery (which imports this)."""
+
+    __slots__ = ()
+
+
 class Tagged:
     """A value marked as a tag by :func:`xpm.tag`; unwrapped when assigned."""
 
@@ -184,10 +191,8 @@ class _AnyType(ValueType):
         return value
 
     def _check(self, value: Any, path: str) -> None:
-        from ._config import Config  # local: _config imports this module
-
         if value is None or isinstance(
-            value, (bool, int, float, str, PurePath, enum.Enum, GeneratedPath, Config)
+            value, (bool, int, float, str, PurePath, enum.Enum, GeneratedPath, Configurable)
         ):
             return
         if isinstance(value, (list, tuple)):
@@ -307,8 +312,6 @@ class UnsupportedType(Exception):
 
 def compile_type(tp: Any) -> ValueType:
     """Compile a Python annotation (without its Param/Meta wrapper) into a checker."""
-    from ._config import Config  # local: _config imports this module
-
     if tp is bool:
         return _BOOL
     if tp is int:
@@ -324,7 +327,7 @@ def compile_type(tp: Any) -> ValueType:
             return _PathType()
         if issubclass(tp, enum.Enum):
             return _EnumType(tp)
-        if issubclass(tp, Config):
+        if issubclass(tp, Configurable):
             return _ConfigType(tp)
         if tp is list:
             return _ListType(_ANY)
