@@ -33,13 +33,30 @@ _RUN_SEQUENCE = itertools.count()
 
 
 class Experiment:
-    """A named run of submissions on a workdir; see :func:`experiment`."""
+    """An experiment on ``workdir``: ``with experiment("runs", "sweep") as xp: task.submit()``.
+
+    ``run_mode``: ``normal`` runs everything and waits; ``generate`` writes job directories
+    without running; ``dry-run`` writes nothing and prints the plan.  At the end a summary is
+    printed and :class:`xpm.errors.JobsFailedError` is raised when a job failed.
+
+    ``progress``: ``True`` rewrites one live progress line, ``False`` prints a plain line
+    each time the counts change (for logs); by default, live on a terminal only.
+    ``max_parallel`` caps the jobs running at once across launchers (each launcher also
+    has its own limit).  ``detach=True`` returns once every job is handed to its launcher.
+
+    ``dirty_git`` says what to do when the code (the ``__main__`` file's repository, those of
+    ``code_paths`` and of the submitted tasks' modules) has uncommitted changes: ``warn``
+    (default) or ``ignore`` run on a pinned snapshot of them, ``error`` refuses to start.
+    ``launcher``: the default launcher of its tasks (local, one job per CPU, by default);
+    ``echo``: where its messages go (standard error by default).
+    """
 
     def __init__(
         self,
         workdir: str | os.PathLike[str],
         name: str,
         run_mode: str = "normal",
+        *,
         launcher: Launcher | None = None,
         max_parallel: int | None = None,
         progress: bool | None = None,
@@ -512,44 +529,8 @@ def _jsonable_tags(tags: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def experiment(
-    workdir: str | os.PathLike[str],
-    name: str,
-    run_mode: str = "normal",
-    *,
-    launcher: Launcher | None = None,
-    max_parallel: int | None = None,
-    progress: bool | None = None,
-    dirty_git: str = "warn",
-    code_paths: Sequence[str | os.PathLike[str]] = (),
-    detach: bool = False,
-) -> Experiment:
-    """An experiment on ``workdir``: ``with experiment("runs", "sweep") as xp: task.submit()``.
-
-    ``run_mode``: ``normal`` runs everything and waits; ``generate`` writes job directories
-    without running; ``dry-run`` writes nothing and prints the plan.  At the end a summary is
-    printed and :class:`xpm.errors.JobsFailedError` is raised when a job failed.
-
-    ``progress``: ``True`` rewrites one live progress line, ``False`` prints a plain line
-    each time the counts change (for logs); by default, live on a terminal only.
-    ``max_parallel`` caps the jobs running at once across launchers (each launcher also
-    has its own limit).  ``detach=True`` returns once every job is handed to its launcher.
-
-    ``dirty_git`` says what to do when the code (the ``__main__`` file's repository, those of
-    ``code_paths`` and of the submitted tasks' modules) has uncommitted changes: ``warn``
-    (default) or ``ignore`` run on a pinned snapshot of them, ``error`` refuses to start.
-    """
-    return Experiment(
-        workdir,
-        name,
-        run_mode,
-        launcher=launcher,
-        max_parallel=max_parallel,
-        progress=progress,
-        dirty_git=dirty_git,
-        code_paths=code_paths,
-        detach=detach,
-    )
+#: ``with experiment("runs", "sweep") as xp:``: the name researchers write; the class itself.
+experiment = Experiment
 
 
 __all__ = ["Experiment", "experiment", "current_experiment"]
