@@ -77,6 +77,8 @@ class RunGit:
         self.max_untracked_size = max_untracked_size
         self.states: list[GitState] = []
         self._roots: dict[str, str | None] = {}
+        self._failed: set[str] = set()  # repositories whose capture failed (warned once)
+        self._warned: set[str] = set()
         self._seen_classes: set[type] = set()
 
     def records(self) -> list[dict[str, Any]]:
@@ -116,7 +118,7 @@ class RunGit:
             except GitError as e:
                 self._problem(e)
                 continue
-            if root is not None and root not in known:
+            if root is not None and root not in known and root not in self._failed:
                 known.add(root)
                 todo.append(root)
         if not todo:
@@ -130,6 +132,7 @@ class RunGit:
                 exclude_dirs=[self.workdir] if self.workdir is not None else (),
             )
         except GitError as e:
+            self._failed.update(str(t) for t in todo)  # not retried for every task class
             self._problem(e)
             return []
         if self.policy == "error":
@@ -140,6 +143,9 @@ class RunGit:
             refs = pin_state(state, self.run_id, workdir=self.workdir) if self.pin else []
             if state.dirty and self.policy == "warn":
                 self._warn(state, refs)
+            elif state.snapshot_error and self.policy == "ignore":
+                # Silent about dirt, not about code that is kept only as a diff.
+                self.echo(f"xpm: warning: {self._no_snapshot(state)}")
         self.states.extend(states)
         return states
 
@@ -149,7 +155,8 @@ class RunGit:
                 f"the git state of the code could not be recorded: {error} "
                 "(dirty_git='error' needs it; use dirty_git='warn' to run anyway)"
             ) from None
-        if self.policy == "warn":
+        if self.policy == "warn" and str(error) not in self._warned:
+            self._warned.add(str(error))
             self.echo(f"xpm: warning: {error}")
 
     def _warn(self, state: GitState, refs: list[str]) -> None:
@@ -163,11 +170,20 @@ class RunGit:
             snapshot_refs = [r for r in refs if "/snapshots/" in r]
             if snapshot_refs:
                 message += f" ({snapshot_refs[0]})"
+        if state.snapshot_error:
+            message += "; " + self._no_snapshot(state)
         if state.large_untracked:
             message += "; not kept (over the size limit): " + _files(
                 [f["path"] for f in state.large_untracked], 5
             )
         self.echo(message)
+
+    @staticmethod
+    def _no_snapshot(state: GitState) -> str:
+        return (
+            f"no snapshot of {state.repo} could be made ({state.snapshot_error}); its commit, "
+            "branch and diff are recorded, untracked files are not kept"
+        )
 
 
 def _under(file: str, root: str) -> bool:
