@@ -95,6 +95,7 @@ class Experiment:
             self.run_id, self.workdir, dirty_git, pin=run_mode != "dry-run", echo=self._echo
         )
         self._code_paths = list(code_paths)
+        self.scheduler.provenance = self.attempt_provenance
 
     # --- launcher ----------------------------------------------------------------------------
     @property
@@ -460,6 +461,15 @@ class Experiment:
                 f"{len(failed)} job(s) of experiment {self.name!r} failed; see the logs above",
                 [j.name for j in failed],
             )
+
+    def attempt_provenance(self, job: Job) -> dict[str, Any]:
+        """What the event starting an attempt of ``job`` records: this run, its git states
+        and the launcher's full description (see docs/git.md)."""
+        return {
+            "run": f"{self.name}/{self.run_id}",
+            "git": self.git.records(),
+            "launcher_description": job.launcher.describe(),
+        }
 
     # --- records -----------------------------------------------------------------------------
     def _write_run_record(self) -> None:

@@ -77,13 +77,18 @@ class RunGit:
         self.max_untracked_size = max_untracked_size
         self.states: list[GitState] = []
         self._roots: dict[str, str | None] = {}
+        self._records: list[dict[str, Any]] | None = None
         self._failed: set[str] = set()  # repositories whose capture failed (warned once)
         self._warned: set[str] = set()
         self._seen_classes: set[type] = set()
 
     def records(self) -> list[dict[str, Any]]:
-        """The states as JSON-able dictionaries (what run records hold under ``git``)."""
-        return [s.to_dict() for s in self.states]
+        """The states as JSON-able dictionaries (what run records hold under ``git``, and
+        the event starting each attempt of a job).  Not to be modified: it is cached."""
+        if self._records is None or len(self._records) != len(self.states):
+            # Asked at every launch: built again only when a repository was added.
+            self._records = [s.to_dict() for s in self.states]
+        return self._records
 
     def start(self, code_paths: Iterable[str | os.PathLike[str]] = ()) -> dict[str, Any]:
         """Capture the experiment's code: the ``__main__`` file (or the current directory)
