@@ -506,10 +506,10 @@ def test_cookbook_queries_run_on_a_real_index(sweep: Path) -> None:
     text = DOC.read_text(encoding="utf-8")
     cookbook = text[text.index("## Values keep their types") : text.index("## Schema")]
     queries = re.findall(r"```sql\n(.*?)```", cookbook, re.S)
-    assert len(queries) == 7
+    assert len(queries) == 8
     with open_index(sweep, readonly=True) as index:
         commit = index.query("SELECT commit_sha FROM git_states")
-        params = {"commit": (commit[0][0] or "")[:7] if commit else ""}
+        params = {"commit": (commit[0][0] or "")[:7] if commit else "", "job": ""}
         results = [index.query(q, params) for q in queries]
     for by_n in results[0], results[1]:
         assert [(n, round(a, 6)) for n, a in by_n] == [(1, 0.6), (3, 0.8), (4, 0.9)]
@@ -522,6 +522,9 @@ def test_cookbook_queries_run_on_a_real_index(sweep: Path) -> None:
     if params["commit"]:
         assert len({r["id"] for r in results[4]}) == 8
     assert [r["n_layers"] for r in results[5]] == [3, 4]
+    # The sweep run launched every job it submitted; the generated job was never launched.
+    produced = sorted((r["run"].split("/")[0], r["produced_it"]) for r in results[6])
+    assert produced == [("gen", None)] + [("sweep", 1)] * 7
 
 
 def test_rerunning_done_jobs_fills_a_missing_index(workdir: Path) -> None:

@@ -105,6 +105,8 @@ class Experiment:
             self.run_id, self.workdir, dirty_git, pin=run_mode != "dry-run", echo=self._echo
         )
         self._code_paths = list(code_paths)
+        self.scheduler.provenance = self.attempt_provenance
+        self._described: dict[int, tuple[Launcher, dict[str, Any]]] = {}
 
     # --- launcher ----------------------------------------------------------------------------
     @property
@@ -471,6 +473,20 @@ class Experiment:
                 f"{len(failed)} job(s) of experiment {self.name!r} failed; see the logs above",
                 [j.name for j in failed],
             )
+
+    def attempt_provenance(self, job: Job) -> dict[str, Any]:
+        """What the event starting an attempt of ``job`` records: this run, its git states
+        and the launcher's full description (see docs/git.md)."""
+        launcher = job.launcher
+        cached = self._described.get(id(launcher))
+        if cached is None or cached[0] is not launcher:
+            # Described once per launcher (Slurm's reads its signature): asked at every launch.
+            cached = self._described[id(launcher)] = (launcher, launcher.describe())
+        return {
+            "run": f"{self.name}/{self.run_id}",
+            "git": self.git.records(),
+            "launcher_description": cached[1],
+        }
 
     # --- records -----------------------------------------------------------------------------
     def _write_run_record(self) -> None:

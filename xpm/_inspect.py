@@ -13,10 +13,13 @@ import shlex
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._jobdir import JobDir
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .git import GitState
 
 
 # --- parameters with their defaults ------------------------------------------------------------
@@ -92,16 +95,13 @@ def _quote(path: str | os.PathLike[str]) -> str:
     return shlex.quote(os.fspath(path))
 
 
-def checkout_commands(record: Path | None, dest: str) -> tuple[list[str], list[dict[str, Any]]]:
-    """Git commands checking the code of the run ``record`` out at ``dest``, and its states.
+def checkout_commands(states: list[GitState], dest: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Git commands checking the code of ``states`` out at ``dest``, and the states described.
 
-    Empty when there is no record or it names no repository.
+    Empty when there is no state.
     """
-    if record is None:
-        return [], []
-    from .git import reproduce_commands, run_git_states
+    from .git import reproduce_commands
 
-    states = run_git_states(record)
     commands: list[str] = []
     for n, state in enumerate(states):
         where = dest if len(states) == 1 else f"{dest}/{Path(state.repo).name or f'repo{n}'}"
@@ -125,20 +125,27 @@ def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[st
     """Everything ``xpm jobs show`` prints about ``job`` (a row from :func:`xpm._manage.find_job`).
 
     Keys: ``job`` (the row), ``params``/``params_note``, ``tags``, ``results`` (every report),
-    ``history`` (state events), ``git`` (states of the run that submitted it last),
+    ``history`` (state events), ``run`` and ``git`` (the run that launched the attempt
+    behind its state, and the git states of its code; for a job never launched, the newest
+    run that submitted it), ``launcher_description``, ``last_submitted_by``,
     ``paths``, ``rerun`` (shell commands), ``checkout`` (git commands).
     """
-    from .git import find_job_run
+    from .git import find_job_run, job_code
     from .index._ingest import read_results
 
     workdir = Path(workdir).absolute()
     jobdir = JobDir(workdir, job["task_id"], job["id"])
     status = jobdir.read_status()
     params, note = job_params(jobdir) if jobdir.params.exists() else ([], "params.json is gone")
-    record = find_job_run(workdir, job["id"])
+    # The run and code of the attempt behind the state (a later submission of a DONE job
+    # does not run it again); the job directory says, even while the run goes on.
+    code = job_code(jobdir)
+    record = code.record
+    latest = find_job_run(workdir, job["id"])
+    submitted = None if latest is None else f"{latest.parent.parent.name}/{latest.stem}"
     short = job["id"][:12]
     dest = f"../reproduce-{short}"
-    checkout, git = checkout_commands(record, dest)
+    checkout, git = checkout_commands(code.states, dest)
     rerun = [f"{_quote(sys.executable)} -m xpm.run {_quote(jobdir.path)}"]
     if record is not None:
         try:
@@ -167,7 +174,10 @@ def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[st
             "pid": status.pid,
         },
         "git": git,
-        "run": None if record is None else f"{record.parent.parent.name}/{record.stem}",
+        "run": code.run,
+        "launched": code.launched,
+        "launcher_description": code.launcher,
+        "last_submitted_by": submitted,
         "paths": {
             "directory": str(jobdir.path),
             "params": str(jobdir.params),
@@ -208,6 +218,7 @@ def list_experiments(workdir: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def experiment_details(workdir: str | os.PathLike[str], name: str) -> dict[str, Any]:
     """``xpm experiments show NAME``: its runs (with git state and checkout commands) and
     job counts by state.  An unknown name is a :class:`UsageError` listing the known ones."""
+    from .git import run_git_states
     from .index import index_path, open_index
 
     workdir = Path(workdir).absolute()
@@ -243,7 +254,7 @@ def experiment_details(workdir: str | os.PathLike[str], name: str) -> dict[str, 
         record = workdir / "experiments" / name / "runs" / f"{run['run_id']}.json"
         run["jobs"] = per_run.get(run["id"], {})
         commands, states = checkout_commands(
-            record if record.exists() else None, f"../{name}-{run['run_id']}"
+            run_git_states(record) if record.exists() else [], f"../{name}-{run['run_id']}"
         )
         run["git"] = states
         run["checkout"] = commands

@@ -5,7 +5,9 @@ Every file of a job directory is named here and nowhere else::
     WORKDIR/jobs/<task id>/<identifier hex>/
         params.json      configuration of the task (written once, atomically)
         tags.json        tags of the job (written at submission)
-        events.jsonl     state history: one JSON object per transition (append only)
+        events.jsonl     state history: one JSON object per transition (append only);
+                         a ``SUBMITTED`` event starts an attempt and records its provenance
+                         (``run``, ``git``, ``launcher_description``)
         done             marker: the job finished successfully (atomic)
         failed           marker: the job failed; JSON with the reason (atomic)
         stdout.log       standard output of the current attempt
@@ -102,6 +104,8 @@ class JobStatus:
         "launcher",
         "launcher_job_id",
         "attempt",
+        "run",
+        "attempts",
         "history",
     )
 
@@ -118,7 +122,19 @@ class JobStatus:
         self.launcher: str | None = None
         self.launcher_job_id: str | None = None
         self.attempt = 0
+        #: The run (``<experiment>/<run id>``) that launched the current attempt, if recorded.
+        self.run: str | None = None
+        #: The provenance of every attempt that recorded one, oldest first: ``attempt``,
+        #: ``time``, ``run``, ``launcher``, ``launcher_description``, ``git`` (git states).
+        self.attempts: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
+
+    @property
+    def provenance(self) -> dict[str, Any] | None:
+        """The provenance of the current attempt (the one behind the state and the results);
+        None when it was not recorded (never launched, or launched by an older xpm)."""
+        last = self.attempts[-1] if self.attempts else None
+        return last if last is not None and last["attempt"] == self.attempt else None
 
     @property
     def terminal(self) -> bool:
@@ -386,6 +402,19 @@ class JobDir:
                 status.launcher = event.get("launcher", status.launcher)
                 status.launcher_job_id = event.get("launcher_job_id")
                 status.host = None
+                status.run = event.get("run")
+                if status.run is not None:
+                    # Out of the history (which stays light to show), into the attempts.
+                    status.attempts.append(
+                        {
+                            "attempt": status.attempt,
+                            "time": event.get("time"),
+                            "run": status.run,
+                            "launcher": event.get("launcher"),
+                            "launcher_description": event.pop("launcher_description", None),
+                            "git": event.pop("git", None) or [],
+                        }
+                    )
             elif state == "RUNNING":
                 status.start_time = event.get("time")
                 status.pid = event.get("pid", status.pid)

@@ -117,7 +117,8 @@ class JobFilter:
 
 
 def _commit_jobs(db: IndexDB, rev: str) -> set[str]:
-    """Jobs submitted by runs at ``rev`` or a commit rewritten into it (git hooks' records)."""
+    """Jobs whose latest attempt ran code at ``rev`` or at a commit rewritten into it (git
+    hooks' records)."""
     commits: set[str] = set()
     try:
         from .git import commits_for, repo_root
@@ -131,8 +132,8 @@ def _commit_jobs(db: IndexDB, rev: str) -> set[str]:
     marks = ",".join("?" * len(commits))
     exact = f" OR g.commit_sha IN ({marks}) OR g.snapshot IN ({marks})" if commits else ""
     rows = db.query(
-        "SELECT DISTINCT s.job_id FROM submissions s JOIN run_git_states rg ON rg.run = s.run "
-        "JOIN git_states g ON g.id = rg.git_state "
+        "SELECT DISTINCT jg.job_id FROM job_git_states jg "
+        "JOIN git_states g ON g.id = jg.git_state "
         f"WHERE g.commit_sha LIKE ? OR g.snapshot LIKE ?{exact}",
         [rev.lower() + "%", rev.lower() + "%", *commits, *commits],
     )

@@ -95,6 +95,9 @@ class Scheduler:
         self._last_enqueue = 0.0
         self._submissions_open = True
         self.error: BaseException | None = None
+        #: Provenance recorded in the event that starts each attempt (the experiment's run,
+        #: git states and launcher description: see ``Experiment.attempt_provenance``).
+        self.provenance: Callable[[Job], dict[str, Any]] | None = None
 
     # --- public ------------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -357,7 +360,8 @@ class Scheduler:
     def _begin(self, job: Job) -> tuple[list[str], dict[str, str]]:
         jobdir = job.jobdir
         jobdir.rotate_for_new_attempt()
-        jobdir.add_event("SUBMITTED", launcher=job.launcher.kind)
+        provenance = self.provenance(job) if self.provenance is not None else {}
+        jobdir.add_event("SUBMITTED", launcher=job.launcher.kind, **provenance)
         command = [sys.executable, "-m", "xpm.run", str(jobdir.path)]
         return command, {"PYTHONPATH": _pythonpath()}
 

@@ -155,7 +155,14 @@ def show(job: str, workdir: Path | None, as_json: bool) -> None:
         extra = {k: v for k, v in event.items() if k not in ("time", "state")}
         text = " ".join(f"{k}={v}" for k, v in extra.items())
         out.append(f"  {when(event.get('time'))}  {event['state']:<10} {text}".rstrip())
-    out += ["", "git:" if details["git"] else "git: not recorded"]
+    if details["last_submitted_by"] not in (None, details["run"]):
+        # Submitted again later (found DONE, or waiting): not the code of this result.
+        out.append(f"  (submitted again by run {details['last_submitted_by']}, not run by it)")
+    if details["launcher_description"]:
+        described = " ".join(f"{k}={v}" for k, v in details["launcher_description"].items())
+        out.append(f"  launched with {described}")
+    label = "git (code of this attempt):" if details["launched"] else "git (not launched yet):"
+    out += ["", label if details["git"] else "git: not recorded"]
     for g in details["git"]:
         dirty = f" dirty (snapshot {g['snapshot']})" if g["dirty"] else " clean"
         out.append(f"  {g['repo']}  commit {g['commit']}  branch {g['branch'] or '-'}{dirty}")

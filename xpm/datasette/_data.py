@@ -253,26 +253,27 @@ def job_details(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
     runs = _dicts(
         conn.execute(
             "SELECT r.id, r.experiment, r.run_mode, r.start_time, r.end_time, r.host, r.user, "
-            "r.pid, s.time AS submitted FROM submissions s JOIN runs r ON r.id = s.run "
+            "r.pid, s.time AS submitted, r.id IS j.run AS launched FROM submissions s "
+            "JOIN runs r ON r.id = s.run JOIN jobs j ON j.id = s.job_id "
             "WHERE s.job_id = ? ORDER BY s.time DESC",
             one,
         )
     )
-    git = _dicts(
+    attempts = _dicts(
         conn.execute(
-            "SELECT g.*, rg.position FROM jobs j JOIN run_git_states rg ON rg.run = j.last_run "
-            "JOIN git_states g ON g.id = rg.git_state WHERE j.id = ? ORDER BY rg.position",
+            "SELECT attempt, run, time, launcher, launcher_description FROM attempts "
+            "WHERE job_id = ? ORDER BY attempt DESC",
             one,
         )
     )
-    if not git:
-        git = _dicts(
-            conn.execute(
-                "SELECT g.*, 0 AS position FROM jobs j JOIN git_states g ON g.id = j.git_state "
-                "WHERE j.id = ?",
-                one,
-            )
+    # The code of the attempt that produced the job's state, not of its latest submission.
+    git = _dicts(
+        conn.execute(
+            "SELECT g.*, jg.position FROM job_git_states jg "
+            "JOIN git_states g ON g.id = jg.git_state WHERE jg.job_id = ? ORDER BY jg.position",
+            one,
         )
+    )
     for state in git:
         try:
             state["untracked"] = json.loads(state.get("untracked") or "[]")
@@ -285,5 +286,6 @@ def job_details(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
         "results": latest,
         "reports": reports,
         "runs": runs,
+        "attempts": attempts,
         "git": git,
     }

@@ -89,14 +89,14 @@ QUERIES: dict[str, dict[str, Any]] = {
     },
     "commit_jobs": {
         "title": "Jobs of a git commit",
-        "description": "Jobs submitted by runs whose code was at :commit (a commit hash or prefix).",
+        "description": "Jobs whose state and results come from code at :commit (a commit hash "
+        "or prefix): the attempt that produced them was launched there.",
         "sql": (
             "SELECT DISTINCT j.id, j.task_id, j.state, r.experiment, g.commit_sha, g.branch,\n"
             "  g.dirty, datetime(j.submit_time, 'unixepoch') AS submitted,\n"
             "  '/-/xpm/job/' || j.id AS page\n"
-            "FROM git_states g JOIN run_git_states rg ON rg.git_state = g.id\n"
-            "JOIN runs r ON r.id = rg.run\n"
-            "JOIN submissions s ON s.run = r.id JOIN jobs j ON j.id = s.job_id\n"
+            "FROM git_states g JOIN job_git_states jg ON jg.git_state = g.id\n"
+            "JOIN jobs j ON j.id = jg.job_id LEFT JOIN runs r ON r.id = j.run\n"
             "WHERE g.commit_sha >= lower(:commit) AND g.commit_sha < lower(:commit) || 'g'\n"
             "ORDER BY j.submit_time DESC"
         ),

@@ -30,8 +30,10 @@ from ._pins import (
 )
 from ._policy import DIRTY_POLICIES, RunGit, check_policy, dirty_error, git_enabled
 from ._reproduce import (
+    JobCode,
     Reproduction,
     find_job_run,
+    job_code,
     reproduce,
     reproduce_commands,
     run_git_states,
@@ -61,6 +63,7 @@ __all__ = [
     "RUNS_PREFIX",
     "SNAPSHOTS_PREFIX",
     "GitState",
+    "JobCode",
     "Reproduction",
     "RunGit",
     "capture",
@@ -75,6 +78,7 @@ __all__ = [
     "gc_refs",
     "git_enabled",
     "install",
+    "job_code",
     "list_pins",
     "make_snapshot",
     "pin",

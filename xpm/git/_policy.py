@@ -77,11 +77,18 @@ class RunGit:
         self.max_untracked_size = max_untracked_size
         self.states: list[GitState] = []
         self._roots: dict[str, str | None] = {}
+        self._records: list[dict[str, Any]] | None = None
+        self._failed: set[str] = set()  # repositories whose capture failed (warned once)
+        self._warned: set[str] = set()
         self._seen_classes: set[type] = set()
 
     def records(self) -> list[dict[str, Any]]:
-        """The states as JSON-able dictionaries (what run records hold under ``git``)."""
-        return [s.to_dict() for s in self.states]
+        """The states as JSON-able dictionaries (what run records hold under ``git``, and
+        the event starting each attempt of a job).  Not to be modified: it is cached."""
+        if self._records is None or len(self._records) != len(self.states):
+            # Asked at every launch: built again only when a repository was added.
+            self._records = [s.to_dict() for s in self.states]
+        return self._records
 
     def start(self, code_paths: Iterable[str | os.PathLike[str]] = ()) -> dict[str, Any]:
         """Capture the experiment's code: the ``__main__`` file (or the current directory)
@@ -116,7 +123,7 @@ class RunGit:
             except GitError as e:
                 self._problem(e)
                 continue
-            if root is not None and root not in known:
+            if root is not None and root not in known and root not in self._failed:
                 known.add(root)
                 todo.append(root)
         if not todo:
@@ -130,6 +137,7 @@ class RunGit:
                 exclude_dirs=[self.workdir] if self.workdir is not None else (),
             )
         except GitError as e:
+            self._failed.update(str(t) for t in todo)  # not retried for every task class
             self._problem(e)
             return []
         if self.policy == "error":
@@ -140,6 +148,9 @@ class RunGit:
             refs = pin_state(state, self.run_id, workdir=self.workdir) if self.pin else []
             if state.dirty and self.policy == "warn":
                 self._warn(state, refs)
+            elif state.snapshot_error and self.policy == "ignore":
+                # Silent about dirt, not about code that is kept only as a diff.
+                self.echo(f"xpm: warning: {self._no_snapshot(state)}")
         self.states.extend(states)
         return states
 
@@ -149,7 +160,8 @@ class RunGit:
                 f"the git state of the code could not be recorded: {error} "
                 "(dirty_git='error' needs it; use dirty_git='warn' to run anyway)"
             ) from None
-        if self.policy == "warn":
+        if self.policy == "warn" and str(error) not in self._warned:
+            self._warned.add(str(error))
             self.echo(f"xpm: warning: {error}")
 
     def _warn(self, state: GitState, refs: list[str]) -> None:
@@ -163,11 +175,20 @@ class RunGit:
             snapshot_refs = [r for r in refs if "/snapshots/" in r]
             if snapshot_refs:
                 message += f" ({snapshot_refs[0]})"
+        if state.snapshot_error:
+            message += "; " + self._no_snapshot(state)
         if state.large_untracked:
             message += "; not kept (over the size limit): " + _files(
                 [f["path"] for f in state.large_untracked], 5
             )
         self.echo(message)
+
+    @staticmethod
+    def _no_snapshot(state: GitState) -> str:
+        return (
+            f"no snapshot of {state.repo} could be made ({state.snapshot_error}); its commit, "
+            "branch and diff are recorded, untracked files are not kept"
+        )
 
 
 def _under(file: str, root: str) -> bool:

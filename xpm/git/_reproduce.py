@@ -34,13 +34,17 @@ class Reproduction:
     states: list[GitState] = field(default_factory=list)
 
 
-def find_job_run(workdir: str | os.PathLike[str], identifier: str) -> Path | None:
+def find_job_run(
+    workdir: str | os.PathLike[str], identifier: str, *, before: float | None = None
+) -> Path | None:
     """The record (``WORKDIR/experiments/<name>/runs/<run id>.json``) of the newest
-    experiment run that submitted the job ``identifier`` (None when no run did).
+    experiment run that submitted the job ``identifier`` (None when no run did);
+    ``before``: the newest that submitted it at or before that time.
 
     Run ids start with their start time, so runs are searched newest first by name.
     """
     runs = Path(workdir).glob("experiments/*/runs/*.jobs.jsonl")
+    found: tuple[float, Path] | None = None
     for jobs in sorted(runs, key=lambda p: p.name, reverse=True):
         try:
             content = jobs.read_text(encoding="utf-8")
@@ -48,9 +52,68 @@ def find_job_run(workdir: str | os.PathLike[str], identifier: str) -> Path | Non
             continue
         if identifier not in content:
             continue
-        if any(r.get("identifier") == identifier for r in read_json_lines(jobs)):
-            return jobs.with_name(jobs.name[: -len(".jobs.jsonl")] + ".json")
-    return None
+        times = [r.get("time") for r in read_json_lines(jobs) if r.get("identifier") == identifier]
+        if before is not None:
+            times = [t for t in times if isinstance(t, (int, float)) and t <= before]
+        if not times:
+            continue
+        record = jobs.with_name(jobs.name[: -len(".jobs.jsonl")] + ".json")
+        if before is None:
+            return record
+        latest = max(t for t in times if isinstance(t, (int, float)))
+        if found is None or latest > found[0]:
+            found = (latest, record)
+    return found[1] if found is not None else None
+
+
+@dataclass
+class JobCode:
+    """The code behind a job's state and results: the attempt that produced them.
+
+    ``run`` is the run that launched that attempt (``<experiment>/<run id>``), ``record``
+    its run record when it still exists, ``states`` the git states recorded for the
+    attempt, ``launcher`` the launcher's description.  ``launched`` is False for a job never
+    launched: then the run is the newest that submitted it, whose code would run it.
+    """
+
+    run: str | None
+    record: Path | None
+    states: list[GitState]
+    launched: bool = True
+    launcher: dict[str, Any] | None = None
+
+
+def job_code(jobdir: JobDir) -> JobCode:
+    """The code of the attempt behind the state of ``jobdir`` (see :class:`JobCode`).
+
+    It is read from the job directory (the event that started the attempt); an attempt
+    launched by an xpm that did not record it there gets the newest run that submitted the
+    job before that launch.
+    """
+    status = jobdir.read_status()
+    attempt = status.provenance
+    if attempt is not None:
+        run = str(attempt["run"])
+        experiment, _, run_id = run.rpartition("/")
+        record = jobdir.workdir / "experiments" / experiment / "runs" / f"{run_id}.json"
+        states = [GitState.from_dict(g) for g in attempt.get("git") or []]
+        return JobCode(
+            run,
+            record if record.exists() else None,
+            states,
+            launcher=attempt.get("launcher_description"),
+        )
+    launched = status.attempt > 0
+    before = status.submit_time if launched else None
+    found = find_job_run(jobdir.workdir, jobdir.identifier, before=before)
+    if found is None:
+        return JobCode(None, None, [], launched=launched)
+    return JobCode(
+        f"{found.parent.parent.name}/{found.stem}",
+        found,
+        run_git_states(found),
+        launched=launched,
+    )
 
 
 def run_git_states(record: str | os.PathLike[str]) -> list[GitState]:
@@ -90,8 +153,8 @@ def reproduce(
 ) -> Reproduction:
     """Check out the code of a job or of an experiment run into worktree(s) at ``dest``.
 
-    ``target`` is a job directory (its git state comes from the newest experiment run that
-    submitted it, see :func:`find_job_run`) or an experiment-run record file.  With one
+    ``target`` is a job directory (the code of the attempt behind its state and results,
+    see :func:`job_code`) or an experiment-run record file.  With one
     repository the worktree is ``dest``; with several, ``dest/<repository name>``.
 
     For a job, a copy of it (params.json and tags.json, with module files pointed into the
@@ -104,23 +167,24 @@ def reproduce(
     job: JobDir | None = None
     if (target / "params.json").exists():
         job = JobDir.from_path(target)
-        record = find_job_run(job.workdir, job.identifier)
-        if record is None:
+        code = job_code(job)
+        if code.run is None:
             raise GitError(
                 f"no experiment run under {job.workdir / 'experiments'} submitted job "
                 f"{job.relpath}, so its code is unknown (was it submitted by an older xpm?)"
             )
+        run_name, states = code.run.rpartition("/")[2], code.states
     elif target.is_file() and target.suffix == ".json" and target.parent.name == "runs":
         record = target
+        run_name, states = record.stem, run_git_states(record)
     else:
         raise GitError(
             f"{target} is neither a job directory (with params.json) nor an experiment-run "
             "record (WORKDIR/experiments/<name>/runs/<run id>.json)"
         )
-    states = run_git_states(record)
     if not states:
         raise GitError(
-            f"the experiment run {record.stem} recorded no git repository (its code was not in "
+            f"the experiment run {run_name} recorded no git repository (its code was not in "
             "one, or XPM_GIT=off was set): there is no pinned code to check out"
         )
     if dest.exists() and any(dest.iterdir()):
@@ -130,7 +194,7 @@ def reproduce(
     for state in states:
         if not Path(state.repo).is_dir():
             raise GitError(
-                f"the repository {state.repo} recorded by run {record.stem} is gone: clone it "
+                f"the repository {state.repo} recorded by run {run_name} is gone: clone it "
                 f"there, then run: {reproduce_commands(state, worktrees[state.repo])[0]}"
             )
         sha = state.code_commit

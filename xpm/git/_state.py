@@ -36,6 +36,8 @@ class GitState:
     working tree exactly as it was (tracked changes and untracked files), parented on
     ``commit``; untracked files over the size limit are left out of it and listed in
     ``large_untracked`` as ``{"path", "size", "sha256"}``.  Paths are relative to ``repo``.
+    When git cannot make the snapshot, the rest is still recorded and ``snapshot_error``
+    says why.
     """
 
     repo: str
@@ -48,6 +50,8 @@ class GitState:
     large_untracked: list[dict[str, Any]] = field(default_factory=list)
     snapshot: str | None = None
     changed: list[str] = field(default_factory=list)
+    #: Why a dirty tree has no snapshot (git failed to make it); None otherwise.
+    snapshot_error: str | None = None
 
     @property
     def code_commit(self) -> str | None:
@@ -61,7 +65,10 @@ class GitState:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dictionary (see :meth:`from_dict`)."""
-        return asdict(self)
+        data = asdict(self)
+        if data["snapshot_error"] is None:
+            del data["snapshot_error"]  # the usual case keeps the layout (and index ids) of before
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GitState:
@@ -178,9 +185,13 @@ def capture_repo(
             *excludes,
         ).decode("utf-8", "replace")
     if state.dirty and snapshot:
-        state.snapshot = make_snapshot(
-            root, commit, exclude=[f["path"] for f in large] + [d.rstrip("/") for d in skipped]
-        )
+        try:
+            state.snapshot = make_snapshot(
+                root, commit, exclude=[f["path"] for f in large] + [d.rstrip("/") for d in skipped]
+            )
+        except GitError as e:
+            # Commit, branch, dirty flag and diff are known: keep them (the caller warns).
+            state.snapshot_error = str(e)
     return state
 
 
@@ -265,7 +276,10 @@ def make_snapshot(root: str, head: str | None, exclude: Iterable[str] = ()) -> s
             os.utime(tmp, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
         else:
             os.unlink(tmp)  # git creates it
-        specs = [b"."] + [b":(exclude,literal,top)" + os.fsencode(p) for p in exclude]
+        # git add refuses a pathspec naming an ignored path, even an exclusion (the usual
+        # workdir listed in .gitignore): ignored paths never enter the snapshot anyway.
+        kept = _not_ignored(root, list(exclude))
+        specs = [b"."] + [b":(exclude,literal,top)" + os.fsencode(p) for p in kept]
         git(
             root,
             "add",
@@ -287,3 +301,19 @@ def make_snapshot(root: str, head: str | None, exclude: Iterable[str] = ()) -> s
         ).strip()
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _not_ignored(root: str, paths: list[str]) -> list[str]:
+    """Those of ``paths`` (relative to ``root``) that git does not ignore."""
+    if not paths:
+        return []
+    out = git(
+        root,
+        "check-ignore",
+        "-z",
+        "--stdin",
+        input=b"\0".join(os.fsencode(p) for p in paths) + b"\0",
+        ok_codes=(0, 1),  # 1: none of them is ignored
+    )
+    ignored = {text(p) for p in out.split(b"\0") if p}
+    return [p for p in paths if p not in ignored]

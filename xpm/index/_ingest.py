@@ -166,6 +166,29 @@ class JobRows:
     params: list[tuple[str, Any, str]] | None = None
     tags: list[tuple[str, Any, str]] | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
+    #: Attempts that recorded their provenance (see :func:`attempt_rows`).
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def attempt_rows(status: JobStatus) -> list[dict[str, Any]]:
+    """Rows of ``attempts`` (with their git states under ``git``) from a job's status."""
+    rows = []
+    for a in status.attempts:
+        states = [g for g in a.get("git") or [] if isinstance(g, dict)]
+        description = a.get("launcher_description")
+        rows.append(
+            {
+                "attempt": a["attempt"],
+                "run": a.get("run"),
+                "time": a.get("time"),
+                "launcher": a.get("launcher"),
+                "launcher_description": None
+                if description is None
+                else json.dumps(description, sort_keys=True, default=str),
+                "git": [git_state_row(g) for g in states],
+            }
+        )
+    return rows
 
 
 def status_columns(status: JobStatus) -> dict[str, Any]:
@@ -240,7 +263,11 @@ def read_job(
     status = jobdir.read_status() if has_status else JobStatus()
     job = {"id": jobdir.identifier, "task_id": jobdir.task_id, "path": jobdir.relpath}
     job.update(status_columns(status))
-    rows = JobRows(job, results=read_results(jobdir) if _RESULTS in names else [])
+    rows = JobRows(
+        job,
+        results=read_results(jobdir) if _RESULTS in names else [],
+        attempts=attempt_rows(status),
+    )
     if full:
         doc: Any = params
         if doc is None:
@@ -260,8 +287,10 @@ def _chunks(items: Sequence[str], n: int = 500) -> Iterator[Sequence[str]]:
         yield items[i : i + n]
 
 
-def write_jobs(conn: sqlite3.Connection, jobs: Sequence[JobRows]) -> None:
-    """Upsert job rows and replace their params/tags/results (inside a transaction)."""
+def write_jobs(conn: sqlite3.Connection, jobs: Sequence[JobRows], *, link: bool = True) -> None:
+    """Upsert job rows and replace their params/tags/results/attempts (inside a
+    transaction); ``link``: then point them at the run and git state of their latest
+    attempt (:func:`link_jobs`; a caller linking many jobs at once does it itself)."""
     if not jobs:
         return
     cols = ("id", "task_id", "path", *STATUS_COLUMNS)
@@ -292,6 +321,46 @@ def write_jobs(conn: sqlite3.Connection, jobs: Sequence[JobRows]) -> None:
         "INSERT OR REPLACE INTO results (job_id, seq, key, value, type, step, time) "
         "VALUES (:job_id, :seq, :key, :value, :type, :step, :time)",
         [r for j in jobs for r in j.results],
+    )
+    _write_attempts(conn, jobs, ids)
+    if link:
+        for chunk in _chunks(ids):
+            link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
+
+
+def _write_attempts(conn: sqlite3.Connection, jobs: Sequence[JobRows], ids: list[str]) -> None:
+    for chunk in _chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM attempts WHERE job_id IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM attempt_git_states WHERE job_id IN ({marks})", chunk)
+    attempts = [(j.job["id"], a) for j in jobs for a in j.attempts]
+    if not attempts:
+        return
+    _insert_git_states(conn, [g for _, a in attempts for g in a["git"]])
+    conn.executemany(
+        "INSERT OR REPLACE INTO attempts (job_id, attempt, run, time, launcher, "
+        "launcher_description, git_state) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                job_id,
+                a["attempt"],
+                a["run"],
+                a["time"],
+                a["launcher"],
+                a["launcher_description"],
+                a["git"][0]["id"] if a["git"] else None,
+            )
+            for job_id, a in attempts
+        ],
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO attempt_git_states (job_id, attempt, position, git_state) "
+        "VALUES (?, ?, ?, ?)",
+        [
+            (job_id, a["attempt"], n, g["id"])
+            for job_id, a in attempts
+            for n, g in enumerate(a["git"])
+        ],
     )
 
 
@@ -374,24 +443,9 @@ def write_runs(conn: sqlite3.Connection, runs: Sequence[RunRows]) -> None:
         f"INSERT OR REPLACE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
         [tuple(r.run[c] for c in cols) for r in runs],
     )
-    gcols = (
-        "id",
-        "repo",
-        "commit_sha",
-        "branch",
-        "remote",
-        "dirty",
-        "diff",
-        "untracked",
-        "snapshot",
-    )
     for r in runs:
         rows = [git_state_row(s) for s in r.git_states]
-        conn.executemany(
-            f"INSERT OR IGNORE INTO git_states ({', '.join(gcols)}) "
-            f"VALUES ({', '.join('?' * len(gcols))})",
-            [tuple(g[c] for c in gcols) for g in rows],
-        )
+        _insert_git_states(conn, rows)
         conn.execute("DELETE FROM run_git_states WHERE run = ?", (r.run["id"],))
         conn.executemany(
             "INSERT INTO run_git_states (run, position, git_state) VALUES (?, ?, ?)",
@@ -406,8 +460,32 @@ def write_runs(conn: sqlite3.Connection, runs: Sequence[RunRows]) -> None:
         )
 
 
+_GIT_COLUMNS = (
+    "id",
+    "repo",
+    "commit_sha",
+    "branch",
+    "remote",
+    "dirty",
+    "diff",
+    "untracked",
+    "snapshot",
+)
+
+
+def _insert_git_states(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    conn.executemany(
+        f"INSERT OR IGNORE INTO git_states ({', '.join(_GIT_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(_GIT_COLUMNS))})",
+        [tuple(g[c] for c in _GIT_COLUMNS) for g in rows],
+    )
+
+
 def write_submissions(
-    conn: sqlite3.Connection, submissions: Sequence[tuple[str, str, float | None]]
+    conn: sqlite3.Connection,
+    submissions: Sequence[tuple[str, str, float | None]],
+    *,
+    link: bool = True,
 ) -> None:
     """Record submissions and point their jobs at the latest run that submitted them."""
     if not submissions:
@@ -415,18 +493,35 @@ def write_submissions(
     conn.executemany(
         "INSERT OR REPLACE INTO submissions (run, job_id, time) VALUES (?, ?, ?)", submissions
     )
-    ids = sorted({s[1] for s in submissions})
-    for chunk in _chunks(ids):
-        _link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
+    if link:
+        ids = sorted({s[1] for s in submissions})
+        for chunk in _chunks(ids):
+            link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
 
 
-def _link_jobs(conn: sqlite3.Connection, where: str, params: Sequence[Any] = ()) -> None:
+def link_jobs(conn: sqlite3.Connection, where: str, params: Sequence[Any] = ()) -> None:
+    """Set the derived columns of the jobs matching ``where``: ``last_run`` and
+    ``last_submitted`` (their latest submission), ``run`` and ``git_state`` (the run that
+    launched their latest attempt and the git state it recorded).
+
+    An attempt launched before schema 2 recorded no run: it is the latest run that submitted
+    the job before that launch (a submission always comes before the launch it causes).
+    The recorder, :func:`rebuild` and the schema migration all use this one statement.
+    """
     conn.execute(
         "UPDATE jobs SET (last_run, last_submitted) = (SELECT s.run, s.time FROM submissions s "
         "WHERE s.job_id = jobs.id ORDER BY s.time DESC, s.run DESC LIMIT 1), "
-        "git_state = (SELECT g.git_state FROM submissions s JOIN run_git_states g "
-        "ON g.run = s.run AND g.position = 0 WHERE s.job_id = jobs.id "
-        f"ORDER BY s.time DESC, s.run DESC LIMIT 1) WHERE {where}",
+        "run = COALESCE((SELECT a.run FROM attempts a WHERE a.job_id = jobs.id "
+        "AND a.attempt = jobs.attempt), (SELECT s.run FROM submissions s "
+        "WHERE s.job_id = jobs.id AND s.time <= jobs.submit_time "
+        f"ORDER BY s.time DESC, s.run DESC LIMIT 1)) WHERE {where}",
+        params,
+    )
+    conn.execute(
+        "UPDATE jobs SET git_state = COALESCE((SELECT a.git_state FROM attempts a "
+        "WHERE a.job_id = jobs.id AND a.attempt = jobs.attempt), (SELECT g.git_state "
+        "FROM run_git_states g WHERE g.run = jobs.run AND g.position = 0)) "
+        f"WHERE {where}",
         params,
     )
 
@@ -460,12 +555,12 @@ def rebuild(workdir: str | os.PathLike[str], *, batch: int = 2000) -> dict[str, 
                     conn.execute(f'DELETE FROM "{name}"')
             write_runs(conn, runs)
             for start in range(0, len(jobdirs), batch):
-                write_jobs(conn, [read_job(j) for j in jobdirs[start : start + batch]])
+                write_jobs(conn, [read_job(j) for j in jobdirs[start : start + batch]], link=False)
             conn.executemany(
                 "INSERT OR REPLACE INTO submissions (run, job_id, time) VALUES (?, ?, ?)",
                 [s for r in runs for s in r.submissions],
             )
-            _link_jobs(conn, "1")
+            link_jobs(conn, "1")
 
         index.write(fill)
         counts = {

@@ -31,8 +31,18 @@ from ._version import schema_version
 
 Migration = Callable[[sqlite3.Connection], None]
 
+
+def _to_2(conn: sqlite3.Connection) -> None:
+    """Schema 2 records the run and git state of each job's latest attempt (``jobs.run``,
+    ``jobs.git_state``): an index of schema 1 has no attempt records, so each job gets the
+    latest run that submitted it before its last launch, as a rebuild does."""
+    from ._ingest import link_jobs
+
+    link_jobs(conn, "1")
+
+
 #: Extra steps of a migration to version N (run after its tables/columns/indexes exist).
-CUSTOM: dict[int, Migration] = {}
+CUSTOM: dict[int, Migration] = {2: _to_2}
 
 
 def migrate(

@@ -88,7 +88,8 @@ def list_jobs(
     the command line also match typed values: ``"3"`` matches the integer 3);
     ``experiment``: jobs submitted by a run of it; ``since``: jobs active since that time
     (Unix time, datetime or ISO text; compares the latest of end, start, submit and
-    submission times); ``commit``: jobs submitted by a run at a commit (prefix).
+    submission times); ``commit``: jobs whose latest attempt (the one behind their state and
+    results) ran code at a commit (prefix).
 
     Each job is a dict of the ``jobs`` columns plus ``experiment`` and ``tags`` (a dict).
     Active jobs are first reconciled with their directories (see :func:`reconcile`).
@@ -131,8 +132,8 @@ def list_jobs(
         params.append(_as_time(since))
     if commit:
         where.append(
-            "j.id IN (SELECT s.job_id FROM submissions s JOIN run_git_states rg ON rg.run = s.run"
-            " JOIN git_states g ON g.id = rg.git_state WHERE g.commit_sha LIKE ?)"
+            "j.id IN (SELECT jg.job_id FROM job_git_states jg"
+            " JOIN git_states g ON g.id = jg.git_state WHERE g.commit_sha LIKE ?)"
         )
         params.append(commit.lower() + "%")
     sql = (

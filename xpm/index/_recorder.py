@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._db import IndexDB
-from ._ingest import JobRows, RunRows, read_job, read_run, write_jobs, write_runs, write_submissions
+from ._ingest import (
+    JobRows,
+    RunRows,
+    link_jobs,
+    read_job,
+    read_run,
+    write_jobs,
+    write_runs,
+    write_submissions,
+)
 
 if TYPE_CHECKING:
     from .._experiment import Experiment
@@ -177,8 +186,12 @@ class Recorder:
     ) -> None:
         if run is not None:
             write_runs(conn, [run])
-        write_jobs(conn, rows)
-        write_submissions(conn, subs)
+        write_jobs(conn, rows, link=False)
+        write_submissions(conn, subs, link=False)
+        ids = sorted({r.job["id"] for r in rows} | {s[1] for s in subs})
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
 
     def _read_run_if_changed(self) -> RunRows | None:
         try:

@@ -229,18 +229,68 @@ TABLES: tuple[Table, ...] = (
             _c(
                 "last_run",
                 "TEXT",
-                "The run that submitted the job most recently.",
+                "The run that submitted the job most recently (a later submission of a DONE "
+                "job does not run it again: see `run` for the code that produced it).",
                 references="runs.id",
             ),
             _c("last_submitted", "REAL", f"When that run submitted it. {_TIME}."),
             _c(
                 "git_state",
                 "TEXT",
-                "Git state of the experiment's repository in that run.",
+                "Git state of the experiment's repository when the latest attempt (the one "
+                "behind `state` and the results) was launched; NULL for a job never launched.",
                 references="git_states.id",
+            ),
+            _c(
+                "run",
+                "TEXT",
+                "The run that launched the latest attempt (for attempts launched before "
+                "schema 2: the latest run that submitted the job before that launch).",
+                references="runs.id",
+                since=2,
             ),
         ),
         ("id",),
+    ),
+    Table(
+        "attempts",
+        "Every launch of a job, from the `SUBMITTED` events of its `events.jsonl`: the run "
+        "that launched it, its launcher and the git state of its code (attempts launched by "
+        "an xpm before schema 2 have no row).",
+        (
+            _c("job_id", "TEXT", "The job.", references="jobs.id"),
+            _c("attempt", "INTEGER", "Attempt number (1 first); `jobs.attempt` is the latest."),
+            _c("run", "TEXT", "The run that launched it.", references="runs.id"),
+            _c("time", "REAL", f"When it was handed to the launcher. {_TIME}."),
+            _c("launcher", "TEXT", "Launcher kind: `local`, `slurm`..."),
+            _c(
+                "launcher_description",
+                "TEXT",
+                "The launcher's full description (`Launcher.describe()`) as a JSON object.",
+            ),
+            _c(
+                "git_state",
+                "TEXT",
+                "Git state of the experiment's repository (position 0); NULL when not recorded.",
+                references="git_states.id",
+            ),
+        ),
+        ("job_id", "attempt"),
+        since=2,
+    ),
+    Table(
+        "attempt_git_states",
+        "The git states of each attempt: the experiment's repository first (position 0), "
+        "then those of task modules living in other repositories.",
+        (
+            _c("job_id", "TEXT", "The job.", references="jobs.id"),
+            _c("attempt", "INTEGER", "The attempt (`attempts.attempt`)."),
+            _c("position", "INTEGER", "0 for the experiment's own repository, then 1, 2..."),
+            _c("git_state", "TEXT", "The git state.", references="git_states.id"),
+        ),
+        ("job_id", "attempt", "position"),
+        since=2,
+        without_rowid=True,
     ),
     Table(
         "submissions",
@@ -310,6 +360,25 @@ TABLES: tuple[Table, ...] = (
 
 VIEWS: tuple[View, ...] = (
     View(
+        "job_git_states",
+        "The git states of the code that produced each job's state and results: those of its "
+        "latest attempt (for attempts launched before schema 2, those of `jobs.run`). Jobs "
+        "of a commit: `SELECT job_id FROM job_git_states jg JOIN git_states g ON g.id = "
+        "jg.git_state WHERE g.commit_sha LIKE 'abc123%'`.",
+        "SELECT a.job_id, a.position, a.git_state\n"
+        "FROM attempt_git_states a JOIN jobs j ON j.id = a.job_id AND a.attempt = j.attempt\n"
+        "UNION ALL\n"
+        "SELECT j.id, rg.position, rg.git_state FROM jobs j\n"
+        "JOIN run_git_states rg ON rg.run = j.run\n"
+        "WHERE NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id AND a.attempt = j.attempt)",
+        (
+            ("job_id", "The job (`jobs.id`)."),
+            ("position", "0 for the experiment's own repository, then 1, 2..."),
+            ("git_state", "The git state (`git_states.id`)."),
+        ),
+        since=2,
+    ),
+    View(
         "latest_results",
         "The latest reported value of each result of each job (the report with the largest `seq`).",
         "SELECT job_id, key, value, type, step, time, MAX(seq) AS seq\n"
@@ -333,7 +402,7 @@ VIEWS: tuple[View, ...] = (
         "(`1/3`, not `0.1`), filter the `params`, `tags` or `results` table instead.",
         "SELECT j.id, j.task_id, j.state, j.reason, j.submit_time, j.start_time, j.end_time,\n"
         "  j.exit_code, j.launcher, j.launcher_job_id, j.host, j.path,\n"
-        "  r.experiment, j.last_run, g.commit_sha,\n"
+        "  r.experiment, j.last_run, j.run, g.commit_sha,\n"
         "  (SELECT json_group_object(t.key, t.value) FROM tags t WHERE t.job_id = j.id) AS tags,\n"
         "  (SELECT json_group_object(p.path, p.value) FROM params p\n"
         "     WHERE p.job_id = j.id AND p.type != 'config') AS params,\n"
@@ -356,7 +425,11 @@ VIEWS: tuple[View, ...] = (
             ("path", "Job directory relative to the workdir."),
             ("experiment", "Experiment of the run that submitted it last."),
             ("last_run", "That run (`runs.id`)."),
-            ("commit_sha", "Commit of the experiment's repository in that run."),
+            ("run", "The run that launched the attempt behind its state (`runs.id`)."),
+            (
+                "commit_sha",
+                "Commit of the experiment's repository when that attempt was launched.",
+            ),
             ("tags", 'Tags as a JSON object `{"model": "cnn", ...}`.'),
             (
                 "params",
@@ -388,6 +461,14 @@ INDEXES: tuple[IndexDef, ...] = (
     IndexDef("idx_runs_experiment", "runs", ("experiment",), "runs of an experiment"),
     IndexDef("idx_run_git_state", "run_git_states", ("git_state",), "runs at a git state"),
     IndexDef("idx_git_commit", "git_states", ("commit_sha",), "git states of a commit"),
+    IndexDef("idx_jobs_run", "jobs", ("run",), "jobs launched by a run", since=2),
+    IndexDef(
+        "idx_attempt_git_state",
+        "attempt_git_states",
+        ("git_state",),
+        "attempts at a git state",
+        since=2,
+    ),
 )
 
 TABLE_NAMES = tuple(t.name for t in TABLES)
