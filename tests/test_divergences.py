@@ -244,3 +244,31 @@ def test_a_yaml_title_must_be_text(yaml_project: Path) -> None:
         f"{yaml_project / 'bad.yaml'}: 'title' is recorded with the run and must be text, "
         "got [1, 2]; quote it"
     )
+
+
+# --------------------------------------------------------------------------- documented
+
+
+def test_identifiers_follow_task_outputs_not_paths_into_the_workdir(tmp_path: Path) -> None:
+    """docs/from-experimaestro.md: a task output keeps its consumer's identifier when the
+    workdir moves; the same output's path passed as a plain Param[Path] does not."""
+
+    class ReadsPath(Config):
+        weights: Param[Path]
+
+    found = []
+    for name in ("here", "moved"):
+        with experiment(tmp_path / name, "xp", run_mode="generate", progress=False):
+            learned = Learn(model=Model(n_layers=2), epochs=1).submit()
+        found.append((learned.__identifier__(), ReadsPath(weights=learned.path).__identifier__()))
+    (output_here, path_here), (output_moved, path_moved) = found
+    assert output_here == output_moved
+    assert path_here != path_moved
+
+
+def test_every_divergence_that_stays_is_documented() -> None:
+    page = (Path(__file__).parent.parent / "docs" / "from-experimaestro.md").read_text()
+    section = page.split("## Divergences that stay", 1)[1].split("\n## ", 1)[0]
+    for subject in ("`Param[Path]`", "before it is submitted", "`ConfigurationBase`", "run_mode"):
+        assert subject in section, subject
+    assert "`submit(run_mode=...)`" in section and "`cfg.id` is `helper.name`" in section
