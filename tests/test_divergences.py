@@ -18,6 +18,7 @@ from xpm._experiment import experiment
 from xpm._identifier import encode_config
 from xpm.errors import ConfigError, UsageError
 from xpm.experiments import prepare, run_experiment_file
+from xpm.index import open_index
 
 # --------------------------------------------------------------------------- Optional -> None
 
@@ -220,6 +221,9 @@ def test_yaml_title_and_description_are_recorded_with_the_run(
     (record,) = (xp.run_dir / "runs").glob("*.json")
     data = json.loads(record.read_text())
     assert (data["title"], data["description"]) == ("Longer run", "First try.\nTwo lines.\n")
+    with open_index(xp.workdir, readonly=True) as index:
+        (info,) = [json.loads(row[0]) for row in index.query("SELECT info FROM runs")]
+    assert info["title"] == "Longer run"
 
 
 def test_yaml_title_goes_to_a_configuration_field_of_that_name(yaml_project: Path) -> None:
