@@ -16,6 +16,7 @@ from xpm_test_tasks import Count, Learn, Model
 from xpm import Config, Constant, Meta, Param, Task, field, tag, tags_of, tagspath
 from xpm._experiment import experiment
 from xpm._identifier import encode_config
+from xpm._types import narrows
 from xpm.errors import ConfigError, UsageError
 from xpm.experiments import prepare, run_experiment_file
 from xpm.index import open_index
@@ -146,6 +147,27 @@ def test_a_subclass_may_narrow_a_parameter() -> None:
     assert Narrow(model=SmallModel()).maybe == 3
     with pytest.raises(ConfigError, match=r"Narrow\.model: expected a SmallModel"):
         Narrow(model=Model())
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "expected"),
+    [
+        (list[int], list, True),
+        (list, list[int], False),
+        (tuple[int, int], tuple[int, ...], True),
+        (tuple[int, ...], tuple[int, int], False),
+        (tuple[int, ...], tuple[float, ...], True),
+        (int | None, Optional[float], True),  # noqa: UP045
+        (Optional[int], int, False),  # noqa: UP045
+        (bool, int, False),
+        (list[bool], list[int], False),
+        (dict[str, SmallModel], dict[str, Model], True),
+        (Any, int, False),
+        (int, Any, True),
+    ],
+)
+def test_which_types_narrow(new: Any, old: Any, expected: bool) -> None:
+    assert narrows(new, old) is expected
 
 
 def test_an_override_naming_a_later_class_is_checked_when_first_used(

@@ -393,17 +393,22 @@ def narrows(new: Any, old: Any) -> bool:
     old_options = _union_args(old)
     if old_options is not None:
         return any(narrows(new, option) for option in old_options)
-    if isinstance(new, type) and isinstance(old, type):
+    new_origin, old_origin = typing.get_origin(new), typing.get_origin(old)
+    # (``list[int]`` passes isinstance(..., type) on Python 3.10: look at the origin first.)
+    if new_origin is None and old_origin is None:
+        if not isinstance(new, type) or not isinstance(old, type):
+            return False
         if new is bool and old is not bool:
             return False
         return issubclass(new, old) or (new is int and old is float)
-    new_origin, old_origin = typing.get_origin(new), typing.get_origin(old)
     if new_origin is None or new_origin is not old_origin:
-        # A bare container (``list``) versus a parameterised one (``list[int]``).
-        return isinstance(old, type) and new_origin is old
+        # A parameterised container (``list[int]``) narrows the bare one (``list``).
+        return old_origin is None and new_origin is old
     new_args, old_args = typing.get_args(new), typing.get_args(old)
     if not old_args:
         return True
+    if len(old_args) == 2 and old_args[1] is Ellipsis and Ellipsis not in new_args:
+        return all(narrows(a, old_args[0]) for a in new_args)  # tuple[int, int] vs [int, ...]
     if len(new_args) != len(old_args):
         return False
     return all(
