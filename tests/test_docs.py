@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import os
 import re
 import subprocess
 import sys
@@ -24,8 +26,15 @@ def test_python_snippets_run(page: Path, tmp_path: Path) -> None:
     code = "\n".join(python_blocks(page))
     script = tmp_path / "snippets.py"
     script.write_text(code, encoding="utf-8")
+    # PYTHONPATH: the xpm of this checkout, not whichever one is installed.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, f"{page.name} snippets failed:\n{result.stderr[-3000:]}"
 
@@ -47,3 +56,80 @@ def test_ci_runs_the_readme_test_command() -> None:
     match = re.search(r"^(pip install .*pytest.*)$", readme, re.M)
     assert match, "README.md must show the test command (pip install ... && python -m pytest ...)"
     assert match.group(1).strip() in ci, ".ci/run must run the README's test command"
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    return isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+
+
+def submits_at_import(code: str) -> list[str]:
+    """Classes defined in ``code`` and submitted by its module-level code (outside ``if
+    __name__ == "__main__":``): a job process imports the file to find them, which would
+    start the experiment again (the job then fails)."""
+    tree = ast.parse(code)
+    local = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+    top = [
+        n
+        for n in tree.body
+        if not isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and not _is_main_guard(n)
+    ]
+    found: list[str] = []
+    for node in (sub for stmt in top for sub in ast.walk(stmt)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "submit"
+            and isinstance(node.func.value, ast.Call)
+            and isinstance(node.func.value.func, ast.Name)
+            and node.func.value.func.id in local
+        ):
+            found.append(node.func.value.func.id)
+    return found
+
+
+@pytest.mark.parametrize("page", [*DOCS, ROOT / "README.md"], ids=lambda p: p.name)
+def test_samples_do_not_submit_their_own_tasks_at_import(page: Path) -> None:
+    """Each block, and a page's blocks pasted together, work when saved as a script."""
+    blocks = python_blocks(page)
+    for code in [*blocks, "\n".join(blocks)] if blocks else []:
+        assert not submits_at_import(code), (
+            f"{page.name}: a sample submits {submits_at_import(code)} defined in the same file "
+            'outside `if __name__ == "__main__":`; saved as a script, its jobs would fail'
+        )
+
+
+def test_submits_at_import_recognises_the_old_readme_sample() -> None:
+    old = "class Learn(Task):\n    pass\n\nwith experiment('runs', 'x'):\n    Learn().submit()\n"
+    assert submits_at_import(old) == ["Learn"]
+    guarded = old.replace("with experiment", "if __name__ == '__main__':\n  with experiment")
+    assert submits_at_import(guarded.replace("\n    Learn", "\n      Learn")) == []
+
+
+def test_readme_samples_run_as_saved_scripts(tmp_path: Path) -> None:
+    """The README's samples, each saved as a file and run as ``python FILE`` (twice: the
+    second run finds every job done)."""
+    blocks = python_blocks(ROOT / "README.md")
+    assert blocks, "README.md has no python sample"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XPM_GIT": "off"}
+    for i, code in enumerate(blocks):
+        folder = tmp_path / f"sample{i}"
+        folder.mkdir()
+        (folder / "sweep.py").write_text(code, encoding="utf-8")
+        for attempt in (1, 2):
+            result = subprocess.run(
+                [sys.executable, "sweep.py"],
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert result.returncode == 0, (
+                f"README sample {i}, run {attempt}:\n{result.stderr[-3000:]}"
+            )
+        assert not list(folder.rglob("failed")), f"README sample {i}: a job failed"
+        if "experiment(" in code:
+            done = list(folder.rglob("done"))
+            assert done, f"README sample {i} ran no job"
+            assert f"0 done, {len(done)} already done, 0 failed" in result.stderr

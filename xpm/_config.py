@@ -21,6 +21,8 @@ from ._types import (
     ValueType,
     compile_type,
     describe_value,
+    is_optional,
+    narrows,
     split_annotation,
 )
 from .errors import ConfigError
@@ -152,6 +154,7 @@ class ConfigInfo:
                 f"{cls.__qualname__}: cannot resolve an annotation ({e}); define the referenced "
                 "class before the first use of this configuration"
             ) from None
+        _check_overrides(cls, hints)
         for klass in reversed(cls.__mro__):
             for name in klass.__dict__.get("__annotations__", {}):
                 if name in self.params or name not in hints:
@@ -170,6 +173,15 @@ class ConfigInfo:
                     vtype = compile_type(inner)
                 except UnsupportedType as e:
                     raise ConfigError(f"{cls.__qualname__}.{name}: {e}") from None
+                if (
+                    default is MISSING
+                    and factory is None
+                    and kind is not ParamKind.CONSTANT
+                    and is_optional(vtype)
+                ):
+                    # experimaestro's rule: an Optional without a default defaults to None,
+                    # exactly as if `= None` were written (so None is skipped in the identifier).
+                    default = None
                 if default is not MISSING and not isinstance(default, GeneratedPath):
                     try:
                         default = vtype.convert(default)
@@ -247,6 +259,48 @@ def _module_name(cls: type) -> str:
 
             return Path(file).stem
     return cls.__module__
+
+
+def _check_overrides(cls: type, hints: dict[str, Any] | None) -> None:
+    """Refuse a parameter that a subclass re-declares with a type its base does not allow.
+
+    Called when the class is defined (``hints`` None: annotations that cannot be resolved yet,
+    e.g. a reference to a class defined later, are checked when the class is first used) and
+    again with the resolved ``hints`` when its ConfigInfo is built.
+    """
+    own = cls.__dict__.get("__annotations__", {})
+    redeclared: list[tuple[str, type]] = []
+    for name in own:
+        base = next(
+            (k for k in cls.__mro__[1:] if name in k.__dict__.get("__annotations__", {})), None
+        )
+        if base is not None and base is not object:
+            redeclared.append((name, base))
+    if not redeclared:
+        return
+    try:
+        if hints is None:
+            hints = typing.get_type_hints(cls, include_extras=True)
+        bases = {base: typing.get_type_hints(base, include_extras=True) for _, base in redeclared}
+    except Exception:  # noqa: BLE001 (unresolvable now: ConfigInfo reports it when used)
+        return
+    for name, base in redeclared:
+        new, old = split_annotation(hints.get(name)), split_annotation(bases[base].get(name))
+        if new is None or old is None or narrows(new[1], old[1]):
+            continue
+        new_name, old_name = _annotation_name(new[1]), _annotation_name(old[1])
+        raise ConfigError(
+            f"{cls.__qualname__}.{name}: re-declared as {new_name}, but {base.__qualname__} "
+            f"declares it {old_name}; a subclass may only narrow an inherited parameter's type "
+            f"(e.g. to a subclass): keep {old_name} or use another parameter name"
+        )
+
+
+def _annotation_name(tp: Any) -> str:
+    try:
+        return compile_type(tp).name
+    except UnsupportedType:
+        return getattr(tp, "__name__", None) or repr(tp)
 
 
 def _find_default(cls: type, name: str) -> Any:
@@ -337,6 +391,7 @@ class Config(Configurable, metaclass=ConfigMeta):
         }
         defaults = {name: cls.__dict__[name] for name in annotated if name in cls.__dict__}
         type.__setattr__(cls, "_xpm_defaults", defaults)
+        _check_overrides(cls, None)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls = type(self)

@@ -244,18 +244,22 @@ def resolve_generated(
 
 
 def collect_tags(cfg: Config, _seen: set[int] | None = None) -> dict[str, Any]:
-    """Tags of ``cfg``: its own, those of nested configurations and of the tasks it uses."""
+    """Tags of ``cfg``: its own, those of nested configurations and of the tasks it uses.
+
+    A task's output (what ``submit()`` returns through ``dep``) carries the tags of the task
+    that produces it, as in experimaestro.
+    """
     seen = _seen if _seen is not None else set()
     tags: dict[str, Any] = {}
+    producer = cfg.__dict__.get("_xpm_task")
+    if producer is not None and id(producer) not in seen:
+        seen.add(id(producer))
+        tags.update(collect_tags(producer, seen))
     for _p, value in cfg.__xpm_values__():
         for child in iter_configs(value):
             if id(child) in seen:
                 continue
             seen.add(id(child))
-            producer = child.__dict__.get("_xpm_task")
-            if producer is not None and id(producer) not in seen:
-                seen.add(id(producer))
-                tags.update(collect_tags(producer, seen))
             tags.update(collect_tags(child, seen))
     own = cfg.__dict__.get("_xpm_tags")
     if own:

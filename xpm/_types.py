@@ -230,6 +230,11 @@ class _UnionType(ValueType):
         raise Mismatch(self.name, value)
 
 
+def is_optional(vtype: ValueType) -> bool:
+    """Whether ``vtype`` is ``Optional[T]`` / ``T | None`` (explicitly allows None)."""
+    return isinstance(vtype, _UnionType) and vtype.optional
+
+
 class _ListType(ValueType):
     def __init__(self, item: ValueType) -> None:
         self.item = item
@@ -367,3 +372,49 @@ def split_annotation(annotation: Any) -> tuple[ParamKind, Any] | None:
             if isinstance(extra, ParamKind):
                 return extra, inner
     return None
+
+
+def _union_args(tp: Any) -> tuple[Any, ...] | None:
+    origin = typing.get_origin(tp)
+    if origin is Union or (hasattr(types, "UnionType") and origin is types.UnionType):
+        return typing.get_args(tp)
+    return None
+
+
+def narrows(new: Any, old: Any) -> bool:
+    """Whether every value of annotation ``new`` is also a value of annotation ``old``.
+
+    A subclass may re-declare an inherited parameter with a narrower type (a subclass of a
+    Config, ``T`` for ``Optional[T]``, ``list[Sub]`` for ``list[Base]``), never another one.
+    ``bool`` does not narrow ``int``: xpm refuses ``True`` for an ``int`` parameter.
+    """
+    if old is Any or old is object or new == old:
+        return True
+    new_options = _union_args(new)
+    if new_options is not None:
+        return all(narrows(option, old) for option in new_options)
+    old_options = _union_args(old)
+    if old_options is not None:
+        return any(narrows(new, option) for option in old_options)
+    new_origin, old_origin = typing.get_origin(new), typing.get_origin(old)
+    # (``list[int]`` passes isinstance(..., type) on Python 3.10: look at the origin first.)
+    if new_origin is None and old_origin is None:
+        if not isinstance(new, type) or not isinstance(old, type):
+            return False
+        if new is bool and old is not bool:
+            return False
+        return issubclass(new, old) or (new is int and old is float)
+    if new_origin is None or new_origin is not old_origin:
+        # A parameterised container (``list[int]``) narrows the bare one (``list``).
+        return old_origin is None and new_origin is old
+    new_args, old_args = typing.get_args(new), typing.get_args(old)
+    if not old_args:
+        return True
+    if len(old_args) == 2 and old_args[1] is Ellipsis and Ellipsis not in new_args:
+        return all(narrows(a, old_args[0]) for a in new_args)  # tuple[int, int] vs [int, ...]
+    if len(new_args) != len(old_args):
+        return False
+    return all(
+        a is b or (a is not Ellipsis and b is not Ellipsis and narrows(a, b))
+        for a, b in zip(new_args, old_args, strict=True)
+    )

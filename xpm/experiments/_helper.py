@@ -46,6 +46,16 @@ class ExperimentHelper:
         """``normal``, ``generate`` or ``dry-run``."""
         return self.xp.run_mode
 
+    @property
+    def title(self) -> str | None:
+        """The YAML's ``title:`` (recorded with the run), or None."""
+        return self.xp.info.get("title")
+
+    @property
+    def description(self) -> str | None:
+        """The YAML's ``description:`` (recorded with the run), or None."""
+        return self.xp.info.get("description")
+
     def launcher(self, spec: str, *, tags: Sequence[str] | None = None) -> Launcher | None:
         """A launcher for ``spec`` (e.g. ``"cuda(mem=16G) * 2 | cpu(cores=4)"``), or None.
 
@@ -140,5 +150,6 @@ def run_prepared(
         **extra,
     ) as xp:
         xp.info.setdefault("yaml", str(prepared.source.path))
+        xp.info.update(prepared.description)
         prepared.run(ExperimentHelper(xp, prepared.source.path), prepared.config)
     return xp

@@ -6,6 +6,7 @@ is created.  PyYAML is imported only when a file is read.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -357,6 +358,32 @@ class PreparedExperiment:
     workdir: Path
     name: str
     run_mode: str
+    #: ``title:`` and ``description:`` from the YAML, recorded with the run.
+    description: dict[str, str] = field(default_factory=dict)
+
+
+#: YAML keys recorded with the run (experimaestro's ConfigurationBase fields), unless the
+#: configuration class declares a field of that name, which then receives the value.
+DESCRIPTION_KEYS: tuple[str, ...] = ("title", "description")
+
+
+def _take_description(source: ExperimentFile, cls: type) -> dict[str, str]:
+    """Take ``title:``/``description:`` out of the values when ``cls`` has no such field."""
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    found: dict[str, str] = {}
+    for key in DESCRIPTION_KEYS:
+        if key in fields or key not in source.values:
+            continue
+        value = source.values.pop(key)
+        if isinstance(value, Override):
+            value = value.parsed if isinstance(value.parsed, str) else value.text
+        if not isinstance(value, str):
+            raise UsageError(
+                f"{source.origin(key)}: {key!r} is recorded with the run and must be text, "
+                f"got {value!r}; quote it"
+            )
+        found[key] = value
+    return found
 
 
 def prepare(
@@ -385,11 +412,14 @@ def prepare(
         raise UsageError(f"{where}: invalid experiment name {name!r}: use a name without '/'")
     module = import_module(source)
     run, cls = find_entry_points(module, str(source.path))
+    description = _take_description(source, cls)
     try:
         config: Any = build(cls, source.values)
     except ConversionError as error:
         raise UsageError(f"{source.origin(error.path)}: {error.message}") from None
-    return PreparedExperiment(source, run, config, resolve_workdir(workdir, source), name, mode)
+    return PreparedExperiment(
+        source, run, config, resolve_workdir(workdir, source), name, mode, description
+    )
 
 
 def resolve_workdir(given: str | os.PathLike[str] | None, source: ExperimentFile | None) -> Path:
