@@ -31,14 +31,27 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import JobDirectoryError
+
+if TYPE_CHECKING:
+    from .launchers._base import LaunchOutcome
 
 #: Job states, in life-cycle order.  Terminal states: DONE, FAILED, CANCELLED.
 STATES = ("UNSCHEDULED", "WAITING", "READY", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED")
 TERMINAL_STATES = frozenset({"DONE", "FAILED", "CANCELLED"})
 _PARAMS = "params.json"
+#: The one wording for a job whose process is gone without recording how it ended: every
+#: such reason starts with it (``xpm jobs list --state failed`` shows them together).
+LOST = "lost: the job ended without recording an outcome"
+#: Why a job whose launcher reports success is FAILED all the same (no ``done`` marker).
+NOT_MARKED_DONE = "the job process exited without marking the job done"
+
+
+def lost_reason(detail: str | None = None) -> str:
+    """The reason recorded for a lost job; ``detail`` says how it was found gone."""
+    return f"{LOST} ({detail})" if detail else LOST
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -304,6 +317,47 @@ class JobDir:
         atomic_write_text(
             self.failed_marker, json.dumps({"time": time.time(), "reason": reason, **info})
         )
+
+    def end(self, state: str, reason: str | None = None, **info: Any) -> None:
+        """Record how the job ended: the marker (the truth, written atomically) then the
+        event (the history).  ``state``: DONE, FAILED or CANCELLED; ``info``: exit code,
+        signal... recorded in both (the ``done`` marker holds only its time)."""
+        if state == "DONE":
+            self.mark_done()
+            self.add_event("DONE", **info)
+            return
+        if state not in TERMINAL_STATES:
+            raise JobDirectoryError(f"a job cannot end as {state!r}: use DONE, FAILED or CANCELLED")
+        reason = reason or state.lower()
+        self.mark_failed(reason, state=state, **info)
+        self.add_event(state, reason=reason, **info)
+
+    def settle(
+        self, verdict: LaunchOutcome | None, lost: str | None = None, **info: Any
+    ) -> tuple[str, str | None]:
+        """The one rule for a job whose process is gone: what happened to it.
+
+        An outcome the job recorded itself wins (its markers).  Otherwise the launcher's
+        ``verdict`` is recorded (a launcher reporting success without a ``done`` marker is a
+        failure), and with no verdict (the launcher forgot the job, or there is no launcher
+        to ask) the job is FAILED as lost, ``lost`` saying how it was found gone.  Writes
+        the outcome (:meth:`end`) when it was not on disk; returns ``(state, reason)``.
+        The scheduler, the workdir reconciler and the index's readers all settle with it.
+        """
+        if self.is_done():
+            return "DONE", None
+        failed = self.read_marker(self.failed_marker)
+        if failed is not None:
+            return str(failed.get("state", "FAILED")), failed.get("reason")
+        if verdict is None:
+            state, reason = "FAILED", lost_reason(lost)
+        else:
+            state, reason = verdict.state, verdict.reason or "failed"
+            info = {"exit_code": verdict.exit_code, "signal": verdict.signal, **info}
+            if state == "DONE":
+                state, reason = "FAILED", NOT_MARKED_DONE
+        self.end(state, reason, **info)
+        return state, reason
 
     def is_done(self) -> bool:
         return self.done_marker.exists()

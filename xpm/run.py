@@ -80,8 +80,7 @@ def run_job(path: Path) -> int:
         except BaseException as e:  # every failure must leave a marker, even SystemExit
             code = e.code if isinstance(e, SystemExit) and isinstance(e.code, int) else 1
             if isinstance(e, SystemExit) and code == 0:
-                jobdir.mark_done()
-                jobdir.add_event("DONE", exit_code=0)
+                jobdir.end("DONE", exit_code=0)
                 return 0
             import traceback
 
@@ -93,11 +92,9 @@ def run_job(path: Path) -> int:
                 import signal
 
                 reason = f"terminated by {signal.Signals(code - 128).name}"
-            jobdir.mark_failed(reason, state=state, exit_code=code)
-            jobdir.add_event(state, reason=reason, exit_code=code)
+            jobdir.end(state, reason, exit_code=code)
             return code or 1
-        jobdir.mark_done()
-        jobdir.add_event("DONE", exit_code=0)
+        jobdir.end("DONE", exit_code=0)
         return 0
     finally:
         sys.stdout.flush()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -244,12 +243,7 @@ def reconcile(index: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> dict[str, di
             and not jobdir.done_marker.exists()
             and not jobdir.failed_marker.exists()
         ):
-            reason = (
-                f"lost: the job process (pid {status.pid} on {host}) is gone without "
-                "recording an outcome"
-            )
-            jobdir.mark_failed(reason, state="FAILED")
-            jobdir.add_event("FAILED", reason=reason, pid=status.pid, at=time.time())
+            jobdir.settle(None, f"its process {status.pid} on {host} is gone", pid=status.pid)
         from ._ingest import read_job
 
         rows = read_job(jobdir, full=False)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
+from .._jobdir import lost_reason
 from ..errors import LauncherError
 
 if TYPE_CHECKING:
@@ -119,10 +120,7 @@ class ForkedProcess:
                 else:
                     code = self._jobdir.read_status().exit_code or 1
                     if not failed:
-                        self.lost_reason = (
-                            "lost: the local fork server died and the job ended without "
-                            "recording an outcome"
-                        )
+                        self.lost_reason = lost_reason("the local fork server died")
                 self._exited(code)
                 return
             time.sleep(ORPHAN_POLL)
