@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, TESTS, assert_index_equals_rebuild
 
-from xpm._jobdir import LOST, NOT_MARKED_DONE, JobDir
+from xpm._jobdir import LOST, NOT_MARKED_DONE, JobDir, iter_job_dirs, process_start
 from xpm.errors import JobDirectoryError
+from xpm.index import open_index
 from xpm.launchers._base import LaunchOutcome
 
 
@@ -68,3 +77,118 @@ def test_settle_takes_the_launchers_verdict_and_the_jobs_own_outcome_wins(
     done.end("DONE", exit_code=0)
     assert done.settle(None, "gone") == ("DONE", None)
     assert done.read_status().state == "DONE"
+
+
+# --- a whole-tree crash, settled by any reader (#21 point 1) ---------------------------------
+CRASHING = """
+import sys
+from pathlib import Path
+
+from xpm._experiment import experiment
+from xpm.index import _recorder
+from xpm_test_tasks import Count
+
+# The crash must come before the index writer's next write (a 0.25 s window in real runs,
+# hit 7 times out of 7 by hand): a slow writer makes that window the whole run.
+_recorder.Recorder.__init__.__defaults__ = (3600.0,)
+workdir, flags = Path(sys.argv[1]), Path(sys.argv[2])
+with experiment(workdir, "crash", progress=False, max_parallel=3):
+    Count(n=0).submit()
+    for n in (1, 2):
+        Count(n=n, sleep=600, started=str(flags / str(n))).submit()
+    for n in (3, 4):
+        Count(n=n, sleep=600).submit()
+"""
+
+
+def parent_pid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_bytes()
+    return int(stat.rsplit(b")", 1)[1].split()[1])
+
+
+def crash_whole_tree(workdir: Path, tmp_path: Path) -> None:
+    """Run an experiment and SIGKILL it, its fork server and its jobs together."""
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    log = tmp_path / "experiment.log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])}
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CRASHING, str(workdir), str(flags)],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    deadline = time.monotonic() + 120
+    while not all((flags / n).exists() for n in ("1", "2")):
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the jobs never started"
+        time.sleep(0.05)
+    jobs = [int((flags / n).read_text()) for n in ("1", "2")]
+    # Each of them has its own process group (the jobs and the fork server are sessions of
+    # their own): kill every group at once, as the OOM killer or a reboot would.
+    groups = {proc.pid, *jobs, *(parent_pid(p) for p in jobs)}
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    proc.wait(timeout=60)
+    for pid in jobs:
+        while process_start(pid) is not None and Path(f"/proc/{pid}/stat").exists():
+            if b") Z" in Path(f"/proc/{pid}/stat").read_bytes():
+                break  # a zombie until init reaps it: it runs no more
+            time.sleep(0.05)
+
+
+def xpm_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "xpm.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("reader", ["jobs list", "jobs show", "index check"])
+def test_any_reader_settles_a_whole_tree_crash(workdir: Path, tmp_path: Path, reader: str) -> None:
+    crash_whole_tree(workdir, tmp_path)
+    running = [j for j in iter_job_dirs(workdir) if j.read_status().state == "RUNNING"]
+    assert len(running) == 2  # the crash left them RUNNING, and nothing else knows
+    args = reader.split() + ["--workdir", str(workdir)]
+    if reader == "jobs show":
+        args.insert(2, f"{running[0].task_id}/{running[0].identifier[:12]}")
+    first = xpm_cli(*args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.stderr.count("ended without closing") == 1, first.stderr
+    assert "2 job(s) left running settled as FAILED (lost)" in first.stderr
+    for jobdir in running:
+        status = jobdir.read_status()
+        assert status.state == "FAILED" and (status.reason or "").startswith(LOST), status
+    # Said once: the run is closed, later readers have nothing to settle.
+    again = xpm_cli("jobs", "list", "--workdir", str(workdir))
+    assert again.returncode == 0 and "ended without closing" not in again.stderr
+    assert again.stdout.count("FAILED") == 2 and again.stdout.count("DONE") == 1, again.stdout
+    check = xpm_cli("index", "check", "--workdir", str(workdir))
+    assert check.returncode == 0, check.stdout + check.stderr
+    with open_index(workdir, readonly=True) as db:
+        (outcome,) = db.query("SELECT info FROM runs")[0]
+        assert json.loads(outcome)["outcome"].startswith("lost: ")
+    assert_index_equals_rebuild(workdir, tmp_path)
+
+
+def test_a_reused_pid_is_not_taken_for_the_jobs_process(workdir: Path) -> None:
+    jobdir = JobDir(workdir, "t.Task", "ab" * 32)
+    jobdir.create()
+    jobdir.add_event("SUBMITTED", launcher="local")
+    host = socket.gethostname()
+    # This test's own process stands for a live job process: the same start time, alive.
+    me = os.getpid()
+    jobdir.add_event("RUNNING", pid=me, pid_start=process_start(me), host=host)
+    assert jobdir.gone(jobdir.read_status(), host) is None
+    # The same pid with another start time: the job's process is gone, this one reused it.
+    jobdir.add_event("RUNNING", pid=me, pid_start="other-boot:1", host=host)
+    assert jobdir.gone(jobdir.read_status(), host) == f"its process {me} on {host} is gone"
+    # Another host's job is left to that host.
+    assert jobdir.gone(jobdir.read_status(), "elsewhere") is None

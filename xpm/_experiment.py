@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._jobdir import JobDir, atomic_write_text, tags_text
+from ._jobdir import JobDir, atomic_write_text, tags_text, this_process
 from ._scheduler import Job, Scheduler
 from .errors import ExperimentError, JobDirectoryError, JobsFailedError
 
@@ -472,6 +472,8 @@ class Experiment:
             "host": socket.gethostname(),
             "user": _user(),
             "pid": os.getpid(),
+            # Tells this process from a later one with its pid (a reader settling a crash).
+            "pid_start": this_process()["start"],
             **self.info,
         }
         runs = self.run_dir / "runs"

@@ -112,6 +112,8 @@ class JobStatus:
         "signal",
         "host",
         "pid",
+        "pid_start",
+        "submitter",
         "launcher",
         "launcher_job_id",
         "attempt",
@@ -128,6 +130,11 @@ class JobStatus:
         self.signal: int | None = None
         self.host: str | None = None
         self.pid: int | None = None
+        #: When the job process started (:func:`process_start`): tells it from a later
+        #: process that got the same pid.
+        self.pid_start: str | None = None
+        #: The process that launched this attempt: ``{"host", "pid", "start"}``.
+        self.submitter: dict[str, Any] | None = None
         self.launcher: str | None = None
         self.launcher_job_id: str | None = None
         self.attempt = 0
@@ -359,6 +366,33 @@ class JobDir:
         self.end(state, reason, **info)
         return state, reason
 
+    def gone(self, status: JobStatus, host: str) -> str | None:
+        """How this job's recorded process is known to be gone, for :meth:`settle` (None: it
+        may still run, or it runs elsewhere and only its launcher can tell).
+
+        On this host only, and safe against pid reuse (the process start time recorded
+        with the pid must match): a RUNNING job whose process is gone, or a job launched
+        locally that never started and whose launching process (the experiment) is gone.
+        Either way no process may hold ``running.lock``.
+        """
+        if status.state == "RUNNING" and status.host == host and status.pid:
+            if not process_gone(int(status.pid), status.pid_start):
+                return None
+            detail = f"its process {status.pid} on {host} is gone"
+        elif status.state == "SUBMITTED" and status.launcher == "local":
+            by = status.submitter or {}
+            pid = by.get("pid")
+            if by.get("host") != host or not isinstance(pid, int):
+                return None
+            if not process_gone(pid, by.get("start")):
+                return None
+            detail = f"the experiment process {pid} on {host} that launched it is gone"
+        else:
+            return None
+        if self.is_done() or self.failed_marker.exists() or self.running_lock_held():
+            return None
+        return detail
+
     def is_done(self) -> bool:
         return self.done_marker.exists()
 
@@ -437,12 +471,16 @@ class JobDir:
                 status.exit_code = status.signal = None
                 status.reason = None
                 status.pid = event.get("pid")
+                status.pid_start = None
+                submitter = event.get("submitter")
+                status.submitter = submitter if isinstance(submitter, dict) else None
                 status.launcher = event.get("launcher", status.launcher)
                 status.launcher_job_id = event.get("launcher_job_id")
                 status.host = None
             elif state == "RUNNING":
                 status.start_time = event.get("time")
                 status.pid = event.get("pid", status.pid)
+                status.pid_start = event.get("pid_start", status.pid_start)
                 status.host = event.get("host", status.host)
             elif state in TERMINAL_STATES:
                 status.end_time = event.get("time")
@@ -474,6 +512,53 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+_BOOT_ID: list[str] = []
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started, as ``BOOT_ID:TICKS`` (None: no such process, a zombie,
+    or no ``/proc``).  Recorded with a pid, it tells that process from a later one given
+    the same pid, after a reboot too."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # After the name (which may hold spaces and parentheses): the state, then field 4...
+    fields = stat.rsplit(b")", 1)[1].split()
+    if fields[0] in (b"Z", b"X"):
+        return None  # ended; a zombie only waits for a parent that may never reap it
+    if not _BOOT_ID:
+        try:
+            with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+                _BOOT_ID.append(fh.read().strip())
+        except OSError:
+            _BOOT_ID.append("")
+    return f"{_BOOT_ID[0]}:{fields[19].decode()}"  # field 22: start, in ticks since boot
+
+
+def process_gone(pid: int, start: str | None) -> bool:
+    """Whether process ``pid`` of this host, which started at ``start`` (see
+    :func:`process_start`; None: unknown), no longer runs."""
+    if not os.path.exists("/proc/self/stat"):
+        return not process_alive(pid)
+    now = process_start(pid)
+    return now is None or (start is not None and now != start)
+
+
+_THIS_PROCESS: dict[str, Any] = {}
+
+
+def this_process() -> dict[str, Any]:
+    """``{"host", "pid", "start"}`` of the calling process (recorded by what it launches)."""
+    if _THIS_PROCESS.get("pid") != os.getpid():  # computed again in a forked child
+        import socket
+
+        pid = os.getpid()
+        _THIS_PROCESS.update(host=socket.gethostname(), pid=pid, start=process_start(pid))
+    return dict(_THIS_PROCESS)
 
 
 def iter_job_dirs(workdir: Path) -> Iterator[JobDir]:

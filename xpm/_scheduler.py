@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._jobdir import TERMINAL_STATES, JobDir
+from ._jobdir import TERMINAL_STATES, JobDir, this_process
 from .errors import LauncherError
 from .launchers._base import LaunchedJob, Launcher, LaunchOutcome
 
@@ -354,7 +354,8 @@ class Scheduler:
     def _begin(self, job: Job) -> tuple[list[str], dict[str, str]]:
         jobdir = job.jobdir
         jobdir.rotate_for_new_attempt()
-        jobdir.add_event("SUBMITTED", launcher=job.launcher.kind)
+        # Who launched it: a reader can tell a job whose experiment died before it started.
+        jobdir.add_event("SUBMITTED", launcher=job.launcher.kind, submitter=this_process())
         command = [sys.executable, "-m", "xpm.run", str(jobdir.path)]
         return command, {"PYTHONPATH": _pythonpath()}
 

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from ._jobdir import JobDir
+from ._jobdir import JobDir, process_start
 
 #: Exit status when another process already runs this job.
 EXIT_ALREADY_RUNNING = 75
@@ -60,7 +60,10 @@ def run_job(path: Path) -> int:
         if jobdir.is_done():
             return 0
         _signal.signal(_signal.SIGTERM, _terminated)
-        jobdir.add_event("RUNNING", pid=os.getpid(), host=os.uname().nodename)
+        pid = os.getpid()
+        # The start time tells this process from a later one given the same pid (a reader
+        # settling the job after a crash must not mistake one for the other).
+        jobdir.add_event("RUNNING", pid=pid, pid_start=process_start(pid), host=os.uname().nodename)
         os.chdir(jobdir.path)
         try:
             from . import _task
