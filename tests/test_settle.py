@@ -11,12 +11,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT, TESTS, assert_index_equals_rebuild
 
 from xpm._jobdir import LOST, NOT_MARKED_DONE, JobDir, iter_job_dirs, process_start
-from xpm.errors import JobDirectoryError
+from xpm.errors import IndexDatabaseError, JobDirectoryError
 from xpm.index import open_index
 from xpm.launchers._base import LaunchOutcome
 
@@ -192,3 +193,144 @@ def test_a_reused_pid_is_not_taken_for_the_jobs_process(workdir: Path) -> None:
     assert jobdir.gone(jobdir.read_status(), host) == f"its process {me} on {host} is gone"
     # Another host's job is left to that host.
     assert jobdir.gone(jobdir.read_status(), "elsewhere") is None
+
+
+# --- SIGTERM and SIGHUP stop a run as Ctrl-C does (#21 point 2, #20 point 2) -----------------
+STOPPED = """
+import sys
+from pathlib import Path
+
+from xpm._experiment import experiment
+from xpm_test_tasks import Count
+
+workdir, flags = Path(sys.argv[1]), Path(sys.argv[2])
+try:
+    with experiment(workdir, "stopped", progress=False, max_parallel=2):
+        for n in (1, 2):
+            Count(n=n, sleep=600, started=str(flags / str(n))).submit()
+        for n in (3, 4):
+            Count(n=n, sleep=600).submit()
+except KeyboardInterrupt as e:
+    print(type(e).__name__, e)
+    sys.exit(3)
+"""
+
+
+def start_script(code: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``code`` in a real interpreter of its own session (its own process group)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])}
+    with (tmp_path / "experiment.log").open("w") as err:
+        return subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+
+
+def wait_until(condition: Any, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_ends_a_run_as_ctrl_c_does(
+    workdir: Path, tmp_path: Path, signum: signal.Signals
+) -> None:
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    proc = start_script(STOPPED, tmp_path, str(workdir), str(flags))
+    pids: list[int] = []
+    try:
+        wait_until(
+            lambda: all((flags / n).exists() for n in ("1", "2")), proc, tmp_path / "experiment.log"
+        )
+        pids = [int((flags / n).read_text()) for n in ("1", "2")]
+        os.kill(proc.pid, signum)
+        out, _ = proc.communicate(timeout=120)
+    finally:  # nothing left behind when the test fails (on the code before the fix)
+        for group in (proc.pid, *pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        proc.communicate(timeout=60)
+    name = signum.name
+    assert proc.returncode == 3 and out.decode().split()[0] == "Terminated", out
+    assert (
+        f"xpm: terminated by {name}; stopping running jobs"
+        in (tmp_path / "experiment.log").read_text()
+    )
+    # The local jobs were stopped and recorded CANCELLED, as on Ctrl-C.
+    assert all(process_start(pid) is None for pid in pids)
+    # (The job processes, stopped with SIGTERM, record that themselves.)
+    states = sorted(j.read_status().state for j in iter_job_dirs(workdir))
+    assert states == ["CANCELLED", "CANCELLED", "UNSCHEDULED", "UNSCHEDULED"]
+    # The run record is closed with what stopped it; the index agrees with the disk.
+    (record,) = (workdir / "experiments" / "stopped" / "runs").glob("*[0-9].json")
+    run = json.loads(record.read_text())
+    assert run["end_time"] is not None and run["outcome"] == f"terminated by {name}"
+    check = xpm_cli("index", "check", "--workdir", str(workdir))
+    assert check.returncode == 0 and "ended without closing" not in check.stderr, check
+    assert_index_equals_rebuild(workdir, tmp_path)
+
+
+# --- kill -9 of the experiment: what the index holds, the run record holds ------------------
+KILLED_NORMAL = """
+import sys
+from xpm._experiment import experiment
+from xpm_test_tasks import Count
+
+with experiment(sys.argv[1], "killed", progress=False, max_parallel=1):
+    for n in range(400):
+        Count(n=n).submit()
+"""
+KILLED_GENERATE = """
+import sys, time
+from xpm._experiment import experiment
+from xpm_test_tasks import Count
+
+with experiment(sys.argv[1], "killed", "generate", progress=False):
+    for n in range(300):
+        Count(n=n).submit()
+    time.sleep(600)  # killed here: after the submissions, before the run's end
+"""
+
+
+def indexed_submissions(workdir: Path) -> set[str]:
+    try:
+        with open_index(workdir, readonly=True) as db:
+            return {r[0] for r in db.query("SELECT job_id FROM submissions")}
+    except IndexDatabaseError:  # not there yet, or being created
+        return set()
+
+
+@pytest.mark.parametrize("script", [KILLED_NORMAL, KILLED_GENERATE], ids=["normal", "generate"])
+def test_after_kill_9_of_the_experiment_the_index_is_what_the_disk_says(
+    workdir: Path, tmp_path: Path, script: str
+) -> None:
+    proc = start_script(script, tmp_path, str(workdir))
+    try:
+        wait_until(
+            lambda: len(indexed_submissions(workdir)) >= 200, proc, tmp_path / "experiment.log"
+        )
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+    # Before any reader touches it: every submission the index holds is in the run record.
+    indexed = indexed_submissions(workdir)
+    (record,) = (workdir / "experiments" / "killed" / "runs").glob("*.jobs.jsonl")
+    on_disk = {json.loads(line)["identifier"] for line in record.read_text().splitlines()}
+    assert indexed and indexed <= on_disk
+    # Jobs the dead experiment had started end on their own (they are quick): wait for them.
+    deadline = time.monotonic() + 60
+    while any(j.read_status().state == "RUNNING" for j in iter_job_dirs(workdir)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    check = xpm_cli("index", "check", "--workdir", str(workdir))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stderr.count("ended without closing") == 1, check.stderr
+    assert_index_equals_rebuild(workdir, tmp_path)
+    assert len(indexed_submissions(workdir)) >= len(indexed)  # nothing the index had is lost

@@ -277,7 +277,7 @@ def check(workdir: str | os.PathLike[str]) -> list[Mismatch]:
     """
     workdir = Path(workdir).absolute()
     out: list[Mismatch] = []
-    settle_workdir(workdir)
+    settle_workdir(workdir)  # what a crashed run left, settled once
     with IndexDB(workdir, readonly=True) as db:
         for problem in db.query("PRAGMA quick_check"):
             if problem[0] != "ok":

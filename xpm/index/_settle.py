@@ -121,18 +121,25 @@ def settle_crashed_runs(db: IndexDB, echo: Callable[[str], None] = _echo) -> int
     return settled
 
 
-def settle_workdir(workdir: str | os.PathLike[str]) -> None:
-    """:func:`settle_crashed_runs` on the index of ``workdir`` when it can be written (for
-    readers that otherwise open it read-only); a read-only or missing index is left alone."""
+def writable_index(workdir: str | os.PathLike[str]) -> IndexDB | None:
+    """The index of ``workdir`` opened for writing, for a reader that may settle what it
+    finds; None when it is missing, read-only or unusable (then it is only read)."""
     workdir = Path(workdir).absolute()
     path = index_path(workdir)
     if not path.exists() or not os.access(path, os.W_OK) or not os.access(workdir, os.W_OK):
-        return
+        return None
     try:
-        with IndexDB(workdir) as db:
-            settle_crashed_runs(db)
+        return IndexDB(workdir)
     except IndexDatabaseError:
-        return  # reading it read-only reports what is wrong with it
+        return None  # reading it read-only reports what is wrong with it
+
+
+def settle_workdir(workdir: str | os.PathLike[str]) -> None:
+    """:func:`settle_crashed_runs` on the index of ``workdir`` when it can be written."""
+    db = writable_index(workdir)
+    if db is not None:
+        with db:
+            settle_crashed_runs(db)
 
 
 def _close_record(path: Path) -> None:
