@@ -179,6 +179,20 @@ def test_any_reader_settles_a_whole_tree_crash(workdir: Path, tmp_path: Path, re
     assert_index_equals_rebuild(workdir, tmp_path)
 
 
+def test_a_crash_that_cannot_be_settled_is_said_and_the_jobs_still_listed(
+    workdir: Path, tmp_path: Path
+) -> None:
+    crash_whole_tree(workdir, tmp_path)
+    running = [j for j in iter_job_dirs(workdir) if j.read_status().state == "RUNNING"]
+    # A job directory that cannot be written or read as expected (a directory where the
+    # failed marker goes): the reader says so and lists what it can.
+    running[0].failed_marker.mkdir()
+    listed = xpm_cli("jobs", "list", "--workdir", str(workdir))
+    assert listed.returncode == 0, listed.stderr
+    assert "ended without closing but cannot be settled here" in listed.stderr
+    assert "unexpected" not in listed.stderr
+
+
 def test_a_reused_pid_is_not_taken_for_the_jobs_process(workdir: Path) -> None:
     jobdir = JobDir(workdir, "t.Task", "ab" * 32)
     jobdir.create()

@@ -67,6 +67,17 @@ def settle_crashed_runs(db: IndexDB, echo: Callable[[str], None] = _echo) -> int
     crashed = crashed_runs(db)
     if not crashed:
         return 0
+    try:
+        return _settle(db, crashed, echo)
+    except OSError as e:  # a read-only or full workdir: read it as it is, say why once
+        echo(
+            f"xpm: run(s) {', '.join(r['id'] for r in crashed)} ended without closing but "
+            f"cannot be settled here ({e.strerror}: {e.filename}); their jobs show as left"
+        )
+        return 0
+
+
+def _settle(db: IndexDB, crashed: list[dict[str, Any]], echo: Callable[[str], None]) -> int:
     workdir = db.workdir
     host = socket.gethostname()
     settled = 0
