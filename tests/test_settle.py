@@ -207,6 +207,10 @@ def test_a_reused_pid_is_not_taken_for_the_jobs_process(workdir: Path) -> None:
     assert jobdir.gone(jobdir.read_status(), host) == f"its process {me} on {host} is gone"
     # Another host's job is left to that host.
     assert jobdir.gone(jobdir.read_status(), "elsewhere") is None
+    # A Slurm job is left to Slurm's verdict (TIMEOUT, NODE_FAIL... say more than "lost").
+    jobdir.add_event("SUBMITTED", launcher="slurm")
+    jobdir.add_event("RUNNING", pid=me, pid_start="other-boot:1", host=host)
+    assert jobdir.gone(jobdir.read_status(), host) is None
 
 
 # --- SIGTERM and SIGHUP stop a run as Ctrl-C does (#21 point 2, #20 point 2) -----------------

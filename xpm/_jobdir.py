@@ -367,14 +367,17 @@ class JobDir:
         return state, reason
 
     def gone(self, status: JobStatus, host: str) -> str | None:
-        """How this job's recorded process is known to be gone, for :meth:`settle` (None: it
-        may still run, or it runs elsewhere and only its launcher can tell).
+        """How this local job's recorded process is known to be gone, for :meth:`settle`
+        (None: it may still run, or it runs elsewhere, or under a launcher such as Slurm
+        whose own verdict the workdir reconciler records).
 
         On this host only, and safe against pid reuse (the process start time recorded
         with the pid must match): a RUNNING job whose process is gone, or a job launched
         locally that never started and whose launching process (the experiment) is gone.
         Either way no process may hold ``running.lock``.
         """
+        if status.launcher not in (None, "local"):
+            return None  # a batch system's verdict says more (TIMEOUT...): ask it instead
         if status.state == "RUNNING" and status.host == host and status.pid:
             if not process_gone(int(status.pid), status.pid_start):
                 return None
