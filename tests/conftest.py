@@ -55,3 +55,24 @@ def popen_python(code: str, *, cwd: Path | None = None) -> subprocess.Popen[str]
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def assert_index_equals_rebuild(workdir: Path, scratch: Path) -> None:
+    """The index of ``workdir`` equals one rebuilt (in a copy under ``scratch``) from its
+    directories and run records, table by table, row for row."""
+    import shutil
+
+    from xpm.index import open_index, rebuild
+    from xpm.index._schema import TABLES
+
+    copy = scratch / "rebuilt"
+    shutil.copytree(workdir, copy)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{copy / 'xpm.db'}{suffix}").unlink(missing_ok=True)
+    rebuild(copy)
+    with open_index(workdir, readonly=True) as a, open_index(copy, readonly=True) as b:
+        for t in TABLES:
+            order = ", ".join(t.primary_key)
+            rows_a = a.conn.execute(f'SELECT * FROM "{t.name}" ORDER BY {order}').fetchall()
+            rows_b = b.conn.execute(f'SELECT * FROM "{t.name}" ORDER BY {order}').fetchall()
+            assert rows_a == rows_b, t.name

@@ -3,16 +3,14 @@ overlapping configurations: no "database is locked", every job once, index == di
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from conftest import popen_python
+from conftest import assert_index_equals_rebuild, popen_python
 
 from xpm._jobdir import iter_job_dirs
-from xpm.index import check, open_index, rebuild
-from xpm.index._schema import TABLES
+from xpm.index import check, open_index
 
 PROCESSES = 8
 JOBS = 200
@@ -64,15 +62,5 @@ def test_eight_processes_submitting_and_running(workdir: Path, tmp_path: Path) -
         )
     assert check(workdir) == []
     # The index equals one rebuilt from the directories, row for row.
-    copy = tmp_path / "copy"
-    shutil.copytree(workdir, copy)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{copy / 'xpm.db'}{suffix}").unlink(missing_ok=True)
-    rebuild(copy)
-    with open_index(workdir, readonly=True) as a, open_index(copy, readonly=True) as b:
-        for t in TABLES:
-            order = ", ".join(t.primary_key)
-            rows_a = a.conn.execute(f'SELECT * FROM "{t.name}" ORDER BY {order}').fetchall()
-            rows_b = b.conn.execute(f'SELECT * FROM "{t.name}" ORDER BY {order}').fetchall()
-            assert rows_a == rows_b, t.name
+    assert_index_equals_rebuild(workdir, tmp_path)
     print(f"stress: {PROCESSES} processes, {distinct} distinct jobs run in {elapsed:.1f} s")

@@ -233,13 +233,16 @@ class DirectoryWriter:
 
 @contextlib.contextmanager
 def _sigint_deferred() -> Iterator[None]:
-    """SIGINT held back from this thread while the block runs (delivered when it ends)."""
+    """SIGINT (and the other stop signals) held back from this thread while the block runs
+    (delivered when it ends)."""
     import signal
 
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread gets KeyboardInterrupt
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    # SIGTERM and SIGHUP stop a run as SIGINT does (xpm/_experiment.py).
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
         yield
     finally:

@@ -10,6 +10,7 @@ import os
 import shlex
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._current import ACTIVE, current_experiment
-from ._jobdir import JobDir, atomic_write_text, tags_text
+from ._jobdir import JobDir, atomic_write_text, tags_text, this_process
 from ._scheduler import Job, Scheduler
 from .errors import ExperimentError, JobDirectoryError, JobsFailedError
 
@@ -30,6 +31,22 @@ RUN_MODES = ("normal", "generate", "dry-run")
 #: Failed jobs the end-of-run summary names one by one; the rest are counted.
 FAILED_SHOWN = 20
 _RUN_SEQUENCE = itertools.count()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached a running experiment: it stops as on Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(f"terminated by {self.name}")
+
+
+#: Signals a running (not detached) experiment handles as Ctrl-C: what `kill`, systemd, a
+#: batch system's job end and a closed ssh session send.
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
 class Experiment:
@@ -107,6 +124,11 @@ class Experiment:
         self._code_paths = list(code_paths)
         self.scheduler.provenance = self.attempt_provenance
         self._described: dict[int, tuple[Launcher, dict[str, Any]]] = {}
+        #: Handlers of STOP_SIGNALS before this run replaced them (restored at its end).
+        self._previous_handlers: dict[int, Any] = {}
+        self._stopped_by: Terminated | None = None
+        #: Guards the submissions not yet in the run record (the index writer flushes them).
+        self._submissions_lock = threading.Lock()
 
     # --- launcher ----------------------------------------------------------------------------
     @property
@@ -152,6 +174,8 @@ class Experiment:
             warm_up = getattr(self.launcher, "warm_up", None)
             if warm_up is not None:  # e.g. the local fork server starts beside the submissions
                 warm_up()
+        if self.run_mode != "dry-run" and not self.detach:
+            self._handle_stop_signals(raise_them=True)
         self._token = ACTIVE.set(self)
         return self
 
@@ -161,11 +185,13 @@ class Experiment:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        stopped: type[BaseException] | None = None  # Ctrl-C or a stop signal while waiting
         try:
             if exc_type is None:
                 try:
                     self.wait()
-                except KeyboardInterrupt:
+                except KeyboardInterrupt as e:
+                    stopped = type(e)
                     self._interrupt()
                     raise
             elif issubclass(exc_type, KeyboardInterrupt):
@@ -173,6 +199,8 @@ class Experiment:
             else:
                 self.scheduler.cancel_all(f"experiment stopped: {exc_type.__name__}")
         finally:
+            # From here on a stop signal must not cut the recording short: it is noted only.
+            self._handle_stop_signals(raise_them=False)
             self.scheduler.shutdown()
             if self._token is not None:
                 ACTIVE.reset(self._token)
@@ -180,13 +208,16 @@ class Experiment:
             self.end_time = time.time()
             if self.run_mode != "dry-run":
                 self._announce_stragglers()
-                failure = exc_type or (type(write_error) if write_error is not None else None)
+                failure = (
+                    exc_type or stopped or (type(write_error) if write_error is not None else None)
+                )
                 self.info["outcome"] = self._outcome(failure)
                 self._flush_submissions()
                 self._write_run_record()
                 from .index._recorder import detach
 
                 detach(self._recorder)
+            self._restore_stop_signals()
         if write_error is not None:
             if exc_type is not None:  # the body's error goes on; this one must not vanish
                 self._echo(f"xpm {self.name}: also: {write_error}")
@@ -194,6 +225,39 @@ class Experiment:
                 raise write_error
         if exc_type is None:
             self._summarize()
+
+    def _handle_stop_signals(self, raise_them: bool) -> None:
+        """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (``raise_them``),
+        so the run ends as on Ctrl-C, or are only noted while the run records its end.
+
+        Only the first one raises: a second (systemd repeats, a user insists) must not cut
+        the cancelling short.  Python-level handlers, not ``SIG_IGN``: processes started
+        later (jobs started fresh) must not inherit an ignored SIGTERM.
+        """
+        import signal
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers (and get the exception)
+
+        def stop(signum: int, _frame: object) -> None:
+            self._handle_stop_signals(raise_them=False)
+            self._stopped_by = Terminated(signum)
+            raise self._stopped_by
+
+        def noted(_signum: int, _frame: object) -> None:
+            pass
+
+        for name in STOP_SIGNALS:
+            signum = getattr(signal, name)
+            previous = signal.signal(signum, stop if raise_them else noted)
+            self._previous_handlers.setdefault(signum, previous)
+
+    def _restore_stop_signals(self) -> None:
+        import signal
+
+        handlers, self._previous_handlers = self._previous_handlers, {}
+        for signum, previous in handlers.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
 
     def _announce_stragglers(self) -> None:
         """Tell the listeners (the index) about jobs whose directory was written but whose
@@ -227,6 +291,8 @@ class Experiment:
     def _outcome(self, exc_type: type[BaseException] | None) -> str:
         """How the run ended, recorded in its run record (``runs.info`` in the index)."""
         if exc_type is not None:
+            if issubclass(exc_type, Terminated) and self._stopped_by is not None:
+                return str(self._stopped_by)
             if issubclass(exc_type, KeyboardInterrupt):
                 return "interrupted"
             return f"error: {exc_type.__name__}"
@@ -236,8 +302,9 @@ class Experiment:
         return f"{failed} job(s) failed" if failed else "done"
 
     def _interrupt(self) -> None:
-        self._echo("xpm: interrupted; stopping running jobs (a new run resumes from here)")
-        self.scheduler.cancel_all("interrupted")
+        why = "interrupted" if self._stopped_by is None else str(self._stopped_by)
+        self._echo(f"xpm: {why}; stopping running jobs (a new run resumes from here)")
+        self.scheduler.cancel_all(why)
 
     # --- submission --------------------------------------------------------------------------
     def submit(self, task: Task, launcher: Launcher | None = None) -> Any:
@@ -338,10 +405,12 @@ class Experiment:
                 jobdir.write_tags(tags)
                 job.tags_changed = True
         job.submitted = time.time()
-        self._submissions.append(
-            {"time": job.submitted, "task": info.typeid, "identifier": ident, "tags": tags}
-        )
-        if len(self._submissions) >= 1000:
+        with self._submissions_lock:
+            self._submissions.append(
+                {"time": job.submitted, "task": info.typeid, "identifier": ident, "tags": tags}
+            )
+            full = len(self._submissions) >= 1000
+        if full:
             self._flush_submissions()
         if self.run_mode == "generate":
             job.state = "DONE" if done else "UNSCHEDULED"
@@ -499,6 +568,8 @@ class Experiment:
             "host": socket.gethostname(),
             "user": _user(),
             "pid": os.getpid(),
+            # Tells this process from a later one with its pid (a reader settling a crash).
+            "pid_start": this_process()["start"],
             **self.info,
         }
         runs = self.run_dir / "runs"
@@ -506,14 +577,21 @@ class Experiment:
         atomic_write_text(runs / f"{self.run_id}.json", json.dumps(record, indent=1, default=str))
 
     def _flush_submissions(self) -> None:
-        if not self._submissions:
-            return
-        path = self.run_dir / "runs" / f"{self.run_id}.jobs.jsonl"
-        encode = json.JSONEncoder(sort_keys=True, default=str).encode
-        lines = "".join(encode(s) + "\n" for s in self._submissions)
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(lines)
-        self._submissions.clear()
+        """Append the submissions not yet on disk to the run record's ``.jobs.jsonl``.
+
+        Called by the index writer before it indexes submissions (from its thread), so the
+        index never holds a submission its run record lacks: a rebuild after ``kill -9``
+        finds every one.
+        """
+        with self._submissions_lock:
+            if not self._submissions:
+                return
+            path = self.run_dir / "runs" / f"{self.run_id}.jobs.jsonl"
+            encode = json.JSONEncoder(sort_keys=True, default=str).encode
+            lines = "".join(encode(s) + "\n" for s in self._submissions)
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(lines)
+            self._submissions.clear()
 
 
 def _user() -> str:

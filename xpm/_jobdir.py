@@ -33,14 +33,27 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import JobDirectoryError
+
+if TYPE_CHECKING:
+    from .launchers._base import LaunchOutcome
 
 #: Job states, in life-cycle order.  Terminal states: DONE, FAILED, CANCELLED.
 STATES = ("UNSCHEDULED", "WAITING", "READY", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED")
 TERMINAL_STATES = frozenset({"DONE", "FAILED", "CANCELLED"})
 _PARAMS = "params.json"
+#: The one wording for a job whose process is gone without recording how it ended: every
+#: such reason starts with it (``xpm jobs list --state failed`` shows them together).
+LOST = "lost: the job ended without recording an outcome"
+#: Why a job whose launcher reports success is FAILED all the same (no ``done`` marker).
+NOT_MARKED_DONE = "the job process exited without marking the job done"
+
+
+def lost_reason(detail: str | None = None) -> str:
+    """The reason recorded for a lost job; ``detail`` says how it was found gone."""
+    return f"{LOST} ({detail})" if detail else LOST
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -101,6 +114,8 @@ class JobStatus:
         "signal",
         "host",
         "pid",
+        "pid_start",
+        "submitter",
         "launcher",
         "launcher_job_id",
         "attempt",
@@ -119,6 +134,11 @@ class JobStatus:
         self.signal: int | None = None
         self.host: str | None = None
         self.pid: int | None = None
+        #: When the job process started (:func:`process_start`): tells it from a later
+        #: process that got the same pid.
+        self.pid_start: str | None = None
+        #: The process that launched this attempt: ``{"host", "pid", "start"}``.
+        self.submitter: dict[str, Any] | None = None
         self.launcher: str | None = None
         self.launcher_job_id: str | None = None
         self.attempt = 0
@@ -321,6 +341,77 @@ class JobDir:
             self.failed_marker, json.dumps({"time": time.time(), "reason": reason, **info})
         )
 
+    def end(self, state: str, reason: str | None = None, **info: Any) -> None:
+        """Record how the job ended: the marker (the truth, written atomically) then the
+        event (the history).  ``state``: DONE, FAILED or CANCELLED; ``info``: exit code,
+        signal... recorded in both (the ``done`` marker holds only its time)."""
+        if state == "DONE":
+            self.mark_done()
+            self.add_event("DONE", **info)
+            return
+        if state not in TERMINAL_STATES:
+            raise JobDirectoryError(f"a job cannot end as {state!r}: use DONE, FAILED or CANCELLED")
+        reason = reason or state.lower()
+        self.mark_failed(reason, state=state, **info)
+        self.add_event(state, reason=reason, **info)
+
+    def settle(
+        self, verdict: LaunchOutcome | None, lost: str | None = None, **info: Any
+    ) -> tuple[str, str | None]:
+        """The one rule for a job whose process is gone: what happened to it.
+
+        An outcome the job recorded itself wins (its markers).  Otherwise the launcher's
+        ``verdict`` is recorded (a launcher reporting success without a ``done`` marker is a
+        failure), and with no verdict (the launcher forgot the job, or there is no launcher
+        to ask) the job is FAILED as lost, ``lost`` saying how it was found gone.  Writes
+        the outcome (:meth:`end`) when it was not on disk; returns ``(state, reason)``.
+        The scheduler, the workdir reconciler and the index's readers all settle with it.
+        """
+        if self.is_done():
+            return "DONE", None
+        failed = self.read_marker(self.failed_marker)
+        if failed is not None:
+            return str(failed.get("state", "FAILED")), failed.get("reason")
+        if verdict is None:
+            state, reason = "FAILED", lost_reason(lost)
+        else:
+            state, reason = verdict.state, verdict.reason or "failed"
+            info = {"exit_code": verdict.exit_code, "signal": verdict.signal, **info}
+            if state == "DONE":
+                state, reason = "FAILED", NOT_MARKED_DONE
+        self.end(state, reason, **info)
+        return state, reason
+
+    def gone(self, status: JobStatus, host: str) -> str | None:
+        """How this local job's recorded process is known to be gone, for :meth:`settle`
+        (None: it may still run, or it runs elsewhere, or under a launcher such as Slurm
+        whose own verdict the workdir reconciler records).
+
+        On this host only, and safe against pid reuse (the process start time recorded
+        with the pid must match): a RUNNING job whose process is gone, or a job launched
+        locally that never started and whose launching process (the experiment) is gone.
+        Either way no process may hold ``running.lock``.
+        """
+        if status.launcher not in (None, "local"):
+            return None  # a batch system's verdict says more (TIMEOUT...): ask it instead
+        if status.state == "RUNNING" and status.host == host and status.pid:
+            if not process_gone(int(status.pid), status.pid_start):
+                return None
+            detail = f"its process {status.pid} on {host} is gone"
+        elif status.state == "SUBMITTED" and status.launcher == "local":
+            by = status.submitter or {}
+            pid = by.get("pid")
+            if by.get("host") != host or not isinstance(pid, int):
+                return None
+            if not process_gone(pid, by.get("start")):
+                return None
+            detail = f"the experiment process {pid} on {host} that launched it is gone"
+        else:
+            return None
+        if self.is_done() or self.failed_marker.exists() or self.running_lock_held():
+            return None
+        return detail
+
     def is_done(self) -> bool:
         return self.done_marker.exists()
 
@@ -399,6 +490,9 @@ class JobDir:
                 status.exit_code = status.signal = None
                 status.reason = None
                 status.pid = event.get("pid")
+                status.pid_start = None
+                submitter = event.get("submitter")
+                status.submitter = submitter if isinstance(submitter, dict) else None
                 status.launcher = event.get("launcher", status.launcher)
                 status.launcher_job_id = event.get("launcher_job_id")
                 status.host = None
@@ -418,6 +512,7 @@ class JobDir:
             elif state == "RUNNING":
                 status.start_time = event.get("time")
                 status.pid = event.get("pid", status.pid)
+                status.pid_start = event.get("pid_start", status.pid_start)
                 status.host = event.get("host", status.host)
             elif state in TERMINAL_STATES:
                 status.end_time = event.get("time")
@@ -449,6 +544,53 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+_BOOT_ID: list[str] = []
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started, as ``BOOT_ID:TICKS`` (None: no such process, a zombie,
+    or no ``/proc``).  Recorded with a pid, it tells that process from a later one given
+    the same pid, after a reboot too."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # After the name (which may hold spaces and parentheses): the state, then field 4...
+    fields = stat.rsplit(b")", 1)[1].split()
+    if fields[0] in (b"Z", b"X"):
+        return None  # ended; a zombie only waits for a parent that may never reap it
+    if not _BOOT_ID:
+        try:
+            with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+                _BOOT_ID.append(fh.read().strip())
+        except OSError:
+            _BOOT_ID.append("")
+    return f"{_BOOT_ID[0]}:{fields[19].decode()}"  # field 22: start, in ticks since boot
+
+
+def process_gone(pid: int, start: str | None) -> bool:
+    """Whether process ``pid`` of this host, which started at ``start`` (see
+    :func:`process_start`; None: unknown), no longer runs."""
+    if not os.path.exists("/proc/self/stat"):
+        return not process_alive(pid)
+    now = process_start(pid)
+    return now is None or (start is not None and now != start)
+
+
+_THIS_PROCESS: dict[str, Any] = {}
+
+
+def this_process() -> dict[str, Any]:
+    """``{"host", "pid", "start"}`` of the calling process (recorded by what it launches)."""
+    if _THIS_PROCESS.get("pid") != os.getpid():  # computed again in a forked child
+        import socket
+
+        pid = os.getpid()
+        _THIS_PROCESS.update(host=socket.gethostname(), pid=pid, start=process_start(pid))
+    return dict(_THIS_PROCESS)
 
 
 def iter_job_dirs(workdir: Path) -> Iterator[JobDir]:

@@ -219,7 +219,8 @@ def reconcile_launchers(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
 
     A Slurm job that Slurm reports ended (or no longer knows) without an outcome in its
     directory is recorded as Slurm says (FAILED with ``slurm: TIMEOUT``...), in the job
-    directory (marker and event) then in the index, as the scheduler does.  Jobs are
+    directory (marker and event, by :meth:`JobDir.settle`, the scheduler's rule) then in
+    the index.  Jobs are
     updated in place.  When the launcher cannot be asked (no ``squeue``), they are left as
     they are and a warning is printed.
     """
@@ -254,22 +255,8 @@ def reconcile_launchers(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
             continue
         jobdir = one.jobdir
         status = jobdir.read_status()
-        if status.state in ACTIVE_STATES and not jobdir.failed_marker.exists():
-            if outcome is None:
-                state, reason = (
-                    "FAILED",
-                    "lost: Slurm no longer knows the job and it left no outcome",
-                )
-            else:
-                state, reason = outcome.state, outcome.reason or "failed"
-                if state == "DONE":
-                    state, reason = "FAILED", "the job process exited without marking the job done"
-            info = {
-                "exit_code": outcome and outcome.exit_code,
-                "signal": outcome and outcome.signal,
-            }
-            jobdir.mark_failed(reason, state=state, **info)
-            jobdir.add_event(state, reason=reason, **info)
+        if status.state in ACTIVE_STATES:
+            jobdir.settle(outcome, "Slurm no longer knows it")
         fixed.append(job)
     _refresh_rows(db, fixed)
 
@@ -435,8 +422,7 @@ def kill_jobs(
         cancelled += [(job, jd, f"scancel {jid}") for job, jd, jid in slurm]
     for job, jobdir, detail in cancelled:
         reason = "cancelled by `xpm jobs kill`"
-        jobdir.mark_failed(reason, state="CANCELLED")
-        jobdir.add_event("CANCELLED", reason=reason)
+        jobdir.end("CANCELLED", reason)
         results.append(KillResult(job, "cancelled", detail))
     if cancelled:
         with open_index(workdir) as db:

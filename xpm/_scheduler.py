@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._jobdir import TERMINAL_STATES, JobDir
+from ._jobdir import TERMINAL_STATES, JobDir, this_process
 from .errors import LauncherError
 from .launchers._base import LaunchedJob, Launcher, LaunchOutcome
 
@@ -180,13 +180,11 @@ class Scheduler:
                 print(f"xpm: could not cancel jobs: {e}", file=sys.stderr)
         with self._cond:  # _finish and _set_state notify waiters: they need the lock
             for job in running:
-                status = job.jobdir.read_status()
-                if status.state == "DONE":
+                if job.jobdir.is_done():
                     self._finish(job, "DONE", None)
                     continue
-                if status.state not in TERMINAL_STATES or not job.jobdir.failed_marker.exists():
-                    job.jobdir.mark_failed(reason, state="CANCELLED")
-                    job.jobdir.add_event("CANCELLED", reason=reason)
+                if not job.jobdir.failed_marker.exists():
+                    job.jobdir.end("CANCELLED", reason)
                 self._finish(job, "CANCELLED", reason)
             for job in pending:
                 self._set_state(job, "CANCELLED", reason)
@@ -230,8 +228,7 @@ class Scheduler:
                 self._pending.remove(job)
                 failed = next(d for d in deps if d.state in ("FAILED", "CANCELLED"))
                 reason = f"dependency failed ({failed.name})"
-                job.jobdir.mark_failed(reason, state="FAILED")
-                job.jobdir.add_event("FAILED", reason=reason)
+                job.jobdir.end("FAILED", reason)
                 self._set_state(job, "FAILED", reason)
                 continue
             if not all(d.state == "DONE" or self._backend_dependency(job, d) for d in deps):
@@ -361,7 +358,10 @@ class Scheduler:
         jobdir = job.jobdir
         jobdir.rotate_for_new_attempt()
         provenance = self.provenance(job) if self.provenance is not None else {}
-        jobdir.add_event("SUBMITTED", launcher=job.launcher.kind, **provenance)
+        # Who launched it: a reader can tell a job whose experiment died before it started.
+        jobdir.add_event(
+            "SUBMITTED", launcher=job.launcher.kind, submitter=this_process(), **provenance
+        )
         command = [sys.executable, "-m", "xpm.run", str(jobdir.path)]
         return command, {"PYTHONPATH": _pythonpath()}
 
@@ -373,8 +373,7 @@ class Scheduler:
 
     def _launch_failed(self, job: Job, error: Exception) -> None:
         reason = f"launch failed: {error}"
-        job.jobdir.mark_failed(reason, state="FAILED")
-        job.jobdir.add_event("FAILED", reason=reason)
+        job.jobdir.end("FAILED", reason)
         self._release(job)
         self._set_state(job, "FAILED", reason)
 
@@ -448,34 +447,8 @@ class Scheduler:
             if outcome.state != job.state:
                 self._set_state(job, outcome.state, None)
             return
-        # The backend says the job ended (or forgot it): the job directory has the details.
-        status = jobdir.read_status()
-        if status.state == "DONE":
-            self._finish(job, "DONE", None)
-            return
-        if jobdir.failed_marker.exists():
-            self._finish(job, status.state, status.reason)
-            return
-        if outcome is None:
-            # Gone from the backend without a trace of its own: it died before writing.
-            reason = "lost: the job ended without recording an outcome"
-            state = "FAILED"
-        else:
-            state, reason = outcome.state, outcome.reason or "failed"
-            if state == "DONE":
-                state, reason = "FAILED", "the job process exited without marking the job done"
-        jobdir.mark_failed(
-            reason,
-            state=state,
-            exit_code=outcome and outcome.exit_code,
-            signal=outcome and outcome.signal,
-        )
-        jobdir.add_event(
-            state,
-            reason=reason,
-            exit_code=outcome and outcome.exit_code,
-            signal=outcome and outcome.signal,
-        )
+        # The backend says the job ended (or forgot it): the one rule settles it.
+        state, reason = jobdir.settle(outcome, "its launcher no longer knows it")
         self._finish(job, state, reason)
 
     def _finish(self, job: Job, state: str, reason: str | None) -> None:

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from ._jobdir import JobDir
+from ._jobdir import JobDir, process_start
 
 #: Exit status when another process already runs this job.
 EXIT_ALREADY_RUNNING = 75
@@ -60,7 +60,10 @@ def run_job(path: Path) -> int:
         if jobdir.is_done():
             return 0
         _signal.signal(_signal.SIGTERM, _terminated)
-        jobdir.add_event("RUNNING", pid=os.getpid(), host=os.uname().nodename)
+        pid = os.getpid()
+        # The start time tells this process from a later one given the same pid (a reader
+        # settling the job after a crash must not mistake one for the other).
+        jobdir.add_event("RUNNING", pid=pid, pid_start=process_start(pid), host=os.uname().nodename)
         os.chdir(jobdir.path)
         try:
             from . import _task
@@ -80,8 +83,7 @@ def run_job(path: Path) -> int:
         except BaseException as e:  # every failure must leave a marker, even SystemExit
             code = e.code if isinstance(e, SystemExit) and isinstance(e.code, int) else 1
             if isinstance(e, SystemExit) and code == 0:
-                jobdir.mark_done()
-                jobdir.add_event("DONE", exit_code=0)
+                jobdir.end("DONE", exit_code=0)
                 return 0
             import traceback
 
@@ -93,11 +95,9 @@ def run_job(path: Path) -> int:
                 import signal
 
                 reason = f"terminated by {signal.Signals(code - 128).name}"
-            jobdir.mark_failed(reason, state=state, exit_code=code)
-            jobdir.add_event(state, reason=reason, exit_code=code)
+            jobdir.end(state, reason, exit_code=code)
             return code or 1
-        jobdir.mark_done()
-        jobdir.add_event("DONE", exit_code=0)
+        jobdir.end("DONE", exit_code=0)
         return 0
     finally:
         sys.stdout.flush()

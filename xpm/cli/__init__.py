@@ -76,9 +76,11 @@ class LazyGroup(click.Group):
         except XpmError as error:
             _report(ctx, str(error))
             ctx.exit(error.exit_code)
-        except KeyboardInterrupt:
-            _report(ctx, "interrupted", traceback_=False)
-            ctx.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as stop:
+            # SIGTERM/SIGHUP stop an experiment as Ctrl-C does; the exit status names them.
+            signum = getattr(stop, "signum", None)
+            _report(ctx, str(stop) if signum else "interrupted", traceback_=False)
+            ctx.exit(128 + signum if signum else EXIT_INTERRUPTED)
         except Exception as error:  # noqa: BLE001 - the one place that catches everything
             hint = "" if _debug(ctx) else " (run 'xpm --debug ...' to see the traceback)"
             _report(ctx, f"unexpected {type(error).__name__}: {_one_line(error)}{hint}")

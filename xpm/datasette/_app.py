@@ -109,6 +109,9 @@ def serve(
 
     import uvicorn
 
+    from ..index._settle import settle_workdir
+
+    settle_workdir(workdir)  # what a crashed run left, once, before serving the rows
     ds = make_datasette(workdir)
     asyncio.run(ds.invoke_startup())
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

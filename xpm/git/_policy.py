@@ -96,7 +96,13 @@ class RunGit:
         ``command`` (``main`` file, ``argv``, ``cwd``: how to run the experiment again)."""
         main = getattr(sys.modules.get("__main__"), "__file__", None)
         main = os.path.abspath(main) if main else None
-        self.add([main or os.getcwd(), *code_paths])
+        code_paths = list(code_paths)
+        if main is not None and _in_xpm(main):
+            # `python -m xpm.cli run-experiment`: __main__ is xpm's own command line (in a
+            # git checkout when xpm is installed editable); the code is that of code_paths.
+            self.add(code_paths or [os.getcwd()])
+        else:
+            self.add([main or os.getcwd(), *code_paths])
         command = {"main": main, "argv": list(sys.argv), "cwd": os.getcwd()}
         return {"git": self.records(), "command": command}
 
@@ -107,7 +113,7 @@ class RunGit:
             return False
         self._seen_classes.add(cls)
         file = getattr(sys.modules.get(cls.__module__), "__file__", None)
-        if file is None or any(_under(file, s.repo) for s in self.states):
+        if file is None or _in_xpm(file) or any(_under(file, s.repo) for s in self.states):
             return False
         return bool(self.add([file]))
 
@@ -189,6 +195,11 @@ class RunGit:
             f"no snapshot of {state.repo} could be made ({state.snapshot_error}); its commit, "
             "branch and diff are recorded, untracked files are not kept"
         )
+
+
+def _in_xpm(file: str) -> bool:
+    """Whether ``file`` is part of the xpm package itself (never an experiment's code)."""
+    return _under(file, str(Path(__file__).parent.parent))
 
 
 def _under(file: str, root: str) -> bool:

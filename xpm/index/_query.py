@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -18,9 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .._jobdir import STATES, JobDir, iter_job_dirs, process_alive
+from .._jobdir import STATES, JobDir, iter_job_dirs
 from ..errors import UsageError
 from ._db import IndexDB
+from ._settle import settle_crashed_runs, settle_workdir
 
 #: States worth comparing with the job directory on each read.
 ACTIVE_STATES = ("SUBMITTED", "RUNNING")
@@ -145,6 +145,8 @@ def list_jobs(
         " j.id" + (f" LIMIT {int(limit)}" if limit is not None else "")
     )
     with _opened(index, readonly=False) as db:
+        if reconcile_active:
+            settle_crashed_runs(db)
         jobs = db.query_dicts(sql, [*join_params, *params])
         if reconcile_active:
             fresh = reconcile(db, [j for j in jobs if j["state"] in ACTIVE_STATES])
@@ -208,6 +210,7 @@ def list_jobs_by_prefix(
         where += " AND (j.task_id = ? OR j.task_id LIKE ?)"
         params += [task, "%." + task]
     with _opened(index) as db:
+        settle_crashed_runs(db)
         jobs = db.query_dicts(
             "SELECT j.*, r.experiment FROM jobs j LEFT JOIN runs r ON r.id = j.last_run "
             f"WHERE {where} ORDER BY j.id LIMIT 6",
@@ -223,8 +226,8 @@ def list_jobs_by_prefix(
 def reconcile(index: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Compare jobs the index says are active with their directories; fix what disagrees.
 
-    A local job recorded RUNNING on this host whose process is gone and that left no marker
-    is marked FAILED in its directory (marker and event).  Rows whose directory says
+    A job of this host whose process is gone (:meth:`~xpm._jobdir.JobDir.gone`) and that
+    left no marker is settled FAILED as lost in its directory (marker and event).  Rows whose directory says
     something else are rewritten (unless the index is read-only).  Returns the corrected
     ``jobs`` columns by identifier.
     """
@@ -237,20 +240,9 @@ def reconcile(index: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> dict[str, di
         if not jobdir.path.is_dir():
             continue
         status = jobdir.read_status()
-        if (
-            status.state == "RUNNING"
-            and status.host == host
-            and status.pid
-            and not process_alive(int(status.pid))
-            and not jobdir.done_marker.exists()
-            and not jobdir.failed_marker.exists()
-        ):
-            reason = (
-                f"lost: the job process (pid {status.pid} on {host}) is gone without "
-                "recording an outcome"
-            )
-            jobdir.mark_failed(reason, state="FAILED")
-            jobdir.add_event("FAILED", reason=reason, pid=status.pid, at=time.time())
+        detail = jobdir.gone(status, host)
+        if detail is not None:
+            jobdir.settle(None, detail, pid=status.pid)
         from ._ingest import read_job
 
         rows = read_job(jobdir, full=False)
@@ -279,12 +271,14 @@ def check(workdir: str | os.PathLike[str]) -> list[Mismatch]:
     """Every mismatch between the index of ``workdir`` and its job directories.
 
     Job directory without row, row without directory, state disagreeing (the directory's
-    state is the truth), and damage found by SQLite's ``quick_check``.  Read-only: fix with
+    state is the truth), and damage found by SQLite's ``quick_check``.  What a crashed run
+    left is settled first (:func:`settle_crashed_runs`); the rest is only read: fix it with
     :func:`~xpm.index.rebuild`.  An unreadable index raises
     :class:`~xpm.errors.IndexDatabaseError`.
     """
     workdir = Path(workdir).absolute()
     out: list[Mismatch] = []
+    settle_workdir(workdir)  # what a crashed run left, settled once
     with IndexDB(workdir, readonly=True) as db:
         for problem in db.query("PRAGMA quick_check"):
             if problem[0] != "ok":

@@ -128,6 +128,8 @@ class Recorder:
             if not jobs and not subs and run is None:
                 return
             try:
+                if subs:  # on disk first: the run record must hold what the index holds
+                    self._xp._flush_submissions()
                 for identifier in self._recorded_done(done & jobs.keys()):
                     del jobs[identifier]
                 rows = [
@@ -139,9 +141,10 @@ class Recorder:
                 self.failures += 1
                 if self._record_mtime is not None and run is not None:
                     self._record_mtime = None  # try the run record again next time
-                if isinstance(e.__cause__ or e, sqlite3.OperationalError):
-                    # Full disk, read-only or locked file: may pass, so the rows wait for the
-                    # next write.  Anything else would fail again on the same rows.
+                if isinstance(e.__cause__ or e, (sqlite3.OperationalError, OSError)):
+                    # Full disk, read-only or locked file (the index, or the run record the
+                    # submissions go to first): may pass, so the rows wait for the next
+                    # write.  Anything else would fail again on the same rows.
                     self._requeue(jobs, subs, done)
                 self._warn(e, len(jobs))
 

@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .._forkserver import JobRequest
 from .._frames import frame, read_frames
+from .._jobdir import lost_reason
 from ..errors import LauncherError
 
 if TYPE_CHECKING:
@@ -120,10 +121,7 @@ class ForkedProcess:
                 else:
                     code = self._jobdir.read_status().exit_code or 1
                     if not failed:
-                        self.lost_reason = (
-                            "lost: the local fork server died and the job ended without "
-                            "recording an outcome"
-                        )
+                        self.lost_reason = lost_reason("the local fork server died")
                 self._exited(code)
                 return
             time.sleep(ORPHAN_POLL)
