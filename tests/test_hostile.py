@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from xpm import Param, Task
 from xpm._jobdir import JobDir
@@ -70,3 +75,173 @@ def test_a_job_directory_never_leaves_workdir_jobs(
 ) -> None:
     with pytest.raises(JobDirectoryError, match="cannot name a job directory"):
         JobDir(tmp_path, task_id, identifier)
+
+
+# --- hostile input: one line, exit 2, nothing written (#20 point 3) -----------------------
+
+EXPERIMENT = """
+from xpm import Param, Task
+from xpm.experiments import ExperimentHelper, configuration
+
+
+class Echo(Task):
+    name: Param[str]
+    x: Param[float] = 0.0
+    n: Param[int] = 0
+
+    def execute(self) -> None:
+        pass
+
+
+@configuration
+class Configuration:
+    name: str = "a"
+    x: float = 0.0
+    n: int = 0
+
+
+def run(helper: ExperimentHelper, cfg: Configuration) -> None:
+    Echo(name=cfg.name, x=cfg.x, n=cfg.n).submit()
+"""
+
+
+def xpm(
+    *args: str | bytes, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real command line, importing xpm from this checkout."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("XPM_")}
+    full_env.update(PYTHONPATH=str(ROOT), XPM_GIT="off", **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "xpm.cli", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=120,
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("xpm: error: ") and "unexpected" not in lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    path = tmp_path / "project"
+    path.mkdir()
+    (path / "hx.py").write_text(textwrap.dedent(EXPERIMENT))
+    return path
+
+
+def _alias_bomb() -> bytes:
+    """The "billion laughs": 9**9 strings from a few hundred bytes."""
+    text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        text += f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]\n"
+    return text.encode()
+
+
+HOSTILE_YAML = {
+    "not-utf8": (b'name: "caf\xe9"\n', "not UTF-8 text: byte 0xe9 on line 2"),
+    "nul-in-id": (b'id: "a\\0b"\n', "invalid experiment name 'a\\x00b': it holds a control"),
+    "newline-in-id": (b'id: "a\\nb"\n', "it holds a control character"),
+    "too-long-id": (b"id: " + b"x" * 300 + b"\n", "it is 300 bytes long, more than 200"),
+    "int-too-large-for-float": (b"x: " + b"9" * 400 + b"\n", "is too large for a float"),
+    "int-beyond-4300-digits": (b"n: " + b"9" * 5000 + b"\n", "integer of 5000 characters"),
+    "lone-surrogate": (b'name: "\\uD800"\n', "lone surrogate"),
+    "alias-bomb": (_alias_bomb(), "expands to more than 1,000,000 values through aliases"),
+    "deep-nesting": (b"name: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_YAML))
+def test_hostile_experiment_yaml(project: Path, tmp_path: Path, case: str) -> None:
+    content, message = HOSTILE_YAML[case]
+    (project / "hostile.yaml").write_bytes(b"file: hx\n" + content)
+    workdir = tmp_path / "workdir"
+    line = one_error_line(
+        xpm("run-experiment", "hostile.yaml", "--workdir", str(workdir), cwd=project)
+    )
+    assert message in line and str(project / "hostile.yaml") in line
+    assert not workdir.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (b"name=caf\xe9", "not valid UTF-8"),
+        (b"x=" + b"9" * 400, "is too large for a float"),
+        (b"n=" + b"9" * 5000, "expected int, got str"),
+    ],
+    ids=["not-utf8", "int-too-large-for-float", "int-beyond-1000-digits"],
+)
+def test_hostile_override(project: Path, tmp_path: Path, option: bytes, message: str) -> None:
+    (project / "ok.yaml").write_text("file: hx\n")
+    workdir = tmp_path / "workdir"
+    result = xpm("run-experiment", "ok.yaml", "--workdir", str(workdir), "-c", option, cwd=project)
+    assert message in one_error_line(result)
+    assert not workdir.exists()
+
+
+@pytest.mark.parametrize("where", ["file", "dev-null", "under-a-file"])
+def test_workdir_that_is_not_a_directory(project: Path, tmp_path: Path, where: str) -> None:
+    (project / "ok.yaml").write_text("file: hx\n")
+    file = tmp_path / "a-file"
+    file.write_text("not a workdir")
+    workdir = {"file": file, "dev-null": Path("/dev/null"), "under-a-file": file / "sub"}[where]
+    # XPM_WORKDIR, not --workdir: click checks the option itself.
+    result = xpm("run-experiment", "ok.yaml", cwd=project, env={"XPM_WORKDIR": str(workdir)})
+    line = one_error_line(result)
+    assert f"workdir {workdir}: " in line and "is not a directory" in line
+    assert file.read_text() == "not a workdir"
+
+
+@pytest.mark.parametrize(
+    "command", [("jobs", "list"), ("query", "select 1"), ("index", "rebuild"), ("index", "check")]
+)
+def test_index_that_is_a_directory(tmp_path: Path, command: tuple[str, ...]) -> None:
+    workdir = tmp_path / "workdir"
+    (workdir / "xpm.db").mkdir(parents=True)
+    line = one_error_line(xpm(*command, "--workdir", str(workdir), cwd=tmp_path))
+    assert f"{workdir / 'xpm.db'} is not a file" in line and "xpm index rebuild" in line
+    assert (workdir / "xpm.db").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"hosts:\n  - name: caf\xe9\n", "not UTF-8 text: byte 0xe9 on line 2"),
+        (b"hosts:\n  - name: a\n    name: b\n", "duplicate key 'name'"),
+        (b"hosts:\n  - name: a\n    cores: " + b"9" * 5000 + b"\n", "integer of 5000"),
+    ],
+    ids=["not-utf8", "duplicate-key", "int-beyond-4300-digits"],
+)
+def test_hostile_launchers_yaml(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "launchers.yaml"
+    path.write_bytes(content)
+    result = xpm("launchers", "list", cwd=tmp_path, env={"XPM_LAUNCHERS": str(path)})
+    assert f"{path}: " in (line := one_error_line(result)) and message in line
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("cuda * 99999999999999999999", "expected '('"),
+        ("cuda() * 99999999999999999999", "expected a number of at most 1,024, got '99999"),
+        ("cuda() * " + "9" * 5000, "expected a number of at most 1,024"),
+        ("cuda() * 1000 & cuda() * 1000", "at most 1024 GPUs in all"),
+        ("cpu(mem=99999999999999999999G)", "expected a number of at most 1,000,000,000"),
+        ("duration=" + "9" * 5000 + " days", "expected a number of at most 1,000,000,000"),
+        ("cpu(cores=\u0661)", "expected a positive number of cores, got '\u0661'"),
+        ("cpu(cores=\uff11)", "expected a positive number of cores"),
+        ("cpu(mem=\u0661G)", "expected a memory size"),
+    ],
+    ids=lambda value: value[:40],
+)
+def test_hostile_launcher_spec(tmp_path: Path, spec: str, message: str) -> None:
+    assert message in one_error_line(xpm("launchers", "find", spec, cwd=tmp_path))

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from stat import S_ISREG as stat_is_file
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import IndexDatabaseError
@@ -95,12 +96,18 @@ def is_locked_error(error: BaseException) -> bool:
     return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
-def _check_header(path: Path) -> None:
+def check_header(path: Path) -> None:
     """Refuse files that are not SQLite databases or were truncated."""
     try:
-        size = path.stat().st_size
+        stat = path.stat()
     except FileNotFoundError:
         return
+    if not stat_is_file(stat.st_mode):
+        raise IndexDatabaseError(
+            f"{path} is not a file (a directory or a device) but should be the index: move it "
+            "away, then run `xpm index rebuild`"
+        )
+    size = stat.st_size
     if size == 0:
         return  # SQLite creates the file empty; the schema is written on first open
     with open(path, "rb") as fh:
@@ -129,7 +136,7 @@ class IndexDB:
                 f"no index at {self.path}: run an experiment on {self.workdir} or "
                 "`xpm index rebuild`"
             )
-        _check_header(self.path)
+        check_header(self.path)
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -445,8 +445,8 @@ def rebuild(workdir: str | os.PathLike[str], *, batch: int = 2000) -> dict[str, 
     try:
         index = IndexDB(workdir)
     except IndexDatabaseError as e:
-        if "newer xpm" in str(e):
-            raise
+        if "newer xpm" in str(e) or path.is_dir():
+            raise  # a newer schema, or a directory: not ours to delete
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         index = IndexDB(workdir)
