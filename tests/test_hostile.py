@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -245,3 +246,58 @@ def test_hostile_launchers_yaml(tmp_path: Path, content: bytes, message: str) ->
 )
 def test_hostile_launcher_spec(tmp_path: Path, spec: str, message: str) -> None:
     assert message in one_error_line(xpm("launchers", "find", spec, cwd=tmp_path))
+
+
+# --- messages that point the right way (#20 point 5) ---------------------------------------
+
+
+@pytest.fixture
+def indexed(project: Path, tmp_path: Path) -> Path:
+    """A workdir with one finished job and its index, checkpointed into xpm.db."""
+    (project / "ok.yaml").write_text("file: hx\n")
+    workdir = tmp_path / "workdir"
+    result = xpm("run-experiment", "ok.yaml", "--workdir", str(workdir), cwd=project)
+    assert result.returncode == 0, result.stderr
+    conn = sqlite3.connect(workdir / "xpm.db")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return workdir
+
+
+def _damage(path: Path, how: str) -> None:
+    conn = sqlite3.connect(path)
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'jobs'").fetchone()[0]
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with open(path, "r+b") as fh:
+        if how == "malformed":  # the jobs table's root page overwritten
+            fh.seek((root - 1) * page_size)
+            fh.write(b"\xa5" * page_size)
+        else:  # a page size SQLite refuses, behind a sound "SQLite format 3" magic
+            fh.seek(16)
+            fh.write((3).to_bytes(2, "big"))
+
+
+@pytest.mark.parametrize(
+    ("how", "sqlite_says"),
+    [("malformed", "database disk image is malformed"), ("notadb", "file is not a database")],
+)
+def test_damaged_index_through_query_points_to_rebuild(
+    indexed: Path, how: str, sqlite_says: str
+) -> None:
+    _damage(indexed / "xpm.db", how)
+    line = one_error_line(
+        xpm("query", "SELECT * FROM jobs", "--workdir", str(indexed), cwd=indexed)
+    )
+    assert sqlite_says in line and "xpm index rebuild" in line and "--schema" not in line
+    # ... and the advice works.
+    rebuilt = xpm("index", "rebuild", "--workdir", str(indexed), cwd=indexed)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    after = xpm("query", "SELECT COUNT(*) AS n FROM jobs", "--workdir", str(indexed), cwd=indexed)
+    assert after.returncode == 0 and after.stdout.split()[-1] == "1", after.stderr
+
+
+def test_a_huge_limit_is_an_option_error(indexed: Path) -> None:
+    args = ("jobs", "list", "--workdir", str(indexed), "--limit", "99999999999999999999")
+    line = one_error_line(xpm(*args, cwd=indexed))
+    assert "Invalid value for '--limit'" in line and "index" not in line
