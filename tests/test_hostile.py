@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -301,3 +305,181 @@ def test_a_huge_limit_is_an_option_error(indexed: Path) -> None:
     args = ("jobs", "list", "--workdir", str(indexed), "--limit", "99999999999999999999")
     line = one_error_line(xpm(*args, cwd=indexed))
     assert "Invalid value for '--limit'" in line and "index" not in line
+
+
+# --- full disks and read-only workdirs (#20 point 4) ---------------------------------------
+
+MANY = """
+from pathlib import Path
+
+from xpm import Param, Task
+from xpm.experiments import ExperimentHelper, configuration
+
+
+class Fill(Task):
+    i: Param[int]
+    size: Param[int] = 0
+
+    def execute(self) -> None:
+        Path("out.bin").write_bytes(b"x" * self.size)
+
+
+@configuration
+class Configuration:
+    count: int = 10
+    size: int = 0
+
+
+def run(helper: ExperimentHelper, cfg: Configuration) -> None:
+    for i in range(cfg.count):
+        Fill(i=i, size=cfg.size).submit()
+"""
+
+
+def _mount(*args: str) -> None:
+    """Run mount(8); skip without the right to mount, fail under XPM_REQUIRE_MOUNT=1 (CI)."""
+    result = subprocess.run(["mount", *args], capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        reason = f"cannot mount (needs root): mount {' '.join(args)}: {result.stderr.strip()}"
+        if os.environ.get("XPM_REQUIRE_MOUNT", "") not in ("", "0"):
+            pytest.fail(reason + " (XPM_REQUIRE_MOUNT is set)")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def mounts() -> Iterator[list[Path]]:
+    """Mount points to unmount after the test (most recent first)."""
+    points: list[Path] = []
+    yield points
+    for point in reversed(points):
+        subprocess.run(["umount", "-l", str(point)], capture_output=True, timeout=60)
+
+
+def small_disk(path: Path, size: str, mounts: list[Path]) -> Path:
+    path.mkdir()
+    _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path))
+    mounts.append(path)
+    return path
+
+
+def _disk_full_line(result: subprocess.CompletedProcess[str], disk: Path, workdir: Path) -> str:
+    assert result.returncode == 3, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("xpm: error: ")]
+    assert len(errors) == 1, result.stderr
+    line = errors[0]
+    assert line.startswith(f"xpm: error: no space left on the file system at {disk} ("), line
+    assert f"job(s) are in {workdir / 'jobs'} (" in line
+    assert f"xpm jobs list --workdir {workdir} --experiment many" in line
+    assert "free space, then run the same command again" in line
+    assert "unexpected" not in result.stderr
+    return line
+
+
+def _recovers(project: Path, disk: Path, workdir: Path, *args: str) -> None:
+    """Once space is free, the same command finishes every job and the index is exact."""
+    _mount("-o", "remount,size=64m", str(disk))
+    again = xpm("run-experiment", "many.yaml", "--workdir", str(workdir), *args, cwd=project)
+    assert again.returncode == 0, again.stderr
+    listed = xpm("jobs", "list", "--workdir", str(workdir), "--format", "json", cwd=project)
+    states = [job["state"] for job in json.loads(listed.stdout)]
+    assert len(states) == 100 and set(states) == {"DONE"}, states
+    check = xpm("index", "check", "--workdir", str(workdir), cwd=project)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_disk_full_while_submitting(project: Path, tmp_path: Path, mounts: list[Path]) -> None:
+    (project / "many.py").write_text(textwrap.dedent(MANY))
+    (project / "many.yaml").write_text("file: many\ncount: 100\n")
+    disk = small_disk(tmp_path / "disk", "256k", mounts)
+    workdir = disk / "workdir"
+    result = xpm("run-experiment", "many.yaml", "--workdir", str(workdir), cwd=project)
+    line = _disk_full_line(result, disk, workdir)
+    assert "(0 bytes free)" in line
+    _recovers(project, disk, workdir)
+
+
+def test_disk_full_while_jobs_write(project: Path, tmp_path: Path, mounts: list[Path]) -> None:
+    """Jobs fill the disk with their outputs; the experiment's own last writes fail too."""
+    (project / "many.py").write_text(textwrap.dedent(MANY))
+    (project / "many.yaml").write_text("file: many\ncount: 100\n")
+    disk = small_disk(tmp_path / "disk", "1m", mounts)
+    workdir = disk / "workdir"
+    args = ("-c", "size=100000")
+    result = xpm("run-experiment", "many.yaml", "--workdir", str(workdir), *args, cwd=project)
+    _disk_full_line(result, disk, workdir)
+    _recovers(project, disk, workdir, *args)
+
+
+@pytest.fixture
+def readonly_workdir(indexed: Path, tmp_path: Path, mounts: list[Path]) -> Path:
+    """``indexed`` seen through a read-only bind mount (a colleague's results)."""
+    view = tmp_path / "readonly"
+    view.mkdir()
+    _mount("--bind", str(indexed), str(view))
+    mounts.append(view)
+    _mount("-o", "remount,bind,ro", str(view))
+    with pytest.raises(OSError, match="Read-only file system"):
+        (view / "probe").write_text("")
+    return view
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("jobs", "list"),
+        ("jobs", "list", "--state", "DONE", "--format", "json"),
+        ("query", "SELECT task_id, state FROM jobs"),
+        ("jobs", "show", "TASK/PREFIX"),
+        ("index", "check"),
+    ],
+    ids=["jobs-list", "jobs-list-json", "query", "jobs-show", "index-check"],
+)
+def test_a_readonly_workdir_can_be_read(readonly_workdir: Path, command: tuple[str, ...]) -> None:
+    job = next((readonly_workdir / "jobs").glob("*/*"))
+    args = [a.replace("TASK/PREFIX", f"{job.parent.name}/{job.name[:8]}") for a in command]
+    result = xpm(*args, "--workdir", str(readonly_workdir), cwd=readonly_workdir)
+    assert result.returncode == 0, result.stderr
+    assert "hx.echo" in result.stdout or "matches" in result.stdout, result.stdout
+
+
+def test_a_readonly_workdir_can_be_served(readonly_workdir: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XPM_")}
+    env.update(PYTHONPATH=str(ROOT), XPM_GIT="off")
+    command = [sys.executable, "-m", "xpm.cli", "serve", "--workdir", str(readonly_workdir)]
+    log = readonly_workdir.parent / "serve.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [*command, "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # "xpm: serving ..." once listening; "" if it ended
+        assert "serving" in first, log.read_text()
+        url = f"http://127.0.0.1:{port}/xpm/jobs.json?_shape=array"
+        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - local
+            rows = json.loads(response.read())
+        assert [row["task_id"] for row in rows] == ["hx.echo"]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_writing_a_readonly_workdir_is_a_storage_error(
+    project: Path, readonly_workdir: Path
+) -> None:
+    rebuilt = xpm("index", "rebuild", "--workdir", str(readonly_workdir), cwd=project)
+    assert rebuilt.returncode == 3, rebuilt.stderr
+    assert "read-only file system" in rebuilt.stderr and "unexpected" not in rebuilt.stderr
+    (project / "ok.yaml").write_text("file: hx\n")
+    run = xpm("run-experiment", "ok.yaml", "--workdir", str(readonly_workdir), cwd=project)
+    assert run.returncode == 3, run.stderr
+    assert f"the file system at {readonly_workdir} is read-only" in run.stderr

@@ -260,14 +260,14 @@ def run_query(
     error (with SQLite's message).
     """
     from .index import index_path
-    from .index._db import REBUILD_HINT, check_header
+    from .index._db import REBUILD_HINT, check_header, readonly_uri
 
     path = index_path(Path(workdir).absolute())
     if not path.exists():
         raise UsageError(f"no index at {path}: run an experiment first or `xpm index rebuild`")
     check_header(path)
     try:
-        conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=30)
+        conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=30)
     except sqlite3.Error as e:
         raise IndexDatabaseError(f"{path}: cannot open the index ({e}): {REBUILD_HINT}") from None
     conn.set_authorizer(_refuse_attach)
