@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import re
 import sys
 import typing
 from collections.abc import Callable, Iterator
@@ -143,9 +144,7 @@ class ConfigInfo:
 
     def __init__(self, cls: type) -> None:
         self.cls = cls
-        self.typeid: str = cls.__dict__.get("__xpmid__") or (
-            f"{_module_name(cls)}.{cls.__qualname__}".lower()
-        )
+        self.typeid: str = typeid_of(cls)
         self.params: dict[str, ParamInfo] = {}
         try:
             hints = typing.get_type_hints(cls, include_extras=True)
@@ -246,6 +245,41 @@ def _is_immutable(value: Any) -> bool:
     if type(value) in (tuple, frozenset):
         return all(_is_immutable(v) for v in value)
     return False
+
+
+#: The longest type id, in UTF-8 bytes: a type id names a directory (``WORKDIR/jobs/<type
+#: id>``) and file systems refuse names over 255 bytes.
+TYPEID_MAX_BYTES = 200
+# Dot-separated segments of letters, digits, ``_``, ``-`` (and ``<``/``>`` for the
+# ``<locals>`` of a derived id); no segment is empty, so no ``..``, no ``/`` and no NUL.
+_TYPEID_SEGMENT = re.compile(r"[^\W][\w<>-]*|<[\w<>-]*", re.UNICODE)
+
+
+def typeid_of(cls: type) -> str:
+    """The type id of ``cls`` (docs/identifiers.md, "Type id"), or a :class:`ConfigError`
+    naming ``cls`` if it is not valid: the type id names the task's directory under
+    ``WORKDIR/jobs``, so it must stay one harmless path component."""
+    typeid = cls.__dict__.get("__xpmid__") or f"{_module_name(cls)}.{cls.__qualname__}".lower()
+    if not isinstance(typeid, str):
+        raise ConfigError(
+            f"{cls.__qualname__}: __xpmid__ must be a string, got {type(typeid).__name__}"
+        )
+    problem = None
+    if len(typeid.encode("utf-8", "surrogatepass")) > TYPEID_MAX_BYTES:
+        problem = f"is longer than {TYPEID_MAX_BYTES} bytes"
+    elif not all(_TYPEID_SEGMENT.fullmatch(part) for part in typeid.split(".")):
+        problem = (
+            "must be dot-separated names of letters, digits, '_', '-' "
+            "(no empty part, '/', space or control character)"
+        )
+    if problem is not None:
+        shown = typeid if len(typeid) <= 60 else typeid[:57] + "..."
+        source = "__xpmid__" if cls.__dict__.get("__xpmid__") else "derived type id"
+        raise ConfigError(
+            f"{cls.__qualname__}: the {source} {shown!r} {problem}; set __xpmid__ to a "
+            "valid id such as 'mylab.model'"
+        )
+    return typeid
 
 
 def _module_name(cls: type) -> str:
@@ -384,6 +418,7 @@ class Config(Configurable, metaclass=ConfigMeta):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         type.__setattr__(cls, "_xpm_info", None)
+        typeid_of(cls)  # a bad type id is refused where the class is defined
         # Keep the declared defaults: ConfigInfo removes them from the class namespace.  A
         # subclass may override an inherited parameter's default without re-annotating it.
         annotated = {

@@ -87,10 +87,12 @@ class Experiment:
             raise ExperimentError(
                 f"unknown run mode {run_mode!r}: use one of {', '.join(RUN_MODES)}"
             )
-        if not name or "/" in name or name.startswith("."):
-            raise ExperimentError(
-                f"invalid experiment name {name!r}: use a non-empty name without '/'"
-            )
+        problem = name_problem(name)
+        if problem is not None:
+            raise ExperimentError(f"invalid experiment name {_shown(name)}: {problem}")
+        problem = workdir_problem(Path(workdir))
+        if problem is not None:
+            raise ExperimentError(f"workdir {os.fspath(workdir)}: {problem}")
         if max_parallel is not None and max_parallel < 1:
             raise ExperimentError(f"max_parallel={max_parallel}: give a positive integer")
         self.workdir = Path(workdir).absolute()
@@ -592,6 +594,46 @@ class Experiment:
             with open(path, "a", encoding="utf-8") as fh:
                 fh.write(lines)
             self._submissions.clear()
+
+
+#: The longest experiment name, in UTF-8 bytes (it names a directory: at most 255 bytes).
+NAME_MAX_BYTES = 200
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with ``name`` as an experiment name (it names the directory
+    ``WORKDIR/experiments/<name>``), or None."""
+    if not name or "/" in name or name.startswith("."):
+        return "use a non-empty name without '/' that does not start with '.'"
+    if any(c < " " or c == "\x7f" for c in name):
+        return "it holds a control character (NUL, newline, ...); use printable characters"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it is not valid Unicode (a lone surrogate); write the characters themselves"
+    if size > NAME_MAX_BYTES:
+        return f"it is {size} bytes long, more than {NAME_MAX_BYTES}; use a shorter name"
+    return None
+
+
+def workdir_problem(workdir: Path) -> str | None:
+    """Why ``workdir`` cannot be a workdir (a file, or under one), or None; checked before
+    anything is written."""
+    path = workdir.absolute()
+    while True:
+        try:
+            if not path.is_dir() and path.exists():
+                what = "" if path == workdir.absolute() else f"{path} "
+                return f"{what}is not a directory; give a directory (it is created if missing)"
+        except OSError as error:  # e.g. a name too long for the file system
+            return f"cannot be used: {error.strerror or error}"
+        if path.parent == path:
+            return None
+        path = path.parent
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
 def _user() -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._jobdir import JobDir
-from .errors import UsageError
+from .errors import IndexDatabaseError, UsageError
 
 if TYPE_CHECKING:
     from .git import GitState
@@ -271,11 +271,16 @@ def run_query(
     error (with SQLite's message).
     """
     from .index import index_path
+    from .index._db import REBUILD_HINT, check_header, readonly_uri
 
     path = index_path(Path(workdir).absolute())
     if not path.exists():
         raise UsageError(f"no index at {path}: run an experiment first or `xpm index rebuild`")
-    conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=30)
+    check_header(path)
+    try:
+        conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=30)
+    except sqlite3.Error as e:
+        raise IndexDatabaseError(f"{path}: cannot open the index ({e}): {REBUILD_HINT}") from None
     conn.set_authorizer(_refuse_attach)
     try:
         conn.execute("PRAGMA query_only = 1")
@@ -290,6 +295,8 @@ def run_query(
                     f"xpm query is read-only ({text}): the index is derived from the job "
                     "directories; change jobs with `xpm jobs ...` commands"
                 ) from None
+            if any(w in text for w in ("malformed", "not a database", "disk I/O error")):
+                raise IndexDatabaseError(f"{path} is damaged ({text}): {REBUILD_HINT}") from None
             raise UsageError(f"SQL error: {text} (`xpm query --schema` lists the tables)") from None
     finally:
         conn.close()

@@ -179,6 +179,14 @@ class JobDir:
     __slots__ = ("location", "task_id", "identifier", "_path")
 
     def __init__(self, workdir: Path, task_id: str, identifier: str) -> None:
+        # Each part is one path component, so the directory stays inside WORKDIR/jobs
+        # whatever a params.json, an index row or a command line says.
+        for part in (task_id, identifier):
+            if not part or "/" in part or "\0" in part or part in (".", ".."):
+                raise JobDirectoryError(
+                    f"{part!r} cannot name a job directory under {os.fspath(workdir)}/jobs: "
+                    "expected one path component (no '/', '.', '..' or NUL)"
+                )
         self.task_id = task_id
         self.identifier = identifier
         #: The directory as a string: submission writes through it, since building a

@@ -2,7 +2,8 @@
 
 Every error a user can cause is an :class:`XpmError` (or a subclass) whose
 message says what is wrong, where, and how to fix it.  The command line maps
-``exit_code`` to the process exit status: 2 for bad input, 1 for failed jobs.
+``exit_code`` to the process exit status: 2 for bad input, 1 for failed jobs, 3 for a
+full or read-only file system.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ class IndexTooNewError(IndexDatabaseError):
 
 class GitError(XpmError):
     """The git state of a repository could not be read or pinned."""
+
+
+class StorageError(XpmError):
+    """The file system refused a write: it is full, over quota or read-only (exit 3)."""
+
+    exit_code = 3
 
 
 class UsageError(XpmError):

@@ -16,12 +16,13 @@ import importlib
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
 
 from .. import __version__
-from ..errors import XpmError
+from ..errors import StorageError, XpmError
 
 #: Command name -> "module:attribute" of its click command or group (imported lazily).
 COMMANDS: dict[str, str] = {
@@ -81,10 +82,23 @@ class LazyGroup(click.Group):
             signum = getattr(stop, "signum", None)
             _report(ctx, str(stop) if signum else "interrupted", traceback_=False)
             ctx.exit(128 + signum if signum else EXIT_INTERRUPTED)
+        except OSError as error:
+            from .._storage import first_storage_error, storage_error
+
+            full = first_storage_error(error)
+            if full is None:
+                _unexpected(ctx, error)
+            else:
+                _report(ctx, str(storage_error(full, Path.cwd())))
+                ctx.exit(StorageError.exit_code)
         except Exception as error:  # noqa: BLE001 - the one place that catches everything
-            hint = "" if _debug(ctx) else " (run 'xpm --debug ...' to see the traceback)"
-            _report(ctx, f"unexpected {type(error).__name__}: {_one_line(error)}{hint}")
-            ctx.exit(EXIT_UNEXPECTED)
+            _unexpected(ctx, error)
+
+
+def _unexpected(ctx: click.Context, error: Exception) -> None:
+    hint = "" if _debug(ctx) else " (run 'xpm --debug ...' to see the traceback)"
+    _report(ctx, f"unexpected {type(error).__name__}: {_one_line(error)}{hint}")
+    ctx.exit(EXIT_UNEXPECTED)
 
 
 def _debug(ctx: click.Context) -> bool:

@@ -22,6 +22,21 @@ Every command below prints this text with `--help`.  Exit codes: 0 success, 1 jo
 take `--workdir DIR`, else `$XPM_WORKDIR`, else `./xpm-workdir`.  A job is named by a unique
 prefix of its identifier, optionally `TASK/PREFIX`.
 
+## Exit codes
+
+| code | when |
+|---|---|
+| 0 | success |
+| 1 | jobs failed, or `xpm index check` found mismatches |
+| 2 | bad input or usage, nothing written: an unknown option or an option out of its range (`--limit 99999999999999999999`); an experiment YAML, `-c` value or launchers.yaml that is not UTF-8, has a duplicate key, a lone surrogate, an integer of more than 1,000 digits (or too large for a float where a float is due), nests too deep or expands to more than 1,000,000 values through aliases; an `id:` over 200 bytes or with `/` or a control character; a workdir that is a file, under a file or `/dev/null`; a task id (`__xpmid__`) outside the grammar of docs/identifiers.md; a launcher spec with non-ASCII digits or a number out of range; an index that is damaged (`database disk image is malformed`, `file is not a database`) or not a file (the message says to run `xpm index rebuild`) |
+| 3 | the file system refused a write: full (`No space left on device`), over quota or read-only; the message names the file system, its free space and, for `run-experiment`, how many of the run's jobs are in `WORKDIR/jobs` and how many are done.  Free space (or remount read-write) and run the same command again: done jobs are kept, the others resume, and the index is brought up to date |
+
+Anything else is a bug: xpm prints `xpm: error: unexpected ...` and exits 1.
+
+A workdir on a read-only file system (a colleague's results mounted read-only) can be read:
+`xpm jobs list`, `xpm jobs show`, `xpm jobs log`, `xpm query`, `xpm index check` and
+`xpm serve` work there; commands that must write exit 3.
+
 ## Shell completion
 
 click's built-in completion works for commands, options and choices.  Add one line to your

@@ -30,6 +30,8 @@ def jobs() -> None:
     """
 
 
+#: The largest --limit (SQLite integers stop at 2**63 - 1).
+LIMIT_MAX = 1_000_000_000
 #: Jobs shown in a table unless --limit says otherwise (a longer table is not read).
 TABLE_LIMIT = 100
 
@@ -65,7 +67,7 @@ def _row(job: dict[str, Any], fmt: str) -> dict[str, Any]:
 @filter_options
 @click.option(
     "--limit",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=LIMIT_MAX),
     default=None,
     help=f"At most N jobs (0: all). Default: all with --format json|csv, the {TABLE_LIMIT} "
     "most recent in a table.",

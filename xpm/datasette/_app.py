@@ -26,7 +26,8 @@ SETTINGS: dict[str, Any] = {
 
 
 class ReadOnlyDatabase(Database):  # type: ignore[misc]
-    """A Datasette database opened only with ``mode=ro`` (never ``immutable``).
+    """A Datasette database opened only with ``mode=ro`` (``immutable`` only on a read-only
+    file system, where nothing can write it).
 
     Datasette opens a write connection for plugins that ask for one; this class never
     does, so no page, plugin or query can write the index.  Rows written by running
@@ -39,7 +40,9 @@ class ReadOnlyDatabase(Database):  # type: ignore[misc]
                 "the xpm index is served read-only: write it through xpm (experiments, "
                 "`xpm index rebuild`), not through Datasette"
             )
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        from ..index._db import readonly_uri
+
+        conn = sqlite3.connect(readonly_uri(Path(self.path)), uri=True, check_same_thread=False)
         self._all_file_connections.append(conn)
         return conn
 

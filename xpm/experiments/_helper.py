@@ -142,14 +142,26 @@ def run_prepared(
         if module_file is not None:
             paths.insert(0, Path(module_file.co_filename))
         extra["code_paths"] = paths
-    with experiment(
+    run = experiment(
         prepared.workdir,
         prepared.name,
         prepared.run_mode,
         max_parallel=max_parallel,
         **extra,
-    ) as xp:
-        xp.info.setdefault("yaml", str(prepared.source.path))
-        xp.info.update(prepared.description)
-        prepared.run(ExperimentHelper(xp, prepared.source.path), prepared.config)
+    )
+    try:
+        with run as xp:
+            xp.info.setdefault("yaml", str(prepared.source.path))
+            xp.info.update(prepared.description)
+            prepared.run(ExperimentHelper(xp, prepared.source.path), prepared.config)
+    except Exception as error:
+        from .._storage import first_storage_error, storage_error
+
+        full = first_storage_error(error)
+        if full is None:
+            raise
+        states = [job.state for job in run.jobs.values()]
+        raise storage_error(
+            full, prepared.workdir, experiment=prepared.name, job_states=states
+        ) from error
     return xp

@@ -87,7 +87,7 @@ def load_yaml(path: str | os.PathLike[str]) -> ExperimentFile:
 
 
 def _read_mapping(path: Path, chain: list[Path]) -> dict[str, Any]:
-    import yaml
+    from .. import _yaml
 
     if not path.is_file():
         if chain:
@@ -97,14 +97,11 @@ def _read_mapping(path: Path, chain: list[Path]) -> dict[str, Any]:
             )
         raise UsageError(f"{path}: no such file; give the path of an experiment YAML file")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader())  # noqa: S506
+        data = _yaml.read(path)
     except OSError as error:
         raise UsageError(f"{path}: cannot read: {error.strerror or error}") from error
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise UsageError(f"{path}: invalid YAML{where}: {problem}") from error
+    except _yaml.YamlProblem as error:
+        raise UsageError(f"{path}: {error}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -211,7 +208,7 @@ def _copy(value: Any) -> Any:
 
 def parse_override(option: str) -> tuple[str, Override]:
     """Split ``key=value`` (value parsed as a YAML scalar or flow collection)."""
-    import yaml
+    from .. import _yaml
 
     key, sep, text = option.partition("=")
     key = key.strip()
@@ -220,9 +217,14 @@ def parse_override(option: str) -> tuple[str, Override]:
             f"-c {option!r}: expected KEY=VALUE with KEY a name or dotted path "
             "(e.g. -c epochs=10 or -c model.n_layers=[3,4])"
         )
+    if not _valid_unicode(text):
+        raise UsageError(
+            f"-c {option!r}: not valid UTF-8 (the command line holds undecodable bytes); "
+            "write the value in UTF-8"
+        )
     try:
-        parsed = yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError:
+        parsed = _yaml.parse(text)
+    except _yaml.YamlProblem:
         parsed = text  # e.g. "[3" is kept as text
     stripped = text.lstrip()
     if isinstance(parsed, dict) and not stripped.startswith("{"):
@@ -407,9 +409,13 @@ def prepare(
         )
     mode = run_mode or source.run_mode or "normal"
     name = source.name
-    if "/" in name or name.startswith("."):
+    from .._experiment import name_problem
+
+    problem = name_problem(name)
+    if problem is not None:
         where = source.reserved_origins.get("id", str(source.path))
-        raise UsageError(f"{where}: invalid experiment name {name!r}: use a name without '/'")
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        raise UsageError(f"{where}: invalid experiment name {shown!r}: {problem}")
     module = import_module(source)
     run, cls = find_entry_points(module, str(source.path))
     description = _take_description(source, cls)
@@ -434,37 +440,9 @@ def resolve_workdir(given: str | os.PathLike[str] | None, source: ExperimentFile
     return Path(DEFAULT_WORKDIR).absolute()
 
 
-_LOADER: Any = None
-
-
-def _loader() -> Any:
-    """A safe YAML loader that rejects duplicate keys (PyYAML silently keeps the last) and
-    reads ``1e-3`` as a float (YAML 1.2; PyYAML's YAML 1.1 reads it as a string)."""
-    global _LOADER
-    if _LOADER is not None:
-        return _LOADER
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-        list("-+0123456789"),
-    )
-
-    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
-        seen: dict[Any, Any] = {}
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen[key] = True
-        return yaml.SafeLoader.construct_mapping(loader, node, deep)
-
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    _LOADER = Loader
-    return Loader
+def _valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

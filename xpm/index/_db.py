@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from stat import S_ISREG as stat_is_file
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import IndexDatabaseError
+from ..errors import IndexDatabaseError, StorageError
 from ._version import SCHEMA_VERSION, schema_version
 
 if TYPE_CHECKING:
@@ -71,22 +72,28 @@ def index_path(workdir: str | os.PathLike[str]) -> Path:
 
 def filesystem_type(path: Path) -> str | None:
     """The file system type holding ``path`` (from /proc/mounts; None when unknown)."""
+    from .._storage import mount_entry
+
+    return mount_entry(path)[1]
+
+
+def readonly_uri(path: Path) -> str:
+    """The SQLite URI that opens the index ``path`` read-only.
+
+    On a read-only file system (a colleague's results mounted read-only) SQLite cannot
+    create the WAL's shared-memory file, and a plain ``mode=ro`` fails with "unable to open
+    database file": there the file is opened ``immutable`` (nothing can write it anyway).
+    """
+    uri = path.as_uri() + "?mode=ro"
+    return uri + "&immutable=1" if on_readonly_fs(path.parent) else uri
+
+
+def on_readonly_fs(path: Path) -> bool:
+    """Whether ``path`` is on a file system mounted read-only."""
     try:
-        mounts = Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except OSError:
-        return None
-    target = str(path.absolute())
-    best, best_type = "", None
-    for line in mounts:
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        mount = parts[1].replace("\\040", " ")
-        if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(
-            best
-        ):
-            best, best_type = mount, parts[2]
-    return best_type
+        return False
 
 
 def is_locked_error(error: BaseException) -> bool:
@@ -95,12 +102,18 @@ def is_locked_error(error: BaseException) -> bool:
     return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
-def _check_header(path: Path) -> None:
+def check_header(path: Path) -> None:
     """Refuse files that are not SQLite databases or were truncated."""
     try:
-        size = path.stat().st_size
+        stat = path.stat()
     except FileNotFoundError:
         return
+    if not stat_is_file(stat.st_mode):
+        raise IndexDatabaseError(
+            f"{path} is not a file (a directory or a device) but should be the index: move it "
+            "away, then run `xpm index rebuild`"
+        )
+    size = stat.st_size
     if size == 0:
         return  # SQLite creates the file empty; the schema is written on first open
     with open(path, "rb") as fh:
@@ -123,18 +136,22 @@ class IndexDB:
     def __init__(self, workdir: str | os.PathLike[str], readonly: bool = False) -> None:
         self.workdir = Path(workdir).absolute()
         self.path = index_path(self.workdir)
+        #: Opened read-only because its file system is mounted read-only: read what is
+        #: there (listing a colleague's results), refuse writes as a full disk is refused.
+        self.readonly_fs = not readonly and self.path.exists() and on_readonly_fs(self.path.parent)
+        readonly = readonly or self.readonly_fs
         self.readonly = readonly
         if readonly and not self.path.exists():
             raise IndexDatabaseError(
                 f"no index at {self.path}: run an experiment on {self.workdir} or "
                 "`xpm index rebuild`"
             )
-        _check_header(self.path)
+        check_header(self.path)
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             if readonly:
-                uri = self.path.as_uri() + "?mode=ro"
+                uri = readonly_uri(self.path)
                 self.conn = sqlite3.connect(
                     uri,
                     uri=True,
@@ -232,6 +249,11 @@ class IndexDB:
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in one short write transaction (``BEGIN IMMEDIATE``), with retries."""
+        if self.readonly_fs:
+            raise StorageError(
+                f"the index {self.path} is on a read-only file system: it can be read, not "
+                "written; remount it read-write or copy the workdir"
+            )
         if self.readonly:
             raise IndexDatabaseError(f"the index {self.path} was opened read-only")
 

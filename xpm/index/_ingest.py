@@ -542,11 +542,27 @@ def rebuild(workdir: str | os.PathLike[str], *, batch: int = 2000) -> dict[str, 
     except IndexTooNewError:
         raise  # never replace what a newer xpm wrote
     except IndexDatabaseError:
+        if path.is_dir():
+            raise  # a directory: not ours to delete
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         index = IndexDB(workdir)
     runs = [r for r in (read_run(p) for p in run_records(workdir)) if r is not None]
     jobdirs = list(iter_job_dirs(workdir))
+    try:
+        return _refill(index, runs, jobdirs, batch)
+    except IndexDatabaseError as e:
+        if "is unreadable (" not in str(e):  # locked, full disk, read-only: not damage
+            raise
+    # Damaged pages inside a file with a sound header ("database disk image is malformed")
+    # show only when the tables are rewritten: start from an empty file.
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return _refill(IndexDB(workdir), runs, jobdirs, batch)
+
+
+def _refill(index: IndexDB, runs: list[Any], jobdirs: list[JobDir], batch: int) -> dict[str, int]:
+    """Replace every row of ``index`` in one transaction; returns row counts."""
     with index:
 
         def fill(conn: sqlite3.Connection) -> None:

@@ -236,16 +236,15 @@ class LauncherRegistry:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LauncherRegistry:
         """Read and validate a launchers.yaml file."""
-        import yaml  # only when a file is read
+        from .. import _yaml  # PyYAML only when a file is read
 
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = _yaml.read(path)
         except OSError as error:
             raise LauncherError(f"{path}: cannot read launchers file: {error}") from error
-        except yaml.YAMLError as error:
-            detail = " ".join(str(error).split())
-            raise LauncherError(f"{path}: invalid YAML: {detail}") from error
+        except _yaml.YamlProblem as error:
+            raise LauncherError(f"{path}: {error}") from None
         return cls.from_dict(data, source=path)
 
     @classmethod

@@ -288,8 +288,13 @@ def _accelerator_mismatches(
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOKEN = re.compile(r"[^\s,()&|*=]+")
-_QUANTITY = re.compile(r"(\d+)[ \t]*([A-Za-z]*)")
-_INTEGER = re.compile(r"\d+")
+# ASCII digits only: ``\d`` would read "١" (Arabic-Indic one) as 1.
+_QUANTITY = re.compile(r"([0-9]+)[ \t]*([A-Za-z]*)")
+_INTEGER = re.compile(r"[0-9]+")
+#: The largest number a spec may hold (a count, cores, or a size or duration before its unit).
+MAX_NUMBER = 10**9
+#: The most GPUs one alternative may ask for.
+MAX_GPUS = 1024
 
 
 class _Parser:
@@ -334,14 +339,23 @@ class _Parser:
         if self.pos < len(self.text):
             self.fail("end of spec")
 
-    def positive(self, what: str) -> int:
+    def positive(self, what: str, limit: int = MAX_NUMBER) -> int:
         self.skip()
         start = self.pos
         match = _INTEGER.match(self.text, start)
-        if match is None or int(match.group()) == 0:
+        if match is None:
+            self.fail(what, start)
+        self.check_number(match.group(), start, limit)
+        if int(match.group()) == 0:
             self.fail(what, start)
         self.pos = match.end()
         return int(match.group())
+
+    def check_number(self, digits: str, start: int, limit: int = MAX_NUMBER) -> None:
+        # Compared as text first: int() of thousands of digits is slow or refused.
+        if len(digits) > len(str(limit)) or int(digits) > limit:
+            shown = digits if len(digits) <= 20 else f"{digits[:17]}..."
+            self.fail(f"a number of at most {limit:,}", start, repr(shown))
 
     def quantity(self, units: dict[str, int], expected: str) -> int:
         self.skip()
@@ -355,6 +369,7 @@ class _Parser:
             token = _TOKEN.match(self.text, start)
             end = max(match.end(), token.end() if token else start)
             self.fail(expected, start, repr(self.text[start:end].strip()))
+        self.check_number(number, start)
         if int(number) == 0:
             self.fail(expected.replace(" like", " greater than zero, like"), start)
         self.pos = match.end()
@@ -380,7 +395,10 @@ class _Parser:
     def alternative(self) -> Requirement:
         requirement = self.term()
         while self.accept("&"):
+            start = self.pos
             requirement = requirement.combine(self.term())
+            if len(requirement.accelerators) > MAX_GPUS:  # e.g. cuda * 1000 & cuda * 1000
+                self.fail(f"at most {MAX_GPUS} GPUs in all", start, "more")
         return requirement
 
     def term(self) -> Requirement:
@@ -398,7 +416,9 @@ class _Parser:
         if name in ACCELERATOR_TYPES or name == ANY_GPU:
             self.pos = start + len(name)
             accelerator = Accelerator(name, self.accelerator_arguments())
-            count = self.positive("a positive GPU count after '*'") if self.accept("*") else 1
+            count = (
+                self.positive("a positive GPU count after '*'", MAX_GPUS) if self.accept("*") else 1
+            )
             return Requirement(accelerators=(accelerator,) * count)
         self.fail(_TERM_EXPECTED, start)
 
