@@ -411,13 +411,19 @@ def test_parents_merge_in_order(project: Path) -> None:
 def test_workdir_resolution_order(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """#19: --workdir, then the YAML's workdir:, then $XPM_WORKDIR, then xpm-workdir at the
+    YAML's git root, else beside the YAML (never the current directory)."""
     source = load_yaml(project / "debug.yaml")
-    assert resolve_workdir(None, source) == tmp_path / DEFAULT_WORKDIR
-    source.workdir = project / "wd"
-    assert resolve_workdir(None, source) == project / "wd"
+    assert resolve_workdir(None, source) == project / DEFAULT_WORKDIR
     monkeypatch.setenv("XPM_WORKDIR", "from-env")
     assert resolve_workdir(None, source) == tmp_path / "from-env"
+    source.workdir = project / "wd"
+    assert resolve_workdir(None, source) == project / "wd"
     assert resolve_workdir("given", source) == tmp_path / "given"
+    monkeypatch.delenv("XPM_WORKDIR")
+    source.workdir = None
+    (tmp_path / ".git").mkdir()  # the repository's root is found without running git
+    assert resolve_workdir(None, source) == tmp_path / DEFAULT_WORKDIR
 
 
 class Color(Enum):

@@ -92,9 +92,27 @@ class Experiment:
 
         #: The git states of this run's code (see docs/git.md); validates ``dirty_git``.
         self.git = RunGit(
-            self.run_id, self.workdir, dirty_git, pin=run_mode != "dry-run", echo=self._echo
+            self.run_id, self.workdir, dirty_git, pin=run_mode != "dry-run", echo=self._say
         )
         self._code_paths = list(code_paths)
+        #: Why this workdir, and more words for the run's first line (``xpm run-experiment``
+        #: says which launchers.yaml it uses).
+        self.workdir_reason = ""
+        self.start_notes: list[str] = []
+        self._started = True  # set to False on entering: the first line is still to come
+
+    def _announce_start(self) -> None:
+        """The run's first line: its mode and workdir (once, before any other message)."""
+        if self._started:
+            return
+        self._started = True
+        why = f" ({self.workdir_reason})" if self.workdir_reason else ""
+        notes = "".join(f"; {note}" for note in self.start_notes if note)
+        self._echo(f"xpm {self.name}: {self.run_mode} run, workdir {self.workdir}{why}{notes}")
+
+    def _say(self, text: str) -> None:
+        self._announce_start()
+        self._echo(text)
 
     # --- launcher ----------------------------------------------------------------------------
     @property
@@ -128,8 +146,10 @@ class Experiment:
                 '`if __name__ == "__main__":` or move the tasks to their own module'
             )
         # Git state of the code (snapshot, pins) before anything is written: the "error"
-        # policy refuses to start here.
+        # policy refuses to start here (with one error line: the first line comes after).
+        self._started = False
         self.info.update(self.git.start(self._code_paths))
+        self._announce_start()
         if self.run_mode != "dry-run":
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._write_run_record()

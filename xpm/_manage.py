@@ -26,15 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._jobdir import TERMINAL_STATES, JobDir, process_alive
+from ._workdir import WORKDIR_ENV, locate_workdir
 from .errors import UsageError
 
 if TYPE_CHECKING:
     from .index import IndexDB
 
-#: Environment variable naming the workdir (the same as ``xpm run-experiment``'s).
-WORKDIR_ENV = "XPM_WORKDIR"
-#: The workdir when neither ``--workdir`` nor ``XPM_WORKDIR`` is given.
-DEFAULT_WORKDIR = "xpm-workdir"
 #: States in which a job may still be running somewhere.
 ACTIVE_STATES = ("SUBMITTED", "RUNNING")
 #: Seconds a killed local job gets between SIGTERM and SIGKILL.
@@ -42,17 +39,9 @@ KILL_GRACE = 5.0
 
 
 def resolve_workdir(given: str | os.PathLike[str] | None) -> Path:
-    """``given``, else ``$XPM_WORKDIR``, else ``./xpm-workdir`` (absolute).
-
-    The same resolution as :func:`xpm.experiments.resolve_workdir` without a YAML file
-    (a test checks they agree); kept here so job commands do not import the YAML machinery.
-    """
-    if given is not None:
-        return Path(given).expanduser().absolute()
-    env = os.environ.get(WORKDIR_ENV)
-    if env:
-        return Path(env).expanduser().absolute()
-    return Path(DEFAULT_WORKDIR).absolute()
+    """``given``, else ``$XPM_WORKDIR``, else ``xpm-workdir`` at the git root of the current
+    directory, else ``./xpm-workdir`` (absolute); the rule of :mod:`xpm._workdir`."""
+    return locate_workdir(given)[0]
 
 
 def existing_workdir(given: str | os.PathLike[str] | None) -> Path:

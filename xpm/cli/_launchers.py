@@ -10,16 +10,28 @@ import click
 from ._render import echo_json, echo_rows, format_option
 
 _WORKDIR_HELP = (
-    "Workdir whose launchers.yaml to read [default: $XPM_WORKDIR, else ./xpm-workdir]; "
-    "$XPM_LAUNCHERS, when set, wins."
+    "Workdir whose launchers.yaml to read [default: $XPM_WORKDIR, else xpm-workdir at the "
+    "git root, else ./xpm-workdir]; $XPM_LAUNCHERS, when set, wins."
 )
+_YAML_HELP = "Experiment YAML: the launchers.yaml beside it comes first (as in xpm run-experiment)."
 
 
-def _registry(workdir: Path | None) -> Any:
-    from ..experiments import resolve_workdir
+def _yaml_option() -> Any:
+    return click.option(
+        "--yaml",
+        "yaml_file",
+        metavar="FILE.yaml",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=_YAML_HELP,
+    )
+
+
+def _registry(workdir: Path | None, yaml_file: Path | None = None) -> Any:
+    from .._manage import resolve_workdir
     from ..launcherfinder import load_registry
 
-    return load_registry(resolve_workdir(workdir, None))
+    beside = yaml_file.absolute().parent if yaml_file is not None else None
+    return load_registry(resolve_workdir(workdir), beside=beside)
 
 
 def _source(registry: Any) -> str:
@@ -37,12 +49,13 @@ def launchers() -> None:
 
 @launchers.command("list")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help=_WORKDIR_HELP)
+@_yaml_option()
 @format_option()
-def list_hosts(workdir: Path | None, fmt: str) -> None:
+def list_hosts(workdir: Path | None, yaml_file: Path | None, fmt: str) -> None:
     """List the hosts jobs can run on (the source file is printed on stderr)."""
     from ..launcherfinder import format_duration, format_size
 
-    registry = _registry(workdir)
+    registry = _registry(workdir, yaml_file)
     rows = []
     for host in registry.hosts:
         rows.append(
@@ -81,11 +94,17 @@ def list_hosts(workdir: Path | None, fmt: str) -> None:
 @launchers.command("find")
 @click.argument("spec")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help=_WORKDIR_HELP)
+@_yaml_option()
 @click.option("--tag", "tags", multiple=True, help="Only hosts with this tag (repeatable).")
 @format_option()
 @click.pass_context
 def find(
-    ctx: click.Context, spec: str, workdir: Path | None, tags: tuple[str, ...], fmt: str
+    ctx: click.Context,
+    spec: str,
+    workdir: Path | None,
+    yaml_file: Path | None,
+    tags: tuple[str, ...],
+    fmt: str,
 ) -> None:
     """Show which launcher and options SPEC resolves to, or why each alternative fails.
 
@@ -95,7 +114,7 @@ def find(
     from ..launcherfinder import parse_spec
 
     parsed = parse_spec(spec)  # SpecError (exit 2) before reading any file
-    registry = _registry(workdir)
+    registry = _registry(workdir, yaml_file)
     reports = registry.evaluate(parsed, tags)
     match = registry.find(parsed, tags)
     launcher: dict[str, Any] | None = None

@@ -15,12 +15,13 @@ _STATES = ("UNSCHEDULED", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED")
 
 
 def workdir_option(f: F) -> F:
-    """``--workdir DIR`` (default: $XPM_WORKDIR, else ./xpm-workdir)."""
+    """``--workdir DIR`` (default: $XPM_WORKDIR, else xpm-workdir at the git root, else here)."""
     return click.option(
         "--workdir",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="Workdir [default: $XPM_WORKDIR, else ./xpm-workdir].",
+        help="Workdir [default: $XPM_WORKDIR, else xpm-workdir at the root of the current "
+        "git repository, else ./xpm-workdir].",
     )(f)
 
 
