@@ -186,6 +186,18 @@ def _recency(job: dict[str, Any]) -> tuple[float, str]:
     return (0.0, job["id"])
 
 
+def no_match_hints(workdir: str | os.PathLike[str], filters: JobFilter) -> list[str]:
+    """When ``filters`` matched no job: which filter names a task, tag or experiment that the
+    index has never seen, with the closest known name (a typo, not an empty workdir)."""
+    from .index import index_path, open_index
+    from .index._names import filter_hints
+
+    if not index_path(Path(workdir)).exists():
+        return [f"no index in {workdir}: no experiment has run there yet"]
+    with open_index(workdir, readonly=True) as db:
+        return filter_hints(db, task=filters.task, tags=filters.tags, experiment=filters.experiment)
+
+
 def attach_results(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
     """Set ``job["results"]``: the latest value of each result of each job."""
     from .index._query import rows_for_jobs

@@ -60,6 +60,14 @@ def _row(job: dict[str, Any], fmt: str) -> dict[str, Any]:
     }
 
 
+def _say_why_none(workdir: Path, filters: Any) -> None:
+    """On stderr, the filters that name something no job has (typos), with a suggestion."""
+    from .._manage import no_match_hints
+
+    for hint in no_match_hints(workdir, filters):
+        click.echo(f"xpm: {hint}", err=True)
+
+
 @jobs.command("list")
 @workdir_option
 @filter_options
@@ -86,7 +94,8 @@ def list_(
 
     Jobs the index says are submitted or running are first checked against their
     directory and their launcher (one squeue for all Slurm jobs); corrections are written
-    to the index.
+    to the index.  When nothing matches, a filter naming a task, tag or experiment that no
+    job has is said on stderr, with the closest existing name.
     """
     from .._manage import existing_workdir, select_jobs
 
@@ -96,10 +105,13 @@ def list_(
     filters = make_filter(
         states, task, tags, experiment, since, commit, limit + 1 if limit else None
     )
-    found = select_jobs(existing_workdir(workdir), filters)
+    wd = existing_workdir(workdir)
+    found = select_jobs(wd, filters)
     more = limit is not None and limit > 0 and len(found) > limit
     shown = found[:limit] if limit else found
     echo_rows([_row(j, fmt) for j in shown], LIST_COLUMNS, fmt)
+    if not found:
+        _say_why_none(wd, filters)
     if more:
         click.echo(
             f"xpm: showing the {limit} most recent matching jobs; there are more: "
@@ -250,6 +262,7 @@ def kill(
     selected = jobs_for(wd, job_refs, make_filter(states, task, tags, experiment, since, commit))
     if not selected:
         click.echo("no job matches")
+        _say_why_none(wd, make_filter(states, task, tags, experiment, since, commit))
         return
     for result in kill_jobs(wd, selected):
         name = f"{result.job['task_id']}/{result.job['id'][:12]}"
@@ -294,6 +307,7 @@ def clean(
     selected = jobs_for(wd, job_refs, make_filter(states, task, tags, experiment, since, commit))
     if not selected:
         click.echo("no job matches")
+        _say_why_none(wd, make_filter(states, task, tags, experiment, since, commit))
         return
     plan = plan_clean(wd, selected, force=force)
     doomed = [i for i in plan if i.refused is None]
