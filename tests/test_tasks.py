@@ -96,6 +96,21 @@ def test_failure_propagates_and_experiment_raises(workdir: Path, tmp_path: Path)
     assert marker["exit_code"] == 1
 
 
+def test_the_summary_says_why_a_job_that_never_started_has_no_log(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#19: the summary pointed at a stderr.log that a job whose dependency failed never
+    wrote; it now points at the failed dependency's log."""
+    with pytest.raises(JobsFailedError), run_xp(workdir) as xp:
+        Uses(upstream=Fail(n=2).submit()).submit()
+    err = capsys.readouterr().err
+    jobs = {j.task_id.split(".")[-1]: j for j in xp.jobs.values()}
+    assert f"    log: {jobs['fail'].jobdir.stderr}" in err
+    assert not jobs["uses"].jobdir.stderr.exists()
+    assert str(jobs["uses"].jobdir.stderr) not in err
+    assert f"    never started, so no log: see the log of {jobs['fail'].name}" in err
+
+
 def test_the_summary_names_a_few_failed_jobs_and_how_to_list_all(
     workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -467,7 +467,7 @@ class Experiment:
             f" {len(failed)} failed"
         )
         for job in failed[:FAILED_SHOWN]:
-            self._echo(f"  {job.state} {job.name}: {job.reason}\n    log: {job.jobdir.stderr}")
+            self._echo(f"  {job.state} {job.name}: {job.reason}\n    {self._where_to_look(job)}")
         if len(failed) > FAILED_SHOWN:
             # A bug in a task fails every job of a sweep: hundreds of lines would hide the rest.
             self._echo(
@@ -480,6 +480,17 @@ class Experiment:
                 f"{len(failed)} job(s) of experiment {self.name!r} failed; see the logs above",
                 [j.name for j in failed],
             )
+
+    def _where_to_look(self, job: Job) -> str:
+        """The failed job's log, or, for a job that never started (a dependency failed, the
+        launch failed, cancelled while waiting), that it left no log and where else to look."""
+        stderr = job.jobdir.stderr
+        if stderr.exists():
+            return f"log: {stderr}"
+        upstream = [d for d in job.dependencies if d.state in ("FAILED", "CANCELLED")]
+        if upstream:
+            return f"never started, so no log: see the log of {upstream[0].name}"
+        return f"never started, no log (the reason above says why): {job.jobdir.path}"
 
     # --- records -----------------------------------------------------------------------------
     def _write_run_record(self) -> None:
