@@ -287,6 +287,32 @@ def test_query_formats_and_schema(wd: Path) -> None:
     assert "### Table `jobs`" in schema.stdout and "### View `job_summary`" in schema.stdout
 
 
+def test_query_parameters_stdin_and_hints(wd: Path) -> None:
+    """#19: the cookbook's :commit query could not be run from `xpm query`."""
+    w = ["--workdir", str(wd)]
+    sql = "SELECT task_id FROM jobs WHERE task_id LIKE :task || '%' AND attempt >= :n ORDER BY 1"
+    args = ["--format", "csv", "--param", "task=xpm_test_tasks.l", "--param", "n=1"]
+    rows = run("query", sql, *w, *args)
+    assert rows.exit_code == 0, rows.output
+    assert rows.stdout.splitlines() == ["task_id", "xpm_test_tasks.learn", "xpm_test_tasks.learn"]
+    piped = CliRunner().invoke(cli, ["query", "-", *w, *args], input=sql)
+    assert piped.exit_code == 0, piped.output
+    assert piped.stdout == rows.stdout
+    missing = run("query", sql, *w, "--param", "n=1")
+    assert missing.exit_code == 2
+    assert missing.stderr.strip().endswith("give it with --param task=VALUE")
+    assert "--schema" not in missing.stderr
+    bad = run("query", sql, *w, "--param", "n")
+    assert bad.exit_code == 2 and "--param 'n': write NAME=VALUE" in bad.stderr
+    from xpm._inspect import parse_query_params
+
+    assert parse_query_params(["a=3", "b=-0.5", "c=0123", "d=1e5", "e=x=y"]) == {
+        "a": 3, "b": -0.5, "c": "0123", "d": "1e5", "e": "x=y"
+    }  # fmt: skip
+    schema = run("query", "--schema")
+    assert schema.stdout.startswith("Schema version") and "<!--" not in schema.stdout
+
+
 def test_experiments_list_and_show(wd: Path) -> None:
     w = ["--workdir", str(wd)]
     rows = json.loads(run("experiments", "list", *w, "--format", "json").stdout)
