@@ -78,6 +78,19 @@ def _say_why_none(workdir: Path, filters: Any) -> None:
     help=f"At most N jobs (0: all). Default: all with --format json|csv, the {TABLE_LIMIT} "
     "most recent in a table.",
 )
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Keep the table on screen, refreshed in place: counts by state, running jobs first "
+    "with their elapsed time and latest reported values and step.  Ctrl-C quits.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="Seconds between two refreshes of --watch.",
+)
 @format_option()
 def list_(
     workdir: Path | None,
@@ -88,6 +101,8 @@ def list_(
     since: str | None,
     commit: str | None,
     limit: int | None,
+    watch: bool,
+    interval: float,
     fmt: str,
 ) -> None:
     """List jobs, most recent first: id, task, state, tags, start, duration, results.
@@ -99,6 +114,14 @@ def list_(
     """
     from .._manage import existing_workdir, select_jobs
 
+    if watch:
+        _watch(
+            existing_workdir(workdir),
+            make_filter(states, task, tags, experiment, since, commit),
+            interval,
+            fmt,
+        )
+        return
     if limit is None and fmt == "table":
         limit = TABLE_LIMIT
     # One row more than shown tells whether there are more.
@@ -118,6 +141,57 @@ def list_(
             "--limit 0 shows all",
             err=True,
         )
+
+
+def _terminal_size(out: Any) -> tuple[int, int]:
+    """The terminal's size now (it follows a resize; $COLUMNS/$LINES may be stale)."""
+    import os
+    import shutil
+
+    try:
+        size = os.get_terminal_size(out.fileno())
+    except (OSError, ValueError):
+        size = shutil.get_terminal_size()
+    return size.columns, size.lines
+
+
+def _watch(workdir: Path, filters: Any, interval: float, fmt: str) -> None:
+    """Redraw the live view in place until Ctrl-C: the alternate screen (the shell's screen
+    comes back at the end), each frame written at once from the top-left corner over the
+    previous one, lines cleared to their end: no blank frame between two, so no flicker."""
+    import sys
+    import time
+
+    from .._watch import snapshot
+    from ..errors import UsageError
+    from ._render import render_watch
+
+    if fmt != "table":
+        raise UsageError("--watch draws a table: drop --format (or drop --watch for json|csv)")
+    out = sys.stdout
+    if not out.isatty():
+        raise UsageError(
+            "--watch redraws a terminal, and stdout is not one: drop --watch to print once"
+        )
+    out.write("\x1b[?1049h\x1b[?25l")  # alternate screen, cursor hidden
+    last = None
+    try:
+        while True:
+            columns, lines = _terminal_size(out)
+            snap = snapshot(workdir, filters, rows=max(0, lines - 5))
+            last = snap
+            frame = render_watch(snap, columns, lines, interval)
+            out.write("\x1b[H" + "\x1b[K\r\n".join(frame) + "\x1b[K\x1b[J")
+            out.flush()
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        out.write("\x1b[?25h\x1b[?1049l")
+        out.flush()
+    if last is not None:  # what was on screen, in one line, left in the shell
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(last.counts.items()))
+        click.echo(f"xpm: {last.total} jobs ({counts or 'none'}) in {workdir}")
 
 
 @jobs.command("show")
