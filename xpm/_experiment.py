@@ -439,11 +439,11 @@ class Experiment:
 
     def _progress_line(self) -> str:
         c = self.counts()
-        pending = c.get("WAITING", 0) + c.get("READY", 0)
+        waiting = c.get("WAITING", 0) + c.get("READY", 0) + c.get("UNSCHEDULED", 0)
         return (
             f"xpm {self.name}: {c.get('DONE', 0) + c.get('ALREADY_DONE', 0)} done, "
             f"{c.get('RUNNING', 0) + c.get('SUBMITTED', 0)} running, "
-            f"{c.get('FAILED', 0) + c.get('CANCELLED', 0)} failed, {pending} pending"
+            f"{c.get('FAILED', 0) + c.get('CANCELLED', 0)} failed, {waiting} waiting"
         )
 
     def failed_jobs(self) -> list[Job]:

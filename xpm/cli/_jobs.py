@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from .._jobdir import shown_state
 from ._options import (
     duration,
     filter_options,
@@ -42,7 +43,7 @@ def _row(job: dict[str, Any], fmt: str) -> dict[str, Any]:
         return {
             "id": job["id"][:12],
             "task": job["task_id"],
-            "state": job["state"],
+            "state": shown_state(job["state"]),
             "tags": job.get("tags") or {},
             "start": when(job.get("start_time")),
             "duration": duration(job.get("start_time"), job.get("end_time"), job["state"]),
@@ -52,7 +53,7 @@ def _row(job: dict[str, Any], fmt: str) -> dict[str, Any]:
     return {
         "id": job["id"],
         "task": job["task_id"],
-        "state": job["state"],
+        "state": shown_state(job["state"]),
         "tags": job.get("tags") or {},
         "start": when(start),
         "duration": round(end - start, 3) if start is not None and end is not None else None,
@@ -212,7 +213,7 @@ def show(job: str, workdir: Path | None, as_json: bool) -> None:
     j = details["job"]
     out = [
         f"job       {j['task_id']}/{j['id']}",
-        f"state     {j['state']}" + (f" ({j['reason']})" if j.get("reason") else ""),
+        f"state     {shown_state(j['state'])}" + (f" ({j['reason']})" if j.get("reason") else ""),
         f"experiment {j.get('experiment') or '-'}   run {details['run'] or '-'}",
         f"submitted {when(j.get('submit_time')) or '-'}   started {when(j.get('start_time')) or '-'}"
         f"   ended {when(j.get('end_time')) or '-'}"

@@ -11,7 +11,8 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_STATES = ("UNSCHEDULED", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED")
+# WAITING is the name shown for a job not started yet (stored as UNSCHEDULED, also accepted).
+_STATES = ("WAITING", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED", "UNSCHEDULED")
 
 
 def workdir_option(f: F) -> F:
@@ -76,7 +77,7 @@ def make_filter(
     if since:
         parse_since(since)  # a bad value is an error even when no job would be read
     return JobFilter(
-        states=[s.upper() for s in states],
+        states=sorted({"UNSCHEDULED" if s.upper() == "WAITING" else s.upper() for s in states}),
         task=task,
         tags=parse_tags(tags),
         experiment=experiment,

@@ -108,9 +108,12 @@ def render_watch(snap: Any, width: int, height: int, interval: float) -> list[st
     terminal wraps on some terminals, which would scroll the frame)."""
     import time
 
+    from .._jobdir import shown_state
     from ._options import duration, short_value
 
-    counts = snap.counts
+    counts: dict[str, int] = {}
+    for state, n in snap.counts.items():
+        counts[shown_state(state)] = counts.get(shown_state(state), 0) + n
     order = [s for s in _COUNT_ORDER if counts.get(s)]
     order += sorted(s for s in counts if s not in _COUNT_ORDER and counts[s])
     lines = [
@@ -129,7 +132,7 @@ def render_watch(snap: Any, width: int, height: int, interval: float) -> list[st
             (
                 job["id"][:12],
                 job["task_id"].rsplit(".", 1)[-1],
-                job["state"],
+                shown_state(job["state"]),
                 duration(job.get("start_time"), job.get("end_time"), job["state"]),
                 "" if step is None else str(step),
                 " ".join(f"{k}={short_value(v)}" for k, v in values.items()),
