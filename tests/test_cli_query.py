@@ -19,6 +19,7 @@ from xpm_test_tasks import Count, Evaluate, Fail, Learn, Model, Uses
 from xpm import experiment, tag
 from xpm._jobdir import JobDir
 from xpm.cli import cli
+from xpm.errors import ConfigError
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
@@ -409,13 +410,14 @@ def test_gc_refs_and_hooks(git_project: tuple[Path, Path], tmp_path: Path) -> No
     pins = _git(repo, "for-each-ref", "refs/xpm/").splitlines()
     assert pins
     kept = run("gc-refs", *w, "--repo", str(repo))
-    assert kept.exit_code == 0 and "0 pin(s) removed" in kept.stdout
+    assert kept.exit_code == 0 and "no pin to remove: the runs of this workdir" in kept.stdout
     for record in (wd / "experiments" / "scaled" / "runs").iterdir():
         record.unlink()
     dry = run("gc-refs", *w, "--repo", str(repo), "--dry-run")
-    assert f"{len(pins)} pin(s) would remove" in dry.stdout
+    plural = "" if len(pins) == 1 else "s"
+    assert f"would remove {len(pins)} pin{plural}" in dry.stdout
     gone = run("gc-refs", *w, "--repo", str(repo))
-    assert gone.exit_code == 0 and f"{len(pins)} pin(s) removed" in gone.stdout
+    assert gone.exit_code == 0 and f"removed {len(pins)} pin{plural}" in gone.stdout
     assert _git(repo, "for-each-ref", "refs/xpm/") == ""
 
     hook = repo / ".git" / "hooks" / "post-commit"
@@ -462,3 +464,36 @@ def test_slurm_jobs_are_reconciled_and_killed(workdir: Path, slurm_cluster: obje
     count = job_of(workdir, "count")
     assert JobDir(workdir, "xpm_test_tasks.count", count).read_status().state == "CANCELLED"
     assert run("index", "check", *w).exit_code == 0
+
+
+def test_first_hour_messages(tmp_path: Path) -> None:
+    """#19: `xpm jobs` alone printed its help as an error; `xpm job` got no suggestion;
+    `launchers list` showed 24683792KiB and one accelerator per unit; `got NoneType None`."""
+    alone = CliRunner().invoke(cli, ["jobs"], prog_name="xpm")
+    assert alone.exit_code == 2
+    assert alone.stdout.startswith("Usage: xpm jobs") and "xpm: error" not in alone.output
+    typo = CliRunner().invoke(cli, ["job", "list"], prog_name="xpm")
+    assert typo.exit_code == 2
+    assert typo.stderr.strip() == (
+        "xpm: error: No such command 'job'. Did you mean 'jobs'? (see 'xpm --help')"
+    )
+    assert "Did you mean 'list'?" in run("jobs", "lst").stderr
+
+    hosts = tmp_path / "launchers.yaml"
+    hosts.write_text(
+        "hosts:\n  - {name: gpu, type: slurm, cpus: 8, memory: 256G,\n"
+        "     accelerators: [{type: cuda, memory: 16G, count: 4}]}\n"
+        "  - {name: odd, type: local, memory: 24683792KiB}\n"
+    )
+    table = CliRunner().invoke(cli, ["launchers", "list"], env={"XPM_LAUNCHERS": str(hosts)})
+    assert table.exit_code == 0, table.output
+    assert "cuda(mem=16G) * 4" in table.stdout and table.stdout.count("cuda") == 1
+    assert " 256G " in table.stdout and "23.5GiB" in table.stdout and "KiB" not in table.stdout
+    as_json = CliRunner().invoke(
+        cli, ["launchers", "list", "--format", "json"], env={"XPM_LAUNCHERS": str(hosts)}
+    )
+    assert json.loads(as_json.stdout)[1]["memory"] == "24683792KiB"  # exact for scripts
+
+    with pytest.raises(ConfigError) as error:
+        Count(n=None)
+    assert str(error.value).endswith("got None")

@@ -159,6 +159,7 @@ def test_watch_refreshes_in_place_and_quits_on_ctrl_c(project: Path) -> None:
         assert raw.count(b"\x1b[H") > 2
     finally:
         term.kill()
+        gate.write_text("go")  # a job left running (it has its own session) ends too
         if experiment.poll() is None:
             experiment.kill()
             experiment.wait()

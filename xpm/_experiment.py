@@ -49,7 +49,7 @@ class Experiment:
         run_mode: str = "normal",
         launcher: Launcher | None = None,
         max_parallel: int | None = None,
-        progress: bool | None = None,
+        progress: bool | str | None = None,
         echo: Callable[[str], None] | None = None,
         dirty_git: str = "warn",
         code_paths: Sequence[str | os.PathLike[str]] = (),
@@ -78,7 +78,15 @@ class Experiment:
         self.scheduler = Scheduler(max_parallel=max_parallel)
         self.jobs: dict[tuple[str, str], Job] = {}
         self.plan: list[dict[str, Any]] = []
-        self._progress = progress if progress is not None else sys.stderr.isatty()
+        if progress not in (None, True, False, "lines"):
+            raise ExperimentError(
+                f"progress={progress!r}: use True (a live line), 'lines' (a line at each "
+                "change), False (none) or None (live on a terminal, else lines)"
+            )
+        if progress is None:
+            progress = True if sys.stderr.isatty() else "lines"
+        #: True: one live line; "lines": a plain line each time the counts change; False: none.
+        self._progress: bool | str = progress
         self._echo = echo or (lambda text: print(text, file=sys.stderr))
         self._token: contextvars.Token[Experiment | None] | None = None
         self._submissions: list[dict[str, Any]] = []
@@ -403,22 +411,22 @@ class Experiment:
         if self.detach:
             self.scheduler.wait_submitted()
             left = self.scheduler.detach()
-            local = [j for j in left if j.launcher.kind == "local"]
-            if local:
-                self._echo(
-                    f"xpm {self.name}: detached while {len(local)} local job(s) still run; "
-                    "they finish on their own (`xpm jobs list` shows them)"
-                )
+            local = sum(1 for j in left if j.launcher.kind == "local")
+            # One line: two ("detached while 2 local jobs still run", "detached; 2 jobs left
+            # running or queued") read as two different states.
+            note = f", {local} of them local, which finish on their own" if local else ""
             self._echo(
-                f"xpm {self.name}: detached; {len(left)} job(s) left running or queued "
-                "(`xpm jobs list` shows their progress)"
+                f"xpm {self.name}: detached; {len(left)} job(s) left running or queued{note} "
+                "(`xpm jobs list --watch` follows them)"
             )
             return
         last = [""]
 
         def tick() -> None:
+            if self._progress is False:
+                return
             line = self._progress_line()
-            if self._progress:
+            if self._progress is True:
                 sys.stderr.write("\r\x1b[2K" + line)
                 sys.stderr.flush()
             elif line != last[0]:
@@ -426,7 +434,7 @@ class Experiment:
             last[0] = line
 
         self.scheduler.wait(on_tick=tick if self.scheduler.jobs else None)
-        if self._progress and self.scheduler.jobs:
+        if self._progress is True and self.scheduler.jobs:
             sys.stderr.write("\r\x1b[2K")
 
     def counts(self) -> dict[str, int]:
@@ -556,7 +564,7 @@ def experiment(
     *,
     launcher: Launcher | None = None,
     max_parallel: int | None = None,
-    progress: bool | None = None,
+    progress: bool | str | None = None,
     dirty_git: str = "warn",
     code_paths: Sequence[str | os.PathLike[str]] = (),
     detach: bool = False,
@@ -567,8 +575,9 @@ def experiment(
     without running; ``dry-run`` writes nothing and prints the plan.  At the end a summary is
     printed and :class:`xpm.errors.JobsFailedError` is raised when a job failed.
 
-    ``progress``: ``True`` rewrites one live progress line, ``False`` prints a plain line
-    each time the counts change (for logs); by default, live on a terminal only.
+    ``progress``: ``True`` rewrites one live progress line, ``"lines"`` prints a plain line
+    each time the counts change (for logs), ``False`` prints none (the summary stays); by
+    default, live on a terminal, lines otherwise.
     ``max_parallel`` caps the jobs running at once across launchers (each launcher also
     has its own limit).  ``detach=True`` returns once every job is handed to its launcher.
 

@@ -68,7 +68,10 @@ def gc_refs(workdir: Path | None, repo: Path | None, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     for ref in removed:
         click.echo(f"{verb} {ref}")
-    click.echo(f"{len(removed)} pin(s) {verb}")
+    if not removed:
+        click.echo("no pin to remove: the runs of this workdir that made pins still exist")
+    else:
+        click.echo(f"{verb} {len(removed)} pin{'' if len(removed) == 1 else 's'}")
 
 
 @click.group("hooks")

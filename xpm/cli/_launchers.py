@@ -42,6 +42,29 @@ def _source(registry: Any) -> str:
     )
 
 
+def _shown_size(size: int) -> str:
+    """A memory size for people: exact when a unit divides it into a short number (``256G``),
+    else rounded (``23.5GiB``, not the exact ``24683784KiB`` of the local machine)."""
+    from ..launcherfinder import format_size
+
+    exact = format_size(size)
+    digits = len(exact.rstrip("BKMGTi"))
+    if digits <= 4:
+        return exact
+    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2)):
+        if size >= factor:
+            return f"{size / factor:.1f}{unit}"
+    return exact
+
+
+def _grouped(accelerators: Any) -> list[str]:
+    """``cuda(mem=16G) * 4`` (the spec's own notation) for 4 identical accelerators."""
+    counts: dict[str, int] = {}
+    for accelerator in accelerators:
+        counts[str(accelerator)] = counts.get(str(accelerator), 0) + 1
+    return [f"{name} * {n}" if n > 1 else name for name, n in counts.items()]
+
+
 @click.group("launchers")
 def launchers() -> None:
     """Hosts to run jobs on (launchers.yaml) and launcher lookup for resource specs."""
@@ -64,8 +87,16 @@ def list_hosts(workdir: Path | None, yaml_file: Path | None, fmt: str) -> None:
                 "type": host.type,
                 "partition": host.partition,
                 "cores": host.cores,
-                "memory": format_size(host.memory) if host.memory is not None else None,
-                "accelerators": [str(a) for a in host.accelerators],
+                "memory": (
+                    None
+                    if host.memory is None
+                    else _shown_size(host.memory)
+                    if fmt == "table"
+                    else format_size(host.memory)
+                ),
+                "accelerators": _grouped(host.accelerators)
+                if fmt == "table"
+                else [str(a) for a in host.accelerators],
                 "max_duration": (
                     format_duration(host.max_duration) if host.max_duration is not None else None
                 ),

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
+from ..errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from .._experiment import Experiment
@@ -176,8 +176,27 @@ def run_prepared(
     xp.start_notes.append(_launchers_note(helper))
     with xp:
         xp.info.setdefault("yaml", str(prepared.source.path))
-        prepared.run(helper, prepared.config)
+        try:
+            prepared.run(helper, prepared.config)
+        except ConfigError as error:
+            _add_user_location(error)
+            raise
     return xp
+
+
+def _add_user_location(error: BaseException) -> None:
+    """Append where the user's code raised ``error`` (``(experiment.py:12)``): a wrong
+    parameter in run() is reported in one line, and that line must say which line of the
+    user's module made it.  The innermost frame outside the xpm package is the one."""
+    import traceback
+
+    package = str(Path(__file__).resolve().parent.parent)
+    where = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        if not str(Path(frame.filename).resolve()).startswith(package + os.sep):
+            where = f"{frame.filename}:{frame.lineno}"
+    if where is not None and error.args and isinstance(error.args[0], str):
+        error.args = (f"{error.args[0]} (at {where})", *error.args[1:])
 
 
 def _launchers_note(helper: ExperimentHelper) -> str:
