@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -402,6 +403,29 @@ def test_show_prints_checkout_commands_and_reproduce_does_it(
     assert "rerun it with:" in repro.stdout and "-m xpm.run" in repro.stdout
     busy = run("reproduce", ident[:8], *w, "--dir", str(dest))
     assert busy.exit_code == 2 and "is not empty" in busy.stderr
+
+
+def test_reproduce_puts_its_worktree_outside_the_project(
+    git_project: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#19: the default worktree went to ./reproduce-<id>, inside the project when run
+    there, which made the project's next run dirty; it now goes beside the repository."""
+    repo, wd = git_project
+    inside = repo / "xpm-workdir"  # the default workdir: at the repository's root
+    shutil.copytree(wd, inside)
+    monkeypatch.chdir(repo)
+    (ident,) = ids(run("jobs", "list", "--workdir", str(inside), "--format", "json"))
+    repro = run("reproduce", ident[:8], "--workdir", str(inside))
+    assert repro.exit_code == 0, repro.output
+    target = tmp_path / f"repo-reproduce-{ident[:12]}"
+    assert repro.stdout.splitlines()[0] == (
+        f"# worktree at {target} (outside the project: its next run stays clean)"
+    )
+    assert (target / "mytasks.py").is_file()
+    assert "reproduce" not in _git(repo, "status", "--porcelain", "--untracked-files=all")
+    outside = run("reproduce", ident[:8], "--workdir", str(wd))  # a workdir outside the repo
+    assert outside.exit_code == 0, outside.output
+    assert (tmp_path / f"reproduce-{ident[:12]}" / "mytasks.py").is_file()
 
 
 def test_gc_refs_and_hooks(git_project: tuple[Path, Path], tmp_path: Path) -> None:

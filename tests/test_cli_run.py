@@ -61,6 +61,7 @@ class Configuration:
     n_layers: list[int]
     model: Model = Model()
     fail: bool = False
+    """Also submit a task that always fails."""
     note: str = "none"
     data: Path | None = None
 
@@ -308,7 +309,8 @@ def test_describe_and_launchers_as_processes(project: Path) -> None:
     config = xpm("describe", "experiment:Configuration", cwd=project)
     assert config.returncode == 0, config.stderr
     assert "n_layers: list[int]  (required)" in config.stdout
-    assert "fail: bool = False" in config.stdout
+    # The docstring under a field is its documentation (#19: it was dropped).
+    assert "  fail: bool = False\n      Also submit a task that always fails.\n" in config.stdout
     found = xpm("launchers", "find", "cpu(cores=1)", cwd=project)
     assert found.returncode == 0, found.stderr
     assert found.stdout.startswith("LocalLauncher on local")
