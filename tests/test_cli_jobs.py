@@ -192,7 +192,8 @@ def test_kill_a_job_of_a_background_experiment(project: Path, tmp_path: Path) ->
         running: list[dict] = []  # type: ignore[type-arg]
         while time.monotonic() < deadline and not running:
             time.sleep(0.2)
-            running = listed(project, wd, "--state", "running")
+            if wd.is_dir():  # the experiment may not have made its workdir yet
+                running = listed(project, wd, "--state", "running")
         assert running, f"the sleeping job never showed up as RUNNING: {listed(project, wd)}"
         (job,) = running
         shown = xpm("jobs", "show", "--json", job["id"], cwd=project, workdir=wd)
