@@ -96,6 +96,11 @@ class Experiment:
         self._submit_listeners: list[Callable[[Job], None]] = []
         self._recorder: Any = None  # xpm.index recorder (None in dry-run or when unusable)
         self._directories: DirectoryWriter | None = None  # generate mode's writer
+        #: Why this workdir, and more words for the run's first line (``xpm run-experiment``
+        #: says which launchers.yaml it uses).
+        self.workdir_reason = ""
+        self.start_notes: list[str] = []
+        self._started = True  # set to False on entering: the first line is still to come
         from .git._policy import RunGit  # light: git's command line, no GitPython
 
         #: The git states of this run's code (see docs/git.md); validates ``dirty_git``.
@@ -103,11 +108,6 @@ class Experiment:
             self.run_id, self.workdir, dirty_git, pin=run_mode != "dry-run", echo=self._say
         )
         self._code_paths = list(code_paths)
-        #: Why this workdir, and more words for the run's first line (``xpm run-experiment``
-        #: says which launchers.yaml it uses).
-        self.workdir_reason = ""
-        self.start_notes: list[str] = []
-        self._started = True  # set to False on entering: the first line is still to come
 
     def _announce_start(self) -> None:
         """The run's first line: its mode and workdir (once, before any other message)."""
