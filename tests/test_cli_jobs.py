@@ -192,7 +192,8 @@ def test_kill_a_job_of_a_background_experiment(project: Path, tmp_path: Path) ->
         running: list[dict] = []  # type: ignore[type-arg]
         while time.monotonic() < deadline and not running:
             time.sleep(0.2)
-            running = listed(project, wd, "--state", "running")
+            if wd.is_dir():  # the experiment may not have made its workdir yet
+                running = listed(project, wd, "--state", "running")
         assert running, f"the sleeping job never showed up as RUNNING: {listed(project, wd)}"
         (job,) = running
         shown = xpm("jobs", "show", "--json", job["id"], cwd=project, workdir=wd)
@@ -219,3 +220,34 @@ def test_kill_a_job_of_a_background_experiment(project: Path, tmp_path: Path) ->
             background.wait()
         assert background.stderr is not None
         background.stderr.close()
+
+
+def test_filters_matching_nothing_say_why(project: Path, tmp_path: Path) -> None:
+    """#19: a typo in --tag, --task or --experiment gets the closest existing name, not just
+    "(none)"; filters that exist but match nothing together say nothing more."""
+    wd = tmp_path / "wd"
+    run = xpm("run-experiment", "-c", "n_layers=[2,3]", "sweep.yaml", cwd=project, workdir=wd)
+    assert run.returncode == 0, run.stderr
+
+    def hints(*args: str) -> list[str]:
+        proc = xpm("jobs", "list", *args, cwd=project, workdir=wd)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "(none)"
+        return proc.stderr.strip().splitlines()
+
+    assert hints("--tag", "n_layer=3") == [
+        "xpm: --tag n_layer=3: no job has a tag 'n_layer'; did you mean 'n_layers'?"
+    ]
+    assert hints("--tag", "n_layers=7") == [
+        "xpm: --tag n_layers=7: no job has n_layers=7; its values: 2, 3"
+    ]
+    assert hints("--task", "lern") == [
+        "xpm: --task lern: no job of this task; did you mean 'learn'?"
+    ]
+    assert hints("--experiment", "swep", "--task", "learn") == [
+        "xpm: --experiment swep: no run of this experiment; did you mean 'sweep'?"
+    ]
+    assert hints("--task", "learn", "--state", "failed") == []  # both exist: no typo
+    kill = xpm("jobs", "kill", "--task", "lern", cwd=project, workdir=wd)
+    assert kill.returncode == 0
+    assert "did you mean 'learn'?" in kill.stderr

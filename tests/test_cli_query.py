@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from xpm_test_tasks import Count, Evaluate, Fail, Learn, Model, Uses
 from xpm import experiment, tag
 from xpm._jobdir import JobDir
 from xpm.cli import cli
+from xpm.errors import ConfigError
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
@@ -287,6 +289,32 @@ def test_query_formats_and_schema(wd: Path) -> None:
     assert "### Table `jobs`" in schema.stdout and "### View `job_summary`" in schema.stdout
 
 
+def test_query_parameters_stdin_and_hints(wd: Path) -> None:
+    """#19: the cookbook's :commit query could not be run from `xpm query`."""
+    w = ["--workdir", str(wd)]
+    sql = "SELECT task_id FROM jobs WHERE task_id LIKE :task || '%' AND attempt >= :n ORDER BY 1"
+    args = ["--format", "csv", "--param", "task=xpm_test_tasks.l", "--param", "n=1"]
+    rows = run("query", sql, *w, *args)
+    assert rows.exit_code == 0, rows.output
+    assert rows.stdout.splitlines() == ["task_id", "xpm_test_tasks.learn", "xpm_test_tasks.learn"]
+    piped = CliRunner().invoke(cli, ["query", "-", *w, *args], input=sql)
+    assert piped.exit_code == 0, piped.output
+    assert piped.stdout == rows.stdout
+    missing = run("query", sql, *w, "--param", "n=1")
+    assert missing.exit_code == 2
+    assert missing.stderr.strip().endswith("give it with --param task=VALUE")
+    assert "--schema" not in missing.stderr
+    bad = run("query", sql, *w, "--param", "n")
+    assert bad.exit_code == 2 and "--param 'n': write NAME=VALUE" in bad.stderr
+    from xpm._inspect import parse_query_params
+
+    assert parse_query_params(["a=3", "b=-0.5", "c=0123", "d=1e5", "e=x=y"]) == {
+        "a": 3, "b": -0.5, "c": "0123", "d": "1e5", "e": "x=y"
+    }  # fmt: skip
+    schema = run("query", "--schema")
+    assert schema.stdout.startswith("Schema version") and "<!--" not in schema.stdout
+
+
 def test_experiments_list_and_show(wd: Path) -> None:
     w = ["--workdir", str(wd)]
     rows = json.loads(run("experiments", "list", *w, "--format", "json").stdout)
@@ -377,19 +405,43 @@ def test_show_prints_checkout_commands_and_reproduce_does_it(
     assert busy.exit_code == 2 and "is not empty" in busy.stderr
 
 
+def test_reproduce_puts_its_worktree_outside_the_project(
+    git_project: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#19: the default worktree went to ./reproduce-<id>, inside the project when run
+    there, which made the project's next run dirty; it now goes beside the repository."""
+    repo, wd = git_project
+    inside = repo / "xpm-workdir"  # the default workdir: at the repository's root
+    shutil.copytree(wd, inside)
+    monkeypatch.chdir(repo)
+    (ident,) = ids(run("jobs", "list", "--workdir", str(inside), "--format", "json"))
+    repro = run("reproduce", ident[:8], "--workdir", str(inside))
+    assert repro.exit_code == 0, repro.output
+    target = tmp_path / f"repo-reproduce-{ident[:12]}"
+    assert repro.stdout.splitlines()[0] == (
+        f"# worktree at {target} (outside the project: its next run stays clean)"
+    )
+    assert (target / "mytasks.py").is_file()
+    assert "reproduce" not in _git(repo, "status", "--porcelain", "--untracked-files=all")
+    outside = run("reproduce", ident[:8], "--workdir", str(wd))  # a workdir outside the repo
+    assert outside.exit_code == 0, outside.output
+    assert (tmp_path / f"reproduce-{ident[:12]}" / "mytasks.py").is_file()
+
+
 def test_gc_refs_and_hooks(git_project: tuple[Path, Path], tmp_path: Path) -> None:
     repo, wd = git_project
     w = ["--workdir", str(wd)]
     pins = _git(repo, "for-each-ref", "refs/xpm/").splitlines()
     assert pins
     kept = run("gc-refs", *w, "--repo", str(repo))
-    assert kept.exit_code == 0 and "0 pin(s) removed" in kept.stdout
+    assert kept.exit_code == 0 and "no pin to remove: the runs of this workdir" in kept.stdout
     for record in (wd / "experiments" / "scaled" / "runs").iterdir():
         record.unlink()
     dry = run("gc-refs", *w, "--repo", str(repo), "--dry-run")
-    assert f"{len(pins)} pin(s) would remove" in dry.stdout
+    plural = "" if len(pins) == 1 else "s"
+    assert f"would remove {len(pins)} pin{plural}" in dry.stdout
     gone = run("gc-refs", *w, "--repo", str(repo))
-    assert gone.exit_code == 0 and f"{len(pins)} pin(s) removed" in gone.stdout
+    assert gone.exit_code == 0 and f"removed {len(pins)} pin{plural}" in gone.stdout
     assert _git(repo, "for-each-ref", "refs/xpm/") == ""
 
     hook = repo / ".git" / "hooks" / "post-commit"
@@ -436,3 +488,36 @@ def test_slurm_jobs_are_reconciled_and_killed(workdir: Path, slurm_cluster: obje
     count = job_of(workdir, "count")
     assert JobDir(workdir, "xpm_test_tasks.count", count).read_status().state == "CANCELLED"
     assert run("index", "check", *w).exit_code == 0
+
+
+def test_first_hour_messages(tmp_path: Path) -> None:
+    """#19: `xpm jobs` alone printed its help as an error; `xpm job` got no suggestion;
+    `launchers list` showed 24683792KiB and one accelerator per unit; `got NoneType None`."""
+    alone = CliRunner().invoke(cli, ["jobs"], prog_name="xpm")
+    assert alone.exit_code == 2
+    assert alone.stdout.startswith("Usage: xpm jobs") and "xpm: error" not in alone.output
+    typo = CliRunner().invoke(cli, ["job", "list"], prog_name="xpm")
+    assert typo.exit_code == 2
+    assert typo.stderr.strip() == (
+        "xpm: error: No such command 'job'. Did you mean 'jobs'? (see 'xpm --help')"
+    )
+    assert "Did you mean 'list'?" in run("jobs", "lst").stderr
+
+    hosts = tmp_path / "launchers.yaml"
+    hosts.write_text(
+        "hosts:\n  - {name: gpu, type: slurm, cpus: 8, memory: 256G,\n"
+        "     accelerators: [{type: cuda, memory: 16G, count: 4}]}\n"
+        "  - {name: odd, type: local, memory: 24683792KiB}\n"
+    )
+    table = CliRunner().invoke(cli, ["launchers", "list"], env={"XPM_LAUNCHERS": str(hosts)})
+    assert table.exit_code == 0, table.output
+    assert "cuda(mem=16G) * 4" in table.stdout and table.stdout.count("cuda") == 1
+    assert " 256G " in table.stdout and "23.5GiB" in table.stdout and "KiB" not in table.stdout
+    as_json = CliRunner().invoke(
+        cli, ["launchers", "list", "--format", "json"], env={"XPM_LAUNCHERS": str(hosts)}
+    )
+    assert json.loads(as_json.stdout)[1]["memory"] == "24683792KiB"  # exact for scripts
+
+    with pytest.raises(ConfigError) as error:
+        Count(n=None)
+    assert str(error.value).endswith("got None")

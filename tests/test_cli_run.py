@@ -61,6 +61,7 @@ class Configuration:
     n_layers: list[int]
     model: Model = Model()
     fail: bool = False
+    """Also submit a task that always fails."""
     note: str = "none"
     data: Path | None = None
 
@@ -113,6 +114,8 @@ def xpm_command() -> list[str]:
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("XPM_")}
+    # The installed `xpm` script imports the xpm of its own install: test this checkout's.
+    env["PYTHONPATH"] = str(Path(__file__).parent.parent)
     env.update(extra)
     return env
 
@@ -159,8 +162,12 @@ def test_three_run_modes_with_inheritance_and_overrides(project: Path, tmp_path:
     assert "activation=<Act.relu: 1>, dropout=0.1" in dry.stdout  # deep merge of model:
     assert dry.stderr.count("[to run]") == 2
     assert "dry run: 2 jobs, 2 to run" in dry.stderr
-    default_workdir = cwd / "xpm-workdir"
+    # Started from elsewhere, the default workdir is beside the YAML, not in the current
+    # directory: the same jobs whatever directory the command is typed in (#19).
+    default_workdir = project / "xpm-workdir"
+    assert f"workdir {default_workdir} (beside the YAML)" in dry.stderr.splitlines()[0]
     assert not default_workdir.exists()
+    assert not (cwd / "xpm-workdir").exists()
 
     # generate: job directories with params.json, nothing executed.
     gen = xpm("run-experiment", "--run-mode", "generate", *overrides, yaml_file, cwd=cwd)
@@ -202,17 +209,22 @@ def test_workdir_option_env_and_yaml(project: Path, tmp_path: Path) -> None:
     assert sorted(results(project / "runs" / "here").values()) == ["5 3 tanh"]
     assert "helper wd normal" in from_yaml.stdout  # the name is the YAML stem
 
-    env_dir = tmp_path / "from-env"
-    from_env = xpm(
-        "run-experiment",
-        "--run-mode",
-        "generate",
-        "wd.yaml",
-        cwd=project,
-        env=clean_env(XPM_WORKDIR=str(env_dir)),
+    assert from_yaml.stderr.splitlines()[0] == (
+        f"xpm wd: normal run, workdir {project / 'runs' / 'here'} (workdir: in "
+        f"{project / 'wd.yaml'}); no launchers.yaml (local machine only)"
     )
+
+    # $XPM_WORKDIR comes after the YAML's workdir: (the project's choice), before the default.
+    env_dir = tmp_path / "from-env"
+    env = clean_env(XPM_WORKDIR=str(env_dir))
+    from_env = xpm("run-experiment", "--run-mode", "generate", "wd.yaml", cwd=project, env=env)
+    assert from_env.returncode == 0, from_env.stderr
+    assert not env_dir.exists()
+    args = ["run-experiment", "--run-mode", "generate", "-c", "n_layers=[5]", "debug.yaml"]
+    from_env = xpm(*args, cwd=project, env=env)
     assert from_env.returncode == 0, from_env.stderr
     assert len(list(iter_job_dirs(env_dir))) == 1
+    assert f"workdir {env_dir} ($XPM_WORKDIR)" in from_env.stderr
 
     opt_dir = tmp_path / "from-option"
     from_option = xpm(
@@ -297,7 +309,8 @@ def test_describe_and_launchers_as_processes(project: Path) -> None:
     config = xpm("describe", "experiment:Configuration", cwd=project)
     assert config.returncode == 0, config.stderr
     assert "n_layers: list[int]  (required)" in config.stdout
-    assert "fail: bool = False" in config.stdout
+    # The docstring under a field is its documentation (#19: it was dropped).
+    assert "  fail: bool = False\n      Also submit a task that always fails.\n" in config.stdout
     found = xpm("launchers", "find", "cpu(cores=1)", cwd=project)
     assert found.returncode == 0, found.stderr
     assert found.stdout.startswith("LocalLauncher on local")
@@ -306,3 +319,63 @@ def test_describe_and_launchers_as_processes(project: Path) -> None:
     assert len(bad.stderr.strip().splitlines()) == 1
     assert bad.stderr.startswith("xpm: error: spec error at column 11: ")
     assert bad.stdout == ""
+
+
+def test_default_workdir_is_at_the_git_root_from_anywhere(project: Path, tmp_path: Path) -> None:
+    """#19: the default workdir follows the YAML's repository, not the current directory;
+    `xpm jobs list` finds it from any directory of the repository."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / ".gitignore").write_text("xpm-workdir/\n")
+    subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=tmp_path, check=True)
+    workdir = tmp_path / "xpm-workdir"
+    generate = ["run-experiment", "--run-mode", "generate"]
+    for cwd, yaml_file in ((tmp_path, "project/debug.yaml"), (project, "debug.yaml")):
+        run = xpm(*generate, yaml_file, cwd=cwd)
+        assert run.returncode == 0, run.stderr
+        assert run.stderr.splitlines()[0] == (
+            f"xpm debug: generate run, workdir {workdir} (at the git root); "
+            "no launchers.yaml (local machine only)"
+        )
+    assert len(list(iter_job_dirs(workdir))) == 2  # the second run planned nothing new
+    assert not (project / "xpm-workdir").exists()
+    listed = xpm("jobs", "list", "--format", "json", cwd=project)
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 2
+
+
+LAUNCHERS_YAML = """\
+hosts:
+  - name: cluster
+    type: slurm
+    partition: debug
+    cpus: 4
+"""
+
+
+def test_launchers_yaml_beside_the_experiment_yaml(project: Path, tmp_path: Path) -> None:
+    """#19: a launchers.yaml beside the experiment YAML is used, and the first line says so;
+    a spec no host fits says once that its jobs run on the local machine."""
+    (project / "launchers.yaml").write_text(LAUNCHERS_YAML)
+    run = xpm("run-experiment", "--run-mode", "dry-run", str(project / "debug.yaml"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "SlurmLauncher" in run.stdout  # the host of the launchers.yaml beside debug.yaml
+    first = run.stderr.splitlines()[0]
+    assert first.endswith(f"; hosts from {project / 'launchers.yaml'}"), first
+    assert "helper.launcher() returned None" not in run.stderr
+
+    twice = 'helper.launcher("cuda(mem=8G)") or helper.launcher("cuda(mem=8G)")'
+    (project / "experiment.py").write_text(
+        (project / "experiment.py").read_text().replace('helper.launcher("cpu(cores=1)")', twice)
+    )
+    run = xpm("run-experiment", "--run-mode", "dry-run", str(project / "debug.yaml"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "NoneType" in run.stdout
+    told = [line for line in run.stderr.splitlines() if "returned None" in line]
+    assert told == [
+        f"xpm debug: no host in {project / 'launchers.yaml'} fits 'cuda(mem=8G)': "
+        "helper.launcher() returned None, so jobs submitted with it run on the local machine "
+        f"(`xpm launchers find 'cuda(mem=8G)' --yaml {project / 'debug.yaml'}` says why; "
+        "helper.require_launcher() raises instead)"
+    ]

@@ -133,3 +133,40 @@ def test_readme_samples_run_as_saved_scripts(tmp_path: Path) -> None:
             done = list(folder.rglob("done"))
             assert done, f"README sample {i} ran no job"
             assert f"0 done, {len(done)} already done, 0 failed" in result.stderr
+
+
+def test_readme_test_command_installs_what_the_tests_need() -> None:
+    """#19: the browser tests skipped on a user's machine because the README's command did
+    not install playwright; the system parts pip cannot install are named in the README."""
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    test_extra = pyproject.split("\ntest = [", 1)[1].split("]", 1)[0]
+    assert '"playwright' in test_extra
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "pip install -q -e '.[test,examples]'" in readme
+    assert "tests/slurm/start-local-slurm.sh" in readme and "apt-get install chromium" in readme
+
+
+def test_the_distribution_name_is_not_taken_by_another_project() -> None:
+    """#19: `xpm` on the package index is a library for XPM image files; `pip install xpm`
+    must not be what the README says.  The import name and the command stay `xpm`."""
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    name = re.search(r'^name = "([^"]+)"', pyproject, re.M)
+    assert name and name.group(1) == "gitxpm"
+    assert 'xpm = "xpm.cli:main"' in pyproject
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "pip install gitxpm" in readme and "pip install xpm" not in readme
+
+
+def test_browser_skip_reason_reads_as_a_sentence(tmp_path: Path) -> None:
+    """#19: the reason read "browser tests need no Chromium at ..."."""
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("XPM_REQUIRE")}
+    env.update(XPM_CHROMIUM=str(tmp_path / "no-chromium"), PATH=str(Path(sys.executable).parent))
+    args = ["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/browser", "-x"]
+    result = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert (
+        f"browser test skipped: there is no Chromium at {tmp_path / 'no-chromium'} "
+        "(apt-get install chromium)"
+    ) in result.stdout

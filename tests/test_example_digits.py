@@ -28,7 +28,12 @@ def xpm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "XPM_LAUNCHERS": str(EXAMPLE / "launchers.yaml")},
+        # PYTHONPATH: the installed `xpm` script must import this checkout's xpm.
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "XPM_LAUNCHERS": str(EXAMPLE / "launchers.yaml"),
+        },
     )
 
 
@@ -65,8 +70,10 @@ def test_readme_first_command_runs_and_shows_the_results(tmp_path: Path) -> None
     )
     steps = command.split(" && ")
     assert steps[1] == "xpm run-experiment examples/digits/debug.yaml"
-    # Same commands; the default workdir (./xpm-workdir) goes to a copy of the layout.
+    # Same commands in a copy of the layout: a git repository's root, whose xpm-workdir is
+    # the default workdir of both commands.
     (tmp_path / "examples").symlink_to(ROOT / "examples")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     run = xpm("run-experiment", "examples/digits/debug.yaml", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     query = steps[2][len('xpm query "') : -1]

@@ -411,13 +411,19 @@ def test_parents_merge_in_order(project: Path) -> None:
 def test_workdir_resolution_order(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """#19: --workdir, then the YAML's workdir:, then $XPM_WORKDIR, then xpm-workdir at the
+    YAML's git root, else beside the YAML (never the current directory)."""
     source = load_yaml(project / "debug.yaml")
-    assert resolve_workdir(None, source) == tmp_path / DEFAULT_WORKDIR
-    source.workdir = project / "wd"
-    assert resolve_workdir(None, source) == project / "wd"
+    assert resolve_workdir(None, source) == project / DEFAULT_WORKDIR
     monkeypatch.setenv("XPM_WORKDIR", "from-env")
     assert resolve_workdir(None, source) == tmp_path / "from-env"
+    source.workdir = project / "wd"
+    assert resolve_workdir(None, source) == project / "wd"
     assert resolve_workdir("given", source) == tmp_path / "given"
+    monkeypatch.delenv("XPM_WORKDIR")
+    source.workdir = None
+    (tmp_path / ".git").mkdir()  # the repository's root is found without running git
+    assert resolve_workdir(None, source) == tmp_path / DEFAULT_WORKDIR
 
 
 class Color(Enum):
@@ -547,3 +553,31 @@ def test_help_and_experiments_import_stay_light() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout
+
+
+def test_a_config_error_in_run_names_the_line_of_the_users_code(tmp_path: Path) -> None:
+    """#19: a wrong parameter in the user's own run() was one line without a location."""
+    (tmp_path / "wrongvalue.py").write_text(
+        "from xpm import Param, Task\n"
+        "from xpm.experiments import ExperimentHelper, configuration\n"
+        "\n"
+        "\n"
+        "class Train(Task):\n"
+        "    n: Param[int]\n"
+        "\n"
+        "\n"
+        "@configuration\n"
+        "class Configuration:\n"
+        "    n: int = 1\n"
+        "\n"
+        "\n"
+        "def run(helper: ExperimentHelper, cfg: Configuration) -> None:\n"
+        '    Train(n="three").submit()\n'
+    )
+    (tmp_path / "wrong.yaml").write_text("file: wrongvalue\n")
+    result = invoke("run-experiment", "--run-mode", "dry-run", "wrong.yaml")
+    assert result.exit_code == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"xpm: error: Train.n: expected int, got str 'three' (at {tmp_path / 'wrongvalue.py'}:15)"
+    )

@@ -292,3 +292,30 @@ def test_a_slow_run_sees_its_directories_without_filling_a_batch(
         while not first.__xpm_jobdir__.params.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert first.__xpm_jobdir__.params.exists()
+
+
+def test_a_job_not_started_has_one_name_in_every_view(workdir: Path) -> None:
+    """#19: the progress line said "pending", the CLI and the web view "UNSCHEDULED", the
+    scheduler "WAITING": people now read WAITING everywhere (the index still stores
+    UNSCHEDULED; --state accepts both)."""
+    from click.testing import CliRunner
+
+    from xpm.cli import cli
+
+    generate(workdir, [Count(n=tag(i)) for i in range(2)])
+    w = ["--workdir", str(workdir)]
+    runner = CliRunner()
+    table = runner.invoke(cli, ["jobs", "list", *w])
+    assert table.exit_code == 0, table.output
+    assert table.stdout.count(" WAITING ") == 2 and "UNSCHEDULED" not in table.stdout
+    for state in ("waiting", "unscheduled"):
+        listed = runner.invoke(cli, ["jobs", "list", *w, "--state", state, "--format", "json"])
+        assert [j["state"] for j in json.loads(listed.stdout)] == ["WAITING", "WAITING"]
+    shown = runner.invoke(cli, ["experiments", "list", *w])
+    assert "waiting=2" in shown.stdout
+
+    with experiment(workdir, "again", run_mode="generate", progress=False) as xp:
+        for i in range(3):
+            Count(n=tag(i)).submit()
+        line = xp._progress_line()  # what the live progress line of a normal run says
+    assert line == "xpm again: 0 done, 0 running, 0 failed, 3 waiting"

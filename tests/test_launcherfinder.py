@@ -563,9 +563,16 @@ def test_lookup_order(clean_env: Path, tmp_path: Path, monkeypatch: pytest.Monke
     assert find_launchers_file(workdir) == in_workdir
     assert find_launchers_file() == user  # no workdir given: not looked at
 
+    project = tmp_path / "project"  # the experiment YAML's directory comes first (#19)
+    assert find_launchers_file(workdir, beside=project) == in_workdir
+    beside = hosts_file(project / "launchers.yaml", "beside-the-yaml")
+    assert find_launchers_file(workdir, beside=project) == beside
+    assert load_registry(workdir, beside=project).hosts[0].name == "beside-the-yaml"
+
     from_env = hosts_file(tmp_path / "elsewhere" / "mine.yaml", "from-env")
     monkeypatch.setenv("XPM_LAUNCHERS", str(from_env))
     assert find_launchers_file(workdir) == from_env
+    assert find_launchers_file(workdir, beside=project) == from_env
     match = find_match("cpu()", workdir=workdir)
     assert match is not None and match.host.name == "from-env"
 

@@ -98,6 +98,21 @@ def test_failure_propagates_and_experiment_raises(workdir: Path, tmp_path: Path)
     assert marker["exit_code"] == 1
 
 
+def test_the_summary_says_why_a_job_that_never_started_has_no_log(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#19: the summary pointed at a stderr.log that a job whose dependency failed never
+    wrote; it now points at the failed dependency's log."""
+    with pytest.raises(JobsFailedError), run_xp(workdir) as xp:
+        Uses(upstream=Fail(n=2).submit()).submit()
+    err = capsys.readouterr().err
+    jobs = {j.task_id.split(".")[-1]: j for j in xp.jobs.values()}
+    assert f"    log: {jobs['fail'].jobdir.stderr}" in err
+    assert not jobs["uses"].jobdir.stderr.exists()
+    assert str(jobs["uses"].jobdir.stderr) not in err
+    assert f"    never started, so no log: see the log of {jobs['fail'].name}" in err
+
+
 def test_the_summary_names_a_few_failed_jobs_and_how_to_list_all(
     workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -447,3 +462,38 @@ def test_dry_run_says_which_jobs_failed_before(
     assert [p["previous"] for p in xp.plan] == ["FAILED", None]
     err = capsys.readouterr().err
     assert "[to run, failed before: RuntimeError: this task always fails]" in err
+
+
+def test_progress_false_is_silent_and_lines_prints_lines(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#19: progress=False printed a progress line at each change; it now prints none (the
+    summary stays), and progress="lines" is the plain-lines mode for logs."""
+    with run_xp(workdir, name="quiet"):
+        Count(n=31).submit()
+    quiet = capsys.readouterr().err.splitlines()
+    assert [line for line in quiet if " running, " in line] == []
+    assert quiet[-1] == "xpm quiet: 1 done, 0 already done, 0 failed"
+    with experiment(workdir, "loud", progress="lines"):
+        Count(n=32).submit()
+    loud = capsys.readouterr().err
+    assert "xpm loud: 1 done, 0 running, 0 failed, 0 waiting" in loud
+    with pytest.raises(ExperimentError, match="progress='yes': use True"):
+        experiment(workdir, "bad", progress="yes")
+
+
+def test_detach_says_what_it_left_in_one_line(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#19: detaching from local jobs printed two lines that read as two different states."""
+    started = tmp_path / "started"
+    with run_xp(workdir, name="away", detach=True):
+        Count(n=33, sleep=60, started=str(started)).submit()
+    lines = [line for line in capsys.readouterr().err.splitlines() if "detached" in line]
+    assert lines == [
+        "xpm away: detached; 1 job(s) left running or queued, 1 of them local, which finish "
+        "on their own (`xpm jobs list --watch` follows them)"
+    ]
+    from xpm._manage import JobFilter, kill_jobs, select_jobs
+
+    kill_jobs(workdir, select_jobs(workdir, JobFilter(states=["SUBMITTED", "RUNNING"])))

@@ -56,8 +56,9 @@ class Experiment:
     without running; ``dry-run`` writes nothing and prints the plan.  At the end a summary is
     printed and :class:`xpm.errors.JobsFailedError` is raised when a job failed.
 
-    ``progress``: ``True`` rewrites one live progress line, ``False`` prints a plain line
-    each time the counts change (for logs); by default, live on a terminal only.
+    ``progress``: ``True`` rewrites one live progress line, ``"lines"`` prints a plain line
+    each time the counts change (for logs), ``False`` prints none (the summary stays); by
+    default, live on a terminal, lines otherwise.
     ``max_parallel`` caps the jobs running at once across launchers (each launcher also
     has its own limit).  ``detach=True`` returns once every job is handed to its launcher.
 
@@ -76,7 +77,7 @@ class Experiment:
         *,
         launcher: Launcher | None = None,
         max_parallel: int | None = None,
-        progress: bool | None = None,
+        progress: bool | str | None = None,
         echo: Callable[[str], None] | None = None,
         dirty_git: str = "warn",
         code_paths: Sequence[str | os.PathLike[str]] = (),
@@ -107,7 +108,15 @@ class Experiment:
         self.scheduler = Scheduler(max_parallel=max_parallel)
         self.jobs: dict[tuple[str, str], Job] = {}
         self.plan: list[dict[str, Any]] = []
-        self._progress = progress if progress is not None else sys.stderr.isatty()
+        if progress not in (None, True, False, "lines"):
+            raise ExperimentError(
+                f"progress={progress!r}: use True (a live line), 'lines' (a line at each "
+                "change), False (none) or None (live on a terminal, else lines)"
+            )
+        if progress is None:
+            progress = True if sys.stderr.isatty() else "lines"
+        #: True: one live line; "lines": a plain line each time the counts change; False: none.
+        self._progress: bool | str = progress
         self._echo = echo or (lambda text: print(text, file=sys.stderr))
         self._token: contextvars.Token[Experiment | None] | None = None
         self._submissions: list[dict[str, Any]] = []
@@ -117,11 +126,16 @@ class Experiment:
         self._submit_listeners: list[Callable[[Job], None]] = []
         self._recorder: Any = None  # xpm.index recorder (None in dry-run or when unusable)
         self._directories: DirectoryWriter | None = None  # generate mode's writer
+        #: Why this workdir, and more words for the run's first line (``xpm run-experiment``
+        #: says which launchers.yaml it uses).
+        self.workdir_reason = ""
+        self.start_notes: list[str] = []
+        self._started = True  # set to False on entering: the first line is still to come
         from .git._policy import RunGit  # light: git's command line, no GitPython
 
         #: The git states of this run's code (see docs/git.md); validates ``dirty_git``.
         self.git = RunGit(
-            self.run_id, self.workdir, dirty_git, pin=run_mode != "dry-run", echo=self._echo
+            self.run_id, self.workdir, dirty_git, pin=run_mode != "dry-run", echo=self._say
         )
         self._code_paths = list(code_paths)
         self.scheduler.provenance = self.attempt_provenance
@@ -131,6 +145,19 @@ class Experiment:
         self._stopped_by: Terminated | None = None
         #: Guards the submissions not yet in the run record (the index writer flushes them).
         self._submissions_lock = threading.Lock()
+
+    def _announce_start(self) -> None:
+        """The run's first line: its mode and workdir (once, before any other message)."""
+        if self._started:
+            return
+        self._started = True
+        why = f" ({self.workdir_reason})" if self.workdir_reason else ""
+        notes = "".join(f"; {note}" for note in self.start_notes if note)
+        self._echo(f"xpm {self.name}: {self.run_mode} run, workdir {self.workdir}{why}{notes}")
+
+    def _say(self, text: str) -> None:
+        self._announce_start()
+        self._echo(text)
 
     # --- launcher ----------------------------------------------------------------------------
     @property
@@ -164,8 +191,10 @@ class Experiment:
                 '`if __name__ == "__main__":` or move the tasks to their own module'
             )
         # Git state of the code (snapshot, pins) before anything is written: the "error"
-        # policy refuses to start here.
+        # policy refuses to start here (with one error line: the first line comes after).
+        self._started = False
         self.info.update(self.git.start(self._code_paths))
+        self._announce_start()
         if self.run_mode != "dry-run":
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._write_run_record()
@@ -467,22 +496,22 @@ class Experiment:
         if self.detach:
             self.scheduler.wait_submitted()
             left = self.scheduler.detach()
-            local = [j for j in left if j.launcher.kind == "local"]
-            if local:
-                self._echo(
-                    f"xpm {self.name}: detached while {len(local)} local job(s) still run; "
-                    "they finish on their own (`xpm jobs list` shows them)"
-                )
+            local = sum(1 for j in left if j.launcher.kind == "local")
+            # One line: two ("detached while 2 local jobs still run", "detached; 2 jobs left
+            # running or queued") read as two different states.
+            note = f", {local} of them local, which finish on their own" if local else ""
             self._echo(
-                f"xpm {self.name}: detached; {len(left)} job(s) left running or queued "
-                "(`xpm jobs list` shows their progress)"
+                f"xpm {self.name}: detached; {len(left)} job(s) left running or queued{note} "
+                "(`xpm jobs list --watch` follows them)"
             )
             return
         last = [""]
 
         def tick() -> None:
+            if self._progress is False:
+                return
             line = self._progress_line()
-            if self._progress:
+            if self._progress is True:
                 sys.stderr.write("\r\x1b[2K" + line)
                 sys.stderr.flush()
             elif line != last[0]:
@@ -490,7 +519,7 @@ class Experiment:
             last[0] = line
 
         self.scheduler.wait(on_tick=tick if self.scheduler.jobs else None)
-        if self._progress and self.scheduler.jobs:
+        if self._progress is True and self.scheduler.jobs:
             sys.stderr.write("\r\x1b[2K")
 
     def counts(self) -> dict[str, int]:
@@ -503,11 +532,11 @@ class Experiment:
 
     def _progress_line(self) -> str:
         c = self.counts()
-        pending = c.get("WAITING", 0) + c.get("READY", 0)
+        waiting = c.get("WAITING", 0) + c.get("READY", 0) + c.get("UNSCHEDULED", 0)
         return (
             f"xpm {self.name}: {c.get('DONE', 0) + c.get('ALREADY_DONE', 0)} done, "
             f"{c.get('RUNNING', 0) + c.get('SUBMITTED', 0)} running, "
-            f"{c.get('FAILED', 0) + c.get('CANCELLED', 0)} failed, {pending} pending"
+            f"{c.get('FAILED', 0) + c.get('CANCELLED', 0)} failed, {waiting} waiting"
         )
 
     def failed_jobs(self) -> list[Job]:
@@ -531,7 +560,7 @@ class Experiment:
             f" {len(failed)} failed"
         )
         for job in failed[:FAILED_SHOWN]:
-            self._echo(f"  {job.state} {job.name}: {job.reason}\n    log: {job.jobdir.stderr}")
+            self._echo(f"  {job.state} {job.name}: {job.reason}\n    {self._where_to_look(job)}")
         if len(failed) > FAILED_SHOWN:
             # A bug in a task fails every job of a sweep: hundreds of lines would hide the rest.
             self._echo(
@@ -558,6 +587,17 @@ class Experiment:
             "git": self.git.records(),
             "launcher_description": cached[1],
         }
+
+    def _where_to_look(self, job: Job) -> str:
+        """The failed job's log, or, for a job that never started (a dependency failed, the
+        launch failed, cancelled while waiting), that it left no log and where else to look."""
+        stderr = job.jobdir.stderr
+        if stderr.exists():
+            return f"log: {stderr}"
+        upstream = [d for d in job.dependencies if d.state in ("FAILED", "CANCELLED")]
+        if upstream:
+            return f"never started, so no log: see the log of {upstream[0].name}"
+        return f"never started, no log (the reason above says why): {job.jobdir.path}"
 
     # --- records -----------------------------------------------------------------------------
     def _write_run_record(self) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sqlite3
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -297,10 +299,56 @@ def run_query(
                 ) from None
             if any(w in text for w in ("malformed", "not a database", "disk I/O error")):
                 raise IndexDatabaseError(f"{path} is damaged ({text}): {REBUILD_HINT}") from None
-            raise UsageError(f"SQL error: {text} (`xpm query --schema` lists the tables)") from None
+            raise UsageError(_sql_error_hint(text)) from None
     finally:
         conn.close()
     return columns, rows
+
+
+def _sql_error_hint(text: str) -> str:
+    """SQLite's message, and the fix that goes with it."""
+    binding = re.search(r"supply a value for binding parameter :?(\w+)", text)
+    if binding:
+        name = binding.group(1)
+        if name.isdigit():
+            return (
+                f"SQL error: {text}: write named parameters (:name) and give each with "
+                "--param name=VALUE"
+            )
+        return f"SQL error: {text}: give it with --param {name}=VALUE"
+    if "number of bindings" in text:
+        return (
+            f"SQL error: {text}: write named parameters (:name) and give each with "
+            "--param name=VALUE"
+        )
+    if "no such table" in text or "no such column" in text:
+        return f"SQL error: {text} (`xpm query --schema` lists the tables and columns)"
+    return f"SQL error: {text}"
+
+
+_INTEGER = re.compile(r"^-?(0|[1-9][0-9]*)$")
+_DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)\.[0-9]+$")
+
+
+def parse_query_params(items: Sequence[str]) -> dict[str, Any]:
+    """``--param name=value`` options as SQL parameters: integers and decimal numbers
+    (``3``, ``-2``, ``0.5``) are bound as numbers, so ``value > :n`` compares numbers;
+    anything else, a leading zero (``0123``, a commit prefix) included, as text."""
+    params: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().lstrip(":")
+        if not sep or not name.isidentifier():
+            raise UsageError(
+                f"--param {item!r}: write NAME=VALUE for a :NAME in the SQL (e.g. --param commit=3fa2)"
+            )
+        value: Any = text
+        if _INTEGER.match(text):
+            value = int(text)
+        elif _DECIMAL.match(text):
+            value = float(text)
+        params[name] = value
+    return params
 
 
 def _refuse_attach(action: int, *_args: Any) -> int:
@@ -314,7 +362,9 @@ def schema_text() -> str:
     """The documented schema of the index (the reference of docs/index.md), as Markdown."""
     from .index import render_markdown
 
-    return render_markdown()
+    # The first line of the generated text is an HTML comment for docs/index.md.
+    text = render_markdown()
+    return "\n".join(line for line in text.splitlines() if not line.startswith("<!--")).lstrip()
 
 
 __all__ = [
@@ -323,6 +373,7 @@ __all__ = [
     "job_details",
     "job_params",
     "list_experiments",
+    "parse_query_params",
     "run_query",
     "schema_text",
 ]

@@ -43,6 +43,17 @@ if TYPE_CHECKING:
 #: Job states, in life-cycle order.  Terminal states: DONE, FAILED, CANCELLED.
 STATES = ("UNSCHEDULED", "WAITING", "READY", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED")
 TERMINAL_STATES = frozenset({"DONE", "FAILED", "CANCELLED"})
+#: The one name users are shown for a job that has not started yet: job directories and
+#: the index say UNSCHEDULED, the scheduler WAITING or READY (#19; stored names unchanged).
+NOT_STARTED = "WAITING"
+_NOT_STARTED_STATES = frozenset({"UNSCHEDULED", "WAITING", "READY"})
+
+
+def shown_state(state: str) -> str:
+    """The name of ``state`` in what people read (tables, progress line, web pages)."""
+    return NOT_STARTED if state in _NOT_STARTED_STATES else state
+
+
 _PARAMS = "params.json"
 #: The one wording for a job whose process is gone without recording how it ended: every
 #: such reason starts with it (``xpm jobs list --state failed`` shows them together).

@@ -26,15 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._jobdir import TERMINAL_STATES, JobDir, process_alive
+from ._workdir import WORKDIR_ENV, locate_workdir
 from .errors import UsageError
 
 if TYPE_CHECKING:
     from .index import IndexDB
 
-#: Environment variable naming the workdir (the same as ``xpm run-experiment``'s).
-WORKDIR_ENV = "XPM_WORKDIR"
-#: The workdir when neither ``--workdir`` nor ``XPM_WORKDIR`` is given.
-DEFAULT_WORKDIR = "xpm-workdir"
 #: States in which a job may still be running somewhere.
 ACTIVE_STATES = ("SUBMITTED", "RUNNING")
 #: Seconds a killed local job gets between SIGTERM and SIGKILL.
@@ -42,17 +39,9 @@ KILL_GRACE = 5.0
 
 
 def resolve_workdir(given: str | os.PathLike[str] | None) -> Path:
-    """``given``, else ``$XPM_WORKDIR``, else ``./xpm-workdir`` (absolute).
-
-    The same resolution as :func:`xpm.experiments.resolve_workdir` without a YAML file
-    (a test checks they agree); kept here so job commands do not import the YAML machinery.
-    """
-    if given is not None:
-        return Path(given).expanduser().absolute()
-    env = os.environ.get(WORKDIR_ENV)
-    if env:
-        return Path(env).expanduser().absolute()
-    return Path(DEFAULT_WORKDIR).absolute()
+    """``given``, else ``$XPM_WORKDIR``, else ``xpm-workdir`` at the git root of the current
+    directory, else ``./xpm-workdir`` (absolute); the rule of :mod:`xpm._workdir`."""
+    return locate_workdir(given)[0]
 
 
 def existing_workdir(given: str | os.PathLike[str] | None) -> Path:
@@ -196,6 +185,18 @@ def _recency(job: dict[str, Any]) -> tuple[float, str]:
         if job.get(column) is not None:
             return (-float(job[column]), job["id"])
     return (0.0, job["id"])
+
+
+def no_match_hints(workdir: str | os.PathLike[str], filters: JobFilter) -> list[str]:
+    """When ``filters`` matched no job: which filter names a task, tag or experiment that the
+    index has never seen, with the closest known name (a typo, not an empty workdir)."""
+    from .index import index_path, open_index
+    from .index._names import filter_hints
+
+    if not index_path(Path(workdir)).exists():
+        return [f"no index in {workdir}: no experiment has run there yet"]
+    with open_index(workdir, readonly=True) as db:
+        return filter_hints(db, task=filters.task, tags=filters.tags, experiment=filters.experiment)
 
 
 def attach_results(db: IndexDB, jobs: list[dict[str, Any]]) -> None:

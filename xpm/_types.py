@@ -44,7 +44,10 @@ class Mismatch(Exception):
 
 
 def describe_value(value: Any) -> str:
-    """A short ``type value`` rendering for error messages."""
+    """A short ``type value`` rendering for error messages (``None`` alone: "NoneType None"
+    reads as a typo)."""
+    if value is None:
+        return "None"
     text = repr(value)
     if len(text) > 60:
         text = text[:57] + "..."

@@ -1,7 +1,7 @@
 """``xpm serve`` in a real headless Chromium, with the network blocked except loopback.
 
-Needs Debian's chromium (/usr/bin/chromium) and playwright (tests/browser/requirements.txt;
-the browser is never downloaded).  Without them the tests skip, unless XPM_REQUIRE_BROWSER
+Needs Debian's chromium (/usr/bin/chromium) and playwright (in the test extra:
+pip install -e '.[test]'; the browser is never downloaded).  Without them the tests skip, unless XPM_REQUIRE_BROWSER
 is set (CI), where they fail.  XPM_UPDATE_SCREENSHOTS=1 writes the screenshots used by
 docs/datasette.md into docs/images/ (otherwise they go to a temporary directory).
 """
@@ -47,16 +47,14 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 def _require_browser() -> Any:
     problems = []
     if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        problems.append(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        problems.append(f"there is no Chromium at {CHROMIUM} (apt-get install chromium)")
     try:
         from playwright import sync_api
     except ImportError:
         sync_api = None
-        problems.append(
-            "playwright is not installed (pip install -r tests/browser/requirements.txt)"
-        )
+        problems.append("playwright is not installed (pip install -e '.[test]')")
     if problems:
-        reason = "browser tests need " + "; ".join(problems)
+        reason = "browser test skipped: " + " and ".join(problems)
         if os.environ.get("XPM_REQUIRE_BROWSER", "") not in ("", "0"):
             pytest.fail(reason + " (XPM_REQUIRE_BROWSER is set)")
         pytest.skip(reason)

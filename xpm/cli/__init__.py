@@ -67,10 +67,15 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError as error:
+            # `xpm jobs` alone: its help, as --help prints it, not as an error line.
+            click.echo((error.ctx or ctx).get_help())
+            ctx.exit(2)
         except click.UsageError as error:
             # One line like every other user mistake, instead of click's usage block.
             path = error.ctx.command_path if error.ctx is not None else ctx.command_path
-            _report(ctx, f"{error.format_message()} (see '{path} --help')", traceback_=False)
+            message = error.format_message() + _closest_command(error)
+            _report(ctx, f"{message} (see '{path} --help')", traceback_=False)
             ctx.exit(2)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
@@ -99,6 +104,20 @@ def _unexpected(ctx: click.Context, error: Exception) -> None:
     hint = "" if _debug(ctx) else " (run 'xpm --debug ...' to see the traceback)"
     _report(ctx, f"unexpected {type(error).__name__}: {_one_line(error)}{hint}")
     ctx.exit(EXIT_UNEXPECTED)
+
+
+def _closest_command(error: click.UsageError) -> str:
+    """`` Did you mean 'jobs'?`` for a mistyped (sub)command, or nothing."""
+    import difflib
+    import re
+
+    found = re.match(r"No such command '(.+)'", error.format_message())
+    group = error.ctx.command if error.ctx is not None else None
+    if found is None or not isinstance(group, click.Group) or error.ctx is None:
+        return ""
+    names = group.list_commands(error.ctx)
+    close = difflib.get_close_matches(found.group(1), names, n=1, cutoff=0.5)
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def _debug(ctx: click.Context) -> bool:

@@ -19,8 +19,9 @@ INTRO = """\
 Every command below prints this text with `--help`.  Exit codes: 0 success, 1 jobs failed
 (or `xpm index check` found mismatches), 2 bad input or usage; a mistake prints one line
 `xpm: error: ...` (`xpm --debug ...` shows the traceback).  Commands that read a workdir
-take `--workdir DIR`, else `$XPM_WORKDIR`, else `./xpm-workdir`.  A job is named by a unique
-prefix of its identifier, optionally `TASK/PREFIX`.
+take `--workdir DIR`, else `$XPM_WORKDIR`, else `xpm-workdir` at the root of the git
+repository of the current directory, else `./xpm-workdir` (`xpm run-experiment`: see its
+`--workdir`).  A job is named by a unique prefix of its identifier, optionally `TASK/PREFIX`.
 
 ## Exit codes
 

@@ -16,7 +16,12 @@ def experiments() -> None:
 
 
 def _counts(counts: dict[str, int]) -> str:
-    return " ".join(f"{state.lower()}={n}" for state, n in sorted(counts.items())) or "-"
+    from .._jobdir import shown_state
+
+    shown: dict[str, int] = {}
+    for state, n in counts.items():
+        shown[shown_state(state)] = shown.get(shown_state(state), 0) + n
+    return " ".join(f"{state.lower()}={n}" for state, n in sorted(shown.items())) or "-"
 
 
 @experiments.command("list")

@@ -28,7 +28,8 @@ def _repo(given: Path | None) -> str:
     "dest",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="New directory for the worktree [default: ./reproduce-<id>].",
+    help="New directory for the worktree [default: <project>-reproduce-<id> beside the git "
+    "repository holding the workdir, else reproduce-<id> beside the workdir].",
 )
 def reproduce(job: str, workdir: Path | None, dest: Path | None) -> None:
     """Check the exact code of a job out into a fresh git worktree (the dirty snapshot when
@@ -40,7 +41,9 @@ def reproduce(job: str, workdir: Path | None, dest: Path | None) -> None:
 
     wd = existing_workdir(workdir)
     found = find_job(wd, job)
-    target = dest if dest is not None else Path(f"reproduce-{found['id'][:12]}")
+    target = dest if dest is not None else _default_reproduction(wd, found["id"])
+    if dest is None:
+        click.echo(f"# worktree at {target} (outside the project: its next run stays clean)")
     result = reproduce_job(JobDir(wd, found["task_id"], found["id"]).path, target)
     for command in result.commands:
         click.echo(command if command.startswith("#") else f"$ {command}")
@@ -48,6 +51,17 @@ def reproduce(job: str, workdir: Path | None, dest: Path | None) -> None:
         click.echo(f"code of {repo} -> {tree}")
     if result.rerun:
         click.echo(f"rerun it with:\n  {result.rerun}")
+
+
+def _default_reproduction(workdir: Path, ident: str) -> Path:
+    """Beside the project, never in it: a worktree inside the project's repository would
+    make the project's next run dirty (#19)."""
+    from .._workdir import git_root
+
+    root = git_root(workdir)
+    if root is not None:
+        return root.parent / f"{root.name}-reproduce-{ident[:12]}"
+    return workdir.parent / f"reproduce-{ident[:12]}"
 
 
 @click.command("gc-refs")
@@ -68,7 +82,10 @@ def gc_refs(workdir: Path | None, repo: Path | None, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     for ref in removed:
         click.echo(f"{verb} {ref}")
-    click.echo(f"{len(removed)} pin(s) {verb}")
+    if not removed:
+        click.echo("no pin to remove: the runs of this workdir that made pins still exist")
+    else:
+        click.echo(f"{verb} {len(removed)} pin{'' if len(removed) == 1 else 's'}")
 
 
 @click.group("hooks")

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from .._jobdir import shown_state
 from ._options import (
     duration,
     filter_options,
@@ -44,7 +45,7 @@ def _row(job: dict[str, Any], fmt: str) -> dict[str, Any]:
         return {
             "id": job["id"][:12],
             "task": job["task_id"],
-            "state": job["state"],
+            "state": shown_state(job["state"]),
             "tags": job.get("tags") or {},
             "start": when(job.get("start_time")),
             "duration": duration(job.get("start_time"), job.get("end_time"), job["state"]),
@@ -54,12 +55,20 @@ def _row(job: dict[str, Any], fmt: str) -> dict[str, Any]:
     return {
         "id": job["id"],
         "task": job["task_id"],
-        "state": job["state"],
+        "state": shown_state(job["state"]),
         "tags": job.get("tags") or {},
         "start": when(start),
         "duration": round(end - start, 3) if start is not None and end is not None else None,
         "results": results if fmt == "json" else " ".join(f"{k}={v}" for k, v in results.items()),
     }
+
+
+def _say_why_none(workdir: Path, filters: Any) -> None:
+    """On stderr, the filters that name something no job has (typos), with a suggestion."""
+    from .._manage import no_match_hints
+
+    for hint in no_match_hints(workdir, filters):
+        click.echo(f"xpm: {hint}", err=True)
 
 
 @jobs.command("list")
@@ -72,6 +81,19 @@ def _row(job: dict[str, Any], fmt: str) -> dict[str, Any]:
     help=f"At most N jobs (0: all). Default: all with --format json|csv, the {TABLE_LIMIT} "
     "most recent in a table.",
 )
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Keep the table on screen, refreshed in place: counts by state, running jobs first "
+    "with their elapsed time and latest reported values and step.  Ctrl-C quits.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="Seconds between two refreshes of --watch.",
+)
 @format_option()
 def list_(
     workdir: Path | None,
@@ -82,32 +104,97 @@ def list_(
     since: str | None,
     commit: str | None,
     limit: int | None,
+    watch: bool,
+    interval: float,
     fmt: str,
 ) -> None:
     """List jobs, most recent first: id, task, state, tags, start, duration, results.
 
     Jobs the index says are submitted or running are first checked against their
     directory and their launcher (one squeue for all Slurm jobs); corrections are written
-    to the index.
+    to the index.  When nothing matches, a filter naming a task, tag or experiment that no
+    job has is said on stderr, with the closest existing name.
     """
     from .._manage import existing_workdir, select_jobs
 
+    if watch:
+        _watch(
+            existing_workdir(workdir),
+            make_filter(states, task, tags, experiment, since, commit),
+            interval,
+            fmt,
+        )
+        return
     if limit is None and fmt == "table":
         limit = TABLE_LIMIT
     # One row more than shown tells whether there are more.
     filters = make_filter(
         states, task, tags, experiment, since, commit, limit + 1 if limit else None
     )
-    found = select_jobs(existing_workdir(workdir), filters)
+    wd = existing_workdir(workdir)
+    found = select_jobs(wd, filters)
     more = limit is not None and limit > 0 and len(found) > limit
     shown = found[:limit] if limit else found
     echo_rows([_row(j, fmt) for j in shown], LIST_COLUMNS, fmt)
+    if not found:
+        _say_why_none(wd, filters)
     if more:
         click.echo(
             f"xpm: showing the {limit} most recent matching jobs; there are more: "
             "--limit 0 shows all",
             err=True,
         )
+
+
+def _terminal_size(out: Any) -> tuple[int, int]:
+    """The terminal's size now (it follows a resize; $COLUMNS/$LINES may be stale)."""
+    import os
+    import shutil
+
+    try:
+        size = os.get_terminal_size(out.fileno())
+    except (OSError, ValueError):
+        size = shutil.get_terminal_size()
+    return size.columns, size.lines
+
+
+def _watch(workdir: Path, filters: Any, interval: float, fmt: str) -> None:
+    """Redraw the live view in place until Ctrl-C: the alternate screen (the shell's screen
+    comes back at the end), each frame written at once from the top-left corner over the
+    previous one, lines cleared to their end: no blank frame between two, so no flicker."""
+    import sys
+    import time
+
+    from .._watch import snapshot
+    from ..errors import UsageError
+    from ._render import render_watch
+
+    if fmt != "table":
+        raise UsageError("--watch draws a table: drop --format (or drop --watch for json|csv)")
+    out = sys.stdout
+    if not out.isatty():
+        raise UsageError(
+            "--watch redraws a terminal, and stdout is not one: drop --watch to print once"
+        )
+    out.write("\x1b[?1049h\x1b[?25l")  # alternate screen, cursor hidden
+    last = None
+    try:
+        while True:
+            columns, lines = _terminal_size(out)
+            snap = snapshot(workdir, filters, rows=max(0, lines - 5))
+            last = snap
+            frame = render_watch(snap, columns, lines, interval)
+            out.write("\x1b[H" + "\x1b[K\r\n".join(frame) + "\x1b[K\x1b[J")
+            out.flush()
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        out.write("\x1b[?25h\x1b[?1049l")
+        out.flush()
+    if last is not None:  # what was on screen, in one line, left in the shell
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(last.counts.items()))
+        click.echo(f"xpm: {last.total} jobs ({counts or 'none'}) in {workdir}")
 
 
 @jobs.command("show")
@@ -128,7 +215,7 @@ def show(job: str, workdir: Path | None, as_json: bool) -> None:
     j = details["job"]
     out = [
         f"job       {j['task_id']}/{j['id']}",
-        f"state     {j['state']}" + (f" ({j['reason']})" if j.get("reason") else ""),
+        f"state     {shown_state(j['state'])}" + (f" ({j['reason']})" if j.get("reason") else ""),
         f"experiment {j.get('experiment') or '-'}   run {details['run'] or '-'}",
         f"submitted {when(j.get('submit_time')) or '-'}   started {when(j.get('start_time')) or '-'}"
         f"   ended {when(j.get('end_time')) or '-'}"
@@ -259,6 +346,7 @@ def kill(
     selected = jobs_for(wd, job_refs, make_filter(states, task, tags, experiment, since, commit))
     if not selected:
         click.echo("no job matches")
+        _say_why_none(wd, make_filter(states, task, tags, experiment, since, commit))
         return
     for result in kill_jobs(wd, selected):
         name = f"{result.job['task_id']}/{result.job['id'][:12]}"
@@ -303,6 +391,7 @@ def clean(
     selected = jobs_for(wd, job_refs, make_filter(states, task, tags, experiment, since, commit))
     if not selected:
         click.echo("no job matches")
+        _say_why_none(wd, make_filter(states, task, tags, experiment, since, commit))
         return
     plan = plan_clean(wd, selected, force=force)
     doomed = [i for i in plan if i.refused is None]

@@ -10,16 +10,28 @@ import click
 from ._render import echo_json, echo_rows, format_option
 
 _WORKDIR_HELP = (
-    "Workdir whose launchers.yaml to read [default: $XPM_WORKDIR, else ./xpm-workdir]; "
-    "$XPM_LAUNCHERS, when set, wins."
+    "Workdir whose launchers.yaml to read [default: $XPM_WORKDIR, else xpm-workdir at the "
+    "git root, else ./xpm-workdir]; $XPM_LAUNCHERS, when set, wins."
 )
+_YAML_HELP = "Experiment YAML: the launchers.yaml beside it comes first (as in xpm run-experiment)."
 
 
-def _registry(workdir: Path | None) -> Any:
-    from ..experiments import resolve_workdir
+def _yaml_option() -> Any:
+    return click.option(
+        "--yaml",
+        "yaml_file",
+        metavar="FILE.yaml",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=_YAML_HELP,
+    )
+
+
+def _registry(workdir: Path | None, yaml_file: Path | None = None) -> Any:
+    from .._manage import resolve_workdir
     from ..launcherfinder import load_registry
 
-    return load_registry(resolve_workdir(workdir, None))
+    beside = yaml_file.absolute().parent if yaml_file is not None else None
+    return load_registry(resolve_workdir(workdir), beside=beside)
 
 
 def _source(registry: Any) -> str:
@@ -30,6 +42,29 @@ def _source(registry: Any) -> str:
     )
 
 
+def _shown_size(size: int) -> str:
+    """A memory size for people: exact when a unit divides it into a short number (``256G``),
+    else rounded (``23.5GiB``, not the exact ``24683784KiB`` of the local machine)."""
+    from ..launcherfinder import format_size
+
+    exact = format_size(size)
+    digits = len(exact.rstrip("BKMGTi"))
+    if digits <= 4:
+        return exact
+    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2)):
+        if size >= factor:
+            return f"{size / factor:.1f}{unit}"
+    return exact
+
+
+def _grouped(accelerators: Any) -> list[str]:
+    """``cuda(mem=16G) * 4`` (the spec's own notation) for 4 identical accelerators."""
+    counts: dict[str, int] = {}
+    for accelerator in accelerators:
+        counts[str(accelerator)] = counts.get(str(accelerator), 0) + 1
+    return [f"{name} * {n}" if n > 1 else name for name, n in counts.items()]
+
+
 @click.group("launchers")
 def launchers() -> None:
     """Hosts to run jobs on (launchers.yaml) and launcher lookup for resource specs."""
@@ -37,12 +72,13 @@ def launchers() -> None:
 
 @launchers.command("list")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help=_WORKDIR_HELP)
+@_yaml_option()
 @format_option()
-def list_hosts(workdir: Path | None, fmt: str) -> None:
+def list_hosts(workdir: Path | None, yaml_file: Path | None, fmt: str) -> None:
     """List the hosts jobs can run on (the source file is printed on stderr)."""
     from ..launcherfinder import format_duration, format_size
 
-    registry = _registry(workdir)
+    registry = _registry(workdir, yaml_file)
     rows = []
     for host in registry.hosts:
         rows.append(
@@ -51,8 +87,16 @@ def list_hosts(workdir: Path | None, fmt: str) -> None:
                 "type": host.type,
                 "partition": host.partition,
                 "cores": host.cores,
-                "memory": format_size(host.memory) if host.memory is not None else None,
-                "accelerators": [str(a) for a in host.accelerators],
+                "memory": (
+                    None
+                    if host.memory is None
+                    else _shown_size(host.memory)
+                    if fmt == "table"
+                    else format_size(host.memory)
+                ),
+                "accelerators": _grouped(host.accelerators)
+                if fmt == "table"
+                else [str(a) for a in host.accelerators],
                 "max_duration": (
                     format_duration(host.max_duration) if host.max_duration is not None else None
                 ),
@@ -81,11 +125,17 @@ def list_hosts(workdir: Path | None, fmt: str) -> None:
 @launchers.command("find")
 @click.argument("spec")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help=_WORKDIR_HELP)
+@_yaml_option()
 @click.option("--tag", "tags", multiple=True, help="Only hosts with this tag (repeatable).")
 @format_option()
 @click.pass_context
 def find(
-    ctx: click.Context, spec: str, workdir: Path | None, tags: tuple[str, ...], fmt: str
+    ctx: click.Context,
+    spec: str,
+    workdir: Path | None,
+    yaml_file: Path | None,
+    tags: tuple[str, ...],
+    fmt: str,
 ) -> None:
     """Show which launcher and options SPEC resolves to, or why each alternative fails.
 
@@ -95,7 +145,7 @@ def find(
     from ..launcherfinder import parse_spec
 
     parsed = parse_spec(spec)  # SpecError (exit 2) before reading any file
-    registry = _registry(workdir)
+    registry = _registry(workdir, yaml_file)
     reports = registry.evaluate(parsed, tags)
     match = registry.find(parsed, tags)
     launcher: dict[str, Any] | None = None

@@ -11,16 +11,18 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_STATES = ("UNSCHEDULED", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED")
+# WAITING is the name shown for a job not started yet (stored as UNSCHEDULED, also accepted).
+_STATES = ("WAITING", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED", "UNSCHEDULED")
 
 
 def workdir_option(f: F) -> F:
-    """``--workdir DIR`` (default: $XPM_WORKDIR, else ./xpm-workdir)."""
+    """``--workdir DIR`` (default: $XPM_WORKDIR, else xpm-workdir at the git root, else here)."""
     return click.option(
         "--workdir",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="Workdir [default: $XPM_WORKDIR, else ./xpm-workdir].",
+        help="Workdir [default: $XPM_WORKDIR, else xpm-workdir at the root of the current "
+        "git repository, else ./xpm-workdir].",
     )(f)
 
 
@@ -75,7 +77,7 @@ def make_filter(
     if since:
         parse_since(since)  # a bad value is an error even when no job would be read
     return JobFilter(
-        states=[s.upper() for s in states],
+        states=sorted({"UNSCHEDULED" if s.upper() == "WAITING" else s.upper() for s in states}),
         task=task,
         tags=parse_tags(tags),
         experiment=experiment,

@@ -11,15 +11,26 @@ from ._render import echo_rows, format_option
 
 
 @click.command("query")
-@click.argument("sql", required=False)
+@click.argument("sql", metavar="[SQL|-]", required=False)
 @workdir_option
+@click.option(
+    "--param",
+    "params",
+    metavar="NAME=VALUE",
+    multiple=True,
+    help="A value for :NAME in the SQL (numbers bound as numbers, the rest as text).  Repeatable.",
+)
 @click.option("--schema", is_flag=True, help="Print the documented schema of the index.")
 @format_option()
-def query(sql: str | None, workdir: Path | None, schema: bool, fmt: str) -> None:
+def query(
+    sql: str | None, workdir: Path | None, params: tuple[str, ...], schema: bool, fmt: str
+) -> None:
     """Run a read-only SQL query on the index (tables: jobs, params, tags, results, runs...).
 
-    The database is opened read-only: a statement that would write fails (exit 2).
-    Example: xpm query "SELECT state, COUNT(*) FROM jobs GROUP BY state"
+    The database is opened read-only: a statement that would write fails (exit 2).  SQL
+    is read from stdin when given as -.  Examples:
+    xpm query "SELECT state, COUNT(*) FROM jobs GROUP BY state";
+    xpm query --param commit=3fa2 - < jobs-of-a-commit.sql
     """
     from ..errors import UsageError
 
@@ -28,10 +39,12 @@ def query(sql: str | None, workdir: Path | None, schema: bool, fmt: str) -> None
 
         click.echo(schema_text())
         return
-    if not sql:
-        raise UsageError('give an SQL query (xpm query "SELECT ...") or --schema')
-    from .._inspect import run_query
+    if sql == "-":
+        sql = click.get_text_stream("stdin").read()
+    if not sql or not sql.strip():
+        raise UsageError('give an SQL query (xpm query "SELECT ...", or - to read it from stdin)')
+    from .._inspect import parse_query_params, run_query
     from .._manage import resolve_workdir
 
-    columns, rows = run_query(resolve_workdir(workdir), sql)
+    columns, rows = run_query(resolve_workdir(workdir), sql, parse_query_params(params))
     echo_rows([dict(zip(columns, row, strict=True)) for row in rows], columns, fmt)

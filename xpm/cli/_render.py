@@ -98,4 +98,55 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
-__all__ = ["FORMATS", "echo_json", "echo_rows", "format_option", "render_rows"]
+#: Order of the states in the live view's counts line.
+_COUNT_ORDER = ("RUNNING", "SUBMITTED", "WAITING", "DONE", "FAILED", "CANCELLED")
+
+
+def render_watch(snap: Any, width: int, height: int, interval: float) -> list[str]:
+    """The live view (``xpm jobs list --watch``) of a :class:`xpm._watch.Snapshot` as at
+    most ``height`` lines, each cut to ``width - 1`` characters (a line as wide as the
+    terminal wraps on some terminals, which would scroll the frame)."""
+    import time
+
+    from .._jobdir import shown_state
+    from ._options import duration, short_value
+
+    counts: dict[str, int] = {}
+    for state, n in snap.counts.items():
+        counts[shown_state(state)] = counts.get(shown_state(state), 0) + n
+    order = [s for s in _COUNT_ORDER if counts.get(s)]
+    order += sorted(s for s in counts if s not in _COUNT_ORDER and counts[s])
+    lines = [
+        f"xpm jobs: {snap.workdir}  {time.strftime('%H:%M:%S', time.localtime(snap.taken))}"
+        f"  (every {interval:g}s; Ctrl-C quits)",
+        f"{snap.total} jobs: " + ("  ".join(f"{counts[s]} {s}" for s in order) or "none yet"),
+        "",
+    ]
+    header = ("ID", "TASK", "STATE", "ELAPSED", "STEP", "LATEST RESULTS", "TAGS")
+    cells = []
+    for job in snap.jobs:
+        live = job.get("live")
+        values = live["values"] if live else (job.get("results") or {})
+        step = live.get("step") if live else None
+        cells.append(
+            (
+                job["id"][:12],
+                job["task_id"].rsplit(".", 1)[-1],
+                shown_state(job["state"]),
+                duration(job.get("start_time"), job.get("end_time"), job["state"]),
+                "" if step is None else str(step),
+                " ".join(f"{k}={short_value(v)}" for k, v in values.items()),
+                " ".join(f"{k}={v}" for k, v in (job.get("tags") or {}).items()),
+            )
+        )
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(header)]
+    room = max(0, height - len(lines) - 2)  # the header line and the "more" line
+    for row in [header, *cells[:room]]:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    hidden = snap.total - min(len(cells), room)
+    if hidden > 0:
+        lines.append(f"... {hidden} more job(s) not shown (filters narrow the list)")
+    return [line[: max(1, width - 1)] for line in lines[:height]]
+
+
+__all__ = ["FORMATS", "echo_json", "echo_rows", "format_option", "render_rows", "render_watch"]

@@ -23,7 +23,8 @@ _DIRTY_GIT = ("ignore", "warn", "error")  # checked against xpm.experiments.DIRT
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Workdir [default: $XPM_WORKDIR, else the YAML's workdir:, else ./xpm-workdir].",
+    help="Workdir [default: the YAML's workdir:, else $XPM_WORKDIR, else xpm-workdir at the "
+    "root of the YAML's git repository, else beside the YAML].",
 )
 @click.option(
     "-c",

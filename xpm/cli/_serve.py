@@ -11,7 +11,8 @@ import click
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Workdir whose index to serve [default: $XPM_WORKDIR, else ./xpm-workdir].",
+    help="Workdir whose index to serve [default: $XPM_WORKDIR, else xpm-workdir at the root "
+    "of the current git repository, else ./xpm-workdir].",
 )
 @click.option(
     "--port",

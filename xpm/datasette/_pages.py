@@ -9,6 +9,7 @@ from typing import Any
 
 from datasette.utils.asgi import NotFound, Response
 
+from .._jobdir import shown_state
 from . import _data, _files
 from ._metadata import DATABASE
 from ._plugin import workdir_of
@@ -57,7 +58,8 @@ async def job_page(request: Any, datasette: Any) -> Response:
             logs[stream] = _files.log_tail(workdir, job["path"], stream, TAIL_LINES)
     experiments = sorted({r["experiment"] for r in details["runs"]})
     context = {
-        "job": job,
+        # The state as every view names it (a job not started yet: WAITING).
+        "job": {**job, "state": shown_state(job["state"])},
         "times": {k: _when(job.get(k)) for k in ("submit_time", "start_time", "end_time")},
         "details": details,
         "history": history,

@@ -308,6 +308,9 @@ def describe_configuration(cls: type) -> str:
         lines.extend("  " + line.strip() for line in doc.strip().splitlines())
     lines.append("")
     types_ = field_types(cls)
+    from .._config import _attribute_docs  # the docstring under each field, as for Config
+
+    docs = _attribute_docs(cls)
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if f.default is not dataclasses.MISSING:
             default = f" = {_show(f.default)}"
@@ -316,6 +319,7 @@ def describe_configuration(cls: type) -> str:
         else:
             default = "  (required)"
         lines.append(f"  {f.name}: {type_name(types_[f.name])}{default}")
+        lines.extend("      " + line for line in docs.get(f.name, "").splitlines())
     if not dataclasses.fields(cls):  # type: ignore[arg-type]
         lines.append("  (no keys)")
     return "\n".join(lines)

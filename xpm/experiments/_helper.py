@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import inspect
 import os
+import shlex
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
+from ..errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from .._experiment import Experiment
+    from ..launcherfinder import LauncherRegistry
     from ..launchers._base import Launcher
     from ._loader import PreparedExperiment
 
@@ -30,6 +32,8 @@ class ExperimentHelper:
         self.xp = xp
         #: The experiment YAML file that was run (None when built by hand).
         self.yaml_path = yaml_path
+        self._registry: LauncherRegistry | None = None
+        self._told_local: set[str] = set()
 
     @property
     def workdir(self) -> Path:
@@ -56,21 +60,47 @@ class ExperimentHelper:
         """The YAML's ``description:`` (recorded with the run), or None."""
         return self.xp.info.get("description")
 
+    @property
+    def registry(self) -> LauncherRegistry:
+        """The hosts :meth:`launcher` chooses from, read once (see :meth:`launcher`)."""
+        if self._registry is None:
+            from ..launcherfinder import load_registry
+
+            beside = self.yaml_path.parent if self.yaml_path is not None else None
+            self._registry = load_registry(self.workdir, beside=beside)
+        return self._registry
+
     def launcher(self, spec: str, *, tags: Sequence[str] | None = None) -> Launcher | None:
         """A launcher for ``spec`` (e.g. ``"cuda(mem=16G) * 2 | cpu(cores=4)"``), or None.
 
-        Hosts come from launchers.yaml (``$XPM_LAUNCHERS``, then the workdir's, then
-        ``~/.config/xpm/launchers.yaml``); see :func:`xpm.launcherfinder.find_launcher`.
+        Hosts come from launchers.yaml: ``$XPM_LAUNCHERS``, then the one beside the
+        experiment YAML, then the workdir's, then ``~/.config/xpm/launchers.yaml``; see
+        :func:`xpm.launcherfinder.find_launcher`.  When no host fits, the first time for
+        each spec a line says that the jobs given this None run on the local machine.
         """
         from ..launcherfinder import find_launcher
 
-        return find_launcher(spec, workdir=self.workdir, tags=tags)
+        found = find_launcher(spec, registry=self.registry, tags=tags)
+        if found is None and spec not in self._told_local:
+            self._told_local.add(spec)
+            source = self.registry.source or "no launchers.yaml"
+            self.xp._echo(
+                f"xpm {self.name}: no host in {source} fits {spec!r}: helper.launcher() "
+                "returned None, so jobs submitted with it run on the local machine "
+                f"(`xpm launchers find {shlex.quote(spec)}{self._yaml_option}` says why; "
+                "helper.require_launcher() raises instead)"
+            )
+        return found
+
+    @property
+    def _yaml_option(self) -> str:
+        return f" --yaml {shlex.quote(str(self.yaml_path))}" if self.yaml_path else ""
 
     def require_launcher(self, spec: str, *, tags: Sequence[str] | None = None) -> Launcher:
         """Like :meth:`launcher`, but raises an error explaining why no host fits."""
         from ..launcherfinder import require_launcher
 
-        return require_launcher(spec, workdir=self.workdir, tags=tags)
+        return require_launcher(spec, registry=self.registry, tags=tags)
 
     def __repr__(self) -> str:
         return f"ExperimentHelper(name={self.name!r}, workdir={str(self.workdir)!r}, run_mode={self.run_mode!r})"
@@ -142,26 +172,64 @@ def run_prepared(
         if module_file is not None:
             paths.insert(0, Path(module_file.co_filename))
         extra["code_paths"] = paths
-    run = experiment(
+    xp = experiment(
         prepared.workdir,
         prepared.name,
         prepared.run_mode,
         max_parallel=max_parallel,
         **extra,
     )
+    helper = ExperimentHelper(xp, prepared.source.path)
+    # The first line of the run says where it writes and which hosts file it uses: a
+    # workdir or launchers.yaml other than the one meant is seen before any job runs.
+    xp.workdir_reason = prepared.workdir_reason
+    xp.start_notes.append(_launchers_note(helper))
     try:
-        with run as xp:
+        with xp:
             xp.info.setdefault("yaml", str(prepared.source.path))
             xp.info.update(prepared.description)
-            prepared.run(ExperimentHelper(xp, prepared.source.path), prepared.config)
+            try:
+                prepared.run(helper, prepared.config)
+            except ConfigError as error:
+                _add_user_location(error)
+                raise
     except Exception as error:
         from .._storage import first_storage_error, storage_error
 
         full = first_storage_error(error)
         if full is None:
             raise
-        states = [job.state for job in run.jobs.values()]
+        states = [job.state for job in xp.jobs.values()]
         raise storage_error(
             full, prepared.workdir, experiment=prepared.name, job_states=states
         ) from error
     return xp
+
+
+def _add_user_location(error: BaseException) -> None:
+    """Append where the user's code raised ``error`` (``(experiment.py:12)``): a wrong
+    parameter in run() is reported in one line, and that line must say which line of the
+    user's module made it.  The innermost frame outside the xpm package is the one."""
+    import traceback
+
+    package = str(Path(__file__).resolve().parent.parent)
+    where = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        if not str(Path(frame.filename).resolve()).startswith(package + os.sep):
+            where = f"{frame.filename}:{frame.lineno}"
+    if where is not None and error.args and isinstance(error.args[0], str):
+        error.args = (f"{error.args[0]} (at {where})", *error.args[1:])
+
+
+def _launchers_note(helper: ExperimentHelper) -> str:
+    """Which launchers.yaml ``helper.launcher()`` would read, or that there is none (the file
+    is only found here, not read: a run that asks for no launcher must not fail on it)."""
+    from ..errors import LauncherError
+    from ..launcherfinder import find_launchers_file
+
+    beside = helper.yaml_path.parent if helper.yaml_path is not None else None
+    try:
+        source = find_launchers_file(helper.workdir, beside=beside)
+    except LauncherError as error:
+        return str(error)
+    return f"hosts from {source}" if source else "no launchers.yaml (local machine only)"

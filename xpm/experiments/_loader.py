@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._workdir import locate_workdir
 from ..errors import ConfigError, UsageError
 from ._configuration import (
     RESERVED_KEYS,
@@ -29,11 +30,6 @@ from ._configuration import (
     suggest,
 )
 
-#: Environment variable naming the workdir when ``--workdir`` is not given.
-WORKDIR_ENV = "XPM_WORKDIR"
-#: The workdir used when neither ``--workdir``, ``XPM_WORKDIR`` nor ``workdir:`` is set;
-#: relative to the current directory.
-DEFAULT_WORKDIR = "xpm-workdir"
 #: Run modes (see :func:`xpm.experiment`).
 RUN_MODES: tuple[str, ...] = ("normal", "generate", "dry-run")
 
@@ -363,6 +359,9 @@ class PreparedExperiment:
     #: ``title:`` and ``description:`` from the YAML, recorded with the run.
     description: dict[str, str] = field(default_factory=dict)
 
+    #: Why this workdir (``--workdir``, ``workdir: in FILE``, ``$XPM_WORKDIR``, ...).
+    workdir_reason: str = ""
+
 
 #: YAML keys recorded with the run (experimaestro's ConfigurationBase fields), unless the
 #: configuration class declares a field of that name, which then receives the value.
@@ -397,8 +396,8 @@ def prepare(
 ) -> PreparedExperiment:
     """Load, override, import and check an experiment YAML; raise on the first problem.
 
-    The workdir is ``workdir``, else ``$XPM_WORKDIR``, else ``workdir:`` from the YAML
-    (relative to it), else ``./xpm-workdir``.
+    The workdir is ``workdir``, else ``workdir:`` from the YAML (relative to it), else
+    ``$XPM_WORKDIR``, else ``xpm-workdir`` at the git root of the YAML (else beside it).
     """
     source = load_yaml(path)
     apply_overrides(source, overrides)
@@ -423,21 +422,30 @@ def prepare(
         config: Any = build(cls, source.values)
     except ConversionError as error:
         raise UsageError(f"{source.origin(error.path)}: {error.message}") from None
+    location, why = locate_experiment_workdir(workdir, source)
     return PreparedExperiment(
-        source, run, config, resolve_workdir(workdir, source), name, mode, description
+        source, run, config, location, name, mode, description=description, workdir_reason=why
     )
 
 
 def resolve_workdir(given: str | os.PathLike[str] | None, source: ExperimentFile | None) -> Path:
-    """``given``, else ``$XPM_WORKDIR``, else the YAML's ``workdir:``, else ``./xpm-workdir``."""
-    if given is not None:
-        return Path(given).expanduser().absolute()
-    env = os.environ.get(WORKDIR_ENV)
-    if env:
-        return Path(env).expanduser().absolute()
-    if source is not None and source.workdir is not None:
-        return source.workdir.absolute()
-    return Path(DEFAULT_WORKDIR).absolute()
+    """The workdir of an experiment: see :func:`locate_workdir`."""
+    return locate_experiment_workdir(given, source)[0]
+
+
+def locate_experiment_workdir(
+    given: str | os.PathLike[str] | None, source: ExperimentFile | None
+) -> tuple[Path, str]:
+    """``given``, else the YAML's ``workdir:``, else ``$XPM_WORKDIR``, else ``xpm-workdir`` at
+    the git root of the YAML (else beside it); with the reason, as words for the user."""
+    if source is None:
+        return locate_workdir(given)
+    return locate_workdir(
+        given,
+        yaml_workdir=source.workdir,
+        yaml_key_origin=source.reserved_origins.get("workdir"),
+        start=source.path.parent,
+    )
 
 
 def _valid_unicode(text: str) -> bool:

@@ -197,7 +197,8 @@ TABLES: tuple[Table, ...] = (
             _c(
                 "state",
                 "TEXT",
-                "UNSCHEDULED, SUBMITTED, RUNNING, DONE, FAILED or CANCELLED (as recorded in the job directory).",
+                "UNSCHEDULED (not started yet: shown as WAITING by the command line and the web view), "
+                "SUBMITTED, RUNNING, DONE, FAILED or CANCELLED (as recorded in the job directory).",
             ),
             _c("reason", "TEXT", "Why the job failed or was cancelled; NULL otherwise."),
             _c(

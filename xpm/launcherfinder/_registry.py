@@ -1,7 +1,8 @@
 """Hosts from ``launchers.yaml`` and the launcher finder.
 
-The file is looked up from ``$XPM_LAUNCHERS``, then ``<workdir>/launchers.yaml``,
-then ``~/.config/xpm/launchers.yaml``.  Without any file, the local machine is
+The file is looked up from ``$XPM_LAUNCHERS``, then beside the experiment's YAML (for
+``xpm run-experiment``), then ``<workdir>/launchers.yaml``, then
+``~/.config/xpm/launchers.yaml``.  Without any file, the local machine is
 the only host.  PyYAML is imported only when a file is actually read.
 """
 
@@ -324,8 +325,13 @@ class LauncherRegistry:
 # --------------------------------------------------------------------------- lookup
 
 
-def find_launchers_file(workdir: str | os.PathLike[str] | None = None) -> Path | None:
-    """The launchers.yaml to use: ``$XPM_LAUNCHERS``, the workdir's, then the user's."""
+def find_launchers_file(
+    workdir: str | os.PathLike[str] | None = None,
+    *,
+    beside: str | os.PathLike[str] | None = None,
+) -> Path | None:
+    """The launchers.yaml to use: ``$XPM_LAUNCHERS``, the one in the directory ``beside``
+    (the experiment YAML's), the workdir's, then the user's (``~/.config/xpm``)."""
     from_env = os.environ.get(ENV_VARIABLE)
     if from_env:
         path = Path(from_env).expanduser()
@@ -335,15 +341,21 @@ def find_launchers_file(workdir: str | os.PathLike[str] | None = None) -> Path |
             )
         return path
     candidates = []
+    if beside is not None:
+        candidates.append(Path(beside) / FILE_NAME)
     if workdir is not None:
         candidates.append(Path(workdir) / FILE_NAME)
     candidates.append(Path.home() / ".config" / "xpm" / FILE_NAME)
-    return next((path for path in candidates if path.is_file()), None)
+    return next((path.absolute() for path in candidates if path.is_file()), None)
 
 
-def load_registry(workdir: str | os.PathLike[str] | None = None) -> LauncherRegistry:
+def load_registry(
+    workdir: str | os.PathLike[str] | None = None,
+    *,
+    beside: str | os.PathLike[str] | None = None,
+) -> LauncherRegistry:
     """The registry of :func:`find_launchers_file`, or the local machine alone."""
-    path = find_launchers_file(workdir)
+    path = find_launchers_file(workdir, beside=beside)
     return LauncherRegistry.load(path) if path is not None else LauncherRegistry.local_only()
 
 
