@@ -133,3 +133,68 @@ def test_detach_then_reattach(workdir: Path, tmp_path: Path, slurm_cluster: obje
     assert all(j.is_done() for j in jobdirs)
     assert sorted(lines(counter)) == ["count 30", "count 31"]  # each ran once
     assert all(j.read_status().attempt == 1 for j in jobdirs)
+
+
+def _settled_by_slurm(job_ids: list[str], timeout: float) -> None:
+    """Wait until squeue reports every job in a final state (Slurm's time-limit check runs
+    every 30 s, so a 1-minute limit ends a job 60-100 s after it starts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["squeue", "-h", "-t", "all", "-r", "-o", "%i %T", "-j", ",".join(job_ids)],
+            capture_output=True,
+            text=True,
+        ).stdout
+        states = dict(line.split() for line in out.splitlines())
+        if all(states.get(i) == "TIMEOUT" for i in job_ids):
+            return
+        time.sleep(2)
+    raise AssertionError(f"not all TIMEOUT after {timeout} s: {out}")
+
+
+@pytest.mark.slow
+def test_python_task_past_its_walltime_is_failed_timeout(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
+    """A real Python task killed at its time limit: Slurm sends SIGTERM, the job's handler
+    records "terminated by SIGTERM", and Slurm's TIMEOUT must win, both for the attached
+    experiment (scheduler) and for a detached one settled by `xpm jobs list` (issue 18.1)."""
+
+    def script(name: str, n: int, detach: bool) -> str:
+        return (
+            "from xpm import experiment\nfrom xpm.launchers.slurm import SlurmLauncher\n"
+            "from xpm_test_tasks import Count\n"
+            f"with experiment({str(workdir)!r}, {name!r}, progress=False, detach={detach},"
+            " launcher=SlurmLauncher(time=1, poll_interval=0.5)):\n"
+            f"    Count(n={n}, sleep=600).submit()\n"
+        )
+
+    attached = popen_python(script("attached", 40, False))
+    detached = run_python(script("detached", 41, True))
+    assert detached.returncode == 0, detached.stderr
+    jobdirs = {
+        json.loads(p.read_text())["objects"][0]["values"]["n"]: JobDir.from_path(p.parent)
+        for p in workdir.glob("jobs/*/*/params.json")
+    }
+    _out, err = attached.communicate(timeout=200)
+    assert attached.returncode == 1, err
+    status = jobdirs[40].read_status()
+    assert (status.state, status.reason) == ("FAILED", "slurm: TIMEOUT"), err
+    assert status.exit_code == 143  # the job's own status is kept
+    stderr_log = jobdirs[40].stderr.read_text()
+    assert "terminated by SIGTERM" in stderr_log
+    assert "Traceback" not in stderr_log and "SystemExit" not in stderr_log
+
+    slurm_id = jobdirs[41].read_status().launcher_job_id
+    assert slurm_id
+    _settled_by_slurm([slurm_id], timeout=150)
+    assert jobdirs[41].read_status().reason == "terminated by SIGTERM"  # nothing settled it yet
+    listed = run_python(
+        "from xpm.cli import main; main(['jobs', 'list', '--state', 'failed', '--format',"
+        f" 'json', '--workdir', {str(workdir)!r}])"
+    )
+    assert listed.returncode == 0, listed.stderr
+    failed = json.loads(listed.stdout)
+    assert {row["id"] for row in failed} == {jobdirs[40].identifier, jobdirs[41].identifier}
+    status = jobdirs[41].read_status()
+    assert (status.state, status.reason) == ("FAILED", "slurm: TIMEOUT")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._jobdir import TERMINAL_STATES, JobDir
 from .errors import LauncherError
-from .launchers._base import LaunchedJob, Launcher, LaunchOutcome
+from .launchers._base import LaunchedJob, Launcher, LaunchOutcome, backend_decides
 
 if TYPE_CHECKING:
     from ._task import Task
@@ -449,7 +449,8 @@ class Scheduler:
         if status.state == "DONE":
             self._finish(job, "DONE", None)
             return
-        if jobdir.failed_marker.exists():
+        marker = jobdir.read_marker(jobdir.failed_marker)
+        if marker is not None and not backend_decides(outcome, marker):
             self._finish(job, status.state, status.reason)
             return
         if outcome is None:
@@ -460,17 +461,14 @@ class Scheduler:
             state, reason = outcome.state, outcome.reason or "failed"
             if state == "DONE":
                 state, reason = "FAILED", "the job process exited without marking the job done"
+        exit_code = outcome and outcome.exit_code
+        if exit_code is None and marker is not None:  # the job's own status (143 for SIGTERM)
+            exit_code = marker.get("exit_code")
         jobdir.mark_failed(
-            reason,
-            state=state,
-            exit_code=outcome and outcome.exit_code,
-            signal=outcome and outcome.signal,
+            reason, state=state, exit_code=exit_code, signal=outcome and outcome.signal
         )
         jobdir.add_event(
-            state,
-            reason=reason,
-            exit_code=outcome and outcome.exit_code,
-            signal=outcome and outcome.signal,
+            state, reason=reason, exit_code=exit_code, signal=outcome and outcome.signal
         )
         self._finish(job, state, reason)
 

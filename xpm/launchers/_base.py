@@ -31,6 +31,25 @@ class LaunchOutcome:
     reason: str | None = None
     exit_code: int | None = None
     signal: int | None = None
+    #: The backend itself ended the job (a time limit, a node failure, a preemption, an
+    #: out-of-memory kill, a cancel): it knows why better than the job process does.
+    ended_by_backend: bool = False
+
+
+def backend_decides(outcome: LaunchOutcome | None, marker: dict[str, Any] | None) -> bool:
+    """Whether the backend's final ``outcome`` replaces the job's own failed ``marker``.
+
+    A backend ending a job first sends it SIGTERM; the job process (``xpm.run``) records
+    "terminated by SIGTERM" (``caught_signal`` in its marker) without knowing why.  Slurm
+    knows (TIMEOUT, NODE_FAIL, PREEMPTED...): its state wins over such a marker, never over
+    one the task itself wrote.
+    """
+    return (
+        outcome is not None
+        and outcome.ended_by_backend
+        and marker is not None
+        and marker.get("caught_signal") is not None
+    )
 
 
 class Launcher(ABC):

@@ -53,6 +53,12 @@ _STATE_MAP: dict[str, str] = {
     "REVOKED": "CANCELLED",
 }
 
+#: Final states in which Slurm ended the job itself (its SIGTERM is then no task failure).
+_ENDED_BY_SLURM = frozenset(
+    {"TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
+    | {"CANCELLED", "REVOKED"}
+)
+
 #: sbatch long options xpm sets itself; ``options`` may not override them.
 # fmt: off
 _RESERVED = frozenset(
@@ -569,6 +575,7 @@ class SlurmLauncher(Launcher):
             # A FAILED job's own exit status; other kills rarely carry a meaningful one.
             exit_code=exit_code if not sig and (exit_code or slurm_state == "FAILED") else None,
             signal=sig,
+            ended_by_backend=slurm_state in _ENDED_BY_SLURM,
         )
 
     def cancel(self, jobs: list[LaunchedJob]) -> None:
