@@ -101,6 +101,29 @@ _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 #: Exit status of squeue when none of the requested ids is known any more.
 _INVALID_JOB_ID = "Invalid job id"
 
+#: Longest id list given as one argument to squeue/sacct/scancel.  Linux refuses a single
+#: argument over 128 KiB ("Argument list too long"); 10,000 ids of 8 digits are ~90 KB.
+_MAX_LIST_CHARS = 30_000
+
+
+def _id_lists(ids: Sequence[str], limit: int = _MAX_LIST_CHARS) -> list[list[str]]:
+    """``ids`` cut into lists whose comma-joined text stays under ``limit`` characters."""
+    lists: list[list[str]] = []
+    size = limit
+    for job_id in ids:
+        if size + len(job_id) + 1 > limit:
+            lists.append([])
+            size = 0
+        lists[-1].append(job_id)
+        size += len(job_id) + 1
+    return lists
+
+
+def _array_ids(ids: Sequence[str]) -> list[str]:
+    """What to ask squeue/sacct for ``ids``: an array task ``A_i`` by its array ``A`` (one
+    id whatever the array's size: the answer lists every task), other jobs by their id."""
+    return sorted({job_id.partition("_")[0] for job_id in ids})
+
 
 def _to_option_name(key: str) -> str:
     return key.replace("_", "-").lstrip("-")
@@ -369,6 +392,8 @@ class SlurmLauncher(Launcher):
                 f"{argv[0]} not found {where}: install the Slurm client commands or "
                 "set the launcher's binpath"
             ) from None
+        except OSError as e:  # E2BIG, EMFILE, EAGAIN...: a failed call, retried by the caller
+            raise LauncherError(f"could not run {argv[0]}: {e.strerror or e}") from None
         except subprocess.TimeoutExpired:
             raise LauncherError(
                 f"{argv[0]} did not answer within 300 s: is the Slurm controller up?"
@@ -503,9 +528,15 @@ class SlurmLauncher(Launcher):
         return outcomes
 
     def _squeue(self, ids: list[str]) -> dict[str, LaunchOutcome]:
+        outcomes: dict[str, LaunchOutcome] = {}
+        for query in _id_lists(_array_ids(ids)):  # one list, but for >3,000 separate jobs
+            outcomes.update(self._squeue_list(query, set(ids)))
+        return outcomes
+
+    def _squeue_list(self, query: list[str], wanted: set[str]) -> dict[str, LaunchOutcome]:
         proc = self._run(
             [
-                "squeue", "--noheader", "--states=all", "--array", f"--jobs={','.join(ids)}",
+                "squeue", "--noheader", "--states=all", "--array", f"--jobs={','.join(query)}",
                 "--Format=JobArrayID:|,JobID:|,State:|,Reason:|,exit_code:|",
             ]
         )  # fmt: skip
@@ -514,7 +545,6 @@ class SlurmLauncher(Launcher):
                 return {}
             raise LauncherError(f"squeue failed (exit {proc.returncode}): {proc.stderr.strip()}")
         outcomes: dict[str, LaunchOutcome] = {}
-        wanted = set(ids)
         for line in proc.stdout.splitlines():
             fields = line.split("|")
             if len(fields) < 5:
@@ -530,22 +560,28 @@ class SlurmLauncher(Launcher):
     def _sacct(self, ids: list[str]) -> dict[str, LaunchOutcome]:
         """Finished jobs squeue forgot: ``sacct`` (``sacct -c`` without slurmdbd)."""
         fmt = ["--noheader", "--parsable2", "--format=JobID,State,ExitCode"]
-        proc = None
-        if not self._sacct_jobcomp:
-            proc = self._run(["sacct", *fmt, "--allocations", f"--jobs={','.join(ids)}"])
-            if proc.returncode != 0 and "accounting storage is disabled" in proc.stderr:
-                self._sacct_jobcomp = True
-            elif proc.returncode == 0:
-                self._sacct_jobcomp = False
+        stdout: list[str] = []
         by_query = {i: i for i in ids}
+        if not self._sacct_jobcomp:
+            for query in _id_lists(_array_ids(ids)):  # sacct lists array tasks as A_i
+                proc = self._run(["sacct", *fmt, "--allocations", f"--jobs={','.join(query)}"])
+                if proc.returncode != 0 and "accounting storage is disabled" in proc.stderr:
+                    self._sacct_jobcomp = True
+                    break
+                if proc.returncode != 0:
+                    return {}  # no accounting at all: the scheduler reads the job directory
+                self._sacct_jobcomp = False
+                stdout.append(proc.stdout)
         if self._sacct_jobcomp:
             # The completion file knows array tasks by their raw ids only.
             by_query = {self._raw_ids.get(i, i): i for i in ids}
-            proc = self._run(["sacct", "-c", *fmt, f"--jobs={','.join(by_query)}"])
-        if proc is None or proc.returncode != 0:
-            return {}  # no accounting at all: the scheduler reads the job directory
+            for query in _id_lists(list(by_query)):
+                proc = self._run(["sacct", "-c", *fmt, f"--jobs={','.join(query)}"])
+                if proc.returncode != 0:
+                    return {}
+                stdout.append(proc.stdout)
         outcomes: dict[str, LaunchOutcome] = {}
-        for line in proc.stdout.splitlines():
+        for line in "\n".join(stdout).splitlines():
             fields = line.split("|")
             if len(fields) < 3:
                 continue
@@ -583,8 +619,10 @@ class SlurmLauncher(Launcher):
         ids = sorted({job.launcher_job_id for job in jobs})
         if not ids:
             return
-        proc = self._run(["scancel", *ids])
-        if proc.returncode != 0:
-            raise LauncherError(
-                f"scancel {' '.join(ids)} failed (exit {proc.returncode}): {proc.stderr.strip()}"
-            )
+        for query in _id_lists(ids):  # separate arguments, but ARG_MAX bounds their sum
+            proc = self._run(["scancel", *query])
+            if proc.returncode != 0:
+                shown = " ".join(query[:5]) + (" ..." if len(query) > 5 else "")
+                raise LauncherError(
+                    f"scancel {shown} failed (exit {proc.returncode}): {proc.stderr.strip()}"
+                )
