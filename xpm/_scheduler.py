@@ -3,14 +3,18 @@
 It runs in the experiment process as one background thread.  Job processes are started
 through launchers; a job starts when its dependencies are DONE and its launcher has room.
 Exactly-once across processes comes from two inter-process locks per job directory:
-``lock`` (held by the scheduler that launches the job, until the job ends) and
-``running.lock`` (held by the job process while it runs).
+``lock`` (held by a scheduler only while it decides whether to launch the job and, if so,
+claims it with a SUBMITTED event naming its process) and ``running.lock`` (held by the job
+process while it runs).  No descriptor stays open per job in flight: another scheduler
+leaves a job alone while its claim's process lives, its backend job is alive (re-attach)
+or its job process runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
 import threading
 import time
@@ -27,6 +31,9 @@ if TYPE_CHECKING:
 
 #: How often a job whose lock another process holds is tried again (seconds).
 LOCK_RETRY = 0.2
+#: A claim made on another host (whose process cannot be checked) is respected this long:
+#: by then its job process holds running.lock or its backend job id is recorded.
+CLAIM_GRACE = 60.0
 #: Independent jobs launched together on a launcher that has arrays go as one array.
 ARRAY_MIN = 2
 #: While submissions keep coming, jobs for array launchers wait this long for company.
@@ -287,31 +294,52 @@ class Scheduler:
         import fasteners
 
         jobdir = job.jobdir
-        if job.lock is None:
-            lock = fasteners.InterProcessLock(str(jobdir.lock))
-            if not lock.acquire(blocking=False):
-                # fasteners keeps the file open after a failed attempt: close it, or each
-                # retry while another process holds the job leaks a descriptor.
-                close = getattr(lock, "_do_close", None)  # not public in fasteners
-                if close is not None:
-                    close()
-                self._note_waiting(job)
-                return False
-            job.lock = lock
-        # Holding the lock: no other scheduler launches it.  A job process left by a crashed
-        # scheduler may still run it (its running.lock tells), or a backend may still hold
-        # it queued from a detached run (its status names the backend's id).
-        if jobdir.is_done():
-            self._release(job)
-            job.already_done = True
-            self._set_state(job, "DONE", None)
-            return None
-        if self._reattach(job):
-            return None
-        if jobdir.running_lock_held():
+        lock = fasteners.InterProcessLock(str(jobdir.lock))
+        if not lock.acquire(blocking=False):
+            # fasteners keeps the file open after a failed attempt: close it, or each
+            # retry while another process holds the job leaks a descriptor.
+            close = getattr(lock, "_do_close", None)  # not public in fasteners
+            if close is not None:
+                close()
             self._note_waiting(job)
             return False
-        return True
+        # Holding the lock, briefly: no other scheduler decides about this job meanwhile.
+        # A job process left by a crashed scheduler may still run it (its running.lock
+        # tells), a backend may still hold it queued from a detached run (its status names
+        # the backend's id), or another live scheduler may have claimed it.
+        try:
+            if jobdir.is_done():
+                job.already_done = True
+                self._set_state(job, "DONE", None)
+                return None
+            if self._reattach(job):
+                return None
+            if jobdir.running_lock_held() or self._claimed_elsewhere(jobdir):
+                self._note_waiting(job)
+                return False
+            self._begin(job)  # the claim: from now on other schedulers leave the job alone
+            jobdir.add_event(None, owner=[os.getpid(), _HOST])
+            return True
+        finally:
+            lock.release()
+
+    @staticmethod
+    def _claimed_elsewhere(jobdir: JobDir) -> bool:
+        """Whether another live scheduler claimed the job's current attempt."""
+        from ._jobdir import process_alive, read_json_lines
+
+        owner = None
+        for event in read_json_lines(jobdir.events):
+            if event.get("state") is not None:
+                owner = event if event.get("state") == "SUBMITTED" else None
+            elif owner is not None and isinstance(event.get("owner"), list):
+                owner = {**owner, "owner": event["owner"]}
+        if owner is None or not isinstance(owner.get("owner"), list) or len(owner["owner"]) != 2:
+            return False  # ended, running (running.lock tells) or never claimed
+        pid, host = owner["owner"]
+        if host == _HOST:
+            return pid != os.getpid() and isinstance(pid, int) and process_alive(pid)
+        return time.time() - float(owner.get("time") or 0) < CLAIM_GRACE
 
     def _reattach(self, job: Job) -> bool:
         launcher = job.launcher
@@ -354,12 +382,10 @@ class Scheduler:
             for job in group:
                 self._launch_one(job)
 
-    def _begin(self, job: Job) -> tuple[list[str], dict[str, str]]:
+    def _begin(self, job: Job) -> None:
         jobdir = job.jobdir
         jobdir.rotate_for_new_attempt()
         jobdir.add_event("SUBMITTED", launcher=job.launcher.kind)
-        command = [sys.executable, "-m", "xpm.run", str(jobdir.path)]
-        return command, {"PYTHONPATH": _pythonpath()}
 
     def _launched(self, job: Job, launched: LaunchedJob) -> None:
         job.launched = launched
@@ -374,8 +400,13 @@ class Scheduler:
         self._release(job)
         self._set_state(job, "FAILED", reason)
 
+    @staticmethod
+    def _command(job: Job) -> tuple[list[str], dict[str, str]]:
+        command = [sys.executable, "-m", "xpm.run", str(job.jobdir.path)]
+        return command, {"PYTHONPATH": _pythonpath()}
+
     def _launch_one(self, job: Job) -> None:
-        command, env = self._begin(job)
+        command, env = self._command(job)
         backend_deps = [d.launched for d in job.dependencies if d.launched and d.state != "DONE"]
         try:
             launched = job.launcher.submit(job.jobdir, command, env, backend_deps)
@@ -385,10 +416,20 @@ class Scheduler:
         self._launched(job, launched)
 
     def _launch_array(self, launcher: Launcher, jobs: list[Job]) -> None:
+        """Submit ``jobs`` as arrays no larger than the backend allows (``max_array_size``)."""
+        size = getattr(launcher, "max_array_size", None) or len(jobs)
+        for start in range(0, len(jobs), size):
+            chunk = jobs[start : start + size]
+            if len(chunk) >= ARRAY_MIN:
+                self._launch_one_array(launcher, chunk)
+            else:
+                self._launch_one(chunk[0])
+
+    def _launch_one_array(self, launcher: Launcher, jobs: list[Job]) -> None:
         commands = []
         env: dict[str, str] = {}
         for job in jobs:
-            command, env = self._begin(job)
+            command, env = self._command(job)
             commands.append(command)
         self._arrays += 1
         array_dir = (
@@ -490,6 +531,9 @@ class Scheduler:
         for listener in self._listeners:
             listener(job)
         self._cond.notify_all()
+
+
+_HOST = socket.gethostname()
 
 
 def _pythonpath() -> str:

@@ -252,6 +252,8 @@ class SlurmLauncher(Launcher):
         self._raw_ids: dict[str, str] = {}
         #: Whether sacct must read the job-completion file (``sacct -c``: no slurmdbd).
         self._sacct_jobcomp: bool | None = None
+        #: The cluster's limits from ``scontrol show config`` (read once, when needed).
+        self._limits: dict[str, int] | None = None
 
     # --- options ----------------------------------------------------------------------------
     @classmethod
@@ -426,6 +428,26 @@ class SlurmLauncher(Launcher):
         if not job_id.isdigit():
             raise LauncherError(f"sbatch for {what} printed {proc.stdout.strip()!r}, not a job id")
         return job_id
+
+    def cluster_limit(self, name: str) -> int:
+        """The cluster's ``MaxArraySize`` or ``MaxJobCount``, read once from ``scontrol
+        show config``; Slurm's defaults (1001, 10000) when it cannot be read."""
+        if self._limits is None:
+            self._limits = {"MaxArraySize": 1001, "MaxJobCount": 10000}
+            try:
+                proc = self._run(["scontrol", "show", "config"])
+            except LauncherError:
+                proc = None
+            for line in proc.stdout.splitlines() if proc and proc.returncode == 0 else []:
+                key, _, value = line.partition("=")
+                if key.strip() in self._limits and value.strip().isdigit():
+                    self._limits[key.strip()] = int(value.strip())
+        return self._limits[name]
+
+    @property
+    def max_array_size(self) -> int:
+        """Most jobs in one array: task ids go from 0 to ``MaxArraySize - 1``."""
+        return max(1, self.cluster_limit("MaxArraySize"))
 
     # --- the launcher interface -------------------------------------------------------------
     def submit(
