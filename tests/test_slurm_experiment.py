@@ -198,3 +198,37 @@ def test_python_task_past_its_walltime_is_failed_timeout(
     assert {row["id"] for row in failed} == {jobdirs[40].identifier, jobdirs[41].identifier}
     status = jobdirs[41].read_status()
     assert (status.state, status.reason) == ("FAILED", "slurm: TIMEOUT")
+
+
+def test_reattach_of_a_detached_sweep_is_one_squeue(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
+    """Re-running a detached sweep asks Slurm once about all its jobs, not once per job
+    (issue 18.6).  Jobs are held, so they are still queued at the second run; both runs
+    detach, and the jobs are cancelled at the end."""
+    from test_slurm_launcher import logging_wrappers
+
+    bindir, log = tmp_path / "bin", tmp_path / "calls.log"
+    logging_wrappers(bindir, log)
+    body = "    for n in range(8):\n        Count(n=50 + n).submit()\n"
+    script = _script(workdir, body, ", detach=True").replace(
+        "SlurmLauncher(poll_interval=0.3)",
+        f"SlurmLauncher(poll_interval=0.3, binpath={str(bindir)!r}, options={{'hold': True}})",
+    )
+    try:
+        first = run_python(script)
+        assert first.returncode == 0, first.stderr
+        log.write_text("")
+        again = run_python(script)
+        assert again.returncode == 0, again.stderr
+        assert again.stderr.count("re-attached") == 8, again.stderr
+        calls = log.read_text().splitlines()
+        assert not [c for c in calls if c.startswith("sbatch")]
+        # the batched re-attach poll, and at most one poll of the re-attached jobs
+        assert 1 <= len([c for c in calls if c.startswith("squeue")]) <= 2, calls
+    finally:
+        ids = {
+            JobDir.from_path(p.parent).read_status().launcher_job_id
+            for p in workdir.glob("jobs/*/*/params.json")
+        }
+        subprocess.run(["scancel", *sorted(i.split("_")[0] for i in ids if i)], check=False)

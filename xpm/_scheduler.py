@@ -67,6 +67,9 @@ class Job:
     announced: bool = False
     #: When this run submitted it (Unix time; the run record has the same).
     submitted: float | None = None
+    #: What the backend said, in this step's batched poll, about the backend job an earlier
+    #: run left for this job: ``(launcher job id, outcome or None)``.
+    backend_answer: tuple[str, LaunchOutcome | None] | None = field(default=None, repr=False)
 
     @property
     def identifier(self) -> str:
@@ -228,6 +231,7 @@ class Scheduler:
         sleep = 1.0
         self._collect(now)
         startable: list[Job] = []
+        candidates: list[Job] = []
         for job in list(self._pending):
             deps = job.dependencies
             if any(d.state in ("FAILED", "CANCELLED") for d in deps):
@@ -248,8 +252,11 @@ class Scheduler:
                 if hold > 0:  # more jobs may come: launch them together as one array
                     sleep = min(sleep, hold)
                     continue
-            if not self._has_room(job, startable):
+            if not self._has_room(job, candidates):
                 continue
+            candidates.append(job)
+        self._ask_backends(candidates)
+        for job in candidates:
             ready = self._prepare(job)
             if ready is None:
                 self._pending.remove(job)  # settled without launching (DONE, re-attached)
@@ -312,7 +319,10 @@ class Scheduler:
                 job.already_done = True
                 self._set_state(job, "DONE", None)
                 return None
-            if self._reattach(job):
+            reattached = self._reattach(job)
+            if reattached is None:
+                return False
+            if reattached:
                 return None
             if jobdir.running_lock_held() or self._claimed_elsewhere(jobdir):
                 self._note_waiting(job)
@@ -341,27 +351,61 @@ class Scheduler:
             return pid != os.getpid() and isinstance(pid, int) and process_alive(pid)
         return time.time() - float(owner.get("time") or 0) < CLAIM_GRACE
 
-    def _reattach(self, job: Job) -> bool:
-        launcher = job.launcher
-        if launcher.kind == "local":
-            return False
+    @staticmethod
+    def _left_in_backend(job: Job) -> LaunchedJob | None:
+        """The backend job an earlier (detached) run left for ``job``'s current attempt."""
+        if job.launcher.kind == "local":
+            return None
         status = job.jobdir.read_status()
-        if status.state not in ("SUBMITTED", "RUNNING") or status.launcher != launcher.kind:
-            return False
+        if status.state not in ("SUBMITTED", "RUNNING") or status.launcher != job.launcher.kind:
+            return None
         if not status.launcher_job_id:
+            return None
+        return LaunchedJob(job.jobdir, status.launcher_job_id)
+
+    def _ask_backends(self, jobs: list[Job]) -> None:
+        """One poll per launcher for every job about to be prepared that an earlier run left
+        in its backend: re-attaching a detached sweep costs one squeue, not one per job."""
+        by_launcher: dict[int, list[tuple[Job, LaunchedJob]]] = {}
+        for job in jobs:
+            if job.backend_answer is None:
+                left = self._left_in_backend(job)
+                if left is not None:
+                    by_launcher.setdefault(id(job.launcher), []).append((job, left))
+        for pairs in by_launcher.values():
+            try:
+                outcomes = pairs[0][0].launcher.poll([left for _, left in pairs])
+            except LauncherError:
+                continue  # each job asks again in _reattach
+            for job, left in pairs:
+                job.backend_answer = (left.launcher_job_id, outcomes.get(left.launcher_job_id))
+
+    def _reattach(self, job: Job) -> bool | None:
+        """Re-attach ``job`` to the backend job an earlier run left (True), or not (False);
+        None: the backend cannot be asked now (try again later, never launch a copy)."""
+        launcher = job.launcher
+        candidate = self._left_in_backend(job)
+        if candidate is None:
             return False
-        candidate = LaunchedJob(job.jobdir, status.launcher_job_id)
-        try:
-            outcome = launcher.poll([candidate]).get(status.launcher_job_id)
-        except LauncherError:
-            return False
+        answer, job.backend_answer = job.backend_answer, None
+        if answer is not None and answer[0] == candidate.launcher_job_id:
+            outcome = answer[1]
+        else:
+            try:
+                outcome = launcher.poll([candidate]).get(candidate.launcher_job_id)
+            except LauncherError as e:
+                print(
+                    f"xpm: cannot ask {launcher.kind} about {job.name} ({e}); retrying",
+                    file=sys.stderr,
+                )
+                return None
         if outcome is None or outcome.state in TERMINAL_STATES:
             return False
         job.launched = candidate
         self._running.append(job)
         print(
             f"xpm: {job.name} is still {outcome.state.lower()} as {launcher.kind} job "
-            f"{status.launcher_job_id}; re-attached",
+            f"{candidate.launcher_job_id}; re-attached",
             file=sys.stderr,
         )
         self._set_state(job, outcome.state, None)
