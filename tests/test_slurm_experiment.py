@@ -232,3 +232,42 @@ def test_reattach_of_a_detached_sweep_is_one_squeue(
             for p in workdir.glob("jobs/*/*/params.json")
         }
         subprocess.run(["scancel", *sorted(i.split("_")[0] for i in ids if i)], check=False)
+
+
+def test_submit_does_not_wait_behind_sbatch(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
+    """While sbatch runs (here held at its start until the test says so; a real Slurm retries
+    up to 120 s when its queue is full), submit() returns (issue 18.5).  If submit() waited
+    for sbatch, the second submission would not return before sbatch is released."""
+    bindir, started, release = tmp_path / "bin", tmp_path / "started", tmp_path / "release"
+    bindir.mkdir()
+    real = subprocess.run(["which", "sbatch"], capture_output=True, text=True).stdout.strip()
+    sbatch = bindir / "sbatch"
+    sbatch.write_text(
+        f"#!/bin/bash\ntouch {started}\nwhile [ ! -e {release} ]; do sleep 0.05; done\n"
+        f'exec {real} "$@"\n'
+    )
+    sbatch.chmod(0o755)
+    for name in ("squeue", "sacct", "scancel", "scontrol"):
+        tool = subprocess.run(["which", name], capture_output=True, text=True).stdout.strip()
+        (bindir / name).symlink_to(tool)
+    result = run_python(
+        "import threading, time\nfrom pathlib import Path\n"
+        "from xpm import experiment\nfrom xpm.launchers.slurm import SlurmLauncher\n"
+        "from xpm_test_tasks import Count\n"
+        f"with experiment({str(workdir)!r}, 'slow', progress=False,"
+        f" launcher=SlurmLauncher(poll_interval=0.3, binpath={str(bindir)!r})) as xp:\n"
+        "    Count(n=60).submit()\n"
+        f"    while not Path({str(started)!r}).exists():\n"
+        "        time.sleep(0.05)\n"
+        "    done = []\n"
+        "    second = threading.Thread(target=lambda: done.append(xp.submit(Count(n=61))))\n"
+        "    second.start()\n"
+        "    second.join(timeout=60)\n"
+        "    print('returned' if done else 'blocked')\n"
+        f"    Path({str(release)!r}).touch()\n",
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "returned"

@@ -18,7 +18,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +104,9 @@ class Scheduler:
         self._arrays = 0
         self._last_enqueue = 0.0
         self._submissions_open = True
+        #: Jobs out of ``_pending`` and not yet in ``_running``: being handed to their
+        #: launchers, without the lock (see ``_unlocked``).
+        self._launching = 0
         self.error: BaseException | None = None
 
     # --- public ------------------------------------------------------------------------------
@@ -132,7 +135,7 @@ class Scheduler:
             with self._cond:
                 if self.error is not None:
                     raise self.error
-                if not self._pending and not self._running:
+                if not self._pending and not self._running and not self._launching:
                     return
                 self._cond.wait(timeout=tick)
             if on_tick is not None:
@@ -150,7 +153,7 @@ class Scheduler:
             with self._cond:
                 if self.error is not None:
                     raise self.error
-                if not self._pending:
+                if not self._pending and not self._launching:
                     return
                 self._cond.wait(timeout=0.5)
 
@@ -176,6 +179,9 @@ class Scheduler:
         # Let the scheduler thread finish its pass: from here on this thread alone acts.
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
+        with self._cond:  # launched by that pass (backend commands run without the lock)
+            known = {id(j) for j in running}
+            running += [j for j in self._running if id(j) not in known]
         by_launcher: dict[int, list[Job]] = {}
         for job in running:
             by_launcher.setdefault(id(job.launcher), []).append(job)
@@ -208,6 +214,17 @@ class Scheduler:
             self._thread.join(timeout=5)
 
     # --- loop --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _unlocked(self) -> Iterator[None]:
+        """Run a backend command (sbatch, squeue...) without the scheduler's lock, which the
+        scheduler thread holds otherwise: ``submit()``, ``wait()`` and ``detach()`` must not
+        wait behind a command that Slurm may retry for minutes."""
+        self._cond.release()
+        try:
+            yield
+        finally:
+            self._cond.acquire()
+
     def _wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
@@ -257,6 +274,8 @@ class Scheduler:
             candidates.append(job)
         self._ask_backends(candidates)
         for job in candidates:
+            if self._stop:  # cancelled while a backend command ran: pending is cleared
+                return 1.0
             ready = self._prepare(job)
             if ready is None:
                 self._pending.remove(job)  # settled without launching (DONE, re-attached)
@@ -266,7 +285,11 @@ class Scheduler:
             else:
                 job.next_try = now + LOCK_RETRY
                 sleep = min(sleep, LOCK_RETRY)
-        self._launch(startable)
+        self._launching = len(startable)
+        try:
+            self._launch(startable)
+        finally:
+            self._launching = 0
         for launcher in {id(j.launcher): j.launcher for j in self._running}.values():
             if launcher.poll_interval is not None:
                 sleep = min(sleep, launcher.poll_interval)
@@ -374,7 +397,8 @@ class Scheduler:
                     by_launcher.setdefault(id(job.launcher), []).append((job, left))
         for pairs in by_launcher.values():
             try:
-                outcomes = pairs[0][0].launcher.poll([left for _, left in pairs])
+                with self._unlocked():
+                    outcomes = pairs[0][0].launcher.poll([left for _, left in pairs])
             except LauncherError:
                 continue  # each job asks again in _reattach
             for job, left in pairs:
@@ -392,7 +416,8 @@ class Scheduler:
             outcome = answer[1]
         else:
             try:
-                outcome = launcher.poll([candidate]).get(candidate.launcher_job_id)
+                with self._unlocked():
+                    outcome = launcher.poll([candidate]).get(candidate.launcher_job_id)
             except LauncherError as e:
                 print(
                     f"xpm: cannot ask {launcher.kind} about {job.name} ({e}); retrying",
@@ -453,7 +478,8 @@ class Scheduler:
         command, env = self._command(job)
         backend_deps = [d.launched for d in job.dependencies if d.launched and d.state != "DONE"]
         try:
-            launched = job.launcher.submit(job.jobdir, command, env, backend_deps)
+            with self._unlocked():
+                launched = job.launcher.submit(job.jobdir, command, env, backend_deps)
         except Exception as e:  # noqa: BLE001 - a launcher failure fails the job, not xpm
             self._launch_failed(job, e)
             return
@@ -482,9 +508,10 @@ class Scheduler:
         )
         array_dir.mkdir(parents=True, exist_ok=True)
         try:
-            launched = launcher.submit_array(  # type: ignore[attr-defined]
-                [j.jobdir for j in jobs], commands, env, array_dir
-            )
+            with self._unlocked():
+                launched = launcher.submit_array(  # type: ignore[attr-defined]
+                    [j.jobdir for j in jobs], commands, env, array_dir
+                )
         except Exception as e:  # noqa: BLE001 - a launcher failure fails the jobs, not xpm
             for job in jobs:
                 self._launch_failed(job, e)
@@ -514,11 +541,14 @@ class Scheduler:
                 self._next_poll[key] = now + launcher.poll_interval
             launched = [j.launched for j in jobs if j.launched is not None]
             try:
-                outcomes = launcher.poll(launched)
+                with self._unlocked():
+                    outcomes = launcher.poll(launched)
             except LauncherError as e:
                 # The backend did not answer (controller down...): keep the jobs, ask again.
                 print(f"xpm: cannot poll {launcher.kind} jobs ({e}); retrying", file=sys.stderr)
                 continue
+            if self._stop:  # detached or cancelled during the poll: their owner decides
+                return
             for job in jobs:
                 if job.launched is not None:
                     self._apply(job, outcomes.get(job.launched.launcher_job_id))
