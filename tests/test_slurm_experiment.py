@@ -271,3 +271,49 @@ def test_submit_does_not_wait_behind_sbatch(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "returned"
+
+
+def test_crash_between_sbatch_and_saving_the_id_runs_no_second_copy(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
+    """The experiment is SIGKILLed right after sbatch answered, before it saved the id (for
+    real: the sbatch wrapper kills its caller).  The array it submitted is held until its ids
+    are recorded, so it never runs; the next run submits again and each job runs once, from
+    the second array only (issue 18.7)."""
+    bindir, orphan, counter = tmp_path / "bin", tmp_path / "orphan", tmp_path / "counter"
+    bindir.mkdir()
+    real = subprocess.run(["which", "sbatch"], capture_output=True, text=True).stdout.strip()
+    sbatch = bindir / "sbatch"
+    sbatch.write_text(
+        f'#!/bin/bash\nout=$({real} "$@") || exit $?\necho "$out" > {orphan}\n'
+        'echo "$out"\nkill -9 $PPID\n'
+    )
+    sbatch.chmod(0o755)
+    for name in ("squeue", "sacct", "scancel", "scontrol"):
+        tool = subprocess.run(["which", name], capture_output=True, text=True).stdout.strip()
+        (bindir / name).symlink_to(tool)
+    body = f"    for n in range(3):\n        Count(n=70 + n, counter={str(counter)!r}).submit()\n"
+    crashing = _script(workdir, body).replace(
+        "SlurmLauncher(poll_interval=0.3)",
+        f"SlurmLauncher(poll_interval=0.3, binpath={str(bindir)!r})",
+    )
+    first = run_python(crashing)
+    assert first.returncode == -9, first.stderr
+    orphan_id = orphan.read_text().strip()
+    try:
+        again = run_python(_script(workdir, body))
+        assert again.returncode == 0, again.stderr
+        assert sorted(lines(counter)) == ["count 70", "count 71", "count 72"]
+        ids = {
+            JobDir.from_path(p.parent).read_status().launcher_job_id
+            for p in workdir.glob("jobs/*/*/params.json")
+        }
+        assert orphan_id not in {i.split("_")[0] for i in ids if i}
+        queued = subprocess.run(
+            ["squeue", "-h", "-r", "-t", "all", "-j", orphan_id, "-o", "%T %r"],
+            capture_output=True,
+            text=True,
+        ).stdout.split("\n")
+        assert [q for q in queued if q] == ["PENDING JobHeldUser"] * 3, queued
+    finally:
+        subprocess.run(["scancel", orphan_id], check=False)

@@ -107,6 +107,8 @@ class Scheduler:
         #: Jobs out of ``_pending`` and not yet in ``_running``: being handed to their
         #: launchers, without the lock (see ``_unlocked``).
         self._launching = 0
+        #: Jobs submitted held whose release failed: tried again at each poll.
+        self._held: list[tuple[Launcher, list[LaunchedJob]]] = []
         self.error: BaseException | None = None
 
     # --- public ------------------------------------------------------------------------------
@@ -118,6 +120,8 @@ class Scheduler:
         """Schedule ``job``; it starts when its dependencies are DONE."""
         if hasattr(job.launcher, "on_exit"):  # launchers that notify instead of being polled
             job.launcher.on_exit = self._wake
+        if type(job.launcher).release is not Launcher.release:
+            job.launcher.hold_until_released = True  # see _release_held
         with self._cond:
             self._last_enqueue = time.monotonic()
             self.jobs.append(job)
@@ -484,6 +488,21 @@ class Scheduler:
             self._launch_failed(job, e)
             return
         self._launched(job, launched)
+        self._release_held(job.launcher, [launched])
+
+    def _release_held(self, launcher: Launcher | None, launched: list[LaunchedJob]) -> None:
+        """Let jobs submitted held start, now that their ids are on disk (a crash before
+        this leaves held jobs that never run, not second copies); failures retried at polls."""
+        if launcher is not None:
+            self._held.append((launcher, launched))
+        held, self._held = self._held, []
+        for owner, jobs in held:
+            try:
+                with self._unlocked():
+                    owner.release(jobs)
+            except LauncherError as e:
+                print(f"xpm: cannot release held jobs ({e}); retrying", file=sys.stderr)
+                self._held.append((owner, jobs))
 
     def _launch_array(self, launcher: Launcher, jobs: list[Job]) -> None:
         """Submit ``jobs`` as arrays no larger than the backend allows (``max_array_size``)."""
@@ -518,6 +537,7 @@ class Scheduler:
             return
         for job, one in zip(jobs, launched, strict=True):
             self._launched(job, one)
+        self._release_held(launcher, launched)
 
     def _note_waiting(self, job: Job) -> None:
         if not job.waiting_for_other:
@@ -528,6 +548,8 @@ class Scheduler:
             )
 
     def _collect(self, now: float) -> None:
+        if self._held:
+            self._release_held(None, [])
         if not self._running:
             return
         by_launcher: dict[int, list[Job]] = {}

@@ -8,6 +8,7 @@ this interface only.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -84,6 +85,14 @@ class Launcher(ABC):
         Keys are ``launcher_job_id``.  A job missing from the answer has left the backend
         without the backend knowing its fate; the scheduler then reads the job directory.
         """
+
+    #: Set by the scheduler on launchers that can submit held: their jobs start only once
+    #: the scheduler has recorded their ids and called :meth:`release`.
+    hold_until_released: bool = False
+
+    def release(self, jobs: Sequence[LaunchedJob]) -> None:
+        """Let ``jobs`` start, once their ids are recorded (launchers that submit held)."""
+        del jobs  # nothing is held by default
 
     @abstractmethod
     def cancel(self, jobs: list[LaunchedJob]) -> None:

@@ -429,6 +429,24 @@ class SlurmLauncher(Launcher):
             raise LauncherError(f"sbatch for {what} printed {proc.stdout.strip()!r}, not a job id")
         return job_id
 
+    def _held(self) -> list[str]:
+        """``--hold``: a job starts only once xpm has recorded its id and released it, so a
+        crash between sbatch and that record leaves a held job that never runs, never a
+        second copy of the job (unless ``options`` hold it already: then the user
+        releases)."""
+        return ["--hold"] if self.hold_until_released and not self.options.get("hold") else []
+
+    def release(self, jobs: Sequence[LaunchedJob]) -> None:
+        """Let ``jobs`` (submitted held, their ids now recorded) start: ``scontrol release``."""
+        if not self._held():
+            return
+        for query in _id_lists(_array_ids([job.launcher_job_id for job in jobs])):
+            proc = self._run(["scontrol", "release", ",".join(query)])
+            if proc.returncode != 0:
+                raise LauncherError(
+                    f"scontrol release failed (exit {proc.returncode}): {proc.stderr.strip()}"
+                )
+
     def cluster_limit(self, name: str) -> int:
         """The cluster's ``MaxArraySize`` or ``MaxJobCount``, read once from ``scontrol
         show config``; Slurm's defaults (1001, 10000) when it cannot be read."""
@@ -462,7 +480,9 @@ class SlurmLauncher(Launcher):
         atomic_write_text(jobdir.script, text)
         jobdir.script.chmod(0o755)
         job_id = self._sbatch(
-            [*argv, *self._dependency_args(dependencies)], jobdir.script, jobdir.relpath
+            [*argv, *self._dependency_args(dependencies), *self._held()],
+            jobdir.script,
+            jobdir.relpath,
         )
         return LaunchedJob(jobdir, launcher_job_id=job_id)
 
@@ -528,7 +548,9 @@ class SlurmLauncher(Launcher):
         atomic_write_text(script, "\n".join(lines) + "\n")
         script.chmod(0o755)
         array_id = self._sbatch(
-            [*argv, *self._dependency_args(dependencies)], script, f"an array of {len(jobdirs)}"
+            [*argv, *self._dependency_args(dependencies), *self._held()],
+            script,
+            f"an array of {len(jobdirs)}",
         )
         return [
             LaunchedJob(jobdir, launcher_job_id=f"{array_id}_{i}")
