@@ -241,17 +241,10 @@ def test_submit_does_not_wait_behind_sbatch(
     up to 120 s when its queue is full), submit() returns (issue 18.5).  If submit() waited
     for sbatch, the second submission would not return before sbatch is released."""
     bindir, started, release = tmp_path / "bin", tmp_path / "started", tmp_path / "release"
-    bindir.mkdir()
-    real = subprocess.run(["which", "sbatch"], capture_output=True, text=True).stdout.strip()
-    sbatch = bindir / "sbatch"
-    sbatch.write_text(
-        f"#!/bin/bash\ntouch {started}\nwhile [ ! -e {release} ]; do sleep 0.05; done\n"
-        f'exec {real} "$@"\n'
+    _slurm_bin(
+        bindir,
+        f'touch {started}\nwhile [ ! -e {release} ]; do sleep 0.05; done\nexec $REAL "$@"\n',
     )
-    sbatch.chmod(0o755)
-    for name in ("squeue", "sacct", "scancel", "scontrol"):
-        tool = subprocess.run(["which", name], capture_output=True, text=True).stdout.strip()
-        (bindir / name).symlink_to(tool)
     result = run_python(
         "import threading, time\nfrom pathlib import Path\n"
         "from xpm import experiment\nfrom xpm.launchers.slurm import SlurmLauncher\n"
@@ -281,17 +274,10 @@ def test_crash_between_sbatch_and_saving_the_id_runs_no_second_copy(
     are recorded, so it never runs; the next run submits again and each job runs once, from
     the second array only (issue 18.7)."""
     bindir, orphan, counter = tmp_path / "bin", tmp_path / "orphan", tmp_path / "counter"
-    bindir.mkdir()
-    real = subprocess.run(["which", "sbatch"], capture_output=True, text=True).stdout.strip()
-    sbatch = bindir / "sbatch"
-    sbatch.write_text(
-        f'#!/bin/bash\nout=$({real} "$@") || exit $?\necho "$out" > {orphan}\n'
-        'echo "$out"\nkill -9 $PPID\n'
+    _slurm_bin(
+        bindir,
+        f'out=$($REAL "$@") || exit $?\necho "$out" > {orphan}\necho "$out"\nkill -9 $PPID\n',
     )
-    sbatch.chmod(0o755)
-    for name in ("squeue", "sacct", "scancel", "scontrol"):
-        tool = subprocess.run(["which", name], capture_output=True, text=True).stdout.strip()
-        (bindir / name).symlink_to(tool)
     body = f"    for n in range(3):\n        Count(n=70 + n, counter={str(counter)!r}).submit()\n"
     crashing = _script(workdir, body).replace(
         "SlurmLauncher(poll_interval=0.3)",
@@ -317,3 +303,17 @@ def test_crash_between_sbatch_and_saving_the_id_runs_no_second_copy(
         assert [q for q in queued if q] == ["PENDING JobHeldUser"] * 3, queued
     finally:
         subprocess.run(["scancel", orphan_id], check=False)
+
+
+def _slurm_bin(bindir: Path, sbatch_body: str) -> Path:
+    """``bindir`` with the real squeue/sacct/scancel/scontrol and an ``sbatch`` wrapper
+    running ``sbatch_body`` (``$REAL`` is the real sbatch)."""
+    bindir.mkdir()
+    for name in ("sbatch", "squeue", "sacct", "scancel", "scontrol"):
+        tool = subprocess.run(["which", name], capture_output=True, text=True).stdout.strip()
+        if name == "sbatch":
+            (bindir / name).write_text(f"#!/bin/bash\nREAL={tool}\n{sbatch_body}")
+            (bindir / name).chmod(0o755)
+        else:
+            (bindir / name).symlink_to(tool)
+    return bindir
