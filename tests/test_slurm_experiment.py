@@ -317,3 +317,53 @@ def _slurm_bin(bindir: Path, sbatch_body: str) -> Path:
         else:
             (bindir / name).symlink_to(tool)
     return bindir
+
+
+def test_one_to_one_dependencies_are_one_aftercorr_array(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
+    """4 Learn -> 4 Evaluate: two sbatch calls (an array, then an array whose task i waits
+    for task i of the first with aftercorr), not 1 + 4 (issue 18.8)."""
+    from test_slurm_launcher import logging_wrappers
+
+    bindir, log, counter = tmp_path / "bin", tmp_path / "calls.log", tmp_path / "counter"
+    logging_wrappers(bindir, log)
+    launcher = SlurmLauncher(poll_interval=0.3, binpath=bindir)
+    with experiment(workdir, "corr", launcher=launcher, progress=False) as xp:
+        for n in range(1, 5):
+            learned = Learn(model=Model(n_layers=n), epochs=1, counter=str(counter)).submit()
+            Evaluate(model=learned, counter=str(counter)).submit()
+    assert all(j.state == "DONE" for j in xp.jobs.values())
+    assert sorted(lines(counter)) == ["evaluate"] * 4 + [f"learn {n}" for n in range(1, 5)]
+    sbatch = [c for c in log.read_text().splitlines() if c.startswith("sbatch")]
+    assert len(sbatch) == 2, sbatch
+    assert "--dependency=aftercorr:" in sbatch[1]
+    for job in xp.jobs.values():
+        if job.task_id.endswith("evaluate"):
+            learn = job.dependencies[0].jobdir.read_status().launcher_job_id or ""
+            mine = job.jobdir.read_status().launcher_job_id or ""
+            assert mine.split("_")[1] == learn.split("_")[1]  # task i after task i
+
+
+def test_aftercorr_dependents_of_failed_tasks_end_cancelled(
+    workdir: Path, tmp_path: Path, launcher: SlurmLauncher
+) -> None:
+    """The aftercorr array's task of a failed job is cancelled by Slurm, the other runs."""
+    counter, ok = tmp_path / "counter", tmp_path / "ok"
+    ok.touch()
+    with (
+        pytest.raises(JobsFailedError),
+        experiment(workdir, "corrfail", launcher=launcher, progress=False) as xp,
+    ):
+        for n in (12, 13):
+            upstream = Fail(n=n, ok_file=str(ok) if n == 13 else "").submit()
+            Uses(upstream=upstream, counter=str(counter)).submit()
+    ids = [j.jobdir.read_status().launcher_job_id or "" for j in xp.jobs.values()]
+    assert len({i.split("_")[0] for i in ids}) == 2, ids  # two arrays
+    uses = [j for j in xp.jobs.values() if j.task_id.endswith("uses")]
+    assert sorted(j.state for j in uses) == ["CANCELLED", "DONE"], [
+        (j.state, j.reason) for j in uses
+    ]
+    cancelled = next(j for j in uses if j.state == "CANCELLED")
+    assert cancelled.reason == "dependency failed"
+    assert len(lines(counter)) == 1
