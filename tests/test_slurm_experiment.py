@@ -367,3 +367,44 @@ def test_aftercorr_dependents_of_failed_tasks_end_cancelled(
     cancelled = next(j for j in uses if j.state == "CANCELLED")
     assert cancelled.reason == "dependency failed"
     assert len(lines(counter)) == 1
+
+
+def test_pending_array_task_cancelled_from_outside_is_cancelled(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
+    """Without accounting, a pending array task scancelled on its own leaves no record in
+    Slurm: it must end CANCELLED, not FAILED "lost" (issue 18.9).  The jobs are submitted
+    held by the user (options) so the task is surely pending; the rest is then released."""
+    body = "    for n in range(3):\n        Count(n=80 + n).submit()\n"
+    proc = popen_python(
+        _script(workdir, body).replace(
+            "SlurmLauncher(poll_interval=0.3)",
+            "SlurmLauncher(poll_interval=0.3, options={'hold': True})",
+        )
+    )
+    deadline = time.monotonic() + 60
+    ids: list[str] = []
+    while time.monotonic() < deadline and len(ids) < 3:
+        time.sleep(0.2)
+        statuses = [
+            JobDir.from_path(p.parent).read_status() for p in workdir.glob("jobs/*/*/params.json")
+        ]
+        ids = sorted(s.launcher_job_id for s in statuses if s.launcher_job_id)
+    assert len(ids) == 3, ids
+    array = ids[0].split("_")[0]
+    subprocess.run(["scancel", f"{array}_1"], check=True)
+    subprocess.run(["scontrol", "release", array], check=True)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    states = {
+        JobDir.from_path(p.parent).read_status().launcher_job_id: JobDir.from_path(
+            p.parent
+        ).read_status()
+        for p in workdir.glob("jobs/*/*/params.json")
+    }
+    cancelled = states[f"{array}_1"]
+    assert (cancelled.state, cancelled.reason) == (
+        "CANCELLED",
+        "slurm: CANCELLED (taken out of its array while pending)",
+    ), err
+    assert states[f"{array}_0"].state == states[f"{array}_2"].state == "DONE"

@@ -585,6 +585,19 @@ class SlurmLauncher(Launcher):
         missing = [i for i in ids if i not in outcomes]
         if missing:
             outcomes.update(self._sacct(missing))
+        # A pending array task cancelled on its own leaves no record anywhere (it is only
+        # taken out of its array's pending set; no completion line, no accounting without
+        # slurmdbd).  If its array still lists pending tasks, that is what happened to it.
+        queued = {
+            i.partition("_")[0] for i, o in outcomes.items() if "_" in i and o.state == "SUBMITTED"
+        }
+        for i in missing:
+            if i not in outcomes and i.partition("_")[0] in queued:
+                outcomes[i] = LaunchOutcome(
+                    "CANCELLED",
+                    "slurm: CANCELLED (taken out of its array while pending)",
+                    ended_by_backend=True,
+                )
         return outcomes
 
     def _squeue(self, ids: list[str]) -> dict[str, LaunchOutcome]:
