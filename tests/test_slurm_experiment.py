@@ -133,3 +133,278 @@ def test_detach_then_reattach(workdir: Path, tmp_path: Path, slurm_cluster: obje
     assert all(j.is_done() for j in jobdirs)
     assert sorted(lines(counter)) == ["count 30", "count 31"]  # each ran once
     assert all(j.read_status().attempt == 1 for j in jobdirs)
+
+
+def _settled_by_slurm(job_ids: list[str], timeout: float) -> None:
+    """Wait until squeue reports every job in a final state (Slurm's time-limit check runs
+    every 30 s, so a 1-minute limit ends a job 60-100 s after it starts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["squeue", "-h", "-t", "all", "-r", "-o", "%i %T", "-j", ",".join(job_ids)],
+            capture_output=True,
+            text=True,
+        ).stdout
+        states = dict(line.split() for line in out.splitlines())
+        if all(states.get(i) == "TIMEOUT" for i in job_ids):
+            return
+        time.sleep(2)
+    raise AssertionError(f"not all TIMEOUT after {timeout} s: {out}")
+
+
+@pytest.mark.slow
+def test_python_task_past_its_walltime_is_failed_timeout(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
+    """A real Python task killed at its time limit: Slurm sends SIGTERM, the job's handler
+    records "terminated by SIGTERM", and Slurm's TIMEOUT must win, both for the attached
+    experiment (scheduler) and for a detached one settled by `xpm jobs list` (issue 18.1)."""
+
+    def script(name: str, n: int, detach: bool) -> str:
+        return (
+            "from xpm import experiment\nfrom xpm.launchers.slurm import SlurmLauncher\n"
+            "from xpm_test_tasks import Count\n"
+            f"with experiment({str(workdir)!r}, {name!r}, progress=False, detach={detach},"
+            " launcher=SlurmLauncher(time=1, poll_interval=0.5)):\n"
+            f"    Count(n={n}, sleep=600).submit()\n"
+        )
+
+    attached = popen_python(script("attached", 40, False))
+    detached = run_python(script("detached", 41, True))
+    assert detached.returncode == 0, detached.stderr
+    jobdirs = {
+        json.loads(p.read_text())["objects"][0]["values"]["n"]: JobDir.from_path(p.parent)
+        for p in workdir.glob("jobs/*/*/params.json")
+    }
+    _out, err = attached.communicate(timeout=200)
+    assert attached.returncode == 1, err
+    status = jobdirs[40].read_status()
+    assert (status.state, status.reason) == ("FAILED", "slurm: TIMEOUT"), err
+    assert status.exit_code == 143  # the job's own status is kept
+    stderr_log = jobdirs[40].stderr.read_text()
+    assert "terminated by SIGTERM" in stderr_log
+    assert "Traceback" not in stderr_log and "SystemExit" not in stderr_log
+
+    slurm_id = jobdirs[41].read_status().launcher_job_id
+    assert slurm_id
+    _settled_by_slurm([slurm_id], timeout=150)
+    assert jobdirs[41].read_status().reason == "terminated by SIGTERM"  # nothing settled it yet
+    listed = run_python(
+        "from xpm.cli import main; main(['jobs', 'list', '--state', 'failed', '--format',"
+        f" 'json', '--workdir', {str(workdir)!r}])"
+    )
+    assert listed.returncode == 0, listed.stderr
+    failed = json.loads(listed.stdout)
+    assert {row["id"] for row in failed} == {jobdirs[40].identifier, jobdirs[41].identifier}
+    status = jobdirs[41].read_status()
+    assert (status.state, status.reason) == ("FAILED", "slurm: TIMEOUT")
+
+
+def test_reattach_of_a_detached_sweep_is_one_squeue(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
+    """Re-running a detached sweep asks Slurm once about all its jobs, not once per job
+    (issue 18.6).  Jobs are held, so they are still queued at the second run; both runs
+    detach, and the jobs are cancelled at the end."""
+    from test_slurm_launcher import logging_wrappers
+
+    bindir, log = tmp_path / "bin", tmp_path / "calls.log"
+    logging_wrappers(bindir, log)
+    body = "    for n in range(8):\n        Count(n=50 + n).submit()\n"
+    script = _script(workdir, body, ", detach=True").replace(
+        "SlurmLauncher(poll_interval=0.3)",
+        f"SlurmLauncher(poll_interval=0.3, binpath={str(bindir)!r}, options={{'hold': True}})",
+    )
+    try:
+        first = run_python(script)
+        assert first.returncode == 0, first.stderr
+        log.write_text("")
+        again = run_python(script)
+        assert again.returncode == 0, again.stderr
+        assert again.stderr.count("re-attached") == 8, again.stderr
+        calls = log.read_text().splitlines()
+        assert not [c for c in calls if c.startswith("sbatch")]
+        # the batched re-attach poll, and at most one poll of the re-attached jobs
+        assert 1 <= len([c for c in calls if c.startswith("squeue")]) <= 2, calls
+    finally:
+        ids = {
+            JobDir.from_path(p.parent).read_status().launcher_job_id
+            for p in workdir.glob("jobs/*/*/params.json")
+        }
+        subprocess.run(["scancel", *sorted(i.split("_")[0] for i in ids if i)], check=False)
+
+
+def test_submit_does_not_wait_behind_sbatch(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
+    """While sbatch runs (here held at its start until the test says so; a real Slurm retries
+    up to 120 s when its queue is full), submit() returns (issue 18.5).  If submit() waited
+    for sbatch, the second submission would not return before sbatch is released."""
+    bindir, started, release = tmp_path / "bin", tmp_path / "started", tmp_path / "release"
+    _slurm_bin(
+        bindir,
+        f'touch {started}\nwhile [ ! -e {release} ]; do sleep 0.05; done\nexec $REAL "$@"\n',
+    )
+    result = run_python(
+        "import threading, time\nfrom pathlib import Path\n"
+        "from xpm import experiment\nfrom xpm.launchers.slurm import SlurmLauncher\n"
+        "from xpm_test_tasks import Count\n"
+        f"with experiment({str(workdir)!r}, 'slow', progress=False,"
+        f" launcher=SlurmLauncher(poll_interval=0.3, binpath={str(bindir)!r})) as xp:\n"
+        "    Count(n=60).submit()\n"
+        f"    while not Path({str(started)!r}).exists():\n"
+        "        time.sleep(0.05)\n"
+        "    done = []\n"
+        "    second = threading.Thread(target=lambda: done.append(xp.submit(Count(n=61))))\n"
+        "    second.start()\n"
+        "    second.join(timeout=60)\n"
+        "    print('returned' if done else 'blocked')\n"
+        f"    Path({str(release)!r}).touch()\n",
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "returned"
+
+
+def test_crash_between_sbatch_and_saving_the_id_runs_no_second_copy(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
+    """The experiment is SIGKILLed right after sbatch answered, before it saved the id (for
+    real: the sbatch wrapper kills its caller).  The array it submitted is held until its ids
+    are recorded, so it never runs; the next run submits again and each job runs once, from
+    the second array only (issue 18.7)."""
+    bindir, orphan, counter = tmp_path / "bin", tmp_path / "orphan", tmp_path / "counter"
+    _slurm_bin(
+        bindir,
+        f'out=$($REAL "$@") || exit $?\necho "$out" > {orphan}\necho "$out"\nkill -9 $PPID\n',
+    )
+    body = f"    for n in range(3):\n        Count(n=70 + n, counter={str(counter)!r}).submit()\n"
+    crashing = _script(workdir, body).replace(
+        "SlurmLauncher(poll_interval=0.3)",
+        f"SlurmLauncher(poll_interval=0.3, binpath={str(bindir)!r})",
+    )
+    first = run_python(crashing)
+    assert first.returncode == -9, first.stderr
+    orphan_id = orphan.read_text().strip()
+    try:
+        again = run_python(_script(workdir, body))
+        assert again.returncode == 0, again.stderr
+        assert sorted(lines(counter)) == ["count 70", "count 71", "count 72"]
+        ids = {
+            JobDir.from_path(p.parent).read_status().launcher_job_id
+            for p in workdir.glob("jobs/*/*/params.json")
+        }
+        assert orphan_id not in {i.split("_")[0] for i in ids if i}
+        queued = subprocess.run(
+            ["squeue", "-h", "-r", "-t", "all", "-j", orphan_id, "-o", "%T %r"],
+            capture_output=True,
+            text=True,
+        ).stdout.split("\n")
+        assert [q for q in queued if q] == ["PENDING JobHeldUser"] * 3, queued
+    finally:
+        subprocess.run(["scancel", orphan_id], check=False)
+
+
+def _slurm_bin(bindir: Path, sbatch_body: str) -> Path:
+    """``bindir`` with the real squeue/sacct/scancel/scontrol and an ``sbatch`` wrapper
+    running ``sbatch_body`` (``$REAL`` is the real sbatch)."""
+    bindir.mkdir()
+    for name in ("sbatch", "squeue", "sacct", "scancel", "scontrol"):
+        tool = subprocess.run(["which", name], capture_output=True, text=True).stdout.strip()
+        if name == "sbatch":
+            (bindir / name).write_text(f"#!/bin/bash\nREAL={tool}\n{sbatch_body}")
+            (bindir / name).chmod(0o755)
+        else:
+            (bindir / name).symlink_to(tool)
+    return bindir
+
+
+def test_one_to_one_dependencies_are_one_aftercorr_array(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
+    """4 Learn -> 4 Evaluate: two sbatch calls (an array, then an array whose task i waits
+    for task i of the first with aftercorr), not 1 + 4 (issue 18.8)."""
+    from test_slurm_launcher import logging_wrappers
+
+    bindir, log, counter = tmp_path / "bin", tmp_path / "calls.log", tmp_path / "counter"
+    logging_wrappers(bindir, log)
+    launcher = SlurmLauncher(poll_interval=0.3, binpath=bindir)
+    with experiment(workdir, "corr", launcher=launcher, progress=False) as xp:
+        for n in range(1, 5):
+            learned = Learn(model=Model(n_layers=n), epochs=1, counter=str(counter)).submit()
+            Evaluate(model=learned, counter=str(counter)).submit()
+    assert all(j.state == "DONE" for j in xp.jobs.values())
+    assert sorted(lines(counter)) == ["evaluate"] * 4 + [f"learn {n}" for n in range(1, 5)]
+    sbatch = [c for c in log.read_text().splitlines() if c.startswith("sbatch")]
+    assert len(sbatch) == 2, sbatch
+    assert "--dependency=aftercorr:" in sbatch[1]
+    for job in xp.jobs.values():
+        if job.task_id.endswith("evaluate"):
+            learn = job.dependencies[0].jobdir.read_status().launcher_job_id or ""
+            mine = job.jobdir.read_status().launcher_job_id or ""
+            assert mine.split("_")[1] == learn.split("_")[1]  # task i after task i
+
+
+def test_aftercorr_dependents_of_failed_tasks_end_cancelled(
+    workdir: Path, tmp_path: Path, launcher: SlurmLauncher
+) -> None:
+    """The aftercorr array's task of a failed job is cancelled by Slurm, the other runs."""
+    counter, ok = tmp_path / "counter", tmp_path / "ok"
+    ok.touch()
+    with (
+        pytest.raises(JobsFailedError),
+        experiment(workdir, "corrfail", launcher=launcher, progress=False) as xp,
+    ):
+        for n in (12, 13):
+            upstream = Fail(n=n, ok_file=str(ok) if n == 13 else "").submit()
+            Uses(upstream=upstream, counter=str(counter)).submit()
+    ids = [j.jobdir.read_status().launcher_job_id or "" for j in xp.jobs.values()]
+    assert len({i.split("_")[0] for i in ids}) == 2, ids  # two arrays
+    uses = [j for j in xp.jobs.values() if j.task_id.endswith("uses")]
+    assert sorted(j.state for j in uses) == ["CANCELLED", "DONE"], [
+        (j.state, j.reason) for j in uses
+    ]
+    cancelled = next(j for j in uses if j.state == "CANCELLED")
+    assert cancelled.reason == "dependency failed"
+    assert len(lines(counter)) == 1
+
+
+def test_pending_array_task_cancelled_from_outside_is_cancelled(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
+    """Without accounting, a pending array task scancelled on its own leaves no record in
+    Slurm: it must end CANCELLED, not FAILED "lost" (issue 18.9).  The jobs are submitted
+    held by the user (options) so the task is surely pending; the rest is then released."""
+    body = "    for n in range(3):\n        Count(n=80 + n).submit()\n"
+    proc = popen_python(
+        _script(workdir, body).replace(
+            "SlurmLauncher(poll_interval=0.3)",
+            "SlurmLauncher(poll_interval=0.3, options={'hold': True})",
+        )
+    )
+    deadline = time.monotonic() + 60
+    ids: list[str] = []
+    while time.monotonic() < deadline and len(ids) < 3:
+        time.sleep(0.2)
+        statuses = [
+            JobDir.from_path(p.parent).read_status() for p in workdir.glob("jobs/*/*/params.json")
+        ]
+        ids = sorted(s.launcher_job_id for s in statuses if s.launcher_job_id)
+    assert len(ids) == 3, ids
+    array = ids[0].split("_")[0]
+    subprocess.run(["scancel", f"{array}_1"], check=True)
+    subprocess.run(["scontrol", "release", array], check=True)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    states = {
+        JobDir.from_path(p.parent).read_status().launcher_job_id: JobDir.from_path(
+            p.parent
+        ).read_status()
+        for p in workdir.glob("jobs/*/*/params.json")
+    }
+    cancelled = states[f"{array}_1"]
+    assert (cancelled.state, cancelled.reason) == (
+        "CANCELLED",
+        "slurm: CANCELLED (taken out of its array while pending)",
+    ), err
+    assert states[f"{array}_0"].state == states[f"{array}_2"].state == "DONE"

@@ -276,7 +276,7 @@ def test_poll_maps_states_and_falls_back_to_sacct(tmp_path: Path) -> None:
     }
     calls = log.read_text().splitlines()
     assert len([c for c in calls if c.startswith("squeue")]) == 1
-    assert "--jobs=1,11,12,13,2,3,4,5,6,7_1,8" in calls[0]
+    assert "--jobs=1,11,12,13,2,3,4,5,6,7,8" in calls[0]  # array tasks by their array
     # sacct: tried once with slurmdbd, then from the completion file (-c), remembered.
     assert [c.split(" ")[1] for c in calls[1:]] == ["--noheader", "-c"]
     launcher.poll(jobs)
@@ -457,3 +457,40 @@ def test_real_walltime_kill(slurm_cluster: SlurmCluster, tmp_path: Path) -> None
     outcome = wait_for_states(launcher, [job], timeout=150)[job.launcher_job_id]
     assert (outcome.state, outcome.reason) == ("FAILED", "slurm: TIMEOUT")
     assert "DUE TO TIME LIMIT" in jobdir.stderr.read_text()
+
+
+@pytest.mark.slurm
+def test_real_poll_of_20000_ids_fits_the_argument_limit(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """10,000 tasks of an array with an 8-digit id and 10,000 separate 8-digit jobs, polled
+    with the real squeue and sacct: one ``--jobs=`` list of them all is over Linux's 128 KiB
+    limit for one argument (E2BIG, "Argument list too long", issue 18.3).  Array tasks are
+    asked for by their array id; other ids go in lists that fit."""
+    bindir, log = tmp_path / "bin", tmp_path / "calls.log"
+    logging_wrappers(bindir, log)
+    launcher = SlurmLauncher(binpath=bindir, poll_interval=0.2)
+    jobdirs = [make_jobdir(tmp_path, ident=f"{i:064x}") for i in range(2)]
+    real = launcher.submit_array(jobdirs, [["true"], ["true"]], {}, tmp_path / "array")
+    wait_for_states(launcher, real)
+    fake_dir = make_jobdir(tmp_path, ident="f" * 64)
+    fake = [LaunchedJob(fake_dir, f"99999999_{i}") for i in range(10_000)]
+    fake += [LaunchedJob(fake_dir, str(90_000_000 + i)) for i in range(10_000)]
+    assert len(",".join(j.launcher_job_id for j in fake)) > 128 * 1024
+    log.write_text("")
+    outcomes = launcher.poll([*real, *fake])
+    assert {k: o.state for k, o in outcomes.items()} == {j.launcher_job_id: "DONE" for j in real}
+    calls = log.read_text().splitlines()
+    squeues = [c for c in calls if c.startswith("squeue")]
+    # the array's 10,000 tasks cost one id; the 10,000 separate ids take 3 lists of 30,000 chars
+    assert len(squeues) == 4, [c[:80] for c in squeues]
+    assert max(len(c) for c in calls) < 32_000
+
+
+def test_any_oserror_of_a_slurm_command_is_a_launcher_error(tmp_path: Path) -> None:
+    """A command that cannot be run (here for real: not executable) is a clear LauncherError,
+    which the scheduler's poll loop retries, not a crash with an unexpected OSError."""
+    fake_bin(tmp_path, "squeue", "exit 0\n").chmod(0o644)
+    launcher = SlurmLauncher(binpath=tmp_path)
+    with pytest.raises(LauncherError, match=r"^could not run .*squeue: Permission denied$"):
+        launcher.poll([LaunchedJob(make_jobdir(tmp_path), "12")])

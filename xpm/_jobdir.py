@@ -389,8 +389,18 @@ class JobDir:
         if self.is_done():
             return "DONE", None
         failed = self.read_marker(self.failed_marker)
-        if failed is not None:
+        # A backend ending a job (walltime, node failure, preemption) first sends it SIGTERM:
+        # the job records only that it caught a signal, so the backend's verdict replaces it.
+        replaced = (
+            failed is not None
+            and verdict is not None
+            and verdict.ended_by_backend
+            and failed.get("caught_signal") is not None
+        )
+        if failed is not None and not replaced:
             return str(failed.get("state", "FAILED")), failed.get("reason")
+        if replaced and verdict is not None and verdict.exit_code is None and failed is not None:
+            info = {"exit_code": failed.get("exit_code"), **info}  # the job's own (143...)
         if verdict is None:
             state, reason = "FAILED", lost_reason(lost)
         else:

@@ -215,6 +215,12 @@ def attach_results(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
         by_id[job_id]["results"][key] = value
 
 
+def _caught_signal(job: dict[str, Any]) -> bool:
+    """Whether the job recorded its own end on a signal (``xpm.run``'s SIGTERM handler):
+    Slurm may know better why (a TIMEOUT, a PREEMPTED...), see ``backend_decides``."""
+    return job["state"] == "CANCELLED" and str(job.get("reason") or "").startswith("terminated by")
+
+
 def reconcile_launchers(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
     """Ask each launcher about the active jobs in ``jobs`` (one batched query per kind).
 
@@ -228,7 +234,9 @@ def reconcile_launchers(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
     slurm = [
         j
         for j in jobs
-        if j["state"] in ACTIVE_STATES and j.get("launcher") == "slurm" and j.get("launcher_job_id")
+        if (j["state"] in ACTIVE_STATES or _caught_signal(j))
+        and j.get("launcher") == "slurm"
+        and j.get("launcher_job_id")
     ]
     if not slurm:
         return
@@ -236,6 +244,7 @@ def reconcile_launchers(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
 
     from .errors import LauncherError
     from .launchers import LaunchedJob
+    from .launchers._base import backend_decides
     from .launchers.slurm import SlurmLauncher
 
     launched = {
@@ -256,7 +265,8 @@ def reconcile_launchers(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
             continue
         jobdir = one.jobdir
         status = jobdir.read_status()
-        if status.state in ACTIVE_STATES:
+        marker = jobdir.read_marker(jobdir.failed_marker)
+        if (status.state in ACTIVE_STATES and marker is None) or backend_decides(outcome, marker):
             jobdir.settle(outcome, "Slurm no longer knows it")
         fixed.append(job)
     _refresh_rows(db, fixed)

@@ -3,18 +3,22 @@
 It runs in the experiment process as one background thread.  Job processes are started
 through launchers; a job starts when its dependencies are DONE and its launcher has room.
 Exactly-once across processes comes from two inter-process locks per job directory:
-``lock`` (held by the scheduler that launches the job, until the job ends) and
-``running.lock`` (held by the job process while it runs).
+``lock`` (held by a scheduler only while it decides whether to launch the job and, if so,
+claims it with a SUBMITTED event naming its process) and ``running.lock`` (held by the job
+process while it runs).  No descriptor stays open per job in flight: another scheduler
+leaves a job alone while its claim's process lives, its backend job is alive (re-attach)
+or its job process runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +31,9 @@ if TYPE_CHECKING:
 
 #: How often a job whose lock another process holds is tried again (seconds).
 LOCK_RETRY = 0.2
+#: A claim made on another host (whose process cannot be checked) is respected this long:
+#: by then its job process holds running.lock or its backend job id is recorded.
+CLAIM_GRACE = 60.0
 #: Independent jobs launched together on a launcher that has arrays go as one array.
 ARRAY_MIN = 2
 #: While submissions keep coming, jobs for array launchers wait this long for company.
@@ -60,6 +67,9 @@ class Job:
     announced: bool = False
     #: When this run submitted it (Unix time; the run record has the same).
     submitted: float | None = None
+    #: What the backend said, in this step's batched poll, about the backend job an earlier
+    #: run left for this job: ``(launcher job id, outcome or None)``.
+    backend_answer: tuple[str, LaunchOutcome | None] | None = field(default=None, repr=False)
 
     @property
     def identifier(self) -> str:
@@ -94,6 +104,11 @@ class Scheduler:
         self._arrays = 0
         self._last_enqueue = 0.0
         self._submissions_open = True
+        #: Jobs out of ``_pending`` and not yet in ``_running``: being handed to their
+        #: launchers, without the lock (see ``_unlocked``).
+        self._launching = 0
+        #: Jobs submitted held whose release failed: tried again at each poll.
+        self._held: list[tuple[Launcher, list[LaunchedJob]]] = []
         self.error: BaseException | None = None
         #: Provenance recorded in the event that starts each attempt (the experiment's run,
         #: git states and launcher description: see ``Experiment.attempt_provenance``).
@@ -108,6 +123,8 @@ class Scheduler:
         """Schedule ``job``; it starts when its dependencies are DONE."""
         if hasattr(job.launcher, "on_exit"):  # launchers that notify instead of being polled
             job.launcher.on_exit = self._wake
+        if type(job.launcher).release is not Launcher.release:
+            job.launcher.hold_until_released = True  # see _release_held
         with self._cond:
             self._last_enqueue = time.monotonic()
             self.jobs.append(job)
@@ -125,7 +142,7 @@ class Scheduler:
             with self._cond:
                 if self.error is not None:
                     raise self.error
-                if not self._pending and not self._running:
+                if not self._pending and not self._running and not self._launching:
                     return
                 self._cond.wait(timeout=tick)
             if on_tick is not None:
@@ -143,7 +160,7 @@ class Scheduler:
             with self._cond:
                 if self.error is not None:
                     raise self.error
-                if not self._pending:
+                if not self._pending and not self._launching:
                     return
                 self._cond.wait(timeout=0.5)
 
@@ -169,6 +186,9 @@ class Scheduler:
         # Let the scheduler thread finish its pass: from here on this thread alone acts.
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
+        with self._cond:  # launched by that pass (backend commands run without the lock)
+            known = {id(j) for j in running}
+            running += [j for j in self._running if id(j) not in known]
         by_launcher: dict[int, list[Job]] = {}
         for job in running:
             by_launcher.setdefault(id(job.launcher), []).append(job)
@@ -199,6 +219,17 @@ class Scheduler:
             self._thread.join(timeout=5)
 
     # --- loop --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _unlocked(self) -> Iterator[None]:
+        """Run a backend command (sbatch, squeue...) without the scheduler's lock, which the
+        scheduler thread holds otherwise: ``submit()``, ``wait()`` and ``detach()`` must not
+        wait behind a command that Slurm may retry for minutes."""
+        self._cond.release()
+        try:
+            yield
+        finally:
+            self._cond.acquire()
+
     def _wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
@@ -222,6 +253,7 @@ class Scheduler:
         sleep = 1.0
         self._collect(now)
         startable: list[Job] = []
+        candidates: list[Job] = []
         for job in list(self._pending):
             deps = job.dependencies
             if any(d.state in ("FAILED", "CANCELLED") for d in deps):
@@ -241,8 +273,13 @@ class Scheduler:
                 if hold > 0:  # more jobs may come: launch them together as one array
                     sleep = min(sleep, hold)
                     continue
-            if not self._has_room(job, startable):
+            if not self._has_room(job, candidates):
                 continue
+            candidates.append(job)
+        self._ask_backends(candidates)
+        for job in candidates:
+            if self._stop:  # cancelled while a backend command ran: pending is cleared
+                return 1.0
             ready = self._prepare(job)
             if ready is None:
                 self._pending.remove(job)  # settled without launching (DONE, re-attached)
@@ -252,7 +289,11 @@ class Scheduler:
             else:
                 job.next_try = now + LOCK_RETRY
                 sleep = min(sleep, LOCK_RETRY)
-        self._launch(startable)
+        self._launching = len(startable)
+        try:
+            self._launch(startable)
+        finally:
+            self._launching = 0
         for launcher in {id(j.launcher): j.launcher for j in self._running}.values():
             if launcher.poll_interval is not None:
                 sleep = min(sleep, launcher.poll_interval)
@@ -287,53 +328,113 @@ class Scheduler:
         import fasteners
 
         jobdir = job.jobdir
-        if job.lock is None:
-            lock = fasteners.InterProcessLock(str(jobdir.lock))
-            if not lock.acquire(blocking=False):
-                # fasteners keeps the file open after a failed attempt: close it, or each
-                # retry while another process holds the job leaks a descriptor.
-                close = getattr(lock, "_do_close", None)  # not public in fasteners
-                if close is not None:
-                    close()
-                self._note_waiting(job)
-                return False
-            job.lock = lock
-        # Holding the lock: no other scheduler launches it.  A job process left by a crashed
-        # scheduler may still run it (its running.lock tells), or a backend may still hold
-        # it queued from a detached run (its status names the backend's id).
-        if jobdir.is_done():
-            self._release(job)
-            job.already_done = True
-            self._set_state(job, "DONE", None)
-            return None
-        if self._reattach(job):
-            return None
-        if jobdir.running_lock_held():
+        lock = fasteners.InterProcessLock(str(jobdir.lock))
+        if not lock.acquire(blocking=False):
+            # fasteners keeps the file open after a failed attempt: close it, or each
+            # retry while another process holds the job leaks a descriptor.
+            close = getattr(lock, "_do_close", None)  # not public in fasteners
+            if close is not None:
+                close()
             self._note_waiting(job)
             return False
-        return True
-
-    def _reattach(self, job: Job) -> bool:
-        launcher = job.launcher
-        if launcher.kind == "local":
-            return False
-        status = job.jobdir.read_status()
-        if status.state not in ("SUBMITTED", "RUNNING") or status.launcher != launcher.kind:
-            return False
-        if not status.launcher_job_id:
-            return False
-        candidate = LaunchedJob(job.jobdir, status.launcher_job_id)
+        # Holding the lock, briefly: no other scheduler decides about this job meanwhile.
+        # A job process left by a crashed scheduler may still run it (its running.lock
+        # tells), a backend may still hold it queued from a detached run (its status names
+        # the backend's id), or another live scheduler may have claimed it.
         try:
-            outcome = launcher.poll([candidate]).get(status.launcher_job_id)
-        except LauncherError:
+            if jobdir.is_done():
+                job.already_done = True
+                self._set_state(job, "DONE", None)
+                return None
+            reattached = self._reattach(job)
+            if reattached is None:
+                return False
+            if reattached:
+                return None
+            if jobdir.running_lock_held() or self._claimed_elsewhere(jobdir):
+                self._note_waiting(job)
+                return False
+            self._begin(job)  # the claim: from now on other schedulers leave the job alone
+            jobdir.add_event(None, owner=[os.getpid(), _HOST])
+            return True
+        finally:
+            lock.release()
+
+    @staticmethod
+    def _claimed_elsewhere(jobdir: JobDir) -> bool:
+        """Whether another live scheduler claimed the job's current attempt."""
+        from ._jobdir import process_alive, read_json_lines
+
+        owner = None
+        for event in read_json_lines(jobdir.events):
+            if event.get("state") is not None:
+                owner = event if event.get("state") == "SUBMITTED" else None
+            elif owner is not None and isinstance(event.get("owner"), list):
+                owner = {**owner, "owner": event["owner"]}
+        if owner is None or not isinstance(owner.get("owner"), list) or len(owner["owner"]) != 2:
+            return False  # ended, running (running.lock tells) or never claimed
+        pid, host = owner["owner"]
+        if host == _HOST:
+            return pid != os.getpid() and isinstance(pid, int) and process_alive(pid)
+        return time.time() - float(owner.get("time") or 0) < CLAIM_GRACE
+
+    @staticmethod
+    def _left_in_backend(job: Job) -> LaunchedJob | None:
+        """The backend job an earlier (detached) run left for ``job``'s current attempt."""
+        if job.launcher.kind == "local":
+            return None
+        status = job.jobdir.read_status()
+        if status.state not in ("SUBMITTED", "RUNNING") or status.launcher != job.launcher.kind:
+            return None
+        if not status.launcher_job_id:
+            return None
+        return LaunchedJob(job.jobdir, status.launcher_job_id)
+
+    def _ask_backends(self, jobs: list[Job]) -> None:
+        """One poll per launcher for every job about to be prepared that an earlier run left
+        in its backend: re-attaching a detached sweep costs one squeue, not one per job."""
+        by_launcher: dict[int, list[tuple[Job, LaunchedJob]]] = {}
+        for job in jobs:
+            if job.backend_answer is None:
+                left = self._left_in_backend(job)
+                if left is not None:
+                    by_launcher.setdefault(id(job.launcher), []).append((job, left))
+        for pairs in by_launcher.values():
+            try:
+                with self._unlocked():
+                    outcomes = pairs[0][0].launcher.poll([left for _, left in pairs])
+            except LauncherError:
+                continue  # each job asks again in _reattach
+            for job, left in pairs:
+                job.backend_answer = (left.launcher_job_id, outcomes.get(left.launcher_job_id))
+
+    def _reattach(self, job: Job) -> bool | None:
+        """Re-attach ``job`` to the backend job an earlier run left (True), or not (False);
+        None: the backend cannot be asked now (try again later, never launch a copy)."""
+        launcher = job.launcher
+        candidate = self._left_in_backend(job)
+        if candidate is None:
             return False
+        answer, job.backend_answer = job.backend_answer, None
+        if answer is not None and answer[0] == candidate.launcher_job_id:
+            outcome = answer[1]
+        else:
+            try:
+                with self._unlocked():
+                    outcome = launcher.poll([candidate]).get(candidate.launcher_job_id)
+            except LauncherError as e:
+                print(
+                    f"xpm: cannot ask {launcher.kind} about {job.name} ({e}); retrying",
+                    file=sys.stderr,
+                )
+                return None
         if outcome is None or outcome.state in TERMINAL_STATES:
             return False
         job.launched = candidate
         self._running.append(job)
         print(
             f"xpm: {job.name} is still {outcome.state.lower()} as {launcher.kind} job "
-            f"{status.launcher_job_id}; re-attached",
+            f"{candidate.launcher_job_id}; re-attached",
             file=sys.stderr,
         )
         self._set_state(job, outcome.state, None)
@@ -351,10 +452,35 @@ class Scheduler:
             if submit_array is not None and len(independent) >= ARRAY_MIN:
                 self._launch_array(launcher, independent)
                 group = [j for j in group if j not in independent]
+            if submit_array is not None and launcher.supports_dependencies:
+                for array_id, by_task in self._one_to_one(group).items():
+                    if len(by_task) >= ARRAY_MIN:
+                        tasks = sorted(by_task)
+                        jobs = [by_task[t] for t in tasks]
+                        self._launch_one_array(launcher, jobs, task_ids=tasks, aftercorr=array_id)
+                        taken = {id(j) for j in jobs}
+                        group = [j for j in group if id(j) not in taken]
             for job in group:
                 self._launch_one(job)
 
-    def _begin(self, job: Job) -> tuple[list[str], dict[str, str]]:
+    @staticmethod
+    def _one_to_one(jobs: list[Job]) -> dict[str, dict[int, Job]]:
+        """Jobs whose only dependency is one task of a backend array still queued, by array
+        and task: one array of them, task for task (Slurm's ``aftercorr``), replaces one
+        submission each (50 Learn -> 50 Evaluate: 2 sbatch calls, not 51)."""
+        by_array: dict[str, dict[int, Job]] = {}
+        for job in jobs:
+            if len(job.dependencies) != 1:
+                continue
+            dep = job.dependencies[0]
+            if dep.launched is None or dep.state == "DONE" or dep.launcher is not job.launcher:
+                continue
+            array_id, sep, task = dep.launched.launcher_job_id.partition("_")
+            if sep and task.isdigit():
+                by_array.setdefault(array_id, {}).setdefault(int(task), job)
+        return by_array
+
+    def _begin(self, job: Job) -> None:
         jobdir = job.jobdir
         jobdir.rotate_for_new_attempt()
         provenance = self.provenance(job) if self.provenance is not None else {}
@@ -362,8 +488,6 @@ class Scheduler:
         jobdir.add_event(
             "SUBMITTED", launcher=job.launcher.kind, submitter=this_process(), **provenance
         )
-        command = [sys.executable, "-m", "xpm.run", str(jobdir.path)]
-        return command, {"PYTHONPATH": _pythonpath()}
 
     def _launched(self, job: Job, launched: LaunchedJob) -> None:
         job.launched = launched
@@ -377,21 +501,52 @@ class Scheduler:
         self._release(job)
         self._set_state(job, "FAILED", reason)
 
+    @staticmethod
+    def _command(job: Job) -> tuple[list[str], dict[str, str]]:
+        command = [sys.executable, "-m", "xpm.run", str(job.jobdir.path)]
+        return command, {"PYTHONPATH": _pythonpath()}
+
     def _launch_one(self, job: Job) -> None:
-        command, env = self._begin(job)
+        command, env = self._command(job)
         backend_deps = [d.launched for d in job.dependencies if d.launched and d.state != "DONE"]
         try:
-            launched = job.launcher.submit(job.jobdir, command, env, backend_deps)
+            with self._unlocked():
+                launched = job.launcher.submit(job.jobdir, command, env, backend_deps)
         except Exception as e:  # noqa: BLE001 - a launcher failure fails the job, not xpm
             self._launch_failed(job, e)
             return
         self._launched(job, launched)
+        self._release_held(job.launcher, [launched])
+
+    def _release_held(self, launcher: Launcher | None, launched: list[LaunchedJob]) -> None:
+        """Let jobs submitted held start, now that their ids are on disk (a crash before
+        this leaves held jobs that never run, not second copies); failures retried at polls."""
+        if launcher is not None:
+            self._held.append((launcher, launched))
+        held, self._held = self._held, []
+        for owner, jobs in held:
+            try:
+                with self._unlocked():
+                    owner.release(jobs)
+            except LauncherError as e:
+                print(f"xpm: cannot release held jobs ({e}); retrying", file=sys.stderr)
+                self._held.append((owner, jobs))
 
     def _launch_array(self, launcher: Launcher, jobs: list[Job]) -> None:
+        """Submit ``jobs`` as arrays no larger than the backend allows (``max_array_size``)."""
+        size = getattr(launcher, "max_array_size", None) or len(jobs)
+        for start in range(0, len(jobs), size):
+            chunk = jobs[start : start + size]
+            if len(chunk) >= ARRAY_MIN:
+                self._launch_one_array(launcher, chunk)
+            else:
+                self._launch_one(chunk[0])
+
+    def _launch_one_array(self, launcher: Launcher, jobs: list[Job], **how: Any) -> None:
         commands = []
         env: dict[str, str] = {}
         for job in jobs:
-            command, env = self._begin(job)
+            command, env = self._command(job)
             commands.append(command)
         self._arrays += 1
         array_dir = (
@@ -400,15 +555,17 @@ class Scheduler:
         )
         array_dir.mkdir(parents=True, exist_ok=True)
         try:
-            launched = launcher.submit_array(  # type: ignore[attr-defined]
-                [j.jobdir for j in jobs], commands, env, array_dir
-            )
+            with self._unlocked():
+                launched = launcher.submit_array(  # type: ignore[attr-defined]
+                    [j.jobdir for j in jobs], commands, env, array_dir, **how
+                )
         except Exception as e:  # noqa: BLE001 - a launcher failure fails the jobs, not xpm
             for job in jobs:
                 self._launch_failed(job, e)
             return
         for job, one in zip(jobs, launched, strict=True):
             self._launched(job, one)
+        self._release_held(launcher, launched)
 
     def _note_waiting(self, job: Job) -> None:
         if not job.waiting_for_other:
@@ -419,6 +576,8 @@ class Scheduler:
             )
 
     def _collect(self, now: float) -> None:
+        if self._held:
+            self._release_held(None, [])
         if not self._running:
             return
         by_launcher: dict[int, list[Job]] = {}
@@ -432,11 +591,14 @@ class Scheduler:
                 self._next_poll[key] = now + launcher.poll_interval
             launched = [j.launched for j in jobs if j.launched is not None]
             try:
-                outcomes = launcher.poll(launched)
+                with self._unlocked():
+                    outcomes = launcher.poll(launched)
             except LauncherError as e:
                 # The backend did not answer (controller down...): keep the jobs, ask again.
                 print(f"xpm: cannot poll {launcher.kind} jobs ({e}); retrying", file=sys.stderr)
                 continue
+            if self._stop:  # detached or cancelled during the poll: their owner decides
+                return
             for job in jobs:
                 if job.launched is not None:
                     self._apply(job, outcomes.get(job.launched.launcher_job_id))
@@ -469,6 +631,9 @@ class Scheduler:
         for listener in self._listeners:
             listener(job)
         self._cond.notify_all()
+
+
+_HOST = socket.gethostname()
 
 
 def _pythonpath() -> str:

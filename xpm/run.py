@@ -18,8 +18,20 @@ from ._jobdir import JobDir, process_start
 EXIT_ALREADY_RUNNING = 75
 
 
+class _Terminated(SystemExit):
+    """Raised in the job by the SIGTERM handler, so ``finally`` blocks of the task run."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+    @property
+    def signame(self) -> str:
+        return "SIGTERM" if self.signum == _signal.SIGTERM else f"signal {self.signum}"
+
+
 def _terminated(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
+    raise _Terminated(signum)
 
 
 class _RunningLock:
@@ -85,17 +97,26 @@ def run_job(path: Path) -> int:
             if isinstance(e, SystemExit) and code == 0:
                 jobdir.end("DONE", exit_code=0)
                 return 0
-            import traceback
-
-            traceback.print_exc()
-            sys.stderr.flush()
             state = "CANCELLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED"
             reason = f"{type(e).__name__}: {e}".strip().rstrip(":")
-            if isinstance(e, SystemExit) and code > 128:
-                import signal
+            info: dict[str, int] = {"exit_code": code}
+            if isinstance(e, _Terminated):
+                # Not a bug of the task: say so on one line, no traceback.  Why the signal
+                # came (a scancel, a walltime, a preemption) only the backend knows: the
+                # marker says the job caught it, so the backend's final state replaces it.
+                reason = f"terminated by {e.signame}"
+                info["caught_signal"] = e.signum
+                print(f"xpm: job {reason}", file=sys.stderr)
+            else:
+                import traceback
 
-                reason = f"terminated by {signal.Signals(code - 128).name}"
-            jobdir.end(state, reason, exit_code=code)
+                traceback.print_exc()
+                if isinstance(e, SystemExit) and code > 128:
+                    import signal
+
+                    reason = f"terminated by {signal.Signals(code - 128).name}"
+            sys.stderr.flush()
+            jobdir.end(state, reason, **info)
             return code or 1
         jobdir.end("DONE", exit_code=0)
         return 0

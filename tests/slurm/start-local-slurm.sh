@@ -143,6 +143,9 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$LOG_DIR/jobcomp.log
 MinJobAge=3600
+# small job arrays so xpm's array splitting (to MaxArraySize, read from
+# 'scontrol show config') is tested with ~100 jobs instead of 1001 (issue 18)
+MaxArraySize=101
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=256

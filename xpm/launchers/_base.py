@@ -8,6 +8,7 @@ this interface only.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -31,6 +32,25 @@ class LaunchOutcome:
     reason: str | None = None
     exit_code: int | None = None
     signal: int | None = None
+    #: The backend itself ended the job (a time limit, a node failure, a preemption, an
+    #: out-of-memory kill, a cancel): it knows why better than the job process does.
+    ended_by_backend: bool = False
+
+
+def backend_decides(outcome: LaunchOutcome | None, marker: dict[str, Any] | None) -> bool:
+    """Whether the backend's final ``outcome`` replaces the job's own failed ``marker``.
+
+    A backend ending a job first sends it SIGTERM; the job process (``xpm.run``) records
+    "terminated by SIGTERM" (``caught_signal`` in its marker) without knowing why.  Slurm
+    knows (TIMEOUT, NODE_FAIL, PREEMPTED...): its state wins over such a marker, never over
+    one the task itself wrote.
+    """
+    return (
+        outcome is not None
+        and outcome.ended_by_backend
+        and marker is not None
+        and marker.get("caught_signal") is not None
+    )
 
 
 class Launcher(ABC):
@@ -65,6 +85,14 @@ class Launcher(ABC):
         Keys are ``launcher_job_id``.  A job missing from the answer has left the backend
         without the backend knowing its fate; the scheduler then reads the job directory.
         """
+
+    #: Set by the scheduler on launchers that can submit held: their jobs start only once
+    #: the scheduler has recorded their ids and called :meth:`release`.
+    hold_until_released: bool = False
+
+    def release(self, jobs: Sequence[LaunchedJob]) -> None:
+        """Let ``jobs`` start, once their ids are recorded (launchers that submit held)."""
+        del jobs  # nothing is held by default
 
     @abstractmethod
     def cancel(self, jobs: list[LaunchedJob]) -> None:

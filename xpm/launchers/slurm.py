@@ -53,6 +53,12 @@ _STATE_MAP: dict[str, str] = {
     "REVOKED": "CANCELLED",
 }
 
+#: Final states in which Slurm ended the job itself (its SIGTERM is then no task failure).
+_ENDED_BY_SLURM = frozenset(
+    {"TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
+    | {"CANCELLED", "REVOKED"}
+)
+
 #: sbatch long options xpm sets itself; ``options`` may not override them.
 # fmt: off
 _RESERVED = frozenset(
@@ -94,6 +100,29 @@ _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 #: Exit status of squeue when none of the requested ids is known any more.
 _INVALID_JOB_ID = "Invalid job id"
+
+#: Longest id list given as one argument to squeue/sacct/scancel.  Linux refuses a single
+#: argument over 128 KiB ("Argument list too long"); 10,000 ids of 8 digits are ~90 KB.
+_MAX_LIST_CHARS = 30_000
+
+
+def _id_lists(ids: Sequence[str], limit: int = _MAX_LIST_CHARS) -> list[list[str]]:
+    """``ids`` cut into lists whose comma-joined text stays under ``limit`` characters."""
+    lists: list[list[str]] = []
+    size = limit
+    for job_id in ids:
+        if size + len(job_id) + 1 > limit:
+            lists.append([])
+            size = 0
+        lists[-1].append(job_id)
+        size += len(job_id) + 1
+    return lists
+
+
+def _array_ids(ids: Sequence[str]) -> list[str]:
+    """What to ask squeue/sacct for ``ids``: an array task ``A_i`` by its array ``A`` (one
+    id whatever the array's size: the answer lists every task), other jobs by their id."""
+    return sorted({job_id.partition("_")[0] for job_id in ids})
 
 
 def _to_option_name(key: str) -> str:
@@ -223,6 +252,8 @@ class SlurmLauncher(Launcher):
         self._raw_ids: dict[str, str] = {}
         #: Whether sacct must read the job-completion file (``sacct -c``: no slurmdbd).
         self._sacct_jobcomp: bool | None = None
+        #: The cluster's limits from ``scontrol show config`` (read once, when needed).
+        self._limits: dict[str, int] | None = None
 
     # --- options ----------------------------------------------------------------------------
     @classmethod
@@ -363,6 +394,8 @@ class SlurmLauncher(Launcher):
                 f"{argv[0]} not found {where}: install the Slurm client commands or "
                 "set the launcher's binpath"
             ) from None
+        except OSError as e:  # E2BIG, EMFILE, EAGAIN...: a failed call, retried by the caller
+            raise LauncherError(f"could not run {argv[0]}: {e.strerror or e}") from None
         except subprocess.TimeoutExpired:
             raise LauncherError(
                 f"{argv[0]} did not answer within 300 s: is the Slurm controller up?"
@@ -396,6 +429,44 @@ class SlurmLauncher(Launcher):
             raise LauncherError(f"sbatch for {what} printed {proc.stdout.strip()!r}, not a job id")
         return job_id
 
+    def _held(self) -> list[str]:
+        """``--hold``: a job starts only once xpm has recorded its id and released it, so a
+        crash between sbatch and that record leaves a held job that never runs, never a
+        second copy of the job (unless ``options`` hold it already: then the user
+        releases)."""
+        return ["--hold"] if self.hold_until_released and not self.options.get("hold") else []
+
+    def release(self, jobs: Sequence[LaunchedJob]) -> None:
+        """Let ``jobs`` (submitted held, their ids now recorded) start: ``scontrol release``."""
+        if not self._held():
+            return
+        for query in _id_lists(_array_ids([job.launcher_job_id for job in jobs])):
+            proc = self._run(["scontrol", "release", ",".join(query)])
+            if proc.returncode != 0:
+                raise LauncherError(
+                    f"scontrol release failed (exit {proc.returncode}): {proc.stderr.strip()}"
+                )
+
+    def cluster_limit(self, name: str) -> int:
+        """The cluster's ``MaxArraySize`` or ``MaxJobCount``, read once from ``scontrol
+        show config``; Slurm's defaults (1001, 10000) when it cannot be read."""
+        if self._limits is None:
+            self._limits = {"MaxArraySize": 1001, "MaxJobCount": 10000}
+            try:
+                proc = self._run(["scontrol", "show", "config"])
+            except LauncherError:
+                proc = None
+            for line in proc.stdout.splitlines() if proc and proc.returncode == 0 else []:
+                key, _, value = line.partition("=")
+                if key.strip() in self._limits and value.strip().isdigit():
+                    self._limits[key.strip()] = int(value.strip())
+        return self._limits[name]
+
+    @property
+    def max_array_size(self) -> int:
+        """Most jobs in one array: task ids go from 0 to ``MaxArraySize - 1``."""
+        return max(1, self.cluster_limit("MaxArraySize"))
+
     # --- the launcher interface -------------------------------------------------------------
     def submit(
         self,
@@ -409,7 +480,9 @@ class SlurmLauncher(Launcher):
         atomic_write_text(jobdir.script, text)
         jobdir.script.chmod(0o755)
         job_id = self._sbatch(
-            [*argv, *self._dependency_args(dependencies)], jobdir.script, jobdir.relpath
+            [*argv, *self._dependency_args(dependencies), *self._held()],
+            jobdir.script,
+            jobdir.relpath,
         )
         return LaunchedJob(jobdir, launcher_job_id=job_id)
 
@@ -420,6 +493,8 @@ class SlurmLauncher(Launcher):
         env: dict[str, str],
         array_dir: Path,
         dependencies: Sequence[LaunchedJob] = (),
+        task_ids: Sequence[int] | None = None,
+        aftercorr: str | None = None,
     ) -> list[LaunchedJob]:
         """Submit independent jobs as one Slurm job array (one ``sbatch`` call).
 
@@ -428,6 +503,10 @@ class SlurmLauncher(Launcher):
         script submitted to Slurm, ``index.sh``, the mapping from ``SLURM_ARRAY_TASK_ID``
         to job scripts, and Slurm's own per-task logs ``slurm-ARRAY_TASK.out``.  Returns one
         launched job per job directory, in order, with the id ``ARRAYID_TASKID``.
+
+        ``task_ids`` numbers the tasks (default 0 to N-1); with ``aftercorr`` (the id of
+        another array) task ``i`` waits for task ``i`` of that array to succeed
+        (``--dependency=aftercorr:ID``), and is cancelled if it fails.
         """
         if len(jobdirs) != len(commands):
             raise LauncherError(
@@ -438,7 +517,10 @@ class SlurmLauncher(Launcher):
         array_dir = Path(array_dir).absolute()
         array_dir.mkdir(parents=True, exist_ok=True)
         index = ["# SLURM_ARRAY_TASK_ID -> job script (generated by xpm)", "XPM_ARRAY_TASKS=("]
-        for task_id, (jobdir, command) in enumerate(zip(jobdirs, commands, strict=True)):
+        numbers = list(task_ids) if task_ids is not None else list(range(len(jobdirs)))
+        if len(numbers) != len(jobdirs) or len(set(numbers)) != len(numbers):
+            raise LauncherError(f"submit_array needs {len(jobdirs)} distinct task ids")
+        for task_id, jobdir, command in zip(numbers, jobdirs, commands, strict=True):
             lines = [
                 "#!/bin/bash",
                 f"# xpm job {_printable(jobdir.relpath)}: task {task_id} of a Slurm job array",
@@ -451,7 +533,7 @@ class SlurmLauncher(Launcher):
         index_file = array_dir / "index.sh"
         atomic_write_text(index_file, "\n".join(index) + "\n")
 
-        spec = f"0-{len(jobdirs) - 1}"
+        spec = f"0-{len(jobdirs) - 1}" if task_ids is None else ",".join(map(str, numbers))
         if self.array_throttle is not None:
             spec += f"%{self.array_throttle}"
         name = _NAME_UNSAFE.sub("_", f"xpm-{jobdirs[0].task_id}-array")
@@ -474,12 +556,21 @@ class SlurmLauncher(Launcher):
         ]
         atomic_write_text(script, "\n".join(lines) + "\n")
         script.chmod(0o755)
+        if aftercorr is not None and not aftercorr.isdigit():
+            raise LauncherError(f"aftercorr needs a Slurm array id, not {aftercorr!r}")
+        corresponding = [f"--dependency=aftercorr:{aftercorr}", "--kill-on-invalid-dep=yes"]
         array_id = self._sbatch(
-            [*argv, *self._dependency_args(dependencies)], script, f"an array of {len(jobdirs)}"
+            [
+                *argv,
+                *(corresponding if aftercorr else self._dependency_args(dependencies)),
+                *self._held(),
+            ],
+            script,
+            f"an array of {len(jobdirs)}",
         )
         return [
             LaunchedJob(jobdir, launcher_job_id=f"{array_id}_{i}")
-            for i, jobdir in enumerate(jobdirs)
+            for i, jobdir in zip(numbers, jobdirs, strict=True)
         ]
 
     def poll(self, jobs: list[LaunchedJob]) -> dict[str, LaunchOutcome]:
@@ -494,12 +585,31 @@ class SlurmLauncher(Launcher):
         missing = [i for i in ids if i not in outcomes]
         if missing:
             outcomes.update(self._sacct(missing))
+        # A pending array task cancelled on its own leaves no record anywhere (it is only
+        # taken out of its array's pending set; no completion line, no accounting without
+        # slurmdbd).  If its array still lists pending tasks, that is what happened to it.
+        queued = {
+            i.partition("_")[0] for i, o in outcomes.items() if "_" in i and o.state == "SUBMITTED"
+        }
+        for i in missing:
+            if i not in outcomes and i.partition("_")[0] in queued:
+                outcomes[i] = LaunchOutcome(
+                    "CANCELLED",
+                    "slurm: CANCELLED (taken out of its array while pending)",
+                    ended_by_backend=True,
+                )
         return outcomes
 
     def _squeue(self, ids: list[str]) -> dict[str, LaunchOutcome]:
+        outcomes: dict[str, LaunchOutcome] = {}
+        for query in _id_lists(_array_ids(ids)):  # one list, but for >3,000 separate jobs
+            outcomes.update(self._squeue_list(query, set(ids)))
+        return outcomes
+
+    def _squeue_list(self, query: list[str], wanted: set[str]) -> dict[str, LaunchOutcome]:
         proc = self._run(
             [
-                "squeue", "--noheader", "--states=all", "--array", f"--jobs={','.join(ids)}",
+                "squeue", "--noheader", "--states=all", "--array", f"--jobs={','.join(query)}",
                 "--Format=JobArrayID:|,JobID:|,State:|,Reason:|,exit_code:|",
             ]
         )  # fmt: skip
@@ -508,7 +618,6 @@ class SlurmLauncher(Launcher):
                 return {}
             raise LauncherError(f"squeue failed (exit {proc.returncode}): {proc.stderr.strip()}")
         outcomes: dict[str, LaunchOutcome] = {}
-        wanted = set(ids)
         for line in proc.stdout.splitlines():
             fields = line.split("|")
             if len(fields) < 5:
@@ -524,22 +633,28 @@ class SlurmLauncher(Launcher):
     def _sacct(self, ids: list[str]) -> dict[str, LaunchOutcome]:
         """Finished jobs squeue forgot: ``sacct`` (``sacct -c`` without slurmdbd)."""
         fmt = ["--noheader", "--parsable2", "--format=JobID,State,ExitCode"]
-        proc = None
-        if not self._sacct_jobcomp:
-            proc = self._run(["sacct", *fmt, "--allocations", f"--jobs={','.join(ids)}"])
-            if proc.returncode != 0 and "accounting storage is disabled" in proc.stderr:
-                self._sacct_jobcomp = True
-            elif proc.returncode == 0:
-                self._sacct_jobcomp = False
+        stdout: list[str] = []
         by_query = {i: i for i in ids}
+        if not self._sacct_jobcomp:
+            for query in _id_lists(_array_ids(ids)):  # sacct lists array tasks as A_i
+                proc = self._run(["sacct", *fmt, "--allocations", f"--jobs={','.join(query)}"])
+                if proc.returncode != 0 and "accounting storage is disabled" in proc.stderr:
+                    self._sacct_jobcomp = True
+                    break
+                if proc.returncode != 0:
+                    return {}  # no accounting at all: the scheduler reads the job directory
+                self._sacct_jobcomp = False
+                stdout.append(proc.stdout)
         if self._sacct_jobcomp:
             # The completion file knows array tasks by their raw ids only.
             by_query = {self._raw_ids.get(i, i): i for i in ids}
-            proc = self._run(["sacct", "-c", *fmt, f"--jobs={','.join(by_query)}"])
-        if proc is None or proc.returncode != 0:
-            return {}  # no accounting at all: the scheduler reads the job directory
+            for query in _id_lists(list(by_query)):
+                proc = self._run(["sacct", "-c", *fmt, f"--jobs={','.join(query)}"])
+                if proc.returncode != 0:
+                    return {}
+                stdout.append(proc.stdout)
         outcomes: dict[str, LaunchOutcome] = {}
-        for line in proc.stdout.splitlines():
+        for line in "\n".join(stdout).splitlines():
             fields = line.split("|")
             if len(fields) < 3:
                 continue
@@ -569,6 +684,7 @@ class SlurmLauncher(Launcher):
             # A FAILED job's own exit status; other kills rarely carry a meaningful one.
             exit_code=exit_code if not sig and (exit_code or slurm_state == "FAILED") else None,
             signal=sig,
+            ended_by_backend=slurm_state in _ENDED_BY_SLURM,
         )
 
     def cancel(self, jobs: list[LaunchedJob]) -> None:
@@ -576,8 +692,10 @@ class SlurmLauncher(Launcher):
         ids = sorted({job.launcher_job_id for job in jobs})
         if not ids:
             return
-        proc = self._run(["scancel", *ids])
-        if proc.returncode != 0:
-            raise LauncherError(
-                f"scancel {' '.join(ids)} failed (exit {proc.returncode}): {proc.stderr.strip()}"
-            )
+        for query in _id_lists(ids):  # separate arguments, but ARG_MAX bounds their sum
+            proc = self._run(["scancel", *query])
+            if proc.returncode != 0:
+                shown = " ".join(query[:5]) + (" ..." if len(query) > 5 else "")
+                raise LauncherError(
+                    f"scancel {shown} failed (exit {proc.returncode}): {proc.stderr.strip()}"
+                )
