@@ -226,6 +226,33 @@ def test_missing_index_is_a_clear_error(tmp_path: Path) -> None:
         make_datasette(tmp_path)
 
 
+# --- home page ----------------------------------------------------------------------------------
+def test_home_page_lists_experiments_running_and_failed_jobs(ds: Any) -> None:
+    r = get(ds, "/")
+    assert r.status_code == 200
+    html = r.text
+    experiments = html[html.index('id="xpm-experiments"') : html.index('id="xpm-running"')]
+    # Latest started first, each with how its latest run ended and its jobs by state.
+    assert experiments.index('data-experiment="broken"') < experiments.index(
+        'data-experiment="sweep"'
+    )
+    sweep = experiments[experiments.index('data-experiment="sweep"') :]
+    assert "9 done" in sweep and ">done<" in sweep
+    assert "1 failed" in experiments and "1 job(s) failed" in experiments
+    sha = rows(ds, "/xpm/git_states.json")[0]["commit_sha"]
+    assert sha[:10] in sweep and "dirty" in sweep
+    assert "Nothing is running." in html
+    failed = html[html.index('id="xpm-failed"') :]
+    fail = job_id(ds, "xpm_test_tasks.fail")
+    assert f'href="/-/xpm/job/{fail}"' in failed and "this task always fails" in failed
+
+
+def test_no_empty_memory_database(ds: Any) -> None:
+    assert list(get(ds, "/.json").json()) == ["xpm"]
+    assert get(ds, "/_memory").status_code == 404
+    assert "_memory" not in get(ds, "/").text
+
+
 # --- job page -----------------------------------------------------------------------------------
 def test_job_page(ds: Any) -> None:
     job = job_id(ds, "xpm_test_tasks.evaluate", "n_layers%3D2")

@@ -185,6 +185,25 @@ def test_guard_catches_cdn_loads(browser: Any) -> None:
     assert blocked == ["https://cdn.jsdelivr.net/npm/vega@6"]
 
 
+def test_home_page(server: str, page: Any, shots: Path) -> None:
+    """The home page lists the experiments (latest first) and failed jobs, no _memory."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server)
+    names = page.locator("#xpm-experiments tbody tr td:first-child").all_inner_texts()
+    assert names == ["broken", "sweep"]
+    sweep = page.locator('#xpm-experiments tr[data-experiment="sweep"]').inner_text()
+    assert "9 done" in sweep and time.strftime("%Z") in sweep  # the zone is shown
+    assert "Nothing is running." in page.locator("#xpm-running").inner_text()
+    assert "_memory" not in page.locator("body").inner_text()
+    # The experiments table fits a 1366 px wide laptop screen.
+    box = page.locator("#xpm-experiments table").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 1366
+    page.screenshot(path=str(shots / "datasette-home.png"), full_page=False)
+    page.locator("#xpm-failed tbody a").first.click()
+    page.wait_for_url("**/-/xpm/job/*")
+    assert "this task always fails" in page.locator("#xpm-stderr").inner_text()
+
+
 def test_jobs_table_tag_facet_and_job_page(server: str, page: Any, shots: Path) -> None:
     page.goto(server + "xpm/jobs")
     assert page.locator("h1").first.inner_text().startswith("jobs")

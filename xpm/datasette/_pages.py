@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 from datasette.utils.asgi import NotFound, Response
 
-from . import _data, _files
+from . import _data, _files, _format
 from ._metadata import DATABASE
 from ._plugin import workdir_of
 
@@ -20,9 +19,7 @@ _TYPES = {"js": "application/javascript; charset=utf-8", "css": "text/css; chars
 
 
 def _when(value: Any) -> str:
-    if not isinstance(value, (int, float)):
-        return ""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+    return _format.when(value)  # local time with its zone, as on every page of the plugin
 
 
 async def static_file(request: Any, datasette: Any) -> Response:

@@ -247,6 +247,15 @@ def render_cell(
 
 
 @hookimpl
+def prepare_jinja2_environment(env: Any, datasette: Any) -> None:
+    """Filters ``xpm_when``, ``xpm_number``, ``xpm_size`` (see ``_format``)."""
+    from ._format import FILTERS
+
+    for name, function in FILTERS.items():
+        env.filters[f"xpm_{name}"] = function
+
+
+@hookimpl
 def menu_links(datasette: Any, actor: Any, request: Any) -> list[dict[str, str]]:
     return [
         {"href": datasette.urls.table(DATABASE, "jobs"), "label": "xpm: jobs"},
@@ -263,9 +272,10 @@ def table_actions(datasette: Any, actor: Any, database: str, table: str, request
 
 @hookimpl
 def register_routes(datasette: Any) -> list[tuple[str, Any]]:
-    from . import _pages
+    from . import _pages, _views
 
     return [
+        (r"^/$", _views.home_page),
         (r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})$", _pages.job_page),
         (r"^/-/xpm/chart$", _pages.chart_page),
         (r"^/-/xpm/chart\.json$", _pages.chart_json),

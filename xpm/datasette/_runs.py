@@ -1,0 +1,80 @@
+"""The data layer of the web view: experiments, runs tables, comparisons, as plain rows.
+
+Every page of the plugin that shows jobs as a table reads them through this module, so
+that the layout of the index it relies on (today ``jobs``, ``params``, ``tags``,
+``results``, ``submissions``, ``runs``) is known here only.  Every function takes a
+read-only :class:`sqlite3.Connection` (the plugin calls them through Datasette's
+``execute_fn``) and returns plain Python values.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+#: Experiments listed on the home page (the latest started).
+HOME_EXPERIMENTS = 100
+#: Running and failed jobs listed on the home page.
+HOME_JOBS = 20
+
+STATES = ("UNSCHEDULED", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED")
+
+
+def dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """The rows of ``cursor`` as dictionaries."""
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def experiments_overview(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Experiments, latest started first, each with its latest run and that run's jobs.
+
+    Per experiment: ``name``, ``runs``, ``first_start``, ``last_start``; of its latest
+    run ``run``, ``start_time``, ``end_time``, ``outcome``, ``commit_sha``, ``branch``,
+    ``dirty``; ``states``: jobs of that run per state; ``jobs``: their number.
+    """
+    rows = dicts(
+        conn.execute(
+            "SELECT e.name, e.runs, e.first_start, e.last_start, r.id AS run, r.start_time, "
+            "r.end_time, json_extract(r.info, '$.outcome') AS outcome, g.commit_sha, g.branch, "
+            "g.dirty FROM (SELECT * FROM experiments ORDER BY last_start DESC, name LIMIT ?) e "
+            "LEFT JOIN runs r ON r.id = (SELECT id FROM runs WHERE experiment = e.name "
+            "ORDER BY start_time DESC LIMIT 1) "
+            "LEFT JOIN run_git_states rg ON rg.run = r.id AND rg.position = 0 "
+            "LEFT JOIN git_states g ON g.id = rg.git_state "
+            "ORDER BY e.last_start DESC, e.name",
+            (HOME_EXPERIMENTS,),
+        )
+    )
+    for row in rows:
+        row["states"] = {}
+        row["jobs"] = 0
+    by_run = {row["run"]: row for row in rows if row["run"]}
+    if by_run:
+        marks = ",".join("?" * len(by_run))
+        for run, state, count in conn.execute(
+            f"SELECT s.run, j.state, COUNT(*) FROM submissions s JOIN jobs j ON j.id = s.job_id "
+            f"WHERE s.run IN ({marks}) GROUP BY s.run, j.state",
+            list(by_run),
+        ):
+            by_run[run]["states"][state] = count
+            by_run[run]["jobs"] += count
+    return rows
+
+
+def jobs_in_state(
+    conn: sqlite3.Connection, state: str, limit: int = HOME_JOBS
+) -> tuple[int, list[dict[str, Any]]]:
+    """How many jobs are in ``state``, and the latest ``limit`` of them (with experiment)."""
+    count = conn.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)).fetchone()[0]
+    order = "j.end_time" if state in ("DONE", "FAILED", "CANCELLED") else "j.submit_time"
+    rows = dicts(
+        conn.execute(
+            "SELECT j.id, j.task_id, j.state, j.reason, j.submit_time, j.start_time, j.end_time, "
+            "j.host, r.experiment FROM (SELECT * FROM jobs WHERE state = ? "
+            f"ORDER BY {order.replace('j.', '')} DESC LIMIT ?) j "
+            f"LEFT JOIN runs r ON r.id = j.last_run ORDER BY {order} DESC",
+            (state, limit),
+        )
+    )
+    return count, rows
