@@ -273,6 +273,23 @@ def test_job_page(ds: Any) -> None:
     assert "dirty" in git and "+# an uncommitted change" in git
 
 
+def test_job_page_links_upstream_and_downstream(ds: Any) -> None:
+    learn = job_id(ds, "xpm_test_tasks.learn", "n_layers%3D2")
+    evaluate = job_id(ds, "xpm_test_tasks.evaluate", "n_layers%3D2")
+    html = get(ds, f"/-/xpm/job/{evaluate}").text
+    upstream = html.split('id="xpm-upstream"')[1].split("</p>")[0]
+    assert f'href="/-/xpm/job/{learn}"' in upstream and "xpm_test_tasks.learn" in upstream
+    assert 'id="xpm-downstream"' not in html
+    html = get(ds, f"/-/xpm/job/{learn}").text
+    downstream = html.split('id="xpm-downstream"')[1].split("</p>")[0]
+    # Its Evaluate job only: not itself (its own outputs are paths inside its directory).
+    assert downstream.count('href="/-/xpm/job/') == 1 and f"/-/xpm/job/{evaluate}" in downstream
+    assert 'id="xpm-upstream"' not in html
+    train = job_id(ds, "sweep.train", "n_layers%3D2")
+    html = get(ds, f"/-/xpm/job/{train}").text
+    assert 'id="xpm-upstream"' not in html and 'id="xpm-downstream"' not in html
+
+
 def test_job_page_log_tails(ds: Any) -> None:
     fail = job_id(ds, "xpm_test_tasks.fail")
     html = get(ds, f"/-/xpm/job/{fail}").text

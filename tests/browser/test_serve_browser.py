@@ -239,6 +239,32 @@ def test_jobs_table_tag_facet_and_job_page(server: str, page: Any, shots: Path) 
     page.screenshot(path=str(shots / "datasette-job.png"), full_page=True)
 
 
+def test_job_page_links_and_wraps_long_values(server: str, page: Any) -> None:
+    """An Evaluate job links its Learn job and back; its long path wraps in its column."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server + "xpm/jobs?task_id=xpm_test_tasks.evaluate&_tag=n_layers%3D2")
+    page.locator("td.col-path a").first.click()
+    page.wait_for_url("**/-/xpm/job/*")
+    evaluate_url = page.url
+    params = page.locator("#xpm-params").bounding_box()
+    tags = page.locator("#xpm-tags").bounding_box()
+    assert params is not None and tags is not None
+    values = page.locator("#xpm-params .xpm-value")
+    longest = max(values.all_inner_texts(), key=len)
+    assert longest.startswith("jobs/xpm_test_tasks.learn/") and len(longest) >= 100
+    for i in range(values.count()):
+        box = values.nth(i).bounding_box()
+        assert box is not None and box["x"] + box["width"] <= params["x"] + params["width"] + 1
+    if tags["y"] < params["y"] + params["height"]:  # side by side: no overlap
+        assert params["x"] + params["width"] <= tags["x"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    page.locator("#xpm-upstream a").first.click()
+    page.wait_for_url("**/-/xpm/job/*")
+    assert page.locator("h1").first.inner_text().startswith("xpm_test_tasks.learn")
+    page.locator("#xpm-downstream a").first.click()
+    page.wait_for_url(evaluate_url)
+
+
 def test_failed_job_shows_stderr_tail(server: str, page: Any, shots: Path) -> None:
     page.goto(server + "xpm/failed_jobs")
     assert "RuntimeError: this task always fails" in page.locator("pre.xpm-tail").first.inner_text()

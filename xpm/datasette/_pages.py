@@ -8,7 +8,7 @@ from typing import Any
 
 from datasette.utils.asgi import NotFound, Response
 
-from . import _data, _files, _format
+from . import _data, _files, _format, _runs
 from ._metadata import DATABASE
 from ._plugin import workdir_of
 
@@ -53,6 +53,13 @@ async def job_page(request: Any, datasette: Any) -> Response:
         for stream in logs:
             logs[stream] = _files.log_tail(workdir, job["path"], stream, TAIL_LINES)
     experiments = sorted({r["experiment"] for r in details["runs"]})
+    upstream_ids = _files.upstream_ids(jobdir) if jobdir is not None else []
+    related = await db.execute_fn(
+        lambda conn: {
+            "upstream": _runs.jobs_by_ids(conn, upstream_ids),
+            "downstream": _runs.downstream_jobs(conn, job["path"]),
+        }
+    )
     context = {
         "job": job,
         "times": {k: _when(job.get(k)) for k in ("submit_time", "start_time", "end_time")},
@@ -61,6 +68,7 @@ async def job_page(request: Any, datasette: Any) -> Response:
         "logs": logs,
         "jobdir": str(jobdir.path) if jobdir else None,
         "experiments": experiments,
+        "related": related,
         "when": _when,
         "database": DATABASE,
     }
