@@ -66,9 +66,9 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return workdir
 
 
-def get(ds: Any, path: str) -> Any:
+def get(ds: Any, path: str, follow: bool = False) -> Any:
     async def go() -> Any:
-        return await ds.client.get(path)
+        return await ds.client.get(path, follow_redirects=follow)
 
     return asyncio.run(go())
 
@@ -302,6 +302,108 @@ def test_job_page_log_tails(ds: Any) -> None:
 def test_job_page_not_found(ds: Any) -> None:
     assert get(ds, "/-/xpm/job/" + "0" * 64).status_code == 404
     assert get(ds, "/-/xpm/job/zz").status_code == 404
+
+
+# --- artifacts and logs -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def artifacts(indexed: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, str, Path]:
+    """A copy of the indexed workdir whose Train job has outputs, links and a long log."""
+    workdir = tmp_path_factory.mktemp("artifacts") / "workdir"
+    shutil.copytree(indexed, workdir, symlinks=True)
+    ds = make_datasette(workdir)
+    job = job_id(ds, "sweep.train", "n_layers%3D1")
+    jobdir = workdir / "jobs" / "sweep.train" / job
+    (jobdir / "out").mkdir()
+    (jobdir / "out" / "model.txt").write_text("weights\n")
+    (jobdir / "out" / "a b~1.txt").write_text("odd name\n")
+    secret = workdir.parent / "secret.txt"
+    secret.write_text("secret\n")
+    (jobdir / "secret.txt").symlink_to(secret)
+    (jobdir / "up").symlink_to(workdir)
+    (jobdir / "stderr.log").write_text("".join(f"line {i:06d}\n" for i in range(20000)))
+    return ds, job, jobdir
+
+
+def test_files_listed_with_sizes(artifacts: tuple[Any, str, Path]) -> None:
+    ds, job, jobdir = artifacts
+    html = get(ds, f"/-/xpm/job/{job}/files").text
+    table = html[html.index('id="xpm-files"') :]
+    assert f'href="/-/xpm/job/{job}/files/out/model.txt"' in table
+    assert f'href="/-/xpm/job/{job}/files/params.json"' in table
+    size = (jobdir / "params.json").stat().st_size
+    row = table[table.index("params.json") :].split("</tr>")[0]
+    assert f"{size} B" in row
+    # Links are listed as links, with no download link, and a linked directory is not entered.
+    for link in ("secret.txt", "up"):
+        row = table[table.index(f'<td class="xpm-wrap">{link}') :].split("</tr>")[0]
+        assert "symbolic link, not followed" in row and "href" not in row
+    assert "xpm.db" not in table and "experiments" not in table
+    assert f"/-/xpm/job/{job}/files" in get(ds, f"/-/xpm/job/{job}").text  # linked
+
+
+def test_file_download_is_read_only_and_stays_inside(artifacts: tuple[Any, str, Path]) -> None:
+    ds, job, jobdir = artifacts
+    base = f"/-/xpm/job/{job}/files/"
+    r = get(ds, base + "params.json")
+    assert r.status_code == 200 and r.text == (jobdir / "params.json").read_text()
+    assert r.headers["content-type"].startswith("text/plain")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    files = get(ds, f"/-/xpm/job/{job}/files").text
+    odd = files.split('">out/a b~1.txt</a>')[0].rsplit('href="', 1)[1]
+    assert get(ds, odd).text == "odd name\n"
+    r = get(ds, base + "out/model.txt?download=1")
+    assert r.status_code == 200 and r.text == "weights\n"
+    assert r.headers["content-disposition"].startswith("attachment")
+    assert r.headers["content-type"] == "application/octet-stream"
+    for bad in [
+        "secret.txt",  # a link to a file outside
+        "up/xpm.db",  # through a link to a directory
+        "up/jobs",
+        "..%2F..%2Fxpm.db",
+        "%2E%2E/%2E%2E/xpm.db",
+        "out/..%2Fparams.json",
+        "%2Fetc%2Fpasswd",
+        "out",  # a directory: no listing but the job's own
+        "nothing",
+    ]:
+        # Datasette redirects %-escapes to ~-escapes: follow, then refuse.
+        assert get(ds, base + bad, follow=True).status_code == 404, bad
+    assert get(ds, f"/-/xpm/job/{'0' * 64}/files").status_code == 404
+
+
+def test_whole_log_page_by_page(artifacts: tuple[Any, str, Path]) -> None:
+    ds, job, jobdir = artifacts
+    text = (jobdir / "stderr.log").read_text()
+    pages = -(-len(text.encode()) // _files.LOG_PAGE)
+    assert pages >= 3
+    seen = []
+    for n in range(1, pages + 1):
+        html = get(ds, f"/-/xpm/job/{job}/log/stderr?page={n}").text
+        assert f"Page {n} of {pages}" in html
+        body = html.split('id="xpm-log">')[1].split("</pre>")[0]
+        assert body.startswith("line ") and body.endswith("\n")  # whole lines
+        seen.append(body)
+    assert "".join(seen) == text  # every line once, in order
+    last = get(ds, f"/-/xpm/job/{job}/log/stderr?page=999").text
+    assert f"Page {pages} of {pages}" in last
+    assert "No stdout.log" not in get(ds, f"/-/xpm/job/{job}/log/stdout").text
+
+
+def test_open_file_refuses_links_swapped_in(tmp_path: Path) -> None:
+    """No component is followed as a link, whatever it points to."""
+    from xpm._jobdir import JobDir
+
+    jobdir = JobDir(tmp_path, "t.task", "ab" * 32)
+    jobdir.path.mkdir(parents=True)
+    (jobdir.path / "a").mkdir()
+    (jobdir.path / "a" / "f").write_text("x")
+    inside = jobdir.path / "inside"
+    inside.symlink_to(jobdir.path / "a")  # even a link staying inside
+    for rel, ok in [("a/f", True), ("inside/f", False), ("a", False), ("a/./f", False)]:
+        fd = _files.open_file(jobdir, rel)
+        assert (fd is not None) == ok, rel
+        if fd is not None:
+            os.close(fd)
 
 
 # --- chart --------------------------------------------------------------------------------------

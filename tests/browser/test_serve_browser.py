@@ -265,6 +265,30 @@ def test_job_page_links_and_wraps_long_values(server: str, page: Any) -> None:
     page.wait_for_url(evaluate_url)
 
 
+def test_job_files_and_whole_logs(server: str, page: Any) -> None:
+    """From a job page: its files with sizes, one opened as text, the whole stdout."""
+    page.goto(server + "xpm/jobs?task_id=sweep.train&_tag=n_layers%3D1")
+    page.locator("td.col-path a").first.click()
+    page.wait_for_url("**/-/xpm/job/*")
+    job_url = page.url
+    page.locator("#xpm-files-link").click()
+    page.wait_for_url("**/files")
+    rows = {
+        r.locator("td").first.inner_text(): r.locator("td").nth(1).inner_text()
+        for r in page.locator("#xpm-files tbody tr").all()
+    }
+    assert {"params.json", "results.jsonl", "stdout.log", "stderr.log"} <= set(rows), rows
+    assert rows["stderr.log"] == "0 B" and rows["stdout.log"].endswith(" B")
+    page.locator("#xpm-files a", has_text="stdout.log").first.click()
+    assert "step 4 loss" in page.locator("body").inner_text()
+    page.goto(job_url)
+    page.locator("#xpm-logs a", has_text="all of it").first.click()
+    page.wait_for_url("**/log/stdout")
+    assert "Page 1 of 1" in page.locator("#xpm-pager").inner_text()
+    log = page.locator("#xpm-log").inner_text()
+    assert log.startswith("step 0 loss") and "step 4 loss" in log
+
+
 def test_failed_job_shows_stderr_tail(server: str, page: Any, shots: Path) -> None:
     page.goto(server + "xpm/failed_jobs")
     assert "RuntimeError: this task always fails" in page.locator("pre.xpm-tail").first.inner_text()

@@ -277,6 +277,12 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
     return [
         (r"^/$", _views.home_page),
         (r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})$", _pages.job_page),
+        (r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})/files$", _views.files_page),
+        (r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})/files/(?P<path>.+)$", _views.file_download),
+        (
+            r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})/log/(?P<stream>stdout|stderr)$",
+            _views.log_page,
+        ),
         (r"^/-/xpm/chart$", _pages.chart_page),
         (r"^/-/xpm/chart\.json$", _pages.chart_json),
         (r"^/-/xpm/static/(?P<path>[A-Za-z0-9_.\-]+)$", _pages.static_file),

@@ -6,12 +6,19 @@
 
 from __future__ import annotations
 
+import os
+import re
+import urllib.parse
+from pathlib import Path
 from typing import Any
 
-from datasette.utils.asgi import Response
+from datasette.utils import tilde_decode, tilde_encode
+from datasette.utils.asgi import NotFound, Response
 
-from . import _format, _runs
+from .._jobdir import JobDir
+from . import _data, _files, _format, _runs
 from ._metadata import DATABASE
+from ._plugin import workdir_of
 
 
 async def home_page(request: Any, datasette: Any) -> Response:
@@ -38,4 +45,116 @@ async def home_page(request: Any, datasette: Any) -> Response:
         description=datasette.metadata("description") or "",
     )
     html = await datasette.render_template("xpm_home.html", context, request=request)
+    return Response.html(html)
+
+
+# --- artifacts and logs ---------------------------------------------------------------------------
+async def _job_and_dir(request: Any, datasette: Any) -> tuple[dict[str, Any], JobDir]:
+    """The job named in the URL and its directory (404 when either is missing or unsafe)."""
+    db = datasette.get_database(DATABASE)
+    ref = request.url_vars["job_id"]
+    job = await db.execute_fn(lambda conn: _data.find_job_row(conn, ref))
+    if job is None:
+        raise NotFound(f"no job {ref} in the index (or several start with it: give more digits)")
+    workdir = workdir_of(datasette)
+    jobdir = _files.job_dir(workdir, job["path"]) if workdir else None
+    if jobdir is None:
+        raise NotFound(f"the directory of job {job['id']} is missing or not under the workdir")
+    return job, jobdir
+
+
+async def files_page(request: Any, datasette: Any) -> Response:
+    """The files of a job directory with their sizes, each downloadable (links listed only)."""
+    job, jobdir = await _job_and_dir(request, datasette)
+    files, truncated = _files.list_files(jobdir)
+    for f in files:
+        f["url"] = "/".join(_url_part(part) for part in f["path"].split("/"))
+    context = {
+        "job": job,
+        "files": files,
+        "truncated": truncated,
+        "total": sum(f["size"] for f in files if f["kind"] == "file"),
+        "max_files": _files.MAX_FILES,
+        "database": DATABASE,
+    }
+    html = await datasette.render_template("xpm_files.html", context, request=request)
+    return Response.html(html)
+
+
+def _url_part(name: str) -> str:
+    """A file name in a URL: as is when plain, else in Datasette's ~-escapes."""
+    return name if re.fullmatch(r"[A-Za-z0-9._-]+", name) else tilde_encode(name)
+
+
+class _Download:
+    """An open file sent in chunks (Datasette's own download class reopens by path)."""
+
+    def __init__(self, fd: int, name: str, inline: bool) -> None:
+        self.fd, self.name, self.inline = fd, name, inline
+
+    async def asgi_send(self, send: Any) -> None:
+        size = os.fstat(self.fd).st_size
+        disposition = "inline" if self.inline else "attachment"
+        quoted = urllib.parse.quote(self.name)
+        headers = [
+            # Text shown as text, everything else saved: nothing from a job directory runs
+            # as a page of this site (a job may write HTML).
+            [b"content-type", b"text/plain; charset=utf-8" if self.inline else _BINARY],
+            [b"content-length", str(size).encode()],
+            [b"content-disposition", f"{disposition}; filename*=UTF-8''{quoted}".encode()],
+            [b"x-content-type-options", b"nosniff"],
+            [b"content-security-policy", b"sandbox"],
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        try:
+            with os.fdopen(self.fd, "rb") as fh:
+                while chunk := fh.read(256 * 1024):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            await send({"type": "http.response.body", "body": b""})
+
+
+_BINARY = b"application/octet-stream"
+#: Suffixes shown in the browser as text (anything else is downloaded).
+TEXT_SUFFIXES = {".log", ".txt", ".json", ".jsonl", ".csv", ".tsv", ".yaml", ".yml", ".md", ".py"}
+
+
+async def file_download(request: Any, datasette: Any) -> Any:
+    """One regular file of the job directory, read-only (no link followed, nothing outside)."""
+    job, jobdir = await _job_and_dir(request, datasette)
+    # Datasette redirects %-escapes to its ~-escapes: the links below use those.
+    relative = "/".join(tilde_decode(part) for part in request.url_vars["path"].split("/"))
+    fd = _files.open_file(jobdir, relative)
+    if fd is None:
+        raise NotFound(f"no regular file {relative} in the directory of job {job['id']}")
+    name = relative.rsplit("/", 1)[-1]
+    inline = Path(name).suffix in TEXT_SUFFIXES and request.args.get("download") is None
+    return _Download(fd, name, inline)
+
+
+async def log_page(request: Any, datasette: Any) -> Response:
+    """The whole stdout or stderr of a job, a page of 64 KB at a time."""
+    job, jobdir = await _job_and_dir(request, datasette)
+    stream = request.url_vars["stream"]
+    try:
+        page = int(request.args.get("page", "1")) - 1
+    except ValueError:
+        page = 0
+    fd = _files.open_file(jobdir, jobdir.log(stream).name)
+    text, pages = "", 0
+    if fd is not None:
+        try:
+            text, pages = _files.read_page(fd, page)
+        finally:
+            os.close(fd)
+    context = {
+        "job": job,
+        "stream": stream,
+        "text": text,
+        "missing": fd is None,
+        "page": min(max(page, 0), max(pages - 1, 0)) + 1,
+        "pages": pages,
+        "database": DATABASE,
+    }
+    html = await datasette.render_template("xpm_log.html", context, request=request)
     return Response.html(html)
