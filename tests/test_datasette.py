@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -251,6 +252,120 @@ def test_no_empty_memory_database(ds: Any) -> None:
     assert list(get(ds, "/.json").json()) == ["xpm"]
     assert get(ds, "/_memory").status_code == 404
     assert "_memory" not in get(ds, "/").text
+
+
+# --- experiment page and runs tables ------------------------------------------------------------
+def runs_rows(ds: Any, path: str) -> list[dict[str, str]]:
+    """The runs table of a page as {column key: cell text} per row, in order."""
+    html = get(ds, path).text
+    assert 'id="xpm-runs"' in html, html[-2000:]
+    body = html[html.index('id="xpm-runs"') :].split("<tbody>")[1].split("</tbody>")[0]
+    out = []
+    for row in body.split("</tr>")[:-1]:
+        cells = dict(re.findall(r'<td data-key="([^"]+)"[^>]*>([^<]*)</td>', row))
+        cells["id"] = re.search(r'data-job="([0-9a-f]{64})"', row).group(1)  # type: ignore[union-attr]
+        out.append(cells)
+    return out
+
+
+def test_experiment_page_runs_table(ds: Any) -> None:
+    base = "/-/xpm/experiment/sweep?task=xpm_test_tasks.evaluate"
+    html = get(ds, base).text
+    assert "sweep.train" in html.split('id="xpm-tasks"')[1].split("</nav>")[0]  # task tabs
+    found = runs_rows(ds, base + "&sort=result:accuracy")
+    assert [r["result:accuracy"] for r in found] == ["0.6", "0.7", "0.8"]
+    assert [r["tag:n_layers"] for r in found] == ["1", "2", "3"]
+    assert [r["param:model.model.n_layers"] for r in found] == ["1", "2", "3"]
+    assert [r["result:accuracy"] for r in runs_rows(ds, base + "&sort=-result:accuracy")] == [
+        "0.8",
+        "0.7",
+        "0.6",
+    ]
+    # Short ids linking to the job page; a page of the whole index of a task, too.
+    ev = job_id(ds, "xpm_test_tasks.evaluate", "n_layers%3D2")
+    assert f'href="/-/xpm/job/{ev}" title="{ev}"><code>{ev[:8]}</code>' in html
+    assert len(runs_rows(ds, "/-/xpm/runs/xpm_test_tasks.evaluate")) == 3
+    assert get(ds, "/-/xpm/runs/nope.task").status_code == 404
+    assert get(ds, "/-/xpm/experiment/nope").status_code == 404
+    # The home page links the experiment's page.
+    assert 'href="/-/xpm/experiment/sweep"' in get(ds, "/").text
+
+
+def test_runs_table_filters(ds: Any) -> None:
+    base = "/-/xpm/experiment/sweep?task=xpm_test_tasks.evaluate&sort=result:accuracy"
+    acc = [r["result:accuracy"] for r in runs_rows(ds, base + "&where=accuracy%3E0.65")]
+    assert acc == ["0.7", "0.8"]
+    # Several values of one tag: any of them; different columns: all.
+    two = runs_rows(ds, base + "&where=n_layers%3D1&where=n_layers%3D3")
+    assert [r["tag:n_layers"] for r in two] == ["1", "3"]
+    one = runs_rows(ds, base + "&where=n_layers%3D1&where=n_layers%3D3&where=accuracy%3E%3D0.7")
+    assert [r["tag:n_layers"] for r in one] == ["3"]
+    # A parameter by its path or its last part; text contains; state.
+    assert len(runs_rows(ds, base + "&where=model.model.n_layers%3C3")) == 2
+    assert len(runs_rows(ds, base + "&where=activation~rel")) == 3
+    assert runs_rows(ds, base + "&where=state%3DFAILED") == []
+    train = "/-/xpm/experiment/sweep?task=sweep.train"
+    assert len(runs_rows(ds, train + "&where=lr%3E0.01")) == 3
+    # A bad filter says what to write and leaves the table whole.
+    html = get(ds, base + "&where=bogus%3E1").text
+    assert "no column &#39;bogus&#39;" in html and "n_layers" in html.split("xpm-error")[1]
+    assert len(runs_rows(ds, base + "&where=bogus%3E1")) == 3
+    assert "write NAME OP VALUE" in get(ds, base + "&where=lr").text
+    # Facets count the jobs per value of each tag, ignoring that tag's own filter.
+    html = get(ds, base + "&where=n_layers%3D1").text
+    facet = html.split('data-key="tag:n_layers"')[1].split("</div>")[0]
+    assert re.findall(r">(\d) <small>(\d+)</small>", facet) == [("1", "1"), ("2", "1"), ("3", "1")]
+    assert 'class="xpm-chosen">1 <small>' in facet
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """An index of 1,234 jobs written directly (bench/bench_serve.py's builder)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_serve", ROOT / "bench" / "bench_serve.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    # bench/_common.py turns bytecode writing back on for the whole process: undo that, the
+    # other tests' subprocesses must not leave __pycache__ in their git repositories.
+    saved = (dict(os.environ), sys.dont_write_bytecode)
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved[0])
+        sys.dont_write_bytecode = saved[1]
+    workdir = tmp_path_factory.mktemp("big") / "workdir"
+    workdir.mkdir()
+    bench.build(workdir, 1234)
+    return make_datasette(workdir), workdir
+
+
+def test_runs_table_pages_past_1000_rows(big: tuple[Any, Path]) -> None:
+    ds, workdir = big
+    conn = sqlite3.connect(workdir / "xpm.db")
+    try:
+        expected = [
+            r[0]
+            for r in conn.execute(
+                "SELECT j.id FROM jobs j JOIN results r ON r.job_id = j.id AND r.key = 'accuracy' "
+                "ORDER BY r.value DESC, j.id"
+            )
+        ]
+        failed = conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'FAILED'").fetchone()[0]
+    finally:
+        conn.close()
+    assert len(expected) == 1234
+    base = "/-/xpm/runs/bench.train?sort=-result:accuracy&size=100"
+    seen = []
+    for page in range(1, 14):
+        seen += [r["id"] for r in runs_rows(ds, f"{base}&page={page}")]
+    assert seen == expected
+    html = get(ds, f"{base}&page=13").text
+    assert "Jobs 1201–1234 of 1234" in html and "page 13 of 13" in html
+    states = html.split('data-key="state"')[1].split("</div>")[0]
+    assert f"FAILED <small>{failed}</small>" in states
+    assert f"DONE <small>{1234 - failed}</small>" in states
 
 
 # --- job page -----------------------------------------------------------------------------------

@@ -204,6 +204,47 @@ def test_home_page(server: str, page: Any, shots: Path) -> None:
     assert "this task always fails" in page.locator("#xpm-stderr").inner_text()
 
 
+def test_experiment_runs_table(server: str, page: Any, shots: Path) -> None:
+    """From home to an experiment's runs table: sort by a header, facets, a typed filter."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server)
+    page.locator("#xpm-experiments a", has_text="sweep").click()
+    page.wait_for_url("**/-/xpm/experiment/sweep")
+    page.locator("#xpm-tasks a", has_text="xpm_test_tasks.evaluate").click()
+    page.wait_for_url("**task=xpm_test_tasks.evaluate")
+
+    def column(key: str) -> list[str]:
+        return page.locator(f'#xpm-runs tbody td[data-key="{key}"]').all_inner_texts()
+
+    page.locator('#xpm-runs th[data-key="result:accuracy"] a').click()
+    page.wait_for_url("**sort=-result*")
+    assert column("result:accuracy") == ["0.8", "0.7", "0.6"]
+    page.locator('#xpm-runs th[data-key="result:accuracy"] a').click()
+    page.wait_for_url("**sort=result*")
+    assert column("result:accuracy") == ["0.6", "0.7", "0.8"]
+    # What a 1366x768 laptop shows without scrolling: ids, states, results, tags.
+    for key in ("id", "state", "result:accuracy", "tag:n_layers"):
+        box = page.locator(f'#xpm-runs th[data-key="{key}"]').bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1366, key
+        assert box["y"] + box["height"] <= 768, key
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    ids = page.locator("#xpm-runs td.xpm-id").all_inner_texts()
+    assert all(len(i.strip()) == 8 for i in ids), ids
+    page.screenshot(path=str(shots / "datasette-runs.png"), full_page=False)
+    # Two values of one tag from its facet, then a numeric comparison typed in.
+    page.locator('.xpm-facet[data-key="tag:n_layers"] a', has_text="1").first.click()
+    page.wait_for_url("**where=*")
+    assert column("tag:n_layers") == ["1"]
+    page.locator('.xpm-facet[data-key="tag:n_layers"] a', has_text="3").first.click()
+    page.wait_for_load_state()
+    assert column("tag:n_layers") == ["1", "3"]
+    page.locator('#xpm-filters input[type="text"]').fill("accuracy > 0.65")
+    page.locator("#xpm-filters button").click()
+    page.wait_for_url("**accuracy*")
+    assert column("tag:n_layers") == ["3"]
+    assert "result:accuracy>0.65" in page.locator("#xpm-filters").inner_text()
+
+
 def test_jobs_table_tag_facet_and_job_page(server: str, page: Any, shots: Path) -> None:
     page.goto(server + "xpm/jobs")
     assert page.locator("h1").first.inner_text().startswith("jobs")

@@ -10,6 +10,8 @@ import math
 import time
 from typing import Any
 
+from datasette.utils import tilde_encode
+
 from ..cli._options import duration as _duration
 from ..cli._options import short_value, size
 
@@ -19,6 +21,13 @@ def when(value: Any) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
         return ""
     return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(value))
+
+
+def when_short(value: Any) -> str:
+    """A Unix time as local date and minute, for table cells whose header names the zone."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(value))
 
 
 def zone() -> str:
@@ -41,4 +50,10 @@ def duration(start: Any, end: Any, state: str = "") -> str:
 
 
 #: What templates get, as filters named ``xpm_<name>``.
-FILTERS = {"when": when, "number": number, "size": size}
+FILTERS = {
+    "when": when,
+    "when_short": when_short,
+    "number": number,
+    "size": size,
+    "tilde": tilde_encode,  # a name as one part of a Datasette URL
+}

@@ -283,6 +283,8 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
             r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})/log/(?P<stream>stdout|stderr)$",
             _views.log_page,
         ),
+        (r"^/-/xpm/experiment/(?P<name>[^/]+)$", _views.experiment_page),
+        (r"^/-/xpm/runs/(?P<task>[A-Za-z0-9_.\-]+)$", _views.runs_page),
         (r"^/-/xpm/chart$", _pages.chart_page),
         (r"^/-/xpm/chart\.json$", _pages.chart_json),
         (r"^/-/xpm/static/(?P<path>[A-Za-z0-9_.\-]+)$", _pages.static_file),

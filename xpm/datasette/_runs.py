@@ -9,8 +9,12 @@ read-only :class:`sqlite3.Connection` (the plugin calls them through Datasette's
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from dataclasses import dataclass, field
 from typing import Any
+
+from ..index._query import parse_tag_value
 
 #: Experiments listed on the home page (the latest started).
 HOME_EXPERIMENTS = 100
@@ -108,3 +112,295 @@ def downstream_jobs(conn: sqlite3.Connection, job_path: str) -> list[dict[str, A
             (prefix, prefix[:-1] + "0", job_path),
         )
     )
+
+
+# --- runs tables: one row per job of a task (in an experiment), one column per value -------------
+#: Rows of a runs table page, by default and at most.
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+#: Values a facet lists.
+FACET_SIZE = 30
+_NUMERIC = ("int", "float")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a runs table: a parameter path, a tag or a result (its latest value)."""
+
+    kind: str  # "param", "tag" or "result"
+    name: str
+    numeric: bool = False
+
+    @property
+    def key(self) -> str:
+        """How URLs name the column (``param:lr``, ``tag:seed``, ``result:accuracy``)."""
+        return f"{self.kind}:{self.name}"
+
+    def expr(self) -> str:
+        """SQL of the column's value for the job ``j``."""
+        name = _literal(self.name)
+        if self.kind == "param":
+            return f"(SELECT value FROM params WHERE job_id = j.id AND path = {name})"
+        if self.kind == "tag":
+            return f"(SELECT value FROM tags WHERE job_id = j.id AND key = {name})"
+        return (
+            f"(SELECT value FROM results WHERE job_id = j.id AND key = {name} "
+            "ORDER BY seq DESC LIMIT 1)"
+        )
+
+
+#: Columns every runs table has (key -> SQL of the job ``j``).
+FIXED = {
+    "id": "j.id",
+    "state": "j.state",
+    "submitted": "j.submit_time",
+    "started": "j.start_time",
+    "duration": "(COALESCE(j.end_time, CAST(strftime('%s', 'now') AS REAL)) - j.start_time)",
+    "commit": "(SELECT commit_sha FROM git_states WHERE id = j.git_state)",
+}
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass
+class Selection:
+    """Which jobs a runs table shows: a task, optionally one experiment, filters, order."""
+
+    task: str
+    experiment: str | None = None
+    filters: list[tuple[str, str, Any]] = field(default_factory=list)  # (key, op, value)
+    sort: str = "submitted"
+    descending: bool = True
+    page: int = 1
+    size: int = PAGE_SIZE
+
+    def without(self, key: str) -> Selection:
+        """The same selection without the filters on ``key`` (a facet's own choices)."""
+        kept = [f for f in self.filters if f[0] != key]
+        return Selection(self.task, self.experiment, kept, self.sort, self.descending)
+
+    def where(self, columns: dict[str, Column]) -> tuple[str, dict[str, Any]]:
+        """SQL condition on ``jobs j`` and its parameters."""
+        args: dict[str, Any] = {"task": self.task}
+        clauses = ["j.task_id = :task"]
+        if self.experiment is not None:
+            args["experiment"] = self.experiment
+            clauses.append(
+                "j.id IN (SELECT s.job_id FROM submissions s JOIN runs r ON r.id = s.run "
+                "WHERE r.experiment = :experiment)"
+            )
+        # Several "=" on one column: any of the values; everything else: all must hold.
+        equal: dict[str, list[Any]] = {}
+        for key, op, value in self.filters:
+            if op == "=":
+                equal.setdefault(key, []).append(value)
+        for key, values in equal.items():
+            clauses.append(_condition(key, "IN", values, columns, args))
+        for key, op, value in self.filters:
+            if op != "=":
+                clauses.append(_condition(key, op, [value], columns, args))
+        return " AND ".join(clauses), args
+
+
+def _condition(
+    key: str, op: str, values: list[Any], columns: dict[str, Column], args: dict[str, Any]
+) -> str:
+    names = []
+    for value in values:
+        for candidate in value if isinstance(value, list) else [value]:
+            name = f"v{len(args)}"
+            args[name] = candidate
+            names.append(f":{name}")
+    if op == "IN":
+        test = f"IN ({', '.join(names)})"
+    elif op == "~":
+        test = f"LIKE '%' || {names[0]} || '%'"
+    else:
+        test = f"{op} {names[0]}"
+    column = columns.get(key)
+    if column is not None and column.kind in ("param", "tag"):
+        # Through the (path|key, value, job_id) index rather than row by row.
+        table, name = ("params", "path") if column.kind == "param" else ("tags", "key")
+        return (
+            f"j.id IN (SELECT job_id FROM {table} WHERE {name} = {_literal(column.name)} "
+            f"AND value {test})"
+        )
+    expr = column.expr() if column is not None else FIXED[key]
+    return f"{expr} {test}"
+
+
+_FILTER = re.compile(r"^\s*([^<>=!~]+?)\s*(>=|<=|!=|=|>|<|~)\s*(.*?)\s*$")
+
+
+def parse_filter(text: str, columns: list[Column]) -> tuple[str, str, Any, str]:
+    """``lr > 0.01``, ``tag:seed=1``, ``state=FAILED``, ``name~relu`` as (key, op, value, text).
+
+    ``text`` is the filter written with the column's key (``tag:seed=1``), the same
+    whichever way it was typed.
+
+    A bare name is a tag, else a parameter path (or its last part, when one path ends
+    with it), else a result.  ``=`` keeps every reading of the value (``2`` matches the
+    integer 2 and the text "2"); comparisons use the number when it is one.  Raises
+    ValueError with a message saying what to write instead.
+    """
+    match = _FILTER.match(text)
+    if not match or not match.group(3):
+        raise ValueError(
+            f"filter {text!r}: write NAME OP VALUE with OP one of = != > >= < <= ~ "
+            "(e.g. lr>0.01, n_layers=2, state=FAILED)"
+        )
+    name, op, raw = match.groups()
+    key = _column_key(name, columns)
+    if key is None:
+        known = ", ".join(c.name for c in columns[:8])
+        raise ValueError(
+            f"filter {text!r}: no column {name!r} in this table; use state or a "
+            f"parameter, tag or result name ({known}{', ...' if len(columns) > 8 else ''})"
+        )
+    values = parse_tag_value(raw)
+    return key, op, values if op == "=" else values[0], f"{key}{op}{raw}"
+
+
+def _column_key(name: str, columns: list[Column]) -> str | None:
+    if name in FIXED:
+        return name
+    by_key = {c.key: c for c in columns}
+    if name in by_key:
+        return name
+    for kind in ("tag", "param", "result"):
+        if f"{kind}:{name}" in by_key:
+            return f"{kind}:{name}"
+    ends = [c.key for c in columns if c.kind == "param" and c.name.endswith("." + name)]
+    return ends[0] if len(ends) == 1 else None
+
+
+def task_columns(conn: sqlite3.Connection, task: str, experiment: str | None) -> list[Column]:
+    """The parameters (nested configurations flattened), tags and results of the jobs."""
+    where, args = Selection(task, experiment).where({})
+    jobs = f"SELECT j.id FROM jobs j WHERE {where}"
+    out = []
+    for kind, table, name, extra in (
+        ("result", "results", "key", ""),
+        ("tag", "tags", "key", ""),
+        ("param", "params", "path", "AND type != 'config' "),
+    ):
+        sql = (
+            f"SELECT {name}, MIN(type IN ('int', 'float', 'null')) FROM {table} "
+            f"WHERE job_id IN ({jobs}) {extra}GROUP BY {name} ORDER BY {name}"
+        )
+        out += [Column(kind, n, bool(numeric)) for n, numeric in conn.execute(sql, args)]
+    return out
+
+
+def runs_table(
+    conn: sqlite3.Connection, selection: Selection, columns: list[Column]
+) -> dict[str, Any]:
+    """One page of a runs table: ``count``, ``rows`` (job fields and ``values`` by key)."""
+    by_key = {c.key: c for c in columns}
+    where, args = selection.where(by_key)
+    count = conn.execute(f"SELECT COUNT(*) FROM jobs j WHERE {where}", args).fetchone()[0]
+    column = by_key.get(selection.sort)
+    order = column.expr() if column is not None else FIXED.get(selection.sort, FIXED["submitted"])
+    direction = "DESC" if selection.descending else "ASC"
+    args = {**args, "limit": selection.size, "offset": (selection.page - 1) * selection.size}
+    ids = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT j.id FROM jobs j WHERE {where} "
+            f"ORDER BY {order} {direction} NULLS LAST, j.id LIMIT :limit OFFSET :offset",
+            args,
+        )
+    ]
+    rows = page_rows(conn, ids)
+    return {"count": count, "rows": rows}
+
+
+def page_rows(conn: sqlite3.Connection, ids: list[str]) -> list[dict[str, Any]]:
+    """The jobs ``ids`` in that order, each with ``values``: its params, tags and results."""
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    jobs = {
+        r["id"]: {**r, "values": {}}
+        for r in dicts(
+            conn.execute(
+                "SELECT j.id, j.task_id, j.state, j.reason, j.submit_time, j.start_time, "
+                "j.end_time, g.commit_sha, g.dirty FROM jobs j "
+                f"LEFT JOIN git_states g ON g.id = j.git_state WHERE j.id IN ({marks})",
+                ids,
+            )
+        )
+    }
+    for kind, sql in (
+        ("param", f"SELECT job_id, path, value FROM params WHERE job_id IN ({marks})"),
+        ("tag", f"SELECT job_id, key, value FROM tags WHERE job_id IN ({marks})"),
+        (
+            "result",
+            f"SELECT job_id, key, value, MAX(seq) FROM results WHERE job_id IN ({marks}) "
+            "GROUP BY job_id, key",
+        ),
+    ):
+        for job_id, name, value, *_ in conn.execute(sql, ids):
+            jobs[job_id]["values"][f"{kind}:{name}"] = value
+    return [jobs[i] for i in ids if i in jobs]
+
+
+def facets(
+    conn: sqlite3.Connection, selection: Selection, columns: list[Column]
+) -> list[dict[str, Any]]:
+    """Counts of the selected jobs per state and per value of each tag."""
+    by_key = {c.key: c for c in columns}
+    where, args = selection.without("state").where(by_key)
+    out = [
+        {
+            "key": "state",
+            "values": conn.execute(
+                f"SELECT j.state, COUNT(*) FROM jobs j WHERE {where} GROUP BY j.state "
+                "ORDER BY COUNT(*) DESC, j.state",
+                args,
+            ).fetchall(),
+        }
+    ]
+    for column in columns:
+        if column.kind != "tag":
+            continue
+        where, args = selection.without(column.key).where(by_key)
+        jobs = f"SELECT j.id FROM jobs j WHERE {where}"
+        values = conn.execute(
+            f"SELECT value, COUNT(*) FROM tags WHERE key = {_literal(column.name)} "
+            f"AND job_id IN ({jobs}) GROUP BY value ORDER BY value LIMIT {FACET_SIZE + 1}",
+            args,
+        ).fetchall()
+        out.append({"key": column.key, "values": values})
+    return out
+
+
+def experiment_runs(conn: sqlite3.Connection, experiment: str) -> list[dict[str, Any]]:
+    """The runs of ``experiment``, latest first, with commit, outcome and number of jobs."""
+    return dicts(
+        conn.execute(
+            "SELECT r.id, r.run_id, r.run_mode, r.start_time, r.end_time, r.host, r.user, "
+            "json_extract(r.info, '$.outcome') AS outcome, g.commit_sha, g.branch, g.dirty, "
+            "(SELECT COUNT(*) FROM submissions s WHERE s.run = r.id) AS jobs FROM runs r "
+            "LEFT JOIN run_git_states rg ON rg.run = r.id AND rg.position = 0 "
+            "LEFT JOIN git_states g ON g.id = rg.git_state WHERE r.experiment = ? "
+            "ORDER BY r.start_time DESC LIMIT 100",
+            (experiment,),
+        )
+    )
+
+
+def experiment_tasks(conn: sqlite3.Connection, experiment: str | None) -> list[tuple[str, int]]:
+    """(task id, number of jobs) of the jobs submitted by ``experiment`` (None: all jobs)."""
+    if experiment is None:
+        return conn.execute(
+            "SELECT task_id, COUNT(*) FROM jobs GROUP BY task_id ORDER BY task_id"
+        ).fetchall()
+    return conn.execute(
+        "SELECT j.task_id, COUNT(DISTINCT j.id) FROM submissions s JOIN runs r ON r.id = s.run "
+        "JOIN jobs j ON j.id = s.job_id WHERE r.experiment = ? GROUP BY j.task_id "
+        "ORDER BY j.task_id",
+        (experiment,),
+    ).fetchall()

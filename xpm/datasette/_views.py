@@ -18,7 +18,7 @@ from datasette.utils.asgi import NotFound, Response
 from .._jobdir import JobDir
 from . import _data, _files, _format, _runs
 from ._metadata import DATABASE
-from ._plugin import workdir_of
+from ._plugin import _signature, workdir_of
 
 
 async def home_page(request: Any, datasette: Any) -> Response:
@@ -158,3 +158,136 @@ async def log_page(request: Any, datasette: Any) -> Response:
     }
     html = await datasette.render_template("xpm_log.html", context, request=request)
     return Response.html(html)
+
+
+# --- experiment page and runs tables --------------------------------------------------------------
+_columns_cache: dict[tuple[str, str, str | None], tuple[tuple[Any, ...], list[_runs.Column]]] = {}
+
+
+async def _columns(db: Any, task: str, experiment: str | None) -> list[_runs.Column]:
+    """The columns of a runs table, read again only when the index changed."""
+    key = (str(db.path), task, experiment)
+    sig = _signature(db.path)
+    cached = _columns_cache.get(key)
+    if cached and cached[0] == sig:
+        return cached[1]
+    columns = await db.execute_fn(lambda conn: _runs.task_columns(conn, task, experiment))
+    _columns_cache[key] = (sig, columns)
+    return columns
+
+
+def _int_arg(request: Any, name: str, default: int, low: int, high: int) -> int:
+    try:
+        return min(max(int(request.args.get(name, default)), low), high)
+    except ValueError:
+        return default
+
+
+async def _runs_context(
+    request: Any, datasette: Any, task: str | None, experiment: str | None
+) -> dict[str, Any]:
+    """Everything a runs table shows: columns, facets, one page of rows, filters, errors."""
+    db = datasette.get_database(DATABASE)
+    tasks = await db.execute_fn(lambda conn: _runs.experiment_tasks(conn, experiment))
+    names = [t for t, _n in tasks]
+    if task is None or task not in names:
+        task = names[0] if names else None
+    context: dict[str, Any] = {"tasks": tasks, "task": task, "errors": [], "table": None}
+    if task is None:
+        return context
+    columns = await _columns(db, task, experiment)
+    filters: list[tuple[str, str, Any, str]] = []
+    errors: list[str] = []
+    for text in request.args.getlist("where"):
+        try:
+            parsed = _runs.parse_filter(text, columns)
+            if parsed[3] not in [f[3] for f in filters]:
+                filters.append(parsed)
+        except ValueError as e:
+            errors.append(str(e))
+    sort = request.args.get("sort") or "-submitted"
+    descending = sort.startswith("-")
+    sort = sort.lstrip("-")
+    if sort not in _runs.FIXED and sort not in {c.key for c in columns}:
+        errors.append(f"cannot sort by {sort!r}: click a column header instead")
+        sort, descending = "submitted", True
+    size = _int_arg(request, "size", _runs.PAGE_SIZE, 1, _runs.MAX_PAGE_SIZE)
+    page = _int_arg(request, "page", 1, 1, 10**9)
+    selection = _runs.Selection(
+        task, experiment, [f[:3] for f in filters], sort, descending, page, size
+    )
+
+    def read(conn: Any) -> dict[str, Any]:
+        return {
+            **_runs.runs_table(conn, selection, columns),
+            "facets": _runs.facets(conn, selection, columns),
+        }
+
+    table = await db.execute_fn(read)
+    pages = max(1, -(-table["count"] // size))
+    context.update(
+        columns=columns,
+        groups=[
+            (label, [c for c in columns if c.kind == kind])
+            for kind, label in (("result", "results"), ("tag", "tags"), ("param", "parameters"))
+        ],
+        filters=[f[3] for f in filters],
+        errors=errors,
+        sort=sort,
+        descending=descending,
+        table=table,
+        page=min(page, pages),
+        pages=pages,
+        size=size,
+        first_row=(page - 1) * size + 1,
+        zone=_format.zone(),
+    )
+    return context
+
+
+def _url_with(request: Any, **changes: Any) -> str:
+    """The current URL with some arguments replaced (None: removed); lists repeat."""
+    args = [(k, v) for k in request.args if k not in changes for v in request.args.getlist(k)]
+    for key, value in changes.items():
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None:
+                args.append((key, str(v)))
+    query = urllib.parse.urlencode(args)
+    return request.path + ("?" + query if query else "")
+
+
+async def _render_runs(
+    request: Any, datasette: Any, template: str, context: dict[str, Any]
+) -> Response:
+    context.update(
+        database=DATABASE,
+        url_with=lambda **kw: _url_with(request, **kw),
+        xpm_duration=_format.duration,
+    )
+    html = await datasette.render_template(template, context, request=request)
+    return Response.html(html)
+
+
+async def experiment_page(request: Any, datasette: Any) -> Response:
+    """An experiment: its runs, its tasks, and the runs table of one task."""
+    db = datasette.get_database(DATABASE)
+    name = tilde_decode(request.url_vars["name"])
+    found = await db.execute_fn(
+        lambda conn: conn.execute("SELECT 1 FROM experiments WHERE name = ?", (name,)).fetchone()
+    )
+    if found is None:
+        raise NotFound(f"no experiment {name!r} in the index")
+    runs = await db.execute_fn(lambda conn: _runs.experiment_runs(conn, name))
+    context = await _runs_context(request, datasette, request.args.get("task"), name)
+    context.update(experiment=name, runs=runs)
+    return await _render_runs(request, datasette, "xpm_experiment.html", context)
+
+
+async def runs_page(request: Any, datasette: Any) -> Response:
+    """The runs table of every job of a task, whatever experiment submitted it."""
+    task = request.url_vars["task"]
+    context = await _runs_context(request, datasette, task, None)
+    if context["task"] != task:
+        raise NotFound(f"no job of task {task!r} in the index")
+    context.update(experiment=None, runs=[])
+    return await _render_runs(request, datasette, "xpm_experiment.html", context)
