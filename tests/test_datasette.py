@@ -368,6 +368,30 @@ def test_runs_table_pages_past_1000_rows(big: tuple[Any, Path]) -> None:
     assert f"DONE <small>{1234 - failed}</small>" in states
 
 
+# --- compare ----------------------------------------------------------------------------------
+def test_compare_jobs_side_by_side(ds: Any) -> None:
+    ids = [job_id(ds, "sweep.train", f"n_layers%3D{n}") for n in (1, 2, 3)]
+    html = get(ds, "/-/xpm/compare?" + "&".join(f"id={i[:10]}" for i in ids)).text
+    differs = html.split('id="xpm-compare-params"')[1].split("</tbody>")[0]
+    assert re.findall(r'data-key="param:([^"]+)"', differs) == ["n_layers"]
+    assert re.findall(r'<td class="xpm-text" title="(\d)">', differs) == ["1", "2", "3"]
+    same = html.split('id="xpm-compare-same"')[1].split("</tbody>")[0]
+    assert re.findall(r'data-key="param:([^"]+)"', same) == ["lr", "steps"]
+    results = html.split('id="xpm-compare-results"')[1].split("</tbody>")[0]
+    assert re.findall(r">([0-9.]+)</td>", results) == ["0.3333", "0.2", "0.1429"]
+    # The loss curves overlaid: one series per job, named by what differs.
+    data = json.loads(html.split('id="xpm-curve-data-1">')[1].split("</script>")[0])
+    assert data["metric"] == "loss"
+    assert [s["name"] for s in data["series"]] == [
+        f"{ids[0][:8]} n_layers=1",
+        f"{ids[1][:8]} n_layers=2",
+        f"{ids[2][:8]} n_layers=3",
+    ]
+    assert all([p[0] for p in s["points"]] == [0, 1, 2, 3, 4] for s in data["series"])
+    html = get(ds, f"/-/xpm/compare?id={ids[0]}&id=ffff0000").text
+    assert "no job ffff0000" in html
+
+
 # --- job page -----------------------------------------------------------------------------------
 def test_job_page(ds: Any) -> None:
     job = job_id(ds, "xpm_test_tasks.evaluate", "n_layers%3D2")

@@ -245,6 +245,25 @@ def test_experiment_runs_table(server: str, page: Any, shots: Path) -> None:
     assert "result:accuracy>0.65" in page.locator("#xpm-filters").inner_text()
 
 
+def test_compare_ticked_jobs(server: str, page: Any) -> None:
+    """Tick two Train jobs in the runs table: their differences, results and loss curves."""
+    page.goto(server + "-/xpm/experiment/sweep?task=sweep.train&sort=tag:n_layers")
+    boxes = page.locator('#xpm-runs tbody input[type="checkbox"]')
+    boxes.nth(0).check()
+    boxes.nth(2).check()
+    page.locator("#xpm-runs-form button").click()
+    page.wait_for_url("**/-/xpm/compare?id=*")
+    differs = page.locator("#xpm-compare-params tr.xpm-differs")
+    assert differs.count() == 1
+    assert differs.first.inner_text().split() == ["n_layers", "1", "3"]
+    assert "loss" in page.locator("#xpm-compare-results").inner_text()
+    page.wait_for_selector('#xpm-curve-1[data-drawn="1"] svg')
+    svg = page.locator("#xpm-curve-1 svg")
+    assert svg.locator("g.series").count() == 2 and svg.locator("circle").count() == 10
+    legend = page.locator("#xpm-curve-1").text_content() or ""
+    assert "n_layers=1" in legend and "n_layers=3" in legend
+
+
 def test_jobs_table_tag_facet_and_job_page(server: str, page: Any, shots: Path) -> None:
     page.goto(server + "xpm/jobs")
     assert page.locator("h1").first.inner_text().startswith("jobs")

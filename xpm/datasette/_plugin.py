@@ -285,6 +285,7 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
         ),
         (r"^/-/xpm/experiment/(?P<name>[^/]+)$", _views.experiment_page),
         (r"^/-/xpm/runs/(?P<task>[A-Za-z0-9_.\-]+)$", _views.runs_page),
+        (r"^/-/xpm/compare$", _views.compare_page),
         (r"^/-/xpm/chart$", _pages.chart_page),
         (r"^/-/xpm/chart\.json$", _pages.chart_json),
         (r"^/-/xpm/static/(?P<path>[A-Za-z0-9_.\-]+)$", _pages.static_file),

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import urllib.parse
@@ -291,3 +292,55 @@ async def runs_page(request: Any, datasette: Any) -> Response:
         raise NotFound(f"no job of task {task!r} in the index")
     context.update(experiment=None, runs=[])
     return await _render_runs(request, datasette, "xpm_experiment.html", context)
+
+
+# --- compare --------------------------------------------------------------------------------------
+async def compare_page(request: Any, datasette: Any) -> Response:
+    """Jobs ticked in a runs table (``?id=`` repeated, ids or prefixes) side by side."""
+    db = datasette.get_database(DATABASE)
+    refs = [r.strip() for r in request.args.getlist("id") if r.strip()]
+    errors = []
+
+    def read(conn: Any) -> dict[str, Any]:
+        ids: list[str] = []
+        for ref in refs[: _runs.MAX_COMPARE]:
+            row = _data.find_job_row(conn, ref)
+            if row is None:
+                errors.append(f"no job {ref} (or several start with it: give more digits)")
+            elif row["id"] not in ids:
+                ids.append(row["id"])
+        return _runs.compare(conn, ids)
+
+    data = await db.execute_fn(read)
+    if len(refs) > _runs.MAX_COMPARE:
+        errors.append(f"only the first {_runs.MAX_COMPARE} jobs are compared")
+    jobs = data["jobs"]
+    differing = [(p, v) for p, v, differs in data["params"] if differs]
+    names = []
+    for i, job in enumerate(jobs):
+        parts = [f"{p.rsplit('.', 1)[-1]}={_format.number(v[i])}" for p, v in differing[:3]]
+        names.append(" ".join([job["id"][:8], *parts]))
+    charts = {
+        key: json.dumps(
+            {
+                "metric": key,
+                "x": "step",
+                "series": [
+                    {"name": names[i], "points": series[job["id"]]}
+                    for i, job in enumerate(jobs)
+                    if job["id"] in series
+                ],
+            }
+        ).replace("</", "<\\/")
+        for key, series in data["curves"].items()
+    }
+    context = {
+        **data,
+        "errors": errors,
+        "names": names,
+        "charts": charts,
+        "database": DATABASE,
+        "zone": _format.zone(),
+    }
+    html = await datasette.render_template("xpm_compare.html", context, request=request)
+    return Response.html(html)

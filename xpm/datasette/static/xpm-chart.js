@@ -100,9 +100,15 @@
   function start() {
     var container = document.getElementById("xpm-chart");
     var source = document.getElementById("xpm-chart-data");
-    if (!container || !source) { return; }
-    var svg = draw(container, JSON.parse(source.textContent));
-    container.setAttribute("data-drawn", svg ? "1" : "0");
+    if (container && source) {
+      var svg = draw(container, JSON.parse(source.textContent));
+      container.setAttribute("data-drawn", svg ? "1" : "0");
+    }
+    // Other charts of a page (compare: one per result reported by step) name their data.
+    document.querySelectorAll(".xpm-chart[data-source]").forEach(function (box) {
+      var data = document.getElementById(box.getAttribute("data-source"));
+      box.setAttribute("data-drawn", data && draw(box, JSON.parse(data.textContent)) ? "1" : "0");
+    });
   }
 
   window.xpmChart = {draw: draw};
