@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -557,6 +559,72 @@ def test_chart_data_against_a_tag_and_a_step(ds: Any) -> None:
     page = get(ds, "/-/xpm/chart?experiment=sweep&metric=nope&x=nope")
     assert page.status_code == 200 and 'id="xpm-chart-data"' in page.text
     assert '<script src="/-/xpm/static/xpm-chart.js"' in page.text
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Noisy jobs for lr 0.01, 0.1, 1 (tagged), width 8, 16 (untagged), seeds 0-2 (tagged)."""
+    workdir = tmp_path_factory.mktemp("seeds") / "workdir"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)]), "XPM_GIT": "off"}
+    done = subprocess.run(
+        [sys.executable, str(SWEEP), str(workdir), "seeds"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return make_datasette(workdir)
+
+
+def accuracy(lr: float, width: int, seed: float) -> float:
+    return 0.5 + 0.1 * math.log10(lr) + width / 100 + seed / 100
+
+
+def test_chart_averages_over_seeds(seeded: Any) -> None:
+    url = "/-/xpm/chart.json?experiment=seeds&metric=accuracy&x=lr&average=seed"
+    data = get(seeded, url).json()["data"]
+    # Jobs differing by an untagged parameter (width) are apart; seeds are averaged.
+    assert data["group"] == ["width"] and [s["name"] for s in data["series"]] == [
+        "width=8",
+        "width=16",
+    ]
+    spread = statistics.pstdev([0, 0.01, 0.02])
+    for series, width in zip(data["series"], (8, 16), strict=True):
+        assert [p[0] for p in series["points"]] == [0.01, 0.1, 1.0]
+        means = [accuracy(lr, width, 1) for lr in (0.01, 0.1, 1.0)]
+        assert [p[1] for p in series["points"]] == pytest.approx(means)
+        assert all(len(p[2]) == 3 for p in series["points"])  # the three seeds
+        assert [v for b in series["band"] for v in b[1:]] == pytest.approx(
+            [v for m in means for v in (m - spread, m + spread)]
+        )
+    # Nothing averaged: a line per seed and width.
+    data = get(seeded, "/-/xpm/chart.json?experiment=seeds&metric=accuracy&x=lr").json()["data"]
+    assert len(data["series"]) == 6 and data["series"][0]["name"] == "seed=0 width=8"
+    assert all(s["band"] == [] for s in data["series"])
+    # x = an untagged parameter; x = step averaged over seeds.
+    url = "/-/xpm/chart.json?experiment=seeds&metric=accuracy&x=width&average=seed"
+    data = get(seeded, url).json()
+    assert data["x"] == "param:width" and [s["name"] for s in data["data"]["series"]] == [
+        "lr=0.01",
+        "lr=0.1",
+        "lr=1",
+    ]
+    url = "/-/xpm/chart.json?experiment=seeds&metric=loss&x=step&average=seed"
+    data = get(seeded, url).json()["data"]
+    assert len(data["series"]) == 6
+    first = data["series"][0]
+    assert [p[0] for p in first["points"]] == [0, 1, 2]
+    assert first["points"][0][1] == pytest.approx(1.01) and len(first["band"]) == 3
+
+
+def test_parallel_coordinates_data(seeded: Any) -> None:
+    url = "/-/xpm/chart.json?experiment=seeds&metric=accuracy&view=parallel"
+    data = get(seeded, url).json()["data"]
+    assert data["axes"] == ["lr", "seed", "width", "accuracy"] and len(data["lines"]) == 18
+    for line in data["lines"]:
+        lr, seed, width, acc = line["values"]
+        assert acc == pytest.approx(accuracy(lr, width, seed))
 
 
 def test_static_files_are_local_only() -> None:

@@ -78,14 +78,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``xpm serve`` on the index of a real tiny experiment; yields its URL."""
     _require_browser()
     workdir = tmp_path_factory.mktemp("served") / "workdir"
-    done = subprocess.run(
-        [sys.executable, str(HERE / "sweep.py"), str(workdir)],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    for args in ([], ["seeds"]):  # the sweep (10 jobs), then 18 seeded jobs
+        done = subprocess.run(
+            [sys.executable, str(HERE / "sweep.py"), str(workdir), *args],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "xpm.cli", "serve", "--workdir", str(workdir), "--port", str(port)],
@@ -190,7 +191,7 @@ def test_home_page(server: str, page: Any, shots: Path) -> None:
     page.set_viewport_size({"width": 1366, "height": 768})
     page.goto(server)
     names = page.locator("#xpm-experiments tbody tr td:first-child").all_inner_texts()
-    assert names == ["broken", "sweep"]
+    assert names == ["seeds", "broken", "sweep"]
     sweep = page.locator('#xpm-experiments tr[data-experiment="sweep"]').inner_text()
     assert "9 done" in sweep and time.strftime("%Z") in sweep  # the zone is shown
     assert "Nothing is running." in page.locator("#xpm-running").inner_text()
@@ -260,8 +261,8 @@ def test_compare_ticked_jobs(server: str, page: Any) -> None:
     page.wait_for_selector('#xpm-curve-1[data-drawn="1"] svg')
     svg = page.locator("#xpm-curve-1 svg")
     assert svg.locator("g.series").count() == 2 and svg.locator("circle").count() == 10
-    legend = page.locator("#xpm-curve-1").text_content() or ""
-    assert "n_layers=1" in legend and "n_layers=3" in legend
+    legend = page.locator("#xpm-curve-1 .xpm-legend li").all_inner_texts()
+    assert [name.split(" ", 1)[1] for name in legend] == ["n_layers=1", "n_layers=3"]
 
 
 def test_jobs_table_tag_facet_and_job_page(server: str, page: Any, shots: Path) -> None:
@@ -271,7 +272,7 @@ def test_jobs_table_tag_facet_and_job_page(server: str, page: Any, shots: Path) 
     facets = page.locator(".facet-info")
     names = [facets.nth(i).get_attribute("data-column") for i in range(facets.count())]
     assert {"task_id", "state", "experiment", "tags"} <= set(names), names
-    assert "10 rows" in page.locator("h3").first.inner_text()
+    assert "28 rows" in page.locator("h3").first.inner_text()
 
     # Filter by a tag facet: n_layers=2 -> the Learn, Evaluate and Train jobs of n_layers 2.
     page.locator('.facet-info[data-column="tags"] a', has_text="n_layers=2").first.click()
@@ -377,7 +378,7 @@ def test_chart_draws_offline(
     svg = page.locator("#xpm-chart svg")
     assert svg.locator("g.series").count() == series
     assert svg.locator("circle").count() == points
-    lines = svg.locator("g.series path")
+    lines = svg.locator("g.series path.line")
     assert lines.count() == series and len(lines.first.get_attribute("d") or "") > 10
     box = svg.bounding_box()
     assert box is not None and box["width"] > 300 and box["height"] > 200
@@ -387,9 +388,64 @@ def test_chart_draws_offline(
     page.wait_for_url("**/-/xpm/job/*")
 
 
+def test_chart_averages_seeds_with_bands_on_a_log_axis(server: str, page: Any) -> None:
+    """x = a tagged float on a log axis, one line per untagged width, seeds averaged."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server + "-/xpm/chart?experiment=seeds&metric=accuracy&x=lr&average=seed&logx=1")
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+    svg = page.locator("#xpm-chart svg")
+    assert svg.locator("g.series").count() == 2
+    assert svg.locator("g.series path.band").count() == 2
+    assert page.locator("#xpm-chart .xpm-legend li").all_inner_texts() == ["width=8", "width=16"]
+    # Log x: 0.01, 0.1 and 1 equally spaced.
+    cx = [
+        float(c)
+        for c in svg.locator("g.series")
+        .first.locator("circle")
+        .evaluate_all("cs => cs.map(c => c.getAttribute('cx'))")
+    ]
+    assert len(cx) == 3 and abs((cx[1] - cx[0]) - (cx[2] - cx[1])) < 1
+    ticks = svg.locator("g.axis text").all_text_contents()
+    assert {"0.01", "0.1", "1"} <= set(ticks)
+    # The width follows the window.
+    wide = svg.bounding_box()
+    assert wide is not None and wide["width"] > 1000
+    page.set_viewport_size({"width": 800, "height": 768})
+    page.wait_for_function(
+        "document.querySelector('#xpm-chart svg').getBoundingClientRect().width < 800"
+    )
+    # An averaged point opens the comparison of its seeds.
+    page.locator("#xpm-chart g.series circle").first.click()
+    page.wait_for_url("**/-/xpm/compare?id=*")
+    assert page.locator("#xpm-compare thead th a").count() == 3
+
+
+def test_chart_every_series_in_the_legend(server: str, page: Any) -> None:
+    """Loss by step, nothing averaged: a line per lr, seed and width, all 18 in the legend."""
+    page.goto(server + "-/xpm/chart?experiment=seeds&metric=loss&x=step")
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+    assert page.locator("#xpm-chart g.series").count() == 18
+    legend = page.locator("#xpm-chart .xpm-legend li").all_inner_texts()
+    assert len(legend) == 18 and "lr=0.01 seed=0 width=8" in legend
+
+
+def test_parallel_coordinates(server: str, page: Any, shots: Path) -> None:
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server + "-/xpm/chart?experiment=seeds&metric=accuracy&view=parallel")
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+    names = page.locator("#xpm-chart g.paxis").evaluate_all(
+        "gs => gs.map(g => g.getAttribute('data-name'))"
+    )
+    assert names == ["lr", "seed", "width", "accuracy"]
+    assert page.locator("#xpm-chart path.job").count() == 18
+    page.screenshot(path=str(shots / "datasette-parallel.png"), full_page=False)
+    page.locator("#xpm-chart path.job").first.click(force=True)
+    page.wait_for_url("**/-/xpm/job/*")
+
+
 def test_sql_box_refuses_writes(server: str, page: Any) -> None:
     sql = "DELETE FROM jobs"
     page.goto(server + "xpm?" + urllib.parse.urlencode({"sql": sql}))
     assert "Statement must be a SELECT" in page.content()
     page.goto(server + "xpm?" + urllib.parse.urlencode({"sql": "select count(*) as n from jobs"}))
-    assert page.locator("td.col-n").inner_text().strip() == "10"
+    assert page.locator("td.col-n").inner_text().strip() == "28"

@@ -8,7 +8,7 @@ from typing import Any
 
 from datasette.utils.asgi import NotFound, Response
 
-from . import _data, _files, _format, _runs
+from . import _charts, _data, _files, _format, _runs
 from ._metadata import DATABASE
 from ._plugin import workdir_of
 
@@ -76,35 +76,51 @@ async def job_page(request: Any, datasette: Any) -> Response:
     return Response.html(html)
 
 
+def _column(name: str | None, keys: list[str]) -> str | None:
+    """``name`` among ``keys``, also written without its ``tag:``/``param:`` (``n_layers``)."""
+    for key in (name, f"tag:{name}", f"param:{name}"):
+        if name and key in keys:
+            return key
+    return None
+
+
 async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
     db = datasette.get_database(DATABASE)
     experiment = request.args.get("experiment")
     if not experiment:
-        first = await db.execute_fn(lambda conn: _data.chart_choices(conn, None))
+        first = await db.execute_fn(lambda conn: _charts.choices(conn, None, None))
         experiment = (first["experiments"] or [None])[0]
-    choices = await db.execute_fn(lambda conn: _data.chart_choices(conn, experiment))
+    task = request.args.get("task")
     metric = request.args.get("metric")
+    choices = await db.execute_fn(lambda conn: _charts.choices(conn, experiment, task, metric))
+    task = choices["task"]
     if metric not in choices["metrics"]:
         metric = (choices["metrics"] or [None])[0]
-    x = request.args.get("x")
-    valid_x = (["step"] if metric in choices["stepped"] else []) + choices["tags"]
-    if x not in valid_x:
-        x = valid_x[0] if valid_x else None
-    series = request.args.get("series") or None
-    if series not in choices["tags"] or series == x:
-        series = None
+    valid_x = (["step"] if metric in choices["stepped"] else []) + choices["axes"]
+    x = _column(request.args.get("x"), valid_x) or (valid_x[0] if valid_x else None)
+    average = _column(request.args.get("average"), choices["axes"])
+    if average == x:
+        average = None
+    view = "parallel" if request.args.get("view") == "parallel" else "lines"
     data: dict[str, Any] = {"series": [], "points": 0}
-    if experiment and metric and x:
+    if experiment and task and metric and view == "parallel":
+        data = await db.execute_fn(lambda conn: _charts.parallel(conn, experiment, task, metric))
+    elif experiment and task and metric and x:
         data = await db.execute_fn(
-            lambda conn: _data.chart_data(conn, experiment, metric, x, series)
+            lambda conn: _charts.series(conn, experiment, task, metric, x, average)
         )
+    data["logx"] = request.args.get("logx") == "1"
+    data["logy"] = request.args.get("logy") == "1"
+    choices.pop("columns")
     return {
         "choices": choices,
         "valid_x": valid_x,
         "experiment": experiment,
+        "task": task,
         "metric": metric,
         "x": x,
-        "series": series,
+        "average": average,
+        "view": view,
         "data": data,
     }
 
@@ -121,4 +137,5 @@ async def chart_page(request: Any, datasette: Any) -> Response:
 async def chart_json(request: Any, datasette: Any) -> Response:
     """The chart's data as JSON (same arguments as the chart page)."""
     context = await _chart_context(request, datasette)
-    return Response.json({k: context[k] for k in ("experiment", "metric", "x", "series", "data")})
+    keys = ("experiment", "task", "metric", "x", "average", "view", "data")
+    return Response.json({k: context[k] for k in keys})

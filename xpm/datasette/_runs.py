@@ -425,7 +425,9 @@ def compare(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
         f"SELECT job_id, path, value FROM params WHERE job_id IN ({marks}) ORDER BY path", ids
     ):
         by_path.setdefault(path, [None] * len(ids))[ids.index(job_id)] = value
-    params = [(path, values, len({repr(v) for v in values}) > 1) for path, values in by_path.items()]
+    params = [
+        (path, values, len({repr(v) for v in values}) > 1) for path, values in by_path.items()
+    ]
     params.sort(key=lambda p: (not p[2], p[0]))
     keys = sorted({k[7:] for j in jobs for k in j["values"] if k.startswith("result:")})
     results = [(k, [j["values"].get(f"result:{k}") for j in jobs]) for k in keys]
@@ -437,3 +439,58 @@ def compare(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
     ):
         curves.setdefault(key, {}).setdefault(job_id, []).append([step, value, job_id])
     return {"jobs": jobs, "params": params, "results": results, "curves": curves}
+
+
+# --- what charts read --------------------------------------------------------------------------------
+#: Most jobs a chart reads.
+MAX_CHART_JOBS = 5000
+
+
+def selected_ids(conn: sqlite3.Connection, selection: Selection, limit: int) -> list[str]:
+    """Ids of the jobs of ``selection`` (newest first), at most ``limit``."""
+    where, args = selection.where({})
+    return [
+        r[0]
+        for r in conn.execute(
+            f"SELECT j.id FROM jobs j WHERE {where} ORDER BY j.submit_time DESC LIMIT {int(limit)}",
+            args,
+        )
+    ]
+
+
+def rows_of(conn: sqlite3.Connection, ids: list[str]) -> list[dict[str, Any]]:
+    """:func:`page_rows` for any number of jobs (read 500 at a time)."""
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(ids), 500):
+        out += page_rows(conn, ids[start : start + 500])
+    return out
+
+
+def stepped_results(conn: sqlite3.Connection, task: str, experiment: str | None) -> list[str]:
+    """Results that the jobs reported with a ``step`` (those that have curves)."""
+    where, args = Selection(task, experiment).where({})
+    return [
+        r[0]
+        for r in conn.execute(
+            f"SELECT DISTINCT key FROM results WHERE step IS NOT NULL AND type IN ('int', 'float') "
+            f"AND job_id IN (SELECT j.id FROM jobs j WHERE {where}) ORDER BY key",
+            args,
+        )
+    ]
+
+
+def step_values(
+    conn: sqlite3.Connection, ids: list[str], key: str
+) -> dict[str, list[tuple[int, float]]]:
+    """Job id -> its (step, value) reports of the result ``key``, by step."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for job_id, step, value in conn.execute(
+            f"SELECT job_id, step, value FROM results WHERE key = ? AND job_id IN ({marks}) "
+            "AND step IS NOT NULL AND type IN ('int', 'float') ORDER BY job_id, step, seq",
+            [key, *chunk],
+        ):
+            out.setdefault(job_id, []).append((step, value))
+    return out
