@@ -8,6 +8,7 @@ docs/datasette.md into docs/images/ (otherwise they go to a temporary directory)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -87,6 +88,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             timeout=300,
         )
         assert done.returncode == 0, done.stderr
+    with _serving(workdir) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _serving(workdir: Path) -> Iterator[str]:
+    """``xpm serve`` on ``workdir`` in a real process; yields its URL."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "xpm.cli", "serve", "--workdir", str(workdir), "--port", str(port)],
@@ -441,6 +449,84 @@ def test_parallel_coordinates(server: str, page: Any, shots: Path) -> None:
     page.screenshot(path=str(shots / "datasette-parallel.png"), full_page=False)
     page.locator("#xpm-chart path.job").first.click(force=True)
     page.wait_for_url("**/-/xpm/job/*")
+
+
+def _job_states(db: Path) -> list[str]:
+    """States of the jobs in the index at ``db`` ([] while it is not there yet)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        return [r[0] for r in conn.execute("SELECT state FROM jobs")]
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+
+
+def test_live_pages_refresh_while_a_job_runs(page: Any, tmp_path: Path) -> None:
+    """Home, runs table and job page follow a running job without reloading, then stop."""
+    workdir, release = tmp_path / "workdir", tmp_path / "release"
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "sweep.py"), str(workdir), "wait", str(release)],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _job_states(workdir / "xpm.db") != ["RUNNING"]:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        with _serving(workdir) as url:
+            page.goto(url + "?_refresh=500")
+            assert page.locator("#xpm-running tbody tr").count() == 1
+            assert page.evaluate("document.documentElement.dataset.xpmLive") == "polling"
+            page.evaluate("window.xpmNotReloaded = true")
+            runs = page.context.new_page()
+            runs.goto(url + "-/xpm/experiment/live?_refresh=500")
+            assert runs.locator("#xpm-runs tbody td span.xpm-state").inner_text() == "running"
+            assert runs.locator('#xpm-runs th[data-key="result:waited"]').count() == 0
+            runs.locator('#xpm-runs tbody input[type="checkbox"]').check()
+            runs.evaluate("window.xpmNotReloaded = true")
+            job = page.context.new_page()
+            job.goto(
+                url
+                + "-/xpm/job/"
+                + runs.locator("#xpm-runs tbody tr").get_attribute("data-job")
+                + "?_refresh=500"
+            )
+            assert "RUNNING" in job.locator("#xpm-history").inner_text()
+
+            release.write_text("go")
+            stopped = "document.documentElement.dataset.xpmLive === 'stopped'"
+            for p in (page, runs, job):
+                p.wait_for_function(stopped, timeout=120_000)
+            assert "Nothing is running." in page.locator("#xpm-running").inner_text()
+            assert "1 done" in page.locator("#xpm-experiments").inner_text()
+            assert runs.locator("#xpm-runs tbody td span.xpm-state").inner_text() == "done"
+            assert runs.locator('#xpm-runs tbody td[data-key="result:waited"]').inner_text() == "1"
+            assert runs.locator('#xpm-runs tbody input[type="checkbox"]').is_checked()
+            assert "DONE" in job.locator("#xpm-history").inner_text()
+            assert "waited" in job.locator("#xpm-results").inner_text()
+            for p in (page, runs):
+                assert p.evaluate("window.xpmNotReloaded") is True  # swapped, not reloaded
+                assert int(p.evaluate("document.documentElement.dataset.xpmRefreshes")) >= 1
+            # Stopped means stopped: no request leaves the page any more.
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.wait_for_timeout(2000)
+            assert requests == []
+        proc.communicate(timeout=120)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def test_sql_box_refuses_writes(server: str, page: Any) -> None:

@@ -109,6 +109,7 @@ async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
         data = await db.execute_fn(
             lambda conn: _charts.series(conn, experiment, task, metric, x, average)
         )
+    active = await db.execute_fn(_runs.active_jobs)
     data["logx"] = request.args.get("logx") == "1"
     data["logy"] = request.args.get("logy") == "1"
     choices.pop("columns")
@@ -122,6 +123,7 @@ async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
         "average": average,
         "view": view,
         "data": data,
+        "active": active,
     }
 
 

@@ -66,6 +66,15 @@ def experiments_overview(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return rows
 
 
+def active_jobs(conn: sqlite3.Connection) -> int:
+    """How many jobs are submitted or running (live pages refresh while there are some)."""
+    return int(
+        conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('SUBMITTED', 'RUNNING')"
+        ).fetchone()[0]
+    )
+
+
 def jobs_in_state(
     conn: sqlite3.Connection, state: str, limit: int = HOME_JOBS
 ) -> tuple[int, list[dict[str, Any]]]:

@@ -30,6 +30,7 @@ async def home_page(request: Any, datasette: Any) -> Response:
         running = _runs.jobs_in_state(conn, "RUNNING")
         failed = _runs.jobs_in_state(conn, "FAILED")
         return {
+            "active": _runs.active_jobs(conn),
             "experiments": _runs.experiments_overview(conn),
             "running_count": running[0],
             "running": running[1],
@@ -222,6 +223,7 @@ async def _runs_context(
         return {
             **_runs.runs_table(conn, selection, columns),
             "facets": _runs.facets(conn, selection, columns),
+            "active": _runs.active_jobs(conn),
         }
 
     table = await db.execute_fn(read)
@@ -241,6 +243,7 @@ async def _runs_context(
         pages=pages,
         size=size,
         first_row=(page - 1) * size + 1,
+        active=table["active"],
         zone=_format.zone(),
     )
     return context
@@ -309,7 +312,7 @@ async def compare_page(request: Any, datasette: Any) -> Response:
                 errors.append(f"no job {ref} (or several start with it: give more digits)")
             elif row["id"] not in ids:
                 ids.append(row["id"])
-        return _runs.compare(conn, ids)
+        return {**_runs.compare(conn, ids), "active": _runs.active_jobs(conn)}
 
     data = await db.execute_fn(read)
     if len(refs) > _runs.MAX_COMPARE:
@@ -341,6 +344,9 @@ async def compare_page(request: Any, datasette: Any) -> Response:
         "charts": charts,
         "database": DATABASE,
         "zone": _format.zone(),
+        "live_regions": " ".join(
+            ["xpm-compare", *(f"xpm-curve-data-{i}" for i in range(1, len(charts) + 1))]
+        ),
     }
     html = await datasette.render_template("xpm_compare.html", context, request=request)
     return Response.html(html)

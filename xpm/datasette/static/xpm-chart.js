@@ -219,10 +219,7 @@
   }
 
   function start() {
-    charts().forEach(function (pair) {
-      var svg = pair[1] ? draw(pair[0], JSON.parse(pair[1].textContent)) : null;
-      pair[0].setAttribute("data-drawn", svg ? "1" : "0");
-    });
+    redraw();
     // The width follows the window: redraw at the new width once resizing pauses.
     var timer = null;
     window.addEventListener("resize", function () {
@@ -235,6 +232,13 @@
     });
   }
 
-  window.xpmChart = {draw: draw};
+  function redraw() {  // after a live refresh swapped in new data
+    charts().forEach(function (pair) {
+      var svg = pair[1] ? draw(pair[0], JSON.parse(pair[1].textContent)) : null;
+      pair[0].setAttribute("data-drawn", svg ? "1" : "0");
+    });
+  }
+
+  window.xpmChart = {draw: draw, redraw: redraw};
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
 })();
