@@ -124,6 +124,27 @@ def test_jobs_newest_first_with_facets(ds: Any) -> None:
     assert tags == {"lr=0.5": 3, "n_layers=1": 3, "n_layers=2": 3, "n_layers=3": 3}
 
 
+def test_facet_counts_are_the_same_on_every_page(ds: Any) -> None:
+    """Page 2 of the jobs table counts all jobs, not only those after its cursor."""
+
+    def counts(data: dict[str, Any]) -> dict[str, dict[str, int]]:
+        return {
+            name: {v["value"]: v["count"] for v in facet["results"]}
+            for name, facet in data["facet_results"].items()
+        }
+
+    for query in ("", "&_tag=n_layers%3D2", "&_sort=task_id"):
+        first = get(ds, f"/xpm/jobs.json?_size=2{query}").json()
+        assert first["next"], first
+        second = get(ds, f"/xpm/jobs.json?_size=2{query}&_next={first['next']}").json()
+        assert second["rows"] and second["rows"] != first["rows"]
+        assert counts(second) == counts(first), query
+        assert set(counts(first)) == {"task_id", "state", "experiment", "tags"}
+    tagged = get(ds, "/xpm/jobs.json?_size=2&_tag=n_layers%3D2").json()
+    second = get(ds, f"/xpm/jobs.json?_size=2&_tag=n_layers%3D2&_next={tagged['next']}").json()
+    assert counts(second)["state"] == {"DONE": 3}  # the n_layers=2 jobs, all of them
+
+
 def test_tag_and_experiment_filters(ds: Any) -> None:
     found = rows(ds, "/xpm/jobs.json?_tag=n_layers%3D3")
     assert sorted(r["task_id"] for r in found) == [
