@@ -31,26 +31,27 @@ def choices(
     tasks = [t for t, _n in _runs.experiment_tasks(conn, experiment)] if experiment else []
     if task not in tasks:
         # The first task with a numeric result (what a chart can draw).
-        results = {t: result_columns(conn, t, experiment) for t in tasks}
+        by_task = {t: _runs.task_columns(conn, t, experiment) for t in tasks}
         task = next(
-            (t for t in tasks if any(c.name == metric and c.numeric for c in results[t])),
-            next((t for t in tasks if any(c.numeric for c in results[t])), None),
+            (t for t in tasks if any(_metric(c) and c.name == metric for c in by_task[t])),
+            next((t for t in tasks if any(_metric(c) for c in by_task[t])), None),
         ) or (tasks[0] if tasks else None)
-    columns = _runs.task_columns(conn, task, experiment) if task else []
+        columns = by_task.get(task, []) if task else []
+    else:
+        columns = _runs.task_columns(conn, task, experiment)
     return {
         "experiments": experiments,
         "tasks": tasks,
         "task": task,
         "metrics": [c.name for c in columns if c.kind == "result" and c.numeric],
-        "stepped": _runs.stepped_results(conn, task, experiment) if task else [],
+        "stepped": _runs.stepped_results(conn, task, experiment, columns) if task else [],
         "axes": [c.key for c in columns if c.kind != "result"],
         "columns": columns,
     }
 
 
-def result_columns(conn: sqlite3.Connection, task: str, experiment: str | None) -> list[Any]:
-    """The result columns of the runs table of ``task``."""
-    return [c for c in _runs.task_columns(conn, task, experiment) if c.kind == "result"]
+def _metric(column: _runs.Column) -> bool:
+    return column.kind == "result" and column.numeric
 
 
 def _label(key: str) -> str:
@@ -111,7 +112,7 @@ def series(
     the series.
     """
     ids = _runs.selected_ids(conn, _runs.Selection(task, experiment), _runs.MAX_CHART_JOBS)
-    rows = _runs.rows_of(conn, ids)
+    rows = _runs.rows_of(conn, ids, metric)
     keys = sorted({k for r in rows for k in r["values"] if not k.startswith("result:")})
     group = [k for k in varying(rows, keys) if k not in (x, average)]
     buckets: dict[tuple[Any, ...], dict[Any, list[tuple[float, str]]]] = {}
@@ -157,7 +158,7 @@ def series(
 def parallel(conn: sqlite3.Connection, experiment: str, task: str, metric: str) -> dict[str, Any]:
     """Parallel coordinates: an axis per varying column and one for ``metric``; a line per job."""
     ids = _runs.selected_ids(conn, _runs.Selection(task, experiment), _runs.MAX_CHART_JOBS)
-    rows = _runs.rows_of(conn, ids)
+    rows = _runs.rows_of(conn, ids, metric)
     keys = sorted({k for r in rows for k in r["values"] if not k.startswith("result:")})
     axes = [*varying(rows, keys), f"result:{metric}"]
     lines = [

@@ -56,13 +56,25 @@ def experiments_overview(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     by_run = {row["run"]: row for row in rows if row["run"]}
     if by_run:
         marks = ",".join("?" * len(by_run))
-        for run, state, count in conn.execute(
-            f"SELECT s.run, j.state, COUNT(*) FROM submissions s JOIN jobs j ON j.id = s.job_id "
-            f"WHERE s.run IN ({marks}) GROUP BY s.run, j.state",
+        # Most jobs are DONE: count the others through the state index, and DONE as the rest.
+        for run, total in conn.execute(
+            f"SELECT run, COUNT(*) FROM submissions WHERE run IN ({marks}) GROUP BY run",
             list(by_run),
         ):
+            by_run[run]["jobs"] = total
+            by_run[run]["states"]["DONE"] = total
+        for run, state, count in conn.execute(
+            # CROSS JOIN: from the (few) jobs in those states, not from every submission.
+            "SELECT s.run, j.state, COUNT(*) FROM jobs j CROSS JOIN submissions s "
+            f"ON s.job_id = j.id WHERE j.state IN ({','.join('?' * (len(STATES) - 1))}) "
+            f"AND s.run IN ({marks}) GROUP BY s.run, j.state",
+            [*(s for s in STATES if s != "DONE"), *by_run],
+        ):
             by_run[run]["states"][state] = count
-            by_run[run]["jobs"] += count
+            by_run[run]["states"]["DONE"] -= count
+        for row in by_run.values():
+            if not row["states"].get("DONE"):
+                row["states"].pop("DONE", None)
     return rows
 
 
@@ -285,21 +297,55 @@ def _column_key(name: str, columns: list[Column]) -> str | None:
     return ends[0] if len(ends) == 1 else None
 
 
-def task_columns(conn: sqlite3.Connection, task: str, experiment: str | None) -> list[Column]:
-    """The parameters (nested configurations flattened), tags and results of the jobs."""
-    where, args = Selection(task, experiment).where({})
-    jobs = f"SELECT j.id FROM jobs j WHERE {where}"
-    out = []
-    for kind, table, name, extra in (
-        ("result", "results", "key", ""),
-        ("tag", "tags", "key", ""),
-        ("param", "params", "path", "AND type != 'config' "),
-    ):
-        sql = (
-            f"SELECT {name}, MIN(type IN ('int', 'float', 'null')) FROM {table} "
-            f"WHERE job_id IN ({jobs}) {extra}GROUP BY {name} ORDER BY {name}"
+#: Jobs whose values name the columns of a runs table at once (the latest of the table).
+COLUMN_SAMPLE = 200
+_COLUMN_TABLES = (("result", "results", "key"), ("tag", "tags", "key"), ("param", "params", "path"))
+
+
+def _distinct(conn: sqlite3.Connection, table: str, name: str) -> list[str]:
+    """Every distinct value of the indexed column ``name`` of ``table``, one seek each."""
+    return [
+        r[0]
+        for r in conn.execute(
+            f"WITH RECURSIVE k(v) AS (SELECT MIN({name}) FROM {table} UNION ALL "
+            f"SELECT (SELECT MIN({name}) FROM {table} WHERE {name} > k.v) FROM k "
+            "WHERE k.v IS NOT NULL) SELECT v FROM k WHERE v IS NOT NULL"
         )
-        out += [Column(kind, n, bool(numeric)) for n, numeric in conn.execute(sql, args)]
+    ]
+
+
+def task_columns(conn: sqlite3.Connection, task: str, experiment: str | None) -> list[Column]:
+    """The parameters (nested configurations flattened), tags and results of the jobs.
+
+    Names come from the indexes (one seek per distinct name); the latest jobs say at once
+    which belong to this table and whether they are numbers, and only names they lack
+    are looked for among the other jobs.
+    """
+    selection = Selection(task, experiment)
+    where, args = selection.where({})
+    sample = selected_ids(conn, selection, COLUMN_SAMPLE)
+    marks = ",".join("?" * len(sample))
+    out = []
+    for kind, table, name in _COLUMN_TABLES:
+        types: dict[str, set[str]] = {}
+        if sample:
+            for key, kind_of in conn.execute(
+                f"SELECT DISTINCT {name}, type FROM {table} WHERE job_id IN ({marks})", sample
+            ):
+                types.setdefault(key, set()).add(kind_of)
+        for key in _distinct(conn, table, name):
+            if key not in types:
+                found = conn.execute(
+                    f"SELECT x.type FROM {table} x JOIN jobs j ON j.id = x.job_id "
+                    f"WHERE x.{name} = :xpm_key AND {where} LIMIT {COLUMN_SAMPLE}",
+                    {**args, "xpm_key": key},
+                ).fetchall()
+                if found:
+                    types[key] = {r[0] for r in found}
+        for key in sorted(types):
+            if kind == "param" and "config" in types[key]:
+                continue  # a nested configuration: its own values are columns
+            out.append(Column(kind, key, types[key] <= {"int", "float", "null"}))
     return out
 
 
@@ -314,20 +360,43 @@ def runs_table(
     order = column.expr() if column is not None else FIXED.get(selection.sort, FIXED["submitted"])
     direction = "DESC" if selection.descending else "ASC"
     args = {**args, "limit": selection.size, "offset": (selection.page - 1) * selection.size}
-    ids = [
-        r[0]
-        for r in conn.execute(
-            f"SELECT j.id FROM jobs j WHERE {where} "
-            f"ORDER BY {order} {direction} NULLS LAST, j.id LIMIT :limit OFFSET :offset",
-            args,
-        )
-    ]
-    rows = page_rows(conn, ids)
-    return {"count": count, "rows": rows}
+    sql = (
+        f"SELECT j.id FROM jobs j WHERE {where} "
+        f"ORDER BY {order} {direction} NULLS LAST, j.id LIMIT :limit OFFSET :offset"
+    )
+    if column is not None and column.kind in ("param", "tag") and _every_job(conn, selection):
+        table, name = ("params", "path") if column.kind == "param" else ("tags", "key")
+        args["xpm_name"] = column.name
+        having = conn.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE {name} = :xpm_name", args
+        ).fetchone()[0]
+        if having == count:  # every job has a value: the (name, value) index gives the order
+            sql = (
+                f"SELECT job_id FROM {table} WHERE {name} = :xpm_name "
+                f"ORDER BY value {direction}, job_id LIMIT :limit OFFSET :offset"
+            )
+    ids = [r[0] for r in conn.execute(sql, args)]
+    return {"count": count, "rows": page_rows(conn, ids)}
 
 
-def page_rows(conn: sqlite3.Connection, ids: list[str]) -> list[dict[str, Any]]:
-    """The jobs ``ids`` in that order, each with ``values``: its params, tags and results."""
+def _every_job(conn: sqlite3.Connection, selection: Selection) -> bool:
+    """Whether ``selection`` is every job of the index (one task, no experiment or filter).
+
+    Then counts and orders come from the indexes alone, without visiting each job.
+    """
+    if selection.experiment is not None or selection.filters:
+        return False
+    low, high = conn.execute("SELECT MIN(task_id), MAX(task_id) FROM jobs").fetchone()
+    return bool(low == high == selection.task)
+
+
+def page_rows(
+    conn: sqlite3.Connection, ids: list[str], result: str | None = None
+) -> list[dict[str, Any]]:
+    """The jobs ``ids`` in that order, each with ``values``: its params, tags and results.
+
+    ``result``: read only that result (charts), not all of them.
+    """
     if not ids:
         return []
     marks = ",".join("?" * len(ids))
@@ -348,10 +417,12 @@ def page_rows(conn: sqlite3.Connection, ids: list[str]) -> list[dict[str, Any]]:
         (
             "result",
             f"SELECT job_id, key, value, MAX(seq) FROM results WHERE job_id IN ({marks}) "
-            "GROUP BY job_id, key",
+            + ("AND key = ? " if result is not None else "")
+            + "GROUP BY job_id, key",
         ),
     ):
-        for job_id, name, value, *_ in conn.execute(sql, ids):
+        args = [*ids, result] if kind == "result" and result is not None else ids
+        for job_id, name, value, *_ in conn.execute(sql, args):
             jobs[job_id]["values"][f"{kind}:{name}"] = value
     return [jobs[i] for i in ids if i in jobs]
 
@@ -362,27 +433,44 @@ def facets(
     """Counts of the selected jobs per state and per value of each tag."""
     by_key = {c.key: c for c in columns}
     where, args = selection.without("state").where(by_key)
+    every = _every_job(conn, selection)
     out = [
         {
             "key": "state",
             "values": conn.execute(
-                f"SELECT j.state, COUNT(*) FROM jobs j WHERE {where} GROUP BY j.state "
-                "ORDER BY COUNT(*) DESC, j.state",
+                f"SELECT j.state, COUNT(*) FROM jobs j WHERE {'1' if every else where} "
+                "GROUP BY j.state ORDER BY COUNT(*) DESC, j.state",
                 args,
             ).fetchall(),
         }
     ]
-    for column in columns:
-        if column.kind != "tag":
+    # Tags nobody filters on are counted in one pass over the selected jobs; a tag that is
+    # filtered on is counted without its own filter (so its other values stay in sight).
+    tags = [c for c in columns if c.kind == "tag"]
+    filtered = {key for key, _op, _value in selection.filters}
+    counts: dict[str, list[tuple[Any, int]]] = {}
+    passes = [(selection, [c for c in tags if c.key not in filtered])]
+    passes += [(selection.without(c.key), [c]) for c in tags if c.key in filtered]
+    for chosen, group in passes:
+        if not group:
             continue
-        where, args = selection.without(column.key).where(by_key)
-        jobs = f"SELECT j.id FROM jobs j WHERE {where}"
-        values = conn.execute(
-            f"SELECT value, COUNT(*) FROM tags WHERE key = {_literal(column.name)} "
-            f"AND job_id IN ({jobs}) GROUP BY value ORDER BY value LIMIT {FACET_SIZE + 1}",
-            args,
-        ).fetchall()
-        out.append({"key": column.key, "values": values})
+        where, args = chosen.where(by_key)
+        names = {c.name: c.key for c in group}
+        keys = ",".join(_literal(n) for n in names)
+        sql = (
+            f"SELECT t.key, t.value, COUNT(*) FROM jobs j JOIN tags t ON t.job_id = j.id "
+            f"WHERE t.key IN ({keys}) AND {where} GROUP BY t.key, t.value "
+            "ORDER BY t.key, t.value"
+        )
+        if every and chosen is selection:
+            sql = (  # every job: the (key, value) index alone
+                f"SELECT key, value, COUNT(*) FROM tags WHERE key IN ({keys}) "
+                "GROUP BY key, value ORDER BY key, value"
+            )
+        for key, value, count in conn.execute(sql, args):
+            counts.setdefault(names[key], []).append((value, count))
+    for column in tags:
+        out.append({"key": column.key, "values": counts.get(column.key, [])[: FACET_SIZE + 1]})
     return out
 
 
@@ -467,25 +555,30 @@ def selected_ids(conn: sqlite3.Connection, selection: Selection, limit: int) -> 
     ]
 
 
-def rows_of(conn: sqlite3.Connection, ids: list[str]) -> list[dict[str, Any]]:
-    """:func:`page_rows` for any number of jobs (read 500 at a time)."""
+def rows_of(conn: sqlite3.Connection, ids: list[str], result: str) -> list[dict[str, Any]]:
+    """:func:`page_rows` for any number of jobs (read 500 at a time), one result only."""
     out: list[dict[str, Any]] = []
     for start in range(0, len(ids), 500):
-        out += page_rows(conn, ids[start : start + 500])
+        out += page_rows(conn, ids[start : start + 500], result)
     return out
 
 
-def stepped_results(conn: sqlite3.Connection, task: str, experiment: str | None) -> list[str]:
-    """Results that the jobs reported with a ``step`` (those that have curves)."""
+def stepped_results(
+    conn: sqlite3.Connection, task: str, experiment: str | None, columns: list[Column]
+) -> list[str]:
+    """Numeric results (of ``columns``) the jobs reported with a ``step``: they have curves."""
     where, args = Selection(task, experiment).where({})
-    return [
-        r[0]
-        for r in conn.execute(
-            f"SELECT DISTINCT key FROM results WHERE step IS NOT NULL AND type IN ('int', 'float') "
-            f"AND job_id IN (SELECT j.id FROM jobs j WHERE {where}) ORDER BY key",
-            args,
-        )
-    ]
+    out = []
+    for column in columns:
+        if column.kind == "result" and column.numeric:
+            found = conn.execute(
+                "SELECT 1 FROM results x JOIN jobs j ON j.id = x.job_id WHERE x.key = :xpm_key "
+                f"AND x.step IS NOT NULL AND {where} LIMIT 1",
+                {**args, "xpm_key": column.name},
+            ).fetchone()
+            if found:
+                out.append(column.name)
+    return out
 
 
 def step_values(
