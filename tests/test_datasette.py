@@ -364,24 +364,31 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     return make_datasette(workdir), workdir
 
 
+def sql(workdir: Path, query: str) -> list[Any]:
+    """Rows of ``query`` on the index of ``workdir`` (the truth the pages are checked against)."""
+    conn = sqlite3.connect(workdir / "xpm.db")
+    try:
+        return conn.execute(query).fetchall()
+    finally:
+        conn.close()
+
+
 def test_runs_table_of_every_job_sorted_and_counted_from_the_indexes(big: tuple[Any, Path]) -> None:
     """One task, no filter: order and facet counts come from the indexes, and are right."""
     ds, workdir = big
-    conn = sqlite3.connect(workdir / "xpm.db")
-    try:
-        by_tag = [
-            r[0]
-            for r in conn.execute(
-                "SELECT j.id FROM jobs j LEFT JOIN tags t ON t.job_id = j.id AND t.key = 'model' "
-                "ORDER BY t.value DESC NULLS LAST, j.id"
-            )
-        ]
-        states = dict(conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
-        models = conn.execute(
-            "SELECT value, COUNT(*) FROM tags WHERE key = 'model' GROUP BY value ORDER BY value"
-        ).fetchall()
-    finally:
-        conn.close()
+    by_tag = [
+        r[0]
+        for r in sql(
+            workdir,
+            "SELECT j.id FROM jobs j LEFT JOIN tags t ON t.job_id = j.id AND t.key = 'model' "
+            "ORDER BY t.value DESC NULLS LAST, j.id",
+        )
+    ]
+    states = dict(sql(workdir, "SELECT state, COUNT(*) FROM jobs GROUP BY state"))
+    models = sql(
+        workdir,
+        "SELECT value, COUNT(*) FROM tags WHERE key = 'model' GROUP BY value ORDER BY value",
+    )
     base = "/-/xpm/runs/bench.train?sort=-tag:model&size=500"
     seen = []
     for page in (1, 2, 3):
@@ -399,18 +406,15 @@ def test_runs_table_of_every_job_sorted_and_counted_from_the_indexes(big: tuple[
 
 def test_runs_table_pages_past_1000_rows(big: tuple[Any, Path]) -> None:
     ds, workdir = big
-    conn = sqlite3.connect(workdir / "xpm.db")
-    try:
-        expected = [
-            r[0]
-            for r in conn.execute(
-                "SELECT j.id FROM jobs j JOIN results r ON r.job_id = j.id AND r.key = 'accuracy' "
-                "ORDER BY r.value DESC, j.id"
-            )
-        ]
-        failed = conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'FAILED'").fetchone()[0]
-    finally:
-        conn.close()
+    expected = [
+        r[0]
+        for r in sql(
+            workdir,
+            "SELECT j.id FROM jobs j JOIN results r ON r.job_id = j.id AND r.key = 'accuracy' "
+            "ORDER BY r.value DESC, j.id",
+        )
+    ]
+    failed = sql(workdir, "SELECT COUNT(*) FROM jobs WHERE state = 'FAILED'")[0][0]
     assert len(expected) == 1234
     base = "/-/xpm/runs/bench.train?sort=-result:accuracy&size=100"
     seen = []
