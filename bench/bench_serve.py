@@ -92,7 +92,12 @@ def build(workdir: Path, n: int) -> None:
                     (ident, 0, "loss", rng.random(), "float", 0, t),
                     (ident, 1, "accuracy", rng.random(), "float", None, t),
                 ]
-            c.executemany(f"INSERT INTO jobs VALUES ({','.join('?' * 18)})", jobs)
+            names = (
+                "id, task_id, path, state, reason, attempt, submit_time, start_time, end_time, "
+                "exit_code, signal, launcher, launcher_job_id, host, pid, last_run, "
+                "last_submitted, git_state"
+            )  # named: columns added to the schema later keep their defaults
+            c.executemany(f"INSERT INTO jobs ({names}) VALUES ({','.join('?' * 18)})", jobs)
             c.executemany("INSERT INTO submissions VALUES (?, ?, ?)", subs)
             c.executemany("INSERT INTO tags VALUES (?, ?, ?, ?)", tags)
             c.executemany("INSERT INTO params VALUES (?, ?, ?, ?)", params)
