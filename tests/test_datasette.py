@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
+import re
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -66,9 +69,9 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return workdir
 
 
-def get(ds: Any, path: str) -> Any:
+def get(ds: Any, path: str, follow: bool = False) -> Any:
     async def go() -> Any:
-        return await ds.client.get(path)
+        return await ds.client.get(path, follow_redirects=follow)
 
     return asyncio.run(go())
 
@@ -119,6 +122,27 @@ def test_jobs_newest_first_with_facets(ds: Any) -> None:
     assert experiments == {"sweep": 9, "broken": 1}
     tags = {v["value"]: v["count"] for v in facets["tags"]["results"]}
     assert tags == {"lr=0.5": 3, "n_layers=1": 3, "n_layers=2": 3, "n_layers=3": 3}
+
+
+def test_facet_counts_are_the_same_on_every_page(ds: Any) -> None:
+    """Page 2 of the jobs table counts all jobs, not only those after its cursor."""
+
+    def counts(data: dict[str, Any]) -> dict[str, dict[str, int]]:
+        return {
+            name: {v["value"]: v["count"] for v in facet["results"]}
+            for name, facet in data["facet_results"].items()
+        }
+
+    for query in ("", "&_tag=n_layers%3D2", "&_sort=task_id"):
+        first = get(ds, f"/xpm/jobs.json?_size=2{query}").json()
+        assert first["next"], first
+        second = get(ds, f"/xpm/jobs.json?_size=2{query}&_next={first['next']}").json()
+        assert second["rows"] and second["rows"] != first["rows"]
+        assert counts(second) == counts(first), query
+        assert set(counts(first)) == {"task_id", "state", "experiment", "tags"}
+    tagged = get(ds, "/xpm/jobs.json?_size=2&_tag=n_layers%3D2").json()
+    second = get(ds, f"/xpm/jobs.json?_size=2&_tag=n_layers%3D2&_next={tagged['next']}").json()
+    assert counts(second)["state"] == {"DONE": 3}  # the n_layers=2 jobs, all of them
 
 
 def test_tag_and_experiment_filters(ds: Any) -> None:
@@ -226,6 +250,208 @@ def test_missing_index_is_a_clear_error(tmp_path: Path) -> None:
         make_datasette(tmp_path)
 
 
+# --- home page ----------------------------------------------------------------------------------
+def test_home_page_lists_experiments_running_and_failed_jobs(ds: Any) -> None:
+    r = get(ds, "/")
+    assert r.status_code == 200
+    html = r.text
+    experiments = html[html.index('id="xpm-experiments"') : html.index('id="xpm-running"')]
+    # Latest started first, each with how its latest run ended and its jobs by state.
+    assert experiments.index('data-experiment="broken"') < experiments.index(
+        'data-experiment="sweep"'
+    )
+    sweep = experiments[experiments.index('data-experiment="sweep"') :]
+    assert "9 done" in sweep and ">done<" in sweep
+    assert "1 failed" in experiments and "1 job(s) failed" in experiments
+    sha = rows(ds, "/xpm/git_states.json")[0]["commit_sha"]
+    assert sha[:10] in sweep and "dirty" in sweep
+    assert "Nothing is running." in html
+    failed = html[html.index('id="xpm-failed"') :]
+    fail = job_id(ds, "xpm_test_tasks.fail")
+    assert f'href="/-/xpm/job/{fail}"' in failed and "this task always fails" in failed
+
+
+def test_no_empty_memory_database(ds: Any) -> None:
+    assert list(get(ds, "/.json").json()) == ["xpm"]
+    assert get(ds, "/_memory").status_code == 404
+    assert "_memory" not in get(ds, "/").text
+
+
+# --- experiment page and runs tables ------------------------------------------------------------
+def runs_rows(ds: Any, path: str) -> list[dict[str, str]]:
+    """The runs table of a page as {column key: cell text} per row, in order."""
+    html = get(ds, path).text
+    assert 'id="xpm-runs"' in html, html[-2000:]
+    body = html[html.index('id="xpm-runs"') :].split("<tbody>")[1].split("</tbody>")[0]
+    out = []
+    for row in body.split("</tr>")[:-1]:
+        cells = dict(re.findall(r'<td data-key="([^"]+)"[^>]*>([^<]*)</td>', row))
+        cells["id"] = re.search(r'data-job="([0-9a-f]{64})"', row).group(1)  # type: ignore[union-attr]
+        out.append(cells)
+    return out
+
+
+def test_experiment_page_runs_table(ds: Any) -> None:
+    base = "/-/xpm/experiment/sweep?task=xpm_test_tasks.evaluate"
+    html = get(ds, base).text
+    assert "sweep.train" in html.split('id="xpm-tasks"')[1].split("</nav>")[0]  # task tabs
+    found = runs_rows(ds, base + "&sort=result:accuracy")
+    assert [r["result:accuracy"] for r in found] == ["0.6", "0.7", "0.8"]
+    assert [r["tag:n_layers"] for r in found] == ["1", "2", "3"]
+    assert [r["param:model.model.n_layers"] for r in found] == ["1", "2", "3"]
+    assert [r["result:accuracy"] for r in runs_rows(ds, base + "&sort=-result:accuracy")] == [
+        "0.8",
+        "0.7",
+        "0.6",
+    ]
+    # Short ids linking to the job page; a page of the whole index of a task, too.
+    ev = job_id(ds, "xpm_test_tasks.evaluate", "n_layers%3D2")
+    assert f'href="/-/xpm/job/{ev}" title="{ev}"><code>{ev[:8]}</code>' in html
+    assert len(runs_rows(ds, "/-/xpm/runs/xpm_test_tasks.evaluate")) == 3
+    assert get(ds, "/-/xpm/runs/nope.task").status_code == 404
+    assert get(ds, "/-/xpm/experiment/nope").status_code == 404
+    # The home page links the experiment's page.
+    assert 'href="/-/xpm/experiment/sweep"' in get(ds, "/").text
+
+
+def test_runs_table_filters(ds: Any) -> None:
+    base = "/-/xpm/experiment/sweep?task=xpm_test_tasks.evaluate&sort=result:accuracy"
+    acc = [r["result:accuracy"] for r in runs_rows(ds, base + "&where=accuracy%3E0.65")]
+    assert acc == ["0.7", "0.8"]
+    # Several values of one tag: any of them; different columns: all.
+    two = runs_rows(ds, base + "&where=n_layers%3D1&where=n_layers%3D3")
+    assert [r["tag:n_layers"] for r in two] == ["1", "3"]
+    one = runs_rows(ds, base + "&where=n_layers%3D1&where=n_layers%3D3&where=accuracy%3E%3D0.7")
+    assert [r["tag:n_layers"] for r in one] == ["3"]
+    # A parameter by its path or its last part; text contains; state.
+    assert len(runs_rows(ds, base + "&where=model.model.n_layers%3C3")) == 2
+    assert len(runs_rows(ds, base + "&where=activation~rel")) == 3
+    assert runs_rows(ds, base + "&where=state%3DFAILED") == []
+    train = "/-/xpm/experiment/sweep?task=sweep.train"
+    assert len(runs_rows(ds, train + "&where=lr%3E0.01")) == 3
+    # A bad filter says what to write and leaves the table whole.
+    html = get(ds, base + "&where=bogus%3E1").text
+    assert "no column &#39;bogus&#39;" in html and "n_layers" in html.split("xpm-error")[1]
+    assert len(runs_rows(ds, base + "&where=bogus%3E1")) == 3
+    assert "write NAME OP VALUE" in get(ds, base + "&where=lr").text
+    # Facets count the jobs per value of each tag, ignoring that tag's own filter.
+    html = get(ds, base + "&where=n_layers%3D1").text
+    facet = html.split('data-key="tag:n_layers"')[1].split("</div>")[0]
+    assert re.findall(r">(\d) <small>(\d+)</small>", facet) == [("1", "1"), ("2", "1"), ("3", "1")]
+    assert 'class="xpm-chosen">1 <small>' in facet
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """An index of 1,234 jobs written directly (bench/bench_serve.py's builder)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_serve", ROOT / "bench" / "bench_serve.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    # bench/_common.py turns bytecode writing back on for the whole process: undo that, the
+    # other tests' subprocesses must not leave __pycache__ in their git repositories.
+    saved = (dict(os.environ), sys.dont_write_bytecode)
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved[0])
+        sys.dont_write_bytecode = saved[1]
+    workdir = tmp_path_factory.mktemp("big") / "workdir"
+    workdir.mkdir()
+    bench.build(workdir, 1234)
+    return make_datasette(workdir), workdir
+
+
+def sql(workdir: Path, query: str) -> list[Any]:
+    """Rows of ``query`` on the index of ``workdir`` (the truth the pages are checked against)."""
+    conn = sqlite3.connect(workdir / "xpm.db")
+    try:
+        return conn.execute(query).fetchall()
+    finally:
+        conn.close()
+
+
+def test_runs_table_of_every_job_sorted_and_counted_from_the_indexes(big: tuple[Any, Path]) -> None:
+    """One task, no filter: order and facet counts come from the indexes, and are right."""
+    ds, workdir = big
+    by_tag = [
+        r[0]
+        for r in sql(
+            workdir,
+            "SELECT j.id FROM jobs j LEFT JOIN tags t ON t.job_id = j.id AND t.key = 'model' "
+            "ORDER BY t.value DESC NULLS LAST, j.id",
+        )
+    ]
+    states = dict(sql(workdir, "SELECT state, COUNT(*) FROM jobs GROUP BY state"))
+    models = sql(
+        workdir,
+        "SELECT value, COUNT(*) FROM tags WHERE key = 'model' GROUP BY value ORDER BY value",
+    )
+    base = "/-/xpm/runs/bench.train?sort=-tag:model&size=500"
+    seen = []
+    for page in (1, 2, 3):
+        seen += [r["id"] for r in runs_rows(ds, f"{base}&page={page}")]
+    assert seen == by_tag
+    html = get(ds, base + "&page=3").text
+    for state, count in states.items():
+        assert (
+            f"{state} <small>{count}</small>"
+            in html.split('data-key="state"')[1].split("</div>")[0]
+        )
+    facet = html.split('data-key="tag:model"')[1].split("</div>")[0]
+    assert re.findall(r">(\w+) <small>(\d+)</small>", facet) == [(v, str(n)) for v, n in models]
+
+
+def test_runs_table_pages_past_1000_rows(big: tuple[Any, Path]) -> None:
+    ds, workdir = big
+    expected = [
+        r[0]
+        for r in sql(
+            workdir,
+            "SELECT j.id FROM jobs j JOIN results r ON r.job_id = j.id AND r.key = 'accuracy' "
+            "ORDER BY r.value DESC, j.id",
+        )
+    ]
+    failed = sql(workdir, "SELECT COUNT(*) FROM jobs WHERE state = 'FAILED'")[0][0]
+    assert len(expected) == 1234
+    base = "/-/xpm/runs/bench.train?sort=-result:accuracy&size=100"
+    seen = []
+    for page in range(1, 14):
+        seen += [r["id"] for r in runs_rows(ds, f"{base}&page={page}")]
+    assert seen == expected
+    html = get(ds, f"{base}&page=13").text
+    assert "Jobs 1201–1234 of 1234" in html and "page 13 of 13" in html
+    states = html.split('data-key="state"')[1].split("</div>")[0]
+    assert f"FAILED <small>{failed}</small>" in states
+    assert f"DONE <small>{1234 - failed}</small>" in states
+
+
+# --- compare ----------------------------------------------------------------------------------
+def test_compare_jobs_side_by_side(ds: Any) -> None:
+    ids = [job_id(ds, "sweep.train", f"n_layers%3D{n}") for n in (1, 2, 3)]
+    html = get(ds, "/-/xpm/compare?" + "&".join(f"id={i[:10]}" for i in ids)).text
+    differs = html.split('id="xpm-compare-params"')[1].split("</tbody>")[0]
+    assert re.findall(r'data-key="param:([^"]+)"', differs) == ["n_layers"]
+    assert re.findall(r'<td class="xpm-text" title="(\d)">', differs) == ["1", "2", "3"]
+    same = html.split('id="xpm-compare-same"')[1].split("</tbody>")[0]
+    assert re.findall(r'data-key="param:([^"]+)"', same) == ["lr", "steps"]
+    results = html.split('id="xpm-compare-results"')[1].split("</tbody>")[0]
+    assert re.findall(r">([0-9.]+)</td>", results) == ["0.3333", "0.2", "0.1429"]
+    # The loss curves overlaid: one series per job, named by what differs.
+    data = json.loads(html.split('id="xpm-curve-data-1">')[1].split("</script>")[0])
+    assert data["metric"] == "loss"
+    assert [s["name"] for s in data["series"]] == [
+        f"{ids[0][:8]} n_layers=1",
+        f"{ids[1][:8]} n_layers=2",
+        f"{ids[2][:8]} n_layers=3",
+    ]
+    assert all([p[0] for p in s["points"]] == [0, 1, 2, 3, 4] for s in data["series"])
+    html = get(ds, f"/-/xpm/compare?id={ids[0]}&id=ffff0000").text
+    assert "no job ffff0000" in html
+
+
 # --- job page -----------------------------------------------------------------------------------
 def test_job_page(ds: Any) -> None:
     job = job_id(ds, "xpm_test_tasks.evaluate", "n_layers%3D2")
@@ -246,6 +472,23 @@ def test_job_page(ds: Any) -> None:
     assert "dirty" in git and "+# an uncommitted change" in git
 
 
+def test_job_page_links_upstream_and_downstream(ds: Any) -> None:
+    learn = job_id(ds, "xpm_test_tasks.learn", "n_layers%3D2")
+    evaluate = job_id(ds, "xpm_test_tasks.evaluate", "n_layers%3D2")
+    html = get(ds, f"/-/xpm/job/{evaluate}").text
+    upstream = html.split('id="xpm-upstream"')[1].split("</p>")[0]
+    assert f'href="/-/xpm/job/{learn}"' in upstream and "xpm_test_tasks.learn" in upstream
+    assert 'id="xpm-downstream"' not in html
+    html = get(ds, f"/-/xpm/job/{learn}").text
+    downstream = html.split('id="xpm-downstream"')[1].split("</p>")[0]
+    # Its Evaluate job only: not itself (its own outputs are paths inside its directory).
+    assert downstream.count('href="/-/xpm/job/') == 1 and f"/-/xpm/job/{evaluate}" in downstream
+    assert 'id="xpm-upstream"' not in html
+    train = job_id(ds, "sweep.train", "n_layers%3D2")
+    html = get(ds, f"/-/xpm/job/{train}").text
+    assert 'id="xpm-upstream"' not in html and 'id="xpm-downstream"' not in html
+
+
 def test_job_page_log_tails(ds: Any) -> None:
     fail = job_id(ds, "xpm_test_tasks.fail")
     html = get(ds, f"/-/xpm/job/{fail}").text
@@ -260,6 +503,108 @@ def test_job_page_not_found(ds: Any) -> None:
     assert get(ds, "/-/xpm/job/zz").status_code == 404
 
 
+# --- artifacts and logs -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def artifacts(indexed: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, str, Path]:
+    """A copy of the indexed workdir whose Train job has outputs, links and a long log."""
+    workdir = tmp_path_factory.mktemp("artifacts") / "workdir"
+    shutil.copytree(indexed, workdir, symlinks=True)
+    ds = make_datasette(workdir)
+    job = job_id(ds, "sweep.train", "n_layers%3D1")
+    jobdir = workdir / "jobs" / "sweep.train" / job
+    (jobdir / "out").mkdir()
+    (jobdir / "out" / "model.txt").write_text("weights\n")
+    (jobdir / "out" / "a b~1.txt").write_text("odd name\n")
+    secret = workdir.parent / "secret.txt"
+    secret.write_text("secret\n")
+    (jobdir / "secret.txt").symlink_to(secret)
+    (jobdir / "up").symlink_to(workdir)
+    (jobdir / "stderr.log").write_text("".join(f"line {i:06d}\n" for i in range(20000)))
+    return ds, job, jobdir
+
+
+def test_files_listed_with_sizes(artifacts: tuple[Any, str, Path]) -> None:
+    ds, job, jobdir = artifacts
+    html = get(ds, f"/-/xpm/job/{job}/files").text
+    table = html[html.index('id="xpm-files"') :]
+    assert f'href="/-/xpm/job/{job}/files/out/model.txt"' in table
+    assert f'href="/-/xpm/job/{job}/files/params.json"' in table
+    size = (jobdir / "params.json").stat().st_size
+    row = table[table.index("params.json") :].split("</tr>")[0]
+    assert f"{size} B" in row
+    # Links are listed as links, with no download link, and a linked directory is not entered.
+    for link in ("secret.txt", "up"):
+        row = table[table.index(f'<td class="xpm-wrap">{link}') :].split("</tr>")[0]
+        assert "symbolic link, not followed" in row and "href" not in row
+    assert "xpm.db" not in table and "experiments" not in table
+    assert f"/-/xpm/job/{job}/files" in get(ds, f"/-/xpm/job/{job}").text  # linked
+
+
+def test_file_download_is_read_only_and_stays_inside(artifacts: tuple[Any, str, Path]) -> None:
+    ds, job, jobdir = artifacts
+    base = f"/-/xpm/job/{job}/files/"
+    r = get(ds, base + "params.json")
+    assert r.status_code == 200 and r.text == (jobdir / "params.json").read_text()
+    assert r.headers["content-type"].startswith("text/plain")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    files = get(ds, f"/-/xpm/job/{job}/files").text
+    odd = files.split('">out/a b~1.txt</a>')[0].rsplit('href="', 1)[1]
+    assert get(ds, odd).text == "odd name\n"
+    r = get(ds, base + "out/model.txt?download=1")
+    assert r.status_code == 200 and r.text == "weights\n"
+    assert r.headers["content-disposition"].startswith("attachment")
+    assert r.headers["content-type"] == "application/octet-stream"
+    for bad in [
+        "secret.txt",  # a link to a file outside
+        "up/xpm.db",  # through a link to a directory
+        "up/jobs",
+        "..%2F..%2Fxpm.db",
+        "%2E%2E/%2E%2E/xpm.db",
+        "out/..%2Fparams.json",
+        "%2Fetc%2Fpasswd",
+        "out",  # a directory: no listing but the job's own
+        "nothing",
+    ]:
+        # Datasette redirects %-escapes to ~-escapes: follow, then refuse.
+        assert get(ds, base + bad, follow=True).status_code == 404, bad
+    assert get(ds, f"/-/xpm/job/{'0' * 64}/files").status_code == 404
+
+
+def test_whole_log_page_by_page(artifacts: tuple[Any, str, Path]) -> None:
+    ds, job, jobdir = artifacts
+    text = (jobdir / "stderr.log").read_text()
+    pages = -(-len(text.encode()) // _files.LOG_PAGE)
+    assert pages >= 3
+    seen = []
+    for n in range(1, pages + 1):
+        html = get(ds, f"/-/xpm/job/{job}/log/stderr?page={n}").text
+        assert f"Page {n} of {pages}" in html
+        body = html.split('id="xpm-log">')[1].split("</pre>")[0]
+        assert body.startswith("line ") and body.endswith("\n")  # whole lines
+        seen.append(body)
+    assert "".join(seen) == text  # every line once, in order
+    last = get(ds, f"/-/xpm/job/{job}/log/stderr?page=999").text
+    assert f"Page {pages} of {pages}" in last
+    assert "No stdout.log" not in get(ds, f"/-/xpm/job/{job}/log/stdout").text
+
+
+def test_open_file_refuses_links_swapped_in(tmp_path: Path) -> None:
+    """No component is followed as a link, whatever it points to."""
+    from xpm._jobdir import JobDir
+
+    jobdir = JobDir(tmp_path, "t.task", "ab" * 32)
+    jobdir.path.mkdir(parents=True)
+    (jobdir.path / "a").mkdir()
+    (jobdir.path / "a" / "f").write_text("x")
+    inside = jobdir.path / "inside"
+    inside.symlink_to(jobdir.path / "a")  # even a link staying inside
+    for rel, ok in [("a/f", True), ("inside/f", False), ("a", False), ("a/./f", False)]:
+        fd = _files.open_file(jobdir, rel)
+        assert (fd is not None) == ok, rel
+        if fd is not None:
+            os.close(fd)
+
+
 # --- chart --------------------------------------------------------------------------------------
 def test_chart_data_against_a_tag_and_a_step(ds: Any) -> None:
     data = get(ds, "/-/xpm/chart.json?experiment=sweep&metric=accuracy&x=n_layers").json()["data"]
@@ -272,6 +617,72 @@ def test_chart_data_against_a_tag_and_a_step(ds: Any) -> None:
     page = get(ds, "/-/xpm/chart?experiment=sweep&metric=nope&x=nope")
     assert page.status_code == 200 and 'id="xpm-chart-data"' in page.text
     assert '<script src="/-/xpm/static/xpm-chart.js"' in page.text
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Noisy jobs for lr 0.01, 0.1, 1 (tagged), width 8, 16 (untagged), seeds 0-2 (tagged)."""
+    workdir = tmp_path_factory.mktemp("seeds") / "workdir"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)]), "XPM_GIT": "off"}
+    done = subprocess.run(
+        [sys.executable, str(SWEEP), str(workdir), "seeds"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return make_datasette(workdir)
+
+
+def accuracy(lr: float, width: int, seed: float) -> float:
+    return 0.5 + 0.1 * math.log10(lr) + width / 100 + seed / 100
+
+
+def test_chart_averages_over_seeds(seeded: Any) -> None:
+    url = "/-/xpm/chart.json?experiment=seeds&metric=accuracy&x=lr&average=seed"
+    data = get(seeded, url).json()["data"]
+    # Jobs differing by an untagged parameter (width) are apart; seeds are averaged.
+    assert data["group"] == ["width"] and [s["name"] for s in data["series"]] == [
+        "width=8",
+        "width=16",
+    ]
+    spread = statistics.pstdev([0, 0.01, 0.02])
+    for series, width in zip(data["series"], (8, 16), strict=True):
+        assert [p[0] for p in series["points"]] == [0.01, 0.1, 1.0]
+        means = [accuracy(lr, width, 1) for lr in (0.01, 0.1, 1.0)]
+        assert [p[1] for p in series["points"]] == pytest.approx(means)
+        assert all(len(p[2]) == 3 for p in series["points"])  # the three seeds
+        assert [v for b in series["band"] for v in b[1:]] == pytest.approx(
+            [v for m in means for v in (m - spread, m + spread)]
+        )
+    # Nothing averaged: a line per seed and width.
+    data = get(seeded, "/-/xpm/chart.json?experiment=seeds&metric=accuracy&x=lr").json()["data"]
+    assert len(data["series"]) == 6 and data["series"][0]["name"] == "seed=0 width=8"
+    assert all(s["band"] == [] for s in data["series"])
+    # x = an untagged parameter; x = step averaged over seeds.
+    url = "/-/xpm/chart.json?experiment=seeds&metric=accuracy&x=width&average=seed"
+    data = get(seeded, url).json()
+    assert data["x"] == "param:width" and [s["name"] for s in data["data"]["series"]] == [
+        "lr=0.01",
+        "lr=0.1",
+        "lr=1",
+    ]
+    url = "/-/xpm/chart.json?experiment=seeds&metric=loss&x=step&average=seed"
+    data = get(seeded, url).json()["data"]
+    assert len(data["series"]) == 6
+    first = data["series"][0]
+    assert [p[0] for p in first["points"]] == [0, 1, 2]
+    assert first["points"][0][1] == pytest.approx(1.01) and len(first["band"]) == 3
+
+
+def test_parallel_coordinates_data(seeded: Any) -> None:
+    url = "/-/xpm/chart.json?experiment=seeds&metric=accuracy&view=parallel"
+    data = get(seeded, url).json()["data"]
+    assert data["axes"] == ["lr", "seed", "width", "accuracy"] and len(data["lines"]) == 18
+    for line in data["lines"]:
+        lr, seed, width, acc = line["values"]
+        assert acc == pytest.approx(accuracy(lr, width, seed))
 
 
 def test_static_files_are_local_only() -> None:

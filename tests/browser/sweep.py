@@ -4,10 +4,13 @@ Without arguments after WORKDIR it runs two experiments: ``sweep`` (Learn/Evalua
 n_layers 1..3 reporting accuracy, and Train reporting a loss per step) and ``broken``
 (one job that fails with a traceback on stderr).  ``wait FILE`` runs an experiment
 ``live`` whose one job blocks until FILE exists (to watch states change in the browser).
+``seeds`` runs an experiment ``seeds``: Noisy for lr 0.01, 0.1, 1 (tagged), width 8 and 16
+(not tagged) and seeds 0, 1, 2 (tagged), reporting an accuracy and a loss per step.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -45,7 +48,27 @@ class Wait(Task):
         self.report(waited=1)
 
 
+class Noisy(Task):
+    """Accuracy 0.5 + 0.1 log10(lr) + width/100 + seed/100; loss (1 + seed/100)/(1 + step)."""
+
+    lr: Param[float]
+    width: Param[int]
+    seed: Param[int]
+
+    def execute(self) -> None:
+        for step in range(3):
+            self.report(loss=(1 + self.seed / 100) / (1 + step), step=step)
+        self.report(accuracy=0.5 + 0.1 * math.log10(self.lr) + self.width / 100 + self.seed / 100)
+
+
 def main(workdir: str, *args: str) -> None:
+    if args and args[0] == "seeds":
+        with experiment(workdir, "seeds", progress=False):
+            for lr in (0.01, 0.1, 1.0):
+                for width in (8, 16):
+                    for seed in (0, 1, 2):
+                        Noisy(lr=tag(lr), width=width, seed=tag(seed)).submit()
+        return
     if args and args[0] == "wait":
         with experiment(workdir, "live", progress=False):
             Wait(n=1, until=args[1]).submit()

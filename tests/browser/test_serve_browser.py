@@ -8,6 +8,7 @@ docs/datasette.md into docs/images/ (otherwise they go to a temporary directory)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -76,14 +77,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``xpm serve`` on the index of a real tiny experiment; yields its URL."""
     _require_browser()
     workdir = tmp_path_factory.mktemp("served") / "workdir"
-    done = subprocess.run(
-        [sys.executable, str(HERE / "sweep.py"), str(workdir)],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    for args in ([], ["seeds"]):  # the sweep (10 jobs), then 18 seeded jobs
+        done = subprocess.run(
+            [sys.executable, str(HERE / "sweep.py"), str(workdir), *args],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+    with _serving(workdir) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _serving(workdir: Path) -> Iterator[str]:
+    """``xpm serve`` on ``workdir`` in a real process; yields its URL."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "xpm.cli", "serve", "--workdir", str(workdir), "--port", str(port)],
@@ -183,6 +192,85 @@ def test_guard_catches_cdn_loads(browser: Any) -> None:
     assert blocked == ["https://cdn.jsdelivr.net/npm/vega@6"]
 
 
+def test_home_page(server: str, page: Any, shots: Path) -> None:
+    """The home page lists the experiments (latest first) and failed jobs, no _memory."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server)
+    names = page.locator("#xpm-experiments tbody tr td:first-child").all_inner_texts()
+    assert names == ["seeds", "broken", "sweep"]
+    sweep = page.locator('#xpm-experiments tr[data-experiment="sweep"]').inner_text()
+    assert "9 done" in sweep and time.strftime("%Z") in sweep  # the zone is shown
+    assert "Nothing is running." in page.locator("#xpm-running").inner_text()
+    assert "_memory" not in page.locator("body").inner_text()
+    # The experiments table fits a 1366 px wide laptop screen.
+    box = page.locator("#xpm-experiments table").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 1366
+    page.screenshot(path=str(shots / "datasette-home.png"), full_page=False)
+    page.locator("#xpm-failed tbody a").first.click()
+    page.wait_for_url("**/-/xpm/job/*")
+    assert "this task always fails" in page.locator("#xpm-stderr").inner_text()
+
+
+def test_experiment_runs_table(server: str, page: Any, shots: Path) -> None:
+    """From home to an experiment's runs table: sort by a header, facets, a typed filter."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server)
+    page.locator("#xpm-experiments a", has_text="sweep").click()
+    page.wait_for_url("**/-/xpm/experiment/sweep")
+    page.locator("#xpm-tasks a", has_text="xpm_test_tasks.evaluate").click()
+    page.wait_for_url("**task=xpm_test_tasks.evaluate")
+
+    def column(key: str) -> list[str]:
+        return page.locator(f'#xpm-runs tbody td[data-key="{key}"]').all_inner_texts()
+
+    page.locator('#xpm-runs th[data-key="result:accuracy"] a').click()
+    page.wait_for_url("**sort=-result*")
+    assert column("result:accuracy") == ["0.8", "0.7", "0.6"]
+    page.locator('#xpm-runs th[data-key="result:accuracy"] a').click()
+    page.wait_for_url("**sort=result*")
+    assert column("result:accuracy") == ["0.6", "0.7", "0.8"]
+    # What a 1366x768 laptop shows without scrolling: ids, states, results, tags.
+    for key in ("id", "state", "result:accuracy", "tag:n_layers"):
+        box = page.locator(f'#xpm-runs th[data-key="{key}"]').bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1366, key
+        assert box["y"] + box["height"] <= 768, key
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    ids = page.locator("#xpm-runs td.xpm-id").all_inner_texts()
+    assert all(len(i.strip()) == 8 for i in ids), ids
+    page.screenshot(path=str(shots / "datasette-runs.png"), full_page=False)
+    # Two values of one tag from its facet, then a numeric comparison typed in.
+    page.locator('.xpm-facet[data-key="tag:n_layers"] a', has_text="1").first.click()
+    page.wait_for_url("**where=*")
+    assert column("tag:n_layers") == ["1"]
+    page.locator('.xpm-facet[data-key="tag:n_layers"] a', has_text="3").first.click()
+    page.wait_for_load_state()
+    assert column("tag:n_layers") == ["1", "3"]
+    page.locator('#xpm-filters input[type="text"]').fill("accuracy > 0.65")
+    page.locator("#xpm-filters button").click()
+    page.wait_for_url("**accuracy*")
+    assert column("tag:n_layers") == ["3"]
+    assert "result:accuracy>0.65" in page.locator("#xpm-filters").inner_text()
+
+
+def test_compare_ticked_jobs(server: str, page: Any) -> None:
+    """Tick two Train jobs in the runs table: their differences, results and loss curves."""
+    page.goto(server + "-/xpm/experiment/sweep?task=sweep.train&sort=tag:n_layers")
+    boxes = page.locator('#xpm-runs tbody input[type="checkbox"]')
+    boxes.nth(0).check()
+    boxes.nth(2).check()
+    page.locator("#xpm-runs-form button").click()
+    page.wait_for_url("**/-/xpm/compare?id=*")
+    differs = page.locator("#xpm-compare-params tr.xpm-differs")
+    assert differs.count() == 1
+    assert differs.first.inner_text().split() == ["n_layers", "1", "3"]
+    assert "loss" in page.locator("#xpm-compare-results").inner_text()
+    page.wait_for_selector('#xpm-curve-1[data-drawn="1"] svg')
+    svg = page.locator("#xpm-curve-1 svg")
+    assert svg.locator("g.series").count() == 2 and svg.locator("circle").count() == 10
+    legend = page.locator("#xpm-curve-1 .xpm-legend li").all_inner_texts()
+    assert [name.split(" ", 1)[1] for name in legend] == ["n_layers=1", "n_layers=3"]
+
+
 def test_jobs_table_tag_facet_and_job_page(server: str, page: Any, shots: Path) -> None:
     page.goto(server + "xpm/jobs")
     assert page.locator("h1").first.inner_text().startswith("jobs")
@@ -190,7 +278,7 @@ def test_jobs_table_tag_facet_and_job_page(server: str, page: Any, shots: Path) 
     facets = page.locator(".facet-info")
     names = [facets.nth(i).get_attribute("data-column") for i in range(facets.count())]
     assert {"task_id", "state", "experiment", "tags"} <= set(names), names
-    assert "10 rows" in page.locator("h3").first.inner_text()
+    assert "28 rows" in page.locator("h3").first.inner_text()
 
     # Filter by a tag facet: n_layers=2 -> the Learn, Evaluate and Train jobs of n_layers 2.
     page.locator('.facet-info[data-column="tags"] a', has_text="n_layers=2").first.click()
@@ -216,6 +304,56 @@ def test_jobs_table_tag_facet_and_job_page(server: str, page: Any, shots: Path) 
     assert "SUBMITTED" in history and "RUNNING" in history and "DONE" in history
     assert "local" in page.locator("#xpm-launcher").inner_text()
     page.screenshot(path=str(shots / "datasette-job.png"), full_page=True)
+
+
+def test_job_page_links_and_wraps_long_values(server: str, page: Any) -> None:
+    """An Evaluate job links its Learn job and back; its long path wraps in its column."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server + "xpm/jobs?task_id=xpm_test_tasks.evaluate&_tag=n_layers%3D2")
+    page.locator("td.col-path a").first.click()
+    page.wait_for_url("**/-/xpm/job/*")
+    evaluate_url = page.url
+    params = page.locator("#xpm-params").bounding_box()
+    tags = page.locator("#xpm-tags").bounding_box()
+    assert params is not None and tags is not None
+    values = page.locator("#xpm-params .xpm-value")
+    longest = max(values.all_inner_texts(), key=len)
+    assert longest.startswith("jobs/xpm_test_tasks.learn/") and len(longest) >= 100
+    for i in range(values.count()):
+        box = values.nth(i).bounding_box()
+        assert box is not None and box["x"] + box["width"] <= params["x"] + params["width"] + 1
+    if tags["y"] < params["y"] + params["height"]:  # side by side: no overlap
+        assert params["x"] + params["width"] <= tags["x"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    page.locator("#xpm-upstream a").first.click()
+    page.wait_for_url("**/-/xpm/job/*")
+    assert page.locator("h1").first.inner_text().startswith("xpm_test_tasks.learn")
+    page.locator("#xpm-downstream a").first.click()
+    page.wait_for_url(evaluate_url)
+
+
+def test_job_files_and_whole_logs(server: str, page: Any) -> None:
+    """From a job page: its files with sizes, one opened as text, the whole stdout."""
+    page.goto(server + "xpm/jobs?task_id=sweep.train&_tag=n_layers%3D1")
+    page.locator("td.col-path a").first.click()
+    page.wait_for_url("**/-/xpm/job/*")
+    job_url = page.url
+    page.locator("#xpm-files-link").click()
+    page.wait_for_url("**/files")
+    rows = {
+        r.locator("td").first.inner_text(): r.locator("td").nth(1).inner_text()
+        for r in page.locator("#xpm-files tbody tr").all()
+    }
+    assert {"params.json", "results.jsonl", "stdout.log", "stderr.log"} <= set(rows), rows
+    assert rows["stderr.log"] == "0 B" and rows["stdout.log"].endswith(" B")
+    page.locator("#xpm-files a", has_text="stdout.log").first.click()
+    assert "step 4 loss" in page.locator("body").inner_text()
+    page.goto(job_url)
+    page.locator("#xpm-logs a", has_text="all of it").first.click()
+    page.wait_for_url("**/log/stdout")
+    assert "Page 1 of 1" in page.locator("#xpm-pager").inner_text()
+    log = page.locator("#xpm-log").inner_text()
+    assert log.startswith("step 0 loss") and "step 4 loss" in log
 
 
 def test_failed_job_shows_stderr_tail(server: str, page: Any, shots: Path) -> None:
@@ -246,7 +384,7 @@ def test_chart_draws_offline(
     svg = page.locator("#xpm-chart svg")
     assert svg.locator("g.series").count() == series
     assert svg.locator("circle").count() == points
-    lines = svg.locator("g.series path")
+    lines = svg.locator("g.series path.line")
     assert lines.count() == series and len(lines.first.get_attribute("d") or "") > 10
     box = svg.bounding_box()
     assert box is not None and box["width"] > 300 and box["height"] > 200
@@ -256,9 +394,142 @@ def test_chart_draws_offline(
     page.wait_for_url("**/-/xpm/job/*")
 
 
+def test_chart_averages_seeds_with_bands_on_a_log_axis(server: str, page: Any) -> None:
+    """x = a tagged float on a log axis, one line per untagged width, seeds averaged."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server + "-/xpm/chart?experiment=seeds&metric=accuracy&x=lr&average=seed&logx=1")
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+    svg = page.locator("#xpm-chart svg")
+    assert svg.locator("g.series").count() == 2
+    assert svg.locator("g.series path.band").count() == 2
+    assert page.locator("#xpm-chart .xpm-legend li").all_inner_texts() == ["width=8", "width=16"]
+    # Log x: 0.01, 0.1 and 1 equally spaced.
+    cx = [
+        float(c)
+        for c in svg.locator("g.series")
+        .first.locator("circle")
+        .evaluate_all("cs => cs.map(c => c.getAttribute('cx'))")
+    ]
+    assert len(cx) == 3 and abs((cx[1] - cx[0]) - (cx[2] - cx[1])) < 1
+    ticks = svg.locator("g.axis text").all_text_contents()
+    assert {"0.01", "0.1", "1"} <= set(ticks)
+    # The width follows the window.
+    wide = svg.bounding_box()
+    assert wide is not None and wide["width"] > 1000
+    page.set_viewport_size({"width": 800, "height": 768})
+    page.wait_for_function(
+        "document.querySelector('#xpm-chart svg').getBoundingClientRect().width < 800"
+    )
+    # An averaged point opens the comparison of its seeds.
+    page.locator("#xpm-chart g.series circle").first.click()
+    page.wait_for_url("**/-/xpm/compare?id=*")
+    assert page.locator("#xpm-compare thead th a").count() == 3
+
+
+def test_chart_every_series_in_the_legend(server: str, page: Any) -> None:
+    """Loss by step, nothing averaged: a line per lr, seed and width, all 18 in the legend."""
+    page.goto(server + "-/xpm/chart?experiment=seeds&metric=loss&x=step")
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+    assert page.locator("#xpm-chart g.series").count() == 18
+    legend = page.locator("#xpm-chart .xpm-legend li").all_inner_texts()
+    assert len(legend) == 18 and "lr=0.01 seed=0 width=8" in legend
+
+
+def test_parallel_coordinates(server: str, page: Any, shots: Path) -> None:
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server + "-/xpm/chart?experiment=seeds&metric=accuracy&view=parallel")
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+    names = page.locator("#xpm-chart g.paxis").evaluate_all(
+        "gs => gs.map(g => g.getAttribute('data-name'))"
+    )
+    assert names == ["lr", "seed", "width", "accuracy"]
+    assert page.locator("#xpm-chart path.job").count() == 18
+    page.screenshot(path=str(shots / "datasette-parallel.png"), full_page=False)
+    page.locator("#xpm-chart path.job").first.click(force=True)
+    page.wait_for_url("**/-/xpm/job/*")
+
+
+def _job_states(db: Path) -> list[str]:
+    """States of the jobs in the index at ``db`` ([] while it is not there yet)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        return [r[0] for r in conn.execute("SELECT state FROM jobs")]
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+
+
+def test_live_pages_refresh_while_a_job_runs(page: Any, tmp_path: Path) -> None:
+    """Home, runs table and job page follow a running job without reloading, then stop."""
+    workdir, release = tmp_path / "workdir", tmp_path / "release"
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "sweep.py"), str(workdir), "wait", str(release)],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _job_states(workdir / "xpm.db") != ["RUNNING"]:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        with _serving(workdir) as url:
+            page.goto(url + "?_refresh=500")
+            assert page.locator("#xpm-running tbody tr").count() == 1
+            assert page.evaluate("document.documentElement.dataset.xpmLive") == "polling"
+            page.evaluate("window.xpmNotReloaded = true")
+            runs = page.context.new_page()
+            runs.goto(url + "-/xpm/experiment/live?_refresh=500")
+            assert runs.locator("#xpm-runs tbody td span.xpm-state").inner_text() == "running"
+            assert runs.locator('#xpm-runs th[data-key="result:waited"]').count() == 0
+            runs.locator('#xpm-runs tbody input[type="checkbox"]').check()
+            runs.evaluate("window.xpmNotReloaded = true")
+            job = page.context.new_page()
+            job.goto(
+                url
+                + "-/xpm/job/"
+                + runs.locator("#xpm-runs tbody tr").get_attribute("data-job")
+                + "?_refresh=500"
+            )
+            assert "RUNNING" in job.locator("#xpm-history").inner_text()
+
+            release.write_text("go")
+            stopped = "document.documentElement.dataset.xpmLive === 'stopped'"
+            for p in (page, runs, job):
+                p.wait_for_function(stopped, timeout=120_000)
+            assert "Nothing is running." in page.locator("#xpm-running").inner_text()
+            assert "1 done" in page.locator("#xpm-experiments").inner_text()
+            assert runs.locator("#xpm-runs tbody td span.xpm-state").inner_text() == "done"
+            assert runs.locator('#xpm-runs tbody td[data-key="result:waited"]').inner_text() == "1"
+            assert runs.locator('#xpm-runs tbody input[type="checkbox"]').is_checked()
+            assert "DONE" in job.locator("#xpm-history").inner_text()
+            assert "waited" in job.locator("#xpm-results").inner_text()
+            for p in (page, runs):
+                assert p.evaluate("window.xpmNotReloaded") is True  # swapped, not reloaded
+                assert int(p.evaluate("document.documentElement.dataset.xpmRefreshes")) >= 1
+            # Stopped means stopped: no request leaves the page any more.
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.wait_for_timeout(2000)
+            assert requests == []
+        proc.communicate(timeout=120)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def test_sql_box_refuses_writes(server: str, page: Any) -> None:
     sql = "DELETE FROM jobs"
     page.goto(server + "xpm?" + urllib.parse.urlencode({"sql": sql}))
     assert "Statement must be a SELECT" in page.content()
     page.goto(server + "xpm?" + urllib.parse.urlencode({"sql": "select count(*) as n from jobs"}))
-    assert page.locator("td.col-n").inner_text().strip() == "10"
+    assert page.locator("td.col-n").inner_text().strip() == "28"

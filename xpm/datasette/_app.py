@@ -79,6 +79,9 @@ def make_datasette(
         settings={**SETTINGS, **(settings or {})},
     )
     ds.add_database(ReadOnlyDatabase(ds, path=str(path), is_mutable=True), name=DATABASE)
+    if "_memory" in ds.databases:
+        # Datasette adds an empty in-memory database when given no file: nothing to show.
+        ds.remove_database("_memory")
     return ds
 
 

@@ -1,4 +1,4 @@
-"""The SQL behind the plugin's pages: sweep pivots, chart data and job details.
+"""The SQL behind the plugin's pages: sweep pivots and job details (charts: ``_charts``).
 
 Every function takes a read-only :class:`sqlite3.Connection` on the index (the plugin
 calls them through Datasette's ``execute_fn``), so each is testable on its own.
@@ -13,12 +13,6 @@ from typing import Any
 
 #: Most experiments that get a sweep query of their own (the latest started).
 MAX_SWEEPS = 50
-#: Most jobs and points a chart reads.
-MAX_POINTS = 20000
-
-_JOBS_OF_EXPERIMENT = (
-    "SELECT s.job_id FROM submissions s JOIN runs r ON r.id = s.run WHERE r.experiment = ?"
-)
 
 
 def quote(name: str) -> str:
@@ -104,106 +98,6 @@ def sweep_queries(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
             "sql": sweep_sql(experiment, tags, results),
         }
     return queries
-
-
-# --- charts ------------------------------------------------------------------------------------
-def chart_choices(conn: sqlite3.Connection, experiment: str | None) -> dict[str, Any]:
-    """Experiments, and for ``experiment`` its numeric metrics and tags (what a chart can show)."""
-    experiments = [
-        r[0] for r in conn.execute("SELECT name FROM experiments ORDER BY last_start DESC")
-    ]
-    metrics: list[str] = []
-    stepped: list[str] = []
-    tags: list[str] = []
-    if experiment:
-        metrics = [
-            r[0]
-            for r in conn.execute(
-                f"SELECT DISTINCT key FROM results WHERE job_id IN ({_JOBS_OF_EXPERIMENT}) "
-                "AND type IN ('int', 'float') ORDER BY key",
-                (experiment,),
-            )
-        ]
-        stepped = [
-            r[0]
-            for r in conn.execute(
-                f"SELECT DISTINCT key FROM results WHERE job_id IN ({_JOBS_OF_EXPERIMENT}) "
-                "AND step IS NOT NULL ORDER BY key",
-                (experiment,),
-            )
-        ]
-        tags = [
-            r[0]
-            for r in conn.execute(
-                f"SELECT DISTINCT key FROM tags WHERE job_id IN ({_JOBS_OF_EXPERIMENT}) ORDER BY key",
-                (experiment,),
-            )
-        ]
-    return {"experiments": experiments, "metrics": metrics, "stepped": stepped, "tags": tags}
-
-
-def _job_tags(conn: sqlite3.Connection, job_ids: list[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {j: {} for j in job_ids}
-    for start in range(0, len(job_ids), 500):
-        chunk = job_ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for job_id, key, value in conn.execute(
-            f"SELECT job_id, key, value FROM tags WHERE job_id IN ({marks}) ORDER BY key", chunk
-        ):
-            out[job_id][key] = value
-    return out
-
-
-def chart_data(
-    conn: sqlite3.Connection, experiment: str, metric: str, x: str, series: str | None = None
-) -> dict[str, Any]:
-    """Series of points ``[x, y, job id]`` of ``metric`` for ``experiment``.
-
-    ``x == "step"``: every report of the metric against its step, one series per job
-    (named by its tags).  Otherwise ``x`` names a tag: the latest value of the metric of
-    each job against the job's value of that tag, one series per value of the tag
-    ``series`` (one series when None).
-    """
-    if x == "step":
-        rows = conn.execute(
-            f"SELECT job_id, step, value FROM results WHERE key = ? AND step IS NOT NULL "
-            f"AND type IN ('int', 'float') AND job_id IN ({_JOBS_OF_EXPERIMENT}) "
-            "ORDER BY job_id, step, seq LIMIT ?",
-            (metric, experiment, MAX_POINTS),
-        ).fetchall()
-        job_ids = sorted({r[0] for r in rows})
-        tags = _job_tags(conn, job_ids)
-        by_job: dict[str, list[list[Any]]] = {}
-        for job_id, step, value in rows:
-            by_job.setdefault(job_id, []).append([step, value, job_id])
-        out_series = []
-        for job_id in job_ids:
-            label = ", ".join(f"{k}={v}" for k, v in tags[job_id].items()) or job_id[:12]
-            out_series.append({"name": label, "points": by_job[job_id]})
-    else:
-        rows = conn.execute(
-            "SELECT t.job_id, t.value, (SELECT value FROM results WHERE job_id = t.job_id "
-            "AND key = ? ORDER BY seq DESC LIMIT 1) AS y FROM tags t "
-            f"WHERE t.key = ? AND t.job_id IN ({_JOBS_OF_EXPERIMENT}) LIMIT ?",
-            (metric, x, experiment, MAX_POINTS),
-        ).fetchall()
-        rows = [r for r in rows if isinstance(r[2], (int, float)) and not isinstance(r[2], bool)]
-        tags = _job_tags(conn, [r[0] for r in rows]) if series else {}
-        groups: dict[str, list[list[Any]]] = {}
-        for job_id, xv, yv in rows:
-            name = f"{series}={tags[job_id].get(series)}" if series else metric
-            groups.setdefault(name, []).append([xv, yv, job_id])
-        out_series = []
-        for name in sorted(groups):
-            points = sorted(groups[name], key=lambda p: (isinstance(p[0], str), p[0]))
-            out_series.append({"name": name, "points": points})
-    return {
-        "experiment": experiment,
-        "metric": metric,
-        "x": x,
-        "series": out_series,
-        "points": sum(len(s["points"]) for s in out_series),
-    }
 
 
 # --- job page ----------------------------------------------------------------------------------

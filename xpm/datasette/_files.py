@@ -8,9 +8,12 @@ itself must resolve inside ``WORKDIR/jobs``.  Anything else reads as ``None``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import stat
 from pathlib import Path
+from typing import Any
 
 from .._jobdir import JobDir
 
@@ -92,3 +95,124 @@ def log_tail(
         return tail_text(path, lines)
     except OSError:
         return None
+
+
+def upstream_ids(jobdir: JobDir) -> list[str]:
+    """Identifiers of the configurations the job's params.json holds, except the job's own.
+
+    The jobs among them (tasks whose output the job uses) are its upstream jobs.
+    """
+    path = safe_file(jobdir, jobdir.params)
+    if path is None:
+        return []
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    objects = doc.get("objects") if isinstance(doc, dict) else None
+    if not isinstance(objects, list):
+        return []
+    ids = []
+    for i, obj in enumerate(objects):
+        if i != doc.get("root") and isinstance(obj, dict):
+            ident = obj.get("identifier")
+            if isinstance(ident, str) and re.fullmatch(r"[0-9a-f]{64}", ident):
+                ids.append(ident)
+    return ids
+
+
+# --- artifacts: listing and reading any file of a job directory ----------------------------------
+#: Most entries a listing returns.
+MAX_FILES = 5000
+#: Bytes of a log page.
+LOG_PAGE = 64 * 1024
+_NOFOLLOW = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def list_files(jobdir: JobDir) -> tuple[list[dict[str, Any]], bool]:
+    """Every entry under ``jobdir`` (relative ``path``, ``size``, ``kind``, ``mtime``), sorted.
+
+    Symbolic links are listed as ``link`` and never followed (a link to a directory is
+    not entered); ``kind`` is ``file``, ``dir``, ``link`` or ``other``.  The flag says the
+    listing stopped at :data:`MAX_FILES` entries.
+    """
+    out: list[dict[str, Any]] = []
+    pending = [("", str(jobdir.path))]
+    while pending and len(out) < MAX_FILES:
+        prefix, directory = pending.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            rel = prefix + entry.name
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if entry.is_symlink():
+                kind = "link"
+            elif entry.is_dir(follow_symlinks=False):
+                kind = "dir"
+                pending.append((rel + "/", entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                kind = "file"
+            else:
+                kind = "other"
+            out.append({"path": rel, "size": st.st_size, "kind": kind, "mtime": st.st_mtime})
+    out.sort(key=lambda e: e["path"].split("/"))
+    return out[:MAX_FILES], len(out) >= MAX_FILES or bool(pending)
+
+
+def open_file(jobdir: JobDir, relative: str) -> int | None:
+    """A read-only descriptor of the regular file ``relative`` inside ``jobdir``, or None.
+
+    Each component is opened relative to the previous one with ``O_NOFOLLOW``: no
+    symbolic link is followed (not even one swapped in while we look), no ``..`` or
+    absolute path is accepted, and anything but a regular file (a directory, a fifo)
+    gives None.
+    """
+    parts = relative.split("/")
+    if not relative or any(p in ("", ".", "..") or "\0" in p for p in parts):
+        return None
+    try:
+        fd = os.open(jobdir.path, _NOFOLLOW | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            flags = _NOFOLLOW | (0 if last else os.O_DIRECTORY) | os.O_NONBLOCK
+            nxt = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        os.set_blocking(fd, True)
+        return fd
+    except OSError:
+        os.close(fd)
+        return None
+
+
+def read_page(fd: int, page: int, size: int = LOG_PAGE) -> tuple[str, int]:
+    """Page ``page`` (0 first) of the text file open at ``fd``, and the number of pages.
+
+    Page k holds the lines that start within bytes ``[k*size, (k+1)*size)``, whole.
+    """
+    total = os.fstat(fd).st_size
+    pages = max(1, -(-total // size))
+    page = min(max(0, page), pages - 1)
+    start, end = page * size, (page + 1) * size
+    with os.fdopen(os.dup(fd), "rb") as fh:
+        if start > 0:
+            fh.seek(start - 1)
+            if fh.read(1) != b"\n":
+                fh.readline()  # the line begun on the previous page belongs to it
+        data = b""
+        if fh.tell() < end:
+            data = fh.read(end - fh.tell())
+            if data and not data.endswith(b"\n"):
+                data += fh.readline()  # finish the last line
+    return data.decode("utf-8", errors="replace"), pages

@@ -28,7 +28,12 @@ SORT_DESC = {
 
 #: Facets shown on a table page without asking (xpm_* are the plugin's own facet types).
 FACETS: dict[str, list[Any]] = {
-    "jobs": ["task_id", "state", {"xpm_experiment": "last_run"}, {"xpm_tags": "id"}],
+    "jobs": [
+        {"xpm_column": "task_id"},
+        {"xpm_column": "state"},
+        {"xpm_experiment": "last_run"},
+        {"xpm_tags": "id"},
+    ],
     "runs": ["experiment", "host"],
     "tags": ["key"],
     "results": ["key"],

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 from datasette.utils.asgi import NotFound, Response
 
 from .._jobdir import shown_state
-from . import _data, _files
+from . import _charts, _data, _files, _format, _runs
 from ._metadata import DATABASE
 from ._plugin import workdir_of
 
@@ -21,9 +20,7 @@ _TYPES = {"js": "application/javascript; charset=utf-8", "css": "text/css; chars
 
 
 def _when(value: Any) -> str:
-    if not isinstance(value, (int, float)):
-        return ""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+    return _format.when(value)  # local time with its zone, as on every page of the plugin
 
 
 async def static_file(request: Any, datasette: Any) -> Response:
@@ -57,6 +54,13 @@ async def job_page(request: Any, datasette: Any) -> Response:
         for stream in logs:
             logs[stream] = _files.log_tail(workdir, job["path"], stream, TAIL_LINES)
     experiments = sorted({r["experiment"] for r in details["runs"]})
+    upstream_ids = _files.upstream_ids(jobdir) if jobdir is not None else []
+    related = await db.execute_fn(
+        lambda conn: {
+            "upstream": _runs.jobs_by_ids(conn, upstream_ids),
+            "downstream": _runs.downstream_jobs(conn, job["path"]),
+        }
+    )
     context = {
         # The state as every view names it (a job not started yet: WAITING).
         "job": {**job, "state": shown_state(job["state"])},
@@ -66,6 +70,7 @@ async def job_page(request: Any, datasette: Any) -> Response:
         "logs": logs,
         "jobdir": str(jobdir.path) if jobdir else None,
         "experiments": experiments,
+        "related": related,
         "when": _when,
         "database": DATABASE,
     }
@@ -73,36 +78,54 @@ async def job_page(request: Any, datasette: Any) -> Response:
     return Response.html(html)
 
 
+def _column(name: str | None, keys: list[str]) -> str | None:
+    """``name`` among ``keys``, also written without its ``tag:``/``param:`` (``n_layers``)."""
+    for key in (name, f"tag:{name}", f"param:{name}"):
+        if name and key in keys:
+            return key
+    return None
+
+
 async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
     db = datasette.get_database(DATABASE)
     experiment = request.args.get("experiment")
     if not experiment:
-        first = await db.execute_fn(lambda conn: _data.chart_choices(conn, None))
+        first = await db.execute_fn(lambda conn: _charts.choices(conn, None, None))
         experiment = (first["experiments"] or [None])[0]
-    choices = await db.execute_fn(lambda conn: _data.chart_choices(conn, experiment))
+    task = request.args.get("task")
     metric = request.args.get("metric")
+    choices = await db.execute_fn(lambda conn: _charts.choices(conn, experiment, task, metric))
+    task = choices["task"]
     if metric not in choices["metrics"]:
         metric = (choices["metrics"] or [None])[0]
-    x = request.args.get("x")
-    valid_x = (["step"] if metric in choices["stepped"] else []) + choices["tags"]
-    if x not in valid_x:
-        x = valid_x[0] if valid_x else None
-    series = request.args.get("series") or None
-    if series not in choices["tags"] or series == x:
-        series = None
+    valid_x = (["step"] if metric in choices["stepped"] else []) + choices["axes"]
+    x = _column(request.args.get("x"), valid_x) or (valid_x[0] if valid_x else None)
+    average = _column(request.args.get("average"), choices["axes"])
+    if average == x:
+        average = None
+    view = "parallel" if request.args.get("view") == "parallel" else "lines"
     data: dict[str, Any] = {"series": [], "points": 0}
-    if experiment and metric and x:
+    if experiment and task and metric and view == "parallel":
+        data = await db.execute_fn(lambda conn: _charts.parallel(conn, experiment, task, metric))
+    elif experiment and task and metric and x:
         data = await db.execute_fn(
-            lambda conn: _data.chart_data(conn, experiment, metric, x, series)
+            lambda conn: _charts.series(conn, experiment, task, metric, x, average)
         )
+    active = await db.execute_fn(_runs.active_jobs)
+    data["logx"] = request.args.get("logx") == "1"
+    data["logy"] = request.args.get("logy") == "1"
+    choices.pop("columns")
     return {
         "choices": choices,
         "valid_x": valid_x,
         "experiment": experiment,
+        "task": task,
         "metric": metric,
         "x": x,
-        "series": series,
+        "average": average,
+        "view": view,
         "data": data,
+        "active": active,
     }
 
 
@@ -118,4 +141,5 @@ async def chart_page(request: Any, datasette: Any) -> Response:
 async def chart_json(request: Any, datasette: Any) -> Response:
     """The chart's data as JSON (same arguments as the chart page)."""
     context = await _chart_context(request, datasette)
-    return Response.json({k: context[k] for k in ("experiment", "metric", "x", "series", "data")})
+    keys = ("experiment", "task", "metric", "x", "average", "view", "data")
+    return Response.json({k: context[k] for k in keys})

@@ -141,28 +141,42 @@ class _XpmFacet(Facet):  # type: ignore[misc]
         """SQL of (value, count) for the jobs of ``jobs_sql`` (None: all jobs)."""
         raise NotImplementedError
 
+    def counted(self) -> list[tuple[str, str, Any]]:
+        """(URL argument, title, group_sql) of each facet this class shows."""
+        return [(self.arg, self.title, self.group_sql)] if self.get_configs() else []
+
     async def facet_results(self) -> tuple[list[dict[str, Any]], list[str]]:
+        results, timed_out = [], []
+        for arg, title, group_sql in self.counted():
+            result = await self._one(arg, title, group_sql)
+            if result is None:
+                timed_out.append(title)
+            else:
+                results.append(result)
+        return results, timed_out
+
+    async def _one(self, arg: str, title: str, group_sql: Any) -> dict[str, Any] | None:
         from datasette.database import QueryInterrupted
 
-        if not self.get_configs():
-            return [], []
         size = self.get_facet_size()
+        base = without_cursor(self.sql, self.request)
+        params = {k: v for k, v in (self.params or {}).items() if f":{k}" in base}
         # Unfiltered (the table page as it opens): count over everything, which the
         # indexes serve, instead of testing each row against the list of all jobs.
-        filtered = " where " in self.sql.lower() or bool(self.params)
-        jobs_sql = f"SELECT id FROM ({self.sql})" if filtered else None
-        sql = self.group_sql(jobs_sql) + f" LIMIT {size + 1}"
+        filtered = " where " in base.lower() or bool(params)
+        jobs_sql = f"SELECT id FROM ({base})" if filtered else None
+        sql = group_sql(jobs_sql) + f" LIMIT {size + 1}"
         try:
             rows = await self.ds.execute(
                 self.database,
                 sql,
-                self.params,
+                params,
                 truncate=False,
                 custom_time_limit=self.ds.setting("facet_time_limit_ms"),
             )
         except QueryInterrupted:
-            return [], [self.title]
-        chosen = set(self.request.args.getlist(self.arg))
+            return None
+        chosen = set(self.request.args.getlist(arg))
         values = []
         for row in rows.rows[:size]:
             value = str(row["value"])
@@ -171,21 +185,70 @@ class _XpmFacet(Facet):  # type: ignore[misc]
                     "value": value,
                     "label": value,
                     "count": row["count"],
-                    "toggle_url": _toggle(self, self.arg, value, value in chosen),
+                    "toggle_url": _toggle(self, arg, value, value in chosen),
                     "selected": value in chosen,
                 }
             )
-        query = urllib.parse.urlencode([(self.arg, v) for v in sorted(chosen)])
-        return [
-            {
-                "name": self.title,
-                "type": self.type,
-                "hideable": False,
-                "toggle_url": self.ds.urls.path(self.request.path) + ("?" + query if query else ""),
-                "results": values,
-                "truncated": len(rows.rows) > size,
-            }
-        ], []
+        query = urllib.parse.urlencode([(arg, v) for v in sorted(chosen)])
+        return {
+            "name": title,
+            "type": self.type,
+            "hideable": False,
+            "toggle_url": self.ds.urls.path(self.request.path) + ("?" + query if query else ""),
+            "results": values,
+            "truncated": len(rows.rows) > size,
+        }
+
+
+def without_cursor(sql: str, request: Any) -> str:
+    """``sql`` without the condition Datasette adds for ``?_next=`` (the page cursor).
+
+    Datasette 0.65 hands facets the SQL of the page, cursor included, so on page 2 and
+    later their counts covered only the rows after the cursor.  The cursor condition is
+    the last one, in parentheses.
+    """
+    text = sql.rstrip()
+    if not request.args.get("_next") or not text.endswith(")"):
+        return sql
+    depth = 0
+    for i in range(len(text) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(text[i], 0)
+        if depth == 0:
+            head = text[:i].rstrip()
+            for keyword in (" and", " where"):
+                if head.lower().endswith(keyword):
+                    return head[: -len(keyword)] + " "
+            break
+    return sql
+
+
+class ColumnFacet(_XpmFacet):
+    """Jobs per value of a column of ``jobs`` (task, state); selecting one adds ``?state=X``.
+
+    Datasette's own column facet counts only the rows after the cursor on page 2.
+    """
+
+    type = "xpm_column"
+    COLUMNS = ("task_id", "state")
+
+    def counted(self) -> list[tuple[str, str, Any]]:
+        out = []
+        for config in self.get_configs():
+            column = config["config"].get("simple")
+            if column in self.COLUMNS:
+                out.append((column, column, self._group_by(column)))
+        return out
+
+    @staticmethod
+    def _group_by(column: str) -> Any:
+        def group_sql(jobs_sql: str | None) -> str:
+            where = f"WHERE id IN ({jobs_sql}) " if jobs_sql else ""
+            return (
+                f"SELECT {column} AS value, COUNT(*) AS count FROM jobs {where}"
+                f"GROUP BY {column} ORDER BY count DESC, value"
+            )
+
+        return group_sql
 
 
 class TagsFacet(_XpmFacet):
@@ -223,7 +286,7 @@ class ExperimentFacet(_XpmFacet):
 
 @hookimpl
 def register_facet_classes() -> list[type]:
-    return [TagsFacet, ExperimentFacet]
+    return [TagsFacet, ExperimentFacet, ColumnFacet]
 
 
 # --- links -----------------------------------------------------------------------------------
@@ -247,6 +310,15 @@ def render_cell(
 
 
 @hookimpl
+def prepare_jinja2_environment(env: Any, datasette: Any) -> None:
+    """Filters ``xpm_when``, ``xpm_number``, ``xpm_size`` (see ``_format``)."""
+    from ._format import FILTERS
+
+    for name, function in FILTERS.items():
+        env.filters[f"xpm_{name}"] = function
+
+
+@hookimpl
 def menu_links(datasette: Any, actor: Any, request: Any) -> list[dict[str, str]]:
     return [
         {"href": datasette.urls.table(DATABASE, "jobs"), "label": "xpm: jobs"},
@@ -263,10 +335,20 @@ def table_actions(datasette: Any, actor: Any, database: str, table: str, request
 
 @hookimpl
 def register_routes(datasette: Any) -> list[tuple[str, Any]]:
-    from . import _pages
+    from . import _pages, _views
 
     return [
+        (r"^/$", _views.home_page),
         (r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})$", _pages.job_page),
+        (r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})/files$", _views.files_page),
+        (r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})/files/(?P<path>.+)$", _views.file_download),
+        (
+            r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})/log/(?P<stream>stdout|stderr)$",
+            _views.log_page,
+        ),
+        (r"^/-/xpm/experiment/(?P<name>[^/]+)$", _views.experiment_page),
+        (r"^/-/xpm/runs/(?P<task>[A-Za-z0-9_.\-]+)$", _views.runs_page),
+        (r"^/-/xpm/compare$", _views.compare_page),
         (r"^/-/xpm/chart$", _pages.chart_page),
         (r"^/-/xpm/chart\.json$", _pages.chart_json),
         (r"^/-/xpm/static/(?P<path>[A-Za-z0-9_.\-]+)$", _pages.static_file),

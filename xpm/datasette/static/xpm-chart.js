@@ -1,10 +1,13 @@
-// xpm chart: draws the series embedded in #xpm-chart-data as an SVG line/point chart.
-// Self-contained (no library, no network): numeric or categorical x, numeric y.
+// xpm charts: lines (with spread bands) and parallel coordinates, drawn as SVG.
+// Self-contained (no library, no network).  The data is embedded in the page as JSON:
+// #xpm-chart-data for #xpm-chart, or the element named by a chart's data-source.
 (function () {
   "use strict";
   var NS = "http://www.w3.org/2000/svg";
   var COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                 "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+  // Past ten series the colours repeat with another dash pattern, so lines stay apart.
+  var DASHES = ["", "6 3", "2 2", "8 3 2 3"];
 
   function el(name, attrs, parent, text) {
     var node = document.createElementNS(NS, name);
@@ -33,78 +36,209 @@
     return String(Math.round(v * 1e6) / 1e6);
   }
 
-  function draw(container, data) {
+  // A scale over values: linear, log10 or categorical; .pos(v) in [0, 1], .ticks().
+  function scale(values, log) {
+    var cats = values.some(function (v) { return typeof v !== "number"; });
+    if (cats) {
+      var seen = [];
+      values.forEach(function (v) { if (seen.indexOf(String(v)) < 0) { seen.push(String(v)); } });
+      seen.sort();
+      var n = Math.max(seen.length - 1, 1);
+      return {ok: function () { return true; },
+              pos: function (v) { return seen.length > 1 ? seen.indexOf(String(v)) / n : 0.5; },
+              ticks: function () { return seen; }};
+    }
+    var f = log ? function (v) { return Math.log10(v); } : function (v) { return v; };
+    var ok = log ? function (v) { return typeof v === "number" && v > 0; } : function (v) { return typeof v === "number"; };
+    var vs = values.filter(ok).map(f);
+    var lo = Math.min.apply(null, vs), hi = Math.max.apply(null, vs);
+    if (!vs.length) { lo = 0; hi = 1; }
+    if (lo === hi) { lo -= log ? 1 : (Math.abs(lo) * 0.1 || 1); hi += log ? 1 : (Math.abs(hi) * 0.1 || 1); }
+    return {ok: ok,
+            pos: function (v) { return (f(v) - lo) / (hi - lo); },
+            pad: function (p) { var d = (hi - lo) * p; lo -= d; hi += d; },
+            ticks: function (count) {
+              if (!log) { return niceTicks(lo, hi, count); }
+              var out = [];
+              for (var e = Math.floor(lo); e <= Math.ceil(hi); e++) {
+                [1, 2, 5].forEach(function (m) {
+                  var t = m * Math.pow(10, e), lt = Math.log10(t);
+                  if (lt >= lo - 1e-9 && lt <= hi + 1e-9 && (m === 1 || hi - lo < 2)) { out.push(t); }
+                });
+              }
+              return out;
+            }};
+  }
+
+  function link(container, target) {
+    if (Array.isArray(target)) {
+      return (container.getAttribute("data-compare-url") || "/-/xpm/compare") + "?" +
+        target.map(function (id) { return "id=" + id; }).join("&");
+    }
+    return (container.getAttribute("data-job-url") || "") + target;
+  }
+
+  function legend(container, series) {
+    var list = document.createElement("ul");
+    list.className = "xpm-legend";
+    series.forEach(function (s, i) {
+      var item = document.createElement("li");
+      var swatch = document.createElement("span");
+      swatch.className = "xpm-swatch";
+      swatch.style.borderTop = "3px " + (i >= COLORS.length ? "dashed " : "solid ") + COLORS[i % COLORS.length];
+      item.appendChild(swatch);
+      item.appendChild(document.createTextNode(s.name));
+      list.appendChild(item);
+    });
+    container.appendChild(list);
+  }
+
+  function drawLines(container, data, W) {
     var series = (data.series || []).filter(function (s) { return s.points.length; });
     if (!series.length) { return null; }
-    var W = 760, H = 420, M = {top: 20, right: 180, bottom: 50, left: 70};
+    var H = Math.max(260, Math.min(460, Math.round(W * 0.5)));
+    var M = {top: 16, right: 20, bottom: 46, left: 70};
     var iw = W - M.left - M.right, ih = H - M.top - M.bottom;
     var xs = [], ys = [];
-    series.forEach(function (s) { s.points.forEach(function (p) { xs.push(p[0]); ys.push(p[1]); }); });
-    var categorical = xs.some(function (v) { return typeof v !== "number"; });
-    var cats = [];
-    if (categorical) {
-      xs.forEach(function (v) { if (cats.indexOf(String(v)) < 0) { cats.push(String(v)); } });
-      cats.sort();
-    }
-    var xlo = categorical ? 0 : Math.min.apply(null, xs), xhi = categorical ? cats.length - 1 : Math.max.apply(null, xs);
-    var ylo = Math.min.apply(null, ys), yhi = Math.max.apply(null, ys);
-    if (xlo === xhi) { xlo -= 1; xhi += 1; }
-    if (ylo === yhi) { ylo -= Math.abs(ylo) * 0.1 || 1; yhi += Math.abs(yhi) * 0.1 || 1; }
-    var pad = (yhi - ylo) * 0.05; ylo -= pad; yhi += pad;
-    function X(v) { var t = categorical ? cats.indexOf(String(v)) : v; return M.left + (t - xlo) / (xhi - xlo) * iw; }
-    function Y(v) { return M.top + ih - (v - ylo) / (yhi - ylo) * ih; }
+    series.forEach(function (s) {
+      s.points.forEach(function (p) { xs.push(p[0]); ys.push(p[1]); });
+      (s.band || []).forEach(function (b) { ys.push(b[1]); ys.push(b[2]); });
+    });
+    var sx = scale(xs, data.logx), sy = scale(ys, data.logy);
+    if (sy.pad) { sy.pad(0.05); }
+    function X(v) { return M.left + sx.pos(v) * iw; }
+    function Y(v) { return M.top + ih - sy.pos(v) * ih; }
+    function shown(x, y) { return sx.ok(x) && sy.ok(y); }
+    var yname = data.metric + (data.average ? " (mean over " + data.average.replace(/^\w+:/, "") + ")" : "");
+    var xname = String(data.x).replace(/^\w+:/, "");
 
     var svg = el("svg", {width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img",
-                         "aria-label": data.metric + " against " + data.x});
+                         "aria-label": yname + " against " + xname});
     var grid = el("g", {"class": "grid"}, svg), axis = el("g", {"class": "axis"}, svg);
-    niceTicks(ylo, yhi, 6).forEach(function (t) {
+    sy.ticks(6).forEach(function (t) {
       el("line", {x1: M.left, x2: M.left + iw, y1: Y(t), y2: Y(t)}, grid);
       el("text", {x: M.left - 6, y: Y(t) + 4, "text-anchor": "end"}, axis, fmt(t));
     });
-    var xticks = categorical ? cats : niceTicks(xlo, xhi, 8);
-    xticks.forEach(function (t) {
+    var whole = xs.every(function (v) { return Number.isInteger(v); });  // steps: no 0.5
+    sx.ticks(Math.max(2, Math.floor(iw / 90))).filter(function (t) {
+      return !whole || typeof t !== "number" || Number.isInteger(t);
+    }).forEach(function (t) {
       el("line", {x1: X(t), x2: X(t), y1: M.top + ih, y2: M.top + ih + 5}, axis);
       el("text", {x: X(t), y: M.top + ih + 18, "text-anchor": "middle"}, axis, fmt(t));
     });
     el("path", {d: "M" + M.left + "," + M.top + "V" + (M.top + ih) + "H" + (M.left + iw), fill: "none"}, axis);
-    el("text", {x: M.left + iw / 2, y: H - 10, "text-anchor": "middle"}, axis, data.x);
+    el("text", {x: M.left + iw / 2, y: H - 8, "text-anchor": "middle"}, axis, xname + (data.logx ? " (log)" : ""));
     el("text", {x: 14, y: M.top + ih / 2, "text-anchor": "middle",
-                transform: "rotate(-90 14 " + (M.top + ih / 2) + ")"}, axis, data.metric);
+                transform: "rotate(-90 14 " + (M.top + ih / 2) + ")"}, axis, yname + (data.logy ? " (log)" : ""));
 
-    var jobUrl = container.getAttribute("data-job-url") || "";
     series.forEach(function (s, i) {
       var color = COLORS[i % COLORS.length];
       var g = el("g", {"class": "series", "data-name": s.name}, svg);
-      var pts = s.points.slice().sort(function (a, b) {
-        return categorical ? cats.indexOf(String(a[0])) - cats.indexOf(String(b[0])) : a[0] - b[0];
-      });
+      var band = (s.band || []).filter(function (b) { return shown(b[0], b[1]) && shown(b[0], b[2]); });
+      if (band.length > 1) {
+        var up = band.map(function (b, k) { return (k ? "L" : "M") + X(b[0]).toFixed(1) + "," + Y(b[2]).toFixed(1); });
+        var down = band.slice().reverse().map(function (b) { return "L" + X(b[0]).toFixed(1) + "," + Y(b[1]).toFixed(1); });
+        el("path", {"class": "band", d: up.join("") + down.join("") + "Z", fill: color, "fill-opacity": 0.18, stroke: "none"}, g);
+      }
+      var pts = s.points.filter(function (p) { return shown(p[0], p[1]); });
       if (pts.length > 1) {
-        el("path", {d: pts.map(function (p, k) { return (k ? "L" : "M") + X(p[0]).toFixed(1) + "," + Y(p[1]).toFixed(1); }).join(""),
-                    fill: "none", stroke: color, "stroke-width": 2}, g);
+        el("path", {"class": "line", d: pts.map(function (p, k) { return (k ? "L" : "M") + X(p[0]).toFixed(1) + "," + Y(p[1]).toFixed(1); }).join(""),
+                    fill: "none", stroke: color, "stroke-width": 2,
+                    "stroke-dasharray": DASHES[Math.floor(i / COLORS.length) % DASHES.length]}, g);
       }
       pts.forEach(function (p) {
         var c = el("circle", {cx: X(p[0]).toFixed(1), cy: Y(p[1]).toFixed(1), r: 4, fill: color}, g);
-        el("title", {}, c, s.name + ": " + data.x + "=" + fmt(p[0]) + ", " + data.metric + "=" + fmt(p[1]));
-        c.addEventListener("click", function () { window.location.href = jobUrl + p[2]; });
+        var n = Array.isArray(p[2]) ? " (mean of " + p[2].length + " jobs)" : "";
+        el("title", {}, c, s.name + ": " + xname + "=" + fmt(p[0]) + ", " + data.metric + "=" + fmt(p[1]) + n);
+        c.addEventListener("click", function () { window.location.href = link(container, p[2]); });
       });
-      var ly = M.top + 14 + i * 18;
-      if (i < 20) {
-        el("rect", {x: M.left + iw + 16, y: ly - 9, width: 10, height: 10, fill: color}, svg);
-        el("text", {x: M.left + iw + 32, y: ly}, svg, s.name);
+    });
+    container.appendChild(svg);
+    legend(container, series);
+    return svg;
+  }
+
+  function drawParallel(container, data, W) {
+    var lines = data.lines || [];
+    if (!lines.length) { return null; }
+    var H = 420, M = {top: 30, right: 60, bottom: 20, left: 60};
+    var iw = W - M.left - M.right, ih = H - M.top - M.bottom;
+    var n = data.axes.length;
+    var scales = data.axes.map(function (_a, k) {
+      var sc = scale(lines.map(function (l) { return l.values[k]; }).filter(function (v) { return v !== null; }), false);
+      return sc;
+    });
+    function AX(k) { return M.left + (n > 1 ? k / (n - 1) : 0.5) * iw; }
+    function AY(k, v) { return M.top + ih - scales[k].pos(v) * ih; }
+    var metric = scales[n - 1];
+    var svg = el("svg", {width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img",
+                         "aria-label": "parallel coordinates of " + data.metric});
+    var g = el("g", {"class": "lines"}, svg);
+    lines.forEach(function (l) {
+      var d = [], k;
+      for (k = 0; k < n; k++) {
+        if (l.values[k] === null || l.values[k] === undefined) { continue; }
+        d.push((d.length ? "L" : "M") + AX(k).toFixed(1) + "," + AY(k, l.values[k]).toFixed(1));
       }
+      var t = metric.pos(l.values[n - 1]);  // colour: low metric blue, high red
+      var color = "rgb(" + Math.round(40 + 200 * t) + ",70," + Math.round(240 - 200 * t) + ")";
+      var path = el("path", {"class": "job", d: d.join(""), fill: "none", stroke: color,
+                             "stroke-width": 1.5, "stroke-opacity": 0.7, "data-job": l.job}, g);
+      el("title", {}, path, l.job.slice(0, 8) + ": " + data.axes.map(function (a, j) { return a + "=" + fmt(l.values[j]); }).join(", "));
+      path.addEventListener("click", function () { window.location.href = link(container, l.job); });
+    });
+    var axes = el("g", {"class": "axis"}, svg);
+    data.axes.forEach(function (name, k) {
+      var a = el("g", {"class": "paxis", "data-name": name}, axes);
+      el("line", {x1: AX(k), x2: AX(k), y1: M.top, y2: M.top + ih}, a);
+      el("text", {x: AX(k), y: M.top - 12, "text-anchor": "middle", "font-weight": "bold"}, a, name);
+      scales[k].ticks(5).forEach(function (t) {
+        el("text", {x: AX(k) + 4, y: AY(k, t) + 4}, a, fmt(t));
+      });
     });
     container.appendChild(svg);
     return svg;
   }
 
-  function start() {
-    var container = document.getElementById("xpm-chart");
-    var source = document.getElementById("xpm-chart-data");
-    if (!container || !source) { return; }
-    var svg = draw(container, JSON.parse(source.textContent));
-    container.setAttribute("data-drawn", svg ? "1" : "0");
+  function draw(container, data) {
+    container.xpmData = data;
+    container.textContent = "";
+    var W = Math.max(320, Math.floor(container.clientWidth || 760));
+    return data.lines ? drawParallel(container, data, W) : drawLines(container, data, W);
   }
 
-  window.xpmChart = {draw: draw};
+  function charts() {
+    var out = [];
+    var main = document.getElementById("xpm-chart"), source = document.getElementById("xpm-chart-data");
+    if (main && source) { out.push([main, source]); }
+    // Other charts of a page (compare: one per result reported by step) name their data.
+    document.querySelectorAll(".xpm-chart[data-source]").forEach(function (box) {
+      out.push([box, document.getElementById(box.getAttribute("data-source"))]);
+    });
+    return out;
+  }
+
+  function start() {
+    redraw();
+    // The width follows the window: redraw at the new width once resizing pauses.
+    var timer = null;
+    window.addEventListener("resize", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        charts().forEach(function (pair) {
+          if (pair[0].xpmData) { draw(pair[0], pair[0].xpmData); }
+        });
+      }, 100);
+    });
+  }
+
+  function redraw() {  // after a live refresh swapped in new data
+    charts().forEach(function (pair) {
+      var svg = pair[1] ? draw(pair[0], JSON.parse(pair[1].textContent)) : null;
+      pair[0].setAttribute("data-drawn", svg ? "1" : "0");
+    });
+  }
+
+  window.xpmChart = {draw: draw, redraw: redraw};
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
 })();

@@ -1,0 +1,176 @@
+"""Chart data: a result against a parameter, a tag or the step, grouped and averaged.
+
+Jobs are read through :mod:`._runs`.  A chart groups the jobs into series by the values
+of the columns that vary among them (except the x column and the one averaged over),
+and averages y over the jobs of a series sharing an x value (seeds), with a spread band
+(mean ± standard deviation).  :func:`parallel` gives the same jobs as parallel
+coordinates.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from statistics import fmean, pstdev
+from typing import Any
+
+from . import _runs
+from ._format import number
+
+
+def choices(
+    conn: sqlite3.Connection, experiment: str | None, task: str | None, metric: str | None = None
+) -> dict[str, Any]:
+    """What a chart of ``task`` in ``experiment`` can show: tasks, x, y and average columns.
+
+    Without a (known) task: the first that reported ``metric``, else a numeric result.
+    """
+    experiments = [
+        r[0] for r in conn.execute("SELECT name FROM experiments ORDER BY last_start DESC")
+    ]
+    tasks = [t for t, _n in _runs.experiment_tasks(conn, experiment)] if experiment else []
+    if task not in tasks:
+        # The first task with a numeric result (what a chart can draw).
+        by_task = {t: _runs.task_columns(conn, t, experiment) for t in tasks}
+        task = next(
+            (t for t in tasks if any(_metric(c) and c.name == metric for c in by_task[t])),
+            next((t for t in tasks if any(_metric(c) for c in by_task[t])), None),
+        ) or (tasks[0] if tasks else None)
+        columns = by_task.get(task, []) if task else []
+    else:
+        columns = _runs.task_columns(conn, task, experiment)
+    return {
+        "experiments": experiments,
+        "tasks": tasks,
+        "task": task,
+        "metrics": [c.name for c in columns if c.kind == "result" and c.numeric],
+        "stepped": _runs.stepped_results(conn, task, experiment, columns) if task else [],
+        "axes": [c.key for c in columns if c.kind != "result"],
+        "columns": columns,
+    }
+
+
+def _metric(column: _runs.Column) -> bool:
+    return column.kind == "result" and column.numeric
+
+
+def _label(key: str) -> str:
+    return key.split(":", 1)[-1]
+
+
+def varying(rows: list[dict[str, Any]], keys: list[str]) -> list[str]:
+    """The keys whose values differ among ``rows``, one of each set of identical columns.
+
+    Tags come before parameters, so a tagged parameter is named by its tag; paths into
+    job directories (outputs of upstream jobs) are left out: they vary with everything.
+    """
+    out: list[str] = []
+    seen: set[tuple[str, ...]] = set()
+    for key in sorted(keys, key=lambda k: (not k.startswith("tag:"), k)):
+        values = tuple(repr(r["values"].get(key)) for r in rows)
+        if len(set(values)) < 2 or values in seen:
+            continue
+        if any(
+            isinstance(v, str) and v.startswith("jobs/")
+            for r in rows
+            for v in [r["values"].get(key)]
+        ):
+            continue
+        seen.add(values)
+        out.append(key)
+    return out
+
+
+def _order(value: Any) -> tuple[int, Any]:
+    """Sort key putting numbers (in order) before text, and NULL last."""
+    if value is None:
+        return (2, "")
+    if isinstance(value, (int, float)):
+        return (0, value)
+    return (1, str(value))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if math.isnan(value) else float(value)
+
+
+def series(
+    conn: sqlite3.Connection,
+    experiment: str,
+    task: str,
+    metric: str,
+    x: str,
+    average: str | None = None,
+) -> dict[str, Any]:
+    """Series of ``result:metric`` against ``x`` (a column key or ``step``).
+
+    Each series has a ``name`` (the values of the varying columns that define it),
+    ``points`` ``[x, mean y, job id or list of job ids]`` sorted by x, and ``band``
+    ``[x, low, high]`` where several jobs were averaged.  ``group``: the columns naming
+    the series.
+    """
+    ids = _runs.selected_ids(conn, _runs.Selection(task, experiment), _runs.MAX_CHART_JOBS)
+    rows = _runs.rows_of(conn, ids, metric)
+    keys = sorted({k for r in rows for k in r["values"] if not k.startswith("result:")})
+    group = [k for k in varying(rows, keys) if k not in (x, average)]
+    buckets: dict[tuple[Any, ...], dict[Any, list[tuple[float, str]]]] = {}
+    step_values = _runs.step_values(conn, ids, metric) if x == "step" else None
+    for row in rows:
+        name = tuple(row["values"].get(k) for k in group)
+        bucket = buckets.setdefault(name, {})
+        if step_values is not None:
+            for step, value in step_values.get(row["id"], []):
+                bucket.setdefault(step, []).append((value, row["id"]))
+            continue
+        y = _number(row["values"].get(f"result:{metric}"))
+        xv = row["values"].get(x)
+        if y is not None and xv is not None:
+            bucket.setdefault(xv, []).append((y, row["id"]))
+    out = []
+    for name in sorted(buckets, key=lambda t: [_order(v) for v in t]):
+        points, band = [], []
+        for xv in sorted(buckets[name], key=_order):
+            ys = [y for y, _j in buckets[name][xv]]
+            jobs = [j for _y, j in buckets[name][xv]]
+            mean = fmean(ys)
+            points.append([xv, mean, jobs[0] if len(jobs) == 1 else jobs])
+            if len(ys) > 1:
+                spread = pstdev(ys)
+                band.append([xv, mean - spread, mean + spread])
+        if points:
+            label = " ".join(f"{_label(k)}={number(v)}" for k, v in zip(group, name, strict=True))
+            out.append({"name": label or metric, "points": points, "band": band})
+    return {
+        "experiment": experiment,
+        "task": task,
+        "metric": metric,
+        "x": x,
+        "average": average,
+        "group": [_label(k) for k in group],
+        "series": out,
+        "points": sum(len(s["points"]) for s in out),
+        "jobs": len(rows),
+    }
+
+
+def parallel(conn: sqlite3.Connection, experiment: str, task: str, metric: str) -> dict[str, Any]:
+    """Parallel coordinates: an axis per varying column and one for ``metric``; a line per job."""
+    ids = _runs.selected_ids(conn, _runs.Selection(task, experiment), _runs.MAX_CHART_JOBS)
+    rows = _runs.rows_of(conn, ids, metric)
+    keys = sorted({k for r in rows for k in r["values"] if not k.startswith("result:")})
+    axes = [*varying(rows, keys), f"result:{metric}"]
+    lines = [
+        {"job": r["id"], "values": [r["values"].get(k) for k in axes]}
+        for r in rows
+        if _number(r["values"].get(f"result:{metric}")) is not None
+    ]
+    return {
+        "experiment": experiment,
+        "task": task,
+        "metric": metric,
+        "axes": [_label(k) for k in axes],
+        "lines": lines,
+        "points": len(lines),
+    }

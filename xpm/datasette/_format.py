@@ -1,0 +1,59 @@
+"""How the plugin's pages print values: times with their zone, short numbers, durations.
+
+One place, so every page shows a time the same way (the server's local time, its zone
+named) and a float with a readable number of digits (the full value in a tooltip).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from datasette.utils import tilde_encode
+
+from ..cli._options import duration as _duration
+from ..cli._options import short_value, size
+
+
+def when(value: Any) -> str:
+    """A Unix time as local date and time with the zone (``2026-12-05 09:14:03 CET``)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(value))
+
+
+def when_short(value: Any) -> str:
+    """A Unix time as local date and minute, for table cells whose header names the zone."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(value))
+
+
+def zone() -> str:
+    """Name of the zone :func:`when` prints times in."""
+    return time.strftime("%Z", time.localtime())
+
+
+def number(value: Any) -> str:
+    """A value for a table cell: floats with 4 significant digits, NULL as nothing."""
+    return "" if value is None else short_value(value)
+
+
+def duration(start: Any, end: Any, state: str = "") -> str:
+    """How long a job ran (a running one: so far); nothing when it did not start."""
+    if not isinstance(start, (int, float)) or (
+        end is not None and not isinstance(end, (int, float))
+    ):
+        return ""
+    return _duration(start, end, state)
+
+
+#: What templates get, as filters named ``xpm_<name>``.
+FILTERS = {
+    "when": when,
+    "when_short": when_short,
+    "number": number,
+    "size": size,
+    "tilde": tilde_encode,  # a name as one part of a Datasette URL
+}

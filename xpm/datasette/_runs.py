@@ -1,0 +1,598 @@
+"""The data layer of the web view: experiments, runs tables, comparisons, as plain rows.
+
+Every page of the plugin that shows jobs as a table reads them through this module, so
+that the layout of the index it relies on (today ``jobs``, ``params``, ``tags``,
+``results``, ``submissions``, ``runs``) is known here only.  Every function takes a
+read-only :class:`sqlite3.Connection` (the plugin calls them through Datasette's
+``execute_fn``) and returns plain Python values.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..index._query import parse_tag_value
+
+#: Experiments listed on the home page (the latest started).
+HOME_EXPERIMENTS = 100
+#: Running and failed jobs listed on the home page.
+HOME_JOBS = 20
+
+STATES = ("UNSCHEDULED", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED")
+
+
+def dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """The rows of ``cursor`` as dictionaries."""
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def experiments_overview(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Experiments, latest started first, each with its latest run and that run's jobs.
+
+    Per experiment: ``name``, ``runs``, ``first_start``, ``last_start``; of its latest
+    run ``run``, ``start_time``, ``end_time``, ``outcome``, ``commit_sha``, ``branch``,
+    ``dirty``; ``states``: jobs of that run per state; ``jobs``: their number.
+    """
+    rows = dicts(
+        conn.execute(
+            "SELECT e.name, e.runs, e.first_start, e.last_start, r.id AS run, r.start_time, "
+            "r.end_time, json_extract(r.info, '$.outcome') AS outcome, g.commit_sha, g.branch, "
+            "g.dirty FROM (SELECT * FROM experiments ORDER BY last_start DESC, name LIMIT ?) e "
+            "LEFT JOIN runs r ON r.id = (SELECT id FROM runs WHERE experiment = e.name "
+            "ORDER BY start_time DESC LIMIT 1) "
+            "LEFT JOIN run_git_states rg ON rg.run = r.id AND rg.position = 0 "
+            "LEFT JOIN git_states g ON g.id = rg.git_state "
+            "ORDER BY e.last_start DESC, e.name",
+            (HOME_EXPERIMENTS,),
+        )
+    )
+    for row in rows:
+        row["states"] = {}
+        row["jobs"] = 0
+    by_run = {row["run"]: row for row in rows if row["run"]}
+    if by_run:
+        marks = ",".join("?" * len(by_run))
+        # Most jobs are DONE: count the others through the state index, and DONE as the rest.
+        for run, total in conn.execute(
+            f"SELECT run, COUNT(*) FROM submissions WHERE run IN ({marks}) GROUP BY run",
+            list(by_run),
+        ):
+            by_run[run]["jobs"] = total
+            by_run[run]["states"]["DONE"] = total
+        for run, state, count in conn.execute(
+            # CROSS JOIN: from the (few) jobs in those states, not from every submission.
+            "SELECT s.run, j.state, COUNT(*) FROM jobs j CROSS JOIN submissions s "
+            f"ON s.job_id = j.id WHERE j.state IN ({','.join('?' * (len(STATES) - 1))}) "
+            f"AND s.run IN ({marks}) GROUP BY s.run, j.state",
+            [*(s for s in STATES if s != "DONE"), *by_run],
+        ):
+            by_run[run]["states"][state] = count
+            by_run[run]["states"]["DONE"] -= count
+        for row in by_run.values():
+            if not row["states"].get("DONE"):
+                row["states"].pop("DONE", None)
+    return rows
+
+
+def active_jobs(conn: sqlite3.Connection) -> int:
+    """How many jobs are submitted or running (live pages refresh while there are some)."""
+    return int(
+        conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('SUBMITTED', 'RUNNING')"
+        ).fetchone()[0]
+    )
+
+
+def jobs_in_state(
+    conn: sqlite3.Connection, state: str, limit: int = HOME_JOBS
+) -> tuple[int, list[dict[str, Any]]]:
+    """How many jobs are in ``state``, and the latest ``limit`` of them (with experiment)."""
+    count = conn.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)).fetchone()[0]
+    order = "j.end_time" if state in ("DONE", "FAILED", "CANCELLED") else "j.submit_time"
+    rows = dicts(
+        conn.execute(
+            "SELECT j.id, j.task_id, j.state, j.reason, j.submit_time, j.start_time, j.end_time, "
+            "j.host, r.experiment FROM (SELECT * FROM jobs WHERE state = ? "
+            f"ORDER BY {order.replace('j.', '')} DESC LIMIT ?) j "
+            f"LEFT JOIN runs r ON r.id = j.last_run ORDER BY {order} DESC",
+            (state, limit),
+        )
+    )
+    return count, rows
+
+
+def jobs_by_ids(conn: sqlite3.Connection, ids: list[str]) -> list[dict[str, Any]]:
+    """The jobs (id, task_id, state) among ``ids``, by task then id."""
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    return dicts(
+        conn.execute(
+            f"SELECT id, task_id, state FROM jobs WHERE id IN ({marks}) ORDER BY task_id, id",
+            ids,
+        )
+    )
+
+
+def downstream_jobs(conn: sqlite3.Connection, job_path: str) -> list[dict[str, Any]]:
+    """Other jobs with a path parameter inside the job directory ``job_path`` (its users).
+
+    The index keeps no dependency list: a job that uses another's output holds a path of
+    that output (``jobs/<task>/<id>/...``) among its parameters.
+    """
+    prefix = job_path.rstrip("/") + "/"
+    return dicts(
+        conn.execute(
+            "SELECT id, task_id, state FROM jobs WHERE id IN (SELECT job_id FROM params "
+            "WHERE type = 'path' AND value >= ? AND value < ?) AND path != ? "
+            "ORDER BY task_id, id LIMIT 200",
+            (prefix, prefix[:-1] + "0", job_path),
+        )
+    )
+
+
+# --- runs tables: one row per job of a task (in an experiment), one column per value -------------
+#: Rows of a runs table page, by default and at most.
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+#: Values a facet lists.
+FACET_SIZE = 30
+_NUMERIC = ("int", "float")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a runs table: a parameter path, a tag or a result (its latest value)."""
+
+    kind: str  # "param", "tag" or "result"
+    name: str
+    numeric: bool = False
+
+    @property
+    def key(self) -> str:
+        """How URLs name the column (``param:lr``, ``tag:seed``, ``result:accuracy``)."""
+        return f"{self.kind}:{self.name}"
+
+    def expr(self) -> str:
+        """SQL of the column's value for the job ``j``."""
+        name = _literal(self.name)
+        if self.kind == "param":
+            return f"(SELECT value FROM params WHERE job_id = j.id AND path = {name})"
+        if self.kind == "tag":
+            return f"(SELECT value FROM tags WHERE job_id = j.id AND key = {name})"
+        return (
+            f"(SELECT value FROM results WHERE job_id = j.id AND key = {name} "
+            "ORDER BY seq DESC LIMIT 1)"
+        )
+
+
+#: Columns every runs table has (key -> SQL of the job ``j``).
+FIXED = {
+    "id": "j.id",
+    "state": "j.state",
+    "submitted": "j.submit_time",
+    "started": "j.start_time",
+    "duration": "(COALESCE(j.end_time, CAST(strftime('%s', 'now') AS REAL)) - j.start_time)",
+    "commit": "(SELECT commit_sha FROM git_states WHERE id = j.git_state)",
+}
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass
+class Selection:
+    """Which jobs a runs table shows: a task, optionally one experiment, filters, order."""
+
+    task: str
+    experiment: str | None = None
+    filters: list[tuple[str, str, Any]] = field(default_factory=list)  # (key, op, value)
+    sort: str = "submitted"
+    descending: bool = True
+    page: int = 1
+    size: int = PAGE_SIZE
+
+    def without(self, key: str) -> Selection:
+        """The same selection without the filters on ``key`` (a facet's own choices)."""
+        kept = [f for f in self.filters if f[0] != key]
+        return Selection(self.task, self.experiment, kept, self.sort, self.descending)
+
+    def where(self, columns: dict[str, Column]) -> tuple[str, dict[str, Any]]:
+        """SQL condition on ``jobs j`` and its parameters."""
+        args: dict[str, Any] = {"task": self.task}
+        clauses = ["j.task_id = :task"]
+        if self.experiment is not None:
+            args["experiment"] = self.experiment
+            clauses.append(
+                "j.id IN (SELECT s.job_id FROM submissions s JOIN runs r ON r.id = s.run "
+                "WHERE r.experiment = :experiment)"
+            )
+        # Several "=" on one column: any of the values; everything else: all must hold.
+        equal: dict[str, list[Any]] = {}
+        for key, op, value in self.filters:
+            if op == "=":
+                equal.setdefault(key, []).append(value)
+        for key, values in equal.items():
+            clauses.append(_condition(key, "IN", values, columns, args))
+        for key, op, value in self.filters:
+            if op != "=":
+                clauses.append(_condition(key, op, [value], columns, args))
+        return " AND ".join(clauses), args
+
+
+def _condition(
+    key: str, op: str, values: list[Any], columns: dict[str, Column], args: dict[str, Any]
+) -> str:
+    names = []
+    for value in values:
+        for candidate in value if isinstance(value, list) else [value]:
+            name = f"v{len(args)}"
+            args[name] = candidate
+            names.append(f":{name}")
+    if op == "IN":
+        test = f"IN ({', '.join(names)})"
+    elif op == "~":
+        test = f"LIKE '%' || {names[0]} || '%'"
+    else:
+        test = f"{op} {names[0]}"
+    column = columns.get(key)
+    if column is not None and column.kind in ("param", "tag"):
+        # Through the (path|key, value, job_id) index rather than row by row.
+        table, name = ("params", "path") if column.kind == "param" else ("tags", "key")
+        return (
+            f"j.id IN (SELECT job_id FROM {table} WHERE {name} = {_literal(column.name)} "
+            f"AND value {test})"
+        )
+    expr = column.expr() if column is not None else FIXED[key]
+    return f"{expr} {test}"
+
+
+_FILTER = re.compile(r"^\s*([^<>=!~]+?)\s*(>=|<=|!=|=|>|<|~)\s*(.*?)\s*$")
+
+
+def parse_filter(text: str, columns: list[Column]) -> tuple[str, str, Any, str]:
+    """``lr > 0.01``, ``tag:seed=1``, ``state=FAILED``, ``name~relu`` as (key, op, value, text).
+
+    ``text`` is the filter written with the column's key (``tag:seed=1``), the same
+    whichever way it was typed.
+
+    A bare name is a tag, else a parameter path (or its last part, when one path ends
+    with it), else a result.  ``=`` keeps every reading of the value (``2`` matches the
+    integer 2 and the text "2"); comparisons use the number when it is one.  Raises
+    ValueError with a message saying what to write instead.
+    """
+    match = _FILTER.match(text)
+    if not match or not match.group(3):
+        raise ValueError(
+            f"filter {text!r}: write NAME OP VALUE with OP one of = != > >= < <= ~ "
+            "(e.g. lr>0.01, n_layers=2, state=FAILED)"
+        )
+    name, op, raw = match.groups()
+    key = _column_key(name, columns)
+    if key is None:
+        known = ", ".join(c.name for c in columns[:8])
+        raise ValueError(
+            f"filter {text!r}: no column {name!r} in this table; use state or a "
+            f"parameter, tag or result name ({known}{', ...' if len(columns) > 8 else ''})"
+        )
+    values = parse_tag_value(raw)
+    return key, op, values if op == "=" else values[0], f"{key}{op}{raw}"
+
+
+def _column_key(name: str, columns: list[Column]) -> str | None:
+    if name in FIXED:
+        return name
+    by_key = {c.key: c for c in columns}
+    if name in by_key:
+        return name
+    for kind in ("tag", "param", "result"):
+        if f"{kind}:{name}" in by_key:
+            return f"{kind}:{name}"
+    ends = [c.key for c in columns if c.kind == "param" and c.name.endswith("." + name)]
+    return ends[0] if len(ends) == 1 else None
+
+
+#: Jobs whose values name the columns of a runs table at once (the latest of the table).
+COLUMN_SAMPLE = 200
+_COLUMN_TABLES = (("result", "results", "key"), ("tag", "tags", "key"), ("param", "params", "path"))
+
+
+def _distinct(conn: sqlite3.Connection, table: str, name: str) -> list[str]:
+    """Every distinct value of the indexed column ``name`` of ``table``, one seek each."""
+    return [
+        r[0]
+        for r in conn.execute(
+            f"WITH RECURSIVE k(v) AS (SELECT MIN({name}) FROM {table} UNION ALL "
+            f"SELECT (SELECT MIN({name}) FROM {table} WHERE {name} > k.v) FROM k "
+            "WHERE k.v IS NOT NULL) SELECT v FROM k WHERE v IS NOT NULL"
+        )
+    ]
+
+
+def task_columns(conn: sqlite3.Connection, task: str, experiment: str | None) -> list[Column]:
+    """The parameters (nested configurations flattened), tags and results of the jobs.
+
+    Names come from the indexes (one seek per distinct name); the latest jobs say at once
+    which belong to this table and whether they are numbers, and only names they lack
+    are looked for among the other jobs.
+    """
+    selection = Selection(task, experiment)
+    where, args = selection.where({})
+    sample = selected_ids(conn, selection, COLUMN_SAMPLE)
+    marks = ",".join("?" * len(sample))
+    out = []
+    for kind, table, name in _COLUMN_TABLES:
+        types: dict[str, set[str]] = {}
+        if sample:
+            for key, kind_of in conn.execute(
+                f"SELECT DISTINCT {name}, type FROM {table} WHERE job_id IN ({marks})", sample
+            ):
+                types.setdefault(key, set()).add(kind_of)
+        for key in _distinct(conn, table, name):
+            if key not in types:
+                found = conn.execute(
+                    f"SELECT x.type FROM {table} x JOIN jobs j ON j.id = x.job_id "
+                    f"WHERE x.{name} = :xpm_key AND {where} LIMIT {COLUMN_SAMPLE}",
+                    {**args, "xpm_key": key},
+                ).fetchall()
+                if found:
+                    types[key] = {r[0] for r in found}
+        for key in sorted(types):
+            if kind == "param" and "config" in types[key]:
+                continue  # a nested configuration: its own values are columns
+            out.append(Column(kind, key, types[key] <= {"int", "float", "null"}))
+    return out
+
+
+def runs_table(
+    conn: sqlite3.Connection, selection: Selection, columns: list[Column]
+) -> dict[str, Any]:
+    """One page of a runs table: ``count``, ``rows`` (job fields and ``values`` by key)."""
+    by_key = {c.key: c for c in columns}
+    where, args = selection.where(by_key)
+    count = conn.execute(f"SELECT COUNT(*) FROM jobs j WHERE {where}", args).fetchone()[0]
+    column = by_key.get(selection.sort)
+    order = column.expr() if column is not None else FIXED.get(selection.sort, FIXED["submitted"])
+    direction = "DESC" if selection.descending else "ASC"
+    args = {**args, "limit": selection.size, "offset": (selection.page - 1) * selection.size}
+    sql = (
+        f"SELECT j.id FROM jobs j WHERE {where} "
+        f"ORDER BY {order} {direction} NULLS LAST, j.id LIMIT :limit OFFSET :offset"
+    )
+    if column is not None and column.kind in ("param", "tag") and _every_job(conn, selection):
+        table, name = ("params", "path") if column.kind == "param" else ("tags", "key")
+        args["xpm_name"] = column.name
+        having = conn.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE {name} = :xpm_name", args
+        ).fetchone()[0]
+        if having == count:  # every job has a value: the (name, value) index gives the order
+            sql = (
+                f"SELECT job_id FROM {table} WHERE {name} = :xpm_name "
+                f"ORDER BY value {direction}, job_id LIMIT :limit OFFSET :offset"
+            )
+    ids = [r[0] for r in conn.execute(sql, args)]
+    return {"count": count, "rows": page_rows(conn, ids)}
+
+
+def _every_job(conn: sqlite3.Connection, selection: Selection) -> bool:
+    """Whether ``selection`` is every job of the index (one task, no experiment or filter).
+
+    Then counts and orders come from the indexes alone, without visiting each job.
+    """
+    if selection.experiment is not None or selection.filters:
+        return False
+    low, high = conn.execute("SELECT MIN(task_id), MAX(task_id) FROM jobs").fetchone()
+    return bool(low == high == selection.task)
+
+
+def page_rows(
+    conn: sqlite3.Connection, ids: list[str], result: str | None = None
+) -> list[dict[str, Any]]:
+    """The jobs ``ids`` in that order, each with ``values``: its params, tags and results.
+
+    ``result``: read only that result (charts), not all of them.
+    """
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    jobs = {
+        r["id"]: {**r, "values": {}}
+        for r in dicts(
+            conn.execute(
+                "SELECT j.id, j.task_id, j.state, j.reason, j.submit_time, j.start_time, "
+                "j.end_time, g.commit_sha, g.dirty FROM jobs j "
+                f"LEFT JOIN git_states g ON g.id = j.git_state WHERE j.id IN ({marks})",
+                ids,
+            )
+        )
+    }
+    for kind, sql in (
+        ("param", f"SELECT job_id, path, value FROM params WHERE job_id IN ({marks})"),
+        ("tag", f"SELECT job_id, key, value FROM tags WHERE job_id IN ({marks})"),
+        (
+            "result",
+            f"SELECT job_id, key, value, MAX(seq) FROM results WHERE job_id IN ({marks}) "
+            + ("AND key = ? " if result is not None else "")
+            + "GROUP BY job_id, key",
+        ),
+    ):
+        args = [*ids, result] if kind == "result" and result is not None else ids
+        for job_id, name, value, *_ in conn.execute(sql, args):
+            jobs[job_id]["values"][f"{kind}:{name}"] = value
+    return [jobs[i] for i in ids if i in jobs]
+
+
+def facets(
+    conn: sqlite3.Connection, selection: Selection, columns: list[Column]
+) -> list[dict[str, Any]]:
+    """Counts of the selected jobs per state and per value of each tag."""
+    by_key = {c.key: c for c in columns}
+    where, args = selection.without("state").where(by_key)
+    every = _every_job(conn, selection)
+    out = [
+        {
+            "key": "state",
+            "values": conn.execute(
+                f"SELECT j.state, COUNT(*) FROM jobs j WHERE {'1' if every else where} "
+                "GROUP BY j.state ORDER BY COUNT(*) DESC, j.state",
+                args,
+            ).fetchall(),
+        }
+    ]
+    # Tags nobody filters on are counted in one pass over the selected jobs; a tag that is
+    # filtered on is counted without its own filter (so its other values stay in sight).
+    tags = [c for c in columns if c.kind == "tag"]
+    filtered = {key for key, _op, _value in selection.filters}
+    counts: dict[str, list[tuple[Any, int]]] = {}
+    passes = [(selection, [c for c in tags if c.key not in filtered])]
+    passes += [(selection.without(c.key), [c]) for c in tags if c.key in filtered]
+    for chosen, group in passes:
+        if not group:
+            continue
+        where, args = chosen.where(by_key)
+        names = {c.name: c.key for c in group}
+        keys = ",".join(_literal(n) for n in names)
+        sql = (
+            f"SELECT t.key, t.value, COUNT(*) FROM jobs j JOIN tags t ON t.job_id = j.id "
+            f"WHERE t.key IN ({keys}) AND {where} GROUP BY t.key, t.value "
+            "ORDER BY t.key, t.value"
+        )
+        if every and chosen is selection:
+            sql = (  # every job: the (key, value) index alone
+                f"SELECT key, value, COUNT(*) FROM tags WHERE key IN ({keys}) "
+                "GROUP BY key, value ORDER BY key, value"
+            )
+        for key, value, count in conn.execute(sql, args):
+            counts.setdefault(names[key], []).append((value, count))
+    for column in tags:
+        out.append({"key": column.key, "values": counts.get(column.key, [])[: FACET_SIZE + 1]})
+    return out
+
+
+def experiment_runs(conn: sqlite3.Connection, experiment: str) -> list[dict[str, Any]]:
+    """The runs of ``experiment``, latest first, with commit, outcome and number of jobs."""
+    return dicts(
+        conn.execute(
+            "SELECT r.id, r.run_id, r.run_mode, r.start_time, r.end_time, r.host, r.user, "
+            "json_extract(r.info, '$.outcome') AS outcome, g.commit_sha, g.branch, g.dirty, "
+            "(SELECT COUNT(*) FROM submissions s WHERE s.run = r.id) AS jobs FROM runs r "
+            "LEFT JOIN run_git_states rg ON rg.run = r.id AND rg.position = 0 "
+            "LEFT JOIN git_states g ON g.id = rg.git_state WHERE r.experiment = ? "
+            "ORDER BY r.start_time DESC LIMIT 100",
+            (experiment,),
+        )
+    )
+
+
+def experiment_tasks(conn: sqlite3.Connection, experiment: str | None) -> list[tuple[str, int]]:
+    """(task id, number of jobs) of the jobs submitted by ``experiment`` (None: all jobs)."""
+    if experiment is None:
+        return conn.execute(
+            "SELECT task_id, COUNT(*) FROM jobs GROUP BY task_id ORDER BY task_id"
+        ).fetchall()
+    return conn.execute(
+        "SELECT j.task_id, COUNT(DISTINCT j.id) FROM submissions s JOIN runs r ON r.id = s.run "
+        "JOIN jobs j ON j.id = s.job_id WHERE r.experiment = ? GROUP BY j.task_id "
+        "ORDER BY j.task_id",
+        (experiment,),
+    ).fetchall()
+
+
+# --- compare ---------------------------------------------------------------------------------------
+#: Most jobs compared at once.
+MAX_COMPARE = 20
+
+
+def compare(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
+    """Jobs side by side: ``params`` (path, values, differs), ``results``, per-step ``curves``.
+
+    Parameters that differ come first.  ``curves``: for each result reported with a
+    step by any of the jobs, one series per job (points ``[step, value, job id]``).
+    """
+    jobs = page_rows(conn, ids)
+    ids = [j["id"] for j in jobs]
+    marks = ",".join("?" * len(ids))
+    by_path: dict[str, list[Any]] = {}
+    for job_id, path, value in conn.execute(
+        f"SELECT job_id, path, value FROM params WHERE job_id IN ({marks}) ORDER BY path", ids
+    ):
+        by_path.setdefault(path, [None] * len(ids))[ids.index(job_id)] = value
+    params = [
+        (path, values, len({repr(v) for v in values}) > 1) for path, values in by_path.items()
+    ]
+    params.sort(key=lambda p: (not p[2], p[0]))
+    keys = sorted({k[7:] for j in jobs for k in j["values"] if k.startswith("result:")})
+    results = [(k, [j["values"].get(f"result:{k}") for j in jobs]) for k in keys]
+    curves: dict[str, dict[str, list[list[Any]]]] = {}
+    for job_id, key, step, value in conn.execute(
+        f"SELECT job_id, key, step, value FROM results WHERE job_id IN ({marks}) "
+        "AND step IS NOT NULL AND type IN ('int', 'float') ORDER BY key, job_id, step, seq",
+        ids,
+    ):
+        curves.setdefault(key, {}).setdefault(job_id, []).append([step, value, job_id])
+    return {"jobs": jobs, "params": params, "results": results, "curves": curves}
+
+
+# --- what charts read --------------------------------------------------------------------------------
+#: Most jobs a chart reads.
+MAX_CHART_JOBS = 5000
+
+
+def selected_ids(conn: sqlite3.Connection, selection: Selection, limit: int) -> list[str]:
+    """Ids of the jobs of ``selection`` (newest first), at most ``limit``."""
+    where, args = selection.where({})
+    return [
+        r[0]
+        for r in conn.execute(
+            f"SELECT j.id FROM jobs j WHERE {where} ORDER BY j.submit_time DESC LIMIT {int(limit)}",
+            args,
+        )
+    ]
+
+
+def rows_of(conn: sqlite3.Connection, ids: list[str], result: str) -> list[dict[str, Any]]:
+    """:func:`page_rows` for any number of jobs (read 500 at a time), one result only."""
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(ids), 500):
+        out += page_rows(conn, ids[start : start + 500], result)
+    return out
+
+
+def stepped_results(
+    conn: sqlite3.Connection, task: str, experiment: str | None, columns: list[Column]
+) -> list[str]:
+    """Numeric results (of ``columns``) the jobs reported with a ``step``: they have curves."""
+    where, args = Selection(task, experiment).where({})
+    out = []
+    for column in columns:
+        if column.kind == "result" and column.numeric:
+            found = conn.execute(
+                "SELECT 1 FROM results x JOIN jobs j ON j.id = x.job_id WHERE x.key = :xpm_key "
+                f"AND x.step IS NOT NULL AND {where} LIMIT 1",
+                {**args, "xpm_key": column.name},
+            ).fetchone()
+            if found:
+                out.append(column.name)
+    return out
+
+
+def step_values(
+    conn: sqlite3.Connection, ids: list[str], key: str
+) -> dict[str, list[tuple[int, float]]]:
+    """Job id -> its (step, value) reports of the result ``key``, by step."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for job_id, step, value in conn.execute(
+            f"SELECT job_id, step, value FROM results WHERE key = ? AND job_id IN ({marks}) "
+            "AND step IS NOT NULL AND type IN ('int', 'float') ORDER BY job_id, step, seq",
+            [key, *chunk],
+        ):
+            out.setdefault(job_id, []).append((step, value))
+    return out

@@ -1,0 +1,352 @@
+"""The plugin's pages for a researcher: home, experiments, runs tables, compare, files.
+
+(The job page and the sweep chart live in :mod:`._pages`.)  The SQL behind them is in
+:mod:`._runs`; how values print is in :mod:`._format`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from datasette.utils import tilde_decode, tilde_encode
+from datasette.utils.asgi import NotFound, Response
+
+from .._jobdir import JobDir
+from . import _data, _files, _format, _runs
+from ._metadata import DATABASE
+from ._plugin import _signature, workdir_of
+
+
+async def home_page(request: Any, datasette: Any) -> Response:
+    """The workdir at a glance: experiments with their latest run, running and failed jobs."""
+    db = datasette.get_database(DATABASE)
+
+    def read(conn: Any) -> dict[str, Any]:
+        running = _runs.jobs_in_state(conn, "RUNNING")
+        failed = _runs.jobs_in_state(conn, "FAILED")
+        return {
+            "active": _runs.active_jobs(conn),
+            "experiments": _runs.experiments_overview(conn),
+            "running_count": running[0],
+            "running": running[1],
+            "failed_count": failed[0],
+            "failed": failed[1],
+        }
+
+    context = await db.execute_fn(read)
+    context.update(
+        database=DATABASE,
+        states=_runs.STATES,
+        zone=_format.zone(),
+        title=datasette.metadata("title") or "xpm",
+        description=datasette.metadata("description") or "",
+    )
+    html = await datasette.render_template("xpm_home.html", context, request=request)
+    return Response.html(html)
+
+
+# --- artifacts and logs ---------------------------------------------------------------------------
+async def _job_and_dir(request: Any, datasette: Any) -> tuple[dict[str, Any], JobDir]:
+    """The job named in the URL and its directory (404 when either is missing or unsafe)."""
+    db = datasette.get_database(DATABASE)
+    ref = request.url_vars["job_id"]
+    job = await db.execute_fn(lambda conn: _data.find_job_row(conn, ref))
+    if job is None:
+        raise NotFound(f"no job {ref} in the index (or several start with it: give more digits)")
+    workdir = workdir_of(datasette)
+    jobdir = _files.job_dir(workdir, job["path"]) if workdir else None
+    if jobdir is None:
+        raise NotFound(f"the directory of job {job['id']} is missing or not under the workdir")
+    return job, jobdir
+
+
+async def files_page(request: Any, datasette: Any) -> Response:
+    """The files of a job directory with their sizes, each downloadable (links listed only)."""
+    job, jobdir = await _job_and_dir(request, datasette)
+    files, truncated = _files.list_files(jobdir)
+    for f in files:
+        f["url"] = "/".join(_url_part(part) for part in f["path"].split("/"))
+    context = {
+        "job": job,
+        "files": files,
+        "truncated": truncated,
+        "total": sum(f["size"] for f in files if f["kind"] == "file"),
+        "max_files": _files.MAX_FILES,
+        "database": DATABASE,
+    }
+    html = await datasette.render_template("xpm_files.html", context, request=request)
+    return Response.html(html)
+
+
+def _url_part(name: str) -> str:
+    """A file name in a URL: as is when plain, else in Datasette's ~-escapes."""
+    return name if re.fullmatch(r"[A-Za-z0-9._-]+", name) else tilde_encode(name)
+
+
+class _Download:
+    """An open file sent in chunks (Datasette's own download class reopens by path)."""
+
+    def __init__(self, fd: int, name: str, inline: bool) -> None:
+        self.fd, self.name, self.inline = fd, name, inline
+
+    async def asgi_send(self, send: Any) -> None:
+        size = os.fstat(self.fd).st_size
+        disposition = "inline" if self.inline else "attachment"
+        quoted = urllib.parse.quote(self.name)
+        headers = [
+            # Text shown as text, everything else saved: nothing from a job directory runs
+            # as a page of this site (a job may write HTML).
+            [b"content-type", b"text/plain; charset=utf-8" if self.inline else _BINARY],
+            [b"content-length", str(size).encode()],
+            [b"content-disposition", f"{disposition}; filename*=UTF-8''{quoted}".encode()],
+            [b"x-content-type-options", b"nosniff"],
+            [b"content-security-policy", b"sandbox"],
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        try:
+            with os.fdopen(self.fd, "rb") as fh:
+                while chunk := fh.read(256 * 1024):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            await send({"type": "http.response.body", "body": b""})
+
+
+_BINARY = b"application/octet-stream"
+#: Suffixes shown in the browser as text (anything else is downloaded).
+TEXT_SUFFIXES = {".log", ".txt", ".json", ".jsonl", ".csv", ".tsv", ".yaml", ".yml", ".md", ".py"}
+
+
+async def file_download(request: Any, datasette: Any) -> Any:
+    """One regular file of the job directory, read-only (no link followed, nothing outside)."""
+    job, jobdir = await _job_and_dir(request, datasette)
+    # Datasette redirects %-escapes to its ~-escapes: the links below use those.
+    relative = "/".join(tilde_decode(part) for part in request.url_vars["path"].split("/"))
+    fd = _files.open_file(jobdir, relative)
+    if fd is None:
+        raise NotFound(f"no regular file {relative} in the directory of job {job['id']}")
+    name = relative.rsplit("/", 1)[-1]
+    inline = Path(name).suffix in TEXT_SUFFIXES and request.args.get("download") is None
+    return _Download(fd, name, inline)
+
+
+async def log_page(request: Any, datasette: Any) -> Response:
+    """The whole stdout or stderr of a job, a page of 64 KB at a time."""
+    job, jobdir = await _job_and_dir(request, datasette)
+    stream = request.url_vars["stream"]
+    try:
+        page = int(request.args.get("page", "1")) - 1
+    except ValueError:
+        page = 0
+    fd = _files.open_file(jobdir, jobdir.log(stream).name)
+    text, pages = "", 0
+    if fd is not None:
+        try:
+            text, pages = _files.read_page(fd, page)
+        finally:
+            os.close(fd)
+    context = {
+        "job": job,
+        "stream": stream,
+        "text": text,
+        "missing": fd is None,
+        "page": min(max(page, 0), max(pages - 1, 0)) + 1,
+        "pages": pages,
+        "database": DATABASE,
+    }
+    html = await datasette.render_template("xpm_log.html", context, request=request)
+    return Response.html(html)
+
+
+# --- experiment page and runs tables --------------------------------------------------------------
+_columns_cache: dict[tuple[str, str, str | None], tuple[tuple[Any, ...], list[_runs.Column]]] = {}
+
+
+async def _columns(db: Any, task: str, experiment: str | None) -> list[_runs.Column]:
+    """The columns of a runs table, read again only when the index changed."""
+    key = (str(db.path), task, experiment)
+    sig = _signature(db.path)
+    cached = _columns_cache.get(key)
+    if cached and cached[0] == sig:
+        return cached[1]
+    columns = await db.execute_fn(lambda conn: _runs.task_columns(conn, task, experiment))
+    _columns_cache[key] = (sig, columns)
+    return columns
+
+
+def _int_arg(request: Any, name: str, default: int, low: int, high: int) -> int:
+    try:
+        return min(max(int(request.args.get(name, default)), low), high)
+    except ValueError:
+        return default
+
+
+async def _runs_context(
+    request: Any, datasette: Any, task: str | None, experiment: str | None
+) -> dict[str, Any]:
+    """Everything a runs table shows: columns, facets, one page of rows, filters, errors."""
+    db = datasette.get_database(DATABASE)
+    tasks = await db.execute_fn(lambda conn: _runs.experiment_tasks(conn, experiment))
+    names = [t for t, _n in tasks]
+    if task is None or task not in names:
+        task = names[0] if names else None
+    context: dict[str, Any] = {"tasks": tasks, "task": task, "errors": [], "table": None}
+    if task is None:
+        return context
+    columns = await _columns(db, task, experiment)
+    filters: list[tuple[str, str, Any, str]] = []
+    errors: list[str] = []
+    for text in request.args.getlist("where"):
+        try:
+            parsed = _runs.parse_filter(text, columns)
+            if parsed[3] not in [f[3] for f in filters]:
+                filters.append(parsed)
+        except ValueError as e:
+            errors.append(str(e))
+    sort = request.args.get("sort") or "-submitted"
+    descending = sort.startswith("-")
+    sort = sort.lstrip("-")
+    if sort not in _runs.FIXED and sort not in {c.key for c in columns}:
+        errors.append(f"cannot sort by {sort!r}: click a column header instead")
+        sort, descending = "submitted", True
+    size = _int_arg(request, "size", _runs.PAGE_SIZE, 1, _runs.MAX_PAGE_SIZE)
+    page = _int_arg(request, "page", 1, 1, 10**9)
+    selection = _runs.Selection(
+        task, experiment, [f[:3] for f in filters], sort, descending, page, size
+    )
+
+    def read(conn: Any) -> dict[str, Any]:
+        return {
+            **_runs.runs_table(conn, selection, columns),
+            "facets": _runs.facets(conn, selection, columns),
+            "active": _runs.active_jobs(conn),
+        }
+
+    table = await db.execute_fn(read)
+    pages = max(1, -(-table["count"] // size))
+    context.update(
+        columns=columns,
+        groups=[
+            (label, [c for c in columns if c.kind == kind])
+            for kind, label in (("result", "results"), ("tag", "tags"), ("param", "parameters"))
+        ],
+        filters=[f[3] for f in filters],
+        errors=errors,
+        sort=sort,
+        descending=descending,
+        table=table,
+        page=min(page, pages),
+        pages=pages,
+        size=size,
+        first_row=(page - 1) * size + 1,
+        active=table["active"],
+        zone=_format.zone(),
+    )
+    return context
+
+
+def _url_with(request: Any, **changes: Any) -> str:
+    """The current URL with some arguments replaced (None: removed); lists repeat."""
+    args = [(k, v) for k in request.args if k not in changes for v in request.args.getlist(k)]
+    for key, value in changes.items():
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None:
+                args.append((key, str(v)))
+    query = urllib.parse.urlencode(args)
+    return request.path + ("?" + query if query else "")
+
+
+async def _render_runs(
+    request: Any, datasette: Any, template: str, context: dict[str, Any]
+) -> Response:
+    context.update(
+        database=DATABASE,
+        url_with=lambda **kw: _url_with(request, **kw),
+        xpm_duration=_format.duration,
+    )
+    html = await datasette.render_template(template, context, request=request)
+    return Response.html(html)
+
+
+async def experiment_page(request: Any, datasette: Any) -> Response:
+    """An experiment: its runs, its tasks, and the runs table of one task."""
+    db = datasette.get_database(DATABASE)
+    name = tilde_decode(request.url_vars["name"])
+    found = await db.execute_fn(
+        lambda conn: conn.execute("SELECT 1 FROM experiments WHERE name = ?", (name,)).fetchone()
+    )
+    if found is None:
+        raise NotFound(f"no experiment {name!r} in the index")
+    runs = await db.execute_fn(lambda conn: _runs.experiment_runs(conn, name))
+    context = await _runs_context(request, datasette, request.args.get("task"), name)
+    context.update(experiment=name, runs=runs)
+    return await _render_runs(request, datasette, "xpm_experiment.html", context)
+
+
+async def runs_page(request: Any, datasette: Any) -> Response:
+    """The runs table of every job of a task, whatever experiment submitted it."""
+    task = request.url_vars["task"]
+    context = await _runs_context(request, datasette, task, None)
+    if context["task"] != task:
+        raise NotFound(f"no job of task {task!r} in the index")
+    context.update(experiment=None, runs=[])
+    return await _render_runs(request, datasette, "xpm_experiment.html", context)
+
+
+# --- compare --------------------------------------------------------------------------------------
+async def compare_page(request: Any, datasette: Any) -> Response:
+    """Jobs ticked in a runs table (``?id=`` repeated, ids or prefixes) side by side."""
+    db = datasette.get_database(DATABASE)
+    refs = [r.strip() for r in request.args.getlist("id") if r.strip()]
+    errors = []
+
+    def read(conn: Any) -> dict[str, Any]:
+        ids: list[str] = []
+        for ref in refs[: _runs.MAX_COMPARE]:
+            row = _data.find_job_row(conn, ref)
+            if row is None:
+                errors.append(f"no job {ref} (or several start with it: give more digits)")
+            elif row["id"] not in ids:
+                ids.append(row["id"])
+        return {**_runs.compare(conn, ids), "active": _runs.active_jobs(conn)}
+
+    data = await db.execute_fn(read)
+    if len(refs) > _runs.MAX_COMPARE:
+        errors.append(f"only the first {_runs.MAX_COMPARE} jobs are compared")
+    jobs = data["jobs"]
+    differing = [(p, v) for p, v, differs in data["params"] if differs]
+    names = []
+    for i, job in enumerate(jobs):
+        parts = [f"{p.rsplit('.', 1)[-1]}={_format.number(v[i])}" for p, v in differing[:3]]
+        names.append(" ".join([job["id"][:8], *parts]))
+    charts = {
+        key: json.dumps(
+            {
+                "metric": key,
+                "x": "step",
+                "series": [
+                    {"name": names[i], "points": series[job["id"]]}
+                    for i, job in enumerate(jobs)
+                    if job["id"] in series
+                ],
+            }
+        ).replace("</", "<\\/")
+        for key, series in data["curves"].items()
+    }
+    context = {
+        **data,
+        "errors": errors,
+        "names": names,
+        "charts": charts,
+        "database": DATABASE,
+        "zone": _format.zone(),
+        "live_regions": " ".join(
+            ["xpm-compare", *(f"xpm-curve-data-{i}" for i in range(1, len(charts) + 1))]
+        ),
+    }
+    html = await datasette.render_template("xpm_compare.html", context, request=request)
+    return Response.html(html)
