@@ -232,3 +232,24 @@ class Concat(Task):
 
     def execute(self) -> None:
         self.out.write_text(" ".join(s.out.read_text() for s in self.strings))
+
+
+class Train(Task):
+    """A sweep member for the results tests: reports a loss per step, then an accuracy and
+    an ``lr`` result (a name its tag and parameter share); ``hold``: after the steps, wait
+    for that file to exist before finishing (to look at a running job's results)."""
+
+    lr: Param[float] = 0.1
+    optimizer: Param[str] = "sgd"
+    seed: Param[int] = 0
+    steps: Param[int] = 3
+    hold: Meta[str] = ""
+
+    def execute(self) -> None:
+        for step in range(self.steps):
+            self.report(loss=1.0 / (step + 1 + self.lr), step=step)
+        if self.hold:
+            deadline = time.monotonic() + 120
+            while not Path(self.hold).exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        self.report(accuracy=round(0.5 + self.lr + 0.01 * self.seed, 6), lr=self.lr * 2)

@@ -31,7 +31,7 @@ _LAZY = {
     "experiment": "._experiment",
     "Experiment": "._experiment",
     "Identifier": "._identifier",
-    "report": ".results",
+    "report": "._report",
 }
 
 __all__ = [
@@ -57,9 +57,9 @@ if TYPE_CHECKING:
     from ._config import Config, describe, field, tag
     from ._experiment import Experiment, experiment
     from ._identifier import Identifier
+    from ._report import report
     from ._task import Task, tags_of, tagspath
     from ._types import Constant, Meta, Param, PathGenerator
-    from .results import report
 
 
 def __getattr__(name: str) -> Any:

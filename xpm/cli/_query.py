@@ -13,7 +13,11 @@ from ._render import echo_rows, format_option
 @click.command("query")
 @click.argument("sql", required=False)
 @workdir_option
-@click.option("--schema", is_flag=True, help="Print the documented schema of the index.")
+@click.option(
+    "--schema",
+    is_flag=True,
+    help="Print the documented schema of the index, then the task tables of this workdir.",
+)
 @format_option()
 def query(sql: str | None, workdir: Path | None, schema: bool, fmt: str) -> None:
     """Run a read-only SQL query on the index (tables: jobs, params, tags, results, runs...).
@@ -25,8 +29,9 @@ def query(sql: str | None, workdir: Path | None, schema: bool, fmt: str) -> None
 
     if schema:
         from .._inspect import schema_text
+        from .._manage import resolve_workdir
 
-        click.echo(schema_text())
+        click.echo(schema_text(resolve_workdir(workdir)))
         return
     if not sql:
         raise UsageError('give an SQL query (xpm query "SELECT ...") or --schema')

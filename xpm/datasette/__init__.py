@@ -16,6 +16,7 @@ from __future__ import annotations
 from ._plugin import (
     canned_queries,
     filters_from_request,
+    get_metadata,
     menu_links,
     prepare_connection,
     register_facet_classes,
@@ -27,6 +28,7 @@ from ._plugin import (
 __all__ = [
     "canned_queries",
     "filters_from_request",
+    "get_metadata",
     "make_datasette",
     "menu_links",
     "metadata",

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 from .._jobdir import JobDir, JobStatus, iter_job_dirs, read_json_lines
 from ._db import IndexDB, index_path
 from ._schema import TABLE_NAMES
+from ._tasktables import drop_task_tables, refresh_task_rows, values_of
 
 #: Columns of ``jobs`` taken from the job directory's status.
 STATUS_COLUMNS = (
@@ -260,8 +261,9 @@ def _chunks(items: Sequence[str], n: int = 500) -> Iterator[Sequence[str]]:
         yield items[i : i + n]
 
 
-def write_jobs(conn: sqlite3.Connection, jobs: Sequence[JobRows]) -> None:
-    """Upsert job rows and replace their params/tags/results (inside a transaction)."""
+def write_jobs(conn: sqlite3.Connection, jobs: Sequence[JobRows], *, tables: bool = True) -> None:
+    """Upsert job rows and replace their params/tags/results (inside a transaction), then
+    their rows in the per-task tables (unless ``tables`` is False: the caller does it)."""
     if not jobs:
         return
     cols = ("id", "task_id", "path", *STATUS_COLUMNS)
@@ -293,6 +295,17 @@ def write_jobs(conn: sqlite3.Connection, jobs: Sequence[JobRows]) -> None:
         "VALUES (:job_id, :seq, :key, :value, :type, :step, :time)",
         [r for j in jobs for r in j.results],
     )
+    if tables:
+        refresh_task_rows(conn, ids, known_values(jobs))
+
+
+def known_values(jobs: Iterable[JobRows]) -> dict[str, dict[tuple[str, str], Any]]:
+    """The task-table values of the jobs whose params, tags and results are all in memory."""
+    return {
+        j.job["id"]: values_of(j.params, j.tags or (), j.results)
+        for j in jobs
+        if j.params is not None
+    }
 
 
 # --- runs ----------------------------------------------------------------------------------
@@ -455,17 +468,21 @@ def rebuild(workdir: str | os.PathLike[str], *, batch: int = 2000) -> dict[str, 
     with index:
 
         def fill(conn: sqlite3.Connection) -> None:
+            drop_task_tables(conn)
             for name in TABLE_NAMES:
                 if name != "meta":
                     conn.execute(f'DELETE FROM "{name}"')
             write_runs(conn, runs)
             for start in range(0, len(jobdirs), batch):
-                write_jobs(conn, [read_job(j) for j in jobdirs[start : start + batch]])
+                write_jobs(
+                    conn, [read_job(j) for j in jobdirs[start : start + batch]], tables=False
+                )
             conn.executemany(
                 "INSERT OR REPLACE INTO submissions (run, job_id, time) VALUES (?, ?, ?)",
                 [s for r in runs for s in r.submissions],
             )
             _link_jobs(conn, "1")
+            refresh_task_rows(conn)
 
         index.write(fill)
         counts = {

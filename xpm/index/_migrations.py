@@ -31,8 +31,16 @@ from ._version import schema_version
 
 Migration = Callable[[sqlite3.Connection], None]
 
+
+def _fill_task_tables(conn: sqlite3.Connection) -> None:
+    """Version 2 (per-task tables): build them from the jobs already in the index."""
+    from ._tasktables import refresh_task_rows
+
+    refresh_task_rows(conn)
+
+
 #: Extra steps of a migration to version N (run after its tables/columns/indexes exist).
-CUSTOM: dict[int, Migration] = {}
+CUSTOM: dict[int, Migration] = {2: _fill_task_tables}
 
 
 def migrate(

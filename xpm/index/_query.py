@@ -266,7 +266,7 @@ def reconcile(index: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> dict[str, di
 class Mismatch:
     """A difference between the index and the job directories."""
 
-    kind: str  # "missing-row", "missing-dir", "state", "corrupt"
+    kind: str  # "missing-row", "missing-dir", "state", "corrupt", "task-table"
     job: str  # "task_id/identifier" ("" for problems of the file itself)
     detail: str
 
@@ -278,7 +278,8 @@ def check(workdir: str | os.PathLike[str]) -> list[Mismatch]:
     """Every mismatch between the index of ``workdir`` and its job directories.
 
     Job directory without row, row without directory, state disagreeing (the directory's
-    state is the truth), and damage found by SQLite's ``quick_check``.  Read-only: fix with
+    state is the truth), per-task tables disagreeing with the index's other tables, and
+    damage found by SQLite's ``quick_check``.  Read-only: fix with
     :func:`~xpm.index.rebuild`.  An unreadable index raises
     :class:`~xpm.errors.IndexDatabaseError`.
     """
@@ -289,6 +290,10 @@ def check(workdir: str | os.PathLike[str]) -> list[Mismatch]:
             if problem[0] != "ok":
                 out.append(Mismatch("corrupt", "", str(problem[0])))
         rows = {r["id"]: dict(r) for r in db.query("SELECT id, task_id, state FROM jobs")}
+        from ._tasktables import mismatches
+
+        with db.errors():
+            derived = [Mismatch("task-table", what, detail) for what, detail in mismatches(db.conn)]
     seen: set[str] = set()
     for jobdir in iter_job_dirs(workdir):
         seen.add(jobdir.identifier)
@@ -309,4 +314,6 @@ def check(workdir: str | os.PathLike[str]) -> list[Mismatch]:
                     "missing-dir", f"{job['task_id']}/{ident}", "has a row but no job directory"
                 )
             )
-    return out
+    # A job already reported (its state differs...) differs in its task table too: once.
+    reported = {m.job for m in out}
+    return out + [m for m in derived if m.job not in reported]

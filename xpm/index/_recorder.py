@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._db import IndexDB
-from ._ingest import JobRows, RunRows, read_job, read_run, write_jobs, write_runs, write_submissions
+from ._ingest import (
+    JobRows,
+    RunRows,
+    known_values,
+    read_job,
+    read_run,
+    write_jobs,
+    write_runs,
+    write_submissions,
+)
+from ._tasktables import refresh_task_rows
 
 if TYPE_CHECKING:
     from .._experiment import Experiment
@@ -177,8 +187,11 @@ class Recorder:
     ) -> None:
         if run is not None:
             write_runs(conn, [run])
-        write_jobs(conn, rows)
+        write_jobs(conn, rows, tables=False)
         write_submissions(conn, subs)
+        refresh_task_rows(
+            conn, [r.job["id"] for r in rows] + [s[1] for s in subs], known_values(rows)
+        )
 
     def _read_run_if_changed(self) -> RunRows | None:
         try:

@@ -1,0 +1,182 @@
+"""Results as tables: per-task tables in the index (kept live, rebuilt equal, checked),
+on real SQLite files written by real experiments and job processes."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from xpm_test_tasks import Count, Evaluate, Learn, Model, Train
+
+from xpm import tag
+from xpm._experiment import experiment
+from xpm.index import check, open_index, rebuild
+from xpm.index._migrations import migrate
+from xpm.index._tasktables import column_names, table_names
+
+
+def run_xp(workdir: Path, name: str = "xp", **kw: Any):  # type: ignore[no-untyped-def]
+    return experiment(workdir, name, progress=False, **kw)
+
+
+def task_snapshot(workdir: Path) -> dict[str, Any]:
+    """Every task table as {name: {column set, rows as {column: (value, type)}}}."""
+    out: dict[str, Any] = {}
+    with open_index(workdir, readonly=True) as index:
+        names = index.conn.execute("SELECT task_id, name FROM task_tables").fetchall()
+        for task_id, name in names:
+            cursor = index.conn.execute(f'SELECT * FROM "{name}" ORDER BY id')
+            cols = [d[0] for d in cursor.description]
+            rows = [
+                {c: (v, type(v).__name__) for c, v in zip(cols, r, strict=True)} for r in cursor
+            ]
+            out[name] = (task_id, sorted(cols), rows)
+        out["task_columns"] = index.conn.execute(
+            "SELECT * FROM task_columns ORDER BY task_id, kind, key"
+        ).fetchall()
+    return out
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("results") / "workdir"
+    with run_xp(workdir, "sweep"):
+        for n in (1, 3):
+            learned = Learn(model=Model(n_layers=tag(n)), epochs=2).submit()
+            Evaluate(model=learned).submit()
+        for lr in (0.1, 0.01):
+            for seed in (0, 1):
+                Train(lr=tag(lr), seed=tag(seed), optimizer=tag("adam")).submit()
+    return workdir
+
+
+def test_one_table_per_task_with_typed_columns(sweep: Path) -> None:
+    with open_index(sweep, readonly=True) as index:
+        rows = index.query(
+            'SELECT "model.model.n_layers" AS n, n_layers, accuracy, state, experiment, '
+            "duration, typeof(accuracy) AS t FROM evaluate ORDER BY accuracy DESC"
+        )
+        assert [(r["n"], r["n_layers"], round(r["accuracy"], 6)) for r in rows] == [
+            (3, 3, 0.8),
+            (1, 1, 0.6),
+        ]
+        assert {r["state"] for r in rows} == {"DONE"} and {r["t"] for r in rows} == {"real"}
+        assert {r["experiment"] for r in rows} == {"sweep"}
+        assert all(r["duration"] >= 0 for r in rows)
+        # Clash rule: result `lr` keeps the name; the tag and parameter get their kind.
+        train = index.query(
+            'SELECT lr, "tag:lr" AS tag_lr, "param:lr" AS param_lr, seed, "param:seed" AS ps, '
+            "accuracy, loss, optimizer FROM train ORDER BY tag_lr, seed"
+        )
+        assert [tuple(r) for r in train] == [
+            (0.02, 0.01, 0.01, 0, 0, 0.51, 1 / 3.01, "adam"),
+            (0.02, 0.01, 0.01, 1, 1, 0.52, 1 / 3.01, "adam"),
+            (0.2, 0.1, 0.1, 0, 0, 0.6, 1 / 3.1, "adam"),
+            (0.2, 0.1, 0.1, 1, 1, 0.61, 1 / 3.1, "adam"),
+        ]
+        cols = dict(
+            (tuple(r[:2]), r[2])
+            for r in index.query(
+                "SELECT kind, key, name FROM task_columns WHERE task_id LIKE '%.train'"
+            )
+        )
+        assert cols[("result", "lr")] == "lr" and cols[("tag", "lr")] == "tag:lr"
+        assert cols[("param", "optimizer")] == "param:optimizer"
+        # Commit of the run: NULL here (the workdir is no git repository), a column anyway.
+        assert "commit_sha" in [r[1] for r in index.query('PRAGMA table_info("train")')]
+
+
+def test_naming_rules_are_order_free_and_documented() -> None:
+    names = table_names(["a.evaluate", "b.evaluate", "m.learn", "x.jobs", "jobs"])
+    assert names == {
+        "a.evaluate": "a.evaluate",
+        "b.evaluate": "b.evaluate",
+        "m.learn": "learn",
+        "x.jobs": "x.jobs",
+        "jobs": "task:jobs",
+    }
+    keys = [("param", "loss"), ("result", "loss"), ("tag", "loss"), ("param", "state")]
+    assert (
+        column_names(keys)
+        == column_names(reversed(keys))
+        == {
+            ("result", "loss"): "loss",
+            ("tag", "loss"): "tag:loss",
+            ("param", "loss"): "param:loss",
+            ("param", "state"): "param:state",  # fixed columns come first
+        }
+    )
+    # SQLite compares names without case: `LR` and `lr` cannot both be bare.
+    assert column_names([("param", "LR"), ("param", "lr")]) == {
+        ("param", "LR"): "LR",
+        ("param", "lr"): "param:lr",
+    }
+
+
+def test_rebuild_reproduces_task_tables_and_check_covers_them(sweep: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep, copy)
+    before = task_snapshot(copy)
+    assert {"learn", "evaluate", "train"} <= before.keys()
+    (copy / "xpm.db").unlink()
+    rebuild(copy)
+    assert task_snapshot(copy) == before
+    assert check(copy) == []
+    # A task table that drifted from the index's tables is reported, and rebuild fixes it.
+    with open_index(copy) as index:
+        index.write(lambda c: c.execute("UPDATE train SET accuracy = 0 WHERE seed = 1"))
+        index.write(lambda c: c.execute("DELETE FROM evaluate"))
+    found = sorted(m.kind for m in check(copy))
+    assert found == ["task-table"] * 4, check(copy)
+    rebuild(copy)
+    assert check(copy) == [] and task_snapshot(copy) == before
+
+
+def test_columns_appear_and_are_renamed_as_keys_appear(tmp_path: Path) -> None:
+    workdir = tmp_path / "wd"
+    with run_xp(workdir):
+        Count(n=1).submit()
+    with open_index(workdir, readonly=True) as index:
+        assert [tuple(r) for r in index.query("SELECT n FROM count")] == [(1,)]
+    with run_xp(workdir):
+        Count(n=tag(2)).submit()  # a tag `n` now takes the bare name from the parameter
+    with open_index(workdir, readonly=True) as index:
+        rows = index.query('SELECT n, "param:n" AS p FROM count ORDER BY p')
+        assert [tuple(r) for r in rows] == [(None, 1), (2, 2)]
+    live = task_snapshot(workdir)
+    rebuild(workdir)
+    assert task_snapshot(workdir) == live
+
+
+def test_migration_from_version_1_builds_task_tables(sweep: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep, copy)
+    expected = task_snapshot(copy)
+    conn = sqlite3.connect(copy / "xpm.db", isolation_level=None)
+    try:  # back to what xpm wrote at schema version 1
+        for (name,) in conn.execute("SELECT name FROM task_tables").fetchall():
+            conn.execute(f'DROP TABLE "{name}"')
+        for name in ("task_tables", "task_columns", "results_read"):
+            conn.execute(f"DROP TABLE {name}")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    finally:
+        conn.close()
+    with open_index(copy):
+        pass  # opening for writing upgrades it
+    assert task_snapshot(copy) == expected
+    fresh = sqlite3.connect(":memory:", isolation_level=None)
+    assert migrate(fresh)[1] >= 2
+
+
+def test_query_schema_lists_the_task_tables(sweep: Path) -> None:
+    from click.testing import CliRunner
+
+    from xpm.cli import cli
+
+    out = CliRunner().invoke(cli, ["query", "--schema", "--workdir", str(sweep)])
+    assert out.exit_code == 0, out.output
+    assert "### Table `jobs`" in out.output  # the documented schema first
+    assert "### Table `train`" in out.output and "| `tag:lr` | tag `lr` |" in out.output
