@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -24,8 +25,15 @@ def test_python_snippets_run(page: Path, tmp_path: Path) -> None:
     code = "\n".join(python_blocks(page))
     script = tmp_path / "snippets.py"
     script.write_text(code, encoding="utf-8")
+    # This repository's xpm, whichever one is installed.
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     result = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": path},
     )
     assert result.returncode == 0, f"{page.name} snippets failed:\n{result.stderr[-3000:]}"
 

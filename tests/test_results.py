@@ -3,12 +3,16 @@ on real SQLite files written by real experiments and job processes."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ROOT
 from xpm_test_tasks import Count, Evaluate, Learn, Model, Train
 
 from xpm import tag
@@ -180,3 +184,179 @@ def test_query_schema_lists_the_task_tables(sweep: Path) -> None:
     assert out.exit_code == 0, out.output
     assert "### Table `jobs`" in out.output  # the documented schema first
     assert "### Table `train`" in out.output and "| `tag:lr` | tag `lr` |" in out.output
+
+
+# --- xpm results -------------------------------------------------------------------------------
+def cli_run(*args: str) -> Any:
+    from click.testing import CliRunner
+
+    from xpm.cli import cli
+
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_xpm_results_filters_sorts_and_formats(sweep: Path) -> None:
+    w = ["--workdir", str(sweep)]
+    out = cli_run("results", "train", *w, "--where", "lr>0.05", "--sort", "-accuracy")
+    assert out.exit_code == 0, out.output
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == [
+        "id",
+        "state",
+        "tag:lr",
+        "optimizer",
+        "seed",
+        "accuracy",
+        "loss",
+        "lr",
+        "duration",
+    ]
+    assert [line.split()[5] for line in lines[2:]] == ["0.61", "0.6"]
+    assert lines[2].split()[7] == "0.2" and lines[2].split()[6] == "0.3226"  # 4 digits
+    data = json.loads(cli_run("results", "train", *w, "--tag", "seed=1", "--format", "json").stdout)
+    assert sorted(r["accuracy"] for r in data) == [0.52, 0.61]
+    assert {r["loss"] for r in data} == {1 / 3.01, 1 / 3.1}  # every digit in json
+    assert all(len(r["id"]) == 64 for r in data)
+    csv = cli_run(
+        "results",
+        "train",
+        *w,
+        "--where",
+        "optimizer=adam and seed=0",
+        "--columns",
+        "id,accuracy",
+        "--format",
+        "csv",
+    ).stdout.splitlines()
+    assert csv[0] == "id,accuracy" and len(csv) == 3
+    # Typed text: "0.1" matches the float, quoted text stays text, null matches missing.
+    assert (
+        len(
+            json.loads(
+                cli_run(
+                    "results", "train", *w, "--where", '"tag:lr"=0.1', "--format", "json"
+                ).stdout
+            )
+        )
+        == 2
+    )
+    none = cli_run("results", "train", *w, "--where", "optimizer='sgd'", "--format", "json")
+    assert json.loads(none.stdout) == []
+    # No task given: the only task with... several have results here, so it asks.
+    several = cli_run("results", *w)
+    assert several.exit_code == 2 and "several tasks have results" in several.stderr
+
+
+def test_xpm_results_groups_over_seeds(sweep: Path) -> None:
+    out = cli_run(
+        "results",
+        "train",
+        "--workdir",
+        str(sweep),
+        "--group-by",
+        "tag:lr",
+        "--agg",
+        "mean,std,count",
+        "--format",
+        "json",
+    )
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.stdout)
+    assert [r["tag:lr"] for r in rows] == [0.01, 0.1]
+    assert [round(r["accuracy_mean"], 6) for r in rows] == [0.515, 0.605]
+    assert [round(r["accuracy_std"], 6) for r in rows] == [0.007071, 0.007071]
+    assert [r["count"] for r in rows] == [2, 2]
+    table = cli_run("results", "train", "--workdir", str(sweep), "--group-by", "seed")
+    assert "accuracy_mean" in table.stdout and table.stdout.count("\n") == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--sort", "-acuracy"], "unknown sort column 'acuracy' in the table 'train'"),
+        (["train", "--where", "acuracy>0.5"], "did you mean 'accuracy'?"),
+        (["train", "--columns", "id,los"], "did you mean 'loss'?"),
+        (["train", "--group-by", "sed"], "did you mean 'seed'?"),
+        (["train", "--tag", "sed=1"], "has no tag 'sed': did you mean 'seed'?"),
+        (["trian"], "no task 'trian' in the index: did you mean 'train'?"),
+        (["train", "--agg", "mean"], "--agg needs --group-by"),
+        (["train", "--group-by", "seed", "--agg", "avg"], "--agg 'avg': use some of"),
+        # Hostile input: never SQL.
+        (["train", "--where", "accuracy>0 OR 1=1"], None),
+        (["train", "--where", "1=1; DROP TABLE jobs; --"], "--where '1=1; DROP TABLE jobs; --'"),
+        (["train", "--where", "id=x) OR (1=1"], None),
+        (["train", "--where", '"x"" OR 1=1 --"=1'], "unknown column"),
+        (["train", "--where", "lr>'0.1"], "a quote ' is not closed"),
+        (["train", "--sort", "accuracy; DROP TABLE jobs"], "unknown sort column"),
+        (["train", "--where", "seed"], "write COLUMN OP VALUE"),
+    ],
+)
+def test_xpm_results_bad_and_hostile_input(
+    sweep: Path, args: list[str], message: str | None
+) -> None:
+    before = (sweep / "xpm.db").read_bytes()
+    out = cli_run("results", *args, "--workdir", str(sweep), "--format", "json")
+    if message is None:  # parsed as a value compared with a bound parameter: no rows, no harm
+        assert out.exit_code == 0 and json.loads(out.stdout) == [], out.output
+    else:
+        assert out.exit_code == 2, out.output
+        assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    with open_index(sweep, readonly=True) as index:
+        assert index.query("SELECT COUNT(*) FROM jobs")[0][0] == 8
+    assert (sweep / "xpm.db").read_bytes() == before
+
+
+# --- Python --------------------------------------------------------------------------------------
+def test_python_api_returns_the_same_rows(sweep: Path) -> None:
+    import xpm
+
+    rows = xpm.results(sweep, "train", where="seed=1", sort="-accuracy")
+    assert [r["accuracy"] for r in rows] == [0.61, 0.52]
+    assert rows.columns[:2] == ["id", "state"] and rows.task.endswith(".train")
+    cli = json.loads(
+        cli_run(
+            "results",
+            "train",
+            "--workdir",
+            str(sweep),
+            "--where",
+            "seed=1",
+            "--sort",
+            "-accuracy",
+            "--format",
+            "json",
+        ).stdout
+    )
+    assert cli == list(rows)
+    tagged = xpm.results(sweep, task="train", tags={"lr": 0.1}, experiment="sweep")
+    assert len(tagged) == 2 and {r["tag:lr"] for r in tagged} == {0.1}
+    grouped = xpm.results(sweep, "train", group_by="tag:lr", agg="mean,count")
+    assert [(g["tag:lr"], g["count"]) for g in grouped] == [(0.01, 2), (0.1, 2)]
+    from xpm.errors import UsageError
+
+    with pytest.raises(UsageError, match="did you mean 'accuracy'"):
+        xpm.results(sweep, "train", where="acuracy > 1")
+
+
+def test_to_pandas_round_trip(sweep: Path) -> None:
+    pandas = pytest.importorskip("pandas", reason="pandas is optional: pip install pandas")
+    import xpm
+
+    rows = xpm.results(sweep, "train", columns="*")
+    frame = rows.to_pandas()
+    assert list(frame.columns) == rows.columns and len(frame) == 4
+    assert str(frame["accuracy"].dtype) == "float64" and str(frame["seed"].dtype) == "int64"
+    assert frame.to_dict("records") == list(rows)
+    assert isinstance(frame, pandas.DataFrame)
+
+
+def test_to_pandas_without_pandas_names_the_extra(sweep: Path, tmp_path: Path) -> None:
+    """pandas hidden from a real interpreter: the error says how to get it."""
+    code = (
+        "import sys; sys.modules['pandas'] = None\n"
+        "import xpm\n"
+        f"rows = xpm.results({str(sweep)!r}, 'train')\n"
+        "try:\n    rows.to_pandas()\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert "pip install pandas" in out.stdout, out.stderr

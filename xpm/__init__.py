@@ -32,6 +32,7 @@ _LAZY = {
     "Experiment": "._experiment",
     "Identifier": "._identifier",
     "report": "._report",
+    "results": ".index._results",
 }
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "experiment",
     "field",
     "report",
+    "results",
     "tag",
     "tags_of",
     "tagspath",
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from ._report import report
     from ._task import Task, tags_of, tagspath
     from ._types import Constant, Meta, Param, PathGenerator
+    from .index._results import results
 
 
 def __getattr__(name: str) -> Any:
