@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from xpm_test_tasks import Count, Evaluate, Learn, Model, Train
 
 from xpm import tag
 from xpm._experiment import experiment
+from xpm.errors import IndexDatabaseError
 from xpm.index import check, open_index, rebuild
 from xpm.index._migrations import migrate
 from xpm.index._tasktables import column_names, table_names
@@ -360,3 +362,166 @@ def test_to_pandas_without_pandas_names_the_extra(sweep: Path, tmp_path: Path) -
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert "pip install pandas" in out.stdout, out.stderr
+
+
+# --- live results --------------------------------------------------------------------------------
+def _wait(predicate: Any, what: str, timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _train_rows(workdir: Path) -> list[dict[str, Any]]:
+    with open_index(workdir, readonly=True) as index:
+        try:
+            return [dict(r) for r in index.query("SELECT * FROM train")]
+        except IndexDatabaseError:
+            return []  # no table yet
+
+
+def test_experiment_ingests_results_while_the_job_runs(tmp_path: Path) -> None:
+    workdir, gate, hold = tmp_path / "wd", tmp_path / "gate", tmp_path / "hold"
+    with run_xp(workdir):
+        Train(lr=tag(0.5), steps=4, gate=str(gate), hold=str(hold)).submit()
+        # Running, nothing reported yet (the state change is recorded)...
+        _wait(lambda: [r for r in _train_rows(workdir) if r["state"] == "RUNNING"], "RUNNING")
+        assert "loss" not in _train_rows(workdir)[0]
+        gate.write_text("go")
+        # ... then 4 losses and a wait: no state change, yet the index has them.
+        rows = _wait(
+            lambda: [r for r in _train_rows(workdir) if r.get("loss") == 1 / 4.5],
+            "the running job's latest loss in the task table",
+        )
+        assert rows[0]["state"] == "RUNNING" and rows[0].get("accuracy") is None
+        with open_index(workdir, readonly=True) as index:
+            steps = index.query("SELECT step FROM results WHERE key = 'loss' ORDER BY seq")
+            assert [r[0] for r in steps] == [0, 1, 2, 3]
+        hold.write_text("go")
+    final = _train_rows(workdir)
+    assert final[0]["state"] == "DONE" and final[0]["accuracy"] == 1.0
+    assert check(workdir) == []
+    live = task_snapshot(workdir)
+    with open_index(workdir, readonly=True) as index:
+        read = index.query("SELECT job_id, bytes, lines, counts FROM results_read")
+        before = [tuple(r) for r in read]
+    assert before and before[0][2] == 5  # 4 losses, then accuracy and lr on one line
+    rebuild(workdir)
+    assert task_snapshot(workdir) == live
+    with open_index(workdir, readonly=True) as index:
+        after = [
+            tuple(r) for r in index.query("SELECT job_id, bytes, lines, counts FROM results_read")
+        ]
+    assert after == before
+
+
+def test_readers_pick_up_results_of_a_detached_run(tmp_path: Path) -> None:
+    workdir, gate, hold = tmp_path / "wd", tmp_path / "gate", tmp_path / "hold"
+    with run_xp(workdir, "detached", detach=True):
+        Train(lr=tag(0.25), steps=3, gate=str(gate), hold=str(hold)).submit()
+
+    def listed_state() -> str:
+        out = cli_run("jobs", "list", "--workdir", str(workdir), "--format", "json")
+        return str(json.loads(out.stdout)[0]["state"])
+
+    _wait(lambda: listed_state() == "RUNNING", "the index to say RUNNING")
+    gate.write_text("go")  # reports from now on come with no state change
+    results_file = _wait(lambda: list(workdir.glob("jobs/*.train/*/results.jsonl")), "results")[0]
+    _wait(lambda: results_file.read_text().count("\n") == 3, "3 reports")
+    # No experiment process any more: the reader itself records the new lines.
+    out = cli_run("results", "train", "--workdir", str(workdir), "--format", "json")
+    assert out.exit_code == 0, out.output
+    (row,) = json.loads(out.stdout)
+    assert row["state"] == "RUNNING" and row["loss"] == 1 / 3.25
+    listed = cli_run("jobs", "list", "--workdir", str(workdir), "--format", "json")
+    assert json.loads(listed.stdout)[0]["results"] == {"loss": 1 / 3.25}
+    hold.write_text("go")
+
+    def done() -> list[dict[str, Any]]:
+        rows = json.loads(
+            cli_run("results", "train", "--workdir", str(workdir), "--format", "json").stdout
+        )
+        return rows if rows[0]["state"] == "DONE" else []
+
+    (row,) = _wait(done, "the job to end")
+    assert row["accuracy"] == 0.75 and row["lr"] == 0.5
+    assert check(workdir) == []
+    live = task_snapshot(workdir)
+    rebuild(workdir)
+    assert task_snapshot(workdir) == live
+
+
+def test_incremental_reads_equal_one_read_and_thin_long_histories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job reporting many values: the index keeps the first RESULTS_CAP reports of a key,
+    then fewer and fewer, and always the latest; read in pieces or at once, the same rows."""
+    import random
+
+    from xpm._jobdir import JobDir
+    from xpm.index._ingest import JobRows, keep_report, read_results_from, write_results
+
+    monkeypatch.setattr("xpm.index._ingest.RESULTS_CAP", 10)
+    assert [n for n in range(10, 50) if keep_report(n)] == [
+        10,
+        12,
+        14,
+        16,
+        18,
+        20,
+        24,
+        28,
+        32,
+        36,
+        40,
+        48,
+    ]
+    workdir = tmp_path / "wd"
+    jobdir = JobDir(workdir, "m.t", "ab" * 32)
+    jobdir.path.mkdir(parents=True)
+    lines = []
+    for i in range(1000):
+        values = {"loss": i / 7} if i % 10 else {"loss": i / 7, "acc": i}
+        lines.append(json.dumps({"time": 1.0, "step": i, "values": values}) + "\n")
+    data = "".join(lines).encode()
+    rng = random.Random(0)
+    cuts = sorted(rng.sample(range(1, len(data)), 40)) + [len(data)]
+
+    def table(wd: Path) -> list[tuple[Any, ...]]:
+        with open_index(wd, readonly=True) as index:
+            return [tuple(r) for r in index.query("SELECT * FROM results ORDER BY seq, key")]
+
+    with open_index(workdir) as index:
+        cursor = None
+        written = 0
+        for cut in cuts:  # a writer appending, sometimes half a line
+            with open(jobdir.results, "ab") as fh:
+                fh.write(data[written:cut])
+            written = cut
+            rows = JobRows({"id": jobdir.identifier})
+            rows.results, rows.results_drop, rows.cursor, rows.results_replace = read_results_from(
+                jobdir, cursor
+            )
+            assert rows.results_replace == (cursor is None)
+            index.write(lambda c, r=rows: write_results(c, [r]))
+            cursor = rows.cursor
+    pieces = table(workdir)
+    once_wd = tmp_path / "once"
+    once = JobDir(once_wd, "m.t", "ab" * 32)
+    once.path.mkdir(parents=True)
+    once.results.write_bytes(data)
+    with open_index(once_wd) as index:
+        rows = JobRows({"id": once.identifier})
+        rows.results, rows.results_drop, rows.cursor, _ = read_results_from(once)
+        index.write(lambda c: write_results(c, [rows]))
+    assert table(once_wd) == pieces
+    losses = [r for r in pieces if r[2] == "loss"]
+    assert len(losses) == sum(keep_report(n) for n in range(1000)) + 1  # + the latest
+    assert (
+        losses[-1][1] == 999
+        and len([r for r in pieces if r[2] == "acc"]) == sum(keep_report(n) for n in range(100)) + 1
+    )
+    assert cursor is not None and cursor.lines == 1000 and cursor.bytes == len(data)

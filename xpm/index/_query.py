@@ -150,6 +150,9 @@ def list_jobs(
             for job in jobs:
                 if job["id"] in fresh:
                     job.update(fresh[job["id"]])
+            from ._ingest import catch_up_readers  # live results of running jobs
+
+            catch_up_readers(db, [j for j in jobs if j["state"] in ACTIVE_STATES])
         _attach_tags(db, jobs)
     return jobs
 

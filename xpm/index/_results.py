@@ -403,10 +403,29 @@ def results(
     ``options``: ``sort``, ``columns``, ``group_by``, ``agg`` as on the command line.
     ``.to_pandas()`` gives a DataFrame when pandas is installed.
     """
-    from ._db import IndexDB
+    from ._db import IndexDB, index_path
 
-    index = IndexDB(Path(workdir), readonly=True)
+    path = index_path(Path(workdir))
+    # Writable when it may be: running jobs' states and new results are recorded first.
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    index = IndexDB(Path(workdir), readonly=not writable)
     with index:
+        settle_active(index)
         return query_results(
             index, task=task, experiment=experiment, tags=tags, where=where, **options
         )
+
+
+def settle_active(index: IndexDB) -> None:
+    """Reconcile the jobs the index says are active with their directories and add the
+    results they appended since (see :func:`~xpm.index._query.reconcile`)."""
+    from ._ingest import catch_up_readers
+    from ._query import ACTIVE_STATES, reconcile
+
+    with index.errors():
+        active = index.query_dicts(
+            f"SELECT * FROM jobs WHERE state IN ({','.join('?' * len(ACTIVE_STATES))})",
+            ACTIVE_STATES,
+        )
+    reconcile(index, active)
+    catch_up_readers(index, active)
