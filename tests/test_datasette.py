@@ -797,3 +797,15 @@ def test_param_tree() -> None:
         tree["model"]["value"] == "m.model" and tree["model"]["children"]["n_layers"]["value"] == 2
     )
     assert tree["epochs"]["children"] == {}
+
+
+def test_task_tables_are_offered_with_sorting_and_facets(ds: Any) -> None:
+    meta = get(ds, "/-/metadata.json").json()["databases"]["xpm"]["tables"]
+    assert meta["evaluate"]["columns"]["n_layers"] == "Tag `n_layers`."
+    data = get(ds, "/xpm/evaluate.json").json()
+    assert data["human_description_en"] == "sorted by start_time descending"
+    assert {"state", "experiment", "n_layers"} <= set(data["facet_results"])
+    layers = {v["value"]: v["count"] for v in data["facet_results"]["n_layers"]["results"]}
+    assert layers == {1: 1, 2: 1, 3: 1}
+    found = rows(ds, "/xpm/evaluate.json?_sort_desc=accuracy")
+    assert [r["n_layers"] for r in found] == [3, 2, 1]

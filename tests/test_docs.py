@@ -26,15 +26,15 @@ def test_python_snippets_run(page: Path, tmp_path: Path) -> None:
     code = "\n".join(python_blocks(page))
     script = tmp_path / "snippets.py"
     script.write_text(code, encoding="utf-8")
-    # PYTHONPATH: the xpm of this checkout, not whichever one is installed.
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # This repository's xpm, whichever one is installed.
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     result = subprocess.run(
         [sys.executable, str(script)],
         cwd=tmp_path,
-        env=env,
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "PYTHONPATH": path},
     )
     assert result.returncode == 0, f"{page.name} snippets failed:\n{result.stderr[-3000:]}"
 

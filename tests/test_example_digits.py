@@ -28,11 +28,11 @@ def xpm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=600,
-        # PYTHONPATH: the installed `xpm` script must import this checkout's xpm.
+        # This repository's xpm, whichever one the `xpm` script was installed from.
         env={
             **os.environ,
-            "PYTHONPATH": str(ROOT),
             "XPM_LAUNCHERS": str(EXAMPLE / "launchers.yaml"),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         },
     )
 
@@ -76,9 +76,11 @@ def test_readme_first_command_runs_and_shows_the_results(tmp_path: Path) -> None
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     run = xpm("run-experiment", "examples/digits/debug.yaml", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
-    query = steps[2][len('xpm query "') : -1]
-    shown = xpm("query", "--format", "csv", query, cwd=tmp_path)
+    assert steps[2].startswith("xpm results ")
+    shown = xpm(*steps[2].split()[1:], "--format", "csv", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     rows = shown.stdout.strip().splitlines()
     assert rows[0] == "n_layers,hidden,accuracy"
-    assert len(rows) == 5 and all(float(r.split(",")[2]) > 0.5 for r in rows[1:])
+    accuracies = [float(r.split(",")[2]) for r in rows[1:]]
+    assert len(rows) == 5 and all(a > 0.5 for a in accuracies)
+    assert accuracies == sorted(accuracies, reverse=True)  # --sort -accuracy

@@ -237,6 +237,10 @@ def test_an_index_of_schema_1_is_migrated_and_equals_a_rebuild(tmp_path: Path) -
         conn.execute(f'DROP VIEW IF EXISTS "{name}"')
     conn.execute("DROP TABLE attempts")
     conn.execute("DROP TABLE attempt_git_states")
+    for (name,) in conn.execute("SELECT name FROM task_tables").fetchall():  # schema 3's
+        conn.execute(f'DROP TABLE "{name}"')
+    for name in ("task_tables", "task_columns", "results_read"):
+        conn.execute(f"DROP TABLE {name}")
     conn.execute("DROP INDEX idx_jobs_run")
     conn.execute("ALTER TABLE jobs DROP COLUMN run")
     # Schema 1 pointed the job at its latest submission's git state.
@@ -253,7 +257,7 @@ def test_an_index_of_schema_1_is_migrated_and_equals_a_rebuild(tmp_path: Path) -
         assert (row["run"], row["last_run"]) == (first, second)
         assert row["git_state"] == first_state[0][0]
         version = index.query("SELECT value FROM meta WHERE key = 'schema_version'")[0][0]
-        assert version == "2"
+        assert version == "3"
     assert check(wd) == []
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    assert migrate(conn) == (0, 2)
+    assert migrate(conn) == (0, 3)

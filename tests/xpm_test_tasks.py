@@ -232,3 +232,30 @@ class Concat(Task):
 
     def execute(self) -> None:
         self.out.write_text(" ".join(s.out.read_text() for s in self.strings))
+
+
+class Train(Task):
+    """A sweep member for the results tests: reports a loss per step, then an accuracy and
+    an ``lr`` result (a name its tag and parameter share); ``gate``: wait for that file to
+    exist before the steps; ``hold``: after the steps, wait for that file before finishing
+    (to look at a running job's results)."""
+
+    lr: Param[float] = 0.1
+    optimizer: Param[str] = "sgd"
+    seed: Param[int] = 0
+    steps: Param[int] = 3
+    gate: Meta[str] = ""
+    hold: Meta[str] = ""
+
+    def execute(self) -> None:
+        _wait_for(self.gate)
+        for step in range(self.steps):
+            self.report(loss=1.0 / (step + 1 + self.lr), step=step)
+        _wait_for(self.hold)
+        self.report(accuracy=round(0.5 + self.lr + 0.01 * self.seed, 6), lr=self.lr * 2)
+
+
+def _wait_for(path: str) -> None:
+    deadline = time.monotonic() + 120
+    while path and not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)

@@ -31,7 +31,8 @@ _LAZY = {
     "experiment": "._experiment",
     "Experiment": "._experiment",
     "Identifier": "._identifier",
-    "report": ".results",
+    "report": "._report",
+    "results": ".index._results",
 }
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "experiment",
     "field",
     "report",
+    "results",
     "tag",
     "tags_of",
     "tagspath",
@@ -57,9 +59,10 @@ if TYPE_CHECKING:
     from ._config import Config, describe, field, tag
     from ._experiment import Experiment, experiment
     from ._identifier import Identifier
+    from ._report import report
     from ._task import Task, tags_of, tagspath
     from ._types import Constant, Meta, Param, PathGenerator
-    from .results import report
+    from .index._results import results
 
 
 def __getattr__(name: str) -> Any:

@@ -358,13 +358,25 @@ def _refuse_attach(action: int, *_args: Any) -> int:
     return sqlite3.SQLITE_OK
 
 
-def schema_text() -> str:
-    """The documented schema of the index (the reference of docs/index.md), as Markdown."""
+def schema_text(workdir: Path | None = None) -> str:
+    """The documented schema of the index (the reference of docs/index.md), as Markdown;
+    with ``workdir``, followed by the task tables of its index (when it has one)."""
     from .index import render_markdown
 
     # The first line of the generated text is an HTML comment for docs/index.md.
     text = render_markdown()
-    return "\n".join(line for line in text.splitlines() if not line.startswith("<!--")).lstrip()
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("<!--")).lstrip()
+    if workdir is None:
+        return text
+    from .errors import IndexDatabaseError
+    from .index._db import IndexDB
+    from .index._tasktables import render_markdown as task_tables_markdown
+
+    try:
+        with IndexDB(workdir, readonly=True) as db, db.errors():
+            return text + "\n\n" + task_tables_markdown(db.conn)
+    except IndexDatabaseError:
+        return text  # no index (yet), or an old one: the documented schema is what there is
 
 
 __all__ = [

@@ -589,6 +589,8 @@ def clean(workdir: str | os.PathLike[str], items: Sequence[CleanItem]) -> list[C
     if removed:
         ids = [i.job["id"] for i in removed]
 
+        from .index._tasktables import forget_jobs
+
         def delete(conn: Any) -> None:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
@@ -596,6 +598,7 @@ def clean(workdir: str | os.PathLike[str], items: Sequence[CleanItem]) -> list[C
                 conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk)
                 for table in ("params", "tags", "results"):
                     conn.execute(f"DELETE FROM {table} WHERE job_id IN ({marks})", chunk)
+            forget_jobs(conn, ids)
 
         with open_index(workdir) as db:
             db.write(delete)

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "launchers": "xpm.cli._launchers:launchers",
     "query": "xpm.cli._query:query",
     "reproduce": "xpm.cli._git:reproduce",
+    "results": "xpm.cli._results:results",
     "run-experiment": "xpm.cli._run:run_experiment",
     "serve": "xpm.cli._serve:serve",
 }

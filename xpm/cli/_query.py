@@ -20,7 +20,11 @@ from ._render import echo_rows, format_option
     multiple=True,
     help="A value for :NAME in the SQL (numbers bound as numbers, the rest as text).  Repeatable.",
 )
-@click.option("--schema", is_flag=True, help="Print the documented schema of the index.")
+@click.option(
+    "--schema",
+    is_flag=True,
+    help="Print the documented schema of the index, then the task tables of this workdir.",
+)
 @format_option()
 def query(
     sql: str | None, workdir: Path | None, params: tuple[str, ...], schema: bool, fmt: str
@@ -36,8 +40,9 @@ def query(
 
     if schema:
         from .._inspect import schema_text
+        from .._manage import resolve_workdir
 
-        click.echo(schema_text())
+        click.echo(schema_text(resolve_workdir(workdir)))
         return
     if sql == "-":
         sql = click.get_text_stream("stdin").read()

@@ -91,6 +91,32 @@ def echo_rows(
     click.echo(render_rows(rows, columns, fmt))
 
 
+def _human(column: str, value: Any) -> Any:
+    """A value of ``xpm results`` for people: short ids, 4 significant digits, 1m12s."""
+    if value is None:
+        return ""
+    if column == "id" and isinstance(value, str):
+        return value[:12]
+    if (column == "duration" or column.startswith("duration_")) and isinstance(value, (int, float)):
+        from ._options import duration
+
+        return duration(0.0, float(value))
+    if column in ("start_time", "end_time") and isinstance(value, (int, float)):
+        from ._options import when
+
+        return when(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value
+
+
+def echo_results(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str) -> None:
+    """Rows of ``xpm results``: rounded for people in a table, every digit in json/csv."""
+    if fmt == "table":
+        rows = [{c: _human(c, row.get(c)) for c in columns} for row in rows]
+    echo_rows(rows, columns, fmt)
+
+
 def echo_json(value: Any) -> None:
     """Print one JSON document on stdout."""
     import json
@@ -149,4 +175,12 @@ def render_watch(snap: Any, width: int, height: int, interval: float) -> list[st
     return [line[: max(1, width - 1)] for line in lines[:height]]
 
 
-__all__ = ["FORMATS", "echo_json", "echo_rows", "format_option", "render_rows", "render_watch"]
+__all__ = [
+    "FORMATS",
+    "echo_json",
+    "echo_results",
+    "echo_rows",
+    "format_option",
+    "render_rows",
+    "render_watch",
+]

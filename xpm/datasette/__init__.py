@@ -16,6 +16,7 @@ from __future__ import annotations
 from ._plugin import (
     canned_queries,
     filters_from_request,
+    get_metadata,
     menu_links,
     prepare_connection,
     prepare_jinja2_environment,
@@ -28,6 +29,7 @@ from ._plugin import (
 __all__ = [
     "canned_queries",
     "filters_from_request",
+    "get_metadata",
     "make_datasette",
     "menu_links",
     "metadata",

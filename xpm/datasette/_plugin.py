@@ -50,6 +50,38 @@ def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
     conn.create_function("xpm_log_tail", -1, xpm_log_tail)
 
 
+# --- metadata of the per-task tables (they appear while the index is served) ------------------------
+_tables_cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+
+
+@hookimpl
+def get_metadata(datasette: Any, key: str, database: str | None, table: str | None) -> Any:
+    """Descriptions, sort order and facets of the task tables, as they are now."""
+    db = datasette.databases.get(DATABASE)  # never datasette.metadata(): it calls this hook
+    if db is None or database not in (None, DATABASE):
+        return {}
+    path = str(db.path)
+    sig = _signature(path)
+    cached = _tables_cache.get(path)
+    if cached and cached[0] == sig:
+        return cached[1]
+    import sqlite3
+
+    from ..index._tasktables import datasette_metadata
+
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = datasette_metadata(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        tables = {}
+    meta = {"databases": {DATABASE: {"tables": tables}}} if tables else {}
+    _tables_cache[path] = (sig, meta)
+    return meta
+
+
 # --- canned queries: one sweep per experiment ------------------------------------------------------
 _sweep_cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
 

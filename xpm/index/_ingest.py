@@ -12,7 +12,7 @@ import json
 import math
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 from .._jobdir import JobDir, JobStatus, iter_job_dirs, read_json_lines
 from ._db import IndexDB, index_path
 from ._schema import TABLE_NAMES
+from ._tasktables import drop_task_tables, refresh_task_rows, values_of
 
 #: Columns of ``jobs`` taken from the job directory's status.
 STATUS_COLUMNS = (
@@ -158,9 +159,41 @@ def git_state_id(state: dict[str, Any]) -> str:
 
 
 # --- jobs ----------------------------------------------------------------------------------
+#: Reports of one key of one job kept in ``results`` before thinning (the file keeps all).
+RESULTS_CAP = 10_000
+
+
+def keep_report(n: int) -> bool:
+    """Whether the ``n``-th report (0 first) of a key of a job is kept in ``results``: the
+    first :data:`RESULTS_CAP`, then one in 2 up to twice that, one in 4 up to 4 times...
+    (about RESULTS_CAP / 2 more rows per doubling: 45,000 rows for 1,000,000 reports).
+    The latest report of each key is kept as well, whatever its number."""
+    if n < RESULTS_CAP:
+        return True
+    stride = 2 << ((n // RESULTS_CAP).bit_length() - 1)
+    return n % stride == 0
+
+
+@dataclass
+class ResultsCursor:
+    """How much of a job's results.jsonl the index holds (the ``results_read`` row)."""
+
+    bytes: int = 0
+    lines: int = 0  # records read: the seq of the next one
+    counts: dict[str, list[int]] = field(default_factory=dict)  # key -> [reports, latest seq]
+
+    def copy(self) -> ResultsCursor:
+        return ResultsCursor(self.bytes, self.lines, {k: list(v) for k, v in self.counts.items()})
+
+
 @dataclass
 class JobRows:
-    """What the index holds about one job directory (``params``/``tags`` None: leave them)."""
+    """What the index holds about one job directory (``params``/``tags`` None: leave them).
+
+    ``results``: rows read from results.jsonl; they replace the job's rows in ``results``
+    when ``results_replace`` (read from the start), else they are added after dropping
+    ``results_drop`` ((key, seq) of latest reports that newer ones make thinned out).
+    """
 
     job: dict[str, Any]
     params: list[tuple[str, Any, str]] | None = None
@@ -168,6 +201,9 @@ class JobRows:
     results: list[dict[str, Any]] = field(default_factory=list)
     #: Attempts that recorded their provenance (see :func:`attempt_rows`).
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    results_replace: bool = True
+    results_drop: list[tuple[str, int]] = field(default_factory=list)
+    cursor: ResultsCursor | None = None
 
 
 def attempt_rows(status: JobStatus) -> list[dict[str, Any]]:
@@ -209,8 +245,76 @@ def status_columns(status: JobStatus) -> dict[str, Any]:
     }
 
 
+def read_results_from(
+    jobdir: JobDir, cursor: ResultsCursor | None = None
+) -> tuple[list[dict[str, Any]], list[tuple[str, int]], ResultsCursor, bool]:
+    """Rows of ``results`` from the job's results.jsonl, from ``cursor`` on (whole lines
+    only: a line being written is read next time), else from the start.
+
+    Returns (rows, (key, seq) of rows to drop, the new cursor, whether the rows replace
+    all of the job's).  Only the rows :func:`keep_report` keeps, and the latest of each key.
+    """
+    replace = cursor is None
+    start = cursor.copy() if cursor is not None else ResultsCursor()
+    try:
+        with open(jobdir.results, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < start.bytes:  # not the file read before: from the start
+                replace, start = True, ResultsCursor()
+            fh.seek(start.bytes)
+            data = fh.read(size - start.bytes)
+    except FileNotFoundError:
+        return [], [], ResultsCursor(), True
+    end = data.rfind(b"\n") + 1
+    start.bytes += end
+    rows: list[dict[str, Any]] = []
+    drop: list[tuple[str, int]] = []
+    pending: dict[str, int] = {}  # key -> index in rows of a latest-only row
+    identifier = jobdir.identifier
+    for line in data[:end].decode("utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        seq = start.lines
+        start.lines += 1
+        values = record.get("values") if isinstance(record, dict) else None
+        if not isinstance(values, dict):
+            continue
+        step = record.get("step")
+        for key, v in values.items():
+            key = str(key)
+            count = start.counts.setdefault(key, [0, -1])
+            n, previous = count
+            if n and not keep_report(n - 1):  # the previous latest is thinned out now
+                if key in pending:
+                    rows[pending.pop(key)] = {}
+                else:
+                    drop.append((key, previous))
+            value, kind = typed(v)
+            rows.append(
+                {
+                    "job_id": identifier,
+                    "seq": seq,
+                    "key": key,
+                    "value": value,
+                    "type": kind,
+                    "step": step,
+                    "time": record.get("time"),
+                }
+            )
+            if not keep_report(n):
+                pending[key] = len(rows) - 1
+            count[0], count[1] = n + 1, seq
+    return [r for r in rows if r], drop, start, replace
+
+
 def read_results(jobdir: JobDir) -> list[dict[str, Any]]:
-    """Rows of ``results`` from the job's results.jsonl."""
+    """Every report of the job's results.jsonl as ``results`` rows, none thinned out (for
+    showing one job; the index keeps what :func:`read_results_from` gives)."""
     rows = []
     for seq, record in enumerate(read_json_lines(jobdir.results)):
         values = record.get("values")
@@ -246,13 +350,14 @@ def read_job(
     tags: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
     untouched: bool = False,
+    cursor: ResultsCursor | None = None,
 ) -> JobRows:
     """The rows of ``jobdir``: status and results; with ``full`` also params and tags.
 
     ``tags``/``params``: the job's tags and params.json document when the caller has them in
     memory (as written to the job directory), to save reading them back.  ``untouched``:
     the caller created the directory and wrote only those into it, so there is no status or
-    result to read.
+    result to read.  ``cursor``: read results.jsonl from there (see :func:`read_results_from`).
     """
     names: set[str] = set()
     if not untouched:
@@ -263,11 +368,11 @@ def read_job(
     status = jobdir.read_status() if has_status else JobStatus()
     job = {"id": jobdir.identifier, "task_id": jobdir.task_id, "path": jobdir.relpath}
     job.update(status_columns(status))
-    rows = JobRows(
-        job,
-        results=read_results(jobdir) if _RESULTS in names else [],
-        attempts=attempt_rows(status),
-    )
+    rows = JobRows(job, attempts=attempt_rows(status))
+    if _RESULTS in names:
+        rows.results, rows.results_drop, rows.cursor, rows.results_replace = read_results_from(
+            jobdir, cursor
+        )
     if full:
         doc: Any = params
         if doc is None:
@@ -287,10 +392,13 @@ def _chunks(items: Sequence[str], n: int = 500) -> Iterator[Sequence[str]]:
         yield items[i : i + n]
 
 
-def write_jobs(conn: sqlite3.Connection, jobs: Sequence[JobRows], *, link: bool = True) -> None:
+def write_jobs(
+    conn: sqlite3.Connection, jobs: Sequence[JobRows], *, link: bool = True, tables: bool = True
+) -> None:
     """Upsert job rows and replace their params/tags/results/attempts (inside a
     transaction); ``link``: then point them at the run and git state of their latest
-    attempt (:func:`link_jobs`; a caller linking many jobs at once does it itself)."""
+    attempt (:func:`link_jobs`); ``tables``: then their rows in the per-task tables.  A
+    caller handling many jobs at once turns both off and does them itself, in that order."""
     if not jobs:
         return
     cols = ("id", "task_id", "path", *STATUS_COLUMNS)
@@ -307,8 +415,6 @@ def write_jobs(conn: sqlite3.Connection, jobs: Sequence[JobRows], *, link: bool 
         marks = ",".join("?" * len(chunk))
         conn.execute(f"DELETE FROM params WHERE job_id IN ({marks})", chunk)
         conn.execute(f"DELETE FROM tags WHERE job_id IN ({marks})", chunk)
-    for chunk in _chunks(ids):
-        conn.execute(f"DELETE FROM results WHERE job_id IN ({','.join('?' * len(chunk))})", chunk)
     conn.executemany(
         "INSERT OR REPLACE INTO params (job_id, path, value, type) VALUES (?, ?, ?, ?)",
         [(j.job["id"], *p) for j in full for p in j.params or ()],
@@ -317,15 +423,124 @@ def write_jobs(conn: sqlite3.Connection, jobs: Sequence[JobRows], *, link: bool 
         "INSERT OR REPLACE INTO tags (job_id, key, value, type) VALUES (?, ?, ?, ?)",
         [(j.job["id"], *t) for j in full for t in j.tags or ()],
     )
+    write_results(conn, jobs)
+    _write_attempts(conn, jobs, ids)
+    if link:
+        for chunk in _chunks(ids):
+            link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
+    if tables:
+        refresh_task_rows(conn, ids, known_values(jobs))
+
+
+def write_results(conn: sqlite3.Connection, jobs: Sequence[JobRows]) -> None:
+    """Replace or extend the ``results`` rows of ``jobs`` and record how far each
+    results.jsonl was read (``results_read``)."""
+    replaced = [j.job["id"] for j in jobs if j.results_replace]
+    for chunk in _chunks(replaced):
+        marks = ",".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM results WHERE job_id IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM results_read WHERE job_id IN ({marks})", chunk)
+    conn.executemany(
+        "DELETE FROM results WHERE job_id = ? AND key = ? AND seq = ?",
+        [(j.job["id"], key, seq) for j in jobs for key, seq in j.results_drop],
+    )
     conn.executemany(
         "INSERT OR REPLACE INTO results (job_id, seq, key, value, type, step, time) "
         "VALUES (:job_id, :seq, :key, :value, :type, :step, :time)",
         [r for j in jobs for r in j.results],
     )
-    _write_attempts(conn, jobs, ids)
-    if link:
-        for chunk in _chunks(ids):
-            link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
+    conn.executemany(
+        "INSERT OR REPLACE INTO results_read (job_id, bytes, lines, counts) VALUES (?, ?, ?, ?)",
+        [
+            (j.job["id"], j.cursor.bytes, j.cursor.lines, json.dumps(j.cursor.counts))
+            for j in jobs
+            if j.cursor is not None and j.cursor.bytes
+        ],
+    )
+
+
+def read_cursors(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, ResultsCursor]:
+    """The ``results_read`` rows of jobs ``ids`` (jobs without one are left out)."""
+    out = {}
+    for chunk in _chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        for job_id, size, lines, counts in conn.execute(
+            f"SELECT job_id, bytes, lines, counts FROM results_read WHERE job_id IN ({marks})",
+            chunk,
+        ):
+            try:
+                parsed = json.loads(counts)
+            except (TypeError, ValueError):
+                continue  # damaged: read that file from the start again
+            out[job_id] = ResultsCursor(size, lines, parsed)
+    return out
+
+
+def catch_up_results(
+    conn: sqlite3.Connection, jobdirs: Iterable[JobDir], cursors: dict[str, ResultsCursor]
+) -> dict[str, ResultsCursor]:
+    """Add to the index what jobs ``jobdirs`` appended to their results.jsonl since
+    ``cursors`` (read from ``results_read`` for jobs missing there), and their task-table
+    rows.  Returns the new cursors of the jobs that had new lines (inside a transaction)."""
+    dirs = list(jobdirs)
+    missing = [j.identifier for j in dirs if j.identifier not in cursors]
+    known = {**read_cursors(conn, missing), **cursors} if missing else cursors
+    updates = []
+    for jobdir in dirs:
+        cursor = known.get(jobdir.identifier)
+        try:
+            size = os.stat(jobdir.results).st_size
+        except OSError:
+            continue
+        if cursor is not None and size == cursor.bytes:
+            continue
+        rows = JobRows({"id": jobdir.identifier})
+        rows.results, rows.results_drop, rows.cursor, rows.results_replace = read_results_from(
+            jobdir, cursor
+        )
+        if rows.cursor is not None and cursor is not None and rows.cursor.bytes == cursor.bytes:
+            continue  # only part of a line so far
+        updates.append(rows)
+    if updates:
+        write_results(conn, updates)
+        refresh_task_rows(conn, [u.job["id"] for u in updates])
+    return {u.job["id"]: u.cursor for u in updates if u.cursor is not None}
+
+
+def catch_up_readers(db: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> None:
+    """For a reader (``xpm jobs list``, ``xpm results``): add what active ``jobs`` (rows
+    with ``id`` and ``task_id``) appended to their results.jsonl since the index last read
+    them (a detached run has no experiment process doing it).  A read-only index is left
+    as it is; writing only when a file grew."""
+    if not jobs:
+        return
+    from ..errors import IndexDatabaseError
+
+    dirs = [JobDir(db.workdir, j["task_id"], j["id"]) for j in jobs]
+    with db.errors():
+        cursors = read_cursors(db.conn, [d.identifier for d in dirs])
+    grown = []
+    for jobdir in dirs:
+        try:
+            size = os.stat(jobdir.results).st_size
+        except OSError:
+            continue
+        cursor = cursors.get(jobdir.identifier)
+        if size > (cursor.bytes if cursor is not None else 0):
+            grown.append(jobdir)
+    if not grown or db.readonly:
+        return
+    with contextlib.suppress(IndexDatabaseError):  # e.g. a read-only file: shown later
+        db.write(lambda conn: catch_up_results(conn, grown, cursors))
+
+
+def known_values(jobs: Iterable[JobRows]) -> dict[str, dict[tuple[str, str], Any]]:
+    """The task-table values of the jobs whose params, tags and results are all in memory."""
+    return {
+        j.job["id"]: values_of(j.params, j.tags or (), j.results)
+        for j in jobs
+        if j.params is not None and j.results_replace
+    }
 
 
 def _write_attempts(conn: sqlite3.Connection, jobs: Sequence[JobRows], ids: list[str]) -> None:
@@ -566,17 +781,24 @@ def _refill(index: IndexDB, runs: list[Any], jobdirs: list[JobDir], batch: int) 
     with index:
 
         def fill(conn: sqlite3.Connection) -> None:
+            drop_task_tables(conn)
             for name in TABLE_NAMES:
                 if name != "meta":
                     conn.execute(f'DELETE FROM "{name}"')
             write_runs(conn, runs)
             for start in range(0, len(jobdirs), batch):
-                write_jobs(conn, [read_job(j) for j in jobdirs[start : start + batch]], link=False)
+                write_jobs(
+                    conn,
+                    [read_job(j) for j in jobdirs[start : start + batch]],
+                    link=False,
+                    tables=False,
+                )
             conn.executemany(
                 "INSERT OR REPLACE INTO submissions (run, job_id, time) VALUES (?, ?, ?)",
                 [s for r in runs for s in r.submissions],
             )
             link_jobs(conn, "1")
+            refresh_task_rows(conn)
 
         index.write(fill)
         counts = {

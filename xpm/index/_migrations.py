@@ -41,8 +41,15 @@ def _to_2(conn: sqlite3.Connection) -> None:
     link_jobs(conn, "1")
 
 
+def _fill_task_tables(conn: sqlite3.Connection) -> None:
+    """Version 3 (per-task tables): build them from the jobs already in the index."""
+    from ._tasktables import refresh_task_rows
+
+    refresh_task_rows(conn)
+
+
 #: Extra steps of a migration to version N (run after its tables/columns/indexes exist).
-CUSTOM: dict[int, Migration] = {2: _to_2}
+CUSTOM: dict[int, Migration] = {2: _to_2, 3: _fill_task_tables}
 
 
 def migrate(

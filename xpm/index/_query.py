@@ -153,6 +153,9 @@ def list_jobs(
             for job in jobs:
                 if job["id"] in fresh:
                     job.update(fresh[job["id"]])
+            from ._ingest import catch_up_readers  # live results of running jobs
+
+            catch_up_readers(db, [j for j in jobs if j["state"] in ACTIVE_STATES])
         _attach_tags(db, jobs)
     return jobs
 
@@ -259,7 +262,7 @@ def reconcile(index: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> dict[str, di
 class Mismatch:
     """A difference between the index and the job directories."""
 
-    kind: str  # "missing-row", "missing-dir", "state", "corrupt"
+    kind: str  # "missing-row", "missing-dir", "state", "corrupt", "task-table"
     job: str  # "task_id/identifier" ("" for problems of the file itself)
     detail: str
 
@@ -271,8 +274,9 @@ def check(workdir: str | os.PathLike[str]) -> list[Mismatch]:
     """Every mismatch between the index of ``workdir`` and its job directories.
 
     Job directory without row, row without directory, state disagreeing (the directory's
-    state is the truth), and damage found by SQLite's ``quick_check``.  What a crashed run
-    left is settled first (:func:`settle_crashed_runs`); the rest is only read: fix it with
+    state is the truth), per-task tables disagreeing with the index's other tables, and
+    damage found by SQLite's ``quick_check``.  What a crashed run left is settled first
+    (:func:`settle_crashed_runs`); the rest is only read: fix it with
     :func:`~xpm.index.rebuild`.  An unreadable index raises
     :class:`~xpm.errors.IndexDatabaseError`.
     """
@@ -284,6 +288,10 @@ def check(workdir: str | os.PathLike[str]) -> list[Mismatch]:
             if problem[0] != "ok":
                 out.append(Mismatch("corrupt", "", str(problem[0])))
         rows = {r["id"]: dict(r) for r in db.query("SELECT id, task_id, state FROM jobs")}
+        from ._tasktables import mismatches
+
+        with db.errors():
+            derived = [Mismatch("task-table", what, detail) for what, detail in mismatches(db.conn)]
     seen: set[str] = set()
     for jobdir in iter_job_dirs(workdir):
         seen.add(jobdir.identifier)
@@ -304,4 +312,6 @@ def check(workdir: str | os.PathLike[str]) -> list[Mismatch]:
                     "missing-dir", f"{job['task_id']}/{ident}", "has a row but no job directory"
                 )
             )
-    return out
+    # A job already reported (its state differs...) differs in its task table too: once.
+    reported = {m.job for m in out}
+    return out + [m for m in derived if m.job not in reported]

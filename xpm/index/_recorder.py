@@ -18,21 +18,26 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._jobdir import TERMINAL_STATES, JobDir
 from ._db import IndexDB
 from ._ingest import (
     JobRows,
+    ResultsCursor,
     RunRows,
+    catch_up_results,
+    known_values,
     link_jobs,
+    read_cursors,
     read_job,
     read_run,
     write_jobs,
     write_runs,
     write_submissions,
 )
+from ._tasktables import refresh_task_rows
 
 if TYPE_CHECKING:
     from .._experiment import Experiment
-    from .._jobdir import JobDir
     from .._scheduler import Job
 
 log = logging.getLogger("xpm.index")
@@ -41,6 +46,8 @@ log = logging.getLogger("xpm.index")
 FLUSH_INTERVAL = 0.25
 #: Queued jobs that trigger a write before the interval ends.
 FLUSH_ROWS = 2000
+#: Seconds between two looks at the results.jsonl of running jobs (live results).
+LIVE_INTERVAL = 0.5
 
 
 class Recorder:
@@ -61,6 +68,10 @@ class Recorder:
         ] = {}
         self._subs: list[tuple[str, str, float | None]] = []
         self._done: set[str] = set()  # already DONE at submission, tags unchanged
+        # Live results: the jobs not ended yet, and how far their results.jsonl is indexed.
+        self._active: dict[str, JobDir] = {}
+        self._cursors: dict[str, ResultsCursor] = {}
+        self._live_at = 0.0
         self._record_mtime: int | None = None
         self._closed = False
         self._warned: set[str] = set()
@@ -88,6 +99,7 @@ class Recorder:
                 untouched,
             )
             self._subs.append((self.run_key, job.identifier, when))
+            self._track(job)
             if len(self._jobs) >= FLUSH_ROWS:
                 self._cond.notify_all()
 
@@ -103,8 +115,16 @@ class Recorder:
                 queued[3] if queued else None,
                 False,
             )
+            self._track(job)
             if len(self._jobs) >= FLUSH_ROWS:
                 self._cond.notify_all()
+
+    def _track(self, job: Job) -> None:
+        # (Under self._cond.)  Generated, done or failed jobs report nothing more.
+        if job.state in TERMINAL_STATES or job.state == "UNSCHEDULED" or job.already_done:
+            self._active.pop(job.identifier, None)
+        else:
+            self._active[job.identifier] = job.jobdir
 
     # --- writing ------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -125,18 +145,39 @@ class Recorder:
                 subs, self._subs = self._subs, []
                 done, self._done = self._done, set()
             run = self._read_run_if_changed()
-            if not jobs and not subs and run is None:
+            live = self._grown_results(jobs)
+            if not jobs and not subs and run is None and not live:
                 return
             try:
                 if subs:  # on disk first: the run record must hold what the index holds
                     self._xp._flush_submissions()
                 for identifier in self._recorded_done(done & jobs.keys()):
                     del jobs[identifier]
+                unknown = [i for i, q in jobs.items() if not q[4] and i not in self._cursors]
+                if unknown:
+                    with self.index.errors():
+                        self._cursors.update(read_cursors(self.index.conn, unknown))
                 rows = [
-                    read_job(jobdir, full=full, tags=tags, params=doc, untouched=untouched)
+                    read_job(
+                        jobdir,
+                        full=full,
+                        tags=tags,
+                        params=doc,
+                        untouched=untouched,
+                        cursor=self._cursors.get(jobdir.identifier),
+                    )
                     for jobdir, full, tags, doc, untouched in jobs.values()
                 ]
-                self.index.write(lambda conn: self._write(conn, run, rows, subs))
+                cursors = dict(self._cursors)
+                caught = self.index.write(
+                    lambda conn: self._write(conn, run, rows, subs, live, cursors)
+                )
+                self._cursors.update(caught)
+                for r in rows:
+                    if r.cursor is not None:
+                        self._cursors[r.job["id"]] = r.cursor
+                    if r.job.get("state") in TERMINAL_STATES:
+                        self._cursors.pop(r.job["id"], None)  # nothing more comes
             except Exception as e:  # noqa: BLE001 - the index is derived: never fail a job
                 self.failures += 1
                 if self._record_mtime is not None and run is not None:
@@ -180,21 +221,47 @@ class Recorder:
         sql = "SELECT id FROM jobs WHERE state = 'DONE' AND id IN ({ids})"
         return {row[0] for row in rows_for_jobs(self.index, sql, sorted(candidates))}
 
+    def _grown_results(self, queued: dict[str, Any]) -> list[JobDir]:
+        """Running jobs (not queued anyway) whose results.jsonl grew since it was read;
+        looked at every :data:`LIVE_INTERVAL` seconds: one stat per running job."""
+        now = time.monotonic()
+        if now - self._live_at < LIVE_INTERVAL:
+            return []
+        self._live_at = now
+        with self._cond:
+            active = [d for i, d in self._active.items() if i not in queued]
+        grown = []
+        for jobdir in active:
+            try:
+                size = jobdir.results.stat().st_size
+            except OSError:
+                continue
+            cursor = self._cursors.get(jobdir.identifier)
+            if cursor is None or size > cursor.bytes:
+                grown.append(jobdir)
+        return grown
+
     @staticmethod
     def _write(
         conn: sqlite3.Connection,
         run: RunRows | None,
         rows: list[JobRows],
         subs: list[tuple[str, str, float | None]],
-    ) -> None:
+        live: list[JobDir],
+        cursors: dict[str, ResultsCursor],
+    ) -> dict[str, ResultsCursor]:
         if run is not None:
             write_runs(conn, [run])
-        write_jobs(conn, rows, link=False)
+        write_jobs(conn, rows, link=False, tables=False)
         write_submissions(conn, subs, link=False)
         ids = sorted({r.job["id"] for r in rows} | {s[1] for s in subs})
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
+        refresh_task_rows(
+            conn, [r.job["id"] for r in rows] + [s[1] for s in subs], known_values(rows)
+        )
+        return catch_up_results(conn, live, cursors) if live else {}
 
     def _read_run_if_changed(self) -> RunRows | None:
         try:

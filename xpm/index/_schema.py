@@ -357,6 +357,62 @@ TABLES: tuple[Table, ...] = (
         ("job_id", "seq", "key"),
         without_rowid=True,
     ),
+    Table(
+        "task_tables",
+        "One row per task type with jobs in the index: the name of its per-task table (one "
+        "row per job, a column per parameter, tag and latest result; see "
+        '"One table per task" above).',
+        (
+            _c("task_id", "TEXT", "Task type id.", since=3),
+            _c(
+                "name",
+                "TEXT",
+                "Name of its table: the last part of the task id (`evaluate`) unless another "
+                "task or a table of the index has it, then the whole task id.",
+                since=3,
+            ),
+        ),
+        ("task_id",),
+        since=3,
+    ),
+    Table(
+        "task_columns",
+        "The columns of each per-task table after the fixed ones: where each comes from.",
+        (
+            _c("task_id", "TEXT", "Task type id.", references="task_tables.task_id", since=3),
+            _c("kind", "TEXT", "`result`, `tag` or `param`.", since=3),
+            _c("key", "TEXT", "Result name, tag name or dotted parameter path.", since=3),
+            _c(
+                "name",
+                "TEXT",
+                "Column name in the task's table: the key itself, or `kind:key` when a "
+                "fixed column, a result or a tag already has that name.",
+                since=3,
+            ),
+        ),
+        ("task_id", "kind", "key"),
+        since=3,
+        without_rowid=True,
+    ),
+    Table(
+        "results_read",
+        "How much of each job's results.jsonl is in the index (results are read from there "
+        "on, while the job runs).",
+        (
+            _c("job_id", "TEXT", "The job.", references="jobs.id", since=3),
+            _c("bytes", "INTEGER", "Bytes of results.jsonl read (whole lines only).", since=3),
+            _c("lines", "INTEGER", "Lines read: the `seq` of the next report.", since=3),
+            _c(
+                "counts",
+                "TEXT",
+                "Reports per result key so far, as a JSON object (for the per-key cap).",
+                since=3,
+            ),
+        ),
+        ("job_id",),
+        since=3,
+        without_rowid=True,
+    ),
 )
 
 VIEWS: tuple[View, ...] = (

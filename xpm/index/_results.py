@@ -1,0 +1,431 @@
+"""A sweep as one table: the rows of a task table, filtered, sorted and grouped.
+
+:func:`results` is ``xpm.results(...)`` and what ``xpm results`` prints.  User text never
+becomes SQL: ``--where`` is parsed here into (column, operator, value) triples, columns are
+checked against the task table (a near miss gets "did you mean"), and values are bound
+parameters.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UsageError
+from ._tasktables import TaskTable, quote, task_tables
+
+if TYPE_CHECKING:
+    import pandas
+
+    from ._db import IndexDB
+
+#: Operators of ``--where`` (SQL spelling).
+OPERATORS = {
+    "=": "=",
+    "==": "=",
+    "!=": "!=",
+    "<>": "!=",
+    "<": "<",
+    "<=": "<=",
+    ">": ">",
+    ">=": ">=",
+}
+#: Aggregations of ``--agg``.
+AGGREGATES = ("mean", "std", "min", "max", "count", "median")
+
+_NAME = r'"(?:[^"]|"")+"|`[^`]+`|[A-Za-z_][\w.:~-]*'
+_CONDITION = re.compile(rf"^\s*({_NAME})\s*(==|!=|<>|<=|>=|=|<|>)\s*(.*?)\s*$", re.S)
+
+
+class ResultRows(list[dict[str, Any]]):
+    """Rows of :func:`results` (dicts), with the column order and a pandas conversion."""
+
+    def __init__(self, rows: Sequence[dict[str, Any]], columns: Sequence[str], task: str):
+        super().__init__(rows)
+        self.columns = list(columns)
+        self.task = task
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """The rows as a pandas DataFrame (columns in order; pandas infers their types).
+
+        pandas is optional: ``pip install pandas`` when this raises ImportError.
+        """
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError(
+                "ResultRows.to_pandas() needs pandas, an optional dependency: pip install pandas"
+            ) from None
+        return pandas.DataFrame.from_records(list(self), columns=self.columns)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One parsed comparison of ``--where``: a checked column, an SQL operator, a value."""
+
+    column: str
+    op: str
+    value: Any
+
+
+# --- parsing ---------------------------------------------------------------------------------
+def split_conditions(text: str) -> list[str]:
+    """``a=1, b>2 and c='x, y'`` -> its comparisons (commas and ``and`` outside quotes)."""
+    parts, current, quote_char = [], [], ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote_char:
+            current.append(ch)
+            if ch == quote_char:
+                quote_char = ""
+        elif ch in "'\"`":
+            quote_char = ch
+            current.append(ch)
+        elif ch == ",":
+            parts.append("".join(current))
+            current = []
+        elif re.match(r"\s+and\s+", text[i:], re.I) and current:
+            parts.append("".join(current))
+            current = []
+            i += len(re.match(r"\s+and\s+", text[i:], re.I).group(0))  # type: ignore[union-attr]
+            continue
+        else:
+            current.append(ch)
+        i += 1
+    if quote_char:
+        raise UsageError(f"--where {text!r}: a quote {quote_char} is not closed")
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_value(text: str) -> Any:
+    """A ``--where`` value: quoted text as it is, numbers, true/false (1/0), null (None)."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    low = text.lower()
+    if low in ("true", "false"):
+        return 1 if low == "true" else 0
+    if low in ("null", "none"):
+        return None
+    for convert in (int, float):
+        try:
+            value = convert(text)
+        except ValueError:
+            continue
+        if isinstance(value, float) and math.isnan(value):
+            break
+        return value
+    return text
+
+
+def resolve_column(table: TaskTable, name: str, what: str = "column") -> str:
+    """The column of ``table`` that ``name`` means: its name (any case), or the key of one
+    column (``n_layers`` for the parameter ``model.n_layers`` when only one ends so)."""
+    if len(name) >= 2 and name[0] == name[-1] and name[0] in '"`':
+        name = name[1:-1].replace('""', '"')
+    lowered = {c.lower(): c for c in table.columns}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    by_key = [c for c, (_, key) in table.kinds.items() if key.lower() == name.lower()]
+    if len(by_key) == 1:
+        return by_key[0]
+    by_tail = [
+        c
+        for c, (kind, key) in table.kinds.items()
+        if kind == "param" and key.lower().rsplit(".", 1)[-1] == name.lower()
+    ]
+    if len(by_tail) == 1:
+        return by_tail[0]
+    close = difflib.get_close_matches(name, table.columns, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    ambiguous = f"it may be {', '.join(by_key or by_tail)}; " if by_key or by_tail else ""
+    raise UsageError(
+        f"unknown {what} {name!r} in the table {table.name!r} of task {table.task_id}: "
+        f"{ambiguous}{hint}`xpm query --schema` lists its columns"
+    )
+
+
+def parse_where(table: TaskTable, text: str) -> list[Condition]:
+    """The comparisons of a ``--where`` text, columns checked against ``table``."""
+    out = []
+    for part in split_conditions(text):
+        match = _CONDITION.match(part)
+        if match is None or not match.group(3):
+            raise UsageError(
+                f"--where {part!r}: write COLUMN OP VALUE with OP one of "
+                "= != < <= > >= (e.g. lr>0.01, optimizer=adam, name='a b')"
+            )
+        column = resolve_column(table, match.group(1))
+        out.append(Condition(column, OPERATORS[match.group(2)], parse_value(match.group(3))))
+    return out
+
+
+# --- the query -------------------------------------------------------------------------------
+def _find_table(
+    tables: list[TaskTable], task: str | None, experiment_ids: set[str] | None
+) -> TaskTable:
+    if not tables:
+        raise UsageError("the index has no jobs yet: run an experiment first")
+    if task:
+        low = task.lower()
+        for t in tables:
+            if low in (t.name.lower(), t.task_id.lower()):
+                return t
+        tails = [t for t in tables if t.task_id.lower().rsplit(".", 1)[-1] == low]
+        if len(tails) == 1:
+            return tails[0]
+        names = [t.name for t in tables]
+        close = difflib.get_close_matches(task, names, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise UsageError(f"no task {task!r} in the index: {hint}tasks: {', '.join(names)}")
+    candidates = [t for t in tables if experiment_ids is None or t.task_id in experiment_ids]
+    with_results = [t for t in candidates if any(k[0] == "result" for k in t.kinds.values())]
+    if len(candidates) == 1:
+        return candidates[0]
+    if len(with_results) == 1:
+        return with_results[0]
+    listed = ", ".join(t.name for t in (with_results or candidates))
+    raise UsageError(f"several tasks have results ({listed}): name one, e.g. `xpm results TASK`")
+
+
+def default_columns(table: TaskTable, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What a person comparing runs wants to see: id, state, the tags, the parameters that
+    vary (and are not tags), the results, the duration."""
+    kinds = {c: table.kinds.get(c, ("job", c))[0] for c in table.columns}
+    ordered = sorted(table.columns, key=lambda c: table.kinds.get(c, ("", c))[1].lower())
+    tags = [c for c in ordered if kinds[c] == "tag"]
+    tagged = {table.kinds[c][1] for c in tags}
+    varying = [
+        c
+        for c in ordered
+        if kinds[c] == "param"
+        and table.kinds[c][1].rsplit(".", 1)[-1] not in tagged
+        and len({repr(r.get(c)) for r in rows}) > 1
+    ]
+    results_ = [c for c in ordered if kinds[c] == "result"]
+    return ["id", "state", *tags, *varying, *results_, "duration"]
+
+
+def _aggregate(values: list[Any], how: str) -> Any:
+    if how == "count":
+        return len(values)
+    numbers = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if not numbers:
+        return None
+    if how == "mean":
+        return sum(numbers) / len(numbers)
+    if how == "std":
+        if len(numbers) < 2:
+            return None
+        mean = sum(numbers) / len(numbers)
+        return math.sqrt(sum((x - mean) ** 2 for x in numbers) / (len(numbers) - 1))
+    if how == "min":
+        return min(numbers)
+    if how == "max":
+        return max(numbers)
+    numbers.sort()
+    mid = len(numbers) // 2
+    return numbers[mid] if len(numbers) % 2 else (numbers[mid - 1] + numbers[mid]) / 2
+
+
+def group_rows(
+    rows: Sequence[Mapping[str, Any]],
+    by: Sequence[str],
+    columns: Sequence[str],
+    aggs: Sequence[str],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows grouped by the ``by`` columns, each of ``columns`` aggregated as ``aggs`` say
+    (``accuracy_mean``, ``accuracy_std``...; ``count``: rows in the group)."""
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for member in rows:
+        groups.setdefault(tuple(member.get(c) for c in by), []).append(member)
+    value_aggs = [a for a in aggs if a != "count"]
+    out_columns = [*by, *(f"{c}_{a}" for c in columns for a in value_aggs)]
+    if "count" in aggs:
+        out_columns.append("count")
+    out: list[dict[str, Any]] = []
+    for key, members in groups.items():
+        row: dict[str, Any] = dict(zip(by, key, strict=True))
+        for c in columns:
+            for a in value_aggs:
+                row[f"{c}_{a}"] = _aggregate([m.get(c) for m in members], a)
+        if "count" in aggs:
+            row["count"] = len(members)
+        out.append(row)
+    return out, out_columns
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # NULLs last, numbers before text, whatever the order asked.
+    if value is None:
+        return (2, 0)
+    if isinstance(value, (int, float)):
+        return (0, value)
+    return (1, str(value))
+
+
+def query_results(
+    db: IndexDB,
+    *,
+    task: str | None = None,
+    experiment: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    where: str | Sequence[str] | None = None,
+    sort: str | Sequence[str] | None = None,
+    columns: str | Sequence[str] | None = None,
+    group_by: str | Sequence[str] | None = None,
+    agg: str | Sequence[str] | None = None,
+) -> ResultRows:
+    """The rows of one task table as :func:`results` describes them, on an open index."""
+    with db.errors():
+        tables = task_tables(db.conn)
+        experiment_tasks = None
+        if experiment:
+            experiment_tasks = {
+                r[0]
+                for r in db.conn.execute(
+                    "SELECT DISTINCT j.task_id FROM jobs j JOIN submissions s ON s.job_id = j.id "
+                    "JOIN runs r ON r.id = s.run WHERE r.experiment = ?",
+                    (experiment,),
+                )
+            }
+        table = _find_table(tables, task, experiment_tasks)
+        conditions: list[str] = []
+        params: list[Any] = []
+        if experiment:
+            conditions.append(
+                "id IN (SELECT s.job_id FROM submissions s JOIN runs r ON r.id = s.run "
+                "WHERE r.experiment = ?)"
+            )
+            params.append(experiment)
+        for key, value in (tags or {}).items():
+            column = _tag_column(table, str(key))
+            from ._query import parse_tag_value
+
+            values = parse_tag_value(value) if isinstance(value, str) else [value]
+            conditions.append(f"{quote(column)} IN ({','.join('?' * len(values))})")
+            params += values
+        for text in [where] if isinstance(where, str) else list(where or ()):
+            for c in parse_where(table, text):
+                if c.value is None:
+                    conditions.append(f"{quote(c.column)} IS {'NOT ' if c.op == '!=' else ''}NULL")
+                elif c.op in ("=", "!=") and isinstance(c.value, str):
+                    # Text from the command line also matches typed values ("3" matches 3).
+                    from ._query import parse_tag_value
+
+                    values = parse_tag_value(c.value)
+                    neg = "NOT " if c.op == "!=" else ""
+                    conditions.append(f"{quote(c.column)} {neg}IN ({','.join('?' * len(values))})")
+                    params += values
+                else:
+                    conditions.append(f"{quote(c.column)} {c.op} ?")
+                    params.append(c.value)
+        order = []
+        for item in _names(sort):
+            desc = item.startswith("-")
+            column = resolve_column(table, item.lstrip("-+"), "sort column")
+            order.append((column, desc))
+        sql = f"SELECT * FROM {quote(table.name)}"
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        # NULLs last whatever the direction; then oldest first, as runs were started.
+        sql += " ORDER BY " + ", ".join(
+            [f"{quote(c)} IS NULL, {quote(c)} {'DESC' if d else 'ASC'}" for c, d in order]
+            + ["start_time IS NULL, start_time", "id"]
+        )
+        rows = db.query_dicts(sql, params)
+    if group_by:
+        by = [resolve_column(table, c, "group-by column") for c in _names(group_by)]
+        aggs = _names(agg) or ["mean", "std", "count"]
+        bad = [a for a in aggs if a not in AGGREGATES]
+        if bad:
+            raise UsageError(f"--agg {bad[0]!r}: use some of {', '.join(AGGREGATES)}")
+        if columns:
+            chosen = [resolve_column(table, c) for c in _names(columns)]
+        else:
+            chosen = [c for c in table.columns if table.kinds.get(c, ("",))[0] == "result"]
+        grouped, out_columns = group_rows(rows, by, [c for c in chosen if c not in by], aggs)
+        grouped.sort(key=lambda r: tuple(_sort_key(r.get(c)) for c in by))
+        for column, desc in reversed(order):  # stable sorts: the first key last
+            if column in by:
+                keyed = [(_sort_key(r.get(column)), r) for r in grouped]
+                keyed.sort(key=lambda pair: pair[0], reverse=desc)
+                grouped = [r for _, r in keyed]
+        return ResultRows(grouped, out_columns, table.task_id)
+    if agg:
+        raise UsageError("--agg needs --group-by (e.g. --group-by lr --agg mean,std)")
+    if columns:
+        names = _names(columns)
+        shown = list(table.columns) if names == ["*"] else [resolve_column(table, c) for c in names]
+    else:
+        shown = default_columns(table, rows)
+    return ResultRows([{c: r.get(c) for c in shown} for r in rows], shown, table.task_id)
+
+
+def _tag_column(table: TaskTable, key: str) -> str:
+    for column, (kind, k) in table.kinds.items():
+        if kind == "tag" and k == key:
+            return column
+    tags = [k for kind, k in table.kinds.values() if kind == "tag"]
+    close = difflib.get_close_matches(key, tags, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    raise UsageError(
+        f"--tag {key}: task {table.task_id} has no tag {key!r}: {hint}"
+        f"its tags: {', '.join(tags) or '(none)'}"
+    )
+
+
+def _names(value: str | Sequence[str] | None) -> list[str]:
+    items = [value] if isinstance(value, str) else list(value or ())
+    return [n.strip() for item in items for n in item.split(",") if n.strip()]
+
+
+def results(
+    workdir: str | os.PathLike[str],
+    task: str | None = None,
+    experiment: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    where: str | Sequence[str] | None = None,
+    **options: Any,
+) -> ResultRows:
+    """The results of a sweep as rows: one dict per job of ``task`` (a task id, its last
+    part or its table name; may be omitted when only one task has results).
+
+    ``experiment``: jobs submitted by a run of it; ``tags``: ``{"lr": 0.1}``; ``where``:
+    comparisons such as ``"lr>0.01, optimizer=adam"`` (see ``xpm results --help``);
+    ``options``: ``sort``, ``columns``, ``group_by``, ``agg`` as on the command line.
+    ``.to_pandas()`` gives a DataFrame when pandas is installed.
+    """
+    from ._db import IndexDB, index_path
+
+    path = index_path(Path(workdir))
+    # Writable when it may be: running jobs' states and new results are recorded first.
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    index = IndexDB(Path(workdir), readonly=not writable)
+    with index:
+        settle_active(index)
+        return query_results(
+            index, task=task, experiment=experiment, tags=tags, where=where, **options
+        )
+
+
+def settle_active(index: IndexDB) -> None:
+    """Reconcile the jobs the index says are active with their directories and add the
+    results they appended since (see :func:`~xpm.index._query.reconcile`)."""
+    from ._ingest import catch_up_readers
+    from ._query import ACTIVE_STATES, reconcile
+
+    with index.errors():
+        active = index.query_dicts(
+            f"SELECT * FROM jobs WHERE state IN ({','.join('?' * len(ACTIVE_STATES))})",
+            ACTIVE_STATES,
+        )
+    reconcile(index, active)
+    catch_up_readers(index, active)
