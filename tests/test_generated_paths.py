@@ -79,7 +79,7 @@ def test_sibling_generated_paths_get_their_own_places(workdir: Path) -> None:
         x=7,
         validation=Validation(),
         validations=[Validation(), Validation()],
-        by_name={"a": Validation(), "../b/": Validation()},
+        by_name={"a": Validation(), "../b/": Validation(), "": Validation(), "\0": Validation()},
     )
     before = task.__identifier__().hex
     with run_xp(workdir) as xp:
@@ -94,13 +94,15 @@ def test_sibling_generated_paths_get_their_own_places(workdir: Path) -> None:
         "validations/1/index",
         "by_name/a/index",
         "by_name/..%2Fb%2F/index",
+        "by_name/%/index",  # the empty key
+        "by_name/%00/index",  # a NUL: not the same place as the empty key
     }
     assert set(files_under(root)) >= expected
     for name in expected:
         assert (root / name).read_text() == "7\n"
     paths = [task.validation.index, *(v.index for v in task.validations)]
     paths += [v.index for v in task.by_name.values()]
-    assert len(set(paths)) == 5
+    assert len(set(paths)) == 7
     assert all(p.is_relative_to(root) for p in paths)
 
 

@@ -183,3 +183,12 @@ def test_a_snapshot_that_cannot_be_made_still_records_the_rest(
     warned = [line for line in lines if "no snapshot" in line]
     assert len(warned) == 1, lines
     assert "commit, branch and diff are recorded" in warned[0]
+
+    # The code as it ran is the commit plus that diff: reproduce applies it (before, it
+    # checked out the clean commit, code that never produced the job's results).
+    from xpm.git import reproduce
+
+    job = next((repo / "xpm-workdir" / "jobs" / f"{module}.first").iterdir())
+    made = reproduce(job, tmp_path / "reproduced")
+    assert (made.worktrees[str(repo)] / "lib.py").read_text() == content
+    assert any("no snapshot could be made" in c for c in made.commands)

@@ -116,6 +116,7 @@ def checkout_commands(states: list[GitState], dest: str) -> tuple[list[str], lis
             "branch": s.branch,
             "dirty": s.dirty,
             "snapshot": s.snapshot,
+            "snapshot_error": s.snapshot_error,
             "dirty_files": s.dirty_files(),
         }
         for s in states

@@ -198,7 +198,8 @@ def _path_component(key: Any) -> str:
 
     escaped = quote(text, safe="")
     if escaped in ("", ".", ".."):
-        escaped = escaped.replace(".", "%2E") or "%00"
+        # "%" alone never comes out of quote() (it escapes "%"): the empty key gets it.
+        escaped = escaped.replace(".", "%2E") or "%"
     return escaped
 
 

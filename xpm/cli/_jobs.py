@@ -253,7 +253,13 @@ def show(job: str, workdir: Path | None, as_json: bool) -> None:
     label = "git (code of this attempt):" if details["launched"] else "git (not launched yet):"
     out += ["", label if details["git"] else "git: not recorded"]
     for g in details["git"]:
-        dirty = f" dirty (snapshot {g['snapshot']})" if g["dirty"] else " clean"
+        if not g["dirty"]:
+            dirty = " clean"
+        elif g["snapshot"]:
+            dirty = f" dirty (snapshot {g['snapshot']})"
+        else:
+            why = g.get("snapshot_error") or "git could not make it"
+            dirty = f" dirty (no snapshot: {why}; the diff is recorded)"
         out.append(f"  {g['repo']}  commit {g['commit']}  branch {g['branch'] or '-'}{dirty}")
     out += ["", "paths:"]
     out += [f"  {name:<9} {path}" for name, path in details["paths"].items()]

@@ -137,6 +137,18 @@ def reproduce_commands(state: GitState, dest: str | os.PathLike[str]) -> list[st
     commands = [
         f"git -C {shlex.quote(state.repo)} worktree add --detach {shlex.quote(os.fspath(dest))} {sha}"
     ]
+    if state.dirty and state.snapshot is None:
+        why = f" ({state.snapshot_error})" if state.snapshot_error else ""
+        if state.diff:
+            commands.append(
+                f"# no snapshot could be made{why}: the recorded diff of the tracked files is "
+                "applied on top (`git apply`); untracked files were not kept"
+            )
+        else:
+            commands.append(
+                f"# no snapshot could be made{why} and no diff was recorded: this is the commit "
+                "without the uncommitted changes the run had"
+            )
     for large in state.large_untracked:
         commands.append(
             f"# not in the snapshot (over the size limit): {large['path']}"
@@ -202,6 +214,19 @@ def reproduce(
             continue
         git(state.repo, "worktree", "add", "--detach", str(worktrees[state.repo]), sha)
         commands.extend(reproduce_commands(state, worktrees[state.repo]))
+        if state.dirty and state.snapshot is None and state.diff:
+            # No snapshot could be made: the commit alone is not the code that ran; the
+            # recorded diff of the tracked files is (untracked files were not kept).
+            try:
+                git(
+                    worktrees[state.repo], "apply", "--whitespace=nowarn", input=state.diff.encode()
+                )
+            except GitError as e:
+                raise GitError(
+                    f"{state.repo}: the run recorded no snapshot ({state.snapshot_error}) and its "
+                    f"recorded diff does not apply to {sha[:12]} ({e}); the worktree at "
+                    f"{worktrees[state.repo]} holds the commit without the uncommitted changes"
+                ) from None
     result = Reproduction(worktrees=worktrees, commands=commands, states=states)
     if job is not None:
         wd = Path(rerun_workdir) if rerun_workdir else dest.with_name(dest.name + ".workdir")
