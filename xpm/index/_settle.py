@@ -26,6 +26,7 @@ from .._jobdir import TERMINAL_STATES, atomic_write_text, iter_job_dirs, process
 from ..errors import IndexDatabaseError
 from ._db import IndexDB, index_path
 from ._ingest import JobRows, RunRows, link_jobs, read_job, read_run, write_jobs, write_runs
+from ._tasktables import refresh_task_rows
 
 #: The outcome recorded in the run record of a run whose process died without closing it.
 RUN_LOST = "lost: the experiment process ended without closing its run"
@@ -101,7 +102,9 @@ def _settle(db: IndexDB, crashed: list[dict[str, Any]], echo: Callable[[str], No
 
     def write(conn: Any) -> None:
         write_runs(conn, runs)
-        write_jobs(conn, stale)
+        # Linked and tabled below, once the submissions are right (the order rebuild uses).
+        write_jobs(conn, stale, link=False, tables=False)
+        touched: set[str] = set()
         for run in runs:
             # The record is the truth: the run's submissions are exactly those it holds.
             key = run.run["id"]
@@ -113,15 +116,13 @@ def _settle(db: IndexDB, crashed: list[dict[str, Any]], echo: Callable[[str], No
                 "INSERT OR REPLACE INTO submissions (run, job_id, time) VALUES (?, ?, ?)",
                 run.submissions,
             )
-            ids = sorted({*before, *(s[1] for s in run.submissions)})
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
-        if stale:
-            ids = [r.job["id"] for r in stale]
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
+            touched.update(before, (s[1] for s in run.submissions))
+        touched.update(r.job["id"] for r in stale)
+        ids = sorted(touched)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
+        refresh_task_rows(conn, ids)
 
     db.write(write)
     names = ", ".join(f"{r['id']} (process {r['pid']})" for r in crashed)
