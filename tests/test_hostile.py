@@ -410,6 +410,61 @@ def test_disk_full_while_jobs_write(project: Path, tmp_path: Path, mounts: list[
     _recovers(project, disk, workdir, *args)
 
 
+API_FILL = """
+import sys
+from pathlib import Path
+
+from xpm import Experiment, Param, Task
+from xpm.errors import StorageError
+
+
+class Fill(Task):
+    i: Param[int]
+
+    def execute(self) -> None:
+        pass
+
+
+try:
+    with Experiment(Path(sys.argv[1]), "api", "generate") as xp:
+        for i in range(200):
+            Fill(i=i).submit()
+except StorageError as error:
+    print("storage:", error)
+    sys.exit(7)
+"""
+
+
+def test_disk_full_through_the_python_api(tmp_path: Path, mounts: list[Path]) -> None:
+    """Not only the CLI: ``with Experiment(...)`` ends in a StorageError saying where the
+    jobs are, never a bare OSError."""
+    script = tmp_path / "fill.py"
+    script.write_text(API_FILL)
+    disk = small_disk(tmp_path / "disk", "128k", mounts)
+    workdir = disk / "workdir"
+    result = subprocess.run(
+        [sys.executable, str(script), str(workdir)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 7, result.stdout + result.stderr
+    assert f"no space left on the file system at {disk}" in result.stdout
+    assert f"job(s) are in {workdir / 'jobs'}" in result.stdout or "no job of this run" in (
+        result.stdout
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_an_int_beyond_float_range_is_a_config_error() -> None:
+    class Scaled(Task):
+        factor: Param[float]
+
+    with pytest.raises(
+        ConfigError, match=r"Scaled\.factor: expected float \(this int is too large"
+    ):
+        Scaled(factor=10**400)
+    with pytest.raises(ConfigError, match="integer"):
+        Scaled(factor=10**5000)
+
+
 @pytest.fixture
 def readonly_workdir(indexed: Path, tmp_path: Path, mounts: list[Path]) -> Path:
     """``indexed`` seen through a read-only bind mount (a colleague's results)."""

@@ -216,6 +216,15 @@ class Experiment:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        try:
+            self._close(exc_type)
+        except Exception as error:
+            self._raise_storage_error(error)
+            raise
+        self._raise_storage_error(exc)
+
+    def _close(self, exc_type: type[BaseException] | None) -> None:
+        """Wait for the jobs (or cancel them after ``exc_type``), then record the run's end."""
         stopped: type[BaseException] | None = None  # Ctrl-C or a stop signal while waiting
         try:
             if exc_type is None:
@@ -256,6 +265,22 @@ class Experiment:
                 raise write_error
         if exc_type is None:
             self._summarize()
+
+    def _raise_storage_error(self, failure: BaseException | None) -> None:
+        """A full or read-only file system ends the run with a :class:`StorageError` saying
+        where its jobs were left, for the Python API as for the CLI (never a bare OSError)."""
+        from .errors import XpmError
+
+        if failure is None or isinstance(failure, XpmError):
+            return
+        from ._storage import first_storage_error, storage_error
+
+        full = first_storage_error(failure)
+        if full is not None:
+            states = [job.state for job in self.jobs.values()]
+            raise storage_error(
+                full, self.workdir, experiment=self.name, job_states=states
+            ) from failure
 
     def _handle_stop_signals(self, raise_them: bool) -> None:
         """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (``raise_them``),

@@ -48,7 +48,10 @@ def describe_value(value: Any) -> str:
     reads as a typo)."""
     if value is None:
         return "None"
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int over Python's 4,300-digit str limit
+        text = f"<{value.bit_length()}-bit integer>" if isinstance(value, int) else "<unprintable>"
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
@@ -141,7 +144,15 @@ class _Scalar(ValueType):
             return value
         if not self._check(value):
             raise Mismatch(self.name, value)
-        return self._cast(value) if self._cast is not None else value
+        if self._cast is None:
+            return value
+        try:
+            return self._cast(value)
+        except OverflowError:
+            # An int beyond float range (10**400): a mismatch, not a crash deep in the caller.
+            raise Mismatch(
+                f"{self.name} (this int is too large for a float: at most about 1.8e308)", value
+            ) from None
 
 
 class _PathType(ValueType):

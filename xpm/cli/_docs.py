@@ -38,6 +38,9 @@ A workdir on a read-only file system (a colleague's results mounted read-only) c
 `xpm jobs list`, `xpm jobs show`, `xpm jobs log`, `xpm query`, `xpm index check` and
 `xpm serve` work there; commands that must write exit 3.
 
+The Python API raises the same errors: `with Experiment(...)` on a full or read-only disk
+ends in `xpm.errors.StorageError` with the same message, never a bare `OSError`.
+
 ## Shell completion
 
 click's built-in completion works for commands, options and choices.  Add one line to your

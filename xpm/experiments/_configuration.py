@@ -258,11 +258,6 @@ def _convert_leaf(tp: Any, value: Any, path: str) -> Any:
         return checker.convert(unwrap(value))
     except Mismatch as error:
         raise _mismatch(path + error.path, error.expected, error.value) from None
-    except OverflowError:  # an integer beyond the range of a float
-        raise ConversionError(
-            path,
-            f"key {path!r}: {describe_value(value)} is too large for a float (at most about 1.8e308)",
-        ) from None
 
 
 def _mismatch(path: str, expected: str, value: Any) -> ConversionError:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError, StorageError, UsageError
 
 if TYPE_CHECKING:
     from .._experiment import Experiment
@@ -193,6 +193,8 @@ def run_prepared(
             except ConfigError as error:
                 _add_user_location(error)
                 raise
+    except StorageError:
+        raise
     except Exception as error:
         from .._storage import first_storage_error, storage_error
 
