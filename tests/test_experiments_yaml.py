@@ -18,7 +18,6 @@ from xpm.cli import cli
 from xpm.errors import ConfigError, UsageError
 from xpm.experiments import (
     DEFAULT_WORKDIR,
-    RUN_MODES,
     configuration,
     load_yaml,
     prepare,
@@ -521,16 +520,6 @@ def test_override_values_are_yaml() -> None:
     assert parse_override("s=")[1].parsed is None
     with pytest.raises(UsageError):
         parse_override("no-equals")
-
-
-def test_run_modes_agree() -> None:
-    from xpm._experiment import RUN_MODES as EXPERIMENT_RUN_MODES
-    from xpm.cli import _run
-    from xpm.experiments import DIRTY_GIT_MODES
-
-    assert RUN_MODES == EXPERIMENT_RUN_MODES
-    assert _run._RUN_MODES == RUN_MODES
-    assert _run._DIRTY_GIT == DIRTY_GIT_MODES
 
 
 def test_help_and_experiments_import_stay_light() -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ._current import ACTIVE, current_experiment
 from ._jobdir import JobDir, atomic_write_text, tags_text, this_process
 from ._scheduler import Job, Scheduler
+from ._vocabulary import RUN_MODES, RUNS, experiments_root
 from .errors import ExperimentError, JobDirectoryError, JobsFailedError
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from ._task import Task
     from .launchers._base import Launcher
 
-RUN_MODES = ("normal", "generate", "dry-run")
 #: Failed jobs the end-of-run summary names one by one; the rest are counted.
 FAILED_SHOWN = 20
 _RUN_SEQUENCE = itertools.count()
@@ -172,7 +172,7 @@ class Experiment:
     @property
     def run_dir(self) -> Path:
         """Where this experiment's run records live: ``WORKDIR/experiments/<name>/``."""
-        return self.workdir / "experiments" / self.name
+        return experiments_root(self.workdir) / self.name
 
     def add_submit_listener(self, listener: Callable[[Job], None]) -> None:
         """Call ``listener(job)`` for each new job of this run (after its directory exists)."""
@@ -557,7 +557,7 @@ class Experiment:
 
     def _progress_line(self) -> str:
         c = self.counts()
-        waiting = c.get("WAITING", 0) + c.get("READY", 0) + c.get("UNSCHEDULED", 0)
+        waiting = c.get("WAITING", 0) + c.get("UNSCHEDULED", 0)
         return (
             f"xpm {self.name}: {c.get('DONE', 0) + c.get('ALREADY_DONE', 0)} done, "
             f"{c.get('RUNNING', 0) + c.get('SUBMITTED', 0)} running, "
@@ -639,7 +639,7 @@ class Experiment:
             "pid_start": this_process()["start"],
             **self.info,
         }
-        runs = self.run_dir / "runs"
+        runs = self.run_dir / RUNS
         runs.mkdir(parents=True, exist_ok=True)
         atomic_write_text(runs / f"{self.run_id}.json", json.dumps(record, indent=1, default=str))
 
@@ -653,7 +653,7 @@ class Experiment:
         with self._submissions_lock:
             if not self._submissions:
                 return
-            path = self.run_dir / "runs" / f"{self.run_id}.jobs.jsonl"
+            path = self.run_dir / RUNS / f"{self.run_id}.jobs.jsonl"
             encode = json.JSONEncoder(sort_keys=True, default=str).encode
             lines = "".join(encode(s) + "\n" for s in self._submissions)
             with open(path, "a", encoding="utf-8") as fh:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._jobdir import JobDir
+from ._vocabulary import run_record
 from .errors import IndexDatabaseError, UsageError
 
 if TYPE_CHECKING:
@@ -254,7 +255,7 @@ def experiment_details(workdir: str | os.PathLike[str], name: str) -> dict[str, 
     for run, state, n in counts:
         per_run.setdefault(run, {})[state] = n
     for run in runs:
-        record = workdir / "experiments" / name / "runs" / f"{run['run_id']}.json"
+        record = run_record(workdir, name, run["run_id"])
         run["jobs"] = per_run.get(run["id"], {})
         commands, states = checkout_commands(
             run_git_states(record) if record.exists() else [], f"../{name}-{run['run_id']}"

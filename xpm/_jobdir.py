@@ -35,23 +35,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._vocabulary import TERMINAL_STATES, jobs_root
 from .errors import JobDirectoryError
 
 if TYPE_CHECKING:
     from .launchers._base import LaunchOutcome
-
-#: Job states, in life-cycle order.  Terminal states: DONE, FAILED, CANCELLED.
-STATES = ("UNSCHEDULED", "WAITING", "READY", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED")
-TERMINAL_STATES = frozenset({"DONE", "FAILED", "CANCELLED"})
-#: The one name users are shown for a job that has not started yet: job directories and
-#: the index say UNSCHEDULED, the scheduler WAITING or READY (#19; stored names unchanged).
-NOT_STARTED = "WAITING"
-_NOT_STARTED_STATES = frozenset({"UNSCHEDULED", "WAITING", "READY"})
-
-
-def shown_state(state: str) -> str:
-    """The name of ``state`` in what people read (tables, progress line, web pages)."""
-    return NOT_STARTED if state in _NOT_STARTED_STATES else state
 
 
 _PARAMS = "params.json"
@@ -624,7 +612,7 @@ def this_process() -> dict[str, Any]:
 
 def iter_job_dirs(workdir: Path) -> Iterator[JobDir]:
     """Every job directory (one holding a params.json) under ``WORKDIR/jobs``."""
-    jobs = Path(workdir) / "jobs"
+    jobs = jobs_root(workdir)
     if not jobs.is_dir():
         return
     for task_dir in sorted(jobs.iterdir()):

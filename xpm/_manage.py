@@ -25,7 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._jobdir import TERMINAL_STATES, JobDir, process_alive
+from ._jobdir import JobDir, process_alive
+from ._vocabulary import ACTIVE_STATES, TERMINAL_STATES, jobs_root
 from ._workdir import WORKDIR_ENV, locate_workdir
 from .errors import UsageError
 
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from .index import IndexDB
 
 #: States in which a job may still be running somewhere.
-ACTIVE_STATES = ("SUBMITTED", "RUNNING")
 #: Seconds a killed local job gets between SIGTERM and SIGKILL.
 KILL_GRACE = 5.0
 
@@ -477,17 +477,17 @@ def safe_job_path(workdir: Path, task_id: str, identifier: str) -> Path:
     for name in (task_id, identifier):
         if not name or name in (".", "..") or "/" in name or os.sep in name or "\0" in name:
             raise UsageError(f"refusing to touch job {task_id}/{identifier}: not a plain name")
-    jobs_root = workdir / "jobs"
+    jobs_dir = jobs_root(workdir)
     path = JobDir(workdir, task_id, identifier).path
-    for p in (jobs_root, path.parent, path):
+    for p in (jobs_dir, path.parent, path):
         if p.is_symlink():
             raise UsageError(
                 f"refusing to remove {path}: {p} is a symbolic link (xpm only deletes real "
-                f"directories inside {jobs_root})"
+                f"directories inside {jobs_dir})"
             )
-    real_root = os.path.realpath(jobs_root)
+    real_root = os.path.realpath(jobs_dir)
     if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
-        raise UsageError(f"refusing to remove {path}: it is not inside {jobs_root}")
+        raise UsageError(f"refusing to remove {path}: it is not inside {jobs_dir}")
     return path
 
 

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._jobdir import TERMINAL_STATES, JobDir, this_process
+from ._jobdir import JobDir, this_process
+from ._vocabulary import TERMINAL_STATES, arrays_root
 from .errors import LauncherError
 from .launchers._base import LaunchedJob, Launcher, LaunchOutcome
 
@@ -550,7 +551,7 @@ class Scheduler:
             commands.append(command)
         self._arrays += 1
         array_dir = (
-            jobs[0].jobdir.workdir / "arrays" / f"{time.strftime('%Y%m%d-%H%M%S')}-"
+            arrays_root(jobs[0].jobdir.workdir) / f"{time.strftime('%Y%m%d-%H%M%S')}-"
             f"{os.getpid()}-{self._arrays}"
         )
         array_dir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ def experiments() -> None:
 
 
 def _counts(counts: dict[str, int]) -> str:
-    from .._jobdir import shown_state
+    from .._vocabulary import shown_state
 
     shown: dict[str, int] = {}
     for state, n in counts.items():

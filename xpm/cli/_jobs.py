@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .._jobdir import shown_state
+from .._vocabulary import shown_state
 from ._options import (
     duration,
     filter_options,

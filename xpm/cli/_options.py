@@ -9,10 +9,9 @@ from typing import Any, TypeVar
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
+from .._vocabulary import FILTER_STATES
 
-# WAITING is the name shown for a job not started yet (stored as UNSCHEDULED, also accepted).
-_STATES = ("WAITING", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED", "UNSCHEDULED")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def workdir_option(f: F) -> F:
@@ -33,7 +32,7 @@ def filter_options(f: F) -> F:
             "--state",
             "states",
             multiple=True,
-            type=click.Choice(_STATES, case_sensitive=False),
+            type=click.Choice(FILTER_STATES, case_sensitive=False),
             help="Only jobs in this state (repeatable).",
         ),
         click.option("--task", help="Only jobs of this task (its id or last part: learn)."),

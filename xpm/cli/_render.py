@@ -134,7 +134,7 @@ def render_watch(snap: Any, width: int, height: int, interval: float) -> list[st
     terminal wraps on some terminals, which would scroll the frame)."""
     import time
 
-    from .._jobdir import shown_state
+    from .._vocabulary import shown_state
     from ._options import duration, short_value
 
     counts: dict[str, int] = {}

@@ -6,15 +6,14 @@ from pathlib import Path
 
 import click
 
-_RUN_MODES = ("normal", "generate", "dry-run")  # checked against xpm.experiments.RUN_MODES
-_DIRTY_GIT = ("ignore", "warn", "error")  # checked against xpm.experiments.DIRTY_GIT_MODES
+from .._vocabulary import DIRTY_POLICIES, RUN_MODES
 
 
 @click.command("run-experiment")
 @click.argument("yaml_file", metavar="FILE.yaml", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--run-mode",
-    type=click.Choice(_RUN_MODES),
+    type=click.Choice(RUN_MODES),
     default=None,
     help="normal: run and wait; generate: only write job directories; dry-run: write "
     "nothing, print the plan.  [default: the YAML's run_mode, else normal]",
@@ -43,7 +42,7 @@ _DIRTY_GIT = ("ignore", "warn", "error")  # checked against xpm.experiments.DIRT
 )
 @click.option(
     "--dirty-git",
-    type=click.Choice(_DIRTY_GIT),
+    type=click.Choice(DIRTY_POLICIES),
     default=None,
     help="What to do when the git working tree has uncommitted changes.",
 )

@@ -15,6 +15,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from .. import _vocabulary as _layout
 from .._jobdir import JobDir
 
 #: Most lines a tail returns, and most bytes read from the end of a file.
@@ -36,7 +37,7 @@ def job_dir(workdir: Path, job_path: str | None) -> JobDir | None:
         return None
     jobdir = JobDir(Path(workdir), task, identifier)
     try:
-        jobs_root = (Path(workdir) / "jobs").resolve(strict=True)
+        jobs_root = _layout.jobs_root(workdir).resolve(strict=True)
         real = jobdir.path.resolve(strict=True)
     except (OSError, RuntimeError):
         return None

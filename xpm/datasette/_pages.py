@@ -8,7 +8,7 @@ from typing import Any
 
 from datasette.utils.asgi import NotFound, Response
 
-from .._jobdir import shown_state
+from .._vocabulary import shown_state
 from . import _charts, _data, _files, _format, _runs
 from ._metadata import DATABASE
 from ._plugin import workdir_of

@@ -14,6 +14,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._vocabulary import STORED_STATES, TERMINAL_STATES
 from ..index._query import parse_tag_value
 
 #: Experiments listed on the home page (the latest started).
@@ -21,7 +22,7 @@ HOME_EXPERIMENTS = 100
 #: Running and failed jobs listed on the home page.
 HOME_JOBS = 20
 
-STATES = ("UNSCHEDULED", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED")
+STATES = STORED_STATES
 
 
 def dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
@@ -92,7 +93,7 @@ def jobs_in_state(
 ) -> tuple[int, list[dict[str, Any]]]:
     """How many jobs are in ``state``, and the latest ``limit`` of them (with experiment)."""
     count = conn.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)).fetchone()[0]
-    order = "j.end_time" if state in ("DONE", "FAILED", "CANCELLED") else "j.submit_time"
+    order = "j.end_time" if state in TERMINAL_STATES else "j.submit_time"
     rows = dicts(
         conn.execute(
             "SELECT j.id, j.task_id, j.state, j.reason, j.submit_time, j.start_time, j.end_time, "

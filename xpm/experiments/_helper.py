@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._vocabulary import DIRTY_POLICIES
 from ..errors import ConfigError, StorageError, UsageError
 
 if TYPE_CHECKING:
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
     from ._loader import PreparedExperiment
 
 #: Values of ``dirty_git`` (passed to :func:`xpm.experiment` when it accepts the keyword).
-DIRTY_GIT_MODES: tuple[str, ...] = ("ignore", "warn", "error")
+#: Values of ``dirty_git`` (the vocabulary's dirty-tree policies).
+DIRTY_GIT_MODES = DIRTY_POLICIES
 
 
 class ExperimentHelper:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._vocabulary import RUN_MODES
 from .._workdir import locate_workdir
 from ..errors import ConfigError, UsageError
 from ._configuration import (
@@ -31,7 +32,6 @@ from ._configuration import (
 )
 
 #: Run modes (see :func:`xpm.experiment`).
-RUN_MODES: tuple[str, ...] = ("normal", "generate", "dry-run")
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 

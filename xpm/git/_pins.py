@@ -18,6 +18,7 @@ import re
 import time
 from pathlib import Path
 
+from .._vocabulary import experiments_root
 from ..errors import GitError
 from ._cmd import common_dir, git, text, xpm_dir
 from ._state import GitState
@@ -129,7 +130,7 @@ def _pin_workdirs(repo: str | os.PathLike[str]) -> dict[str, set[str | None]]:
 
 def run_exists(workdir: str | os.PathLike[str], run_id: str) -> bool:
     """Whether ``WORKDIR/experiments/*/runs/<run_id>.json`` exists."""
-    experiments = Path(workdir) / "experiments"
+    experiments = experiments_root(workdir)
     if not experiments.is_dir():
         return False
     return any(

@@ -8,13 +8,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .._vocabulary import DIRTY_POLICIES
 from ..errors import ExperimentError, GitError
 from ._cmd import code_root
 from ._pins import pin_state
 from ._state import GitState, capture
-
-#: Values of ``dirty_git``: what to do when the code of a run has uncommitted changes.
-DIRTY_POLICIES = ("ignore", "warn", "error")
 
 
 def check_policy(policy: str) -> str:

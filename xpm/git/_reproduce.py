@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._jobdir import JobDir, read_json_lines
+from .._vocabulary import run_record
 from ..errors import GitError
 from ._cmd import git
 from ._state import GitState
@@ -95,7 +96,7 @@ def job_code(jobdir: JobDir) -> JobCode:
     if attempt is not None:
         run = str(attempt["run"])
         experiment, _, run_id = run.rpartition("/")
-        record = jobdir.workdir / "experiments" / experiment / "runs" / f"{run_id}.json"
+        record = run_record(jobdir.workdir, experiment, run_id)
         states = [GitState.from_dict(g) for g in attempt.get("git") or []]
         return JobCode(
             run,

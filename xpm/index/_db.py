@@ -19,6 +19,7 @@ from pathlib import Path
 from stat import S_ISREG as stat_is_file
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._vocabulary import index_file
 from ..errors import IndexDatabaseError, StorageError
 from ._version import SCHEMA_VERSION, schema_version
 
@@ -67,7 +68,7 @@ def index_path(workdir: str | os.PathLike[str]) -> Path:
     env = os.environ.get(ENV_INDEX)
     if env:
         return Path(env).expanduser().absolute()
-    return Path(workdir).absolute() / "xpm.db"
+    return index_file(workdir)
 
 
 def filesystem_type(path: Path) -> str | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .._jobdir import JobDir, JobStatus, iter_job_dirs, read_json_lines
+from .._vocabulary import experiments_root
 from ._db import IndexDB, index_path
 from ._schema import TABLE_NAMES
 from ._tasktables import drop_task_tables, refresh_task_rows, values_of
@@ -594,7 +595,7 @@ RUN_KEYS = ("experiment", "run_id", "run_mode", "start_time", "end_time", "host"
 
 def run_records(workdir: Path) -> Iterator[Path]:
     """Every run record ``WORKDIR/experiments/<name>/runs/<run_id>.json``."""
-    root = Path(workdir) / "experiments"
+    root = experiments_root(workdir)
     if not root.is_dir():
         return
     yield from sorted(root.glob("*/runs/*.json"))

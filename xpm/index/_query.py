@@ -17,13 +17,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .._jobdir import STATES, JobDir, iter_job_dirs
+from .._jobdir import JobDir, iter_job_dirs
+from .._vocabulary import ACTIVE_STATES, STATES
 from ..errors import UsageError
 from ._db import IndexDB
 from ._settle import settle_crashed_runs, settle_workdir
 
 #: States worth comparing with the job directory on each read.
-ACTIVE_STATES = ("SUBMITTED", "RUNNING")
 
 IndexLike = IndexDB | str | os.PathLike[str]
 

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._jobdir import TERMINAL_STATES, JobDir
+from .._jobdir import JobDir
+from .._vocabulary import TERMINAL_STATES, run_record
 from ._db import IndexDB
 from ._ingest import (
     JobRows,
@@ -56,7 +57,7 @@ class Recorder:
     def __init__(self, xp: Experiment, *, interval: float = FLUSH_INTERVAL) -> None:
         self.workdir = xp.workdir
         self.run_key = f"{xp.name}/{xp.run_id}"
-        self.record_path: Path = xp.run_dir / "runs" / f"{xp.run_id}.json"
+        self.record_path: Path = run_record(xp.workdir, xp.name, xp.run_id)
         self._xp = xp
         self.interval = interval
         self.index = IndexDB(xp.workdir)

@@ -419,8 +419,9 @@ def results(
 def settle_active(index: IndexDB) -> None:
     """Reconcile the jobs the index says are active with their directories and add the
     results they appended since (see :func:`~xpm.index._query.reconcile`)."""
+    from .._vocabulary import ACTIVE_STATES
     from ._ingest import catch_up_readers
-    from ._query import ACTIVE_STATES, reconcile
+    from ._query import reconcile
 
     with index.errors():
         active = index.query_dicts(

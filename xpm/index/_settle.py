@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .._jobdir import TERMINAL_STATES, atomic_write_text, iter_job_dirs, process_gone
+from .._jobdir import atomic_write_text, iter_job_dirs, process_gone
+from .._vocabulary import TERMINAL_STATES, run_record
 from ..errors import IndexDatabaseError
 from ._db import IndexDB, index_path
 from ._ingest import JobRows, RunRows, link_jobs, read_job, read_run, write_jobs, write_runs
@@ -93,7 +94,7 @@ def _settle(db: IndexDB, crashed: list[dict[str, Any]], echo: Callable[[str], No
             settled += 1
     runs: list[RunRows] = []
     for row in crashed:
-        path = workdir / "experiments" / row["experiment"] / "runs" / f"{row['run_id']}.json"
+        path = run_record(workdir, row["experiment"], row["run_id"])
         _close_record(path)
         rows = read_run(path)
         if rows is not None:
