@@ -130,7 +130,7 @@ class DirectoryWriter:
             self._read_acks(block=False)
 
     def _start(self) -> subprocess.Popen[bytes]:
-        from ._scheduler import _pythonpath
+        from .run import job_environment
 
         helper = subprocess.Popen(
             [sys.executable, "-m", "xpm._dirwriter", str(self.workdir)],
@@ -138,7 +138,7 @@ class DirectoryWriter:
             stdout=subprocess.PIPE,
             bufsize=0,  # every byte written is in the pipe: nothing left in a buffer
             start_new_session=True,  # a terminal's Ctrl-C is for the experiment only
-            env={**os.environ, "PYTHONPATH": _pythonpath()},  # the same xpm as this process
+            env={**os.environ, **job_environment()},  # the same xpm as this process
         )
         _widen_pipe(helper.stdin)
         if helper.stdout is not None:

@@ -202,9 +202,7 @@ class Experiment:
 
             self._recorder = attach(self)
         if self.run_mode == "normal":
-            warm_up = getattr(self.launcher, "warm_up", None)
-            if warm_up is not None:  # e.g. the local fork server starts beside the submissions
-                warm_up()
+            self.launcher.warm_up()  # e.g. the local fork server starts beside the submissions
         if self.run_mode != "dry-run" and not self.detach:
             self._handle_stop_signals(raise_them=True)
         self._token = ACTIVE.set(self)
@@ -521,7 +519,7 @@ class Experiment:
         if self.detach:
             self.scheduler.wait_submitted()
             left = self.scheduler.detach()
-            local = sum(1 for j in left if j.launcher.kind == "local")
+            local = sum(1 for j in left if not j.launcher.reattachable)
             # One line: two ("detached while 2 local jobs still run", "detached; 2 jobs left
             # running or queued") read as two different states.
             note = f", {local} of them local, which finish on their own" if local else ""

@@ -26,6 +26,7 @@ from ._jobdir import JobDir, this_process
 from ._vocabulary import TERMINAL_STATES, arrays_root
 from .errors import LauncherError
 from .launchers._base import LaunchedJob, Launcher, LaunchOutcome
+from .run import job_command, job_environment
 
 if TYPE_CHECKING:
     from ._task import Task
@@ -122,7 +123,7 @@ class Scheduler:
 
     def enqueue(self, job: Job) -> None:
         """Schedule ``job``; it starts when its dependencies are DONE."""
-        if hasattr(job.launcher, "on_exit"):  # launchers that notify instead of being polled
+        if job.launcher.notifies_exit:
             job.launcher.on_exit = self._wake
         if type(job.launcher).release is not Launcher.release:
             job.launcher.hold_until_released = True  # see _release_held
@@ -269,7 +270,7 @@ class Scheduler:
             if job.next_try > now:
                 sleep = min(sleep, job.next_try - now)
                 continue
-            if self._submissions_open and hasattr(job.launcher, "submit_array"):
+            if self._submissions_open and job.launcher.supports_arrays:
                 hold = self._last_enqueue + ARRAY_WINDOW - now
                 if hold > 0:  # more jobs may come: launch them together as one array
                     sleep = min(sleep, hold)
@@ -382,7 +383,7 @@ class Scheduler:
     @staticmethod
     def _left_in_backend(job: Job) -> LaunchedJob | None:
         """The backend job an earlier (detached) run left for ``job``'s current attempt."""
-        if job.launcher.kind == "local":
+        if not job.launcher.reattachable:
             return None
         status = job.jobdir.read_status()
         if status.state not in ("SUBMITTED", "RUNNING") or status.launcher != job.launcher.kind:
@@ -449,11 +450,10 @@ class Scheduler:
         for group in groups.values():
             launcher = group[0].launcher
             independent = [j for j in group if all(d.state == "DONE" for d in j.dependencies)]
-            submit_array = getattr(launcher, "submit_array", None)
-            if submit_array is not None and len(independent) >= ARRAY_MIN:
+            if launcher.supports_arrays and len(independent) >= ARRAY_MIN:
                 self._launch_array(launcher, independent)
                 group = [j for j in group if j not in independent]
-            if submit_array is not None and launcher.supports_dependencies:
+            if launcher.supports_arrays and launcher.supports_dependencies:
                 for array_id, by_task in self._one_to_one(group).items():
                     if len(by_task) >= ARRAY_MIN:
                         tasks = sorted(by_task)
@@ -494,7 +494,7 @@ class Scheduler:
         job.launched = launched
         job.jobdir.add_event(None, launcher_job_id=launched.launcher_job_id)
         self._running.append(job)
-        self._set_state(job, "RUNNING" if job.launcher.kind == "local" else "SUBMITTED", None)
+        self._set_state(job, "RUNNING" if job.launcher.starts_at_once else "SUBMITTED", None)
 
     def _launch_failed(self, job: Job, error: Exception) -> None:
         reason = f"launch failed: {error}"
@@ -504,8 +504,7 @@ class Scheduler:
 
     @staticmethod
     def _command(job: Job) -> tuple[list[str], dict[str, str]]:
-        command = [sys.executable, "-m", "xpm.run", str(job.jobdir.path)]
-        return command, {"PYTHONPATH": _pythonpath()}
+        return job_command(job.jobdir.path), job_environment()
 
     def _launch_one(self, job: Job) -> None:
         command, env = self._command(job)
@@ -535,7 +534,7 @@ class Scheduler:
 
     def _launch_array(self, launcher: Launcher, jobs: list[Job]) -> None:
         """Submit ``jobs`` as arrays no larger than the backend allows (``max_array_size``)."""
-        size = getattr(launcher, "max_array_size", None) or len(jobs)
+        size = launcher.max_array_size or len(jobs)
         for start in range(0, len(jobs), size):
             chunk = jobs[start : start + size]
             if len(chunk) >= ARRAY_MIN:
@@ -557,7 +556,7 @@ class Scheduler:
         array_dir.mkdir(parents=True, exist_ok=True)
         try:
             with self._unlocked():
-                launched = launcher.submit_array(  # type: ignore[attr-defined]
+                launched = launcher.submit_array(
                     [j.jobdir for j in jobs], commands, env, array_dir, **how
                 )
         except Exception as e:  # noqa: BLE001 - a launcher failure fails the jobs, not xpm
@@ -635,11 +634,3 @@ class Scheduler:
 
 
 _HOST = socket.gethostname()
-
-
-def _pythonpath() -> str:
-    """sys.path of the experiment process, so the job process imports the same modules."""
-    import os
-
-    entries = [p for p in sys.path if p and os.path.isdir(p)]
-    return os.pathsep.join(dict.fromkeys(entries))

@@ -14,6 +14,19 @@ from pathlib import Path
 
 from ._jobdir import JobDir, process_start
 
+
+def job_command(jobdir: Path) -> list[str]:
+    """The command that runs the job of ``jobdir`` (what every launcher starts)."""
+    return [sys.executable, "-m", "xpm.run", str(jobdir)]
+
+
+def job_environment() -> dict[str, str]:
+    """What the job's environment adds to the submitter's: its ``sys.path`` as PYTHONPATH,
+    so the job imports the same modules (and the same xpm) as the experiment."""
+    entries = [p for p in sys.path if p and os.path.isdir(p)]
+    return {"PYTHONPATH": os.pathsep.join(dict.fromkeys(entries))}
+
+
 #: Exit status when another process already runs this job.
 EXIT_ALREADY_RUNNING = 75
 

@@ -8,8 +8,9 @@ this interface only.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from .._jobdir import JobDir
@@ -62,11 +63,48 @@ class Launcher(ABC):
     supports_dependencies: ClassVar[bool] = False
     #: Seconds between two polls of this launcher's jobs (None: the launcher notifies).
     poll_interval: float | None = None
+    #: A submitted job starts at once (RUNNING, not SUBMITTED): there is no queue between.
+    starts_at_once: ClassVar[bool] = False
+    #: Jobs outlive the experiment in the backend, so a later run can re-attach to them
+    #: (a local job's process cannot be adopted by another experiment process).
+    reattachable: ClassVar[bool] = False
+    #: The launcher calls :attr:`on_exit` when one of its jobs ends, so the scheduler is
+    #: woken instead of waiting for its next poll.
+    notifies_exit: ClassVar[bool] = False
+    #: Independent jobs can be submitted together (:meth:`submit_array`).
+    supports_arrays: ClassVar[bool] = False
+    #: Set by the scheduler on launchers that notify exits (:attr:`notifies_exit`).
+    on_exit: Callable[[], None] | None = None
 
     @property
     def max_parallel(self) -> int | None:
         """How many jobs of this launcher may run at once (None: no limit from xpm)."""
         return None
+
+    @property
+    def max_array_size(self) -> int | None:
+        """Most jobs in one :meth:`submit_array` call (None: no limit)."""
+        return None
+
+    def warm_up(self) -> None:  # noqa: B027 - optional: most launchers need nothing
+        """Get ready before the first submission of an experiment (default: nothing)."""
+
+    def submit_array(
+        self,
+        jobdirs: Sequence[JobDir],
+        commands: Sequence[Sequence[str]],
+        env: dict[str, str],
+        array_dir: Path,
+        dependencies: Sequence[LaunchedJob] = (),
+        task_ids: Sequence[int] | None = None,
+        aftercorr: str | None = None,
+    ) -> list[LaunchedJob]:
+        """Submit independent jobs as one unit; called only when :attr:`supports_arrays`.
+
+        ``task_ids`` numbers the jobs (default 0..n-1); ``aftercorr`` names an array whose
+        task of the same number each job waits for.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not submit arrays")
 
     @abstractmethod
     def submit(

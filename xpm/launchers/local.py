@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 from .._jobdir import JobDir
@@ -31,6 +30,8 @@ class LocalLauncher(Launcher):
     """
 
     kind = "local"
+    starts_at_once = True
+    notifies_exit = True
 
     def __init__(
         self,
@@ -48,7 +49,7 @@ class LocalLauncher(Launcher):
         self.terminate_grace = terminate_grace
         self.fork_server = fork_server
         #: Called (from a waiter thread) when a job process ends; the scheduler sets it.
-        self.on_exit: Callable[[], None] | None = None
+        self.on_exit = None
 
     @property
     def max_parallel(self) -> int:
@@ -92,10 +93,10 @@ class LocalLauncher(Launcher):
     def warm_up(self) -> None:
         """Start the fork server now, so that it is ready when the first jobs are."""
         if self.fork_server:
-            from .._scheduler import _pythonpath
+            from ..run import job_environment
             from ._forkclient import server_for
 
-            server_for({**os.environ, **self.env, "PYTHONPATH": _pythonpath()})
+            server_for({**os.environ, **self.env, **job_environment()})
 
     def _wait(self, proc: subprocess.Popen[Any]) -> None:
         proc.wait()

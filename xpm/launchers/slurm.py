@@ -193,6 +193,8 @@ class SlurmLauncher(Launcher):
 
     kind: ClassVar[str] = "slurm"
     supports_dependencies: ClassVar[bool] = True
+    supports_arrays: ClassVar[bool] = True
+    reattachable: ClassVar[bool] = True
 
     #: Named options and the sbatch long option each becomes.
     _SBATCH_NAMES: ClassVar[dict[str, str]] = {
