@@ -497,6 +497,67 @@ def test_a_readonly_workdir_can_be_read(readonly_workdir: Path, command: tuple[s
     assert "hx.echo" in result.stdout or "matches" in result.stdout, result.stdout
 
 
+# A process that dies with commits only in the WAL (a crashed or still running experiment).
+WAL_WRITER = """
+import os, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("PRAGMA wal_autocheckpoint=0")
+conn.execute("UPDATE jobs SET state = 'CANCELLED'")
+conn.execute("CREATE TABLE padding (x)")
+conn.executemany("INSERT INTO padding VALUES (?)", [("x" * 500,) for _ in range(400)])
+conn.commit()
+os._exit(0)
+"""
+
+
+def _leave_wal(workdir: Path) -> None:
+    subprocess.run([sys.executable, "-c", WAL_WRITER, str(workdir / "xpm.db")], check=True)
+    assert (workdir / "xpm.db-wal").stat().st_size > 0
+
+
+@pytest.mark.parametrize("shm", ["kept", "gone"])
+def test_a_readonly_workdir_is_read_with_its_wal(
+    indexed: Path, tmp_path: Path, mounts: list[Path], shm: str
+) -> None:
+    """The last writes of a run that crashed (or still runs elsewhere) are in the WAL: a
+    read-only mount must show them, not the older main file (``immutable`` ignored them)."""
+    _leave_wal(indexed)
+    if shm == "gone":
+        (indexed / "xpm.db-shm").unlink()
+    view = tmp_path / "readonly-wal"
+    view.mkdir()
+    _mount("--bind", str(indexed), str(view))
+    mounts.append(view)
+    _mount("-o", "remount,bind,ro", str(view))
+    result = xpm("query", "SELECT state FROM jobs", "--workdir", str(view), cwd=view)
+    assert result.returncode == 0, result.stderr
+    assert "CANCELLED" in result.stdout and "DONE" not in result.stdout, result.stdout
+    listed = xpm("jobs", "list", "--workdir", str(view), "--format", "json", cwd=view)
+    assert listed.returncode == 0, listed.stderr
+    assert [j["state"] for j in json.loads(listed.stdout)] == ["CANCELLED"]
+
+
+def test_a_header_ahead_of_the_file_with_pages_in_the_wal_is_not_truncation(
+    indexed: Path,
+) -> None:
+    """A checkpoint cut short (a full disk) can write the header's page count before the
+    pages: SQLite reads the rest from the WAL, and so must xpm instead of refusing."""
+    _leave_wal(indexed)
+    db = indexed / "xpm.db"
+    with open(db, "r+b") as fh:
+        header = fh.read(100)
+        pages = int.from_bytes(header[28:32], "big")
+        fh.seek(28)
+        fh.write((pages + 41).to_bytes(4, "big"))
+    result = xpm(
+        "query", "SELECT COUNT(*) AS n FROM padding", "--workdir", str(indexed), cwd=indexed
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "400"
+    check = xpm("index", "check", "--workdir", str(indexed), cwd=indexed)
+    assert "truncated" not in check.stdout + check.stderr
+
+
 def test_a_readonly_workdir_can_be_served(readonly_workdir: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -86,7 +86,42 @@ def readonly_uri(path: Path) -> str:
     database file": there the file is opened ``immutable`` (nothing can write it anyway).
     """
     uri = path.as_uri() + "?mode=ro"
-    return uri + "&immutable=1" if on_readonly_fs(path.parent) else uri
+    if not on_readonly_fs(path.parent):
+        return uri
+    if not _has_wal_pages(path):
+        return uri + "&immutable=1"
+    # ``immutable`` would ignore the WAL, where a crashed or running experiment's last
+    # writes are (every table would look empty).  With the shared-memory file present,
+    # SQLite reads the WAL read-only; without it, a private copy of both files is read.
+    if Path(f"{path}-shm").exists():
+        return uri
+    return _private_copy(path).as_uri() + "?mode=ro"
+
+
+def _has_wal_pages(path: Path) -> bool:
+    try:
+        return os.path.getsize(f"{path}-wal") > 0
+    except OSError:
+        return False
+
+
+_COPIES: dict[Path, Path] = {}
+
+
+def _private_copy(path: Path) -> Path:
+    """A copy of the index ``path`` and its WAL in a temporary directory (removed at exit),
+    for reading an index on a read-only file system whose WAL cannot be mapped there."""
+    import atexit
+    import shutil
+    import tempfile
+
+    if path not in _COPIES:
+        folder = Path(tempfile.mkdtemp(prefix="xpm-readonly-index-"))
+        atexit.register(shutil.rmtree, folder, True)
+        shutil.copyfile(path, folder / path.name)
+        shutil.copyfile(f"{path}-wal", folder / f"{path.name}-wal")
+        _COPIES[path] = folder / path.name
+    return _COPIES[path]
 
 
 def on_readonly_fs(path: Path) -> bool:
@@ -124,7 +159,11 @@ def check_header(path: Path) -> None:
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
-    if page_size and pages and size < pages * page_size:
+    # SQLite trusts the header's page count only when it was written with the current
+    # change counter, and pages may still sit in the WAL (a checkpoint cut short by a full
+    # disk leaves the header ahead of the file): only then is a short file truncated.
+    trusted = header[92:96] == header[24:28] and not _has_wal_pages(path)
+    if trusted and page_size and pages and size < pages * page_size:
         raise IndexDatabaseError(
             f"{path} is truncated ({size} bytes, its header says {pages * page_size}): "
             f"{REBUILD_HINT}"
