@@ -10,7 +10,9 @@ n_layers 1..3 reporting accuracy, and Train reporting a loss per step) and ``bro
 
 from __future__ import annotations
 
+import faulthandler
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -62,6 +64,8 @@ class Noisy(Task):
 
 
 def main(workdir: str, *args: str) -> None:
+    # A test that finds this run stuck asks where it is (every thread's stack on stderr).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     if args and args[0] == "seeds":
         with experiment(workdir, "seeds", progress=False):
             for lr in (0.01, 0.1, 1.0):

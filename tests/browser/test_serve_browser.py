@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -465,6 +466,21 @@ def _job_states(db: Path) -> list[str]:
         conn.close()
 
 
+def _stuck(proc: subprocess.Popen[str], workdir: Path) -> str:
+    """What a run that never showed its job RUNNING was doing: its threads' stacks (sweep.py
+    dumps them on SIGUSR1), its stderr, the index states and the job's events."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        proc.kill()
+    _, stderr = proc.communicate()
+    events = [p.read_text() for p in (workdir / "jobs").glob("*/*/events.jsonl")]
+    return (
+        f"the job never showed RUNNING in the index (exit {proc.returncode}, index states "
+        f"{_job_states(workdir / 'xpm.db')}, job events {events});\nstderr:\n{stderr}"
+    )
+
+
 def test_live_pages_refresh_while_a_job_runs(page: Any, tmp_path: Path) -> None:
     """Home, runs table and job page follow a running job without reloading, then stop."""
     workdir, release = tmp_path / "workdir", tmp_path / "release"
@@ -478,7 +494,8 @@ def test_live_pages_refresh_while_a_job_runs(page: Any, tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 120
         while _job_states(workdir / "xpm.db") != ["RUNNING"]:
-            assert proc.poll() is None and time.monotonic() < deadline
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(_stuck(proc, workdir))
             time.sleep(0.1)
         with _serving(workdir) as url:
             page.goto(url + "?_refresh=500")
