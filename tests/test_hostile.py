@@ -307,6 +307,16 @@ def test_a_huge_limit_is_an_option_error(indexed: Path) -> None:
     assert "Invalid value for '--limit'" in line and "index" not in line
 
 
+@pytest.mark.parametrize("digits", [20, 5000])
+def test_a_huge_query_parameter_is_bound_as_a_number(indexed: Path, digits: int) -> None:
+    """Beyond SQLite's 64-bit integers (it was "unexpected OverflowError", exit 1)."""
+    sql = "SELECT typeof(:n) AS t, :n > 1e19 AS big, :n > 5 AS five"
+    args = ("query", sql, "--param", "n=" + "9" * digits, "--format", "csv")
+    result = xpm(*args, "--workdir", str(indexed), cwd=indexed)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "real,1,1"
+
+
 # --- full disks and read-only workdirs (#20 point 4) ---------------------------------------
 
 MANY = """

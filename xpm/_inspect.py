@@ -335,7 +335,8 @@ _DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)\.[0-9]+$")
 def parse_query_params(items: Sequence[str]) -> dict[str, Any]:
     """``--param name=value`` options as SQL parameters: integers and decimal numbers
     (``3``, ``-2``, ``0.5``) are bound as numbers, so ``value > :n`` compares numbers;
-    anything else, a leading zero (``0123``, a commit prefix) included, as text."""
+    anything else, a leading zero (``0123``, a commit prefix) included, as text.  Integers
+    beyond SQLite's 64 bits are bound as floats."""
     params: dict[str, Any] = {}
     for item in items:
         name, sep, text = item.partition("=")
@@ -346,7 +347,14 @@ def parse_query_params(items: Sequence[str]) -> dict[str, Any]:
             )
         value: Any = text
         if _INTEGER.match(text):
-            value = int(text)
+            # Beyond SQLite's 64-bit integers (or Python's 4,300-digit limit) a number is
+            # bound as a float, which SQLite still compares with the stored numbers.
+            digits = len(text.lstrip("+-"))
+            value = (
+                int(text)
+                if digits < 19 or (digits == 19 and -(2**63) <= int(text) < 2**63)
+                else float(text)
+            )
         elif _DECIMAL.match(text):
             value = float(text)
         params[name] = value

@@ -151,7 +151,8 @@ def _report(ctx: click.Context, message: str, *, traceback_: bool = True) -> Non
 def cli(debug: bool) -> None:
     """xpm: a git-integrated experiment manager.
 
-    Exit codes: 0 success, 1 jobs failed (or an unexpected error), 2 bad input or usage.
+    Exit codes: 0 success, 1 jobs failed (or an unexpected error), 2 bad input or usage,
+    3 a full or read-only disk, 130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP.
     """
 
 
