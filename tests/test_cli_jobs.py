@@ -251,3 +251,18 @@ def test_filters_matching_nothing_say_why(project: Path, tmp_path: Path) -> None
     kill = xpm("jobs", "kill", "--task", "lern", cwd=project, workdir=wd)
     assert kill.returncode == 0
     assert "did you mean 'learn'?" in kill.stderr
+
+
+def test_the_rerun_line_of_a_python_m_xpm_cli_run_names_the_module(tmp_path: Path) -> None:
+    """A run started as ``python -m xpm.cli run-experiment`` was shown as
+    ``python .../xpm/cli/__main__.py run-experiment``."""
+    import sys
+
+    import xpm.cli.__main__ as cli_main
+    from xpm._inspect import _program
+
+    main = str(cli_main.__file__)
+    assert _program(main, main) == [sys.executable, "-m", "xpm.cli"]
+    script = str(tmp_path / "experiment.py")
+    assert _program(script, script) == [sys.executable, script]
+    assert _program(main, "/usr/local/bin/xpm") == []

@@ -307,6 +307,16 @@ def test_a_huge_limit_is_an_option_error(indexed: Path) -> None:
     assert "Invalid value for '--limit'" in line and "index" not in line
 
 
+def test_a_workdir_without_its_index_points_to_a_rebuild(indexed: Path) -> None:
+    """A deleted (or not copied) xpm.db listed "(none)" and said no experiment had run."""
+    for path in indexed.glob("xpm.db*"):
+        path.unlink()
+    listed = xpm("jobs", "list", "--workdir", str(indexed), cwd=indexed)
+    assert listed.returncode == 0
+    assert "has job directories: run `xpm index rebuild`" in listed.stderr
+    assert not (indexed / "xpm.db").exists()  # a reader does not make one
+
+
 @pytest.mark.parametrize("digits", [20, 5000])
 def test_a_huge_query_parameter_is_bound_as_a_number(indexed: Path, digits: int) -> None:
     """Beyond SQLite's 64-bit integers (it was "unexpected OverflowError", exit 1)."""

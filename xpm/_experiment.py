@@ -282,7 +282,8 @@ class Experiment:
 
     def _handle_stop_signals(self, raise_them: bool) -> None:
         """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (``raise_them``),
-        so the run ends as on Ctrl-C, or are only noted while the run records its end.
+        so the run ends as on Ctrl-C, or are only noted (SIGINT too) while the run cancels
+        its jobs and records its end.
 
         Only the first one raises: a second (systemd repeats, a user insists) must not cut
         the cancelling short.  Python-level handlers, not ``SIG_IGN``: processes started
@@ -299,9 +300,13 @@ class Experiment:
             raise self._stopped_by
 
         def noted(_signum: int, _frame: object) -> None:
-            pass
+            self._echo(
+                "xpm: already stopping: the run is recording its end (kill -9 is safe: the "
+                "next run recovers)"
+            )
 
-        for name in STOP_SIGNALS:
+        names = STOP_SIGNALS if raise_them else ("SIGINT", *STOP_SIGNALS)
+        for name in names:
             signum = getattr(signal, name)
             previous = signal.signal(signum, stop if raise_them else noted)
             self._previous_handlers.setdefault(signum, previous)
@@ -356,6 +361,8 @@ class Experiment:
         return f"{failed} job(s) failed" if failed else "done"
 
     def _interrupt(self) -> None:
+        # A second Ctrl-C must not cut the cancelling and the run's record short.
+        self._handle_stop_signals(raise_them=False)
         why = "interrupted" if self._stopped_by is None else str(self._stopped_by)
         self._echo(f"xpm: {why}; stopping running jobs (a new run resumes from here)")
         self.scheduler.cancel_all(why)

@@ -158,8 +158,7 @@ def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[st
             command = {}
         argv, cwd = command.get("argv"), command.get("cwd")
         if argv and cwd:
-            main = command.get("main")
-            program = [sys.executable, main] if main and not str(argv[0]).endswith("xpm") else []
+            program = _program(command.get("main"), str(argv[0]))
             words = [*program, *argv[1 if program else 0 :]]
             rerun.insert(0, f"cd {_quote(cwd)} && {' '.join(shlex.quote(str(w)) for w in words)}")
     if checkout:
@@ -330,6 +329,23 @@ def _sql_error_hint(text: str) -> str:
 
 _INTEGER = re.compile(r"^-?(0|[1-9][0-9]*)$")
 _DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)\.[0-9]+$")
+
+
+def _program(main: str | None, argv0: str) -> list[str]:
+    """The words that start the recorded experiment again: none for the ``xpm`` script
+    (argv[0] says it), ``python -m xpm.cli`` when ``main`` is a module of xpm itself
+    (``python -m xpm.cli run-experiment``), else ``python MAIN``."""
+    if not main or argv0.endswith("xpm"):
+        return []
+    package = Path(__file__).resolve().parent
+    try:
+        inside = Path(main).resolve().relative_to(package.parent).with_suffix("")
+    except ValueError:
+        return [sys.executable, main]
+    if inside.parts[0] != package.name:
+        return [sys.executable, main]
+    parts = inside.parts[:-1] if inside.name == "__main__" else inside.parts
+    return [sys.executable, "-m", ".".join(parts)]
 
 
 def parse_query_params(items: Sequence[str]) -> dict[str, Any]:

@@ -483,6 +483,10 @@ class JobDir:
             text = marker.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        except (OSError, UnicodeDecodeError):
+            # There but unreadable (a directory, no permission, damaged bytes): the marker
+            # still says how the job ended, without details; readers must not fail on it.
+            return {}
         try:
             data = json.loads(text) if text.strip() else {}
         except json.JSONDecodeError:

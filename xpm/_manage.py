@@ -194,6 +194,9 @@ def no_match_hints(workdir: str | os.PathLike[str], filters: JobFilter) -> list[
     from .index._names import filter_hints
 
     if not index_path(Path(workdir)).exists():
+        if jobs_root(Path(workdir)).is_dir() and any(jobs_root(Path(workdir)).iterdir()):
+            # Deleted, or copied without it: the job directories are the record.
+            return [f"no index in {workdir}, but it has job directories: run `xpm index rebuild`"]
         return [f"no index in {workdir}: no experiment has run there yet"]
     with open_index(workdir, readonly=True) as db:
         return filter_hints(db, task=filters.task, tags=filters.tags, experiment=filters.experiment)

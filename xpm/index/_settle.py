@@ -72,9 +72,11 @@ def settle_crashed_runs(db: IndexDB, echo: Callable[[str], None] = _echo) -> int
     try:
         return _settle(db, crashed, echo)
     except OSError as e:  # a read-only or full workdir: read it as it is, say why once
+        where = f"{e.strerror or e}: {e.filename}" if e.filename else str(e.strerror or e)
         echo(
             f"xpm: run(s) {', '.join(r['id'] for r in crashed)} ended without closing but "
-            f"cannot be settled here ({e.strerror}: {e.filename}); their jobs show as left"
+            f"cannot be settled here ({where}); their jobs show as left until a run or "
+            "`xpm jobs list` on a writable workdir settles them"
         )
         return 0
 

@@ -467,4 +467,7 @@ if hasattr(os, "register_at_fork"):
 def _close_all() -> None:
     """At exit: let the servers go (their stdin would close anyway) and reap them."""
     for server in list(_servers.values()):
-        server.close(wait=1.0)
+        try:
+            server.close(wait=1.0)
+        except KeyboardInterrupt:  # a second Ctrl-C while leaving: leave now, no traceback
+            server.close()
