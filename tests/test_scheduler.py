@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import pytest
 from xpm_test_tasks import Count, Learn, Model
 
 from xpm._experiment import experiment
@@ -158,3 +159,24 @@ def test_a_queued_launcher_reports_submitted_before_running(tmp_path: Path) -> N
         Count(n=1).submit()
     assert seen.index("SUBMITTED") < seen.index("DONE")
     assert "RUNNING" not in seen[: seen.index("SUBMITTED")]
+
+
+def test_a_recorded_launcher_is_rebuilt_from_its_description(tmp_path: Path) -> None:
+    """What each attempt records (``describe()``) gives the same launcher back (#17.1)."""
+    from xpm.errors import LauncherError
+    from xpm.launchers import LocalLauncher
+    from xpm.launchers._kinds import launcher_from_description
+    from xpm.launchers.slurm import SlurmLauncher
+
+    slurm = SlurmLauncher(partition="gpu", time="1:00:00", binpath=tmp_path, options={"hold": True})
+    again = launcher_from_description(slurm.describe())
+    assert isinstance(again, SlurmLauncher) and again.describe() == slurm.describe()
+    assert again.binpath == tmp_path
+    local = launcher_from_description(LocalLauncher(max_parallel=3).describe())
+    assert isinstance(local, LocalLauncher) and local.describe()["max_parallel"] == 3
+    # Recorded by an older xpm: no description, or options this one does not take.
+    assert isinstance(launcher_from_description(None, "slurm"), SlurmLauncher)
+    old = launcher_from_description({"kind": "slurm", "retired_option": 1})
+    assert isinstance(old, SlurmLauncher) and old.describe() == {"kind": "slurm"}
+    with pytest.raises(LauncherError, match="unknown launcher kind 'pbs': this xpm knows local"):
+        launcher_from_description({"kind": "pbs"})

@@ -200,21 +200,37 @@ def test_python_task_past_its_walltime_is_failed_timeout(
     assert (status.state, status.reason) == ("FAILED", "slurm: TIMEOUT")
 
 
+def _held_detached_sweep(workdir: Path, tmp_path: Path, ns: range) -> tuple[str, Path]:
+    """A detached run of Count(n) for ``ns``, held in Slurm (so they stay queued), through
+    logging wrappers of the Slurm commands; returns the script and the calls' log."""
+    from test_slurm_launcher import logging_wrappers
+
+    bindir, log = tmp_path / "bin", tmp_path / "calls.log"
+    logging_wrappers(bindir, log)
+    body = f"    for n in {ns!r}:\n        Count(n=n).submit()\n"
+    script = _script(workdir, body, ", detach=True").replace(
+        "SlurmLauncher(poll_interval=0.3)",
+        f"SlurmLauncher(poll_interval=0.3, binpath={str(bindir)!r}, options={{'hold': True}})",
+    )
+    return script, log
+
+
+def _scancel_all(workdir: Path) -> None:
+    """Cancel in Slurm every job the workdir submitted (held jobs would stay queued)."""
+    ids = {
+        JobDir.from_path(p.parent).read_status().launcher_job_id
+        for p in workdir.glob("jobs/*/*/params.json")
+    }
+    subprocess.run(["scancel", *sorted(i.split("_")[0] for i in ids if i)], check=False)
+
+
 def test_reattach_of_a_detached_sweep_is_one_squeue(
     workdir: Path, tmp_path: Path, slurm_cluster: object
 ) -> None:
     """Re-running a detached sweep asks Slurm once about all its jobs, not once per job
     (issue 18.6).  Jobs are held, so they are still queued at the second run; both runs
     detach, and the jobs are cancelled at the end."""
-    from test_slurm_launcher import logging_wrappers
-
-    bindir, log = tmp_path / "bin", tmp_path / "calls.log"
-    logging_wrappers(bindir, log)
-    body = "    for n in range(8):\n        Count(n=50 + n).submit()\n"
-    script = _script(workdir, body, ", detach=True").replace(
-        "SlurmLauncher(poll_interval=0.3)",
-        f"SlurmLauncher(poll_interval=0.3, binpath={str(bindir)!r}, options={{'hold': True}})",
-    )
+    script, log = _held_detached_sweep(workdir, tmp_path, range(50, 58))
     try:
         first = run_python(script)
         assert first.returncode == 0, first.stderr
@@ -227,11 +243,44 @@ def test_reattach_of_a_detached_sweep_is_one_squeue(
         # the batched re-attach poll, and at most one poll of the re-attached jobs
         assert 1 <= len([c for c in calls if c.startswith("squeue")]) <= 2, calls
     finally:
-        ids = {
-            JobDir.from_path(p.parent).read_status().launcher_job_id
+        _scancel_all(workdir)
+
+
+def test_jobs_list_and_kill_use_the_launcher_the_job_recorded(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
+    """`xpm jobs list` and `xpm jobs kill` ask Slurm through the launcher each job's attempt
+    recorded (its ``binpath`` here), not a default ``SlurmLauncher()`` on PATH (#17.1)."""
+    import os
+    import sys
+
+    script, log = _held_detached_sweep(workdir, tmp_path, range(70, 73))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+
+    def xpm(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "xpm.cli", *args, "--workdir", str(workdir)]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    try:
+        first = run_python(script)
+        assert first.returncode == 0, first.stderr
+        log.write_text("")
+        listed = xpm("jobs", "list", "--format", "json")
+        assert listed.returncode == 0, listed.stderr
+        assert sorted(j["state"] for j in json.loads(listed.stdout)) == ["SUBMITTED"] * 3
+        assert any(c.startswith("squeue") for c in log.read_text().splitlines())
+        log.write_text("")
+        killed = xpm("jobs", "kill", "--task", "count")
+        assert killed.returncode == 0, killed.stderr
+        scancels = [c for c in log.read_text().splitlines() if c.startswith("scancel")]
+        assert len(scancels) == 1 and len(scancels[0].split()) >= 4, scancels  # one call, 3 ids
+        states = {
+            JobDir.from_path(p.parent).read_status().state
             for p in workdir.glob("jobs/*/*/params.json")
         }
-        subprocess.run(["scancel", *sorted(i.split("_")[0] for i in ids if i)], check=False)
+        assert states == {"CANCELLED"}
+    finally:
+        _scancel_all(workdir)
 
 
 def test_submit_does_not_wait_behind_sbatch(
@@ -359,7 +408,9 @@ def test_aftercorr_dependents_of_failed_tasks_end_cancelled(
             upstream = Fail(n=n, ok_file=str(ok) if n == 13 else "").submit()
             Uses(upstream=upstream, counter=str(counter)).submit()
     ids = [j.jobdir.read_status().launcher_job_id or "" for j in xp.jobs.values()]
-    assert len({i.split("_")[0] for i in ids}) == 2, ids  # two arrays
+    # Two sbatch calls (an array per task); a Uses whose Fail ended before it was submitted
+    # is cancelled without reaching Slurm (no id), and then the other Uses goes alone.
+    assert len({i.split("_")[0] for i in ids if i}) == 2, ids
     uses = [j for j in xp.jobs.values() if j.task_id.endswith("uses")]
     assert sorted(j.state for j in uses) == ["CANCELLED", "DONE"], [
         (j.state, j.reason) for j in uses

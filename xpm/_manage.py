@@ -32,6 +32,7 @@ from .errors import UsageError
 
 if TYPE_CHECKING:
     from .index import IndexDB
+    from .launchers import LaunchedJob, Launcher
 
 #: States in which a job may still be running somewhere.
 #: Seconds a killed local job gets between SIGTERM and SIGKILL.
@@ -248,14 +249,15 @@ def reconcile_launchers(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
     from .errors import LauncherError
     from .launchers import LaunchedJob
     from .launchers._base import backend_decides
-    from .launchers.slurm import SlurmLauncher
 
     launched = {
         j["id"]: LaunchedJob(JobDir(db.workdir, j["task_id"], j["id"]), str(j["launcher_job_id"]))
         for j in slurm
     }
+    outcomes: dict[str, Any] = {}
     try:
-        outcomes = SlurmLauncher().poll(list(launched.values()))
+        for launcher, group in _by_recorded_launcher(list(launched.values()), "slurm"):
+            outcomes.update(launcher.poll(group))
     except LauncherError as e:
         print(f"xpm: cannot ask Slurm about {len(slurm)} active job(s): {e}", file=sys.stderr)
         return
@@ -273,6 +275,24 @@ def reconcile_launchers(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
             jobdir.settle(outcome, "Slurm no longer knows it")
         fixed.append(job)
     _refresh_rows(db, fixed)
+
+
+def _by_recorded_launcher(
+    launched: list[LaunchedJob], kind: str
+) -> list[tuple[Launcher, list[LaunchedJob]]]:
+    """``launched`` grouped by the launcher their last attempt recorded (its ``describe()``),
+    each group with that launcher rebuilt: a configured ``binpath`` is honoured."""
+    from .launchers._kinds import description_key, launcher_from_description
+
+    groups: dict[str, tuple[Launcher, list[LaunchedJob]]] = {}
+    for one in launched:
+        attempts = one.jobdir.read_status().attempts
+        described = attempts[-1].get("launcher_description") if attempts else None
+        key = description_key(described, kind)
+        if key not in groups:
+            groups[key] = (launcher_from_description(described, kind), [])
+        groups[key][1].append(one)
+    return list(groups.values())
 
 
 def _refresh_rows(db: IndexDB, jobs: Sequence[dict[str, Any]]) -> None:
@@ -430,9 +450,10 @@ def kill_jobs(
         cancelled.append((job, jobdir, _stop_local(pid, grace)))
     if slurm:
         from .launchers import LaunchedJob
-        from .launchers.slurm import SlurmLauncher
 
-        SlurmLauncher().cancel([LaunchedJob(jd, jid) for _, jd, jid in slurm])
+        ones = [LaunchedJob(jd, jid) for _, jd, jid in slurm]
+        for launcher, group in _by_recorded_launcher(ones, "slurm"):
+            launcher.cancel(group)
         cancelled += [(job, jd, f"scancel {jid}") for job, jd, jid in slurm]
     for job, jobdir, detail in cancelled:
         reason = "cancelled by `xpm jobs kill`"

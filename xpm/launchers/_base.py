@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._jobdir import JobDir
+from ..errors import LauncherError
 
 
 @dataclass
@@ -137,8 +138,20 @@ class Launcher(ABC):
         """Stop the given jobs (queued or running)."""
 
     def describe(self) -> dict[str, Any]:
-        """A JSON-able description recorded with the job."""
+        """A JSON-able description recorded with each attempt of a job: ``kind`` and the
+        options :meth:`from_description` takes back."""
         return {"kind": self.kind}
+
+    @classmethod
+    def from_description(cls, options: dict[str, Any]) -> Launcher:
+        """The launcher :meth:`describe` recorded (``options``: what it returned, less
+        ``kind``), to ask about or stop the jobs it launched from another process."""
+        try:
+            return cls(**options)
+        except (TypeError, LauncherError):
+            # Recorded by another xpm version with options this one does not take: the
+            # defaults still reach the same backend.
+            return cls()
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "kind")
