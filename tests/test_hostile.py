@@ -159,6 +159,7 @@ HOSTILE_YAML = {
     "int-too-large-for-float": (b"x: " + b"9" * 400 + b"\n", "is too large for a float"),
     "int-beyond-4300-digits": (b"n: " + b"9" * 5000 + b"\n", "integer of 5000 characters"),
     "lone-surrogate": (b'name: "\\uD800"\n', "lone surrogate"),
+    "float-beyond-range": (b"x: 1.0e+400\n", "1.0e+400 is beyond the range of a float"),
     "alias-bomb": (_alias_bomb(), "expands to more than 1,000,000 values through aliases"),
     "deep-nesting": (b"name: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
 }
@@ -181,9 +182,10 @@ def test_hostile_experiment_yaml(project: Path, tmp_path: Path, case: str) -> No
     [
         (b"name=caf\xe9", "not valid UTF-8"),
         (b"x=" + b"9" * 400, "is too large for a float"),
-        (b"n=" + b"9" * 5000, "expected int, got str"),
+        (b"n=" + b"9" * 5000, "integer of 5000 characters (at most 1000 digits)"),
+        (b"x=1e400", "1e400 is beyond the range of a float"),  # was a job with x=inf
     ],
-    ids=["not-utf8", "int-too-large-for-float", "int-beyond-1000-digits"],
+    ids=["not-utf8", "int-too-large-for-float", "int-beyond-1000-digits", "float-beyond-range"],
 )
 def test_hostile_override(project: Path, tmp_path: Path, option: bytes, message: str) -> None:
     (project / "ok.yaml").write_text("file: hx\n")
@@ -193,17 +195,40 @@ def test_hostile_override(project: Path, tmp_path: Path, option: bytes, message:
     assert not workdir.exists()
 
 
-@pytest.mark.parametrize("where", ["file", "dev-null", "under-a-file"])
+@pytest.mark.parametrize("where", ["file", "dev-null", "under-a-file", "jobs-a-file"])
 def test_workdir_that_is_not_a_directory(project: Path, tmp_path: Path, where: str) -> None:
     (project / "ok.yaml").write_text("file: hx\n")
     file = tmp_path / "a-file"
+    if where == "jobs-a-file":  # was "unexpected NotADirectoryError", exit 1
+        (tmp_path / "workdir").mkdir()
+        file = tmp_path / "workdir" / "jobs"
     file.write_text("not a workdir")
-    workdir = {"file": file, "dev-null": Path("/dev/null"), "under-a-file": file / "sub"}[where]
+    workdir = {"file": file, "dev-null": Path("/dev/null"), "under-a-file": file / "sub"}.get(
+        where, tmp_path / "workdir"
+    )
     # XPM_WORKDIR, not --workdir: click checks the option itself.
     result = xpm("run-experiment", "ok.yaml", cwd=project, env={"XPM_WORKDIR": str(workdir)})
     line = one_error_line(result)
     assert f"workdir {workdir}: " in line and "is not a directory" in line
     assert file.read_text() == "not a workdir"
+    if where == "jobs-a-file":
+        assert [p.name for p in file.parent.iterdir()] == ["jobs"]  # nothing written
+
+
+def test_undecodable_bytes_in_a_job_directory_are_read(indexed: Path) -> None:
+    """A non-UTF-8 byte in events.jsonl, results.jsonl or tags.json (a damaged disk) made
+    `jobs show`, `index rebuild` and `index check` fail with "unexpected UnicodeDecodeError"."""
+    (jobdir,) = [p.parent for p in indexed.glob("jobs/*/*/params.json")]
+    with (jobdir / "events.jsonl").open("ab") as fh:
+        fh.write(b'{"note": "caf\xe9"}\n')
+    with (jobdir / "results.jsonl").open("ab") as fh:
+        fh.write(b'{"values": {"word": "caf\xe9"}}\n')
+    (jobdir / "tags.json").write_bytes(b'{"t": "caf\xe9"}')
+    for command in (("jobs", "show", jobdir.name[:8]), ("index", "rebuild"), ("index", "check")):
+        result = xpm(*command, "--workdir", str(indexed), cwd=indexed)
+        assert result.returncode == 0, (command, result.stderr)
+    shown = xpm("jobs", "show", jobdir.name[:8], "--workdir", str(indexed), cwd=indexed)
+    assert "caf\ufffd" in shown.stdout and "DONE" in shown.stdout
 
 
 @pytest.mark.parametrize(
@@ -318,13 +343,14 @@ def test_a_workdir_without_its_index_points_to_a_rebuild(indexed: Path) -> None:
 
 
 @pytest.mark.parametrize("digits", [20, 5000])
-def test_a_huge_query_parameter_is_bound_as_a_number(indexed: Path, digits: int) -> None:
+def test_a_huge_query_parameter_is_refused(indexed: Path, digits: int) -> None:
     """Beyond SQLite's 64-bit integers (it was "unexpected OverflowError", exit 1)."""
-    sql = "SELECT typeof(:n) AS t, :n > 1e19 AS big, :n > 5 AS five"
-    args = ("query", sql, "--param", "n=" + "9" * digits, "--format", "csv")
-    result = xpm(*args, "--workdir", str(indexed), cwd=indexed)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[-1] == "real,1,1"
+    args = ("query", "SELECT :n AS n", "--param", "n=" + "9" * digits)
+    line = one_error_line(xpm(*args, "--workdir", str(indexed), cwd=indexed))
+    assert "an integer beyond SQLite's 64 bits" in line and len(line) < 300
+    as_float = ("query", "SELECT typeof(:n) AS t, :n > 1e19 AS big", "--param", "n=1.0e20")
+    result = xpm(*as_float, "--format", "csv", "--workdir", str(indexed), cwd=indexed)
+    assert result.returncode == 0 and result.stdout.split()[-1] == "real,1", result.stderr
 
 
 # --- full disks and read-only workdirs (#20 point 4) ---------------------------------------

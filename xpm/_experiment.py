@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import getpass
 import itertools
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ._current import ACTIVE, current_experiment
 from ._jobdir import JobDir, atomic_write_text, tags_text, this_process
 from ._scheduler import Job, Scheduler
-from ._vocabulary import RUN_MODES, RUNS, experiments_root
+from ._vocabulary import RUN_MODES, RUNS, arrays_root, experiments_root, jobs_root
 from .errors import ExperimentError, JobDirectoryError, JobsFailedError
 
 if TYPE_CHECKING:
@@ -301,8 +302,8 @@ class Experiment:
 
         def noted(_signum: int, _frame: object) -> None:
             self._echo(
-                "xpm: already stopping: the run is recording its end (kill -9 is safe: the "
-                "next run recovers)"
+                "xpm: already stopping: waiting for its jobs to stop and recording the "
+                "run's end (kill -9 is safe: the next run recovers)"
             )
 
         names = STOP_SIGNALS if raise_them else ("SIGINT", *STOP_SIGNALS)
@@ -698,8 +699,16 @@ def workdir_problem(workdir: Path) -> str | None:
         except OSError as error:  # e.g. a name too long for the file system
             return f"cannot be used: {error.strerror or error}"
         if path.parent == path:
-            return None
+            break
         path = path.parent
+    for sub in (jobs_root(workdir), experiments_root(workdir), arrays_root(workdir)):
+        with contextlib.suppress(OSError):
+            if sub.exists() and not sub.is_dir():
+                return (
+                    f"its {sub.name} is not a directory (xpm keeps its own files there); "
+                    "move it away or give another workdir"
+                )
+    return None
 
 
 def _shown(text: str) -> str:

@@ -328,7 +328,7 @@ def _sql_error_hint(text: str) -> str:
 
 
 _INTEGER = re.compile(r"^-?(0|[1-9][0-9]*)$")
-_DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)\.[0-9]+$")
+_DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)\.[0-9]+([eE][-+]?[0-9]+)?$")
 
 
 def _program(main: str | None, argv0: str) -> list[str]:
@@ -352,7 +352,7 @@ def parse_query_params(items: Sequence[str]) -> dict[str, Any]:
     """``--param name=value`` options as SQL parameters: integers and decimal numbers
     (``3``, ``-2``, ``0.5``) are bound as numbers, so ``value > :n`` compares numbers;
     anything else, a leading zero (``0123``, a commit prefix) included, as text.  Integers
-    beyond SQLite's 64 bits are bound as floats."""
+    beyond SQLite's 64 bits are refused (:class:`UsageError`)."""
     params: dict[str, Any] = {}
     for item in items:
         name, sep, text = item.partition("=")
@@ -363,14 +363,14 @@ def parse_query_params(items: Sequence[str]) -> dict[str, Any]:
             )
         value: Any = text
         if _INTEGER.match(text):
-            # Beyond SQLite's 64-bit integers (or Python's 4,300-digit limit) a number is
-            # bound as a float, which SQLite still compares with the stored numbers.
             digits = len(text.lstrip("+-"))
-            value = (
-                int(text)
-                if digits < 19 or (digits == 19 and -(2**63) <= int(text) < 2**63)
-                else float(text)
-            )
+            if digits > 19 or not -(2**63) <= int(text) < 2**63:
+                shown = text if len(text) <= 30 else f"{text[:20]}...({len(text)} characters)"
+                raise UsageError(
+                    f"--param {name}={shown}: an integer beyond SQLite's 64 bits (at most "
+                    f"{2**63 - 1}); write it as a decimal (e.g. 1.0e20) to compare as a float"
+                )
+            value = int(text)
         elif _DECIMAL.match(text):
             value = float(text)
         params[name] = value

@@ -79,9 +79,10 @@ def tags_text(tags: dict[str, Any]) -> str:
 
 
 def read_json_lines(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file, skipping a torn last line (a writer killed mid-write)."""
+    """Read a JSON-lines file, skipping a torn last line (a writer killed mid-write); bytes
+    that are not UTF-8 (a damaged disk, a stray write) are read as U+FFFD, not an error."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return []
     records = []
@@ -329,8 +330,8 @@ class JobDir:
 
     def read_tags(self) -> dict[str, Any]:
         try:
-            return dict(json.loads(self.tags.read_text(encoding="utf-8")))
-        except (FileNotFoundError, json.JSONDecodeError):
+            return dict(json.loads(self.tags.read_bytes().decode("utf-8", errors="replace")))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError, ValueError):
             return {}
 
     def add_event(self, state: str | None, **info: Any) -> None:

@@ -9,6 +9,7 @@ Unicode (no lone surrogates).  PyYAML is imported only when YAML is read.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,16 @@ _LOADER: Any = None
 
 class YamlProblem(Exception):
     """A YAML text cannot be used; ``str()`` is the one-line reason (without the file)."""
+
+
+class YamlValueProblem(YamlProblem):
+    """Well-formed YAML with a value beyond xpm's limits (a number too long or too large):
+    not text that merely failed to parse, so a ``-c`` value is refused, not kept as text."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        #: The problem without its place (for a value given on the command line).
+        self.detail = detail
 
 
 def loader() -> Any:
@@ -58,9 +69,12 @@ def loader() -> Any:
             seen[key] = True
         return yaml.SafeLoader.construct_mapping(loader, node, deep)
 
+    class ValueLimit(yaml.constructor.ConstructorError):
+        pass
+
     def construct_int(loader: Any, node: Any) -> Any:
         if len(node.value) > MAX_DIGITS:
-            raise yaml.constructor.ConstructorError(
+            raise ValueLimit(
                 None,
                 None,
                 f"integer of {len(node.value)} characters (at most {MAX_DIGITS} digits)",
@@ -68,7 +82,22 @@ def loader() -> Any:
             )
         return yaml.SafeLoader.construct_yaml_int(loader, node)
 
+    def construct_float(loader: Any, node: Any) -> Any:
+        value = yaml.SafeLoader.construct_yaml_float(loader, node)
+        if math.isinf(value) and "inf" not in str(node.value).lower():
+            # 1e400 would silently become infinity; .inf says so on purpose.
+            raise ValueLimit(
+                None,
+                None,
+                f"{_short(str(node.value))} is beyond the range of a float (at most about "
+                "1.8e308); write .inf or -.inf for an infinity",
+                node.start_mark,
+            )
+        return value
+
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    Loader.add_constructor("tag:yaml.org,2002:float", construct_float)
+    Loader.value_limit = ValueLimit  # type: ignore[attr-defined]
     Loader.add_constructor("tag:yaml.org,2002:int", construct_int)
     _LOADER = Loader
     return Loader
@@ -116,6 +145,10 @@ def _check_nodes(root: Any) -> None:
     size(root)
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
 def parse(text: str) -> Any:
     """Load one YAML document from ``text``; :class:`YamlProblem` says what is wrong."""
     import yaml
@@ -126,6 +159,8 @@ def parse(text: str) -> Any:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or " ".join(str(error).split())
+        if isinstance(error, loader().value_limit):
+            raise YamlValueProblem(f"invalid YAML{where}: {problem}", problem) from None
         raise YamlProblem(f"invalid YAML{where}: {problem}") from None
     except RecursionError:
         raise YamlProblem("invalid YAML: nested too deeply") from None

@@ -18,7 +18,7 @@ from ._render import echo_rows, format_option
     "params",
     metavar="NAME=VALUE",
     multiple=True,
-    help="A value for :NAME in the SQL (numbers bound as numbers, the rest as text).  Repeatable.",
+    help="A value for :NAME in the SQL (integers and decimals such as 3, -0.5 or 1.0e20 bound as numbers, the rest as text).  Repeatable.",
 )
 @click.option(
     "--schema",

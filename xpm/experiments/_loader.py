@@ -202,6 +202,10 @@ def _copy(value: Any) -> Any:
     return value
 
 
+def _short_option(option: str) -> str:
+    return option if len(option) <= 60 else f"{option[:40]}...({len(option)} characters)"
+
+
 def parse_override(option: str) -> tuple[str, Override]:
     """Split ``key=value`` (value parsed as a YAML scalar or flow collection)."""
     from .. import _yaml
@@ -220,6 +224,8 @@ def parse_override(option: str) -> tuple[str, Override]:
         )
     try:
         parsed = _yaml.parse(text)
+    except _yaml.YamlValueProblem as problem:
+        raise UsageError(f"-c {_short_option(option)}: {problem.detail}") from None
     except _yaml.YamlProblem:
         parsed = text  # e.g. "[3" is kept as text
     stripped = text.lstrip()
