@@ -258,6 +258,19 @@ def test_hostile_launchers_yaml(tmp_path: Path, content: bytes, message: str) ->
     assert f"{path}: " in (line := one_error_line(result)) and message in line
 
 
+def test_a_broken_launchers_yaml_beside_the_experiment_is_refused_before_the_run(
+    project: Path, tmp_path: Path
+) -> None:
+    """It was read only when run() asked for a launcher: exit 2 after the workdir, a run
+    record and a job were written (or exit 0 when run() asked for none)."""
+    (project / "ok.yaml").write_text("file: hx\n")
+    (project / "launchers.yaml").write_bytes(b"hosts:\n  - name: a\n    name: b\n")
+    workdir = tmp_path / "workdir"
+    line = one_error_line(xpm("run-experiment", "ok.yaml", "--workdir", str(workdir), cwd=project))
+    assert f"{project / 'launchers.yaml'}: " in line and "duplicate key 'name'" in line
+    assert not workdir.exists()
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

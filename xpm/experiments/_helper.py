@@ -226,8 +226,9 @@ def _add_user_location(error: BaseException) -> None:
 
 
 def _launchers_note(helper: ExperimentHelper) -> str:
-    """Which launchers.yaml ``helper.launcher()`` would read, or that there is none (the file
-    is only found here, not read: a run that asks for no launcher must not fail on it)."""
+    """Which launchers.yaml ``helper.launcher()`` reads, or that there is none.  The file is
+    read here, before the run writes anything: a broken one (bad YAML, an unknown key) is a
+    mistake to fix now, not an error halfway through ``run()`` after jobs were written."""
     from ..errors import LauncherError
     from ..launcherfinder import find_launchers_file
 
@@ -236,4 +237,7 @@ def _launchers_note(helper: ExperimentHelper) -> str:
         source = find_launchers_file(helper.workdir, beside=beside)
     except LauncherError as error:
         return str(error)
-    return f"hosts from {source}" if source else "no launchers.yaml (local machine only)"
+    if source is None:
+        return "no launchers.yaml (local machine only)"
+    helper.registry  # noqa: B018 - loads and checks it (LauncherError: exit 2)
+    return f"hosts from {source}"
