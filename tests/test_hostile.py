@@ -352,6 +352,10 @@ def test_a_workdir_without_its_index_points_to_a_rebuild(indexed: Path) -> None:
     listed = xpm("jobs", "list", "--workdir", str(indexed), cwd=indexed)
     assert listed.returncode == 0
     assert "has job directories: run `xpm index rebuild`" in listed.stderr
+    experiments = xpm("experiments", "list", "--workdir", str(indexed), cwd=indexed)
+    assert "has job directories: run `xpm index rebuild`" in experiments.stderr
+    shown = one_error_line(xpm("jobs", "show", "abc", "--workdir", str(indexed), cwd=indexed))
+    assert "has job directories: run `xpm index rebuild`" in shown
     assert not (indexed / "xpm.db").exists()  # a reader does not make one
 
 

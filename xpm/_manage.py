@@ -188,6 +188,16 @@ def _recency(job: dict[str, Any]) -> tuple[float, str]:
     return (0.0, job["id"])
 
 
+def no_index_hint(workdir: Path) -> str:
+    """Why a workdir without ``xpm.db`` shows nothing, and what to do."""
+    jobs = jobs_root(workdir)
+    with contextlib.suppress(OSError):
+        if jobs.is_dir() and any(jobs.iterdir()):
+            # Deleted, or copied without it: the job directories are the record.
+            return f"no index in {workdir}, but it has job directories: run `xpm index rebuild`"
+    return f"no index in {workdir}: no experiment has run there yet"
+
+
 def no_match_hints(workdir: str | os.PathLike[str], filters: JobFilter) -> list[str]:
     """When ``filters`` matched no job: which filter names a task, tag or experiment that the
     index has never seen, with the closest known name (a typo, not an empty workdir)."""
@@ -195,10 +205,7 @@ def no_match_hints(workdir: str | os.PathLike[str], filters: JobFilter) -> list[
     from .index._names import filter_hints
 
     if not index_path(Path(workdir)).exists():
-        if jobs_root(Path(workdir)).is_dir() and any(jobs_root(Path(workdir)).iterdir()):
-            # Deleted, or copied without it: the job directories are the record.
-            return [f"no index in {workdir}, but it has job directories: run `xpm index rebuild`"]
-        return [f"no index in {workdir}: no experiment has run there yet"]
+        return [no_index_hint(Path(workdir))]
     with open_index(workdir, readonly=True) as db:
         return filter_hints(db, task=filters.task, tags=filters.tags, experiment=filters.experiment)
 
@@ -323,10 +330,7 @@ def find_job(workdir: str | os.PathLike[str], ref: str) -> dict[str, Any]:
 
     workdir = Path(workdir).absolute()
     if not index_path(workdir).exists():
-        raise UsageError(
-            f"no job matches {ref!r}: {workdir} has no index (no experiment ran there; "
-            "`xpm index rebuild` recreates it from job directories)"
-        )
+        raise UsageError(f"no job matches {ref!r}: {no_index_hint(workdir)}")
     with open_index(workdir) as db:
         job = index_find_job(db, ref)
         reconcile_launchers(db, [job])

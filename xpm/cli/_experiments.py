@@ -30,9 +30,13 @@ def _counts(counts: dict[str, int]) -> str:
 def list_(workdir: Path | None, fmt: str) -> None:
     """List experiments: number of runs, first and last start, jobs by state."""
     from .._inspect import list_experiments
-    from .._manage import existing_workdir
+    from .._manage import existing_workdir, no_index_hint
+    from ..index import index_path
 
-    rows = list_experiments(existing_workdir(workdir))
+    where = existing_workdir(workdir)
+    rows = list_experiments(where)
+    if not rows and not index_path(Path(where)).exists():
+        click.echo(f"xpm: {no_index_hint(Path(where))}", err=True)
     if fmt == "table":
         for row in rows:
             row["first_start"] = when(row["first_start"])
