@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from ._report import report
     from ._task import Task, tags_of, tagspath
     from ._types import Constant, Meta, Param, PathGenerator
-    from .index._results import results
+    from .index import results
 
 
 def __getattr__(name: str) -> Any:

@@ -27,7 +27,7 @@ from .errors import ExperimentError, JobDirectoryError, JobsFailedError
 if TYPE_CHECKING:
     from ._dirwriter import DirectoryWriter
     from ._task import Task
-    from .launchers._base import Launcher
+    from .launchers import Launcher
 
 #: Failed jobs the end-of-run summary names one by one; the rest are counted.
 FAILED_SHOWN = 20
@@ -132,7 +132,7 @@ class Experiment:
         self.workdir_reason = ""
         self.start_notes: list[str] = []
         self._started = True  # set to False on entering: the first line is still to come
-        from .git._policy import RunGit  # light: git's command line, no GitPython
+        from .git import RunGit  # light: git's command line, no GitPython
 
         #: The git states of this run's code (see docs/git.md); validates ``dirty_git``.
         self.git = RunGit(
@@ -199,7 +199,7 @@ class Experiment:
         if self.run_mode != "dry-run":
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._write_run_record()
-            from .index._recorder import attach
+            from .index import attach
 
             self._recorder = attach(self)
         if self.run_mode == "normal":
@@ -253,7 +253,7 @@ class Experiment:
                 self.info["outcome"] = self._outcome(failure)
                 self._flush_submissions()
                 self._write_run_record()
-                from .index._recorder import detach
+                from .index import detach
 
                 detach(self._recorder)
             self._restore_stop_signals()

@@ -84,7 +84,7 @@ def _plain(value: Any) -> Any:
 
 def _raw_params(jobdir: JobDir) -> list[dict[str, Any]]:
     try:
-        from .index._ingest import flatten_params
+        from .index import flatten_params
 
         doc = json.loads(jobdir.params.read_text(encoding="utf-8"))
         flat = flatten_params(doc)
@@ -135,7 +135,7 @@ def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[st
     ``paths``, ``rerun`` (shell commands), ``checkout`` (git commands).
     """
     from .git import find_job_run, job_code
-    from .index._ingest import read_results
+    from .index import read_results
 
     workdir = Path(workdir).absolute()
     jobdir = JobDir(workdir, job["task_id"], job["id"])
@@ -273,8 +273,7 @@ def run_query(
     A statement that would write is a :class:`UsageError` (exit 2) saying so; so is an SQL
     error (with SQLite's message).
     """
-    from .index import index_path
-    from .index._db import REBUILD_HINT, check_header, readonly_uri
+    from .index import REBUILD_HINT, check_header, index_path, readonly_uri
 
     path = index_path(Path(workdir).absolute())
     if not path.exists():
@@ -395,8 +394,7 @@ def schema_text(workdir: Path | None = None) -> str:
     if workdir is None:
         return text
     from .errors import IndexDatabaseError
-    from .index._db import IndexDB
-    from .index._tasktables import render_markdown as task_tables_markdown
+    from .index import IndexDB, task_tables_markdown
 
     try:
         with IndexDB(workdir, readonly=True) as db, db.errors():

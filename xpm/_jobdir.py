@@ -39,7 +39,7 @@ from ._vocabulary import TERMINAL_STATES, jobs_root
 from .errors import JobDirectoryError
 
 if TYPE_CHECKING:
-    from .launchers._base import LaunchOutcome
+    from .launchers import LaunchOutcome
 
 
 _PARAMS = "params.json"

@@ -201,8 +201,7 @@ def no_index_hint(workdir: Path) -> str:
 def no_match_hints(workdir: str | os.PathLike[str], filters: JobFilter) -> list[str]:
     """When ``filters`` matched no job: which filter names a task, tag or experiment that the
     index has never seen, with the closest known name (a typo, not an empty workdir)."""
-    from .index import index_path, open_index
-    from .index._names import filter_hints
+    from .index import filter_hints, index_path, open_index
 
     if not index_path(Path(workdir)).exists():
         return [no_index_hint(Path(workdir))]
@@ -212,7 +211,7 @@ def no_match_hints(workdir: str | os.PathLike[str], filters: JobFilter) -> list[
 
 def attach_results(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
     """Set ``job["results"]``: the latest value of each result of each job."""
-    from .index._query import rows_for_jobs
+    from .index import rows_for_jobs
 
     by_id = {j["id"]: j for j in jobs}
     for job in jobs:
@@ -254,8 +253,7 @@ def reconcile_launchers(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
     import sys
 
     from .errors import LauncherError
-    from .launchers import LaunchedJob
-    from .launchers._base import backend_decides
+    from .launchers import LaunchedJob, backend_decides
 
     launched = {
         j["id"]: LaunchedJob(JobDir(db.workdir, j["task_id"], j["id"]), str(j["launcher_job_id"]))
@@ -289,7 +287,7 @@ def _by_recorded_launcher(
 ) -> list[tuple[Launcher, list[LaunchedJob]]]:
     """``launched`` grouped by the launcher their last attempt recorded (its ``describe()``),
     each group with that launcher rebuilt: a configured ``binpath`` is honoured."""
-    from .launchers._kinds import description_key, launcher_from_description
+    from .launchers import description_key, launcher_from_description
 
     groups: dict[str, tuple[Launcher, list[LaunchedJob]]] = {}
     for one in launched:
@@ -306,7 +304,7 @@ def _refresh_rows(db: IndexDB, jobs: Sequence[dict[str, Any]]) -> None:
     """Rewrite the index rows of ``jobs`` from their directories and update the dicts."""
     if not jobs:
         return
-    from .index._ingest import read_job, write_jobs
+    from .index import read_job, write_jobs
 
     rows = []
     for job in jobs:
@@ -617,7 +615,7 @@ def clean(workdir: str | os.PathLike[str], items: Sequence[CleanItem]) -> list[C
     if removed:
         ids = [i.job["id"] for i in removed]
 
-        from .index._tasktables import forget_jobs
+        from .index import forget_jobs
 
         def delete(conn: Any) -> None:
             for start in range(0, len(ids), 500):

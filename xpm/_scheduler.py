@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ._jobdir import JobDir, this_process
 from ._vocabulary import TERMINAL_STATES, arrays_root
 from .errors import LauncherError
-from .launchers._base import LaunchedJob, Launcher, LaunchOutcome
+from .launchers import LaunchedJob, Launcher, LaunchOutcome
 from .run import job_command, job_environment
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from .errors import ExperimentError, XpmError
 
 if TYPE_CHECKING:
     from ._jobdir import JobDir
-    from .launchers._base import Launcher
+    from .launchers import Launcher
 
 
 #: True while a job process imports its task's modules (``python -m xpm.run``): an experiment

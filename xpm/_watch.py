@@ -85,8 +85,7 @@ def snapshot(workdir: Path, filters: JobFilter, rows: int) -> Snapshot:
 
 
 def _counts(workdir: Path, filters: JobFilter) -> dict[str, int]:
-    from .index import index_path, open_index
-    from .index._live import state_counts
+    from .index import index_path, open_index, state_counts
 
     if not index_path(workdir).exists():
         return {}

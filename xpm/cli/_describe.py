@@ -40,7 +40,7 @@ def load_class(reference: str) -> type:
                 for n, v in vars(module).items()
                 if isinstance(v, type) and v.__module__ == module.__name__
             )
-            from ..experiments._configuration import suggest
+            from .._suggest import suggest
 
             raise UsageError(
                 f"module {module_name!r} ({getattr(module, '__file__', '?')}) has no {qualname!r}"

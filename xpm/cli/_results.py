@@ -73,7 +73,7 @@ def results(
     xpm results train --group-by lr --agg mean,std,count
     """
     from .._manage import existing_workdir, parse_tags
-    from ..index._results import results as query
+    from ..index import results as query
 
     rows = query(
         existing_workdir(workdir),

@@ -36,7 +36,7 @@ def serve(workdir: Path | None, port: int, host: str, open_browser: bool) -> Non
     per job (/-/xpm/job/ID) and charts of a result against a tag or a step
     (/-/xpm/chart).  Stop it with Ctrl-C.
     """
-    from ..datasette._app import serve as run_server
+    from ..datasette import serve as run_server
     from ..experiments import resolve_workdir
 
     def ready(url: str) -> None:

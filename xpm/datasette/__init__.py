@@ -13,6 +13,8 @@ is not installed.  Importing this package imports Datasette: the rest of xpm doe
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._plugin import (
     canned_queries,
     filters_from_request,
@@ -26,7 +28,11 @@ from ._plugin import (
     table_actions,
 )
 
+if TYPE_CHECKING:
+    from ._app import serve
+
 __all__ = [
+    "serve",
     "canned_queries",
     "filters_from_request",
     "get_metadata",
@@ -44,7 +50,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    if name in ("make_datasette", "register", "ReadOnlyDatabase"):
+    if name in ("make_datasette", "register", "ReadOnlyDatabase", "serve"):
         from . import _app
 
         return getattr(_app, name)

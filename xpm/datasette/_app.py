@@ -12,7 +12,7 @@ from datasette.app import Datasette
 from datasette.database import Database
 
 from ..errors import UsageError
-from ..index._db import IndexDB
+from ..index import IndexDB
 from ._metadata import DATABASE, metadata
 
 #: Datasette settings of ``xpm serve``.  Facet suggestions run one query per column
@@ -40,7 +40,7 @@ class ReadOnlyDatabase(Database):  # type: ignore[misc]
                 "the xpm index is served read-only: write it through xpm (experiments, "
                 "`xpm index rebuild`), not through Datasette"
             )
-        from ..index._db import readonly_uri
+        from ..index import readonly_uri
 
         conn = sqlite3.connect(readonly_uri(Path(self.path)), uri=True, check_same_thread=False)
         self._all_file_connections.append(conn)
@@ -115,7 +115,7 @@ def serve(
 
     import uvicorn
 
-    from ..index._settle import settle_workdir
+    from ..index import settle_workdir
 
     settle_workdir(workdir)  # what a crashed run left, once, before serving the rows
     ds = make_datasette(workdir)

@@ -12,8 +12,8 @@ from typing import Any
 
 from datasette.utils import tilde_encode
 
-from ..cli._options import duration as _duration
-from ..cli._options import short_value, size
+from .._humanize import duration as _duration
+from .._humanize import short_value, size
 
 
 def when(value: Any) -> str:

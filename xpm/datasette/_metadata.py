@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..index._schema import datasette_metadata
+from ..index import datasette_metadata
 
 #: Name of the index database in Datasette URLs (``/xpm/jobs``).
 DATABASE = "xpm"

@@ -67,7 +67,7 @@ def get_metadata(datasette: Any, key: str, database: str | None, table: str | No
         return cached[1]
     import sqlite3
 
-    from ..index._tasktables import datasette_metadata
+    from ..index import task_tables_metadata as datasette_metadata
 
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -123,7 +123,7 @@ def filters_from_request(request: Any, database: str, table: str, datasette: Any
     """``?_tag=key=value`` and ``?_experiment=name`` on the jobs table."""
     if database != DATABASE or table != "jobs":
         return None
-    from ..index._query import parse_tag_value
+    from ..index import parse_tag_value
 
     where: list[str] = []
     params: dict[str, Any] = {}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._vocabulary import STORED_STATES, TERMINAL_STATES
-from ..index._query import parse_tag_value
+from ..index import parse_tag_value
 
 #: Experiments listed on the home page (the latest started).
 HOME_EXPERIMENTS = 100

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import enum
 import sys
 import types
@@ -18,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any, TypeVar, Union
 
+from .._suggest import suggest
 from .._types import Mismatch, UnsupportedType, ValueType, compile_type, describe_value
 from ..errors import ConfigError
 
@@ -144,12 +144,6 @@ def field_types(cls: type) -> dict[str, Any]:
             "make every type importable at module level"
         ) from error
     return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
-
-
-def suggest(name: str, choices: list[str]) -> str:
-    """``; did you mean 'x'?`` for the closest choice, or nothing."""
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def build(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:

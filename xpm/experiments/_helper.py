@@ -15,7 +15,7 @@ from ..errors import ConfigError, StorageError, UsageError
 if TYPE_CHECKING:
     from .._experiment import Experiment
     from ..launcherfinder import LauncherRegistry
-    from ..launchers._base import Launcher
+    from ..launchers import Launcher
     from ._loader import PreparedExperiment
 
 #: Values of ``dirty_git`` (passed to :func:`xpm.experiment` when it accepts the keyword).

@@ -12,10 +12,26 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._db import ENV_INDEX, IndexDB, index_path
-    from ._ingest import rebuild
-    from ._query import Mismatch, check, find_job, list_jobs, parse_tag_value, reconcile
+    from ._db import ENV_INDEX, REBUILD_HINT, IndexDB, check_header, index_path, readonly_uri
+    from ._ingest import flatten_params, read_job, read_results, rebuild, write_jobs
+    from ._live import state_counts
+    from ._names import filter_hints
+    from ._query import (
+        Mismatch,
+        check,
+        find_job,
+        list_jobs,
+        parse_tag_value,
+        reconcile,
+        rows_for_jobs,
+    )
+    from ._recorder import attach, detach
+    from ._results import results
     from ._schema import datasette_metadata, render_markdown
+    from ._settle import settle_workdir
+    from ._tasktables import datasette_metadata as task_tables_metadata
+    from ._tasktables import forget_jobs
+    from ._tasktables import render_markdown as task_tables_markdown
     from ._version import SCHEMA_VERSION
 
 # Loaded on first use: a command that only reads an up-to-date index never pays for the
@@ -34,6 +50,24 @@ _LAZY = {
     "datasette_metadata": "._schema",
     "render_markdown": "._schema",
     "SCHEMA_VERSION": "._version",
+    # What the rest of xpm uses (no other package imports an underscore module of this one).
+    "REBUILD_HINT": "._db",
+    "check_header": "._db",
+    "readonly_uri": "._db",
+    "flatten_params": "._ingest",
+    "read_job": "._ingest",
+    "read_results": "._ingest",
+    "write_jobs": "._ingest",
+    "state_counts": "._live",
+    "filter_hints": "._names",
+    "rows_for_jobs": "._query",
+    "attach": "._recorder",
+    "detach": "._recorder",
+    "results": "._results",
+    "settle_workdir": "._settle",
+    "forget_jobs": "._tasktables",
+    "task_tables_metadata": "._tasktables:datasette_metadata",
+    "task_tables_markdown": "._tasktables:render_markdown",
 }
 
 
@@ -43,7 +77,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'xpm.index' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module, __name__), name)
+    module, _, attribute = module.partition(":")
+    value = getattr(importlib.import_module(module, __name__), attribute or name)
     globals()[name] = value
     return value
 
@@ -64,15 +99,32 @@ __all__ = [
     "ENV_INDEX",
     "IndexDB",
     "Mismatch",
+    "REBUILD_HINT",
     "SCHEMA_VERSION",
+    "attach",
     "check",
+    "check_header",
     "datasette_metadata",
+    "detach",
+    "filter_hints",
     "find_job",
+    "flatten_params",
+    "forget_jobs",
     "index_path",
     "list_jobs",
     "open_index",
     "parse_tag_value",
+    "read_job",
+    "read_results",
+    "readonly_uri",
     "rebuild",
     "reconcile",
     "render_markdown",
+    "results",
+    "rows_for_jobs",
+    "settle_workdir",
+    "state_counts",
+    "task_tables_markdown",
+    "task_tables_metadata",
+    "write_jobs",
 ]

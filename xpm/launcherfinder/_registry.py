@@ -28,7 +28,7 @@ from ._spec import (
 )
 
 if TYPE_CHECKING:
-    from ..launchers._base import Launcher
+    from ..launchers import Launcher
 
 #: Environment variable naming the launchers.yaml file to use.
 ENV_VARIABLE = "XPM_LAUNCHERS"

@@ -1,9 +1,20 @@
 """Launchers: where jobs run (``LocalLauncher``; ``SlurmLauncher`` in ``xpm.launchers.slurm``)."""
 
-from ._base import LaunchedJob, Launcher, LaunchOutcome
+from ._base import LaunchedJob, Launcher, LaunchOutcome, backend_decides
+from ._kinds import description_key, launcher_class, launcher_from_description
 from .local import LocalLauncher
 
-__all__ = ["Launcher", "LaunchedJob", "LaunchOutcome", "LocalLauncher", "SlurmLauncher"]
+__all__ = [
+    "Launcher",
+    "LaunchedJob",
+    "LaunchOutcome",
+    "LocalLauncher",
+    "SlurmLauncher",
+    "backend_decides",
+    "description_key",
+    "launcher_class",
+    "launcher_from_description",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -1,0 +1,42 @@
+"""Values shown to people, shared by the command line and the web view: durations, result
+values, sizes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def duration(start: float | None, end: float | None, state: str = "") -> str:
+    """``1h02m``, ``3m05s``, ``4.2s``; a running job counts up to now."""
+    if start is None:
+        return ""
+    if end is None:
+        if state != "RUNNING":
+            return ""
+        end = time.time()
+    seconds = max(0.0, end - start)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def short_value(value: Any) -> str:
+    """A result value for a table cell (floats with 4 significant digits)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def size(n: int) -> str:
+    """A size in bytes for people (``1.5 MiB``)."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
