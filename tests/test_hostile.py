@@ -242,6 +242,27 @@ def test_index_that_is_a_directory(tmp_path: Path, command: tuple[str, ...]) -> 
     assert (workdir / "xpm.db").is_dir()
 
 
+@pytest.mark.parametrize("link", ["loop", "nowhere"])
+@pytest.mark.parametrize(
+    "command",
+    [("jobs", "list"), ("experiments", "list"), ("query", "select 1"), ("index", "check")],
+)
+def test_index_that_is_a_broken_symbolic_link(
+    tmp_path: Path, command: tuple[str, ...], link: str
+) -> None:
+    """Read as "no experiment has run there yet" before: the user's link was the problem."""
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    target = "xpm.db" if link == "loop" else str(tmp_path / "gone" / "xpm.db")
+    (workdir / "xpm.db").symlink_to(target)
+    result = xpm(*command, "--workdir", str(workdir), cwd=tmp_path)
+    assert result.returncode == 2
+    line = one_error_line(result)
+    why = "loops" if link == "loop" else "leads nowhere"
+    assert f"{workdir / 'xpm.db'} is a symbolic link to {target} that {why}" in line
+    assert sorted(p.name for p in workdir.iterdir()) == ["xpm.db"]  # nothing written
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

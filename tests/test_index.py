@@ -22,7 +22,7 @@ from xpm_test_tasks import Count, Evaluate, Fail, Learn, Model, SelfKill
 
 from xpm import Config, Param, tag
 from xpm._experiment import experiment
-from xpm._jobdir import iter_job_dirs
+from xpm._jobdir import DONE_MARKER_MISSING, iter_job_dirs
 from xpm._serialize import to_params
 from xpm.errors import IndexDatabaseError, JobsFailedError, UsageError
 from xpm.index import (
@@ -290,6 +290,21 @@ def test_check_reports_every_mismatch(sweep: Path, tmp_path: Path) -> None:
     }
     rebuild(wd)
     assert check(wd) == []
+
+
+def test_check_reports_a_done_job_whose_marker_was_removed(sweep: Path, tmp_path: Path) -> None:
+    """The next run runs such a job again: its record must not keep saying DONE."""
+    wd = tmp_path / "copy"
+    shutil.copytree(sweep, wd)
+    done = next(j for j in iter_job_dirs(wd) if j.is_done())
+    done.done_marker.unlink()
+    status = done.read_status()
+    assert (status.state, status.reason) == ("FAILED", DONE_MARKER_MISSING)
+    found = [(m.kind, m.job.split("/")[-1]) for m in check(wd)]
+    assert found == [("state", done.identifier)]
+    rebuild(wd)
+    assert check(wd) == []
+    assert {j["id"]: j["state"] for j in list_jobs(wd)}[done.identifier] == "FAILED"
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])

@@ -48,6 +48,7 @@ _PARAMS = "params.json"
 LOST = "lost: the job ended without recording an outcome"
 #: Why a job whose launcher reports success is FAILED all the same (no ``done`` marker).
 NOT_MARKED_DONE = "the job process exited without marking the job done"
+DONE_MARKER_MISSING = "its done marker was removed after it ended: the next run runs it again"
 
 
 def lost_reason(detail: str | None = None) -> str:
@@ -542,10 +543,14 @@ class JobDir:
                 status.signal = event.get("signal", status.signal)
                 status.reason = event.get("reason")
             status.state = state
-        # The markers win over the event log: they are written last and atomically.
+        # The markers win over the event log: they are written first and atomically.
         if self.is_done():
             status.state = "DONE"
             status.reason = None
+        elif status.state == "DONE":
+            # The event follows the marker (:meth:`end`): this marker was removed since, and
+            # the next run will run the job again, so the record must not say it is done.
+            status.state, status.reason = "FAILED", DONE_MARKER_MISSING
         else:
             failed = self.read_marker(self.failed_marker)
             if failed is not None:

@@ -9,6 +9,7 @@ transactions with a busy timeout, retried when SQLite still reports the file loc
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import sqlite3
@@ -66,9 +67,19 @@ WRITE_CACHE_KIB = 32768
 def index_path(workdir: str | os.PathLike[str]) -> Path:
     """Where the index of ``workdir`` lives: ``$XPM_INDEX`` or ``WORKDIR/xpm.db``."""
     env = os.environ.get(ENV_INDEX)
-    if env:
-        return Path(env).expanduser().absolute()
-    return index_file(workdir)
+    path = Path(env).expanduser().absolute() if env else index_file(workdir)
+    if path.is_symlink() and not path.exists():
+        # Otherwise read as "no index yet", or SQLite's "unable to open database file".
+        try:
+            path.stat()
+            why = "leads nowhere"
+        except OSError as e:
+            why = "loops" if e.errno == errno.ELOOP else "leads nowhere"
+        raise IndexDatabaseError(
+            f"{path} is a symbolic link to {os.readlink(path)} that {why}: point it at the "
+            "index or remove it, then run `xpm index rebuild`"
+        )
+    return path
 
 
 def filesystem_type(path: Path) -> str | None:
