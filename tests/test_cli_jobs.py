@@ -262,7 +262,41 @@ def test_the_rerun_line_of_a_python_m_xpm_cli_run_names_the_module(tmp_path: Pat
     from xpm._inspect import _program
 
     main = str(cli_main.__file__)
-    assert _program(main, main) == [sys.executable, "-m", "xpm.cli"]
+    python = sys.executable
+    assert _program(main, main, python) == [python, "-m", "xpm.cli"]
     script = str(tmp_path / "experiment.py")
-    assert _program(script, script) == [sys.executable, script]
-    assert _program(main, "/usr/local/bin/xpm") == []
+    assert _program(script, script, python) == [python, script]
+    assert _program(main, "/usr/local/bin/xpm", python) == []
+
+
+def test_rerun_lines_use_the_interpreter_the_run_had(tmp_path: Path) -> None:
+    """`jobs show` printed the interpreter of the process showing the job: from another
+    virtualenv, the rerun lines did not run the job with the packages it ran with."""
+    from xpm._inspect import job_details
+    from xpm._manage import find_job
+
+    venv_python = tmp_path / "venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.symlink_to(sys.executable)
+    wd = tmp_path / "workdir"
+    script = tmp_path / "experiment.py"
+    script.write_text(
+        "from xpm._experiment import experiment\n"
+        "from xpm_test_tasks import Count\n"
+        f"with experiment({str(wd)!r}, 'py', progress=False):\n"
+        "    Count(n=7).submit()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XPM_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(ROOT)])
+    done = subprocess.run(
+        [str(venv_python), str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    (params,) = wd.glob("jobs/*/*/params.json")
+    job = find_job(wd, params.parent.name)
+    rerun = job_details(wd, job)["rerun"]
+    assert rerun[0].endswith(f"&& {venv_python} {script}")
+    assert rerun[1].startswith(f"{venv_python} -m xpm.run ")
+    venv_python.unlink()  # a deleted virtualenv: the interpreter at hand, not a dead path
+    rerun = job_details(wd, job)["rerun"]
+    assert rerun[1].startswith(f"{sys.executable} -m xpm.run ")

@@ -104,7 +104,8 @@ def test_write_failure_names_the_directory_and_fails_the_run(
     assert "could not write job directories" in text and str(task_dir) in text
     with open_index(workdir, readonly=True) as index:
         (info,) = index.query("SELECT info FROM runs")[0]
-    assert json.loads(info)["outcome"] == "error: JobDirectoryError"
+    outcome = json.loads(info)["outcome"]
+    assert outcome.startswith("error: JobDirectoryError: could not write job directories")
 
 
 def test_generating_again_keeps_existing_jobs(

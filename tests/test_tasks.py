@@ -448,7 +448,17 @@ def test_run_records_say_how_the_run_ended(workdir: Path) -> None:
         Fail(n=51).submit()
     with pytest.raises(KeyError), run_xp(workdir, name="c"):
         raise KeyError("in the experiment's own code")
-    assert _run_outcomes(workdir) == ["done", "1 job(s) failed", "error: KeyError"]
+    with pytest.raises(ValueError), run_xp(workdir, name="d"):
+        raise ValueError("\n  first line " + "x" * 1000 + "\nsecond line")
+    outcomes = _run_outcomes(workdir)
+    assert outcomes[:3] == [
+        "done",
+        "1 job(s) failed",
+        'error: KeyError: "in the experiment\'s own code"',
+    ]
+    # The message says what went wrong weeks later; the record stays one bounded line.
+    assert outcomes[3].startswith("error: ValueError: first line xxx")
+    assert outcomes[3].endswith("x...") and len(outcomes[3]) < 400
 
 
 def test_dry_run_says_which_jobs_failed_before(

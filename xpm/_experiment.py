@@ -48,6 +48,14 @@ class Terminated(KeyboardInterrupt):
 #: Signals a running (not detached) experiment handles as Ctrl-C: what `kill`, systemd, a
 #: batch system's job end and a closed ssh session send.
 STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+OUTCOME_MESSAGE_CHARS = 300  # of an error's message kept in the run record
+
+
+def _first_line(error: BaseException | None, limit: int) -> str:
+    """The first non-empty line of ``error``'s message, at most ``limit`` characters."""
+    lines = [line for line in str(error or "").strip().splitlines() if line.strip()]
+    line = lines[0].strip() if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 class Experiment:
@@ -216,13 +224,13 @@ class Experiment:
         tb: TracebackType | None,
     ) -> None:
         try:
-            self._close(exc_type)
+            self._close(exc_type, exc)
         except Exception as error:
             self._raise_storage_error(error)
             raise
         self._raise_storage_error(exc)
 
-    def _close(self, exc_type: type[BaseException] | None) -> None:
+    def _close(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
         """Wait for the jobs (or cancel them after ``exc_type``), then record the run's end."""
         stopped: type[BaseException] | None = None  # Ctrl-C or a stop signal while waiting
         try:
@@ -250,7 +258,7 @@ class Experiment:
                 failure = (
                     exc_type or stopped or (type(write_error) if write_error is not None else None)
                 )
-                self.info["outcome"] = self._outcome(failure)
+                self.info["outcome"] = self._outcome(failure, exc if exc_type else write_error)
                 self._flush_submissions()
                 self._write_run_record()
                 from .index import detach
@@ -348,14 +356,21 @@ class Experiment:
             return e
         return None
 
-    def _outcome(self, exc_type: type[BaseException] | None) -> str:
-        """How the run ended, recorded in its run record (``runs.info`` in the index)."""
+    def _outcome(
+        self, exc_type: type[BaseException] | None, error: BaseException | None = None
+    ) -> str:
+        """How the run ended, recorded in its run record (``runs.info`` in the index).
+
+        An error is kept with its message (first line, bounded): the class alone
+        (``KeyError``) does not say which key, weeks later.
+        """
         if exc_type is not None:
             if issubclass(exc_type, Terminated) and self._stopped_by is not None:
                 return str(self._stopped_by)
             if issubclass(exc_type, KeyboardInterrupt):
                 return "interrupted"
-            return f"error: {exc_type.__name__}"
+            message = _first_line(error, OUTCOME_MESSAGE_CHARS)
+            return f"error: {exc_type.__name__}" + (f": {message}" if message else "")
         if self.detach and self.run_mode == "normal":
             return "detached"
         failed = len(self.failed_jobs())

@@ -12,7 +12,6 @@ import os
 import re
 import shlex
 import sqlite3
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,7 +133,7 @@ def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[st
     run that submitted it), ``launcher_description``, ``last_submitted_by``,
     ``paths``, ``rerun`` (shell commands), ``checkout`` (git commands).
     """
-    from .git import find_job_run, job_code
+    from .git import find_job_run, job_code, recorded_command, recorded_python
     from .index import read_results
 
     workdir = Path(workdir).absolute()
@@ -150,17 +149,15 @@ def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[st
     short = job["id"][:12]
     dest = f"../reproduce-{short}"
     checkout, git = checkout_commands(code.states, dest)
-    rerun = [f"{_quote(sys.executable)} -m xpm.run {_quote(jobdir.path)}"]
-    if record is not None:
-        try:
-            command = json.loads(record.read_text(encoding="utf-8")).get("command") or {}
-        except (OSError, ValueError):
-            command = {}
-        argv, cwd = command.get("argv"), command.get("cwd")
-        if argv and cwd:
-            program = _program(command.get("main"), str(argv[0]))
-            words = [*program, *argv[1 if program else 0 :]]
-            rerun.insert(0, f"cd {_quote(cwd)} && {' '.join(shlex.quote(str(w)) for w in words)}")
+    command = recorded_command(record)
+    # The interpreter the run had (its virtualenv), not the one showing the job.
+    python = recorded_python(command)
+    rerun = [f"{_quote(python)} -m xpm.run {_quote(jobdir.path)}"]
+    argv, cwd = command.get("argv"), command.get("cwd")
+    if argv and cwd:
+        program = _program(command.get("main"), str(argv[0]), python)
+        words = [*program, *argv[1 if program else 0 :]]
+        rerun.insert(0, f"cd {_quote(cwd)} && {' '.join(shlex.quote(str(w)) for w in words)}")
     if checkout:
         checkout.append(f"xpm reproduce {short} --dir {dest}  # does it, and prepares a rerun")
     return {
@@ -330,21 +327,21 @@ _INTEGER = re.compile(r"^-?(0|[1-9][0-9]*)$")
 _DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)\.[0-9]+([eE][-+]?[0-9]+)?$")
 
 
-def _program(main: str | None, argv0: str) -> list[str]:
+def _program(main: str | None, argv0: str, python: str) -> list[str]:
     """The words that start the recorded experiment again: none for the ``xpm`` script
     (argv[0] says it), ``python -m xpm.cli`` when ``main`` is a module of xpm itself
-    (``python -m xpm.cli run-experiment``), else ``python MAIN``."""
+    (``python -m xpm.cli run-experiment``), else ``python MAIN`` (``python``: the recorded interpreter)."""
     if not main or argv0.endswith("xpm"):
         return []
     package = Path(__file__).resolve().parent
     try:
         inside = Path(main).resolve().relative_to(package.parent).with_suffix("")
     except ValueError:
-        return [sys.executable, main]
+        return [python, main]
     if inside.parts[0] != package.name:
-        return [sys.executable, main]
+        return [python, main]
     parts = inside.parts[:-1] if inside.name == "__main__" else inside.parts
-    return [sys.executable, "-m", ".".join(parts)]
+    return [python, "-m", ".".join(parts)]
 
 
 def parse_query_params(items: Sequence[str]) -> dict[str, Any]:

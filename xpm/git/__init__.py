@@ -28,12 +28,20 @@ from ._pins import (
     pin_state,
     run_exists,
 )
-from ._policy import DIRTY_POLICIES, RunGit, check_policy, dirty_error, git_enabled
+from ._policy import (
+    DIRTY_POLICIES,
+    RunGit,
+    check_policy,
+    dirty_error,
+    git_enabled,
+    recorded_python,
+)
 from ._reproduce import (
     JobCode,
     Reproduction,
     find_job_run,
     job_code,
+    recorded_command,
     reproduce,
     reproduce_commands,
     run_git_states,
@@ -58,6 +66,8 @@ def commits_for(repo: str | os.PathLike[str], rev: str) -> set[str]:
 
 
 __all__ = [
+    "recorded_command",
+    "recorded_python",
     "DEFAULT_MAX_UNTRACKED_SIZE",
     "DIRTY_POLICIES",
     "RUNS_PREFIX",

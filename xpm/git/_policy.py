@@ -91,7 +91,8 @@ class RunGit:
     def start(self, code_paths: Iterable[str | os.PathLike[str]] = ()) -> dict[str, Any]:
         """Capture the experiment's code: the ``__main__`` file (or the current directory)
         and ``code_paths``.  Returns the run-record entries: ``git`` (:meth:`records`) and
-        ``command`` (``main`` file, ``argv``, ``cwd``: how to run the experiment again)."""
+        ``command`` (``main`` file, ``argv``, ``cwd``, ``python``: how to run the
+        experiment again)."""
         main = getattr(sys.modules.get("__main__"), "__file__", None)
         main = os.path.abspath(main) if main else None
         code_paths = list(code_paths)
@@ -101,7 +102,12 @@ class RunGit:
             self.add(code_paths or [os.getcwd()])
         else:
             self.add([main or os.getcwd(), *code_paths])
-        command = {"main": main, "argv": list(sys.argv), "cwd": os.getcwd()}
+        command = {
+            "main": main,
+            "argv": list(sys.argv),
+            "cwd": os.getcwd(),
+            "python": sys.executable,  # its virtualenv: the packages the run had
+        }
         return {"git": self.records(), "command": command}
 
     def add_class(self, cls: type) -> bool:
@@ -206,3 +212,13 @@ def _under(file: str, root: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def recorded_python(command: dict[str, Any] | None) -> str:
+    """The interpreter a run record's ``command`` ran with, to run it (or its jobs) again:
+    the one of its virtualenv, not the one reading the record.  This process's own when
+    the record predates it, or when that interpreter is gone (a deleted virtualenv)."""
+    python = (command or {}).get("python")
+    if isinstance(python, str) and os.path.isabs(python) and os.access(python, os.X_OK):
+        return python
+    return sys.executable

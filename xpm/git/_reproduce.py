@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from .._jobdir import JobDir, read_json_lines
 from .._vocabulary import run_record
 from ..errors import GitError
 from ._cmd import git
+from ._policy import recorded_python
 from ._state import GitState
 
 
@@ -187,6 +187,7 @@ def reproduce(
                 f"{job.relpath}, so its code is unknown (was it submitted by an older xpm?)"
             )
         run_name, states = code.run.rpartition("/")[2], code.states
+        python = recorded_python(recorded_command(code.record))
     elif target.is_file() and target.suffix == ".json" and target.parent.name == "runs":
         record = target
         run_name, states = record.stem, run_git_states(record)
@@ -232,7 +233,7 @@ def reproduce(
     if job is not None:
         wd = Path(rerun_workdir) if rerun_workdir else dest.with_name(dest.name + ".workdir")
         result.workdir = wd.absolute()
-        result.job, result.rerun = _copy_job(job, result.workdir, states, worktrees)
+        result.job, result.rerun = _copy_job(job, result.workdir, worktrees, python)
     else:
         result.rerun = _rerun_run(record, states, worktrees)
     return result
@@ -265,8 +266,20 @@ def _in_worktree(path: str, worktrees: dict[str, Path]) -> Path | None:
     return None
 
 
+def recorded_command(record: Path | None) -> dict[str, Any]:
+    """The ``command`` entry of a run record: how the experiment was started (``main``,
+    ``argv``, ``cwd``, ``python``); {} when there is none or the record is unreadable."""
+    if record is None:
+        return {}
+    try:
+        command = json.loads(record.read_text(encoding="utf-8")).get("command")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return command if isinstance(command, dict) else {}
+
+
 def _copy_job(
-    job: JobDir, workdir: Path, states: list[GitState], worktrees: dict[str, Path]
+    job: JobDir, workdir: Path, worktrees: dict[str, Path], python: str
 ) -> tuple[Path, str]:
     doc = json.loads(job.params.read_text(encoding="utf-8"))
     roots: list[str] = []
@@ -294,7 +307,7 @@ def _copy_job(
     rerun = (
         f"cd {shlex.quote(str(workdir))} && "
         f"PYTHONPATH={shlex.quote(pythonpath)}${{PYTHONPATH:+:$PYTHONPATH}} "
-        f"{shlex.quote(sys.executable)} -m xpm.run {shlex.quote(str(copy.path))}"
+        f"{shlex.quote(python)} -m xpm.run {shlex.quote(str(copy.path))}"
     )
     return copy.path, rerun
 
@@ -319,14 +332,13 @@ def _rewrite(value: Any, worktrees: dict[str, Path], upstream: set[tuple[str, st
 
 
 def _rerun_run(record: Path, states: list[GitState], worktrees: dict[str, Path]) -> str | None:
-    data = json.loads(record.read_text(encoding="utf-8"))
-    command = data.get("command") or {}
+    command = recorded_command(record)
     main, argv = command.get("main"), command.get("argv") or []
     moved = _in_worktree(main, worktrees) if isinstance(main, str) else None
     if moved is None:
         return None
     args = " ".join(shlex.quote(str(a)) for a in argv[1:])
     return (
-        f"cd {shlex.quote(str(moved.parent))} && {shlex.quote(sys.executable)} "
+        f"cd {shlex.quote(str(moved.parent))} && {shlex.quote(recorded_python(command))} "
         f"{shlex.quote(str(moved))} {args}"
     ).rstrip()
