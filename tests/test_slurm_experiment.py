@@ -425,12 +425,14 @@ def test_pending_array_task_cancelled_from_outside_is_cancelled(
 ) -> None:
     """Without accounting, a pending array task scancelled on its own leaves no record in
     Slurm: it must end CANCELLED, not FAILED "lost" (issue 18.9).  The jobs are submitted
-    held by the user (options) so the task is surely pending; the rest is then released."""
+    held by the user (options) so the task is surely pending; the rest is then released.
+    Polled every 3 s, so that its siblings have most likely run and ended by the poll that
+    finds it gone (a race that made this test fail once when it polled every 0.3 s)."""
     body = "    for n in range(3):\n        Count(n=80 + n).submit()\n"
     proc = popen_python(
         _script(workdir, body).replace(
             "SlurmLauncher(poll_interval=0.3)",
-            "SlurmLauncher(poll_interval=0.3, options={'hold': True})",
+            "SlurmLauncher(poll_interval=3, options={'hold': True})",
         )
     )
     deadline = time.monotonic() + 60

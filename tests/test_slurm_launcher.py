@@ -388,6 +388,32 @@ def test_real_job_array(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
     assert [d.stdout.read_text() for d in jobdirs] == ["task 0\n", "task 1\n", "task 2\n"]
 
 
+@pytest.mark.slurm
+def test_real_array_task_cancelled_while_pending_after_its_siblings_ended(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """A pending task scancelled on its own leaves no record in Slurm.  Once its siblings
+    have run and ended it must still read CANCELLED, not be forgotten (then FAILED as
+    lost): the suite saw that race once when the experiment polled after they ended."""
+    launcher = SlurmLauncher(poll_interval=0.2, options={"hold": True})
+    jobdirs = [make_jobdir(tmp_path, ident=f"{i:064x}") for i in range(3)]
+    for jobdir in jobdirs:
+        jobdir.add_event("SUBMITTED", launcher="slurm")  # as the scheduler does first
+    commands = [["bash", "-c", f"echo task {i}"] for i in range(3)]
+    jobs = launcher.submit_array(jobdirs, commands, {}, array_dir=tmp_path / "arrays")
+    array = jobs[0].launcher_job_id.partition("_")[0]
+    subprocess.run(["scancel", jobs[1].launcher_job_id], check=True)
+    subprocess.run(["scontrol", "release", array], check=True)
+    ended = wait_for_states(launcher, [jobs[0], jobs[2]])
+    assert {o.state for o in ended.values()} == {"DONE"}
+    outcome = launcher.poll([jobs[1]])[jobs[1].launcher_job_id]  # asked for on its own
+    assert (outcome.state, outcome.reason) == (
+        "CANCELLED",
+        "slurm: CANCELLED (taken out of its array while pending)",
+    )
+    assert not jobdirs[1].stdout.exists()  # it never ran
+
+
 def logging_wrappers(bindir: Path, log: Path, hide_from_squeue: bool = False) -> None:
     """Wrappers for the Slurm commands that log each call, then run the real command."""
     for name in ("sbatch", "squeue", "sacct", "scontrol", "scancel"):

@@ -252,6 +252,8 @@ class SlurmLauncher(Launcher):
         self.binpath = Path(binpath) if binpath is not None else None
         #: Raw Slurm ids of array tasks seen in squeue (for sacct -c, which knows no others).
         self._raw_ids: dict[str, str] = {}
+        #: Arrays the last squeue listed a task of (any task, any state): see :meth:`poll`.
+        self._listed_arrays: set[str] = set()
         #: Whether sacct must read the job-completion file (``sacct -c``: no slurmdbd).
         self._sacct_jobcomp: bool | None = None
         #: The cluster's limits from ``scontrol show config`` (read once, when needed).
@@ -589,21 +591,26 @@ class SlurmLauncher(Launcher):
             outcomes.update(self._sacct(missing))
         # A pending array task cancelled on its own leaves no record anywhere (it is only
         # taken out of its array's pending set; no completion line, no accounting without
-        # slurmdbd).  If its array still lists pending tasks, that is what happened to it.
-        queued = {
-            i.partition("_")[0] for i, o in outcomes.items() if "_" in i and o.state == "SUBMITTED"
-        }
+        # slurmdbd).  A task that never started, gone while Slurm still knows a sibling
+        # (pending, running or just ended), is what that leaves; its siblings may well have
+        # run and ended by the next poll, so whether they are pending does not matter.
+        known_arrays = self._listed_arrays | {i.partition("_")[0] for i in outcomes if "_" in i}
+        by_id = {job.launcher_job_id: job for job in jobs}
         for i in missing:
-            if i not in outcomes and i.partition("_")[0] in queued:
-                outcomes[i] = LaunchOutcome(
-                    "CANCELLED",
-                    "slurm: CANCELLED (taken out of its array while pending)",
-                    ended_by_backend=True,
-                )
+            if i in outcomes or i.partition("_")[0] not in known_arrays:
+                continue
+            if by_id[i].jobdir.read_status().state != "SUBMITTED":
+                continue  # it started: lost, or its own markers say how it ended
+            outcomes[i] = LaunchOutcome(
+                "CANCELLED",
+                "slurm: CANCELLED (taken out of its array while pending)",
+                ended_by_backend=True,
+            )
         return outcomes
 
     def _squeue(self, ids: list[str]) -> dict[str, LaunchOutcome]:
         outcomes: dict[str, LaunchOutcome] = {}
+        self._listed_arrays = set()
         for query in _id_lists(_array_ids(ids)):  # one list, but for >3,000 separate jobs
             outcomes.update(self._squeue_list(query, set(ids)))
         return outcomes
@@ -625,6 +632,8 @@ class SlurmLauncher(Launcher):
             if len(fields) < 5:
                 continue
             job_id, raw_id, state, reason, code = (f.strip() for f in fields[:5])
+            if "_" in job_id:
+                self._listed_arrays.add(job_id.partition("_")[0])  # a task not asked for too
             if job_id not in wanted:
                 continue
             if raw_id and raw_id != job_id:
