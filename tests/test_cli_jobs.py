@@ -259,21 +259,20 @@ def test_the_rerun_line_of_a_python_m_xpm_cli_run_names_the_module(tmp_path: Pat
     import sys
 
     import xpm.cli.__main__ as cli_main
-    from xpm._inspect import _program
+    from xpm.workdir import rerun_program
 
     main = str(cli_main.__file__)
     python = sys.executable
-    assert _program(main, main, python) == [python, "-m", "xpm.cli"]
+    assert rerun_program(main, main, python) == [python, "-m", "xpm.cli"]
     script = str(tmp_path / "experiment.py")
-    assert _program(script, script, python) == [python, script]
-    assert _program(main, "/usr/local/bin/xpm", python) == []
+    assert rerun_program(script, script, python) == [python, script]
+    assert rerun_program(main, "/usr/local/bin/xpm", python) == []
 
 
 def test_rerun_lines_use_the_interpreter_the_run_had(tmp_path: Path) -> None:
     """`jobs show` printed the interpreter of the process showing the job: from another
     virtualenv, the rerun lines did not run the job with the packages it ran with."""
-    from xpm._inspect import job_details
-    from xpm._manage import find_job
+    from xpm.workdir import find_job, job_details
 
     venv_python = tmp_path / "venv" / "bin" / "python"
     venv_python.parent.mkdir(parents=True)

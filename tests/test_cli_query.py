@@ -85,8 +85,8 @@ def test_workdir_from_environment(
 ) -> None:
     monkeypatch.setenv("XPM_WORKDIR", str(wd))
     assert len(ids(run("jobs", "list", "--format", "json"))) == 7
-    from xpm._manage import resolve_workdir
     from xpm.experiments import resolve_workdir as yaml_resolve
+    from xpm.workdir import resolve_workdir
 
     assert resolve_workdir(None) == yaml_resolve(None, None) == wd
     monkeypatch.delenv("XPM_WORKDIR")
@@ -306,7 +306,7 @@ def test_query_parameters_stdin_and_hints(wd: Path) -> None:
     assert "--schema" not in missing.stderr
     bad = run("query", sql, *w, "--param", "n")
     assert bad.exit_code == 2 and "--param 'n': write NAME=VALUE" in bad.stderr
-    from xpm._inspect import parse_query_params
+    from xpm.cli._query import parse_query_params
 
     assert parse_query_params(["a=3", "b=-0.5", "c=0123", "d=1e5", "e=x=y"]) == {
         "a": 3, "b": -0.5, "c": "0123", "d": "1e5", "e": "x=y"

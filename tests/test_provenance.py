@@ -21,15 +21,14 @@ from typing import Any
 from _gitrepo import git_recording, make_repo, sh  # noqa: F401  (autouse fixture)
 from conftest import ROOT
 
-from xpm._inspect import job_details
 from xpm._jobdir import JobDir, iter_job_dirs
-from xpm._manage import JobFilter, find_job, select_jobs
 from xpm.datasette._app import make_datasette
 from xpm.errors import UsageError
 from xpm.git import reproduce
 from xpm.index import list_jobs, open_index, rebuild
 from xpm.index._migrations import migrate
 from xpm.index._query import check
+from xpm.workdir import JobFilter, find_job, job_details, select_jobs
 
 TASKS = '''
 import time

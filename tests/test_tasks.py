@@ -505,6 +505,6 @@ def test_detach_says_what_it_left_in_one_line(
         "xpm away: detached; 1 job(s) left running or queued, 1 of them local, which finish "
         "on their own (`xpm jobs list --watch` follows them)"
     ]
-    from xpm._manage import JobFilter, kill_jobs, select_jobs
+    from xpm.workdir import JobFilter, kill_jobs, select_jobs
 
     kill_jobs(workdir, select_jobs(workdir, JobFilter(states=["SUBMITTED", "RUNNING"])))

@@ -10,8 +10,9 @@ The public API is re-exported here; heavy modules are imported on first use so t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_getattr
 from .errors import XpmError
 
 __version__ = "0.1.0.dev0"
@@ -65,12 +66,4 @@ if TYPE_CHECKING:
     from .index import results
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'xpm' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ._jobdir import JobDir
-from ._manage import JobFilter, select_jobs
 from ._vocabulary import ACTIVE_STATES
+from .workdir import JobFilter, select_jobs
 
 #: Bytes read from the end of a running job's results.jsonl for its latest report.
 _TAIL = 16384

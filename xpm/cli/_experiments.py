@@ -29,9 +29,8 @@ def _counts(counts: dict[str, int]) -> str:
 @format_option()
 def list_(workdir: Path | None, fmt: str) -> None:
     """List experiments: number of runs, first and last start, jobs by state."""
-    from .._inspect import list_experiments
-    from .._manage import existing_workdir, no_index_hint
     from ..index import index_path
+    from ..workdir import existing_workdir, list_experiments, no_index_hint
 
     where = existing_workdir(workdir)
     rows = list_experiments(where)
@@ -52,8 +51,7 @@ def list_(workdir: Path | None, fmt: str) -> None:
 def show(name: str, workdir: Path | None, as_json: bool) -> None:
     """Show an experiment: its runs (newest first) with their git state, job counts by
     state, and the commands that check the code of each run out."""
-    from .._inspect import experiment_details
-    from .._manage import existing_workdir
+    from ..workdir import existing_workdir, experiment_details
 
     details = experiment_details(existing_workdir(workdir), name)
     if as_json:

@@ -36,8 +36,8 @@ def reproduce(job: str, workdir: Path | None, dest: Path | None) -> None:
     the tree was dirty) and print the command that reruns the job there, into a separate
     workdir (<dir>.workdir)."""
     from .._jobdir import JobDir
-    from .._manage import existing_workdir, find_job
     from ..git import reproduce as reproduce_job
+    from ..workdir import existing_workdir, find_job
 
     wd = existing_workdir(workdir)
     found = find_job(wd, job)
@@ -56,7 +56,7 @@ def reproduce(job: str, workdir: Path | None, dest: Path | None) -> None:
 def _default_reproduction(workdir: Path, ident: str) -> Path:
     """Beside the project, never in it: a worktree inside the project's repository would
     make the project's next run dirty (#19)."""
-    from .._workdir import git_root
+    from ..workdir import git_root
 
     root = git_root(workdir)
     if root is not None:
@@ -75,8 +75,8 @@ def _default_reproduction(workdir: Path, ident: str) -> Path:
 @click.option("--dry-run", is_flag=True, help="Only show the refs that would be removed.")
 def gc_refs(workdir: Path | None, repo: Path | None, dry_run: bool) -> None:
     """Remove the pins (refs/xpm/...) of experiment runs of this workdir that are gone."""
-    from .._manage import resolve_workdir
     from ..git import gc_refs as gc
+    from ..workdir import resolve_workdir
 
     removed = gc(resolve_workdir(workdir), _repo(repo), dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"

@@ -18,9 +18,9 @@ def index() -> None:
 @workdir_option
 def rebuild(workdir: Path | None) -> None:
     """Recreate the index from the job directories and experiment-run records."""
-    from .._manage import existing_workdir
     from ..index import index_path
     from ..index import rebuild as rebuild_index
+    from ..workdir import existing_workdir
 
     wd = existing_workdir(workdir)
     counts = rebuild_index(wd)
@@ -34,8 +34,8 @@ def rebuild(workdir: Path | None) -> None:
 @workdir_option
 def check(workdir: Path | None) -> None:
     """Compare the index with the job directories; exit 1 when they differ."""
-    from .._manage import existing_workdir
     from ..index import check as check_index
+    from ..workdir import existing_workdir
 
     problems = check_index(existing_workdir(workdir))
     for problem in problems:

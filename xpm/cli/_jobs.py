@@ -65,7 +65,7 @@ def _row(job: dict[str, Any], fmt: str) -> dict[str, Any]:
 
 def _say_why_none(workdir: Path, filters: Any) -> None:
     """On stderr, the filters that name something no job has (typos), with a suggestion."""
-    from .._manage import no_match_hints
+    from ..workdir import no_match_hints
 
     for hint in no_match_hints(workdir, filters):
         click.echo(f"xpm: {hint}", err=True)
@@ -115,7 +115,7 @@ def list_(
     to the index.  When nothing matches, a filter naming a task, tag or experiment that no
     job has is said on stderr, with the closest existing name.
     """
-    from .._manage import existing_workdir, select_jobs
+    from ..workdir import existing_workdir, select_jobs
 
     if watch:
         _watch(
@@ -204,8 +204,7 @@ def _watch(workdir: Path, filters: Any, interval: float, fmt: str) -> None:
 def show(job: str, workdir: Path | None, as_json: bool) -> None:
     """Show a job: parameters (defaults marked), tags, results, state history, git state,
     launcher, paths, how to rerun it and the commands that check its code out."""
-    from .._inspect import job_details
-    from .._manage import existing_workdir, find_job
+    from ..workdir import existing_workdir, find_job, job_details
 
     wd = existing_workdir(workdir)
     details = job_details(wd, find_job(wd, job))
@@ -282,7 +281,7 @@ def log(job: str, workdir: Path | None, stderr: bool, follow: bool) -> None:
     import time
 
     from .._jobdir import JobDir
-    from .._manage import existing_workdir, find_job
+    from ..workdir import existing_workdir, find_job
 
     wd = existing_workdir(workdir)
     found = find_job(wd, job)
@@ -320,7 +319,7 @@ def log(job: str, workdir: Path | None, stderr: bool, follow: bool) -> None:
 def path(job: str, workdir: Path | None) -> None:
     """Print the directory of a job (cd "$(xpm jobs path 3fa2)")."""
     from .._jobdir import JobDir
-    from .._manage import existing_workdir, find_job
+    from ..workdir import existing_workdir, find_job
 
     wd = existing_workdir(workdir)
     found = find_job(wd, job)
@@ -346,7 +345,7 @@ def kill(
     Local jobs: SIGTERM to the job's process group (SIGKILL 5 s later); Slurm jobs:
     scancel.  Jobs that already ended are left alone.
     """
-    from .._manage import existing_workdir, jobs_for, kill_jobs
+    from ..workdir import existing_workdir, jobs_for, kill_jobs
 
     wd = existing_workdir(workdir)
     selected = jobs_for(wd, job_refs, make_filter(states, task, tags, experiment, since, commit))
@@ -390,8 +389,8 @@ def clean(
     WORKDIR/jobs: symbolic links are removed, never followed.  Exit status 2 when some
     jobs were kept.
     """
-    from .._manage import clean as clean_jobs
-    from .._manage import existing_workdir, jobs_for, plan_clean
+    from ..workdir import clean as clean_jobs
+    from ..workdir import existing_workdir, jobs_for, plan_clean
 
     wd = existing_workdir(workdir)
     selected = jobs_for(wd, job_refs, make_filter(states, task, tags, experiment, since, commit))

@@ -27,8 +27,8 @@ def _yaml_option() -> Any:
 
 
 def _registry(workdir: Path | None, yaml_file: Path | None = None) -> Any:
-    from .._manage import resolve_workdir
     from ..launcherfinder import load_registry
+    from ..workdir import resolve_workdir
 
     beside = yaml_file.absolute().parent if yaml_file is not None else None
     return load_registry(resolve_workdir(workdir), beside=beside)

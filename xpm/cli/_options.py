@@ -71,8 +71,8 @@ def make_filter(
     commit: str | None,
     limit: int | None = None,
 ) -> Any:
-    """A :class:`xpm._manage.JobFilter` from the filter options."""
-    from .._manage import JobFilter, parse_since, parse_tags
+    """A :class:`xpm.workdir.JobFilter` from the filter options."""
+    from ..workdir import JobFilter, parse_since, parse_tags
 
     if since:
         parse_since(since)  # a bad value is an error even when no job would be read

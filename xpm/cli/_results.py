@@ -72,8 +72,8 @@ def results(
     Example: xpm results evaluate --where "lr>0.01" --sort -accuracy;
     xpm results train --group-by lr --agg mean,std,count
     """
-    from .._manage import existing_workdir, parse_tags
     from ..index import results as query
+    from ..workdir import existing_workdir, parse_tags
 
     rows = query(
         existing_workdir(workdir),

@@ -23,7 +23,7 @@ See docs/experiments.md.  Importing this package imports neither PyYAML nor the 
 
 from __future__ import annotations
 
-from .._workdir import DEFAULT_WORKDIR, WORKDIR_ENV
+from ..workdir import DEFAULT_WORKDIR, WORKDIR_ENV
 from ._configuration import RESERVED_KEYS, configuration, describe_configuration, is_configuration
 from ._helper import DIRTY_GIT_MODES, ExperimentHelper, run_experiment_file, run_prepared
 from ._loader import (

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .._vocabulary import RUN_MODES
-from .._workdir import locate_workdir
 from ..errors import ConfigError, UsageError
+from ..workdir import locate_workdir
 from ._configuration import (
     RESERVED_KEYS,
     ConversionError,

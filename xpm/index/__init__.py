@@ -9,12 +9,23 @@ open it.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from ._db import ENV_INDEX, REBUILD_HINT, IndexDB, check_header, index_path, readonly_uri
     from ._ingest import flatten_params, read_job, read_results, rebuild, write_jobs
     from ._live import state_counts
+    from ._lookup import (
+        delete_job_rows,
+        experiment_names,
+        experiment_runs,
+        experiments_summary,
+        jobs_at_commits,
+        jobs_with_params_like,
+        latest_results,
+    )
     from ._names import filter_hints
     from ._query import (
         Mismatch,
@@ -32,6 +43,7 @@ if TYPE_CHECKING:
     from ._tasktables import datasette_metadata as task_tables_metadata
     from ._tasktables import forget_jobs
     from ._tasktables import render_markdown as task_tables_markdown
+    from ._usersql import run_query, schema_text
     from ._version import SCHEMA_VERSION
 
 # Loaded on first use: a command that only reads an up-to-date index never pays for the
@@ -59,6 +71,15 @@ _LAZY = {
     "read_results": "._ingest",
     "write_jobs": "._ingest",
     "state_counts": "._live",
+    "jobs_at_commits": "._lookup",
+    "latest_results": "._lookup",
+    "jobs_with_params_like": "._lookup",
+    "experiments_summary": "._lookup",
+    "experiment_names": "._lookup",
+    "experiment_runs": "._lookup",
+    "delete_job_rows": "._lookup",
+    "run_query": "._usersql",
+    "schema_text": "._usersql",
     "filter_hints": "._names",
     "rows_for_jobs": "._query",
     "attach": "._recorder",
@@ -71,16 +92,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'xpm.index' has no attribute {name!r}")
-    import importlib
-
-    module, _, attribute = module.partition(":")
-    value = getattr(importlib.import_module(module, __name__), attribute or name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 def open_index(workdir: str | os.PathLike[str], readonly: bool = False) -> IndexDB:
@@ -105,12 +117,19 @@ __all__ = [
     "check",
     "check_header",
     "datasette_metadata",
+    "delete_job_rows",
     "detach",
+    "experiment_names",
+    "experiment_runs",
+    "experiments_summary",
     "filter_hints",
     "find_job",
     "flatten_params",
     "forget_jobs",
     "index_path",
+    "jobs_at_commits",
+    "jobs_with_params_like",
+    "latest_results",
     "list_jobs",
     "open_index",
     "parse_tag_value",
@@ -122,6 +141,8 @@ __all__ = [
     "render_markdown",
     "results",
     "rows_for_jobs",
+    "run_query",
+    "schema_text",
     "settle_workdir",
     "state_counts",
     "task_tables_markdown",

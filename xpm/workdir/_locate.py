@@ -15,8 +15,12 @@ the repository root is found by looking for ``.git`` upwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+
+from .._vocabulary import jobs_root
+from ..errors import UsageError
 
 #: Environment variable naming the workdir.
 WORKDIR_ENV = "XPM_WORKDIR"
@@ -60,3 +64,30 @@ def locate_workdir(
         return root / DEFAULT_WORKDIR, "at the git root"
     where = "beside the YAML" if start is not None else "in the current directory"
     return here / DEFAULT_WORKDIR, where
+
+
+def resolve_workdir(given: str | os.PathLike[str] | None) -> Path:
+    """``given``, else ``$XPM_WORKDIR``, else ``xpm-workdir`` at the git root of the current
+    directory, else ``./xpm-workdir`` (absolute); the rule of this module."""
+    return locate_workdir(given)[0]
+
+
+def existing_workdir(given: str | os.PathLike[str] | None) -> Path:
+    """:func:`resolve_workdir`, refusing a directory that does not exist."""
+    workdir = resolve_workdir(given)
+    if not workdir.is_dir():
+        raise UsageError(
+            f"no workdir at {workdir}: give --workdir DIR or set {WORKDIR_ENV} "
+            "(the directory experiments ran in)"
+        )
+    return workdir
+
+
+def no_index_hint(workdir: Path) -> str:
+    """Why a workdir without ``xpm.db`` shows nothing, and what to do."""
+    jobs = jobs_root(workdir)
+    with contextlib.suppress(OSError):
+        if jobs.is_dir() and any(jobs.iterdir()):
+            # Deleted, or copied without it: the job directories are the record.
+            return f"no index in {workdir}, but it has job directories: run `xpm index rebuild`"
+    return f"no index in {workdir}: no experiment has run there yet"
