@@ -13,10 +13,10 @@ Importing this package imports neither PyYAML nor any launcher backend.
 from __future__ import annotations
 
 from ..errors import LauncherError, SpecError
+from ._hosts import Host, local_host
 from ._registry import (
     ENV_VARIABLE,
     AlternativeReport,
-    Host,
     LauncherRegistry,
     Match,
     explain,
@@ -25,7 +25,6 @@ from ._registry import (
     find_match,
     launcher_config,
     load_registry,
-    local_host,
     require_launcher,
     slurm_mem,
     slurm_time,

@@ -6,6 +6,10 @@ so a submitted plan keeps running after the experiment process exits.  One ``squ
 call reports on every job of a poll; jobs that have left the queue are looked up with
 one ``sacct`` call.  Many independent jobs can go out as one job array
 (:meth:`SlurmLauncher.submit_array`).
+
+This module owns the launcher's options and the Slurm commands it runs (``sbatch``,
+``scontrol``, ``scancel``); the scripts are written by ``_slurmscript``, and what
+``squeue``/``sacct`` say of the jobs is read by ``_slurmstate``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
-import shlex
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,42 +25,10 @@ from typing import Any, ClassVar
 from .._jobdir import JobDir, atomic_write_text
 from ..errors import LauncherError
 from ._base import LaunchedJob, Launcher, LaunchOutcome
+from ._slurmscript import job_script, write_array_script, write_task_scripts
+from ._slurmstate import SlurmQueue, array_ids, id_lists
 
 __all__ = ["SlurmLauncher"]
-
-#: Slurm job states and the xpm state each maps to.
-_STATE_MAP: dict[str, str] = {
-    "PENDING": "SUBMITTED",
-    "CONFIGURING": "SUBMITTED",
-    "REQUEUED": "SUBMITTED",
-    "REQUEUE_HOLD": "SUBMITTED",
-    "REQUEUE_FED": "SUBMITTED",
-    "RESV_DEL_HOLD": "SUBMITTED",
-    "RUNNING": "RUNNING",
-    "COMPLETING": "RUNNING",
-    "SUSPENDED": "RUNNING",
-    "STOPPED": "RUNNING",
-    "SIGNALING": "RUNNING",
-    "STAGE_OUT": "RUNNING",
-    "RESIZING": "RUNNING",
-    "COMPLETED": "DONE",
-    "FAILED": "FAILED",
-    "NODE_FAIL": "FAILED",
-    "OUT_OF_MEMORY": "FAILED",
-    "BOOT_FAIL": "FAILED",
-    "DEADLINE": "FAILED",
-    "TIMEOUT": "FAILED",
-    "PREEMPTED": "FAILED",
-    "SPECIAL_EXIT": "FAILED",
-    "CANCELLED": "CANCELLED",
-    "REVOKED": "CANCELLED",
-}
-
-#: Final states in which Slurm ended the job itself (its SIGTERM is then no task failure).
-_ENDED_BY_SLURM = frozenset(
-    {"TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
-    | {"CANCELLED", "REVOKED"}
-)
 
 #: sbatch long options xpm sets itself; ``options`` may not override them.
 # fmt: off
@@ -90,73 +61,11 @@ _SBATCH_OPTIONS = frozenset(
 )
 # fmt: on
 
-#: Characters that can be written in an ``#SBATCH`` line as they are.  Anything else
-#: (spaces, quotes, ``$``, ``;``, newlines...) goes on the sbatch command line instead,
-#: where it is one argv element and needs no quoting at all.
-_SBATCH_SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./~^-]+")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?")
-_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
-#: Exit status of squeue when none of the requested ids is known any more.
-_INVALID_JOB_ID = "Invalid job id"
-
-#: Longest id list given as one argument to squeue/sacct/scancel.  Linux refuses a single
-#: argument over 128 KiB ("Argument list too long"); 10,000 ids of 8 digits are ~90 KB.
-_MAX_LIST_CHARS = 30_000
-
-
-def _id_lists(ids: Sequence[str], limit: int = _MAX_LIST_CHARS) -> list[list[str]]:
-    """``ids`` cut into lists whose comma-joined text stays under ``limit`` characters."""
-    lists: list[list[str]] = []
-    size = limit
-    for job_id in ids:
-        if size + len(job_id) + 1 > limit:
-            lists.append([])
-            size = 0
-        lists[-1].append(job_id)
-        size += len(job_id) + 1
-    return lists
-
-
-def _array_ids(ids: Sequence[str]) -> list[str]:
-    """What to ask squeue/sacct for ``ids``: an array task ``A_i`` by its array ``A`` (one
-    id whatever the array's size: the answer lists every task), other jobs by their id."""
-    return sorted({job_id.partition("_")[0] for job_id in ids})
 
 
 def _to_option_name(key: str) -> str:
     return key.replace("_", "-").lstrip("-")
-
-
-def _printable(text: str) -> str:
-    """``text`` safe inside a one-line comment (control characters replaced)."""
-    return re.sub(r"[\x00-\x1f\x7f]", "?", text)
-
-
-def _output_pattern(path: Path) -> str:
-    """``path`` as an sbatch ``--output``/``--error`` value (``%`` is a pattern character)."""
-    text = str(path)
-    # A backslash turns pattern expansion off altogether; otherwise escape '%'.
-    return text if "\\" in text else text.replace("%", "%%")
-
-
-def _decode_exit(code: str) -> tuple[int | None, int | None]:
-    """``(exit code, signal)`` from squeue's wait status (``768``) or sacct's ``3:0``."""
-    code = code.strip()
-    if ":" in code:
-        exit_part, _, signal_part = code.partition(":")
-        try:
-            exit_code, sig = int(exit_part), int(signal_part)
-        except ValueError:
-            return None, None
-        return exit_code, (sig or None)
-    try:
-        status = int(code)
-    except ValueError:
-        return None, None
-    sig = status & 0x7F
-    return (status >> 8) & 0xFF, (sig or None)
 
 
 class SlurmLauncher(Launcher):
@@ -250,12 +159,8 @@ class SlurmLauncher(Launcher):
             raise LauncherError(f"poll_interval must be positive, not {poll_interval!r}")
         self.poll_interval = float(poll_interval)
         self.binpath = Path(binpath) if binpath is not None else None
-        #: Raw Slurm ids of array tasks seen in squeue (for sacct -c, which knows no others).
-        self._raw_ids: dict[str, str] = {}
-        #: Arrays the last squeue listed a task of (any task, any state): see :meth:`poll`.
-        self._listed_arrays: set[str] = set()
-        #: Whether sacct must read the job-completion file (``sacct -c``: no slurmdbd).
-        self._sacct_jobcomp: bool | None = None
+        #: What squeue and sacct said of the jobs, and what they taught between polls.
+        self._queue = SlurmQueue(self._run)
         #: The cluster's limits from ``scontrol show config`` (read once, when needed).
         self._limits: dict[str, int] | None = None
 
@@ -320,45 +225,6 @@ class SlurmLauncher(Launcher):
         return result
 
     # --- scripts ----------------------------------------------------------------------------
-    @staticmethod
-    def _job_name(jobdir: JobDir) -> str:
-        return _NAME_UNSAFE.sub("_", f"xpm-{jobdir.task_id}-{jobdir.identifier[:12]}")
-
-    @staticmethod
-    def _body(
-        workdir: Path, command: Sequence[str], env: dict[str, str], logs: JobDir | None
-    ) -> list[str]:
-        """The shell lines after the ``#SBATCH`` header: cd, exports, exec."""
-        if not command:
-            raise LauncherError("cannot submit an empty command to Slurm")
-        lines = ["set -e", f"cd -- {shlex.quote(str(workdir))}"]
-        if logs is not None:
-            lines.append(f"exec >{shlex.quote(str(logs.stdout))} 2>{shlex.quote(str(logs.stderr))}")
-        for name in sorted(env):
-            if not _ENV_NAME.fullmatch(name):
-                raise LauncherError(
-                    f"environment variable name {name!r} is not valid in a shell: "
-                    "use letters, digits and '_', not starting with a digit"
-                )
-            lines.append(f"export {name}={shlex.quote(str(env[name]))}")
-        lines.append("exec " + " ".join(shlex.quote(str(arg)) for arg in command))
-        return lines
-
-    def _header(self, options: list[tuple[str, str | None]]) -> tuple[list[str], list[str]]:
-        """``#SBATCH`` lines for the options that can be written safely; argv for the rest."""
-        lines: list[str] = []
-        argv: list[str] = []
-        for name, value in options:
-            arg = f"--{name}" if value is None else f"--{name}={value}"
-            if value is None or _SBATCH_SAFE.fullmatch(value):
-                lines.append(f"#SBATCH {arg}")
-            else:
-                argv.append(arg)
-        if argv:
-            names = ", ".join(arg.partition("=")[0] for arg in argv)
-            lines.append(f"# given on the sbatch command line (not writable here): {names}")
-        return lines, argv
-
     def job_script(
         self, jobdir: JobDir, command: Sequence[str], env: dict[str, str]
     ) -> tuple[str, list[str]]:
@@ -366,21 +232,7 @@ class SlurmLauncher(Launcher):
 
         Deterministic: the same inputs give the same text.
         """
-        options: list[tuple[str, str | None]] = [
-            ("job-name", self._job_name(jobdir)),
-            ("chdir", str(jobdir.path)),
-            ("output", _output_pattern(jobdir.stdout)),
-            ("error", _output_pattern(jobdir.stderr)),
-            *self.sbatch_options(),
-        ]
-        header, argv = self._header(options)
-        lines = [
-            "#!/bin/bash",
-            f"# xpm job {_printable(jobdir.relpath)}: generated by the Slurm launcher, submitted with sbatch",
-            *header,
-            *self._body(jobdir.path, command, env, logs=None),
-        ]
-        return "\n".join(lines) + "\n", argv
+        return job_script(jobdir, command, env, self.sbatch_options())
 
     # --- commands ---------------------------------------------------------------------------
     def _exe(self, name: str) -> str:
@@ -444,7 +296,7 @@ class SlurmLauncher(Launcher):
         """Let ``jobs`` (submitted held, their ids now recorded) start: ``scontrol release``."""
         if not self._held():
             return
-        for query in _id_lists(_array_ids([job.launcher_job_id for job in jobs])):
+        for query in id_lists(array_ids([job.launcher_job_id for job in jobs])):
             proc = self._run(["scontrol", "release", ",".join(query)])
             if proc.returncode != 0:
                 raise LauncherError(
@@ -520,46 +372,17 @@ class SlurmLauncher(Launcher):
             return []
         array_dir = Path(array_dir).absolute()
         array_dir.mkdir(parents=True, exist_ok=True)
-        index = ["# SLURM_ARRAY_TASK_ID -> job script (generated by xpm)", "XPM_ARRAY_TASKS=("]
         numbers = list(task_ids) if task_ids is not None else list(range(len(jobdirs)))
         if len(numbers) != len(jobdirs) or len(set(numbers)) != len(numbers):
             raise LauncherError(f"submit_array needs {len(jobdirs)} distinct task ids")
-        for task_id, jobdir, command in zip(numbers, jobdirs, commands, strict=True):
-            lines = [
-                "#!/bin/bash",
-                f"# xpm job {_printable(jobdir.relpath)}: task {task_id} of a Slurm job array",
-                *self._body(jobdir.path, command, env, logs=jobdir),
-            ]
-            atomic_write_text(jobdir.script, "\n".join(lines) + "\n")
-            jobdir.script.chmod(0o755)
-            index.append(f"  [{task_id}]={shlex.quote(str(jobdir.script))}")
-        index.append(")")
-        index_file = array_dir / "index.sh"
-        atomic_write_text(index_file, "\n".join(index) + "\n")
+        index_file = write_task_scripts(array_dir, jobdirs, commands, env, numbers)
 
         spec = f"0-{len(jobdirs) - 1}" if task_ids is None else ",".join(map(str, numbers))
         if self.array_throttle is not None:
             spec += f"%{self.array_throttle}"
-        name = _NAME_UNSAFE.sub("_", f"xpm-{jobdirs[0].task_id}-array")
-        options: list[tuple[str, str | None]] = [
-            ("job-name", name),
-            ("array", spec),
-            ("chdir", str(array_dir)),
-            ("output", _output_pattern(array_dir) + "/slurm-%A_%a.out"),
-            *self.sbatch_options(),
-        ]
-        header, argv = self._header(options)
-        script = array_dir / "array.sh"
-        lines = [
-            "#!/bin/bash",
-            f"# xpm job array of {len(jobdirs)} jobs: generated by the Slurm launcher",
-            *header,
-            "set -e",
-            f". {shlex.quote(str(index_file))}",
-            'exec bash -- "${XPM_ARRAY_TASKS[$SLURM_ARRAY_TASK_ID]}"',
-        ]
-        atomic_write_text(script, "\n".join(lines) + "\n")
-        script.chmod(0o755)
+        script, argv = write_array_script(
+            array_dir, index_file, jobdirs, spec, self.sbatch_options()
+        )
         if aftercorr is not None and not aftercorr.isdigit():
             raise LauncherError(f"aftercorr needs a Slurm array id, not {aftercorr!r}")
         corresponding = [f"--dependency=aftercorr:{aftercorr}", "--kill-on-invalid-dep=yes"]
@@ -582,128 +405,14 @@ class SlurmLauncher(Launcher):
 
         Jobs neither command knows are left out of the answer.
         """
-        ids = sorted({job.launcher_job_id for job in jobs})
-        if not ids:
-            return {}
-        outcomes = self._squeue(ids)
-        missing = [i for i in ids if i not in outcomes]
-        if missing:
-            outcomes.update(self._sacct(missing))
-        # A pending array task cancelled on its own leaves no record anywhere (it is only
-        # taken out of its array's pending set; no completion line, no accounting without
-        # slurmdbd).  A task that never started, gone while Slurm still knows a sibling
-        # (pending, running or just ended), is what that leaves; its siblings may well have
-        # run and ended by the next poll, so whether they are pending does not matter.
-        known_arrays = self._listed_arrays | {i.partition("_")[0] for i in outcomes if "_" in i}
-        by_id = {job.launcher_job_id: job for job in jobs}
-        for i in missing:
-            if i in outcomes or i.partition("_")[0] not in known_arrays:
-                continue
-            if by_id[i].jobdir.read_status().state != "SUBMITTED":
-                continue  # it started: lost, or its own markers say how it ended
-            outcomes[i] = LaunchOutcome(
-                "CANCELLED",
-                "slurm: CANCELLED (taken out of its array while pending)",
-                ended_by_backend=True,
-            )
-        return outcomes
-
-    def _squeue(self, ids: list[str]) -> dict[str, LaunchOutcome]:
-        outcomes: dict[str, LaunchOutcome] = {}
-        self._listed_arrays = set()
-        for query in _id_lists(_array_ids(ids)):  # one list, but for >3,000 separate jobs
-            outcomes.update(self._squeue_list(query, set(ids)))
-        return outcomes
-
-    def _squeue_list(self, query: list[str], wanted: set[str]) -> dict[str, LaunchOutcome]:
-        proc = self._run(
-            [
-                "squeue", "--noheader", "--states=all", "--array", f"--jobs={','.join(query)}",
-                "--Format=JobArrayID:|,JobID:|,State:|,Reason:|,exit_code:|",
-            ]
-        )  # fmt: skip
-        if proc.returncode != 0:
-            if _INVALID_JOB_ID in proc.stderr:  # none of the ids is known any more
-                return {}
-            raise LauncherError(f"squeue failed (exit {proc.returncode}): {proc.stderr.strip()}")
-        outcomes: dict[str, LaunchOutcome] = {}
-        for line in proc.stdout.splitlines():
-            fields = line.split("|")
-            if len(fields) < 5:
-                continue
-            job_id, raw_id, state, reason, code = (f.strip() for f in fields[:5])
-            if "_" in job_id:
-                self._listed_arrays.add(job_id.partition("_")[0])  # a task not asked for too
-            if job_id not in wanted:
-                continue
-            if raw_id and raw_id != job_id:
-                self._raw_ids[job_id] = raw_id
-            outcomes[job_id] = self._outcome(state, reason, code)
-        return outcomes
-
-    def _sacct(self, ids: list[str]) -> dict[str, LaunchOutcome]:
-        """Finished jobs squeue forgot: ``sacct`` (``sacct -c`` without slurmdbd)."""
-        fmt = ["--noheader", "--parsable2", "--format=JobID,State,ExitCode"]
-        stdout: list[str] = []
-        by_query = {i: i for i in ids}
-        if not self._sacct_jobcomp:
-            for query in _id_lists(_array_ids(ids)):  # sacct lists array tasks as A_i
-                proc = self._run(["sacct", *fmt, "--allocations", f"--jobs={','.join(query)}"])
-                if proc.returncode != 0 and "accounting storage is disabled" in proc.stderr:
-                    self._sacct_jobcomp = True
-                    break
-                if proc.returncode != 0:
-                    return {}  # no accounting at all: the scheduler reads the job directory
-                self._sacct_jobcomp = False
-                stdout.append(proc.stdout)
-        if self._sacct_jobcomp:
-            # The completion file knows array tasks by their raw ids only.
-            by_query = {self._raw_ids.get(i, i): i for i in ids}
-            for query in _id_lists(list(by_query)):
-                proc = self._run(["sacct", "-c", *fmt, f"--jobs={','.join(query)}"])
-                if proc.returncode != 0:
-                    return {}
-                stdout.append(proc.stdout)
-        outcomes: dict[str, LaunchOutcome] = {}
-        for line in "\n".join(stdout).splitlines():
-            fields = line.split("|")
-            if len(fields) < 3:
-                continue
-            listed, state, code = (f.strip() for f in fields[:3])
-            job_id = by_query.get(listed)
-            if job_id is None:
-                continue
-            # sacct writes "CANCELLED by 1000"; later lines (requeues) win.
-            outcomes[job_id] = self._outcome(state.split(" ")[0], "", code)
-        return outcomes
-
-    @staticmethod
-    def _outcome(slurm_state: str, reason: str, code: str) -> LaunchOutcome:
-        slurm_state = slurm_state.rstrip("+")
-        state = _STATE_MAP.get(slurm_state, "SUBMITTED")
-        if state in ("SUBMITTED", "RUNNING"):
-            detail = f" ({reason})" if reason and reason != "None" else ""
-            return LaunchOutcome(state, f"slurm: {slurm_state}{detail}")
-        exit_code, sig = _decode_exit(code)
-        if state == "DONE":
-            return LaunchOutcome(state, None, exit_code=exit_code or 0)
-        if state == "CANCELLED" and reason == "DependencyNeverSatisfied":
-            return LaunchOutcome(state, "dependency failed")
-        return LaunchOutcome(
-            state,
-            f"slurm: {slurm_state}",
-            # A FAILED job's own exit status; other kills rarely carry a meaningful one.
-            exit_code=exit_code if not sig and (exit_code or slurm_state == "FAILED") else None,
-            signal=sig,
-            ended_by_backend=slurm_state in _ENDED_BY_SLURM,
-        )
+        return self._queue.poll(jobs)
 
     def cancel(self, jobs: list[LaunchedJob]) -> None:
         """Cancel ``jobs`` with one ``scancel`` call (finished jobs are ignored by Slurm)."""
         ids = sorted({job.launcher_job_id for job in jobs})
         if not ids:
             return
-        for query in _id_lists(ids):  # separate arguments, but ARG_MAX bounds their sum
+        for query in id_lists(ids):  # separate arguments, but ARG_MAX bounds their sum
             proc = self._run(["scancel", *query])
             if proc.returncode != 0:
                 shown = " ".join(query[:5]) + (" ..." if len(query) > 5 else "")
