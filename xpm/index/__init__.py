@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._db import ENV_INDEX, REBUILD_HINT, IndexDB, check_header, index_path, readonly_uri
-    from ._ingest import flatten_params, read_job, read_results, rebuild, write_jobs
+    from ._ingest import rebuild, write_jobs
     from ._live import state_counts
     from ._names import filter_hints
     from ._query import (
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     )
     from ._recorder import attach, detach
     from ._results import results
+    from ._rows import flatten_params, read_job, read_results
     from ._schema import datasette_metadata, render_markdown
     from ._settle import settle_workdir
     from ._tasktables import datasette_metadata as task_tables_metadata
@@ -54,9 +55,6 @@ _LAZY = {
     "REBUILD_HINT": "._db",
     "check_header": "._db",
     "readonly_uri": "._db",
-    "flatten_params": "._ingest",
-    "read_job": "._ingest",
-    "read_results": "._ingest",
     "write_jobs": "._ingest",
     "state_counts": "._live",
     "filter_hints": "._names",
@@ -64,6 +62,9 @@ _LAZY = {
     "attach": "._recorder",
     "detach": "._recorder",
     "results": "._results",
+    "flatten_params": "._rows",
+    "read_job": "._rows",
+    "read_results": "._rows",
     "settle_workdir": "._settle",
     "forget_jobs": "._tasktables",
     "task_tables_metadata": "._tasktables:datasette_metadata",
