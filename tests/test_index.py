@@ -37,7 +37,8 @@ from xpm.index import (
 )
 from xpm.index._migrations import migrate, schema_version
 from xpm.index._rows import flatten_params
-from xpm.index._schema import INDEXES, TABLES, VIEWS, Column, Table, create_table_sql
+from xpm.index._schema import INDEXES, TABLES, VIEWS, Column, Table
+from xpm.index._schemasql import create_table_sql
 
 DOC = ROOT / "docs" / "index.md"
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ._recorder import attach, detach
     from ._results import results
     from ._rows import flatten_params, read_job, read_results
-    from ._schema import datasette_metadata, render_markdown
+    from ._schemadoc import datasette_metadata, render_markdown
     from ._settle import settle_workdir
     from ._tasktables import datasette_metadata as task_tables_metadata
     from ._tasktables import forget_jobs
@@ -48,8 +48,8 @@ _LAZY = {
     "list_jobs": "._query",
     "parse_tag_value": "._query",
     "reconcile": "._query",
-    "datasette_metadata": "._schema",
-    "render_markdown": "._schema",
+    "datasette_metadata": "._schemadoc",
+    "render_markdown": "._schemadoc",
     "SCHEMA_VERSION": "._version",
     # What the rest of xpm uses (no other package imports an underscore module of this one).
     "REBUILD_HINT": "._db",
