@@ -54,7 +54,8 @@ def generate_rate(tmp: Path, runs: int) -> tuple[float, int]:
 
 def build_large(workdir: Path, n: int = 100_000) -> None:
     from xpm.index import open_index
-    from xpm.index._ingest import JobRows, write_jobs
+    from xpm.index._ingest import write_jobs
+    from xpm.index._rows import JobRows
 
     rng = random.Random(0)
     models = ["cnn", "mlp", "rnn", "vit"]

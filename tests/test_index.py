@@ -35,9 +35,10 @@ from xpm.index import (
     rebuild,
     render_markdown,
 )
-from xpm.index._ingest import flatten_params
 from xpm.index._migrations import migrate, schema_version
-from xpm.index._schema import INDEXES, TABLES, VIEWS, Column, Table, create_table_sql
+from xpm.index._rows import flatten_params
+from xpm.index._schema import INDEXES, TABLES, VIEWS, Column, Table
+from xpm.index._schemasql import create_table_sql
 
 DOC = ROOT / "docs" / "index.md"
 

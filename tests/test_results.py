@@ -462,9 +462,10 @@ def test_incremental_reads_equal_one_read_and_thin_long_histories(
     import random
 
     from xpm._jobdir import JobDir
-    from xpm.index._ingest import JobRows, keep_report, read_results_from, write_results
+    from xpm.index._ingest import write_results
+    from xpm.index._rows import JobRows, keep_report, read_results_from
 
-    monkeypatch.setattr("xpm.index._ingest.RESULTS_CAP", 10)
+    monkeypatch.setattr("xpm.index._rows.RESULTS_CAP", 10)
     assert [n for n in range(10, 50) if keep_report(n)] == [
         10,
         12,

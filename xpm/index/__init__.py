@@ -15,7 +15,7 @@ from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from ._db import ENV_INDEX, REBUILD_HINT, IndexDB, check_header, index_path, readonly_uri
-    from ._ingest import flatten_params, read_job, read_results, rebuild, write_jobs
+    from ._ingest import rebuild, write_jobs
     from ._live import state_counts
     from ._lookup import (
         delete_job_rows,
@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     )
     from ._recorder import attach, detach
     from ._results import results
-    from ._schema import datasette_metadata, render_markdown
+    from ._rows import flatten_params, read_job, read_results
+    from ._schemadoc import datasette_metadata, render_markdown
     from ._settle import settle_workdir
     from ._tasktables import datasette_metadata as task_tables_metadata
     from ._tasktables import forget_jobs
@@ -59,16 +60,13 @@ _LAZY = {
     "list_jobs": "._query",
     "parse_tag_value": "._query",
     "reconcile": "._query",
-    "datasette_metadata": "._schema",
-    "render_markdown": "._schema",
+    "datasette_metadata": "._schemadoc",
+    "render_markdown": "._schemadoc",
     "SCHEMA_VERSION": "._version",
     # What the rest of xpm uses (no other package imports an underscore module of this one).
     "REBUILD_HINT": "._db",
     "check_header": "._db",
     "readonly_uri": "._db",
-    "flatten_params": "._ingest",
-    "read_job": "._ingest",
-    "read_results": "._ingest",
     "write_jobs": "._ingest",
     "state_counts": "._live",
     "jobs_at_commits": "._lookup",
@@ -85,6 +83,9 @@ _LAZY = {
     "attach": "._recorder",
     "detach": "._recorder",
     "results": "._results",
+    "flatten_params": "._rows",
+    "read_job": "._rows",
+    "read_results": "._rows",
     "settle_workdir": "._settle",
     "forget_jobs": "._tasktables",
     "task_tables_metadata": "._tasktables:datasette_metadata",

@@ -5,7 +5,7 @@ and view appeared (``since``).  Migrating a database from version ``v`` to ``v +
 creates the tables of version ``v + 1``, adds its new columns with ``ALTER TABLE``,
 creates its indexes, then runs ``CUSTOM[v + 1]`` (data fixes, renames) if there is one.
 Views are derived: they are dropped and recreated after every migration.  A new database
-is version 0 migrated to :data:`~xpm.index._schema.SCHEMA_VERSION`.
+is version 0 migrated to :data:`~xpm.index._version.SCHEMA_VERSION`.
 """
 
 from __future__ import annotations
@@ -14,20 +14,9 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import IndexTooNewError
-from ._schema import (
-    INDEXES,
-    SCHEMA_VERSION,
-    TABLES,
-    VIEWS,
-    IndexDef,
-    Table,
-    View,
-    column_sql,
-    create_index_sql,
-    create_table_sql,
-    create_view_sql,
-)
-from ._version import schema_version
+from ._schema import INDEXES, TABLES, VIEWS, IndexDef, Table, View
+from ._schemasql import column_sql, create_index_sql, create_table_sql, create_view_sql
+from ._version import SCHEMA_VERSION, schema_version
 
 Migration = Callable[[sqlite3.Connection], None]
 

@@ -246,7 +246,7 @@ def reconcile(index: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> dict[str, di
         detail = jobdir.gone(status, host)
         if detail is not None:
             jobdir.settle(None, detail, pid=status.pid)
-        from ._ingest import read_job
+        from ._rows import read_job
 
         rows = read_job(jobdir, full=False)
         if any(rows.job.get(k) != job.get(k) for k in ("state", "end_time", "attempt", "reason")):

@@ -22,19 +22,15 @@ from .._jobdir import JobDir
 from .._vocabulary import TERMINAL_STATES, run_record
 from ._db import IndexDB
 from ._ingest import (
-    JobRows,
-    ResultsCursor,
-    RunRows,
     catch_up_results,
     known_values,
     link_jobs,
     read_cursors,
-    read_job,
-    read_run,
     write_jobs,
     write_runs,
     write_submissions,
 )
+from ._rows import JobRows, ResultsCursor, RunRows, read_job, read_run
 from ._tasktables import refresh_task_rows
 
 if TYPE_CHECKING:

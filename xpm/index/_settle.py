@@ -26,7 +26,8 @@ from .._jobdir import atomic_write_text, iter_job_dirs, process_gone
 from .._vocabulary import TERMINAL_STATES, run_record
 from ..errors import IndexDatabaseError
 from ._db import IndexDB, index_path
-from ._ingest import JobRows, RunRows, link_jobs, read_job, read_run, write_jobs, write_runs
+from ._ingest import link_jobs, write_jobs, write_runs
+from ._rows import JobRows, RunRows, read_job, read_run
 from ._tasktables import refresh_task_rows
 
 #: The outcome recorded in the run record of a run whose process died without closing it.

@@ -84,7 +84,7 @@ def _refuse_attach(action: int, *_args: Any) -> int:
 def schema_text(workdir: Path | None = None) -> str:
     """The documented schema of the index (the reference of docs/index.md), as Markdown;
     with ``workdir``, followed by the task tables of its index (when it has one)."""
-    from ._schema import render_markdown
+    from ._schemadoc import render_markdown
 
     # The first line of the generated text is an HTML comment for docs/index.md.
     text = render_markdown()
