@@ -120,10 +120,10 @@ def test_the_summary_names_a_few_failed_jobs_and_how_to_list_all(
 
     from click.testing import CliRunner
 
-    from xpm import _experiment
+    from xpm import _summary
     from xpm.cli import cli
 
-    monkeypatch.setattr(_experiment, "FAILED_SHOWN", 3)
+    monkeypatch.setattr(_summary, "FAILED_SHOWN", 3)
     with pytest.raises(JobsFailedError, match="5 job"), run_xp(workdir, max_parallel=2):
         for n in range(5):
             Fail(n=n).submit()

@@ -240,7 +240,7 @@ def _sigint_deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread gets KeyboardInterrupt
         return
-    # SIGTERM and SIGHUP stop a run as SIGINT does (xpm/_experiment.py).
+    # SIGTERM and SIGHUP stop a run as SIGINT does (xpm/_stopping.py).
     held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:

@@ -1,15 +1,15 @@
-"""Experiments: the ``with experiment(...)`` context, run modes, the plan and the summary."""
+"""Experiments: the ``with experiment(...)`` context, run modes and submission.
+
+How a run stops (xpm/_stopping.py), its run record (xpm/_runrecord.py) and what it tells
+about its jobs (xpm/_summary.py) are parts of :class:`Experiment` kept in their own modules.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import getpass
 import itertools
-import json
 import os
-import shlex
-import socket
 import sys
 import threading
 import time
@@ -19,46 +19,23 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._current import ACTIVE, current_experiment
-from ._jobdir import JobDir, atomic_write_text, tags_text, this_process
+from ._jobdir import JobDir, tags_text
+from ._runrecord import RunRecord
 from ._scheduler import Job, Scheduler
-from ._vocabulary import RUN_MODES, RUNS, arrays_root, experiments_root, jobs_root
-from .errors import ExperimentError, JobDirectoryError, JobsFailedError
+from ._stopping import StopSignals, Terminated
+from ._summary import RunSummary
+from ._vocabulary import RUN_MODES, arrays_root, experiments_root, jobs_root
+from .errors import ExperimentError, JobDirectoryError
 
 if TYPE_CHECKING:
     from ._dirwriter import DirectoryWriter
     from ._task import Task
     from .launchers import Launcher
 
-#: Failed jobs the end-of-run summary names one by one; the rest are counted.
-FAILED_SHOWN = 20
 _RUN_SEQUENCE = itertools.count()
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP reached a running experiment: it stops as on Ctrl-C."""
-
-    def __init__(self, signum: int) -> None:
-        import signal
-
-        self.signum = signum
-        self.name = signal.Signals(signum).name
-        super().__init__(f"terminated by {self.name}")
-
-
-#: Signals a running (not detached) experiment handles as Ctrl-C: what `kill`, systemd, a
-#: batch system's job end and a closed ssh session send.
-STOP_SIGNALS = ("SIGTERM", "SIGHUP")
-OUTCOME_MESSAGE_CHARS = 300  # of an error's message kept in the run record
-
-
-def _first_line(error: BaseException | None, limit: int) -> str:
-    """The first non-empty line of ``error``'s message, at most ``limit`` characters."""
-    lines = [line for line in str(error or "").strip().splitlines() if line.strip()]
-    line = lines[0].strip() if lines else ""
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-class Experiment:
+class Experiment(StopSignals, RunRecord, RunSummary):
     """An experiment on ``workdir``: ``with experiment("runs", "sweep") as xp: task.submit()``.
 
     ``run_mode``: ``normal`` runs everything and waits; ``generate`` writes job directories
@@ -178,11 +155,6 @@ class Experiment:
             self._launcher = LocalLauncher()
         return self._launcher
 
-    @property
-    def run_dir(self) -> Path:
-        """Where this experiment's run records live: ``WORKDIR/experiments/<name>/``."""
-        return experiments_root(self.workdir) / self.name
-
     def add_submit_listener(self, listener: Callable[[Job], None]) -> None:
         """Call ``listener(job)`` for each new job of this run (after its directory exists)."""
         self._submit_listeners.append(listener)
@@ -289,44 +261,6 @@ class Experiment:
                 full, self.workdir, experiment=self.name, job_states=states
             ) from failure
 
-    def _handle_stop_signals(self, raise_them: bool) -> None:
-        """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (``raise_them``),
-        so the run ends as on Ctrl-C, or are only noted (SIGINT too) while the run cancels
-        its jobs and records its end.
-
-        Only the first one raises: a second (systemd repeats, a user insists) must not cut
-        the cancelling short.  Python-level handlers, not ``SIG_IGN``: processes started
-        later (jobs started fresh) must not inherit an ignored SIGTERM.
-        """
-        import signal
-
-        if threading.current_thread() is not threading.main_thread():
-            return  # only the main thread may set handlers (and get the exception)
-
-        def stop(signum: int, _frame: object) -> None:
-            self._handle_stop_signals(raise_them=False)
-            self._stopped_by = Terminated(signum)
-            raise self._stopped_by
-
-        def noted(_signum: int, _frame: object) -> None:
-            self._echo(
-                "xpm: already stopping: waiting for its jobs to stop and recording the "
-                "run's end (kill -9 is safe: the next run recovers)"
-            )
-
-        names = STOP_SIGNALS if raise_them else ("SIGINT", *STOP_SIGNALS)
-        for name in names:
-            signum = getattr(signal, name)
-            previous = signal.signal(signum, stop if raise_them else noted)
-            self._previous_handlers.setdefault(signum, previous)
-
-    def _restore_stop_signals(self) -> None:
-        import signal
-
-        handlers, self._previous_handlers = self._previous_handlers, {}
-        for signum, previous in handlers.items():
-            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
-
     def _announce_stragglers(self) -> None:
         """Tell the listeners (the index) about jobs whose directory was written but whose
         submission was cut short (Ctrl-C) before they were told; read back from disk."""
@@ -356,37 +290,9 @@ class Experiment:
             return e
         return None
 
-    def _outcome(
-        self, exc_type: type[BaseException] | None, error: BaseException | None = None
-    ) -> str:
-        """How the run ended, recorded in its run record (``runs.info`` in the index).
-
-        An error is kept with its message (first line, bounded): the class alone
-        (``KeyError``) does not say which key, weeks later.
-        """
-        if exc_type is not None:
-            if issubclass(exc_type, Terminated) and self._stopped_by is not None:
-                return str(self._stopped_by)
-            if issubclass(exc_type, KeyboardInterrupt):
-                return "interrupted"
-            message = _first_line(error, OUTCOME_MESSAGE_CHARS)
-            return f"error: {exc_type.__name__}" + (f": {message}" if message else "")
-        if self.detach and self.run_mode == "normal":
-            return "detached"
-        failed = len(self.failed_jobs())
-        return f"{failed} job(s) failed" if failed else "done"
-
-    def _interrupt(self) -> None:
-        # A second Ctrl-C must not cut the cancelling and the run's record short.
-        self._handle_stop_signals(raise_them=False)
-        why = "interrupted" if self._stopped_by is None else str(self._stopped_by)
-        self._echo(f"xpm: {why}; stopping running jobs (a new run resumes from here)")
-        self.scheduler.cancel_all(why)
-
     # --- submission --------------------------------------------------------------------------
     def submit(self, task: Task, launcher: Launcher | None = None) -> Any:
         """Schedule ``task`` (see :meth:`xpm.Task.submit`)."""
-        from ._serialize import render, to_params
         from ._task import analyze, claim_generated, resolve_generated
 
         found = analyze(task)  # checks required values and freezes the whole tree
@@ -427,41 +333,32 @@ class Experiment:
         self.jobs[key] = job
         outputs = self._outputs(task)
         if self.run_mode == "dry-run":
-            done = jobdir.is_done()
-            job.state = "DONE" if done else "UNSCHEDULED"
-            # A job that ended badly before runs again: say so, with why.
-            before = None if done else jobdir.read_marker(jobdir.failed_marker)
-            self.plan.append(
-                {
-                    "task": info.typeid,
-                    "identifier": ident,
-                    "path": str(jobdir.path),
-                    "dependencies": [d.name for d in dependencies],
-                    "tags": tags,
-                    "status": "done" if done else "to run",
-                    "previous": None if before is None else before.get("state", "FAILED"),
-                }
-            )
-            deps = f" after {', '.join(d.name for d in dependencies)}" if dependencies else ""
-            tagtext = " ".join(f"{k}={v}" for k, v in sorted(tags.items()))
-            label = "done" if done else "to run"
-            if before is not None:
-                label += f", {before.get('state', 'FAILED').lower()} before: {before.get('reason')}"
-            self._echo(f"[{label}] {job.name} {tagtext}{deps}\n    {jobdir.path}")
-            return outputs
+            self._plan_job(job)
+        else:
+            self._write_job(job)
+        return outputs
+
+    def _write_job(self, job: Job) -> None:
+        """Normal and generate modes: write ``job``'s directory (generate mode's directory
+        writer makes new ones once there are many), record the submission, then queue the
+        job (normal) or note its state (generate)."""
+        from ._serialize import render, to_params
+
+        task, jobdir, tags = job.task, job.jobdir, job.tags
+        typeid, ident = job.task_id, job.identifier
         directories = self._directories
         if directories is None and self.run_mode == "generate":
             from ._dirwriter import DirectoryWriter
 
             directories = self._directories = DirectoryWriter(self.workdir, self._written)
         new_directory: tuple[str, str, str, str | None] | None = None
-        if directories is not None and not directories.exists(info.typeid, ident):
+        if directories is not None and not directories.exists(typeid, ident):
             # New directories are made by a helper process once there are many (see
             # xpm/_dirwriter.py); one that another process makes meanwhile is handled there.
             created, done = True, False
             doc = to_params(task, self.workdir)
             job.params_doc = doc
-            new_directory = (info.typeid, ident, render(doc), tags_text(tags) if tags else None)
+            new_directory = (typeid, ident, render(doc), tags_text(tags) if tags else None)
         elif created := jobdir.create():
             # A directory this process just created: nobody can be reading it yet.
             done = False
@@ -484,7 +381,7 @@ class Experiment:
         job.submitted = time.time()
         with self._submissions_lock:
             self._submissions.append(
-                {"time": job.submitted, "task": info.typeid, "identifier": ident, "tags": tags}
+                {"time": job.submitted, "task": typeid, "identifier": ident, "tags": tags}
             )
             full = len(self._submissions) >= 1000
         if full:
@@ -503,7 +400,6 @@ class Experiment:
             directories.write(new_directory, job)  # announced once its directory is written
         else:
             self._announce(job)
-        return outputs
 
     def _written(self, job: Job, existing: bool | None) -> None:
         """The directory writer made ``job``'s directory; ``existing``: another process had
@@ -568,58 +464,6 @@ class Experiment:
         if self._progress is True and self.scheduler.jobs:
             sys.stderr.write("\r\x1b[2K")
 
-    def counts(self) -> dict[str, int]:
-        """Number of this run's jobs in each state (``already done`` counted apart)."""
-        counts: dict[str, int] = {}
-        for job in self.jobs.values():
-            state = "ALREADY_DONE" if job.already_done else job.state
-            counts[state] = counts.get(state, 0) + 1
-        return counts
-
-    def _progress_line(self) -> str:
-        c = self.counts()
-        waiting = c.get("WAITING", 0) + c.get("UNSCHEDULED", 0)
-        return (
-            f"xpm {self.name}: {c.get('DONE', 0) + c.get('ALREADY_DONE', 0)} done, "
-            f"{c.get('RUNNING', 0) + c.get('SUBMITTED', 0)} running, "
-            f"{c.get('FAILED', 0) + c.get('CANCELLED', 0)} failed, {waiting} waiting"
-        )
-
-    def failed_jobs(self) -> list[Job]:
-        """Jobs of this run that failed or were cancelled."""
-        return [j for j in self.jobs.values() if j.state in ("FAILED", "CANCELLED")]
-
-    def _summarize(self) -> None:
-        c = self.counts()
-        if self.run_mode == "dry-run":
-            todo = sum(1 for p in self.plan if p["status"] == "to run")
-            self._echo(f"xpm {self.name}: dry run: {len(self.plan)} jobs, {todo} to run")
-            return
-        if self.run_mode == "generate":
-            done = sum(1 for job in self.jobs.values() if job.already_done)
-            note = f" ({done} already done)" if done else ""
-            self._echo(f"xpm {self.name}: generated {len(self.jobs)} job directories{note}")
-            return
-        failed = self.failed_jobs()
-        self._echo(
-            f"xpm {self.name}: {c.get('DONE', 0)} done, {c.get('ALREADY_DONE', 0)} already done,"
-            f" {len(failed)} failed"
-        )
-        for job in failed[:FAILED_SHOWN]:
-            self._echo(f"  {job.state} {job.name}: {job.reason}\n    {self._where_to_look(job)}")
-        if len(failed) > FAILED_SHOWN:
-            # A bug in a task fails every job of a sweep: hundreds of lines would hide the rest.
-            self._echo(
-                f"  ... and {len(failed) - FAILED_SHOWN} more: `xpm jobs list --workdir "
-                f"{shlex.quote(str(self.workdir))} --experiment {shlex.quote(self.name)} "
-                "--state failed --state cancelled`"
-            )
-        if failed:
-            raise JobsFailedError(
-                f"{len(failed)} job(s) of experiment {self.name!r} failed; see the logs above",
-                [j.name for j in failed],
-            )
-
     def attempt_provenance(self, job: Job) -> dict[str, Any]:
         """What the event starting an attempt of ``job`` records: this run, its git states
         and the launcher's full description (see docs/git.md)."""
@@ -633,53 +477,6 @@ class Experiment:
             "git": self.git.records(),
             "launcher_description": cached[1],
         }
-
-    def _where_to_look(self, job: Job) -> str:
-        """The failed job's log, or, for a job that never started (a dependency failed, the
-        launch failed, cancelled while waiting), that it left no log and where else to look."""
-        stderr = job.jobdir.stderr
-        if stderr.exists():
-            return f"log: {stderr}"
-        upstream = [d for d in job.dependencies if d.state in ("FAILED", "CANCELLED")]
-        if upstream:
-            return f"never started, so no log: see the log of {upstream[0].name}"
-        return f"never started, no log (the reason above says why): {job.jobdir.path}"
-
-    # --- records -----------------------------------------------------------------------------
-    def _write_run_record(self) -> None:
-        record = {
-            "experiment": self.name,
-            "run_id": self.run_id,
-            "run_mode": self.run_mode,
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "host": socket.gethostname(),
-            "user": _user(),
-            "pid": os.getpid(),
-            # Tells this process from a later one with its pid (a reader settling a crash).
-            "pid_start": this_process()["start"],
-            **self.info,
-        }
-        runs = self.run_dir / RUNS
-        runs.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(runs / f"{self.run_id}.json", json.dumps(record, indent=1, default=str))
-
-    def _flush_submissions(self) -> None:
-        """Append the submissions not yet on disk to the run record's ``.jobs.jsonl``.
-
-        Called by the index writer before it indexes submissions (from its thread), so the
-        index never holds a submission its run record lacks: a rebuild after ``kill -9``
-        finds every one.
-        """
-        with self._submissions_lock:
-            if not self._submissions:
-                return
-            path = self.run_dir / RUNS / f"{self.run_id}.jobs.jsonl"
-            encode = json.JSONEncoder(sort_keys=True, default=str).encode
-            lines = "".join(encode(s) + "\n" for s in self._submissions)
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write(lines)
-            self._submissions.clear()
 
 
 #: The longest experiment name, in UTF-8 bytes (it names a directory: at most 255 bytes).
@@ -728,13 +525,6 @@ def workdir_problem(workdir: Path) -> str | None:
 
 def _shown(text: str) -> str:
     return repr(text if len(text) <= 60 else text[:57] + "...")
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
 
 
 def _jsonable_tags(tags: dict[str, Any]) -> dict[str, Any]:

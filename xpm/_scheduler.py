@@ -8,6 +8,9 @@ claims it with a SUBMITTED event naming its process) and ``running.lock`` (held 
 process while it runs).  No descriptor stays open per job in flight: another scheduler
 leaves a job alone while its claim's process lives, its backend job is alive (re-attach)
 or its job process runs.
+
+Re-attaching to backend jobs an earlier run left (xpm/_reattach.py) and launching jobs as
+arrays (xpm/_arrays.py) are parts of :class:`Scheduler` kept in their own modules.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._arrays import ARRAY_WINDOW, ArrayLaunches
 from ._jobdir import JobDir, this_process
-from ._vocabulary import TERMINAL_STATES, arrays_root
+from ._reattach import Reattach
+from ._vocabulary import TERMINAL_STATES
 from .errors import LauncherError
 from .launchers import LaunchedJob, Launcher, LaunchOutcome
 from .run import job_command, job_environment
@@ -36,10 +41,6 @@ LOCK_RETRY = 0.2
 #: A claim made on another host (whose process cannot be checked) is respected this long:
 #: by then its job process holds running.lock or its backend job id is recorded.
 CLAIM_GRACE = 60.0
-#: Independent jobs launched together on a launcher that has arrays go as one array.
-ARRAY_MIN = 2
-#: While submissions keep coming, jobs for array launchers wait this long for company.
-ARRAY_WINDOW = 0.5
 
 
 @dataclass(eq=False)
@@ -89,7 +90,7 @@ class Job:
 Listener = Callable[[Job], None]
 
 
-class Scheduler:
+class Scheduler(Reattach, ArrayLaunches):
     """Starts ready jobs, watches running ones, records outcomes."""
 
     def __init__(self, max_parallel: int | None = None, poll_floor: float = 0.05) -> None:
@@ -380,107 +381,6 @@ class Scheduler:
             return pid != os.getpid() and isinstance(pid, int) and process_alive(pid)
         return time.time() - float(owner.get("time") or 0) < CLAIM_GRACE
 
-    @staticmethod
-    def _left_in_backend(job: Job) -> LaunchedJob | None:
-        """The backend job an earlier (detached) run left for ``job``'s current attempt."""
-        if not job.launcher.reattachable:
-            return None
-        status = job.jobdir.read_status()
-        if status.state not in ("SUBMITTED", "RUNNING") or status.launcher != job.launcher.kind:
-            return None
-        if not status.launcher_job_id:
-            return None
-        return LaunchedJob(job.jobdir, status.launcher_job_id)
-
-    def _ask_backends(self, jobs: list[Job]) -> None:
-        """One poll per launcher for every job about to be prepared that an earlier run left
-        in its backend: re-attaching a detached sweep costs one squeue, not one per job."""
-        by_launcher: dict[int, list[tuple[Job, LaunchedJob]]] = {}
-        for job in jobs:
-            if job.backend_answer is None:
-                left = self._left_in_backend(job)
-                if left is not None:
-                    by_launcher.setdefault(id(job.launcher), []).append((job, left))
-        for pairs in by_launcher.values():
-            try:
-                with self._unlocked():
-                    outcomes = pairs[0][0].launcher.poll([left for _, left in pairs])
-            except LauncherError:
-                continue  # each job asks again in _reattach
-            for job, left in pairs:
-                job.backend_answer = (left.launcher_job_id, outcomes.get(left.launcher_job_id))
-
-    def _reattach(self, job: Job) -> bool | None:
-        """Re-attach ``job`` to the backend job an earlier run left (True), or not (False);
-        None: the backend cannot be asked now (try again later, never launch a copy)."""
-        launcher = job.launcher
-        candidate = self._left_in_backend(job)
-        if candidate is None:
-            return False
-        answer, job.backend_answer = job.backend_answer, None
-        if answer is not None and answer[0] == candidate.launcher_job_id:
-            outcome = answer[1]
-        else:
-            try:
-                with self._unlocked():
-                    outcome = launcher.poll([candidate]).get(candidate.launcher_job_id)
-            except LauncherError as e:
-                print(
-                    f"xpm: cannot ask {launcher.kind} about {job.name} ({e}); retrying",
-                    file=sys.stderr,
-                )
-                return None
-        if outcome is None or outcome.state in TERMINAL_STATES:
-            return False
-        job.launched = candidate
-        self._running.append(job)
-        print(
-            f"xpm: {job.name} is still {outcome.state.lower()} as {launcher.kind} job "
-            f"{candidate.launcher_job_id}; re-attached",
-            file=sys.stderr,
-        )
-        self._set_state(job, outcome.state, None)
-        return True
-
-    def _launch(self, jobs: list[Job]) -> None:
-        """Launch prepared jobs: one array submission for independent jobs where possible."""
-        groups: dict[int, list[Job]] = {}
-        for job in jobs:
-            groups.setdefault(id(job.launcher), []).append(job)
-        for group in groups.values():
-            launcher = group[0].launcher
-            independent = [j for j in group if all(d.state == "DONE" for d in j.dependencies)]
-            if launcher.supports_arrays and len(independent) >= ARRAY_MIN:
-                self._launch_array(launcher, independent)
-                group = [j for j in group if j not in independent]
-            if launcher.supports_arrays and launcher.supports_dependencies:
-                for array_id, by_task in self._one_to_one(group).items():
-                    if len(by_task) >= ARRAY_MIN:
-                        tasks = sorted(by_task)
-                        jobs = [by_task[t] for t in tasks]
-                        self._launch_one_array(launcher, jobs, task_ids=tasks, aftercorr=array_id)
-                        taken = {id(j) for j in jobs}
-                        group = [j for j in group if id(j) not in taken]
-            for job in group:
-                self._launch_one(job)
-
-    @staticmethod
-    def _one_to_one(jobs: list[Job]) -> dict[str, dict[int, Job]]:
-        """Jobs whose only dependency is one task of a backend array still queued, by array
-        and task: one array of them, task for task (Slurm's ``aftercorr``), replaces one
-        submission each (50 Learn -> 50 Evaluate: 2 sbatch calls, not 51)."""
-        by_array: dict[str, dict[int, Job]] = {}
-        for job in jobs:
-            if len(job.dependencies) != 1:
-                continue
-            dep = job.dependencies[0]
-            if dep.launched is None or dep.state == "DONE" or dep.launcher is not job.launcher:
-                continue
-            array_id, sep, task = dep.launched.launcher_job_id.partition("_")
-            if sep and task.isdigit():
-                by_array.setdefault(array_id, {}).setdefault(int(task), job)
-        return by_array
-
     def _begin(self, job: Job) -> None:
         jobdir = job.jobdir
         jobdir.rotate_for_new_attempt()
@@ -531,41 +431,6 @@ class Scheduler:
             except LauncherError as e:
                 print(f"xpm: cannot release held jobs ({e}); retrying", file=sys.stderr)
                 self._held.append((owner, jobs))
-
-    def _launch_array(self, launcher: Launcher, jobs: list[Job]) -> None:
-        """Submit ``jobs`` as arrays no larger than the backend allows (``max_array_size``)."""
-        size = launcher.max_array_size or len(jobs)
-        for start in range(0, len(jobs), size):
-            chunk = jobs[start : start + size]
-            if len(chunk) >= ARRAY_MIN:
-                self._launch_one_array(launcher, chunk)
-            else:
-                self._launch_one(chunk[0])
-
-    def _launch_one_array(self, launcher: Launcher, jobs: list[Job], **how: Any) -> None:
-        commands = []
-        env: dict[str, str] = {}
-        for job in jobs:
-            command, env = self._command(job)
-            commands.append(command)
-        self._arrays += 1
-        array_dir = (
-            arrays_root(jobs[0].jobdir.workdir) / f"{time.strftime('%Y%m%d-%H%M%S')}-"
-            f"{os.getpid()}-{self._arrays}"
-        )
-        array_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            with self._unlocked():
-                launched = launcher.submit_array(
-                    [j.jobdir for j in jobs], commands, env, array_dir, **how
-                )
-        except Exception as e:  # noqa: BLE001 - a launcher failure fails the jobs, not xpm
-            for job in jobs:
-                self._launch_failed(job, e)
-            return
-        for job, one in zip(jobs, launched, strict=True):
-            self._launched(job, one)
-        self._release_held(launcher, launched)
 
     def _note_waiting(self, job: Job) -> None:
         if not job.waiting_for_other:

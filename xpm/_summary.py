@@ -1,0 +1,120 @@
+"""What a run tells its user about its jobs: dry-run's plan, the progress line, the counts
+and the end-of-run summary (which jobs failed, where to look).
+
+Mixed into :class:`xpm.Experiment` (xpm/_experiment.py).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import JobsFailedError
+
+if TYPE_CHECKING:
+    from ._scheduler import Job
+
+#: Failed jobs the end-of-run summary names one by one; the rest are counted.
+FAILED_SHOWN = 20
+
+
+class RunSummary:
+    """What a run tells about its jobs (a part of :class:`xpm.Experiment`)."""
+
+    workdir: Path
+    name: str
+    run_mode: str
+    jobs: dict[tuple[str, str], Job]
+    plan: list[dict[str, Any]]
+    _echo: Callable[[str], None]
+
+    def _plan_job(self, job: Job) -> None:
+        """Dry run: add ``job`` to the plan and print its line (nothing is written)."""
+        jobdir, dependencies, tags = job.jobdir, job.dependencies, job.tags
+        typeid, ident = job.task_id, job.identifier
+        done = jobdir.is_done()
+        job.state = "DONE" if done else "UNSCHEDULED"
+        # A job that ended badly before runs again: say so, with why.
+        before = None if done else jobdir.read_marker(jobdir.failed_marker)
+        self.plan.append(
+            {
+                "task": typeid,
+                "identifier": ident,
+                "path": str(jobdir.path),
+                "dependencies": [d.name for d in dependencies],
+                "tags": tags,
+                "status": "done" if done else "to run",
+                "previous": None if before is None else before.get("state", "FAILED"),
+            }
+        )
+        deps = f" after {', '.join(d.name for d in dependencies)}" if dependencies else ""
+        tagtext = " ".join(f"{k}={v}" for k, v in sorted(tags.items()))
+        label = "done" if done else "to run"
+        if before is not None:
+            label += f", {before.get('state', 'FAILED').lower()} before: {before.get('reason')}"
+        self._echo(f"[{label}] {job.name} {tagtext}{deps}\n    {jobdir.path}")
+
+    def counts(self) -> dict[str, int]:
+        """Number of this run's jobs in each state (``already done`` counted apart)."""
+        counts: dict[str, int] = {}
+        for job in self.jobs.values():
+            state = "ALREADY_DONE" if job.already_done else job.state
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
+    def _progress_line(self) -> str:
+        c = self.counts()
+        waiting = c.get("WAITING", 0) + c.get("UNSCHEDULED", 0)
+        return (
+            f"xpm {self.name}: {c.get('DONE', 0) + c.get('ALREADY_DONE', 0)} done, "
+            f"{c.get('RUNNING', 0) + c.get('SUBMITTED', 0)} running, "
+            f"{c.get('FAILED', 0) + c.get('CANCELLED', 0)} failed, {waiting} waiting"
+        )
+
+    def failed_jobs(self) -> list[Job]:
+        """Jobs of this run that failed or were cancelled."""
+        return [j for j in self.jobs.values() if j.state in ("FAILED", "CANCELLED")]
+
+    def _summarize(self) -> None:
+        c = self.counts()
+        if self.run_mode == "dry-run":
+            todo = sum(1 for p in self.plan if p["status"] == "to run")
+            self._echo(f"xpm {self.name}: dry run: {len(self.plan)} jobs, {todo} to run")
+            return
+        if self.run_mode == "generate":
+            done = sum(1 for job in self.jobs.values() if job.already_done)
+            note = f" ({done} already done)" if done else ""
+            self._echo(f"xpm {self.name}: generated {len(self.jobs)} job directories{note}")
+            return
+        failed = self.failed_jobs()
+        self._echo(
+            f"xpm {self.name}: {c.get('DONE', 0)} done, {c.get('ALREADY_DONE', 0)} already done,"
+            f" {len(failed)} failed"
+        )
+        for job in failed[:FAILED_SHOWN]:
+            self._echo(f"  {job.state} {job.name}: {job.reason}\n    {self._where_to_look(job)}")
+        if len(failed) > FAILED_SHOWN:
+            # A bug in a task fails every job of a sweep: hundreds of lines would hide the rest.
+            self._echo(
+                f"  ... and {len(failed) - FAILED_SHOWN} more: `xpm jobs list --workdir "
+                f"{shlex.quote(str(self.workdir))} --experiment {shlex.quote(self.name)} "
+                "--state failed --state cancelled`"
+            )
+        if failed:
+            raise JobsFailedError(
+                f"{len(failed)} job(s) of experiment {self.name!r} failed; see the logs above",
+                [j.name for j in failed],
+            )
+
+    def _where_to_look(self, job: Job) -> str:
+        """The failed job's log, or, for a job that never started (a dependency failed, the
+        launch failed, cancelled while waiting), that it left no log and where else to look."""
+        stderr = job.jobdir.stderr
+        if stderr.exists():
+            return f"log: {stderr}"
+        upstream = [d for d in job.dependencies if d.state in ("FAILED", "CANCELLED")]
+        if upstream:
+            return f"never started, so no log: see the log of {upstream[0].name}"
+        return f"never started, no log (the reason above says why): {job.jobdir.path}"
