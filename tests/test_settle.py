@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from conftest import ROOT, TESTS, assert_index_equals_rebuild
 
-from xpm._jobdir import LOST, NOT_MARKED_DONE, JobDir, iter_job_dirs, process_start
+from xpm._jobdir import LOST, NOT_MARKED_DONE, JobDir, iter_job_dirs
+from xpm._process import process_start
 from xpm.errors import IndexDatabaseError, JobDirectoryError
 from xpm.index import open_index
 from xpm.launchers._base import LaunchOutcome

@@ -19,7 +19,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._current import ACTIVE, current_experiment
-from ._jobdir import JobDir, atomic_write_text, tags_text, this_process
+from ._jobdir import JobDir, atomic_write_text, tags_text
+from ._process import this_process
 from ._scheduler import Job, Scheduler
 from ._vocabulary import RUN_MODES, RUNS, arrays_root, experiments_root, jobs_root
 from .errors import ExperimentError, JobDirectoryError, JobsFailedError

@@ -25,7 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._jobdir import JobDir, process_alive
+from ._jobdir import JobDir
+from ._process import process_alive
 from ._vocabulary import ACTIVE_STATES, TERMINAL_STATES, jobs_root
 from ._workdir import WORKDIR_ENV, locate_workdir
 from .errors import UsageError

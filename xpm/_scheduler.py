@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._jobdir import JobDir, this_process
+from ._jobdir import JobDir
+from ._process import process_alive, this_process
 from ._vocabulary import TERMINAL_STATES, arrays_root
 from .errors import LauncherError
 from .launchers import LaunchedJob, Launcher, LaunchOutcome
@@ -365,7 +366,7 @@ class Scheduler:
     @staticmethod
     def _claimed_elsewhere(jobdir: JobDir) -> bool:
         """Whether another live scheduler claimed the job's current attempt."""
-        from ._jobdir import process_alive, read_json_lines
+        from ._jobdir import read_json_lines
 
         owner = None
         for event in read_json_lines(jobdir.events):
