@@ -187,7 +187,7 @@ def test_a_crash_that_cannot_be_settled_is_said_and_the_jobs_still_listed(
     no file refuses a write, and a tmpfs filling at this exact moment cannot be timed."""
     import errno
 
-    import xpm._jobdir
+    import xpm._atomicio
     from xpm.index import open_index
     from xpm.index._settle import settle_crashed_runs
 
@@ -198,7 +198,7 @@ def test_a_crash_that_cannot_be_settled_is_said_and_the_jobs_still_listed(
 
     said: list[str] = []
     with monkeypatch.context() as patch:
-        patch.setattr(xpm._jobdir, "atomic_write_text", full)
+        patch.setattr(xpm._atomicio, "atomic_write_text", full)
         with open_index(workdir) as db:
             assert settle_crashed_runs(db, said.append) == 0
     (line,) = said

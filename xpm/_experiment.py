@@ -18,8 +18,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._atomicio import atomic_write_text
 from ._current import ACTIVE, current_experiment
-from ._jobdir import JobDir, atomic_write_text, tags_text
+from ._jobdir import JobDir, tags_text
 from ._process import this_process
 from ._scheduler import Job, Scheduler
 from ._vocabulary import RUN_MODES, RUNS, arrays_root, experiments_root, jobs_root

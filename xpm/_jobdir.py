@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import _atomicio  # read through the module: replacing a function there reaches JobDir
 from ._process import process_gone
 from ._vocabulary import TERMINAL_STATES, jobs_root
 from .errors import JobDirectoryError
@@ -57,46 +58,9 @@ def lost_reason(detail: str | None = None) -> str:
     return f"{LOST} ({detail})" if detail else LOST
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old or the new file, never half of it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-def append_json_line(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON object as a line; a single ``write`` keeps concurrent lines whole."""
-    line = json.dumps(record, sort_keys=True, default=str) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode("utf-8"))
-    finally:
-        os.close(fd)
-
-
 def tags_text(tags: dict[str, Any]) -> str:
     """The text of a tags.json file."""
     return json.dumps(tags, sort_keys=True)
-
-
-def read_json_lines(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file, skipping a torn last line (a writer killed mid-write); bytes
-    that are not UTF-8 (a damaged disk, a stray write) are read as U+FFFD, not an error."""
-    try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    records = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
 
 
 class JobStatus:
@@ -321,14 +285,14 @@ class JobDir:
             finally:
                 os.close(fd)
         else:
-            atomic_write_text(self.params, text)
+            _atomicio.atomic_write_text(self.params, text)
 
     def write_tags(self, tags: dict[str, Any]) -> None:
         self.write_tags_text(tags_text(tags))
 
     def write_tags_text(self, text: str) -> None:
         """Write tags.json as rendered by :func:`tags_text`."""
-        atomic_write_text(self.tags, text)
+        _atomicio.atomic_write_text(self.tags, text)
 
     def read_tags(self) -> dict[str, Any]:
         try:
@@ -341,13 +305,13 @@ class JobDir:
         record: dict[str, Any] = {"time": time.time(), **info}
         if state is not None:
             record["state"] = state
-        append_json_line(self.events, record)
+        _atomicio.append_json_line(self.events, record)
 
     def mark_done(self, **info: Any) -> None:
-        atomic_write_text(self.done_marker, json.dumps({"time": time.time(), **info}))
+        _atomicio.atomic_write_text(self.done_marker, json.dumps({"time": time.time(), **info}))
 
     def mark_failed(self, reason: str, **info: Any) -> None:
-        atomic_write_text(
+        _atomicio.atomic_write_text(
             self.failed_marker, json.dumps({"time": time.time(), "reason": reason, **info})
         )
 
@@ -499,7 +463,7 @@ class JobDir:
     def read_status(self) -> JobStatus:
         """Fold the event history and the markers into a :class:`JobStatus`."""
         status = JobStatus()
-        events = read_json_lines(self.events)
+        events = _atomicio.read_json_lines(self.events)
         status.history = [e for e in events if isinstance(e.get("state"), str)]
         for event in events:
             if event.get("launcher_job_id") is not None:

@@ -366,7 +366,7 @@ class Scheduler:
     @staticmethod
     def _claimed_elsewhere(jobdir: JobDir) -> bool:
         """Whether another live scheduler claimed the job's current attempt."""
-        from ._jobdir import read_json_lines
+        from ._atomicio import read_json_lines
 
         owner = None
         for event in read_json_lines(jobdir.events):

@@ -68,7 +68,7 @@ class Task(Config):
 
 
 def _append_results(jobdir: JobDir, values: dict[str, Any], step: int | None) -> None:
-    from ._jobdir import append_json_line
+    from ._atomicio import append_json_line
 
     if not values:
         raise XpmError("report() needs at least one key=value result")

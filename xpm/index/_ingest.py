@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._jobdir import JobDir, JobStatus, iter_job_dirs, read_json_lines
+from .._atomicio import read_json_lines
+from .._jobdir import JobDir, JobStatus, iter_job_dirs
 from .._vocabulary import experiments_root
 from ._db import IndexDB, index_path
 from ._schema import TABLE_NAMES
