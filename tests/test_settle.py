@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from conftest import ROOT, TESTS, assert_index_equals_rebuild
 
-from xpm._jobdir import LOST, NOT_MARKED_DONE, JobDir, iter_job_dirs, process_start
+from xpm._jobdir import LOST, NOT_MARKED_DONE, JobDir, iter_job_dirs
+from xpm._process import process_start
 from xpm.errors import IndexDatabaseError, JobDirectoryError
 from xpm.index import open_index
 from xpm.launchers._base import LaunchOutcome
@@ -186,7 +187,7 @@ def test_a_crash_that_cannot_be_settled_is_said_and_the_jobs_still_listed(
     no file refuses a write, and a tmpfs filling at this exact moment cannot be timed."""
     import errno
 
-    import xpm._jobdir
+    import xpm._atomicio
     from xpm.index import open_index
     from xpm.index._settle import settle_crashed_runs
 
@@ -197,7 +198,7 @@ def test_a_crash_that_cannot_be_settled_is_said_and_the_jobs_still_listed(
 
     said: list[str] = []
     with monkeypatch.context() as patch:
-        patch.setattr(xpm._jobdir, "atomic_write_text", full)
+        patch.setattr(xpm._atomicio, "atomic_write_text", full)
         with open_index(workdir) as db:
             assert settle_crashed_runs(db, said.append) == 0
     (line,) = said

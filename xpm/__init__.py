@@ -23,7 +23,7 @@ _LAZY = {
     "Constant": "._types",
     "PathGenerator": "._types",
     "Config": "._config",
-    "field": "._config",
+    "field": "._configinfo",
     "tag": "._config",
     "describe": "._config",
     "Task": "._task",
@@ -57,7 +57,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from ._config import Config, describe, field, tag
+    from ._config import Config, describe, tag
+    from ._configinfo import field
     from ._experiment import Experiment, experiment
     from ._identifier import Identifier
     from ._report import report

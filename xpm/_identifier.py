@@ -14,15 +14,8 @@ import struct
 from pathlib import PurePath
 from typing import Any
 
-from ._config import (
-    MISSING,
-    Config,
-    ConfigInfo,
-    ParamInfo,
-    _module_name,
-    cycle_error,
-    missing_error,
-)
+from ._config import Config, cycle_error, missing_error
+from ._configinfo import MISSING, ConfigInfo, ParamInfo, _module_name
 from ._types import GeneratedPath, ParamKind
 from .errors import ConfigError
 

@@ -35,6 +35,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import _atomicio  # read through the module: replacing a function there reaches JobDir
+from ._process import process_gone
 from ._vocabulary import TERMINAL_STATES, jobs_root
 from .errors import JobDirectoryError
 
@@ -56,46 +58,9 @@ def lost_reason(detail: str | None = None) -> str:
     return f"{LOST} ({detail})" if detail else LOST
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old or the new file, never half of it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-def append_json_line(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON object as a line; a single ``write`` keeps concurrent lines whole."""
-    line = json.dumps(record, sort_keys=True, default=str) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode("utf-8"))
-    finally:
-        os.close(fd)
-
-
 def tags_text(tags: dict[str, Any]) -> str:
     """The text of a tags.json file."""
     return json.dumps(tags, sort_keys=True)
-
-
-def read_json_lines(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file, skipping a torn last line (a writer killed mid-write); bytes
-    that are not UTF-8 (a damaged disk, a stray write) are read as U+FFFD, not an error."""
-    try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    records = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
 
 
 class JobStatus:
@@ -135,7 +100,7 @@ class JobStatus:
         self.signal: int | None = None
         self.host: str | None = None
         self.pid: int | None = None
-        #: When the job process started (:func:`process_start`): tells it from a later
+        #: When the job process started (:func:`xpm._process.process_start`): tells it from a later
         #: process that got the same pid.
         self.pid_start: str | None = None
         #: The process that launched this attempt: ``{"host", "pid", "start"}``.
@@ -320,14 +285,14 @@ class JobDir:
             finally:
                 os.close(fd)
         else:
-            atomic_write_text(self.params, text)
+            _atomicio.atomic_write_text(self.params, text)
 
     def write_tags(self, tags: dict[str, Any]) -> None:
         self.write_tags_text(tags_text(tags))
 
     def write_tags_text(self, text: str) -> None:
         """Write tags.json as rendered by :func:`tags_text`."""
-        atomic_write_text(self.tags, text)
+        _atomicio.atomic_write_text(self.tags, text)
 
     def read_tags(self) -> dict[str, Any]:
         try:
@@ -340,13 +305,13 @@ class JobDir:
         record: dict[str, Any] = {"time": time.time(), **info}
         if state is not None:
             record["state"] = state
-        append_json_line(self.events, record)
+        _atomicio.append_json_line(self.events, record)
 
     def mark_done(self, **info: Any) -> None:
-        atomic_write_text(self.done_marker, json.dumps({"time": time.time(), **info}))
+        _atomicio.atomic_write_text(self.done_marker, json.dumps({"time": time.time(), **info}))
 
     def mark_failed(self, reason: str, **info: Any) -> None:
-        atomic_write_text(
+        _atomicio.atomic_write_text(
             self.failed_marker, json.dumps({"time": time.time(), "reason": reason, **info})
         )
 
@@ -498,7 +463,7 @@ class JobDir:
     def read_status(self) -> JobStatus:
         """Fold the event history and the markers into a :class:`JobStatus`."""
         status = JobStatus()
-        events = read_json_lines(self.events)
+        events = _atomicio.read_json_lines(self.events)
         status.history = [e for e in events if isinstance(e.get("state"), str)]
         for event in events:
             if event.get("launcher_job_id") is not None:
@@ -560,64 +525,6 @@ class JobDir:
                 status.signal = failed.get("signal", status.signal)
                 status.end_time = failed.get("time", status.end_time)
         return status
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (one owned by another user counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-_BOOT_ID: list[str] = []
-
-
-def process_start(pid: int) -> str | None:
-    """When process ``pid`` started, as ``BOOT_ID:TICKS`` (None: no such process, a zombie,
-    or no ``/proc``).  Recorded with a pid, it tells that process from a later one given
-    the same pid, after a reboot too."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-    except OSError:
-        return None
-    # After the name (which may hold spaces and parentheses): the state, then field 4...
-    fields = stat.rsplit(b")", 1)[1].split()
-    if fields[0] in (b"Z", b"X"):
-        return None  # ended; a zombie only waits for a parent that may never reap it
-    if not _BOOT_ID:
-        try:
-            with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
-                _BOOT_ID.append(fh.read().strip())
-        except OSError:
-            _BOOT_ID.append("")
-    return f"{_BOOT_ID[0]}:{fields[19].decode()}"  # field 22: start, in ticks since boot
-
-
-def process_gone(pid: int, start: str | None) -> bool:
-    """Whether process ``pid`` of this host, which started at ``start`` (see
-    :func:`process_start`; None: unknown), no longer runs."""
-    if not os.path.exists("/proc/self/stat"):
-        return not process_alive(pid)
-    now = process_start(pid)
-    return now is None or (start is not None and now != start)
-
-
-_THIS_PROCESS: dict[str, Any] = {}
-
-
-def this_process() -> dict[str, Any]:
-    """``{"host", "pid", "start"}`` of the calling process (recorded by what it launches)."""
-    if _THIS_PROCESS.get("pid") != os.getpid():  # computed again in a forked child
-        import socket
-
-        pid = os.getpid()
-        _THIS_PROCESS.update(host=socket.gethostname(), pid=pid, start=process_start(pid))
-    return dict(_THIS_PROCESS)
 
 
 def iter_job_dirs(workdir: Path) -> Iterator[JobDir]:

@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._jobdir import atomic_write_text, this_process
+from ._atomicio import atomic_write_text
+from ._process import this_process
 from ._stopping import Terminated
 from ._vocabulary import RUNS, experiments_root
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._arrays import ARRAY_WINDOW, ArrayLaunches
-from ._jobdir import JobDir, this_process
+from ._jobdir import JobDir
+from ._process import process_alive, this_process
 from ._reattach import Reattach
 from ._vocabulary import TERMINAL_STATES
 from .errors import LauncherError
@@ -366,7 +367,7 @@ class Scheduler(Reattach, ArrayLaunches):
     @staticmethod
     def _claimed_elsewhere(jobdir: JobDir) -> bool:
         """Whether another live scheduler claimed the job's current attempt."""
-        from ._jobdir import process_alive, read_json_lines
+        from ._atomicio import read_json_lines
 
         owner = None
         for event in read_json_lines(jobdir.events):

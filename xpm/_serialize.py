@@ -26,7 +26,8 @@ import sys
 from pathlib import Path, PurePath
 from typing import Any
 
-from ._config import MISSING, Config
+from ._config import Config
+from ._configinfo import MISSING
 from ._types import GeneratedPath
 from .errors import SerializationError
 

@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._config import MISSING, Config, iter_configs, missing_error
+from ._config import Config, iter_configs, missing_error
+from ._configinfo import MISSING
 from ._current import current_experiment
 from ._types import GeneratedPath
 from .errors import ExperimentError, XpmError
@@ -68,7 +69,7 @@ class Task(Config):
 
 
 def _append_results(jobdir: JobDir, values: dict[str, Any], step: int | None) -> None:
-    from ._jobdir import append_json_line
+    from ._atomicio import append_json_line
 
     if not values:
         raise XpmError("report() needs at least one key=value result")

@@ -12,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from ._jobdir import JobDir, process_start
+from ._jobdir import JobDir
+from ._process import process_start
 
 
 def job_command(jobdir: Path) -> list[str]:

@@ -297,7 +297,7 @@ def describe_configuration(cls: type) -> str:
         lines.extend("  " + line.strip() for line in doc.strip().splitlines())
     lines.append("")
     types_ = field_types(cls)
-    from .._config import _attribute_docs  # the docstring under each field, as for Config
+    from .._configinfo import _attribute_docs  # the docstring under each field, as for Config
 
     docs = _attribute_docs(cls)
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._jobdir import JobDir, read_json_lines
+from .._atomicio import read_json_lines
+from .._jobdir import JobDir
 from .._vocabulary import run_record
 from ..errors import GitError
 from ._cmd import git

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._jobdir import JobDir, JobStatus, read_json_lines
+from .._atomicio import read_json_lines
+from .._jobdir import JobDir, JobStatus
 from .._vocabulary import experiments_root
 
 #: Columns of ``jobs`` taken from the job directory's status.

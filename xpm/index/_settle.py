@@ -22,7 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .._jobdir import atomic_write_text, iter_job_dirs, process_gone
+from .._atomicio import atomic_write_text
+from .._jobdir import iter_job_dirs
+from .._process import process_gone
 from .._vocabulary import TERMINAL_STATES, run_record
 from ..errors import IndexDatabaseError
 from ._db import IndexDB, index_path

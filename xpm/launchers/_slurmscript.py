@@ -13,7 +13,8 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._jobdir import JobDir, atomic_write_text
+from .._atomicio import atomic_write_text
+from .._jobdir import JobDir
 from ..errors import LauncherError
 
 #: Characters that can be written in an ``#SBATCH`` line as they are.  Anything else

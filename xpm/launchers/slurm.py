@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .._jobdir import JobDir, atomic_write_text
+from .._atomicio import atomic_write_text
+from .._jobdir import JobDir
 from ..errors import LauncherError
 from ._base import LaunchedJob, Launcher, LaunchOutcome
 from ._slurmscript import job_script, write_array_script, write_task_scripts

@@ -31,7 +31,8 @@ def job_params(jobdir: JobDir) -> tuple[list[dict[str, Any]], str | None]:
     params.json alone, without kinds nor defaults).
     """
     try:
-        from .._config import MISSING, Config, _same_value
+        from .._config import Config, _same_value
+        from .._configinfo import MISSING
         from .._serialize import load
 
         cfg = load(jobdir.params, workdir=jobdir.workdir)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._jobdir import JobDir, process_alive
+from .._jobdir import JobDir
+from .._process import process_alive
 from .._vocabulary import ACTIVE_STATES
 from ..errors import UsageError
 from ._reconcile import by_recorded_launcher, refresh_rows
