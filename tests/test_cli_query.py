@@ -20,7 +20,7 @@ from xpm_test_tasks import Count, Evaluate, Fail, Learn, Model, Uses
 from xpm import experiment, tag
 from xpm._jobdir import JobDir
 from xpm.cli import cli
-from xpm.errors import ConfigError
+from xpm.errors import ConfigError, UsageError
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
@@ -313,6 +313,24 @@ def test_query_parameters_stdin_and_hints(wd: Path) -> None:
     }  # fmt: skip
     schema = run("query", "--schema")
     assert schema.stdout.startswith("Schema version") and "<!--" not in schema.stdout
+    with pytest.raises(UsageError, match=r"n=1\.0e400: beyond the range of a float"):
+        parse_query_params(["n=1.0e400"])  # it was bound as the text '1.0e400'
+
+
+def test_schema_says_why_the_task_tables_are_missing(wd: Path, tmp_path: Path) -> None:
+    """A damaged index or a broken xpm.db link printed the schema without the workdir's
+    task tables, as if it had none."""
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "xpm.db").symlink_to("xpm.db")
+    shown = run("query", "--schema", "--workdir", str(linked))
+    assert shown.exit_code == 0
+    assert "The task tables of this workdir are not listed: " in shown.stdout
+    assert "symbolic link to xpm.db that loops" in shown.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    plain = run("query", "--schema", "--workdir", str(empty))
+    assert "not listed" not in plain.stdout  # no index yet: nothing to explain
 
 
 def test_experiments_list_and_show(wd: Path) -> None:

@@ -262,22 +262,24 @@ def test_failed_jobs_exit_1(project: Path, tmp_path: Path) -> None:
     assert len(results(tmp_path / "wd")) == 2  # the other jobs still ran
 
 
-def test_unexpected_error_in_run_one_line_or_traceback(project: Path, tmp_path: Path) -> None:
+def test_an_error_in_the_users_run_is_theirs_with_their_frames(
+    project: Path, tmp_path: Path
+) -> None:
+    """An exception from the experiment's own run() was "unexpected ValueError" (the words
+    for a bug of xpm) with the line to fix hidden behind --debug."""
     args = ["run-experiment", "--run-mode", "dry-run", "-c", "note=raise", "debug.yaml"]
     plain = xpm(*args, cwd=project)
     assert plain.returncode == 1
-    assert plain.stderr.strip().splitlines()[-1] == (
-        "xpm: error: unexpected ValueError: bad thing in run "
-        "(run 'xpm --debug ...' to see the traceback)"
-    )
-    assert "Traceback" not in plain.stderr
+    assert "unexpected" not in plain.stderr
+    error = plain.stderr[plain.stderr.index("xpm: error: ") :].splitlines()
+    assert error[0] == "xpm: error: the experiment's run() raised ValueError: bad thing in run"
+    assert error[1] == "Traceback (your code, innermost last):"
+    assert 'raise ValueError("bad thing in run")' in plain.stderr
+    assert "xpm/experiments" not in plain.stderr  # only the user's frames
     debug = xpm("--debug", *args, cwd=project)
     assert debug.returncode == 1
-    assert "Traceback (most recent call last)" in debug.stderr
-    assert 'raise ValueError("bad thing in run")' in debug.stderr
-    assert debug.stderr.strip().splitlines()[-1] == (
-        "xpm: error: unexpected ValueError: bad thing in run"
-    )
+    assert "Traceback (most recent call last)" in debug.stderr  # everything, xpm's frames too
+    assert "xpm/experiments" in debug.stderr
 
 
 def test_python_m_and_version_and_help(tmp_path: Path) -> None:

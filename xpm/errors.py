@@ -49,6 +49,13 @@ class JobsFailedError(ExperimentError):
         self.failed = failed or []
 
 
+class UserCodeError(ExperimentError):
+    """The user's own code (an experiment's ``run()``) raised an exception that is not an
+    xpm error: reported with the frames of the user's code, not as a bug of xpm."""
+
+    exit_code = 1
+
+
 class IndexDatabaseError(XpmError):
     """The SQLite index is unreadable, corrupt or out of date."""
 

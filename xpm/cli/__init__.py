@@ -40,7 +40,7 @@ COMMANDS: dict[str, str] = {
     "serve": "xpm.cli._serve:serve",
 }
 
-#: Exit status of an unexpected error (a bug, or an exception from user code).
+#: Exit status of an unexpected error (a bug of xpm; the user's run() raising is UserCodeError).
 EXIT_UNEXPECTED = 1
 #: Exit status after Ctrl-C.
 EXIT_INTERRUPTED = 130

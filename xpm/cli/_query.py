@@ -90,5 +90,9 @@ def parse_query_params(items: Sequence[str]) -> dict[str, Any]:
             value = int(text)
         elif _DECIMAL.match(text):
             value = float(text)
+            if value in (float("inf"), float("-inf")):
+                raise UsageError(
+                    f"--param {name}={text}: beyond the range of a float (about 1.8e308)"
+                )
         params[name] = value
     return params

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._vocabulary import DIRTY_POLICIES
-from ..errors import ConfigError, StorageError, UsageError
+from ..errors import ConfigError, StorageError, UsageError, UserCodeError, XpmError
 
 if TYPE_CHECKING:
     from .._experiment import Experiment
@@ -202,7 +202,9 @@ def run_prepared(
 
         full = first_storage_error(error)
         if full is None:
-            raise
+            if isinstance(error, (XpmError, OSError)):
+                raise
+            raise _user_code_error(error) from error
         states = [job.state for job in xp.jobs.values()]
         raise storage_error(
             full, prepared.workdir, experiment=prepared.name, job_states=states
@@ -223,6 +225,25 @@ def _add_user_location(error: BaseException) -> None:
             where = f"{frame.filename}:{frame.lineno}"
     if where is not None and error.args and isinstance(error.args[0], str):
         error.args = (f"{error.args[0]} (at {where})", *error.args[1:])
+
+
+def _user_code_error(error: Exception) -> UserCodeError:
+    """``error`` raised by the experiment's own code, told as such: the exception and the
+    frames of the user's code (outside the xpm package), as Python would show them, so
+    that the line to fix is on screen without ``--debug``."""
+    import traceback
+
+    package = str(Path(__file__).resolve().parent.parent)
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not str(Path(frame.filename).resolve()).startswith(package + os.sep)
+    ]
+    text = str(error).strip().splitlines()
+    message = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    lines = "".join(traceback.format_list(frames)).rstrip()
+    where = f"\nTraceback (your code, innermost last):\n{lines}" if lines else ""
+    return UserCodeError(f"the experiment's run() raised {message}{where}")
 
 
 def _launchers_note(helper: ExperimentHelper) -> str:

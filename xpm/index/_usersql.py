@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from .._vocabulary import index_file
 from ..errors import IndexDatabaseError, UsageError
 
 
@@ -91,11 +92,14 @@ def schema_text(workdir: Path | None = None) -> str:
     text = "\n".join(line for line in text.splitlines() if not line.startswith("<!--")).lstrip()
     if workdir is None:
         return text
-    from ._db import IndexDB
+    from ._db import ENV_INDEX, IndexDB
     from ._tasktables import render_markdown as task_tables_markdown
 
     try:
         with IndexDB(workdir, readonly=True) as db, db.errors():
             return text + "\n\n" + task_tables_markdown(db.conn)
-    except IndexDatabaseError:
-        return text  # no index (yet), or an old one: the documented schema is what there is
+    except IndexDatabaseError as error:
+        if not os.path.lexists(index_file(workdir)) and not os.environ.get(ENV_INDEX):
+            return text  # no index yet: the documented schema is what there is
+        # Damaged, a broken link, too new: say why its tables are missing, not nothing.
+        return f"{text}\n\n(The task tables of this workdir are not listed: {error})"
