@@ -539,6 +539,9 @@ def test_live_pages_refresh_while_a_job_runs(page: Any, tmp_path: Path) -> None:
         proc.communicate(timeout=120)
         assert proc.returncode == 0
     finally:
+        # The job waits for this file: without it, a failure above left the job running,
+        # an orphan of the killed experiment, after its directory was deleted.
+        release.write_text("go")
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
