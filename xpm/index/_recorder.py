@@ -65,6 +65,7 @@ class Recorder:
         ] = {}
         self._subs: list[tuple[str, str, float | None]] = []
         self._done: set[str] = set()  # already DONE at submission, tags unchanged
+        self._starting: set[str] = set()  # RUNNING for the scheduler, maybe not on disk yet
         # Live results: the jobs not ended yet, and how far their results.jsonl is indexed.
         self._active: dict[str, JobDir] = {}
         self._cursors: dict[str, ResultsCursor] = {}
@@ -103,6 +104,8 @@ class Recorder:
     def on_state(self, job: Job) -> None:
         """Queue a state change of ``job`` (its status and results are read when written)."""
         with self._cond:
+            if job.state == "RUNNING":
+                self._starting.add(job.identifier)
             queued = self._jobs.get(job.identifier)
             full = queued[1] if queued else False
             self._jobs[job.identifier] = (
@@ -165,6 +168,16 @@ class Recorder:
                     )
                     for jobdir, full, tags, doc, untouched in jobs.values()
                 ]
+                # A local launch is RUNNING for the scheduler before the job process has
+                # written so: read too early, the directory still says SUBMITTED, and
+                # nothing else would write the job again before it ends.  Read it again.
+                early = {
+                    r.job["id"]
+                    for r in rows
+                    if r.job["id"] in self._starting and r.job.get("state") == "SUBMITTED"
+                }
+                with self._cond:
+                    self._starting -= {r.job["id"] for r in rows} - early
                 cursors = dict(self._cursors)
                 caught = self.index.write(
                     lambda conn: self._write(conn, run, rows, subs, live, cursors)
@@ -175,6 +188,10 @@ class Recorder:
                         self._cursors[r.job["id"]] = r.cursor
                     if r.job.get("state") in TERMINAL_STATES:
                         self._cursors.pop(r.job["id"], None)  # nothing more comes
+                if early:  # the state only: params and tags were just written
+                    self._requeue(
+                        {i: (jobs[i][0], False, None, None, False) for i in early}, [], set()
+                    )
             except Exception as e:  # noqa: BLE001 - the index is derived: never fail a job
                 self.failures += 1
                 if self._record_mtime is not None and run is not None:
