@@ -320,3 +320,25 @@ def test_a_job_not_started_has_one_name_in_every_view(workdir: Path) -> None:
             Count(n=tag(i)).submit()
         line = xp._progress_line()  # what the live progress line of a normal run says
     assert line == "xpm again: 0 done, 0 running, 0 failed, 3 waiting"
+
+
+def test_a_helper_error_read_between_batches_is_still_reported(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper's final report can arrive during the read that follows a batch; it was
+    dropped there, and the error said only "its helper process ended with code 1"."""
+    monkeypatch.setattr(_dirwriter, "START_AFTER", 0)
+    monkeypatch.setattr(_dirwriter, "BATCH", 1)
+    blocked = workdir / "jobs" / "t.blocked"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("in the way")
+    announced: list[object] = []
+    writer = _dirwriter.DirectoryWriter(workdir, lambda job, done: announced.append(job))
+    writer.write(("t.blocked", "a" * 64, "{}", None), "first")  # sent at once: it fails
+    helper = writer._helper
+    assert helper is not None
+    helper.wait(timeout=60)  # its report is in the pipe now
+    writer._read_acks(block=False)  # what the next write does after sending its batch
+    with pytest.raises(JobDirectoryError, match=str(blocked)):
+        writer.close()
+    assert announced == []

@@ -92,6 +92,10 @@ class DirectoryWriter:
         self._in_flight: deque[list[Any]] = deque()  # jobs of batches sent, not yet acknowledged
         self._helper: subprocess.Popen[bytes] | None = None
         self._out = FrameBuffer()
+        #: The helper's final reports: kept, since a read between batches may be the one
+        #: that receives them (the error was lost then, and the message said only "ended
+        #: with code 1").
+        self._reports: list[dict[str, Any]] = []
         self._existing: dict[str, set[str]] = {}
 
     def exists(self, task_id: str, identifier: str) -> bool:
@@ -169,10 +173,10 @@ class DirectoryWriter:
 
     def _read_acks(self, *, block: bool) -> list[dict[str, Any]]:
         """Announce the jobs of the batches the helper has acknowledged; returns its final
-        report if it came."""
+        reports received so far (this read or an earlier one)."""
         helper = self._helper
         if helper is None or helper.stdout is None:
-            return []
+            return self._reports
         fd = helper.stdout.fileno()
         if block:
             os.set_blocking(fd, True)
@@ -185,14 +189,13 @@ class DirectoryWriter:
             if not chunk:
                 break
             messages += self._out.feed(chunk)
-        reports = []
         for kind, content in messages:
             if kind == "ok" and self._in_flight:
                 for job in self._in_flight.popleft():
                     self._announce(job, content.get(job.identifier))
             elif kind == "end":
-                reports.append(content)
-        return reports
+                self._reports.append(content)
+        return self._reports
 
     def close(self) -> None:
         """Write what is queued and wait for the helper; raises when a directory failed."""
@@ -206,7 +209,8 @@ class DirectoryWriter:
         if helper.stdin is not None:
             with contextlib.suppress(BrokenPipeError):
                 helper.stdin.close()
-        reports = self._read_acks(block=True)
+        reports = list(self._read_acks(block=True))
+        self._reports = []
         if helper.stdout is not None:
             helper.stdout.close()
         helper.wait()
