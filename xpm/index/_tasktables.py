@@ -345,7 +345,8 @@ def mismatches(conn: sqlite3.Connection) -> list[tuple[str, str]]:
         if want != have or (have is not None and have not in existing):
             out.append((task_id, f"task table is {have!r}, should be {want!r}"))
             continue
-        assert have is not None
+        if have is None:  # want == have: a task in neither registry is not iterated
+            continue
         jobs = [j for j, t in rows.task_of.items() if t == task_id]
         keys = {k for j in jobs for k in rows.values[j]}
         current = columns.get(task_id, {})
