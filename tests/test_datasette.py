@@ -809,3 +809,27 @@ def test_task_tables_are_offered_with_sorting_and_facets(ds: Any) -> None:
     assert layers == {1: 1, 2: 1, 3: 1}
     found = rows(ds, "/xpm/evaluate.json?_sort_desc=accuracy")
     assert [r["n_layers"] for r in found] == [3, 2, 1]
+
+
+def test_live_page_reads_its_rows_and_its_state_from_one_snapshot(tmp_path: Path) -> None:
+    """A job ending between two reads of a page must not split the page across both states."""
+    from xpm.datasette import _runs
+
+    path = tmp_path / "xpm.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("CREATE TABLE jobs (id TEXT, state TEXT)")
+    writer.execute("INSERT INTO jobs VALUES ('a', 'RUNNING')")
+    reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+    def read(conn: sqlite3.Connection) -> tuple[str, int]:
+        shown = conn.execute("SELECT state FROM jobs").fetchone()[0]
+        writer.execute("UPDATE jobs SET state = 'DONE'")  # the job ends right now
+        return shown, _runs.active_jobs(conn)
+
+    assert _runs.snapshot(read)(reader) == ("RUNNING", 1)  # consistent: still polling
+    assert not reader.in_transaction
+    writer.execute("UPDATE jobs SET state = 'RUNNING'")
+    # Without the snapshot the page showed RUNNING and stopped refreshing: the bug.
+    assert read(reader) == ("RUNNING", 0)
+    assert _runs.snapshot(lambda c: _runs.active_jobs(c))(reader) == 0

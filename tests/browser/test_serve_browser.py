@@ -545,6 +545,8 @@ def test_live_pages_refresh_while_a_job_runs(page: Any, tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+        if proc.stderr is not None and not proc.stderr.closed:
+            proc.stderr.close()  # an early failure left the pipe open, reported later by gc
 
 
 def test_sql_box_refuses_writes(server: str, page: Any) -> None:

@@ -104,14 +104,16 @@ async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
     if average == x:
         average = None
     view = "parallel" if request.args.get("view") == "parallel" else "lines"
-    data: dict[str, Any] = {"series": [], "points": 0}
-    if experiment and task and metric and view == "parallel":
-        data = await db.execute_fn(lambda conn: _charts.parallel(conn, experiment, task, metric))
-    elif experiment and task and metric and x:
-        data = await db.execute_fn(
-            lambda conn: _charts.series(conn, experiment, task, metric, x, average)
-        )
-    active = await db.execute_fn(_runs.active_jobs)
+
+    def read(conn: Any) -> tuple[dict[str, Any], int]:
+        data: dict[str, Any] = {"series": [], "points": 0}
+        if experiment and task and metric and view == "parallel":
+            data = _charts.parallel(conn, experiment, task, metric)
+        elif experiment and task and metric and x:
+            data = _charts.series(conn, experiment, task, metric, x, average)
+        return data, _runs.active_jobs(conn)
+
+    data, active = await db.execute_fn(_runs.snapshot(read))
     data["logx"] = request.args.get("logx") == "1"
     data["logy"] = request.args.get("logy") == "1"
     choices.pop("columns")

@@ -38,7 +38,7 @@ async def home_page(request: Any, datasette: Any) -> Response:
             "failed": failed[1],
         }
 
-    context = await db.execute_fn(read)
+    context = await db.execute_fn(_runs.snapshot(read))
     context.update(
         database=DATABASE,
         states=_runs.STATES,
@@ -226,7 +226,7 @@ async def _runs_context(
             "active": _runs.active_jobs(conn),
         }
 
-    table = await db.execute_fn(read)
+    table = await db.execute_fn(_runs.snapshot(read))
     pages = max(1, -(-table["count"] // size))
     context.update(
         columns=columns,
@@ -314,7 +314,7 @@ async def compare_page(request: Any, datasette: Any) -> Response:
                 ids.append(row["id"])
         return {**_runs.compare(conn, ids), "active": _runs.active_jobs(conn)}
 
-    data = await db.execute_fn(read)
+    data = await db.execute_fn(_runs.snapshot(read))
     if len(refs) > _runs.MAX_COMPARE:
         errors.append(f"only the first {_runs.MAX_COMPARE} jobs are compared")
     jobs = data["jobs"]
