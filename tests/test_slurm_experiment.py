@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -375,17 +376,35 @@ def test_one_to_one_dependencies_are_one_aftercorr_array(
     for task i of the first with aftercorr), not 1 + 4 (issue 18.8).  The submissions all
     fall in one array window whatever the machine's speed (a loaded machine once took
     longer than the 0.5 s window between two of them: 3 sbatch calls); the window ends
-    anyway when the with block does."""
+    anyway when the with block does.  The Learn jobs stay in flight until the second sbatch
+    call: a Learn ending first (a slow poll once let one) makes its Evaluate independent, a
+    third sbatch call, and tests nothing of aftercorr."""
     monkeypatch.setattr(_scheduler, "ARRAY_WINDOW", 60.0)
     from test_slurm_launcher import logging_wrappers
 
     bindir, log, counter = tmp_path / "bin", tmp_path / "calls.log", tmp_path / "counter"
+    hold = tmp_path / "hold"
     logging_wrappers(bindir, log)
+
+    def release_after_the_second_sbatch() -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            calls = log.read_text().splitlines() if log.exists() else []
+            if sum(c.startswith("sbatch") for c in calls) >= 2:
+                break
+            time.sleep(0.05)
+        hold.write_text("go")
+
+    releaser = threading.Thread(target=release_after_the_second_sbatch, daemon=True)
+    releaser.start()
     launcher = SlurmLauncher(poll_interval=0.3, binpath=bindir)
     with experiment(workdir, "corr", launcher=launcher, progress=False) as xp:
         for n in range(1, 5):
-            learned = Learn(model=Model(n_layers=n), epochs=1, counter=str(counter)).submit()
+            learned = Learn(
+                model=Model(n_layers=n), epochs=1, counter=str(counter), hold=str(hold)
+            ).submit()
             Evaluate(model=learned, counter=str(counter)).submit()
+    releaser.join()
     assert all(j.state == "DONE" for j in xp.jobs.values())
     assert sorted(lines(counter)) == ["evaluate"] * 4 + [f"learn {n}" for n in range(1, 5)]
     sbatch = [c for c in log.read_text().splitlines() if c.startswith("sbatch")]

@@ -39,10 +39,15 @@ class Learn(Task):
     epochs: Param[int]
     gpus: Meta[int] = 2
     counter: Meta[str] = ""
+    #: A file to wait for before ending (a test holds the job in flight with it).
+    hold: Meta[str] = ""
     model_path: Meta[Path] = field(default_factory=PathGenerator("model.pth"))
 
     def execute(self) -> None:
         _count(self.counter, f"learn {self.model.n_layers}")
+        deadline = time.monotonic() + 120
+        while self.hold and not os.path.exists(self.hold) and time.monotonic() < deadline:
+            time.sleep(0.05)
         print(f"learning {self.model.n_layers} layers for {self.epochs} epochs")
         self.model_path.write_text(f"weights {self.model.n_layers}")
 
