@@ -160,6 +160,91 @@ def test_a_done_job_keeps_the_code_that_ran_it(tmp_path: Path) -> None:
     assert result.states[0].commit == first_commit
 
 
+FLAKY = """
+from xpm import Param, Task
+
+VERSION = 1
+
+
+class Flaky(Task):
+    \"\"\"Reports the code's VERSION, then fails while VERSION is 1.\"\"\"
+
+    x: Param[int]
+
+    def execute(self) -> None:
+        self.report(value=VERSION * 10, step=0)
+        self.report(value=VERSION, step=1)
+        if VERSION == 1:
+            raise RuntimeError("the first version is broken")
+"""
+
+FLAKY_EXPERIMENT = """
+import sys
+from xpm import experiment
+from mytasks import Flaky
+
+with experiment(sys.argv[1], "flaky", progress=False) as xp:
+    Flaky(x=1).submit()
+"""
+
+
+def test_results_of_a_failed_attempt_are_not_shown_as_the_new_attempts(tmp_path: Path) -> None:
+    """A job that failed, fixed and run again: its results are the new code's only; the
+    failed attempt's are kept beside it (results.1.jsonl), as its logs are."""
+    repo = make_repo(
+        tmp_path / "project",
+        {".gitignore": "wd\n", "mytasks.py": FLAKY, "experiment.py": FLAKY_EXPERIMENT},
+    )
+    wd = repo / "wd"
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "experiment.py", str(wd)],
+            cwd=repo,
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    assert run().returncode != 0
+    (jobdir,) = iter_job_dirs(wd)
+    assert jobdir.read_status().state == "FAILED"
+    (repo / "mytasks.py").write_text(FLAKY.replace("VERSION = 1", "VERSION = 2"))
+    sh(repo, "commit", "-qam", "fixed")
+    fixed = sh(repo, "rev-parse", "HEAD").strip()
+    second = run()
+    assert second.returncode == 0, second.stderr
+    assert jobdir.read_status().state == "DONE"
+
+    # The directory: the new attempt's results, the failed one's kept apart.
+    reported = [json.loads(line)["values"] for line in jobdir.results.read_text().splitlines()]
+    assert reported == [{"value": 20}, {"value": 2}]
+    earlier = jobdir.results_of(1).read_text().splitlines()
+    assert [json.loads(line)["values"] for line in earlier] == [{"value": 10}, {"value": 1}]
+
+    # The index, the task table, `xpm jobs show` and a rebuild agree on it.
+    with open_index(wd, readonly=True) as index:
+        rows = index.query("SELECT value, step FROM results ORDER BY seq")
+        assert [tuple(r) for r in rows] == [(20, 0), (2, 1)]
+        assert index.query('SELECT value FROM "flaky"')[0][0] == 2
+    details = job_details(wd, find_job(wd, jobdir.identifier[:12]))
+    assert [(r["key"], r["value"]) for r in details["results"]] == [("value", 20), ("value", 2)]
+    assert [(g["commit"], g["dirty"]) for g in details["git"]] == [(fixed, False)]
+    assert check(wd) == []
+    shown = subprocess.run(
+        [sys.executable, "-m", "xpm.cli", "jobs", "show", jobdir.identifier[:12]],
+        env={**env(), "XPM_WORKDIR": str(wd)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "results of this attempt:" in shown and "value = 10" not in shown
+    assert "earlier   1 attempt(s) beside them" in shown
+
+
 def test_running_job_shows_its_run_and_git_state(tmp_path: Path) -> None:
     repo = project(tmp_path)
     wd = repo / "wd"

@@ -526,3 +526,38 @@ def test_incremental_reads_equal_one_read_and_thin_long_histories(
         and len([r for r in pieces if r[2] == "acc"]) == sum(keep_report(n) for n in range(100)) + 1
     )
     assert cursor is not None and cursor.lines == 1000 and cursor.bytes == len(data)
+
+
+def test_a_new_attempt_is_read_from_its_start_even_past_the_old_offset(tmp_path: Path) -> None:
+    """The index's read offset belongs to one file: once a job runs again, its new
+    results.jsonl is read from the start, however far it has grown by the next read."""
+    from xpm._jobdir import JobDir
+    from xpm.index._ingest import read_cursors, write_results
+    from xpm.index._rows import JobRows, read_results_from
+
+    workdir = tmp_path / "wd"
+    jobdir = JobDir(workdir, "m.t", "cd" * 32)
+    jobdir.path.mkdir(parents=True)
+
+    def line(value: int) -> str:
+        return json.dumps({"time": 1.0, "step": None, "values": {"loss": value}}) + "\n"
+
+    def ingest(cursor: Any) -> Any:
+        rows = JobRows({"id": jobdir.identifier})
+        rows.results, rows.results_drop, rows.cursor, rows.results_replace = read_results_from(
+            jobdir, cursor
+        )
+        with open_index(workdir) as index:
+            index.write(lambda c: write_results(c, [rows]))
+            return read_cursors(index.conn, [jobdir.identifier])[jobdir.identifier]
+
+    jobdir.results.write_text(line(1))
+    cursor = ingest(None)
+    assert cursor.file == jobdir.results.stat().st_ino  # kept in the index, read back
+    assert jobdir.rotate_for_new_attempt() == 1
+    assert not jobdir.results.exists() and jobdir.results_of(1).read_text() == line(1)
+    jobdir.results.write_text(line(200) + line(300) + line(400))  # past the old offset
+    ingest(cursor)
+    with open_index(workdir, readonly=True) as index:
+        rows = index.query("SELECT seq, value FROM results ORDER BY seq")
+    assert [tuple(r) for r in rows] == [(0, 200), (1, 300), (2, 400)]

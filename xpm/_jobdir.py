@@ -13,7 +13,8 @@ Every file of a job directory is named here and nowhere else::
         stdout.log       standard output of the current attempt
         stderr.log       standard error of the current attempt
         stdout.N.log     the same for earlier attempts (N = 1, 2, ...)
-        results.jsonl    results reported by the task (append only)
+        results.jsonl    results reported by the current attempt (append only)
+        results.N.jsonl  the same for earlier attempts (N as for the logs)
         lock             inter-process lock held by the scheduler that launches the job
         running.lock     inter-process lock held by the job process while it runs
         job.sh           launcher script (Slurm)
@@ -426,23 +427,38 @@ class JobDir:
             os.close(fd)  # also drops the lock this probe took
         return False
 
-    def rotate_for_new_attempt(self) -> int:
-        """Keep the previous attempt's logs (``stdout.N.log``) and clear its outcome.
+    def results_of(self, attempt: int) -> Path:
+        """The results an earlier attempt reported, kept as ``results.N.jsonl``."""
+        return self.path / f"results.{attempt}.jsonl"
 
-        Returns the number the previous attempt's logs now carry (0 when there were none).
+    def rotate_for_new_attempt(self) -> int:
+        """Keep the previous attempt's logs (``stdout.N.log``) and results
+        (``results.N.jsonl``) and clear its outcome, so that what the new attempt writes
+        is never mixed with what an earlier one (other code, perhaps) produced.
+
+        Returns the number the previous attempt's files now carry (0 when there were none).
         """
-        if not (self.stdout.exists() or self.stderr.exists()):
+        current = [f for f in (self.stdout, self.stderr, self.results) if f.exists()]
+        if not current:
             self.failed_marker.unlink(missing_ok=True)
             return 0
-        n = 1
-        while self.log("stdout", n).exists() or self.log("stderr", n).exists():
-            n += 1
-        for stream in ("stdout", "stderr"):
-            current = self.log(stream)
-            if current.exists():
-                os.replace(current, self.log(stream, n))
+        n = self.earlier_attempts() + 1
+        now_files = (self.stdout, self.stderr, self.results)
+        for now, kept in zip(now_files, self._attempt_files(n), strict=True):
+            if now in current:
+                os.replace(now, kept)
         self.failed_marker.unlink(missing_ok=True)
         return n
+
+    def earlier_attempts(self) -> int:
+        """How many earlier attempts kept their logs and results here (``*.N.*``, N = 1...)."""
+        n = 0
+        while any(f.exists() for f in self._attempt_files(n + 1)):
+            n += 1
+        return n
+
+    def _attempt_files(self, attempt: int) -> tuple[Path, Path, Path]:
+        return self.log("stdout", attempt), self.log("stderr", attempt), self.results_of(attempt)
 
     # --- reads ------------------------------------------------------------------------------
     def read_marker(self, marker: Path) -> dict[str, Any] | None:

@@ -234,7 +234,9 @@ def show(job: str, workdir: Path | None, as_json: bool) -> None:
         out.append(f"  ({details['params_note']})")
     tags = details["tags"]
     out += ["", "tags: " + (" ".join(f"{k}={v}" for k, v in tags.items()) or "none")]
-    out += ["", "results:" if details["results"] else "results: none"]
+    earlier = details["earlier_attempts"]
+    label = "results of this attempt" if earlier else "results"
+    out += ["", f"{label}:" if details["results"] else f"{label}: none"]
     for r in details["results"]:
         step = f" (step {r['step']})" if r.get("step") is not None else ""
         out.append(f"  {r['key']} = {short_value(r['value'])}{step}")
@@ -262,6 +264,9 @@ def show(job: str, workdir: Path | None, as_json: bool) -> None:
         out.append(f"  {g['repo']}  commit {g['commit']}  branch {g['branch'] or '-'}{dirty}")
     out += ["", "paths:"]
     out += [f"  {name:<9} {path}" for name, path in details["paths"].items()]
+    if earlier:
+        kept = "stdout.N.log, stderr.N.log, results.N.jsonl"
+        out.append(f"  earlier   {earlier} attempt(s) beside them: {kept} (N = 1..{earlier})")
     out += ["", "rerun:"] + [f"  {c}" for c in details["rerun"]]
     if details["checkout"]:
         out += ["", "check its code out:"] + [f"  {c}" for c in details["checkout"]]

@@ -24,6 +24,7 @@ from ._rows import (
     ResultsCursor,
     RunRows,
     git_state_row,
+    has_unread,
     read_job,
     read_results_from,
     read_run,
@@ -97,9 +98,16 @@ def write_results(conn: sqlite3.Connection, jobs: Sequence[JobRows]) -> None:
         [r for j in jobs for r in j.results],
     )
     conn.executemany(
-        "INSERT OR REPLACE INTO results_read (job_id, bytes, lines, counts) VALUES (?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO results_read (job_id, bytes, lines, counts, file) "
+        "VALUES (?, ?, ?, ?, ?)",
         [
-            (j.job["id"], j.cursor.bytes, j.cursor.lines, json.dumps(j.cursor.counts))
+            (
+                j.job["id"],
+                j.cursor.bytes,
+                j.cursor.lines,
+                json.dumps(j.cursor.counts),
+                j.cursor.file,
+            )
             for j in jobs
             if j.cursor is not None and j.cursor.bytes
         ],
@@ -111,15 +119,16 @@ def read_cursors(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, Resu
     out = {}
     for chunk in _chunks(ids):
         marks = ",".join("?" * len(chunk))
-        for job_id, size, lines, counts in conn.execute(
-            f"SELECT job_id, bytes, lines, counts FROM results_read WHERE job_id IN ({marks})",
+        for job_id, size, lines, counts, file in conn.execute(
+            "SELECT job_id, bytes, lines, counts, file FROM results_read "
+            f"WHERE job_id IN ({marks})",
             chunk,
         ):
             try:
                 parsed = json.loads(counts)
             except (TypeError, ValueError):
                 continue  # damaged: read that file from the start again
-            out[job_id] = ResultsCursor(size, lines, parsed)
+            out[job_id] = ResultsCursor(size, lines, parsed, file)
     return out
 
 
@@ -136,10 +145,10 @@ def catch_up_results(
     for jobdir in dirs:
         cursor = known.get(jobdir.identifier)
         try:
-            size = os.stat(jobdir.results).st_size
+            stat = os.stat(jobdir.results)
         except OSError:
             continue
-        if cursor is not None and size == cursor.bytes:
+        if cursor is not None and not cursor.unread(stat):
             continue
         rows = JobRows({"id": jobdir.identifier})
         rows.results, rows.results_drop, rows.cursor, rows.results_replace = read_results_from(
@@ -169,11 +178,10 @@ def catch_up_readers(db: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> None:
     grown = []
     for jobdir in dirs:
         try:
-            size = os.stat(jobdir.results).st_size
+            stat = os.stat(jobdir.results)
         except OSError:
             continue
-        cursor = cursors.get(jobdir.identifier)
-        if size > (cursor.bytes if cursor is not None else 0):
+        if has_unread(stat, cursors.get(jobdir.identifier)):
             grown.append(jobdir)
     if not grown or db.readonly:
         return

@@ -30,7 +30,7 @@ from ._ingest import (
     write_runs,
     write_submissions,
 )
-from ._rows import JobRows, ResultsCursor, RunRows, read_job, read_run
+from ._rows import JobRows, ResultsCursor, RunRows, has_unread, read_job, read_run
 from ._tasktables import refresh_task_rows
 
 if TYPE_CHECKING:
@@ -247,11 +247,10 @@ class Recorder:
         grown = []
         for jobdir in active:
             try:
-                size = jobdir.results.stat().st_size
+                stat = jobdir.results.stat()
             except OSError:
                 continue
-            cursor = self._cursors.get(jobdir.identifier)
-            if cursor is None or size > cursor.bytes:
+            if has_unread(stat, self._cursors.get(jobdir.identifier)):
                 grown.append(jobdir)
         return grown
 

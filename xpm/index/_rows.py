@@ -181,9 +181,25 @@ class ResultsCursor:
     bytes: int = 0
     lines: int = 0  # records read: the seq of the next one
     counts: dict[str, list[int]] = field(default_factory=dict)  # key -> [reports, latest seq]
+    #: The file read (its inode): a new attempt starts a new results.jsonl, which must be
+    #: read from its start even once it has grown past what was read of the earlier one.
+    file: int | None = None
 
     def copy(self) -> ResultsCursor:
-        return ResultsCursor(self.bytes, self.lines, {k: list(v) for k, v in self.counts.items()})
+        return ResultsCursor(
+            self.bytes, self.lines, {k: list(v) for k, v in self.counts.items()}, self.file
+        )
+
+    def unread(self, stat: os.stat_result) -> bool:
+        """Whether the results.jsonl that ``stat`` describes has lines this cursor lacks."""
+        if self.file is not None and stat.st_ino != self.file:
+            return stat.st_size > 0 or self.bytes > 0
+        return stat.st_size != self.bytes
+
+
+def has_unread(stat: os.stat_result, cursor: ResultsCursor | None) -> bool:
+    """Whether a job's results.jsonl (``stat``) has lines the index lacks (``cursor``)."""
+    return stat.st_size > 0 if cursor is None else cursor.unread(stat)
 
 
 @dataclass
@@ -258,9 +274,12 @@ def read_results_from(
     start = cursor.copy() if cursor is not None else ResultsCursor()
     try:
         with open(jobdir.results, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size < start.bytes:  # not the file read before: from the start
+            stat = os.fstat(fh.fileno())
+            size = stat.st_size
+            if size < start.bytes or start.file not in (None, stat.st_ino):
+                # Not the file read before (a new attempt's): from the start.
                 replace, start = True, ResultsCursor()
+            start.file = stat.st_ino
             fh.seek(start.bytes)
             data = fh.read(size - start.bytes)
     except FileNotFoundError:

@@ -405,6 +405,13 @@ TABLES: tuple[Table, ...] = (
                 "Reports per result key so far, as a JSON object (for the per-key cap).",
                 since=3,
             ),
+            _c(
+                "file",
+                "INTEGER",
+                "Inode of the results.jsonl read: a new attempt writes a new file, read from "
+                "its start.",
+                since=4,
+            ),
         ),
         ("job_id",),
         since=3,

@@ -129,7 +129,7 @@ def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[st
     ``history`` (state events), ``run`` and ``git`` (the run that launched the attempt
     behind its state, and the git states of its code; for a job never launched, the newest
     run that submitted it), ``launcher_description``, ``last_submitted_by``,
-    ``paths``, ``rerun`` (shell commands), ``checkout`` (git commands).
+    ``paths``, ``earlier_attempts`` (how many kept their logs and results), ``rerun`` (shell commands), ``checkout`` (git commands).
     """
     from ..git import find_job_run, job_code, recorded_command, recorded_python
     from ..index import read_results
@@ -183,6 +183,7 @@ def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[st
             "stderr": str(jobdir.stderr),
             "results": str(jobdir.results),
         },
+        "earlier_attempts": jobdir.earlier_attempts() if jobdir.path.is_dir() else 0,
         "rerun": rerun,
         "checkout": checkout,
     }
