@@ -28,6 +28,7 @@ from xpm.git import reproduce
 from xpm.index import list_jobs, open_index, rebuild
 from xpm.index._migrations import migrate
 from xpm.index._query import check
+from xpm.index._version import SCHEMA_VERSION
 from xpm.workdir import JobFilter, find_job, job_details, select_jobs
 
 TASKS = '''
@@ -86,6 +87,18 @@ def run_experiment(repo: Path, *args: str) -> str:
     )
     assert proc.returncode == 0, proc.stderr
     return "squares/" + proc.stdout.split("RUN ")[1].strip()
+
+
+def jobs_show(wd: Path, ref: str) -> str:
+    """What `xpm jobs show REF` prints."""
+    return subprocess.run(
+        [sys.executable, "-m", "xpm.cli", "jobs", "show", ref],
+        env={**env(), "XPM_WORKDIR": str(wd)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
 
 
 def project(tmp_path: Path) -> Path:
@@ -233,14 +246,7 @@ def test_results_of_a_failed_attempt_are_not_shown_as_the_new_attempts(tmp_path:
     assert [(r["key"], r["value"]) for r in details["results"]] == [("value", 20), ("value", 2)]
     assert [(g["commit"], g["dirty"]) for g in details["git"]] == [(fixed, False)]
     assert check(wd) == []
-    shown = subprocess.run(
-        [sys.executable, "-m", "xpm.cli", "jobs", "show", jobdir.identifier[:12]],
-        env={**env(), "XPM_WORKDIR": str(wd)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    shown = jobs_show(wd, jobdir.identifier[:12])
     assert "results of this attempt:" in shown and "value = 10" not in shown
     assert "earlier   1 attempt(s) beside them" in shown
 
@@ -277,14 +283,7 @@ def test_running_job_shows_its_run_and_git_state(tmp_path: Path) -> None:
         assert details["run"] is not None and details["run"].startswith("squares/")
         assert [(g["commit"], g["branch"]) for g in details["git"]] == [(commit, "main")]
         # The CLI says it too (it printed `run -` and `git: not recorded`).
-        shown = subprocess.run(
-            [sys.executable, "-m", "xpm.cli", "jobs", "show", jobdir.identifier[:12]],
-            env={**env(), "XPM_WORKDIR": str(wd)},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        ).stdout
+        shown = jobs_show(wd, jobdir.identifier[:12])
         assert f"run {details['run']}" in shown and f"commit {commit}" in shown
         assert "not recorded" not in shown
     finally:
@@ -341,7 +340,7 @@ def test_an_index_of_schema_1_is_migrated_and_equals_a_rebuild(tmp_path: Path) -
         assert (row["run"], row["last_run"]) == (first, second)
         assert row["git_state"] == first_state[0][0]
         version = index.query("SELECT value FROM meta WHERE key = 'schema_version'")[0][0]
-        assert version == "3"
+        assert version == str(SCHEMA_VERSION)
     assert check(wd) == []
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    assert migrate(conn) == (0, 3)
+    assert migrate(conn) == (0, SCHEMA_VERSION)

@@ -177,6 +177,25 @@ def test_migration_from_version_2_builds_task_tables(sweep: Path, tmp_path: Path
     assert migrate(fresh)[1] >= 3
 
 
+def test_migration_from_version_3_names_the_file_each_cursor_read(
+    sweep: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep, copy)
+    conn = sqlite3.connect(copy / "xpm.db", isolation_level=None)
+    try:  # back to schema version 3: offsets without the file they belong to
+        conn.execute("ALTER TABLE results_read DROP COLUMN file")
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        before = conn.execute("SELECT job_id, bytes FROM results_read ORDER BY job_id").fetchall()
+    finally:
+        conn.close()
+    assert before
+    with open_index(copy) as index:  # opening for writing upgrades it
+        after = index.query("SELECT job_id, bytes, file FROM results_read ORDER BY job_id")
+    assert [(r[0], r[1]) for r in after] == before and all(r[2] is None for r in after)
+    assert check(copy) == []  # an offset of unknown file still reads on as before
+
+
 def test_query_schema_lists_the_task_tables(sweep: Path) -> None:
     from click.testing import CliRunner
 
