@@ -14,11 +14,12 @@ def _package_of(path: Path) -> list[str]:
     return parts[:-1] if parts[-1] == "__init__" else parts[:-1]
 
 
-def _imported(path: Path) -> list[tuple[int, list[str]]]:
-    """(line, dotted name as parts) of every xpm module or name ``path`` imports."""
+def _imported(path: Path, tree: ast.AST | None = None) -> list[tuple[int, list[str]]]:
+    """(line, dotted name as parts) of every xpm module or name ``path`` (parsed: ``tree``)
+    imports."""
     package = _package_of(path)
     found: list[tuple[int, list[str]]] = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree or ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package[: len(package) - (node.level - 1)]
@@ -56,3 +57,78 @@ def test_the_architecture_page_names_every_module() -> None:
         and f"`{path.stem}" not in page  # in its package's row: `_base` or `_base.py`
     ]
     assert unnamed == []
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the xpm modules it imports, at module level or inside functions (lazy
+    imports run too, just later); imports for type checkers only are left out.  A name
+    taken from a package's lazy ``__getattr__`` counts as the package."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                node.body = []  # the walk over imports below then skips it
+        graph[name] = set()
+        for _, parts in _imported(path, tree):
+            while parts and ".".join(parts) not in modules:
+                parts = parts[:-1]
+            target = ".".join(parts)
+            if target and target != name and not name.startswith(target + "."):
+                graph[name].add(target)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan, iterative)."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in order:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        order[root] = low[root] = len(order)
+        stack.append(root)
+        while work:
+            node, edges = work[-1]
+            child = next((e for e in edges if e not in order or e in stack), None)
+            if child is not None and child not in order:
+                order[child] = low[child] = len(order)
+                stack.append(child)
+                work.append((child, iter(sorted(graph[child]))))
+                continue
+            if child is not None:
+                low[node] = min(low[node], order[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == order[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_only_import_cycle_is_the_documented_config_identifier_pair() -> None:
+    """docs/architecture.md: a configuration's identifier needs the configuration's fields,
+    and assigning a task output into a configuration needs its identifier."""
+    assert _cycles(_import_graph()) == [["xpm._config", "xpm._identifier"]]
+
+
+def test_the_cycle_check_sees_cycles() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []

@@ -813,7 +813,7 @@ def test_task_tables_are_offered_with_sorting_and_facets(ds: Any) -> None:
 
 def test_live_page_reads_its_rows_and_its_state_from_one_snapshot(tmp_path: Path) -> None:
     """A job ending between two reads of a page must not split the page across both states."""
-    from xpm.datasette import _runs
+    from xpm.datasette import _runs, _served
 
     path = tmp_path / "xpm.db"
     writer = sqlite3.connect(path, isolation_level=None)
@@ -827,9 +827,9 @@ def test_live_page_reads_its_rows_and_its_state_from_one_snapshot(tmp_path: Path
         writer.execute("UPDATE jobs SET state = 'DONE'")  # the job ends right now
         return shown, _runs.active_jobs(conn)
 
-    assert _runs.snapshot(read)(reader) == ("RUNNING", 1)  # consistent: still polling
+    assert _served.snapshot(read)(reader) == ("RUNNING", 1)  # consistent: still polling
     assert not reader.in_transaction
     writer.execute("UPDATE jobs SET state = 'RUNNING'")
     # Without the snapshot the page showed RUNNING and stopped refreshing: the bug.
     assert read(reader) == ("RUNNING", 0)
-    assert _runs.snapshot(lambda c: _runs.active_jobs(c))(reader) == 0
+    assert _served.snapshot(lambda c: _runs.active_jobs(c))(reader) == 0

@@ -518,7 +518,7 @@ def test_schema_sql_matches_the_data_source(tmp_path: Path) -> None:
 def test_docs_schema_reference_is_up_to_date() -> None:
     text = DOC.read_text(encoding="utf-8")
     assert render_markdown() in text, (
-        "docs/index.md is out of date: run `python -m xpm.index._schema docs/index.md`"
+        "docs/index.md is out of date: run `python -m xpm.index._schemadoc docs/index.md`"
     )
     for t in TABLES:
         for c in t.columns:

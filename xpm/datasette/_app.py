@@ -13,7 +13,7 @@ from datasette.database import Database
 
 from ..errors import UsageError
 from ..index import IndexDB
-from ._metadata import DATABASE, metadata
+from ._metadata import DATABASE, PLUGIN, metadata
 
 #: Datasette settings of ``xpm serve``.  Facet suggestions run one query per column
 #: (too slow on a large index); the xpm facets are configured in the metadata instead.
@@ -51,10 +51,11 @@ def register() -> None:
     """Register the plugin's hooks with Datasette (no-op when the entry point already did)."""
     from datasette.plugins import pm
 
-    from .. import datasette as plugin
-
+    # The plugin is the package (Datasette takes its templates and static files from the
+    # package's directory), always loaded before this module: no import needed.
+    plugin = sys.modules[__package__ or "xpm.datasette"]
     if not pm.is_registered(plugin):
-        pm.register(plugin, name="xpm")
+        pm.register(plugin, name=PLUGIN)
 
 
 def make_datasette(

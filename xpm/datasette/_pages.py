@@ -11,7 +11,7 @@ from datasette.utils.asgi import NotFound, Response
 from .._vocabulary import shown_state
 from . import _charts, _data, _files, _format, _runs
 from ._metadata import DATABASE
-from ._plugin import workdir_of
+from ._served import snapshot, workdir_of
 
 STATIC = Path(__file__).parent / "static"
 #: Lines of stdout/stderr shown on a job page.
@@ -113,7 +113,7 @@ async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
             data = _charts.series(conn, experiment, task, metric, x, average)
         return data, _runs.active_jobs(conn)
 
-    data, active = await db.execute_fn(_runs.snapshot(read))
+    data, active = await db.execute_fn(snapshot(read))
     data["logx"] = request.args.get("logx") == "1"
     data["logy"] = request.args.get("logy") == "1"
     choices.pop("columns")

@@ -7,9 +7,7 @@ workdir from the plugin configuration (metadata ``plugins.xpm.workdir``).
 
 from __future__ import annotations
 
-import os
 import urllib.parse
-from pathlib import Path
 from typing import Any
 
 from datasette import hookimpl
@@ -19,14 +17,8 @@ from datasette.utils import path_with_added_args, path_with_removed_args
 from markupsafe import Markup, escape
 
 from . import _data, _files
-from ._metadata import DATABASE, PLUGIN
-
-
-def workdir_of(datasette: Any) -> Path | None:
-    """The workdir configured for the plugin (None when the plugin is not configured)."""
-    config = datasette.plugin_config(PLUGIN) or {}
-    workdir = config.get("workdir")
-    return Path(workdir) if workdir else None
+from ._metadata import DATABASE
+from ._served import index_signature, workdir_of
 
 
 # --- SQL functions -------------------------------------------------------------------------------
@@ -61,7 +53,7 @@ def get_metadata(datasette: Any, key: str, database: str | None, table: str | No
     if db is None or database not in (None, DATABASE):
         return {}
     path = str(db.path)
-    sig = _signature(path)
+    sig = index_signature(path)
     cached = _tables_cache.get(path)
     if cached and cached[0] == sig:
         return cached[1]
@@ -86,18 +78,6 @@ def get_metadata(datasette: Any, key: str, database: str | None, table: str | No
 _sweep_cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
 
 
-def _signature(path: str | None) -> tuple[Any, ...]:
-    """Changes whenever the index file (or its write-ahead log) is written."""
-    sig: list[Any] = []
-    for suffix in ("", "-wal"):
-        try:
-            st = os.stat(f"{path}{suffix}")
-            sig += [st.st_mtime_ns, st.st_size]
-        except (OSError, TypeError):
-            sig += [None, None]
-    return tuple(sig)
-
-
 @hookimpl
 def canned_queries(datasette: Any, database: str, actor: Any) -> Any:
     """A ``sweep_<experiment>`` query per experiment (columns depend on its tags and results)."""
@@ -106,7 +86,7 @@ def canned_queries(datasette: Any, database: str, actor: Any) -> Any:
 
     async def inner() -> dict[str, Any]:
         db = datasette.get_database(DATABASE)
-        sig = _signature(db.path)
+        sig = index_signature(db.path)
         cached = _sweep_cache.get(str(db.path))
         if cached and cached[0] == sig:
             return cached[1]

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from .._vocabulary import STORED_STATES, TERMINAL_STATES
 from ..index import parse_tag_value
@@ -24,28 +23,6 @@ HOME_EXPERIMENTS = 100
 HOME_JOBS = 20
 
 STATES = STORED_STATES
-
-_T = TypeVar("_T")
-
-
-def snapshot(read: Callable[[sqlite3.Connection], _T]) -> Callable[[sqlite3.Connection], _T]:
-    """``read`` run inside one read transaction, so all its queries see the same index.
-
-    A live page computes both its rows and whether anything still runs; read in separate
-    statements, a job ending in between gave a page that said "nothing runs" (and so
-    stopped refreshing) while its table still showed the job running.
-    """
-
-    def in_one_snapshot(conn: sqlite3.Connection) -> _T:
-        if conn.in_transaction:
-            return read(conn)
-        conn.execute("BEGIN")
-        try:
-            return read(conn)
-        finally:
-            conn.execute("COMMIT")
-
-    return in_one_snapshot
 
 
 def dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from datasette.utils.asgi import NotFound, Response
 from .._jobdir import JobDir
 from . import _data, _files, _format, _runs
 from ._metadata import DATABASE
-from ._plugin import _signature, workdir_of
+from ._served import index_signature, snapshot, workdir_of
 
 
 async def home_page(request: Any, datasette: Any) -> Response:
@@ -38,7 +38,7 @@ async def home_page(request: Any, datasette: Any) -> Response:
             "failed": failed[1],
         }
 
-    context = await db.execute_fn(_runs.snapshot(read))
+    context = await db.execute_fn(snapshot(read))
     context.update(
         database=DATABASE,
         states=_runs.STATES,
@@ -169,7 +169,7 @@ _columns_cache: dict[tuple[str, str, str | None], tuple[tuple[Any, ...], list[_r
 async def _columns(db: Any, task: str, experiment: str | None) -> list[_runs.Column]:
     """The columns of a runs table, read again only when the index changed."""
     key = (str(db.path), task, experiment)
-    sig = _signature(db.path)
+    sig = index_signature(db.path)
     cached = _columns_cache.get(key)
     if cached and cached[0] == sig:
         return cached[1]
@@ -226,7 +226,7 @@ async def _runs_context(
             "active": _runs.active_jobs(conn),
         }
 
-    table = await db.execute_fn(_runs.snapshot(read))
+    table = await db.execute_fn(snapshot(read))
     pages = max(1, -(-table["count"] // size))
     context.update(
         columns=columns,
@@ -314,7 +314,7 @@ async def compare_page(request: Any, datasette: Any) -> Response:
                 ids.append(row["id"])
         return {**_runs.compare(conn, ids), "active": _runs.active_jobs(conn)}
 
-    data = await db.execute_fn(_runs.snapshot(read))
+    data = await db.execute_fn(snapshot(read))
     if len(refs) > _runs.MAX_COMPARE:
         errors.append(f"only the first {_runs.MAX_COMPARE} jobs are compared")
     jobs = data["jobs"]

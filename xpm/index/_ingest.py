@@ -17,6 +17,7 @@ from typing import Any
 
 from .._jobdir import JobDir, iter_job_dirs
 from ._db import IndexDB, index_path
+from ._links import link_jobs, link_jobs_by_id
 from ._rows import (
     RUN_KEYS,
     STATUS_COLUMNS,
@@ -74,8 +75,7 @@ def write_jobs(
     write_results(conn, jobs)
     _write_attempts(conn, jobs, ids)
     if link:
-        for chunk in _chunks(ids):
-            link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
+        link_jobs_by_id(conn, ids)
     if tables:
         refresh_task_rows(conn, ids, known_values(jobs))
 
@@ -296,35 +296,7 @@ def write_submissions(
     )
     if link:
         ids = sorted({s[1] for s in submissions})
-        for chunk in _chunks(ids):
-            link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
-
-
-def link_jobs(conn: sqlite3.Connection, where: str, params: Sequence[Any] = ()) -> None:
-    """Set the derived columns of the jobs matching ``where``: ``last_run`` and
-    ``last_submitted`` (their latest submission), ``run`` and ``git_state`` (the run that
-    launched their latest attempt and the git state it recorded).
-
-    An attempt launched before schema 2 recorded no run: it is the latest run that submitted
-    the job before that launch (a submission always comes before the launch it causes).
-    The recorder, :func:`rebuild` and the schema migration all use this one statement.
-    """
-    conn.execute(
-        "UPDATE jobs SET (last_run, last_submitted) = (SELECT s.run, s.time FROM submissions s "
-        "WHERE s.job_id = jobs.id ORDER BY s.time DESC, s.run DESC LIMIT 1), "
-        "run = COALESCE((SELECT a.run FROM attempts a WHERE a.job_id = jobs.id "
-        "AND a.attempt = jobs.attempt), (SELECT s.run FROM submissions s "
-        "WHERE s.job_id = jobs.id AND s.time <= jobs.submit_time "
-        f"ORDER BY s.time DESC, s.run DESC LIMIT 1)) WHERE {where}",
-        params,
-    )
-    conn.execute(
-        "UPDATE jobs SET git_state = COALESCE((SELECT a.git_state FROM attempts a "
-        "WHERE a.job_id = jobs.id AND a.attempt = jobs.attempt), (SELECT g.git_state "
-        "FROM run_git_states g WHERE g.run = jobs.run AND g.position = 0)) "
-        f"WHERE {where}",
-        params,
-    )
+        link_jobs_by_id(conn, ids)
 
 
 # --- rebuild -------------------------------------------------------------------------------
@@ -383,7 +355,7 @@ def _refill(index: IndexDB, runs: list[Any], jobdirs: list[JobDir], batch: int) 
                 "INSERT OR REPLACE INTO submissions (run, job_id, time) VALUES (?, ?, ?)",
                 [s for r in runs for s in r.submissions],
             )
-            link_jobs(conn, "1")
+            link_jobs(conn)
             refresh_task_rows(conn)
 
         index.write(fill)

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import IndexTooNewError
+from ._links import link_jobs
 from ._schema import INDEXES, TABLES, VIEWS, IndexDef, Table, View
 from ._schemasql import column_sql, create_index_sql, create_table_sql, create_view_sql
 from ._version import SCHEMA_VERSION, schema_version
@@ -25,9 +26,8 @@ def _to_2(conn: sqlite3.Connection) -> None:
     """Schema 2 records the run and git state of each job's latest attempt (``jobs.run``,
     ``jobs.git_state``): an index of schema 1 has no attempt records, so each job gets the
     latest run that submitted it before its last launch, as a rebuild does."""
-    from ._ingest import link_jobs
 
-    link_jobs(conn, "1")
+    link_jobs(conn)
 
 
 def _fill_task_tables(conn: sqlite3.Connection) -> None:

@@ -24,12 +24,12 @@ from ._db import IndexDB
 from ._ingest import (
     catch_up_results,
     known_values,
-    link_jobs,
     read_cursors,
     write_jobs,
     write_runs,
     write_submissions,
 )
+from ._links import link_jobs_by_id
 from ._rows import JobRows, ResultsCursor, RunRows, has_unread, read_job, read_run
 from ._tasktables import refresh_task_rows
 
@@ -268,9 +268,7 @@ class Recorder:
         write_jobs(conn, rows, link=False, tables=False)
         write_submissions(conn, subs, link=False)
         ids = sorted({r.job["id"] for r in rows} | {s[1] for s in subs})
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
+        link_jobs_by_id(conn, ids)
         refresh_task_rows(
             conn, [r.job["id"] for r in rows] + [s[1] for s in subs], known_values(rows)
         )

@@ -8,14 +8,12 @@ generated from :data:`TABLES`, :data:`VIEWS` and :data:`INDEXES`.
 Changing the schema: bump :data:`~xpm.index._version.SCHEMA_VERSION`, give new tables, columns and indexes
 ``since=<new version>`` (the migration to that version adds them with ``ALTER TABLE``),
 put any data fix in ``_migrations.CUSTOM[<new version>]``, then regenerate the docs
-(``python -m xpm.index._schema docs/index.md``).
+(``python -m xpm.index._schemadoc docs/index.md``).
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 
@@ -541,10 +539,3 @@ def table(name: str) -> Table:
         if t.name == name:
             return t
     raise KeyError(name)
-
-
-if __name__ == "__main__":  # python -m xpm.index._schema docs/index.md
-    from ._schemadoc import update_docs
-
-    for arg in sys.argv[1:]:
-        print(f"{arg}: {'updated' if update_docs(Path(arg)) else 'up to date'}")

@@ -28,7 +28,8 @@ from .._process import process_gone
 from .._vocabulary import TERMINAL_STATES, run_record
 from ..errors import IndexDatabaseError
 from ._db import IndexDB, index_path
-from ._ingest import link_jobs, write_jobs, write_runs
+from ._ingest import write_jobs, write_runs
+from ._links import link_jobs_by_id
 from ._rows import JobRows, RunRows, read_job, read_run
 from ._tasktables import refresh_task_rows
 
@@ -125,9 +126,7 @@ def _settle(db: IndexDB, crashed: list[dict[str, Any]], echo: Callable[[str], No
             touched.update(before, (s[1] for s in run.submissions))
         touched.update(r.job["id"] for r in stale)
         ids = sorted(touched)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            link_jobs(conn, f"id IN ({','.join('?' * len(chunk))})", chunk)
+        link_jobs_by_id(conn, ids)
         refresh_task_rows(conn, ids)
 
     db.write(write)

@@ -1,0 +1,54 @@
+"""What every page of the plugin reads of what is served: the workdir, whether the index
+file changed (for caches), and one consistent snapshot of the index."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ._metadata import PLUGIN
+
+
+def workdir_of(datasette: Any) -> Path | None:
+    """The workdir configured for the plugin (None when the plugin is not configured)."""
+    config = datasette.plugin_config(PLUGIN) or {}
+    workdir = config.get("workdir")
+    return Path(workdir) if workdir else None
+
+
+def index_signature(path: str | None) -> tuple[Any, ...]:
+    """Changes whenever the index file (or its write-ahead log) is written."""
+    sig: list[Any] = []
+    for suffix in ("", "-wal"):
+        try:
+            st = os.stat(f"{path}{suffix}")
+            sig += [st.st_mtime_ns, st.st_size]
+        except (OSError, TypeError):
+            sig += [None, None]
+    return tuple(sig)
+
+
+_T = TypeVar("_T")
+
+
+def snapshot(read: Callable[[sqlite3.Connection], _T]) -> Callable[[sqlite3.Connection], _T]:
+    """``read`` run inside one read transaction, so all its queries see the same index.
+
+    A live page computes both its rows and whether anything still runs; read in separate
+    statements, a job ending in between gave a page that said "nothing runs" (and so
+    stopped refreshing) while its table still showed the job running.
+    """
+
+    def in_one_snapshot(conn: sqlite3.Connection) -> _T:
+        if conn.in_transaction:
+            return read(conn)
+        conn.execute("BEGIN")
+        try:
+            return read(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    return in_one_snapshot
