@@ -15,6 +15,7 @@ import logging
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,31 @@ FLUSH_ROWS = 2000
 LIVE_INTERVAL = 0.5
 
 
+@dataclass(slots=True)
+class _Queued:
+    """A job waiting to be written to the index."""
+
+    jobdir: JobDir
+    #: Its params and tags must be written too (a submission), not only its status.
+    full: bool
+    #: Tags and params.json document as written to the directory, when in memory.
+    tags: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    #: Nothing in the directory but what the submission wrote: no status or result to read.
+    untouched: bool = False
+
+    def merged_with(self, newer: _Queued) -> _Queued:
+        """This entry, left from a failed write, under ``newer`` (queued since): the newer
+        state wins, the needs and documents of both are kept."""
+        return _Queued(
+            self.jobdir,
+            self.full or newer.full,
+            newer.tags if newer.tags is not None else self.tags,
+            newer.params if newer.params is not None else self.params,
+            newer.untouched and self.untouched,
+        )
+
+
 class Recorder:
     """Records one experiment run, its submissions and its jobs' states in the index."""
 
@@ -58,11 +84,7 @@ class Recorder:
         self.interval = interval
         self.index = IndexDB(xp.workdir)
         self._cond = threading.Condition()
-        # identifier -> (job directory, params+tags needed, tags in memory, params document,
-        # untouched: nothing in the directory but what the submission wrote)
-        self._jobs: dict[
-            str, tuple[JobDir, bool, dict[str, Any] | None, dict[str, Any] | None, bool]
-        ] = {}
+        self._jobs: dict[str, _Queued] = {}  # by identifier
         self._subs: list[tuple[str, str, float | None]] = []
         self._done: set[str] = set()  # already DONE at submission, tags unchanged
         self._starting: set[str] = set()  # RUNNING for the scheduler, maybe not on disk yet
@@ -89,12 +111,8 @@ class Recorder:
                 # submission row is all there is to add (checked in one query at flush).
                 self._done.add(job.identifier)
             untouched = job.untouched and job.identifier not in self._jobs
-            self._jobs[job.identifier] = (
-                job.jobdir,
-                True,
-                dict(job.tags),
-                job.params_doc,
-                untouched,
+            self._jobs[job.identifier] = _Queued(
+                job.jobdir, True, dict(job.tags), job.params_doc, untouched
             )
             self._subs.append((self.run_key, job.identifier, when))
             self._track(job)
@@ -107,13 +125,10 @@ class Recorder:
             if job.state == "RUNNING":
                 self._starting.add(job.identifier)
             queued = self._jobs.get(job.identifier)
-            full = queued[1] if queued else False
             self._jobs[job.identifier] = (
-                job.jobdir,
-                full,
-                queued[2] if queued else None,
-                queued[3] if queued else None,
-                False,
+                _Queued(job.jobdir, queued.full, queued.tags, queued.params)
+                if queued
+                else _Queued(job.jobdir, False)
             )
             self._track(job)
             if len(self._jobs) >= FLUSH_ROWS:
@@ -153,20 +168,20 @@ class Recorder:
                     self._xp._flush_submissions()
                 for identifier in self._recorded_done(done & jobs.keys()):
                     del jobs[identifier]
-                unknown = [i for i, q in jobs.items() if not q[4] and i not in self._cursors]
+                unknown = [i for i, q in jobs.items() if not q.untouched and i not in self._cursors]
                 if unknown:
                     with self.index.errors():
                         self._cursors.update(read_cursors(self.index.conn, unknown))
                 rows = [
                     read_job(
-                        jobdir,
-                        full=full,
-                        tags=tags,
-                        params=doc,
-                        untouched=untouched,
-                        cursor=self._cursors.get(jobdir.identifier),
+                        q.jobdir,
+                        full=q.full,
+                        tags=q.tags,
+                        params=q.params,
+                        untouched=q.untouched,
+                        cursor=self._cursors.get(q.jobdir.identifier),
                     )
-                    for jobdir, full, tags, doc, untouched in jobs.values()
+                    for q in jobs.values()
                 ]
                 # A local launch is RUNNING for the scheduler before the job process has
                 # written so: read too early, the directory still says SUBMITTED, and
@@ -189,9 +204,7 @@ class Recorder:
                     if r.job.get("state") in TERMINAL_STATES:
                         self._cursors.pop(r.job["id"], None)  # nothing more comes
                 if early:  # the state only: params and tags were just written
-                    self._requeue(
-                        {i: (jobs[i][0], False, None, None, False) for i in early}, [], set()
-                    )
+                    self._requeue({i: _Queued(jobs[i].jobdir, False) for i in early}, [], set())
             except Exception as e:  # noqa: BLE001 - the index is derived: never fail a job
                 self.failures += 1
                 if self._record_mtime is not None and run is not None:
@@ -205,7 +218,7 @@ class Recorder:
 
     def _requeue(
         self,
-        jobs: dict[str, tuple[JobDir, bool, dict[str, Any] | None, dict[str, Any] | None, bool]],
+        jobs: dict[str, _Queued],
         subs: list[tuple[str, str, float | None]],
         done: set[str],
     ) -> None:
@@ -213,18 +226,9 @@ class Recorder:
         damaged file replaced); what was queued meanwhile is newer and wins, but keeps the
         need for params and tags and the documents in memory."""
         with self._cond:
-            for identifier, (jobdir, full, tags, doc, untouched) in jobs.items():
+            for identifier, queued in jobs.items():
                 newer = self._jobs.get(identifier)
-                if newer is None:
-                    self._jobs[identifier] = (jobdir, full, tags, doc, untouched)
-                else:
-                    self._jobs[identifier] = (
-                        jobdir,
-                        full or newer[1],
-                        newer[2] if newer[2] is not None else tags,
-                        newer[3] if newer[3] is not None else doc,
-                        newer[4] and untouched,
-                    )
+                self._jobs[identifier] = queued if newer is None else queued.merged_with(newer)
             self._subs[:0] = subs
             self._done |= done
 
