@@ -299,3 +299,23 @@ def test_rerun_lines_use_the_interpreter_the_run_had(tmp_path: Path) -> None:
     venv_python.unlink()  # a deleted virtualenv: the interpreter at hand, not a dead path
     rerun = job_details(wd, job)["rerun"]
     assert rerun[1].startswith(f"{sys.executable} -m xpm.run ")
+
+
+def test_a_reader_that_went_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`xpm ... | head` printed `xpm: error: unexpected BrokenPipeError` (a new user's trial):
+    now quiet, with the status of a command stopped by SIGPIPE."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first byte
+    try:
+        proc = subprocess.run(
+            [*xpm_command(), "jobs", "list", "--help"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            env=env_for(tmp_path / "wd"),
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (141, "")

@@ -410,8 +410,16 @@ def test_show_prints_checkout_commands_and_reproduce_does_it(
     (ident,) = ids(run("jobs", "list", *w, "--format", "json"))
     show = run("jobs", "show", ident[:8], *w)
     assert show.exit_code == 0, show.output
-    assert f"git -C {repo} worktree add --detach ../reproduce-{ident[:12]} " in show.stdout
+    # One place for both lines, absolute (it was relative to the repository in one and to
+    # the current directory in the other), and the one `xpm reproduce` uses by default.
+    from xpm.workdir import reproduction_dir
+
+    target = reproduction_dir(wd, ident)
+    assert target.name == f"reproduce-{ident[:12]}" and target.parent == wd.parent
+    assert f"git -C {repo} worktree add --detach {target} " in show.stdout
+    assert f"xpm reproduce {ident[:12]}  # does it (at {target})" in show.stdout
     assert "dirty (snapshot " in show.stdout
+    assert "    uncommitted: mytasks.py\n" in show.stdout  # which files made it dirty
     exp = run("experiments", "show", "scaled", *w)
     assert f"checkout: git -C {repo} worktree add --detach ../scaled-" in exp.stdout
     dest = tmp_path / "again"

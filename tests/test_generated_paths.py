@@ -66,6 +66,45 @@ def test_a_path_resolved_for_one_task_cannot_be_given_to_another(workdir: Path) 
         second.submit()
 
 
+@pytest.mark.parametrize("how", ["constructor", "assignment", "task-level"])
+def test_a_generated_path_copied_by_hand_into_another_task_is_refused(
+    workdir: Path, how: str
+) -> None:
+    """``Validation(index=v.index)``: the path, not the configuration, is shared; the
+    second job would overwrite the first one's file (seen by a new user's trial)."""
+    with pytest.raises(ConfigError) as caught, run_xp(workdir, "normal"):
+        v = Validation()
+        first = Validates(x=1, validation=v)
+        first.submit()
+        if how == "constructor":
+            Validates(x=3, validation=Validation(index=v.index)).submit()
+        elif how == "assignment":
+            copy = Validation()
+            copy.index = v.index
+            Validates(x=3, validation=copy).submit()
+        else:
+            learned = Learn(model=Model(n_layers=1), epochs=1)
+            learned.submit()
+            Learn(model=Model(n_layers=2), epochs=1, model_path=learned.model_path).submit()
+    message = str(caught.value)
+    assert "\n" not in message and "inside the job directory of" in message
+    assert "leave" in message  # says how to fix it
+    written = [p.read_text() for p in (workdir / "jobs").rglob("index")]
+    assert set(written) <= {"1\n"}  # the first job's file holds the first job's value
+
+
+def test_a_given_output_path_of_its_own_or_outside_the_jobs_is_fine(
+    workdir: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere" / "index"
+    with run_xp(workdir, "generate") as xp:
+        Validates(x=1, validation=Validation(index=outside)).submit()
+        again = Validates(x=1, validation=Validation())
+        again.submit()
+        Validates(x=1, validation=Validation(index=again.validation.index)).submit()
+    assert len(xp.jobs) == 1  # Meta paths are not in the identifier: one job, its own paths
+
+
 def test_reusing_a_configuration_without_generated_paths_is_fine(workdir: Path) -> None:
     model = Model(n_layers=3)
     with run_xp(workdir, "generate") as xp:
@@ -152,6 +191,12 @@ def test_a_cyclic_configuration_is_a_clear_error(workdir: Path) -> None:
     message = str(caught.value)
     assert "\n" not in message
     assert "cycle" in message and "Node.child" in message and "Cyclic.child" in message
+    # Shown and compared without RecursionError (a trial found both).
+    assert repr(a) == "Node(child=Cyclic(child=...))"
+    assert a == a and b != a
+    c = Node()
+    c.child = Cyclic(child=c)
+    assert a == c  # two equal cycles
     with pytest.raises(ConfigError, match="cycle"), run_xp(workdir, "generate"):
         CycleTask(nodes=[a]).submit()
     assert not (workdir / "jobs").exists() or not any((workdir / "jobs").iterdir())

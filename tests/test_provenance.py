@@ -188,6 +188,7 @@ class Flaky(Task):
         self.report(value=VERSION * 10, step=0)
         self.report(value=VERSION, step=1)
         if VERSION == 1:
+            self.report(broken_only=1)  # a key the fixed code no longer reports
             raise RuntimeError("the first version is broken")
 """
 
@@ -235,19 +236,30 @@ def test_results_of_a_failed_attempt_are_not_shown_as_the_new_attempts(tmp_path:
     reported = [json.loads(line)["values"] for line in jobdir.results.read_text().splitlines()]
     assert reported == [{"value": 20}, {"value": 2}]
     earlier = jobdir.results_of(1).read_text().splitlines()
-    assert [json.loads(line)["values"] for line in earlier] == [{"value": 10}, {"value": 1}]
+    assert [json.loads(line)["values"] for line in earlier] == [
+        {"value": 10},
+        {"value": 1},
+        {"broken_only": 1},
+    ]
 
     # The index, the task table, `xpm jobs show` and a rebuild agree on it.
     with open_index(wd, readonly=True) as index:
         rows = index.query("SELECT value, step FROM results ORDER BY seq")
         assert [tuple(r) for r in rows] == [(20, 0), (2, 1)]
         assert index.query('SELECT value FROM "flaky"')[0][0] == 2
+        # No column left for a key only the failed attempt reported (a rebuild has none).
+        columns = [r[1] for r in index.query('PRAGMA table_info("flaky")')]
+        assert "value" in columns and "broken_only" not in columns
     details = job_details(wd, find_job(wd, jobdir.identifier[:12]))
     assert [(r["key"], r["value"]) for r in details["results"]] == [("value", 20), ("value", 2)]
     assert [(g["commit"], g["dirty"]) for g in details["git"]] == [(fixed, False)]
     assert check(wd) == []
     shown = jobs_show(wd, jobdir.identifier[:12])
     assert "results of this attempt:" in shown and "value = 10" not in shown
+    # The web view names what each run did: the first launched the failed attempt.
+    page = get(make_datasette(wd), f"/-/xpm/job/{jobdir.identifier[:12]}").text
+    assert "launched attempt 1 (not the one behind the result)" in page
+    assert "launched the attempt behind the result" in page
     assert "earlier   1 attempt(s) beside them" in shown
 
 

@@ -7,6 +7,8 @@ What a class declares (its parameters, ``field``, its type id) is xpm/_configinf
 
 from __future__ import annotations
 
+import reprlib
+import threading
 import typing
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
@@ -186,15 +188,26 @@ class Config(Configurable, metaclass=ConfigMeta):
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        names = type(self).__xpm__.params
-        return all(
-            _same_value(self.__dict__.get(n, MISSING), other.__dict__.get(n, MISSING))
-            for n in names
-        ) and self.__dict__.get("_xpm_task") == other.__dict__.get("_xpm_task")
+        if other is self:
+            return True
+        pair = (id(self), id(other))
+        comparing = _comparing.__dict__.setdefault("pairs", set())
+        if pair in comparing:
+            return True  # a cycle met again: equal so far, the rest decides
+        comparing.add(pair)
+        try:
+            names = type(self).__xpm__.params
+            return all(
+                _same_value(self.__dict__.get(n, MISSING), other.__dict__.get(n, MISSING))
+                for n in names
+            ) and self.__dict__.get("_xpm_task") == other.__dict__.get("_xpm_task")
+        finally:
+            comparing.discard(pair)
 
     def __hash__(self) -> int:
         return hash(self.__identifier__().digest)
 
+    @reprlib.recursive_repr()
     def __repr__(self) -> str:
         info = type(self).__xpm__
         parts = []
@@ -222,6 +235,11 @@ class Config(Configurable, metaclass=ConfigMeta):
         for _p, value in self.__xpm_values__():
             for child in iter_configs(value):
                 child.__xpm_freeze__()
+
+
+#: Pairs of configurations being compared by this thread (a cyclic configuration compares
+#: without recursing forever).
+_comparing = threading.local()
 
 
 def _same_value(a: Any, b: Any) -> bool:

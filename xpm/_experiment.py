@@ -304,7 +304,8 @@ class Experiment(StopSignals, RunRecord, RunSummary):
         ident = task.__identifier__().hex
         key = (info.typeid, ident)
         label = f"{info.typeid}/{ident[:12]}"
-        claim_generated(task, key, found)  # raises before anything is written
+        jobdir = JobDir(self.workdir, info.typeid, ident)
+        claim_generated(task, key, jobdir, found)  # raises before anything is written
         job = self.jobs.get(key)
         if job is not None:
             if job.task is not task:
@@ -326,7 +327,6 @@ class Experiment(StopSignals, RunRecord, RunSummary):
                 dependencies.append(dep_job)
                 tags.update(dep_job.tags)  # tags propagate from the tasks it depends on
         tags.update(_jsonable_tags(found.tags))
-        jobdir = JobDir(self.workdir, info.typeid, ident)
         task.__dict__["_xpm_jobdir"] = jobdir
         resolve_generated(key, label, jobdir, found)
         job = Job(task, jobdir, launcher or self.launcher, dependencies, tags)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from ._config import Config, iter_configs, missing_error
 from ._configinfo import MISSING
 from ._current import current_experiment
-from ._types import GeneratedPath
+from ._types import GeneratedPath, PathGenerator
 from .errors import ExperimentError, XpmError
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ _LEAVES = frozenset({int, float, str, bool, type(None)})
 class Submission:
     """What one walk over a task's configuration tree finds (see :func:`analyze`)."""
 
-    __slots__ = ("dependencies", "tags", "generated")
+    __slots__ = ("dependencies", "tags", "generated", "given_outputs")
 
     def __init__(self) -> None:
         self.dependencies: list[Task] = []
@@ -118,6 +119,9 @@ class Submission:
         #: (configuration, parameter name, template, where it sits in the task): see
         #: :func:`generated_location`.
         self.generated: list[tuple[Config, str, GeneratedPath, str]] = []
+        #: Paths given explicitly to parameters whose default is generated (outputs):
+        #: (configuration, parameter name, path, where it sits in the task).
+        self.given_outputs: list[tuple[Config, str, PurePath, str]] = []
 
 
 def analyze(task: Task) -> Submission:
@@ -152,6 +156,10 @@ def analyze(task: Task) -> Submission:
             if template is not None:
                 if owned:
                     found.generated.append((cfg, p.name, template, location))
+                continue
+            if isinstance(value, PurePath):
+                if owned and isinstance(p.factory, PathGenerator):
+                    found.given_outputs.append((cfg, p.name, value, location))
                 continue
             if isinstance(value, (Config, list, tuple, dict)):
                 prefix = f"{location}/{p.name}" if location else p.name
@@ -210,25 +218,54 @@ def generated_location(location: str, template: GeneratedPath) -> str:
     return f"{location}/{template.relative}" if location else template.relative
 
 
-def claim_generated(task: Task, job_key: tuple[str, str], found: Submission) -> None:
-    """Check that no configuration in ``found.generated`` already belongs to another job.
+def claim_generated(
+    task: Task, job_key: tuple[str, str], jobdir: JobDir, found: Submission
+) -> None:
+    """Check that no output of ``task`` lies in another job's directory.
 
     A configuration holding a generated path is resolved for one job: sharing it with a
-    second task would make that task write into the first one's directory.  Raises before
-    anything is changed.
+    second task would make that task write into the first one's directory; so would a path
+    resolved for one job and given by hand to an output parameter of another
+    (``Validation(index=v.index)``).  Raises before anything is changed.
     """
     from .errors import ConfigError
 
+    def where(location: str) -> str:
+        return type(task).__qualname__ + ("." + location.replace("/", ".") if location else "")
+
+    for cfg, name, value, location in found.given_outputs:
+        other = _job_directory_of(Path(value), jobdir)
+        if other is not None:
+            cls = type(cfg).__qualname__
+            raise ConfigError(
+                f"{where(location)}.{name}: {str(value)!r} is inside the job directory of "
+                f"{other}, but {cls}.{name} is an output (its default is generated): this job "
+                f"would write into that one's; leave {name} unset so that it is generated "
+                "here, or give a path outside the workdir's jobs/"
+            )
     for cfg, name, _template, location in found.generated:
         owner = cfg.__dict__.get("_xpm_owner")
         if owner is not None and owner[0] != job_key:
             cls = type(cfg).__qualname__
-            where = type(task).__qualname__ + ("." + location.replace("/", ".") if location else "")
             raise ConfigError(
-                f"{where}: this {cls} holds the generated path {name!r}, already placed in "
+                f"{where(location)}: this {cls} holds the generated path {name!r}, already placed in "
                 f"the job directory of {owner[1]}; a configuration with generated paths belongs "
                 f"to one task: build a new {cls}(...) for each task"
             )
+
+
+def _job_directory_of(path: Path, jobdir: JobDir) -> str | None:
+    """The job (``task/identifier[:12]``) whose directory holds ``path``, when it is a job
+    of ``jobdir``'s workdir other than ``jobdir``'s."""
+    if not path.is_absolute():
+        return None  # relative to where the job runs: its own directory
+    try:
+        parts = path.relative_to(jobdir.path.parent.parent).parts
+    except ValueError:
+        return None
+    if len(parts) < 3 or (parts[0], parts[1]) == (jobdir.task_id, jobdir.identifier):
+        return None
+    return f"{parts[0]}/{parts[1][:12]}"
 
 
 def resolve_generated(

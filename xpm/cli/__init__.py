@@ -44,6 +44,8 @@ COMMANDS: dict[str, str] = {
 EXIT_UNEXPECTED = 1
 #: Exit status after Ctrl-C.
 EXIT_INTERRUPTED = 130
+#: Exit status when the output's reader went away (``| head``): as a SIGPIPE'd command's.
+EXIT_BROKEN_PIPE = 141
 
 
 class LazyGroup(click.Group):
@@ -88,6 +90,12 @@ class LazyGroup(click.Group):
             signum = getattr(stop, "signum", None)
             _report(ctx, str(stop) if signum else "interrupted", traceback_=False)
             ctx.exit(128 + signum if signum else EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # `xpm ... | head`: the reader has all it wanted.  Quiet, as a SIGPIPE'd
+            # command would be; stdout points at /dev/null so the exit flush stays quiet too.
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            ctx.exit(EXIT_BROKEN_PIPE)
         except OSError as error:
             from .._storage import first_storage_error, storage_error
 
@@ -152,13 +160,20 @@ def cli(debug: bool) -> None:
     """xpm: a git-integrated experiment manager.
 
     Exit codes: 0 success, 1 jobs failed (or an unexpected error), 2 bad input or usage,
-    3 a full or read-only disk, 130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP.
+    3 a full or read-only disk, 130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP, 141 the
+    output's reader went away (`| head`).
     """
 
 
 def main(argv: list[str] | None = None) -> None:
     """The ``xpm`` console script."""
-    cli.main(args=argv, prog_name="xpm")
+    try:
+        cli.main(args=argv, prog_name="xpm")
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader left before the last buffered output
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 __all__ = ["COMMANDS", "LazyGroup", "cli", "main"]

@@ -35,6 +35,7 @@ repository of the current directory, else `./xpm-workdir` (`xpm run-experiment`:
 
 | 130 | Ctrl-C (SIGINT) stopped the command; a run stops its running jobs (`CANCELLED`: local jobs get SIGTERM and say `terminated by SIGTERM`), leaves the jobs not started WAITING and closes its record (outcome `interrupted`); the same command again resumes |
 | 143, 129 | SIGTERM (143) or SIGHUP (129) stopped it: the same as Ctrl-C, and the reason names the signal (`terminated by SIGTERM`) |
+| 141 | the program reading the output went away (`xpm jobs list | head`): xpm stops quietly, as a command killed by SIGPIPE would |
 
 Anything else is a bug: xpm prints `xpm: error: unexpected ...` and exits 1.
 

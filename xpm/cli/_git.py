@@ -37,11 +37,11 @@ def reproduce(job: str, workdir: Path | None, dest: Path | None) -> None:
     workdir (<dir>.workdir)."""
     from .._jobdir import JobDir
     from ..git import reproduce as reproduce_job
-    from ..workdir import existing_workdir, find_job
+    from ..workdir import existing_workdir, find_job, reproduction_dir
 
     wd = existing_workdir(workdir)
     found = find_job(wd, job)
-    target = dest if dest is not None else _default_reproduction(wd, found["id"])
+    target = dest if dest is not None else reproduction_dir(wd, found["id"])
     if dest is None:
         click.echo(f"# worktree at {target} (outside the project: its next run stays clean)")
     result = reproduce_job(JobDir(wd, found["task_id"], found["id"]).path, target)
@@ -51,17 +51,6 @@ def reproduce(job: str, workdir: Path | None, dest: Path | None) -> None:
         click.echo(f"code of {repo} -> {tree}")
     if result.rerun:
         click.echo(f"rerun it with:\n  {result.rerun}")
-
-
-def _default_reproduction(workdir: Path, ident: str) -> Path:
-    """Beside the project, never in it: a worktree inside the project's repository would
-    make the project's next run dirty (#19)."""
-    from ..workdir import git_root
-
-    root = git_root(workdir)
-    if root is not None:
-        return root.parent / f"{root.name}-reproduce-{ident[:12]}"
-    return workdir.parent / f"reproduce-{ident[:12]}"
 
 
 @click.command("gc-refs")

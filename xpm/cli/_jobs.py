@@ -261,7 +261,12 @@ def show(job: str, workdir: Path | None, as_json: bool) -> None:
         else:
             why = g.get("snapshot_error") or "git could not make it"
             dirty = f" dirty (no snapshot: {why}; the diff is recorded)"
-        out.append(f"  {g['repo']}  commit {g['commit']}  branch {g['branch'] or '-'}{dirty}")
+        commit = g["commit"] or "(none yet: the repository had no commit)"
+        out.append(f"  {g['repo']}  commit {commit}  branch {g['branch'] or '-'}{dirty}")
+        if g["dirty"] and g.get("dirty_files"):
+            files = g["dirty_files"]
+            more = f" and {len(files) - 10} more" if len(files) > 10 else ""
+            out.append(f"    uncommitted: {', '.join(files[:10])}{more}")
     out += ["", "paths:"]
     out += [f"  {name:<9} {path}" for name, path in details["paths"].items()]
     if earlier:

@@ -147,7 +147,9 @@ def job_details(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
     runs = _dicts(
         conn.execute(
             "SELECT r.id, r.experiment, r.run_mode, r.start_time, r.end_time, r.host, r.user, "
-            "r.pid, s.time AS submitted, r.id IS j.run AS launched FROM submissions s "
+            "r.pid, s.time AS submitted, r.id IS j.run AS launched, "
+            "(SELECT group_concat(a.attempt, ', ') FROM attempts a "
+            "WHERE a.job_id = s.job_id AND a.run = r.id) AS attempts FROM submissions s "
             "JOIN runs r ON r.id = s.run JOIN jobs j ON j.id = s.job_id "
             "WHERE s.job_id = ? ORDER BY s.time DESC",
             one,

@@ -265,6 +265,9 @@ def refresh_task_rows(
     for task_id, job_ids in sorted(by_task.items()):
         table = tables[task_id]
         current = columns.get(task_id, {})
+        if current and _keys_vanished(conn, table, current, job_ids, rows.values):
+            _rebuild_task_table(conn, task_id, table)
+            continue
         new_keys = {k for j in job_ids for k in rows.values[j] if k not in current}
         if new_keys and len(current) < MAX_COLUMNS:
             current = _update_columns(conn, table, task_id, current, new_keys)
@@ -275,6 +278,45 @@ def refresh_task_rows(
             f"VALUES ({', '.join('?' * len(names))})",
             [(*rows.fixed[j], *(rows.values[j].get(k) for k in keys)) for j in job_ids],
         )
+
+
+def _keys_vanished(
+    conn: sqlite3.Connection,
+    table: str,
+    current: dict[tuple[str, str], str],
+    job_ids: Sequence[str],
+    values: Mapping[str, dict[tuple[str, str], Any]],
+) -> bool:
+    """Whether a column's key is gone from every job of the table once ``job_ids`` take
+    ``values`` (a job run again reporting other keys, a tag removed): a rebuilt index
+    would not have that column."""
+    keys = list(current)
+    held: dict[tuple[str, str], int] = {}  # key -> jobs of job_ids losing a value of it
+    for chunk in _chunks(list(job_ids)):
+        cols = ", ".join(quote(current[k]) for k in keys)
+        marks = ",".join("?" * len(chunk))
+        for job_id, *old in conn.execute(
+            f"SELECT id, {cols} FROM {quote(table)} WHERE id IN ({marks})", chunk
+        ):
+            for key, value in zip(keys, old, strict=True):
+                if value is not None and key not in values[job_id]:
+                    held[key] = held.get(key, 0) + 1
+    for key, losing in held.items():
+        (left,) = conn.execute(
+            f"SELECT COUNT(*) FROM {quote(table)} WHERE {quote(current[key])} IS NOT NULL"
+        ).fetchone()
+        if left == losing:  # only these jobs had it
+            return True
+    return False
+
+
+def _rebuild_task_table(conn: sqlite3.Connection, task_id: str, table: str) -> None:
+    """Make the table of ``task_id`` again from all its jobs (columns as a rebuild has)."""
+    conn.execute(f"DROP TABLE {quote(table)}")
+    conn.execute("DELETE FROM task_tables WHERE task_id = ?", (task_id,))
+    conn.execute("DELETE FROM task_columns WHERE task_id = ?", (task_id,))
+    ids = [r[0] for r in conn.execute("SELECT id FROM jobs WHERE task_id = ?", (task_id,))]
+    refresh_task_rows(conn, ids)
 
 
 def drop_task_tables(conn: sqlite3.Connection) -> None:

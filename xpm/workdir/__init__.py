@@ -30,6 +30,7 @@ from ._locate import (
     git_root,
     locate_workdir,
     no_index_hint,
+    reproduction_dir,
     resolve_workdir,
 )
 
@@ -107,6 +108,7 @@ __all__ = [
     "locate_workdir",
     "no_index_hint",
     "no_match_hints",
+    "reproduction_dir",
     "parse_since",
     "parse_tags",
     "plan_clean",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .._jobdir import JobDir
 from .._vocabulary import run_record
 from ..errors import UsageError
+from ._locate import reproduction_dir
 
 if TYPE_CHECKING:
     from ..git import GitState
@@ -145,7 +146,7 @@ def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[st
     latest = find_job_run(workdir, job["id"])
     submitted = None if latest is None else f"{latest.parent.parent.name}/{latest.stem}"
     short = job["id"][:12]
-    dest = f"../reproduce-{short}"
+    dest = str(reproduction_dir(workdir, job["id"]))  # absolute: the same from anywhere
     checkout, git = checkout_commands(code.states, dest)
     command = recorded_command(record)
     # The interpreter the run had (its virtualenv), not the one showing the job.
@@ -157,7 +158,7 @@ def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[st
         words = [*program, *argv[1 if program else 0 :]]
         rerun.insert(0, f"cd {_quote(cwd)} && {' '.join(shlex.quote(str(w)) for w in words)}")
     if checkout:
-        checkout.append(f"xpm reproduce {short} --dir {dest}  # does it, and prepares a rerun")
+        checkout.append(f"xpm reproduce {short}  # does it (at {dest}), and prepares a rerun")
     return {
         "job": job,
         "params": params,

@@ -91,3 +91,13 @@ def no_index_hint(workdir: Path) -> str:
             # Deleted, or copied without it: the job directories are the record.
             return f"no index in {workdir}, but it has job directories: run `xpm index rebuild`"
     return f"no index in {workdir}: no experiment has run there yet"
+
+
+def reproduction_dir(workdir: Path, ident: str) -> Path:
+    """Where ``xpm reproduce`` checks a job's code out by default (and where ``xpm jobs
+    show`` says to): beside the project, never in it, since a worktree inside the project's
+    repository would make the project's next run dirty."""
+    root = git_root(workdir)
+    if root is not None:
+        return root.parent / f"{root.name}-reproduce-{ident[:12]}"
+    return workdir.parent / f"reproduce-{ident[:12]}"
