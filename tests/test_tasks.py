@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -508,3 +509,24 @@ def test_detach_says_what_it_left_in_one_line(
     from xpm.workdir import JobFilter, kill_jobs, select_jobs
 
     kill_jobs(workdir, select_jobs(workdir, JobFilter(states=["SUBMITTED", "RUNNING"])))
+
+
+def test_detach_says_why_it_waits_for_a_local_pipeline(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#19: --detach on a local pipeline waited for the upstream jobs without a word."""
+    hold = workdir.parent / "hold"
+    release = threading.Timer(2.0, hold.write_text, ("go",))  # Learn ends after the block
+    release.start()
+    with run_xp(workdir, name="pipeline", detach=True):
+        learned = Learn(model=Model(n_layers=2), epochs=1, hold=str(hold)).submit()
+        Evaluate(model=learned).submit()
+    release.join()
+    err = capsys.readouterr().err.splitlines()
+    waiting = [i for i, line in enumerate(err) if "wait for the jobs they depend on" in line]
+    detached = [i for i, line in enumerate(err) if "detached;" in line]
+    assert len(waiting) == 1 and len(detached) == 1 and waiting[0] < detached[0]
+    assert err[waiting[0]].startswith("xpm pipeline: 1 local job(s) wait for the jobs")
+    with run_xp(workdir, name="alone", detach=True):
+        Count(n=34).submit()
+    assert "wait for the jobs" not in capsys.readouterr().err  # nothing held: no such line

@@ -436,6 +436,15 @@ class Experiment(StopSignals, RunRecord, RunSummary):
             return
         self.scheduler.close_submissions()
         if self.detach:
+            held = self.scheduler.held_for_upstream()
+            if held:
+                # Detaching at once would leave them never started: say why this waits.
+                self._echo(
+                    f"xpm {self.name}: {len(held)} local job(s) wait for the jobs they depend "
+                    "on, and only this process can start them: it detaches once they have "
+                    "started (Ctrl-C cancels them; a queueing launcher such as Slurm "
+                    "detaches at once)"
+                )
             self.scheduler.wait_submitted()
             left = self.scheduler.detach()
             local = sum(1 for j in left if not j.launcher.reattachable)

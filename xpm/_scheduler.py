@@ -168,6 +168,19 @@ class Scheduler(Reattach, ArrayLaunches):
                     return
                 self._cond.wait(timeout=0.5)
 
+    def held_for_upstream(self) -> list[Job]:
+        """Pending jobs that wait for jobs they depend on and that no backend can hold for
+        them (a local job): only this process can start them."""
+        with self._cond:
+            return [
+                job
+                for job in self._pending
+                if any(
+                    d.state != "DONE" and not self._backend_dependency(job, d)
+                    for d in job.dependencies
+                )
+            ]
+
     def detach(self) -> list[Job]:
         """Stop watching: release every lock and return the jobs left running in backends."""
         with self._cond:
