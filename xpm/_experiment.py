@@ -23,6 +23,7 @@ from ._jobdir import JobDir, tags_text
 from ._runrecord import RunRecord
 from ._scheduler import Job, Scheduler
 from ._stopping import StopSignals, Terminated
+from ._submission import JobSubmission
 from ._summary import RunSummary
 from ._vocabulary import RUN_MODES, arrays_root, experiments_root, jobs_root
 from .errors import ExperimentError, JobDirectoryError
@@ -265,13 +266,13 @@ class Experiment(StopSignals, RunRecord, RunSummary):
         """Tell the listeners (the index) about jobs whose directory was written but whose
         submission was cut short (Ctrl-C) before they were told; read back from disk."""
         for job in self.jobs.values():
-            if job.announced or not job.jobdir.params.exists():
+            if job.submission.announced or not job.jobdir.params.exists():
                 continue
-            job.untouched = False
-            job.params_doc = None
+            job.submission.untouched = False
+            job.submission.params_doc = None
             for listener in self._submit_listeners:
                 listener(job)
-            job.announced = True
+            job.submission.announced = True
 
     def _finish_directories(self) -> BaseException | None:
         """Wait for generate mode's directory writer; jobs another process made first get
@@ -325,11 +326,11 @@ class Experiment(StopSignals, RunRecord, RunSummary):
                 )
             if dep_job not in dependencies:
                 dependencies.append(dep_job)
-                tags.update(dep_job.tags)  # tags propagate from the tasks it depends on
+                tags.update(dep_job.submission.tags)  # tags propagate from those it depends on
         tags.update(_jsonable_tags(found.tags))
         task.__dict__["_xpm_jobdir"] = jobdir
         resolve_generated(key, label, jobdir, found)
-        job = Job(task, jobdir, launcher or self.launcher, dependencies, tags)
+        job = Job(jobdir, launcher or self.launcher, JobSubmission(task, tags), dependencies)
         self.jobs[key] = job
         outputs = self._outputs(task)
         if self.run_mode == "dry-run":
@@ -344,7 +345,7 @@ class Experiment(StopSignals, RunRecord, RunSummary):
         job (normal) or note its state (generate)."""
         from ._serialize import render, to_params
 
-        task, jobdir, tags = job.task, job.jobdir, job.tags
+        task, jobdir, tags = job.task, job.jobdir, job.submission.tags
         typeid, ident = job.task_id, job.identifier
         directories = self._directories
         if directories is None and self.run_mode == "generate":
@@ -357,13 +358,13 @@ class Experiment(StopSignals, RunRecord, RunSummary):
             # xpm/_dirwriter.py); one that another process makes meanwhile is handled there.
             created, done = True, False
             doc = to_params(task, self.workdir)
-            job.params_doc = doc
+            job.submission.params_doc = doc
             new_directory = (typeid, ident, render(doc), tags_text(tags) if tags else None)
         elif created := jobdir.create():
             # A directory this process just created: nobody can be reading it yet.
             done = False
             doc = to_params(task, self.workdir)
-            job.params_doc = doc  # the index records it without reading the file back
+            job.submission.params_doc = doc  # the index records it without reading the file back
             jobdir.write_params(render(doc), fresh=True)
             if tags:
                 jobdir.write_tags(tags)
@@ -373,15 +374,20 @@ class Experiment(StopSignals, RunRecord, RunSummary):
             # a DONE job keeps the params.json it ran with.
             if not done or not jobdir.params.exists():
                 doc = to_params(task, self.workdir)
-                job.params_doc = doc
+                job.submission.params_doc = doc
                 jobdir.write_params(render(doc))
             if jobdir.read_tags() != tags:
                 jobdir.write_tags(tags)
-                job.tags_changed = True
-        job.submitted = time.time()
+                job.submission.tags_changed = True
+        job.submission.submitted = time.time()
         with self._submissions_lock:
             self._submissions.append(
-                {"time": job.submitted, "task": typeid, "identifier": ident, "tags": tags}
+                {
+                    "time": job.submission.submitted,
+                    "task": typeid,
+                    "identifier": ident,
+                    "tags": tags,
+                }
             )
             full = len(self._submissions) >= 1000
         if full:
@@ -389,7 +395,7 @@ class Experiment(StopSignals, RunRecord, RunSummary):
         if self.run_mode == "generate":
             job.state = "DONE" if done else "UNSCHEDULED"
             job.already_done = done
-            job.untouched = created
+            job.submission.untouched = created
         elif done:
             # Fast path: a DONE job is never run again; no lock needed (markers are final).
             job.state = "DONE"
@@ -405,8 +411,8 @@ class Experiment(StopSignals, RunRecord, RunSummary):
         """The directory writer made ``job``'s directory; ``existing``: another process had
         made it meanwhile (True: and finished the job), so it is read back from disk."""
         if existing is not None:
-            job.untouched = False
-            job.params_doc = None  # a DONE job keeps the params.json it ran with
+            job.submission.untouched = False
+            job.submission.params_doc = None  # a DONE job keeps the params.json it ran with
             job.already_done = existing
             job.state = "DONE" if existing else "UNSCHEDULED"
         self._announce(job)
@@ -415,8 +421,8 @@ class Experiment(StopSignals, RunRecord, RunSummary):
         """Tell the submit listeners (the index) about ``job``, whose directory exists."""
         for listener in self._submit_listeners:
             listener(job)
-        job.announced = True
-        job.params_doc = None  # listeners took what they need; 10,000 jobs add up
+        job.submission.announced = True
+        job.submission.params_doc = None  # listeners took what they need; 10,000 jobs add up
 
     def _outputs(self, task: Task) -> Any:
         from ._task import mark_outputs

@@ -35,6 +35,7 @@ from .launchers import LaunchedJob, Launcher, LaunchOutcome
 from .run import job_command, job_environment
 
 if TYPE_CHECKING:
+    from ._submission import JobSubmission
     from ._task import Task
 
 #: How often a job whose lock another process holds is tried again (seconds).
@@ -46,34 +47,32 @@ CLAIM_GRACE = 60.0
 
 @dataclass(eq=False)
 class Job:
-    """A submitted task in this experiment process."""
+    """A job as the scheduler sees it: what launching and watching it need.
 
-    task: Task
+    What the experiment knows of its submission (task, tags, what it wrote) is
+    ``submission`` (:class:`~xpm._submission.JobSubmission`), which the scheduler never reads.
+    """
+
     jobdir: JobDir
     launcher: Launcher
+    submission: JobSubmission = field(repr=False)
     dependencies: list[Job] = field(default_factory=list)
-    tags: dict[str, Any] = field(default_factory=dict)
     state: str = "WAITING"
     reason: str | None = None
+    #: Found DONE on disk instead of being launched by this run.
     already_done: bool = False
     launched: LaunchedJob | None = None
     lock: Any = None
     next_try: float = 0.0
     waiting_for_other: bool = False
-    #: The params.json document written at submission (None: read it from the file).
-    params_doc: dict[str, Any] | None = field(default=None, repr=False)
-    #: Whether this submission rewrote the job's tags.json.
-    tags_changed: bool = False
-    #: Generate mode, directory created by this submission: it holds only what the
-    #: submission wrote (params, tags) and nothing will change it in this run.
-    untouched: bool = False
-    #: Whether the submit listeners (the index) were told about this job.
-    announced: bool = False
-    #: When this run submitted it (Unix time; the run record has the same).
-    submitted: float | None = None
     #: What the backend said, in this step's batched poll, about the backend job an earlier
     #: run left for this job: ``(launcher job id, outcome or None)``.
     backend_answer: tuple[str, LaunchOutcome | None] | None = field(default=None, repr=False)
+
+    @property
+    def task(self) -> Task:
+        """The task submitted (from the submission record)."""
+        return self.submission.task
 
     @property
     def identifier(self) -> str:

@@ -32,7 +32,7 @@ class RunSummary:
 
     def _plan_job(self, job: Job) -> None:
         """Dry run: add ``job`` to the plan and print its line (nothing is written)."""
-        jobdir, dependencies, tags = job.jobdir, job.dependencies, job.tags
+        jobdir, dependencies, tags = job.jobdir, job.dependencies, job.submission.tags
         typeid, ident = job.task_id, job.identifier
         done = jobdir.is_done()
         job.state = "DONE" if done else "UNSCHEDULED"

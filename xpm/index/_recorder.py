@@ -104,15 +104,15 @@ class Recorder:
     # --- listeners (any thread) ---------------------------------------------------------------
     def on_submit(self, job: Job) -> None:
         """Queue a new submission of ``job`` (its params, tags and status)."""
-        when = job.submitted if job.submitted is not None else time.time()
+        when = job.submission.submitted if job.submission.submitted is not None else time.time()
         with self._cond:
-            if job.already_done and not job.tags_changed:
+            if job.already_done and not job.submission.tags_changed:
                 # DONE is final: when the index already holds this job as DONE, the
                 # submission row is all there is to add (checked in one query at flush).
                 self._done.add(job.identifier)
-            untouched = job.untouched and job.identifier not in self._jobs
+            untouched = job.submission.untouched and job.identifier not in self._jobs
             self._jobs[job.identifier] = _Queued(
-                job.jobdir, True, dict(job.tags), job.params_doc, untouched
+                job.jobdir, True, dict(job.submission.tags), job.submission.params_doc, untouched
             )
             self._subs.append((self.run_key, job.identifier, when))
             self._track(job)
