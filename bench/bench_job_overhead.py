@@ -23,14 +23,14 @@ from pathlib import Path
 from _common import env_with_path, import_floor, python, time_process
 from bench_scheduler import TASKS, XP
 
+# Every job's command becomes a bare `import xpm` process (not an xpm.run command, so the
+# local launcher starts it as given instead of forking it from its server).
 FAKE_JOBS = (
     "import sys\n"
     "import xpm._scheduler as scheduler\n"
-    "begin = scheduler.Scheduler._begin\n"
-    "def bare(self, job):\n"
-    "    command, env = begin(self, job)\n"
-    "    return [sys.executable, '-c', 'import xpm'], env\n"
-    "scheduler.Scheduler._begin = bare\n"
+    "def bare(job):\n"
+    "    return [sys.executable, '-c', 'import xpm'], scheduler.job_environment()\n"
+    "scheduler.Scheduler._command = staticmethod(bare)\n"
     "exec(open(sys.argv[0].replace('fake.py', 'xp.py')).read())\n"
 )
 
