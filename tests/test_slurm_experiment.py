@@ -488,3 +488,65 @@ def test_pending_array_task_cancelled_from_outside_is_cancelled(
         "slurm: CANCELLED (taken out of its array while pending)",
     ), err
     assert states[f"{array}_0"].state == states[f"{array}_2"].state == "DONE"
+
+
+def test_a_job_slurm_requeues_keeps_both_runs_logs_and_ends_with_the_second(
+    workdir: Path, launcher: SlurmLauncher
+) -> None:
+    """Issue 18.9: a requeue overwrote the first run's logs and left its CANCELLED marker
+    beside the second run's `done`; the results were both runs' mixed."""
+    from xpm_test_tasks import Requeued
+
+    def requeue_once_running() -> None:
+        deadline = time.monotonic() + 120
+        jobdir = None
+        while time.monotonic() < deadline:
+            found = list(workdir.glob("jobs/*/*/events.jsonl"))
+            jobdir = JobDir.from_path(found[0].parent) if found else None
+            status = jobdir.read_status() if jobdir else None
+            started = status and status.state == "RUNNING" and status.launcher_job_id
+            if started and jobdir.results.exists():  # the first run has reported
+                break
+            time.sleep(0.1)
+        else:
+            return
+        assert jobdir is not None
+        slurm_id = jobdir.read_status().launcher_job_id or ""
+        subprocess.run(["scontrol", "requeue", slurm_id], check=True, timeout=30)
+        # A requeued job waits (BeginTime) before it may start again: now, please.
+        while time.monotonic() < deadline:
+            state = subprocess.run(
+                ["squeue", "-h", "-j", slurm_id, "-o", "%T"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout.strip()
+            if state == "PENDING":
+                # slurmd refuses a launch in the same second as the kill ("credential
+                # revoked": it compares whole seconds); a real requeue waits far longer.
+                time.sleep(2.0)
+                subprocess.run(
+                    ["scontrol", "update", f"jobid={slurm_id}", "starttime=now"],
+                    check=True,
+                    timeout=30,
+                )
+                return
+            time.sleep(0.2)
+
+    requeuer = threading.Thread(target=requeue_once_running, daemon=True)
+    requeuer.start()
+    with experiment(workdir, "requeue", launcher=launcher, progress=False) as xp:
+        Requeued(n=1).submit()
+    requeuer.join()
+    (job,) = xp.jobs.values()
+    jobdir = job.jobdir
+    assert job.state == "DONE" and jobdir.read_status().state == "DONE"
+    assert not jobdir.failed_marker.exists()  # the killed run's outcome did not stay
+    out = jobdir.stdout.read_text()
+    assert out.index("run 0") < out.index("restarted by Slurm (restart 1)") < out.index("run 1")
+    assert [json.loads(x)["values"] for x in jobdir.results.read_text().splitlines()] == [
+        {"run": 1}
+    ]
+    assert json.loads(jobdir.results_of(1).read_text())["values"] == {"run": 0}
+    running = [e for e in jobdir.read_status().history if e["state"] == "RUNNING"]
+    assert [e.get("restart") for e in running] == [None, 1]

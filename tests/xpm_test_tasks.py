@@ -264,3 +264,17 @@ def _wait_for(path: str) -> None:
     deadline = time.monotonic() + 120
     while path and not Path(path).exists() and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+class Requeued(Task):
+    """Reports which run of it this is (Slurm's restart count); its first run waits for Slurm
+    to requeue it."""
+
+    n: Param[int]
+
+    def execute(self) -> None:
+        restart = int(os.environ.get("SLURM_RESTART_COUNT", "0"))
+        print(f"run {restart}", flush=True)
+        self.report(run=restart)
+        if restart == 0:
+            time.sleep(600)

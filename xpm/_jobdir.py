@@ -450,6 +450,18 @@ class JobDir:
         self.failed_marker.unlink(missing_ok=True)
         return n
 
+    def restarted_by_backend(self) -> int:
+        """Begin a run of the job that its backend restarted (a Slurm requeue): the killed
+        run's outcome (a ``failed`` marker saying it caught SIGTERM) is not this one's, and
+        its results go to ``results.N.jsonl`` like an earlier attempt's.  Its logs stay where
+        they are: the backend appends this run's to them.  Returns N (0: no results)."""
+        self.failed_marker.unlink(missing_ok=True)
+        if not self.results.exists():
+            return 0
+        n = self.earlier_attempts() + 1
+        os.replace(self.results, self.results_of(n))
+        return n
+
     def earlier_attempts(self) -> int:
         """How many earlier attempts kept their logs and results here (``*.N.*``, N = 1...)."""
         n = 0

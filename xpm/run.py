@@ -75,6 +75,15 @@ class _RunningLock:
             self.fd = None
 
 
+def _backend_restart() -> int:
+    """How many times Slurm restarted the job running here (``SLURM_RESTART_COUNT``; the
+    caller checks that the job is a Slurm job, not a local one started from inside one)."""
+    try:
+        return max(0, int(os.environ.get("SLURM_RESTART_COUNT", "0")))
+    except ValueError:
+        return 0
+
+
 def run_job(path: Path) -> int:
     """Run the task of the job directory ``path``; returns the process exit status."""
     jobdir = JobDir.from_path(path)
@@ -87,9 +96,21 @@ def run_job(path: Path) -> int:
             return 0
         _signal.signal(_signal.SIGTERM, _terminated)
         pid = os.getpid()
+        extra: dict[str, int] = {}
+        restart = _backend_restart()
+        if restart and jobdir.read_status().launcher == "slurm":
+            # Slurm requeued the job (node failure, preemption, `scontrol requeue`): the
+            # state and results from now on are this run's.
+            jobdir.restarted_by_backend()
+            extra["restart"] = restart
+            for stream in (sys.stdout, sys.stderr):
+                print(f"xpm: --- restarted by Slurm (restart {restart}) ---", file=stream)
+                stream.flush()
         # The start time tells this process from a later one given the same pid (a reader
         # settling the job after a crash must not mistake one for the other).
-        jobdir.add_event("RUNNING", pid=pid, pid_start=process_start(pid), host=os.uname().nodename)
+        jobdir.add_event(
+            "RUNNING", pid=pid, pid_start=process_start(pid), host=os.uname().nodename, **extra
+        )
         os.chdir(jobdir.path)
         try:
             from . import _task

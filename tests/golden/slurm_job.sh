@@ -4,6 +4,7 @@
 #SBATCH --chdir=/scratch/xpm-workdir/jobs/mypkg.train.Train/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 #SBATCH --output=/scratch/xpm-workdir/jobs/mypkg.train.Train/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/stdout.log
 #SBATCH --error=/scratch/xpm-workdir/jobs/mypkg.train.Train/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/stderr.log
+#SBATCH --open-mode=append
 #SBATCH --partition=gpu
 #SBATCH --time=2:00:00
 #SBATCH --cpus-per-task=4

@@ -49,7 +49,9 @@ def _body(
         raise LauncherError("cannot submit an empty command to Slurm")
     lines = ["set -e", f"cd -- {shlex.quote(str(workdir))}"]
     if logs is not None:
-        lines.append(f"exec >{shlex.quote(str(logs.stdout))} 2>{shlex.quote(str(logs.stderr))}")
+        # Appended, as Slurm's --open-mode=append for single jobs: a job Slurm requeues keeps
+        # its first run's logs (the scheduler rotates them before xpm starts a new attempt).
+        lines.append(f"exec >>{shlex.quote(str(logs.stdout))} 2>>{shlex.quote(str(logs.stderr))}")
     for name in sorted(env):
         if not _ENV_NAME.fullmatch(name):
             raise LauncherError(
@@ -93,6 +95,7 @@ def job_script(
         ("chdir", str(jobdir.path)),
         ("output", _output_pattern(jobdir.stdout)),
         ("error", _output_pattern(jobdir.stderr)),
+        ("open-mode", "append"),
         *sbatch_options,
     ]
     header, argv = _header(options)
