@@ -1,10 +1,13 @@
-"""The real ``xpm`` executable end to end: run-experiment, then list/show/log/query/clean/kill."""
+"""``xpm jobs``: the real ``xpm`` executable end to end (run-experiment, then
+list/show/log/query/clean/kill), then each subcommand and its errors through CliRunner on a
+workdir made by real experiments, and Slurm jobs reconciled and killed."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -12,6 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
+from _cli_fixtures import ids, job_of, run, wd_fixture  # noqa: F401  (fixture wd)
+from click.testing import CliRunner
+from xpm_test_tasks import Count
+
+from xpm import experiment, tag
+from xpm._jobdir import JobDir
+from xpm.cli import cli
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
@@ -319,3 +329,245 @@ def test_a_reader_that_went_away_ends_the_command_quietly(tmp_path: Path) -> Non
     finally:
         os.close(write)
     assert (proc.returncode, proc.stderr) == (141, "")
+
+
+# --- xpm jobs through CliRunner ---------------------------------------------------------------
+def test_jobs_list_filters_and_formats(wd: Path) -> None:
+    w = ["--workdir", str(wd)]
+    assert len(ids(run("jobs", "list", *w, "--format", "json"))) == 7
+    evaluate = ids(
+        run("jobs", "list", *w, "--format", "json", "--task", "evaluate", "--tag", "n_layers=3")
+    )
+    assert len(evaluate) == 1
+    assert ids(run("jobs", "list", *w, "--format", "json", "--state", "FAILED")) == [
+        job_of(wd, "fail")
+    ]
+    assert len(ids(run("jobs", "list", *w, "--format", "json", "--experiment", "study"))) == 6
+    assert ids(run("jobs", "list", *w, "--format", "json", "--since", "2099-01-01")) == []
+    assert len(ids(run("jobs", "list", *w, "--format", "json", "--since", "3d"))) == 7
+    assert len(ids(run("jobs", "list", *w, "--format", "json", "--limit", "2"))) == 2
+    csv = run("jobs", "list", *w, "--format", "csv", "--tag", "n=7", "--task", "count")
+    assert csv.stdout.splitlines()[0] == "id,task,state,tags,start,duration,results"
+    assert csv.stdout.splitlines()[1].startswith(
+        job_of(wd, "count") + ",xpm_test_tasks.count,DONE,n=7"
+    )
+    table = run("jobs", "list", *w)
+    assert "accuracy=0.8" in table.stdout and job_of(wd, "fail")[:12] in table.stdout
+    # --commit without git records matches nothing (no run recorded a commit).
+    assert ids(run("jobs", "list", *w, "--format", "json", "--commit", "abc123")) == []
+
+
+def test_workdir_from_environment(
+    wd: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XPM_WORKDIR", str(wd))
+    assert len(ids(run("jobs", "list", "--format", "json"))) == 7
+    from xpm.experiments import resolve_workdir as yaml_resolve
+    from xpm.workdir import resolve_workdir
+
+    assert resolve_workdir(None) == yaml_resolve(None, None) == wd
+    monkeypatch.delenv("XPM_WORKDIR")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_workdir(None) == yaml_resolve(None, None) == tmp_path / "xpm-workdir"
+    # A workdir that does not exist is an error (a typo must not look like "no jobs").
+    listed = run("jobs", "list")
+    assert listed.exit_code == 2 and "no workdir at" in listed.stderr
+    assert run("experiments", "list").exit_code == 2
+    missing = run("jobs", "show", "abc")
+    assert missing.exit_code == 2 and "no workdir at" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["jobs", "list", "--since", "yesterday"], "--since 'yesterday': give a duration"),
+        (["jobs", "list", "--tag", "model"], "--tag 'model': write KEY=VALUE"),
+        (["jobs", "list", "--tag", "=cnn"], "--tag '=cnn': write KEY=VALUE"),
+        (["jobs", "show", "ffffffffff"], "no job matches 'ffffffffff'"),
+        (["jobs", "show", "xyz"], "job 'xyz': give an identifier prefix"),
+        (["jobs", "show", "nosuchtask/"], "no job matches 'nosuchtask/'"),
+        (["jobs", "kill"], "name the jobs"),
+        (["jobs", "clean", "--yes"], "name the jobs"),
+        (["experiments", "show", "nope"], "no experiment 'nope'"),
+        (["query", "DROP TABLE jobs"], "xpm query is read-only"),
+        (["query", "INSERT INTO meta VALUES ('a', 'b')"], "xpm query is read-only"),
+        (["query", "CREATE TEMP TABLE t (x)"], "xpm query is read-only"),
+        (["query", "ATTACH DATABASE 'created-by-attach.db' AS e"], "xpm query is read-only"),
+        (["query", "SELECT x FROM nowhere"], "SQL error: no such table: nowhere"),
+        (["query"], "give an SQL query"),
+        (["jobs", "log"], "Missing argument 'JOB'. (see '"),
+        (["jobs", "list", "--state", "done", "--format", "xml"], "Invalid value for '--format'"),
+    ],
+)
+def test_errors_are_one_line_with_exit_2(wd: Path, args: list[str], message: str) -> None:
+    result = run(*args, "--workdir", str(wd))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("xpm: error: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not Path("created-by-attach.db").exists()  # ATTACH would create a file
+
+
+def test_ambiguous_prefix_lists_candidates(workdir: Path) -> None:
+    with experiment(workdir, "many", run_mode="generate"):
+        for n in range(40):  # 40 identifiers, 16 first digits: some share one
+            Count(n=n).submit()
+    first = [p.name[0] for p in (workdir / "jobs" / "xpm_test_tasks.count").iterdir()]
+    digit = next(d for d in first if first.count(d) > 1)
+    result = run("jobs", "show", digit, "--workdir", str(workdir))
+    assert result.exit_code == 2
+    assert f"'{digit}' matches several jobs (xpm_test_tasks.count/{digit}" in result.stderr
+    assert "give more digits" in result.stderr
+    one = next((workdir / "jobs" / "xpm_test_tasks.count").iterdir()).name
+    ok = run("jobs", "path", f"count/{one[:20]}", "--workdir", str(workdir))
+    assert ok.exit_code == 0 and ok.stdout.startswith(str(workdir / "jobs"))
+
+
+def test_show_log_path(wd: Path) -> None:
+    w = ["--workdir", str(wd)]
+    evaluate = ids(
+        run("jobs", "list", *w, "--format", "json", "--tag", "n_layers=2", "--task", "evaluate")
+    )[0]
+    show = run("jobs", "show", evaluate[:7], *w)
+    assert show.exit_code == 0, show.output
+    assert "  * model.model.activation = 'relu'" in show.stdout
+    assert "  * model.model.n_layers = 2" in show.stdout  # Model's default
+    assert "  * model.model.device = 'cpu'  [meta]" in show.stdout
+    assert "accuracy = 0.7" in show.stdout and "tags: n_layers=2" in show.stdout
+    assert "DONE" in show.stdout and "launcher  local" in show.stdout
+    assert "git: not recorded" in show.stdout  # XPM_GIT=off in the tests
+    data = json.loads(run("jobs", "show", evaluate, *w, "--json").stdout)
+    assert [e["state"] for e in data["history"]] == ["SUBMITTED", "RUNNING", "DONE"]
+    assert data["results"][0]["key"] == "accuracy"
+    fail = job_of(wd, "fail")
+    assert run("jobs", "log", fail[:6], *w).stdout == "about to fail\n"
+    assert "this task always fails" in run("jobs", "log", "--stderr", fail[:6], *w).stdout
+    follow = run("jobs", "log", "--follow", fail[:6], *w)  # an ended job: prints and returns
+    assert follow.exit_code == 0 and follow.stdout == "about to fail\n"
+    assert run("jobs", "path", f"fail/{fail[:4]}", *w).stdout.strip() == str(
+        JobDir(wd, "xpm_test_tasks.fail", fail).path
+    )
+
+
+def test_kill_skips_ended_jobs_and_refuses_other_hosts(wd: Path) -> None:
+    w = ["--workdir", str(wd)]
+    skipped = run("jobs", "kill", "--task", "count", *w)
+    assert skipped.exit_code == 0 and "skipped   xpm_test_tasks.count/" in skipped.stdout
+    # A job recorded RUNNING on another host cannot be killed from here.
+    ident = job_of(wd, "uses")
+    jobdir = JobDir(wd, "xpm_test_tasks.uses", ident)
+    (jobdir.path / "done").unlink()
+    jobdir.add_event("SUBMITTED", launcher="local")
+    jobdir.add_event("RUNNING", pid=12345, host="elsewhere.example")
+    assert run("index", "rebuild", *w).exit_code == 0
+    other = run("jobs", "kill", ident[:8], *w)
+    assert other.exit_code == 2
+    assert "runs on host elsewhere.example" in other.stderr and "run `xpm jobs kill` there" in (
+        other.stderr
+    )
+
+
+def test_clean_refuses_running_and_depended_on_jobs(wd: Path) -> None:
+    w = ["--workdir", str(wd)]
+    count = job_of(wd, "count")
+    refused = run("jobs", "clean", count[:8], "--yes", *w)
+    assert refused.exit_code == 2
+    assert "used by xpm_test_tasks.uses/" in refused.stdout and "kept" in refused.stderr
+    assert JobDir(wd, "xpm_test_tasks.count", count).path.is_dir()
+    # A running job (this very process, so the reconciliation sees it alive) is kept.
+    ident = job_of(wd, "uses")
+    jobdir = JobDir(wd, "xpm_test_tasks.uses", ident)
+    (jobdir.path / "done").unlink()
+    jobdir.add_event("SUBMITTED", launcher="local")
+    jobdir.add_event("RUNNING", pid=os.getpid(), host=socket.gethostname())
+    assert run("index", "rebuild", *w).exit_code == 0
+    running = run("jobs", "clean", "--task", "uses", "--yes", *w)
+    assert running.exit_code == 2 and "running: kill it first" in running.stdout
+    assert jobdir.path.is_dir()
+    # Both together, forced: removed, rows gone, the index still matches the directories.
+    forced = run("jobs", "clean", ident[:8], "--yes", "--force", *w)
+    assert forced.exit_code == 0, forced.output
+    assert not jobdir.path.exists()
+    now_free = run("jobs", "clean", count[:8], "--yes", *w)
+    assert now_free.exit_code == 0 and "removed 1 job(s)" in now_free.stdout
+    assert not (wd / "jobs" / "xpm_test_tasks.count").exists()
+    assert run("index", "check", *w).exit_code == 0
+    assert ids(run("jobs", "list", *w, "--format", "json", "--task", "count")) == []
+
+
+def test_clean_asks_and_dry_run_deletes_nothing(wd: Path) -> None:
+    w = ["--workdir", str(wd)]
+    fail = job_of(wd, "fail")
+    path = JobDir(wd, "xpm_test_tasks.fail", fail).path
+    dry = run("jobs", "clean", "--state", "failed", "--dry-run", *w)
+    assert dry.exit_code == 0 and f"remove  xpm_test_tasks.fail/{fail[:12]}" in dry.stdout
+    assert "1 job(s)," in dry.stdout and path.is_dir()
+    no = CliRunner().invoke(cli, ["jobs", "clean", "--state", "failed", *w], input="n\n")
+    assert no.exit_code == 1 and "Aborted" in no.output and path.is_dir()
+    yes = CliRunner().invoke(cli, ["jobs", "clean", "--state", "failed", *w], input="y\n")
+    assert yes.exit_code == 0 and "removed 1 job(s)" in yes.output and not path.exists()
+
+
+def test_clean_never_follows_symlinks_out_of_the_workdir(wd: Path, tmp_path: Path) -> None:
+    w = ["--workdir", str(wd)]
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "data.txt").write_text("keep me")
+    fail = job_of(wd, "fail")
+    jobdir = JobDir(wd, "xpm_test_tasks.fail", fail)
+    (jobdir.path / "link-to-dir").symlink_to(outside)
+    (jobdir.path / "link-to-file").symlink_to(outside / "data.txt")
+    (jobdir.path / "sub").mkdir()
+    (jobdir.path / "sub" / "deep-link").symlink_to(outside)
+    result = run("jobs", "clean", fail[:8], "--yes", *w)
+    assert result.exit_code == 0, result.output
+    assert not jobdir.path.exists()
+    assert (outside / "data.txt").read_text() == "keep me"
+
+    # A job directory that is itself a symbolic link is refused, whatever it points to.
+    count = job_of(wd, "uses")
+    real = JobDir(wd, "xpm_test_tasks.uses", count).path
+    moved = tmp_path / "moved-job"
+    real.rename(moved)
+    real.symlink_to(moved)
+    refused = run("jobs", "clean", count[:8], "--yes", "--force", *w)
+    assert refused.exit_code == 2 and "is a symbolic link" in refused.stdout
+    assert real.is_symlink() and (moved / "params.json").exists()
+
+
+# --- Slurm: reconcile in one squeue, kill with scancel ----------------------------------------
+def test_slurm_jobs_are_reconciled_and_killed(workdir: Path, slurm_cluster: object) -> None:
+    import time
+
+    from xpm_test_tasks import SelfKill
+
+    from xpm.launchers.slurm import SlurmLauncher
+
+    w = ["--workdir", str(workdir)]
+    import contextlib
+
+    from xpm.errors import JobsFailedError
+
+    # SelfKill may die before the run detaches (it then reports it: JobsFailedError), or
+    # after, when only a later reader can find out.
+    with contextlib.suppress(JobsFailedError), experiment(workdir, "slurm", detach=True):
+        SelfKill().submit(launcher=SlurmLauncher(poll_interval=0.2))
+        Count(n=tag(5), sleep=300).submit(launcher=SlurmLauncher(poll_interval=0.2))
+    # SelfKill dies without recording anything: Slurm's verdict is recorded by whoever
+    # sees it first (the experiment before detaching, or the listing).
+    deadline = time.monotonic() + 120
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline and (
+        states.get("xpm_test_tasks.selfkill") != "FAILED"
+        or states.get("xpm_test_tasks.count") != "RUNNING"
+    ):
+        time.sleep(0.5)
+        rows = json.loads(run("jobs", "list", *w, "--format", "json").stdout)
+        states = {r["task"]: r["state"] for r in rows}
+    assert states == {"xpm_test_tasks.selfkill": "FAILED", "xpm_test_tasks.count": "RUNNING"}
+    selfkill = job_of(workdir, "selfkill")
+    assert JobDir(workdir, "xpm_test_tasks.selfkill", selfkill).read_status().state == "FAILED"
+    kill = run("jobs", "kill", "--tag", "n=5", *w)
+    assert kill.exit_code == 0 and "scancel" in kill.stdout, kill.output
+    count = job_of(workdir, "count")
+    assert JobDir(workdir, "xpm_test_tasks.count", count).read_status().state == "CANCELLED"
+    assert run("index", "check", *w).exit_code == 0
