@@ -571,3 +571,31 @@ def test_slurm_jobs_are_reconciled_and_killed(workdir: Path, slurm_cluster: obje
     count = job_of(workdir, "count")
     assert JobDir(workdir, "xpm_test_tasks.count", count).read_status().state == "CANCELLED"
     assert run("index", "check", *w).exit_code == 0
+
+
+def test_log_of_a_failed_job_points_at_stderr_and_of_one_never_started_says_why(
+    tmp_path: Path,
+) -> None:
+    """A trial: `xpm jobs log` of a failed job printed nothing (its traceback is in stderr)
+    and of a job whose dependency failed said "has not run yet (FAILED)"."""
+    from click.testing import CliRunner
+    from xpm_test_tasks import Fail, Uses
+
+    from xpm._experiment import experiment
+    from xpm.cli import cli
+    from xpm.errors import JobsFailedError
+
+    wd = tmp_path / "wd"
+    with pytest.raises(JobsFailedError), experiment(wd, "logs", progress=False) as xp:
+        failing = Fail(n=71)
+        upstream = failing.submit()
+        Uses(upstream=upstream).submit()
+    failed, never = (j for j in xp.jobs.values())
+    failed.jobdir.stdout.write_text("")  # a task that printed nothing before failing
+    runner = CliRunner()
+    log = runner.invoke(cli, ["jobs", "log", failed.identifier[:12], "--workdir", str(wd)])
+    assert log.exit_code == 0 and log.stdout == ""
+    assert f"the error is in stderr: xpm jobs log {failed.identifier[:12]} --stderr" in log.stderr
+    shown = runner.invoke(cli, ["jobs", "log", never.identifier[:12], "--workdir", str(wd)])
+    assert shown.exit_code == 2
+    assert "it never started (dependency failed" in shown.stderr

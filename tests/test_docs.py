@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import subprocess
@@ -133,6 +134,18 @@ def test_readme_samples_run_as_saved_scripts(tmp_path: Path) -> None:
             done = list(folder.rglob("done"))
             assert done, f"README sample {i} ran no job"
             assert f"0 done, {len(done)} already done, 0 failed" in result.stderr
+            # What the README says next: `xpm jobs list` in that directory shows them (a
+            # trial: the sample's workdir was one no command looked at).
+            listed = subprocess.run(
+                [sys.executable, "-m", "xpm.cli", "jobs", "list", "--format", "json"],
+                cwd=folder,
+                env={k: v for k, v in env.items() if k != "XPM_WORKDIR"},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert listed.returncode == 0, listed.stderr
+            assert len(json.loads(listed.stdout)) == len(done)
 
 
 def test_readme_test_command_installs_what_the_tests_need() -> None:

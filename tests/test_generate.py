@@ -314,6 +314,28 @@ def test_a_job_not_started_has_one_name_in_every_view(workdir: Path) -> None:
         assert [j["state"] for j in json.loads(listed.stdout)] == ["WAITING", "WAITING"]
     shown = runner.invoke(cli, ["experiments", "list", *w])
     assert "waiting=2" in shown.stdout
+    results = runner.invoke(cli, ["results", "count", *w, "--format", "json"])
+    assert [r["state"] for r in json.loads(results.stdout)] == ["WAITING", "WAITING"]
+
+    # The web view: home counts, the runs table, its state facet, the raw jobs table.
+    import asyncio
+
+    from xpm.datasette import make_datasette
+
+    ds = make_datasette(workdir)
+
+    def page(path: str) -> str:
+        async def get() -> str:
+            response = await ds.client.get(path)
+            assert response.status_code == 200, path
+            return str(response.text)
+
+        return asyncio.run(get())
+
+    for path in ("/", "/-/xpm/runs/xpm_test_tasks.count", "/xpm/jobs"):
+        text = page(path)
+        assert "WAITING" in text.upper() and ">UNSCHEDULED<" not in text.upper(), path
+    assert "2 waiting" in page("/")
 
     with experiment(workdir, "again", run_mode="generate", progress=False) as xp:
         for i in range(3):

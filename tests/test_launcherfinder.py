@@ -304,7 +304,7 @@ def test_accelerator_count_and_memory() -> None:
         "needs 4 cuda GPUs with 16G, has 2"
     ]
     assert requirement.mismatches(host("small", accelerators=cuda("12G", 8))) == [
-        "needs 4 cuda GPUs with 16G, has 0"
+        "needs 4 cuda GPUs with 16G, has 0 (its GPUs: 8 cuda GPUs with 12G)"
     ]
     assert requirement.mismatches(host("four", accelerators=cuda("16G", 4))) == []
     assert requirement.mismatches(host("bigger", accelerators=cuda("80G", 8))) == []
@@ -318,11 +318,13 @@ def test_gpu_matches_any_type_cuda_only_cuda() -> None:
     assert parse_spec("gpu(mem=32G) * 2").alternatives[0].mismatches(amd) == []
     assert parse_spec("rocm(mem=32G)").alternatives[0].mismatches(amd) == []
     assert parse_spec("cuda(mem=32G)").alternatives[0].mismatches(amd) == [
-        "needs 1 cuda GPU with 32G, has 0"
+        "needs 1 cuda GPU with 32G, has 0 (its GPUs: 2 rocm GPUs with 64G)"
     ]
     nvidia = host("nvidia", accelerators=cuda("16G"))
     assert parse_spec("gpu()").alternatives[0].mismatches(nvidia) == []
-    assert parse_spec("rocm()").alternatives[0].mismatches(nvidia) == ["needs 1 rocm GPU, has 0"]
+    assert parse_spec("rocm()").alternatives[0].mismatches(nvidia) == [
+        "needs 1 rocm GPU, has 0 (its GPUs: 1 cuda GPU with 16G)"
+    ]
 
 
 def test_mixed_accelerators_need_one_each() -> None:
@@ -342,7 +344,7 @@ def test_binary_and_decimal_memory_units_differ() -> None:
     decimal_card = host("decimal", accelerators=cuda("16G"), memory=parse_size("400M"))
     binary_card = host("binary", accelerators=cuda("16GiB"), memory=parse_size("400MiB"))
     assert parse_spec("cuda(mem=16GiB)").alternatives[0].mismatches(decimal_card) == [
-        "needs 1 cuda GPU with 16GiB, has 0"
+        "needs 1 cuda GPU with 16GiB, has 0 (its GPUs: 1 cuda GPU with 16G)"
     ]
     assert parse_spec("cuda(mem=16G)").alternatives[0].mismatches(binary_card) == []
     assert parse_spec("cpu(mem=400MiB)").alternatives[0].mismatches(decimal_card) == [

@@ -303,9 +303,13 @@ def test_xpm_results_groups_over_seeds(sweep: Path) -> None:
         (["train", "--agg", "mean"], "--agg needs --group-by"),
         (["train", "--group-by", "seed", "--agg", "avg"], "--agg 'avg': use some of"),
         # Hostile input: never SQL.
-        (["train", "--where", "accuracy>0 OR 1=1"], None),
+        (["train", "--where", "accuracy>0 OR 1=1"], "has spaces: separate conditions"),
+        # Natural mistakes matched nothing without a word (a trial): now said.
+        (["train", "--where", "lr=0.1 or lr=0.01"], "there is no 'or'"),
+        (["train", "--where", "lr=0.1 seed=0"], "separate conditions with commas"),
         (["train", "--where", "1=1; DROP TABLE jobs; --"], "--where '1=1; DROP TABLE jobs; --'"),
-        (["train", "--where", "id=x) OR (1=1"], None),
+        (["train", "--where", "id=x) OR (1=1"], "has spaces"),
+        (["train", "--where", "id='x) OR (1=1'"], None),  # quoted: text, compared, no rows
         (["train", "--where", '"x"" OR 1=1 --"=1'], "unknown column"),
         (["train", "--where", "lr>'0.1"], "a quote ' is not closed"),
         (["train", "--sort", "accuracy; DROP TABLE jobs"], "unknown sort column"),
@@ -580,3 +584,38 @@ def test_a_new_attempt_is_read_from_its_start_even_past_the_old_offset(tmp_path:
     with open_index(workdir, readonly=True) as index:
         rows = index.query("SELECT seq, value FROM results ORDER BY seq")
     assert [tuple(r) for r in rows] == [(0, 200), (1, 300), (2, 400)]
+
+
+def test_the_table_shows_enough_digits_to_tell_values_apart(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A trial: 1.002, 1.0015, 1.001, 1.0005 printed as 1.002, 1.002, 1.001, 1.0 at four
+    significant digits: sorted by accuracy, two runs looked equal."""
+    from xpm.cli._render import echo_results
+
+    rows = [
+        {"id": f"{i:064x}", "accuracy": v, "lr": 0.1}
+        for i, v in enumerate([1.002, 1.0015, 1.001, 1.0005, 0.123456789])
+    ]
+    echo_results(rows, ["id", "accuracy", "lr"], "table")
+    shown = [line.split()[1] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert shown == ["1.002", "1.0015", "1.001", "1.0005", "0.12346"]  # one precision a column
+    assert len(set(shown)) == len(shown)
+
+
+def test_where_on_state_takes_any_case_and_waiting(sweep: Path) -> None:
+    """A trial: `--where state=done` matched nothing while `--state done` works."""
+    upper = cli_run("results", "train", "--workdir", str(sweep), "--where", "state=DONE")
+    lower = cli_run("results", "train", "--workdir", str(sweep), "--where", "state=done")
+    assert upper.exit_code == lower.exit_code == 0 and lower.stdout == upper.stdout
+    assert "(none)" not in lower.stdout
+    waiting = cli_run("results", "train", "--workdir", str(sweep), "--where", "state=waiting")
+    assert waiting.exit_code == 0 and waiting.stdout.strip() == "(none)"
+
+
+def test_results_of_a_mistyped_experiment_suggest_the_name(sweep: Path) -> None:
+    with open_index(sweep, readonly=True) as index:
+        (name,) = index.query("SELECT name FROM experiments LIMIT 1")[0]
+    out = cli_run("results", "train", "--workdir", str(sweep), "--experiment", name[:-1] + "x")
+    assert out.exit_code == 0 and out.stdout.strip() == "(none)"
+    assert f"did you mean '{name}'?" in out.stderr

@@ -474,6 +474,7 @@ def test_dry_run_says_which_jobs_failed_before(
     assert [p["previous"] for p in xp.plan] == ["FAILED", None]
     err = capsys.readouterr().err
     assert "[to run, failed before: RuntimeError: this task always fails]" in err
+    assert "xpm xp: dry run, workdir " in err  # it said "dry-run run"
 
 
 def test_progress_false_is_silent_and_lines_prints_lines(
@@ -511,6 +512,24 @@ def test_detach_says_what_it_left_in_one_line(
     kill_jobs(workdir, select_jobs(workdir, JobFilter(states=["SUBMITTED", "RUNNING"])))
 
 
+def test_a_detached_run_leaves_the_index_equal_to_the_directories(
+    workdir: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two new-user trials: right after `--detach`, "1 job(s) of this run are not in the
+    index; run `xpm index rebuild`" and `xpm index check` failing (index SUBMITTED, directory
+    RUNNING): the run closed its index before its just-launched jobs said RUNNING."""
+    from xpm.index import check
+    from xpm.workdir import JobFilter, kill_jobs, select_jobs
+
+    with run_xp(workdir, name="quick", detach=True, max_parallel=2):
+        for n in range(36, 38):  # as many as there are slots: the run detaches at once
+            Count(n=n, sleep=30).submit()
+    err = capsys.readouterr().err
+    assert "not in the index" not in err + caplog.text and "wait for a free slot" not in err
+    assert check(workdir) == []
+    kill_jobs(workdir, select_jobs(workdir, JobFilter(states=["SUBMITTED", "RUNNING"])))
+
+
 def test_detach_says_why_it_waits_for_a_local_pipeline(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -523,10 +542,15 @@ def test_detach_says_why_it_waits_for_a_local_pipeline(
         Evaluate(model=learned).submit()
     release.join()
     err = capsys.readouterr().err.splitlines()
-    waiting = [i for i, line in enumerate(err) if "wait for the jobs they depend on" in line]
+    waiting = [i for i, line in enumerate(err) if "or for the jobs they depend on" in line]
     detached = [i for i, line in enumerate(err) if "detached;" in line]
     assert len(waiting) == 1 and len(detached) == 1 and waiting[0] < detached[0]
-    assert err[waiting[0]].startswith("xpm pipeline: 1 local job(s) wait for the jobs")
+    assert err[waiting[0]].startswith("xpm pipeline: 1 job(s) wait for a free slot or for")
     with run_xp(workdir, name="alone", detach=True):
         Count(n=34).submit()
-    assert "wait for the jobs" not in capsys.readouterr().err  # nothing held: no such line
+    assert "wait for a free slot" not in capsys.readouterr().err  # nothing held: no such line
+    # Local jobs beyond the free slots wait in this process too (a trial: 21 s, no word).
+    with run_xp(workdir, name="slots", detach=True, max_parallel=1):
+        for n in (41, 42, 43):
+            Count(n=n, sleep=2).submit()  # the first still runs when the block ends
+    assert "xpm slots: 2 job(s) wait for a free slot" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -175,3 +176,22 @@ def test_watch_needs_a_terminal(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         "xpm: error: --watch redraws a terminal, and stdout is not one: drop --watch to print once"
     )
+
+
+def test_latest_report_keeps_each_keys_latest_value(tmp_path: Path) -> None:
+    """A trial: a job reporting `loss` and `grad_norm` each step and `lr_now` apart showed
+    only `lr_now` (the last line's values)."""
+    from xpm._watch import latest_report
+
+    path = tmp_path / "results.jsonl"
+    lines = [
+        {"step": 0, "values": {"loss": 0.9, "grad_norm": 3.0}},
+        {"step": 1, "values": {"loss": 0.5, "grad_norm": 2.0}},
+        {"step": None, "values": {"lr_now": 0.01}},
+    ]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"step": 2, "val')
+    assert latest_report(path) == {
+        "step": 1,
+        "values": {"lr_now": 0.01, "loss": 0.5, "grad_norm": 2.0},
+    }
+    assert latest_report(tmp_path / "missing.jsonl") is None

@@ -140,7 +140,8 @@ class Experiment(StopSignals, RunRecord, RunSummary):
         self._started = True
         why = f" ({self.workdir_reason})" if self.workdir_reason else ""
         notes = "".join(f"; {note}" for note in self.start_notes if note)
-        self._echo(f"xpm {self.name}: {self.run_mode} run, workdir {self.workdir}{why}{notes}")
+        mode = "dry run" if self.run_mode == "dry-run" else f"{self.run_mode} run"
+        self._echo(f"xpm {self.name}: {mode}, workdir {self.workdir}{why}{notes}")
 
     def _say(self, text: str) -> None:
         self._announce_start()
@@ -442,14 +443,14 @@ class Experiment(StopSignals, RunRecord, RunSummary):
             return
         self.scheduler.close_submissions()
         if self.detach:
-            held = self.scheduler.held_for_upstream()
+            held = self.scheduler.held_by_this_process()
             if held:
                 # Detaching at once would leave them never started: say why this waits.
                 self._echo(
-                    f"xpm {self.name}: {len(held)} local job(s) wait for the jobs they depend "
-                    "on, and only this process can start them: it detaches once they have "
-                    "started (Ctrl-C cancels them; a queueing launcher such as Slurm "
-                    "detaches at once)"
+                    f"xpm {self.name}: {len(held)} job(s) wait for a free slot or for the jobs "
+                    "they depend on, and only this process can start them: it detaches once "
+                    "they have started (Ctrl-C cancels them; a queueing launcher such as "
+                    "Slurm detaches at once)"
                 )
             self.scheduler.wait_submitted()
             left = self.scheduler.detach()

@@ -109,7 +109,7 @@ class Scheduler(Reattach, ArrayLaunches):
         self._submissions_open = True
         #: Jobs out of ``_pending`` and not yet in ``_running``: being handed to their
         #: launchers, without the lock (see ``_unlocked``).
-        self._launching = 0
+        self._launching: list[Job] = []  # taken from pending, not running yet
         #: Jobs submitted held whose release failed: tried again at each poll.
         self._held: list[tuple[Launcher, list[LaunchedJob]]] = []
         self.error: BaseException | None = None
@@ -167,18 +167,22 @@ class Scheduler(Reattach, ArrayLaunches):
                     return
                 self._cond.wait(timeout=0.5)
 
-    def held_for_upstream(self) -> list[Job]:
-        """Pending jobs that wait for jobs they depend on and that no backend can hold for
-        them (a local job): only this process can start them."""
+    def held_by_this_process(self) -> list[Job]:
+        """Pending jobs that wait for jobs they depend on (which no backend holds for
+        them) or for a free slot: only this process can start them, so a detaching run
+        must wait for them to start."""
         with self._cond:
-            return [
-                job
-                for job in self._pending
+            held: list[Job] = []
+            starting: list[Job] = list(self._launching)
+            for job in self._pending:
                 if any(
                     d.state != "DONE" and not self._backend_dependency(job, d)
                     for d in job.dependencies
-                )
-            ]
+                ) or not self._has_room(job, starting):
+                    held.append(job)
+                else:
+                    starting.append(job)
+            return held
 
     def detach(self) -> list[Job]:
         """Stop watching: release every lock and return the jobs left running in backends."""
@@ -305,11 +309,11 @@ class Scheduler(Reattach, ArrayLaunches):
             else:
                 job.next_try = now + LOCK_RETRY
                 sleep = min(sleep, LOCK_RETRY)
-        self._launching = len(startable)
+        self._launching = startable
         try:
             self._launch(startable)
         finally:
-            self._launching = 0
+            self._launching = []
         for launcher in {id(j.launcher): j.launcher for j in self._running}.values():
             if launcher.poll_interval is not None:
                 sleep = min(sleep, launcher.poll_interval)

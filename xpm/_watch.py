@@ -43,7 +43,10 @@ class Snapshot:
 
 
 def latest_report(path: Path) -> dict[str, Any] | None:
-    """The last complete line of a results.jsonl (only its tail is read), or None."""
+    """The latest value of each key reported in a results.jsonl, and the latest step, as
+    ``{"step": ..., "values": {...}}`` (only its tail is read: keys last reported before it
+    are left out), or None.  One report may carry only some keys (``loss`` every step,
+    ``lr`` now and then): each key shows its own latest value."""
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
@@ -52,6 +55,9 @@ def latest_report(path: Path) -> dict[str, Any] | None:
             tail = fh.read()
     except OSError:
         return None
+    values: dict[str, Any] = {}
+    step = None
+    found = False
     for line in reversed(tail.split(b"\n")):
         if not line.strip():
             continue
@@ -59,9 +65,14 @@ def latest_report(path: Path) -> dict[str, Any] | None:
             record = json.loads(line)
         except ValueError:
             continue  # a line cut by the tail's start, or being written
-        if isinstance(record, dict):
-            return record
-    return None
+        if not isinstance(record, dict):
+            continue
+        found = True
+        if step is None:
+            step = record.get("step")
+        for key, value in (record.get("values") or {}).items():
+            values.setdefault(str(key), value)
+    return {"step": step, "values": values} if found else None
 
 
 def snapshot(workdir: Path, filters: JobFilter, rows: int) -> Snapshot:
@@ -78,9 +89,9 @@ def snapshot(workdir: Path, filters: JobFilter, rows: int) -> Snapshot:
         jobs += [j for j in recent if j["id"] not in seen][: rows - len(jobs)]
     for job in jobs:
         if job["state"] == "RUNNING":
-            record = latest_report(JobDir(workdir, job["task_id"], job["id"]).results)
-            if record is not None:
-                job["live"] = {"step": record.get("step"), "values": record.get("values") or {}}
+            latest = latest_report(JobDir(workdir, job["task_id"], job["id"]).results)
+            if latest is not None:
+                job["live"] = latest
     return Snapshot(workdir, time.time(), _counts(workdir, filters), jobs)
 
 

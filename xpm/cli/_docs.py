@@ -18,7 +18,8 @@ INTRO = """\
 
 Every command below prints this text with `--help`.  Exit codes: 0 success, 1 jobs failed
 (or `xpm index check` found mismatches), 2 bad input or usage, 3 a full or read-only disk,
-130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP (table below); a mistake prints one line
+130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP, 141 the output's reader went away (table
+below); a mistake prints one line
 `xpm: error: ...` (`xpm --debug ...` shows the traceback).  Commands that read a workdir
 take `--workdir DIR`, else `$XPM_WORKDIR`, else `xpm-workdir` at the root of the git
 repository of the current directory, else `./xpm-workdir` (`xpm run-experiment`: see its
@@ -32,10 +33,9 @@ repository of the current directory, else `./xpm-workdir` (`xpm run-experiment`:
 | 1 | jobs failed, or `xpm index check` found mismatches, or the experiment's own `run()` raised an exception (`xpm: error: the experiment's run() raised KeyError: 'lr'`, then the frames of your code; `--debug` shows xpm's frames too; the run's record keeps it as its outcome) |
 | 2 | bad input or usage, nothing written: an unknown option or an option out of its range (`--limit 99999999999999999999`); an experiment YAML, `-c` value or launchers.yaml that is not UTF-8, has a duplicate key, a lone surrogate, an integer of more than 1,000 digits (or too large for a float where a float is due; `xpm query --param` takes 64-bit integers and finite decimals), nests too deep or expands to more than 1,000,000 values through aliases; an `id:` over 200 bytes or with `/` or a control character; a workdir that is a file, under a file or `/dev/null`; a task id (`__xpmid__`) outside the grammar of docs/identifiers.md; a launcher spec with non-ASCII digits or a number out of range; an index that is damaged (`database disk image is malformed`, `file is not a database`) or not a file, for the commands that read it (the message says to run `xpm index rebuild`; `run-experiment` warns and runs without writing the index instead, which a rebuild restores).  A mistake found by the experiment's own code once the run has started (a bad launcher spec given to `find_launcher` inside `run()`) also exits 2, and the run's record keeps the error as its outcome |
 | 3 | the file system refused a write: full (`No space left on device`), over quota or read-only; the message names the file system, its free space and, for `run-experiment`, how many of the run's jobs are in `WORKDIR/jobs` and how many are done.  Free space (or remount read-write) and run the same command again: done jobs are kept, the others resume, and the index is brought up to date |
-
 | 130 | Ctrl-C (SIGINT) stopped the command; a run stops its running jobs (`CANCELLED`: local jobs get SIGTERM and say `terminated by SIGTERM`), leaves the jobs not started WAITING and closes its record (outcome `interrupted`); the same command again resumes |
 | 143, 129 | SIGTERM (143) or SIGHUP (129) stopped it: the same as Ctrl-C, and the reason names the signal (`terminated by SIGTERM`) |
-| 141 | the program reading the output went away (`xpm jobs list | head`): xpm stops quietly, as a command killed by SIGPIPE would |
+| 141 | the program reading the output went away (`xpm jobs list \\| head`): xpm stops quietly, as a command killed by SIGPIPE would |
 
 Anything else is a bug: xpm prints `xpm: error: unexpected ...` and exits 1.
 

@@ -193,7 +193,10 @@ def _watch(workdir: Path, filters: Any, interval: float, fmt: str) -> None:
         out.write("\x1b[?25h\x1b[?1049l")
         out.flush()
     if last is not None:  # what was on screen, in one line, left in the shell
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(last.counts.items()))
+        shown: dict[str, int] = {}
+        for state, n in last.counts.items():
+            shown[shown_state(state)] = shown.get(shown_state(state), 0) + n
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(shown.items()))
         click.echo(f"xpm: {last.total} jobs ({counts or 'none'}) in {workdir}")
 
 
@@ -300,7 +303,23 @@ def log(job: str, workdir: Path | None, stderr: bool, follow: bool) -> None:
     if not path.exists() and not follow:
         from ..errors import UsageError
 
-        raise UsageError(f"{path} does not exist: the job has not run yet ({found['state']})")
+        status = jobdir.read_status()
+        why = (
+            f"it never started ({status.reason})"
+            if status.terminal
+            and status.reason
+            and not any(e.get("state") == "RUNNING" for e in status.history)
+            else f"the job has not run yet ({shown_state(found['state'])})"
+        )
+        raise UsageError(f"{path} does not exist: {why}")
+    if not stderr and not follow and found["state"] in ("FAILED", "CANCELLED"):
+        # A failed job's traceback is in stderr: an empty output must not look like all.
+        err = jobdir.log("stderr")
+        if path.stat().st_size == 0 and err.exists() and err.stat().st_size:
+            click.echo(
+                f"xpm: {path.name} is empty; the error is in stderr: xpm jobs log {job} --stderr",
+                err=True,
+            )
     out = sys.stdout.buffer
     position = 0
 

@@ -91,8 +91,19 @@ def echo_rows(
     click.echo(render_rows(rows, columns, fmt))
 
 
-def _human(column: str, value: Any) -> Any:
-    """A value of ``xpm results`` for people: short ids, 4 significant digits, 1m12s."""
+def _digits(values: Sequence[Any]) -> int:
+    """Significant digits for a column of floats: 4, or as many more (up to 10) as it takes
+    for values that differ to print differently (1.002 and 1.0015 both printed 1.002)."""
+    floats = {v for v in values if isinstance(v, float)}
+    for digits in range(4, 11):
+        if len({f"{v:.{digits}g}" for v in floats}) == len(floats):
+            return digits
+    return 10
+
+
+def _human(column: str, value: Any, digits: int = 4) -> Any:
+    """A value of ``xpm results`` for people: short ids, ``digits`` significant digits,
+    1m12s."""
     if value is None:
         return ""
     if column == "id" and isinstance(value, str):
@@ -106,14 +117,21 @@ def _human(column: str, value: Any) -> Any:
 
         return when(value)
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.{digits}g}"
     return value
 
 
 def echo_results(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str) -> None:
     """Rows of ``xpm results``: rounded for people in a table, every digit in json/csv."""
+    from .._vocabulary import shown_state
+
+    if "state" in columns:  # a job not started is WAITING here too, as everywhere
+        rows = [
+            {**row, "state": shown_state(row["state"])} if row.get("state") else row for row in rows
+        ]
     if fmt == "table":
-        rows = [{c: _human(c, row.get(c)) for c in columns} for row in rows]
+        digits = {c: _digits([row.get(c) for row in rows]) for c in columns}
+        rows = [{c: _human(c, row.get(c), digits[c]) for c in columns} for row in rows]
     echo_rows(rows, columns, fmt)
 
 
@@ -171,7 +189,10 @@ def render_watch(snap: Any, width: int, height: int, interval: float) -> list[st
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     hidden = snap.total - min(len(cells), room)
     if hidden > 0:
-        lines.append(f"... {hidden} more job(s) not shown (filters narrow the list)")
+        lines.append(
+            f"... {hidden} more job(s) not shown (a taller terminal or --task, --state, "
+            "--tag narrow the list)"
+        )
     return [line[: max(1, width - 1)] for line in lines[:height]]
 
 

@@ -73,10 +73,11 @@ def results(
     xpm results train --group-by lr --agg mean,std,count
     """
     from ..index import results as query
-    from ..workdir import existing_workdir, parse_tags
+    from ..workdir import JobFilter, existing_workdir, no_match_hints, parse_tags
 
+    wd = existing_workdir(workdir)
     rows = query(
-        existing_workdir(workdir),
+        wd,
         task,
         experiment=experiment,
         tags=parse_tags(tags),
@@ -87,3 +88,6 @@ def results(
         agg=agg,
     )
     echo_results(rows, rows.columns, fmt)
+    if not rows and experiment:  # a typo in the experiment's name: say which one was meant
+        for hint in no_match_hints(wd, JobFilter(experiment=experiment)):
+            click.echo(f"xpm: {hint}", err=True)

@@ -14,6 +14,7 @@ from datasette.utils import tilde_encode
 
 from .._humanize import duration as _duration
 from .._humanize import short_value, size
+from .._vocabulary import shown_state
 
 
 def when(value: Any) -> str:
@@ -56,4 +57,5 @@ FILTERS = {
     "number": number,
     "size": size,
     "tilde": tilde_encode,  # a name as one part of a Datasette URL
+    "state": shown_state,  # WAITING for a job not started, as the command line says
 }

@@ -46,6 +46,8 @@ FLUSH_INTERVAL = 0.25
 FLUSH_ROWS = 2000
 #: Seconds between two looks at the results.jsonl of running jobs (live results).
 LIVE_INTERVAL = 0.5
+#: Seconds the last write waits for jobs launched just before the end to say RUNNING.
+CLOSE_WAIT = 5.0
 
 
 @dataclass(slots=True)
@@ -302,6 +304,11 @@ class Recorder:
             text,
         )
 
+    def _only_starting_left(self) -> bool:
+        """Whether what is queued is only jobs read too early (see :meth:`flush`)."""
+        with self._cond:
+            return bool(self._jobs) and not self._subs and self._jobs.keys() <= self._starting
+
     def close(self) -> None:
         """Write what is left (the final run record included) and close the index."""
         with self._cond:
@@ -310,6 +317,16 @@ class Recorder:
         if self._thread.is_alive():
             self._thread.join()
         self.flush()
+        # A job launched just before the end (a detached run) may not have written RUNNING
+        # yet: its directory says SUBMITTED, which flush() does not record as final.  Wait
+        # a little for its job process, so the index agrees with the directory.
+        deadline = time.monotonic() + CLOSE_WAIT
+        while self._only_starting_left() and time.monotonic() < deadline:
+            time.sleep(0.05)
+            self.flush()
+        if self._only_starting_left():
+            with self._cond:
+                self._jobs.clear()  # recorded as SUBMITTED: the next reader settles them
         if self._jobs or self._subs:  # still failing at the end: say so, whatever was said
             log.warning(
                 "xpm: %d job(s) of this run are not in the index %s; run `xpm index rebuild`",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._vocabulary import NOT_STARTED
 from ..errors import UsageError
 from ._tasktables import TaskTable, quote, task_tables
 
@@ -163,7 +164,22 @@ def parse_where(table: TaskTable, text: str) -> list[Condition]:
                 "= != < <= > >= (e.g. lr>0.01, optimizer=adam, name='a b')"
             )
         column = resolve_column(table, match.group(1))
-        out.append(Condition(column, OPERATORS[match.group(2)], parse_value(match.group(3))))
+        value = match.group(3)
+        quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
+        if not quoted and any(c.isspace() for c in value):
+            # `lr=0.1 or lr=0.01`, `lr=0.1 seed=0`: read as one text value, they matched
+            # nothing without a word.
+            raise UsageError(
+                f"--where {part!r}: the value {value!r} has spaces: separate conditions with "
+                f"commas (lr>0.01, seed=0; there is no 'or'), or quote a text value "
+                f"({match.group(1)}='{value}')"
+            )
+        parsed = parse_value(value)
+        if column == "state" and isinstance(parsed, str):
+            # As --state takes them: any case, and WAITING for a job not started.
+            parsed = parsed.upper()
+            parsed = "UNSCHEDULED" if parsed == NOT_STARTED else parsed
+        out.append(Condition(column, OPERATORS[match.group(2)], parsed))
     return out
 
 

@@ -277,7 +277,13 @@ def _accelerator_mismatches(
     for accelerator, count in _groups(requested):
         suitable = sum(1 for have in owned if accelerator.accepts(have))
         if suitable < count:
-            reasons.append(f"needs {_describe(accelerator, count)}, has {suitable}")
+            # "has 0" alone read as "no GPU" on a host with two smaller ones: say what it has.
+            others = (
+                f" (its GPUs: {', '.join(_describe(a, n) for a, n in _groups(owned))})"
+                if suitable < len(owned)
+                else ""
+            )
+            reasons.append(f"needs {_describe(accelerator, count)}, has {suitable}{others}")
     if not reasons and not _can_assign(requested, owned):
         wanted = ", ".join(_describe(a, n) for a, n in _groups(requested))
         reasons.append(f"needs {wanted} at once, has {len(owned)} GPUs that cannot cover them all")
