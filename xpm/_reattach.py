@@ -11,7 +11,7 @@ import sys
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from ._vocabulary import TERMINAL_STATES
+from ._vocabulary import ACTIVE_STATES, TERMINAL_STATES
 from .errors import LauncherError
 from .launchers import LaunchedJob
 
@@ -36,7 +36,7 @@ class Reattach:
         if not job.launcher.reattachable:
             return None
         status = job.jobdir.read_status()
-        if status.state not in ("SUBMITTED", "RUNNING") or status.launcher != job.launcher.kind:
+        if status.state not in ACTIVE_STATES or status.launcher != job.launcher.kind:
             return None
         if not status.launcher_job_id:
             return None

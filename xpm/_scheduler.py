@@ -29,7 +29,7 @@ from ._arrays import ARRAY_WINDOW, ArrayLaunches
 from ._jobdir import JobDir
 from ._process import process_alive, this_process
 from ._reattach import Reattach
-from ._vocabulary import TERMINAL_STATES
+from ._vocabulary import ACTIVE_STATES, TERMINAL_STATES, UNSUCCESSFUL_STATES
 from .errors import LauncherError
 from .launchers import LaunchedJob, Launcher, LaunchOutcome
 from .run import job_command, job_environment
@@ -276,9 +276,9 @@ class Scheduler(Reattach, ArrayLaunches):
         candidates: list[Job] = []
         for job in list(self._pending):
             deps = job.dependencies
-            if any(d.state in ("FAILED", "CANCELLED") for d in deps):
+            if any(d.state in UNSUCCESSFUL_STATES for d in deps):
                 self._pending.remove(job)
-                failed = next(d for d in deps if d.state in ("FAILED", "CANCELLED"))
+                failed = next(d for d in deps if d.state in UNSUCCESSFUL_STATES)
                 reason = f"dependency failed ({failed.name})"
                 job.jobdir.end("FAILED", reason)
                 self._set_state(job, "FAILED", reason)
@@ -326,7 +326,7 @@ class Scheduler(Reattach, ArrayLaunches):
             job.launcher.supports_dependencies
             and dep.launcher is job.launcher
             and dep.launched is not None
-            and dep.state in ("SUBMITTED", "RUNNING")
+            and dep.state in ACTIVE_STATES
         )
 
     def _has_room(self, job: Job, starting: list[Job]) -> bool:

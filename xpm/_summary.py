@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._vocabulary import UNSUCCESSFUL_STATES
 from .errors import JobsFailedError
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class RunSummary:
 
     def failed_jobs(self) -> list[Job]:
         """Jobs of this run that failed or were cancelled."""
-        return [j for j in self.jobs.values() if j.state in ("FAILED", "CANCELLED")]
+        return [j for j in self.jobs.values() if j.state in UNSUCCESSFUL_STATES]
 
     def _summarize(self) -> None:
         c = self.counts()
@@ -114,7 +115,7 @@ class RunSummary:
         stderr = job.jobdir.stderr
         if stderr.exists():
             return f"log: {stderr}"
-        upstream = [d for d in job.dependencies if d.state in ("FAILED", "CANCELLED")]
+        upstream = [d for d in job.dependencies if d.state in UNSUCCESSFUL_STATES]
         if upstream:
             return f"never started, so no log: see the log of {upstream[0].name}"
         return f"never started, no log (the reason above says why): {job.jobdir.path}"

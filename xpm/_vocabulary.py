@@ -23,6 +23,8 @@ STATES: tuple[JobState, ...] = get_args(JobState)
 TERMINAL_STATES: frozenset[str] = frozenset({"DONE", "FAILED", "CANCELLED"})
 #: A job in one of these has a process (or a launcher's job) that may still be alive.
 ACTIVE_STATES: tuple[JobState, ...] = ("SUBMITTED", "RUNNING")
+#: How a job ends when it did not succeed (its dependents cannot run).
+UNSUCCESSFUL_STATES: tuple[JobState, ...] = ("FAILED", "CANCELLED")
 #: The one name people are shown for a job that has not started (#19).
 NOT_STARTED: JobState = "WAITING"
 #: States that are shown as :data:`NOT_STARTED`.

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .._vocabulary import shown_state
+from .._vocabulary import UNSUCCESSFUL_STATES, shown_state
 from ._options import (
     duration,
     filter_options,
@@ -312,7 +312,7 @@ def log(job: str, workdir: Path | None, stderr: bool, follow: bool) -> None:
             else f"the job has not run yet ({shown_state(found['state'])})"
         )
         raise UsageError(f"{path} does not exist: {why}")
-    if not stderr and not follow and found["state"] in ("FAILED", "CANCELLED"):
+    if not stderr and not follow and found["state"] in UNSUCCESSFUL_STATES:
         # A failed job's traceback is in stderr: an empty output must not look like all.
         err = jobdir.log("stderr")
         if path.stat().st_size == 0 and err.exists() and err.stat().st_size:

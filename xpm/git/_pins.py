@@ -18,7 +18,7 @@ import re
 import time
 from pathlib import Path
 
-from .._vocabulary import experiments_root
+from .._vocabulary import RUNS, experiments_root
 from ..errors import GitError
 from ._cmd import common_dir, git, text, xpm_dir
 from ._state import GitState
@@ -134,7 +134,7 @@ def run_exists(workdir: str | os.PathLike[str], run_id: str) -> bool:
     if not experiments.is_dir():
         return False
     return any(
-        (exp / "runs" / f"{run_id}.json").exists() for exp in experiments.iterdir() if exp.is_dir()
+        (exp / RUNS / f"{run_id}.json").exists() for exp in experiments.iterdir() if exp.is_dir()
     )
 
 
