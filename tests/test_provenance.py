@@ -75,8 +75,9 @@ def env() -> dict[str, str]:
     return {**environ, "PYTHONPATH": str(ROOT), "XPM_GIT": "on"}
 
 
-def run_experiment(repo: Path, *args: str) -> str:
-    proc = subprocess.run(
+def run_script(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python experiment.py ARGS` in ``repo``."""
+    return subprocess.run(
         [sys.executable, "experiment.py", *args],
         cwd=repo,
         env=env(),
@@ -85,6 +86,10 @@ def run_experiment(repo: Path, *args: str) -> str:
         timeout=180,
         check=False,
     )
+
+
+def run_experiment(repo: Path, *args: str) -> str:
+    proc = run_script(repo, *args)
     assert proc.returncode == 0, proc.stderr
     return "squares/" + proc.stdout.split("RUN ")[1].strip()
 
@@ -212,15 +217,7 @@ def test_results_of_a_failed_attempt_are_not_shown_as_the_new_attempts(tmp_path:
     wd = repo / "wd"
 
     def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "experiment.py", str(wd)],
-            cwd=repo,
-            env=env(),
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
+        return run_script(repo, str(wd))
 
     assert run().returncode != 0
     (jobdir,) = iter_job_dirs(wd)

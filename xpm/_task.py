@@ -12,6 +12,7 @@ from ._config import Config, iter_configs, missing_error
 from ._configinfo import MISSING
 from ._current import current_experiment
 from ._types import GeneratedPath, PathGenerator
+from ._vocabulary import jobs_root
 from .errors import ExperimentError, XpmError
 
 if TYPE_CHECKING:
@@ -260,7 +261,7 @@ def _job_directory_of(path: Path, jobdir: JobDir) -> str | None:
     if not path.is_absolute():
         return None  # relative to where the job runs: its own directory
     try:
-        parts = path.relative_to(jobdir.path.parent.parent).parts
+        parts = path.relative_to(jobs_root(jobdir.workdir)).parts
     except ValueError:
         return None
     if len(parts) < 3 or (parts[0], parts[1]) == (jobdir.task_id, jobdir.identifier):

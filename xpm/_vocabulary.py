@@ -48,6 +48,20 @@ def shown_state(state: str) -> str:
     return NOT_STARTED if state in NOT_STARTED_STATES else state
 
 
+def shown_counts(counts: dict[str, int]) -> dict[str, int]:
+    """Job counts by stored state, counted by :func:`shown_state` (UNSCHEDULED + WAITING)."""
+    shown: dict[str, int] = {}
+    for state, n in counts.items():
+        shown[shown_state(state)] = shown.get(shown_state(state), 0) + n
+    return shown
+
+
+def stored_state(name: str) -> str:
+    """The state the index holds for ``name`` as a person writes it (any case; WAITING)."""
+    upper = name.upper()
+    return "UNSCHEDULED" if upper == NOT_STARTED else upper
+
+
 #: How an experiment runs: run and wait, only write job directories, or only print a plan.
 RunMode = Literal["normal", "generate", "dry-run"]
 RUN_MODES: tuple[RunMode, ...] = get_args(RunMode)

@@ -92,9 +92,8 @@ class LazyGroup(click.Group):
             ctx.exit(128 + signum if signum else EXIT_INTERRUPTED)
         except BrokenPipeError:
             # `xpm ... | head`: the reader has all it wanted.  Quiet, as a SIGPIPE'd
-            # command would be; stdout points at /dev/null so the exit flush stays quiet too.
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, sys.stdout.fileno())
+            # command would be.
+            _stdout_to_null()
             ctx.exit(EXIT_BROKEN_PIPE)
         except OSError as error:
             from .._storage import first_storage_error, storage_error
@@ -107,6 +106,12 @@ class LazyGroup(click.Group):
                 ctx.exit(StorageError.exit_code)
         except Exception as error:  # noqa: BLE001 - the one place that catches everything
             _unexpected(ctx, error)
+
+
+def _stdout_to_null() -> None:
+    """Point stdout at /dev/null: its reader is gone, and the interpreter's flush at exit
+    would otherwise report the broken pipe once more."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _unexpected(ctx: click.Context, error: Exception) -> None:
@@ -173,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             sys.stdout.flush()
         except BrokenPipeError:  # the reader left before the last buffered output
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            _stdout_to_null()
 
 
 __all__ = ["COMMANDS", "LazyGroup", "cli", "main"]

@@ -16,11 +16,9 @@ def experiments() -> None:
 
 
 def _counts(counts: dict[str, int]) -> str:
-    from .._vocabulary import shown_state
+    from .._vocabulary import shown_counts
 
-    shown: dict[str, int] = {}
-    for state, n in counts.items():
-        shown[shown_state(state)] = shown.get(shown_state(state), 0) + n
+    shown = shown_counts(counts)
     return " ".join(f"{state.lower()}={n}" for state, n in sorted(shown.items())) or "-"
 
 

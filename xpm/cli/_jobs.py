@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .._vocabulary import UNSUCCESSFUL_STATES, shown_state
+from .._vocabulary import UNSUCCESSFUL_STATES, shown_counts, shown_state
 from ._options import (
     duration,
     filter_options,
@@ -193,9 +193,7 @@ def _watch(workdir: Path, filters: Any, interval: float, fmt: str) -> None:
         out.write("\x1b[?25h\x1b[?1049l")
         out.flush()
     if last is not None:  # what was on screen, in one line, left in the shell
-        shown: dict[str, int] = {}
-        for state, n in last.counts.items():
-            shown[shown_state(state)] = shown.get(shown_state(state), 0) + n
+        shown = shown_counts(last.counts)
         counts = ", ".join(f"{n} {s}" for s, n in sorted(shown.items()))
         click.echo(f"xpm: {last.total} jobs ({counts or 'none'}) in {workdir}")
 

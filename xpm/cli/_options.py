@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from .._humanize import duration, short_value, size  # noqa: F401 - the CLI's formats
-from .._vocabulary import FILTER_STATES
+from .._vocabulary import FILTER_STATES, stored_state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,7 +77,7 @@ def make_filter(
     if since:
         parse_since(since)  # a bad value is an error even when no job would be read
     return JobFilter(
-        states=sorted({"UNSCHEDULED" if s.upper() == "WAITING" else s.upper() for s in states}),
+        states=sorted({stored_state(s) for s in states}),
         task=task,
         tags=parse_tags(tags),
         experiment=experiment,

@@ -152,12 +152,10 @@ def render_watch(snap: Any, width: int, height: int, interval: float) -> list[st
     terminal wraps on some terminals, which would scroll the frame)."""
     import time
 
-    from .._vocabulary import shown_state
+    from .._vocabulary import shown_counts, shown_state
     from ._options import duration, short_value
 
-    counts: dict[str, int] = {}
-    for state, n in snap.counts.items():
-        counts[shown_state(state)] = counts.get(shown_state(state), 0) + n
+    counts = shown_counts(snap.counts)
     order = [s for s in _COUNT_ORDER if counts.get(s)]
     order += sorted(s for s in counts if s not in _COUNT_ORDER and counts[s])
     lines = [

@@ -16,7 +16,7 @@ from datasette.filters import FilterArguments
 from datasette.utils import path_with_added_args, path_with_removed_args
 from markupsafe import Markup, escape
 
-from .._vocabulary import NOT_STARTED, NOT_STARTED_STATES
+from .._vocabulary import shown_state
 from . import _data, _files
 from ._metadata import DATABASE
 from ._served import index_signature, workdir_of
@@ -197,9 +197,7 @@ class _XpmFacet(Facet):  # type: ignore[misc]
                 {
                     "value": value,
                     # A job not started reads WAITING, as everywhere (the value stays).
-                    "label": NOT_STARTED
-                    if arg == "state" and value in NOT_STARTED_STATES
-                    else value,
+                    "label": shown_state(value) if arg == "state" else value,
                     "count": row["count"],
                     "toggle_url": _toggle(self, arg, value, value in chosen),
                     "selected": value in chosen,
@@ -320,9 +318,9 @@ def render_cell(
     if column == "page" and value.startswith("/-/xpm/job/"):
         url = datasette.urls.path(value.lstrip("/"))
         return Markup(f'<a href="{escape(url)}">job page</a>')
-    if column == "state" and value in NOT_STARTED_STATES:
+    if column == "state" and shown_state(value) != value:
         # The name every view uses for a job not started (the stored one is kept).
-        return Markup(f'<span title="stored as {escape(value)}">{NOT_STARTED}</span>')
+        return Markup(f'<span title="stored as {escape(value)}">{shown_state(value)}</span>')
     if column == "stderr_tail":
         return Markup(f'<pre class="xpm-tail">{escape(value)}</pre>')
     return None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._vocabulary import NOT_STARTED
+from .._vocabulary import stored_state
 from ..errors import UsageError
 from ._tasktables import TaskTable, quote, task_tables
 
@@ -176,9 +176,7 @@ def parse_where(table: TaskTable, text: str) -> list[Condition]:
             )
         parsed = parse_value(value)
         if column == "state" and isinstance(parsed, str):
-            # As --state takes them: any case, and WAITING for a job not started.
-            parsed = parsed.upper()
-            parsed = "UNSCHEDULED" if parsed == NOT_STARTED else parsed
+            parsed = stored_state(parsed)  # as --state takes them: any case, WAITING
         out.append(Condition(column, OPERATORS[match.group(2)], parsed))
     return out
 

@@ -10,7 +10,7 @@ registry reads the file.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,33 +167,31 @@ def _integer(data: Mapping[str, Any], key: str, where: str, *, minimum: int | No
 
 
 def _size(data: Mapping[str, Any], key: str, where: str) -> int | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    message = (
-        f"{where}: {key}: expected a memory size like 16G or 16GiB "
-        f"(units K, M, G, T, KiB, MiB, GiB, TiB), got {_kind(value)}"
-    )
-    if not isinstance(value, str):
-        raise LauncherError(message)
-    try:
-        return parse_size(value)
-    except SpecError as error:
-        raise LauncherError(message) from error
+    return _parsed(
+        data, key, where, parse_size,
+        "a memory size like 16G or 16GiB (units K, M, G, T, KiB, MiB, GiB, TiB)",
+    )  # fmt: skip
 
 
 def _duration(data: Mapping[str, Any], key: str, where: str) -> int | None:
+    return _parsed(
+        data, key, where, parse_duration, "a duration like '2 days', '12h' or '90 minutes'"
+    )
+
+
+def _parsed(
+    data: Mapping[str, Any], key: str, where: str, parse: Callable[[str], int], expected: str
+) -> int | None:
+    """``data[key]`` parsed by ``parse`` (None when absent); a one-line error naming the
+    file's place and what was expected otherwise."""
     value = data.get(key)
     if value is None:
         return None
-    message = (
-        f"{where}: {key}: expected a duration like '2 days', '12h' or '90 minutes', "
-        f"got {_kind(value)}"
-    )
+    message = f"{where}: {key}: expected {expected}, got {_kind(value)}"
     if not isinstance(value, str):
         raise LauncherError(message)
     try:
-        return parse_duration(value)
+        return parse(value)
     except SpecError as error:
         raise LauncherError(message) from error
 
