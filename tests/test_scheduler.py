@@ -178,5 +178,10 @@ def test_a_recorded_launcher_is_rebuilt_from_its_description(tmp_path: Path) -> 
     assert isinstance(launcher_from_description(None, "slurm"), SlurmLauncher)
     old = launcher_from_description({"kind": "slurm", "retired_option": 1})
     assert isinstance(old, SlurmLauncher) and old.describe() == {"kind": "slurm"}
-    with pytest.raises(LauncherError, match="unknown launcher kind 'pbs': this xpm knows local"):
+    with pytest.raises(LauncherError, match="unknown launcher kind 'pbs' and no class recorded"):
         launcher_from_description({"kind": "pbs"})
+    # A recorded class is used only for kinds xpm does not know, and must be of that kind.
+    taken = launcher_from_description({"kind": "slurm", "class": "xpm.launchers:LocalLauncher"})
+    assert isinstance(taken, SlurmLauncher)
+    with pytest.raises(LauncherError, match="is not a Launcher of that kind"):
+        launcher_from_description({"kind": "pbs", "class": "xpm.launchers:LocalLauncher"})

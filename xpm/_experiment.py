@@ -27,6 +27,7 @@ from ._submission import JobSubmission
 from ._summary import RunSummary
 from ._vocabulary import RUN_MODES, arrays_root, experiments_root, jobs_root
 from .errors import ExperimentError, JobDirectoryError
+from .launchers import recorded_description
 
 if TYPE_CHECKING:
     from ._dirwriter import DirectoryWriter
@@ -487,7 +488,7 @@ class Experiment(StopSignals, RunRecord, RunSummary):
         cached = self._described.get(id(launcher))
         if cached is None or cached[0] is not launcher:
             # Described once per launcher (Slurm's reads its signature): asked at every launch.
-            cached = self._described[id(launcher)] = (launcher, launcher.describe())
+            cached = self._described[id(launcher)] = (launcher, recorded_description(launcher))
         return {
             "run": f"{self.name}/{self.run_id}",
             "git": self.git.records(),

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _atomicio  # read through the module: replacing a function there reaches JobDir
 from ._process import process_gone
-from ._vocabulary import TERMINAL_STATES, jobs_root
+from ._vocabulary import LOCAL_KIND, TERMINAL_STATES, jobs_root
 from .errors import JobDirectoryError
 
 if TYPE_CHECKING:
@@ -377,13 +377,13 @@ class JobDir:
         locally that never started and whose launching process (the experiment) is gone.
         Either way no process may hold ``running.lock``.
         """
-        if status.launcher not in (None, "local"):
+        if status.launcher not in (None, LOCAL_KIND):
             return None  # a batch system's verdict says more (TIMEOUT...): ask it instead
         if status.state == "RUNNING" and status.host == host and status.pid:
             if not process_gone(int(status.pid), status.pid_start):
                 return None
             detail = f"its process {status.pid} on {host} is gone"
-        elif status.state == "SUBMITTED" and status.launcher == "local":
+        elif status.state == "SUBMITTED" and status.launcher == LOCAL_KIND:
             by = status.submitter or {}
             pid = by.get("pid")
             if by.get("host") != host or not isinstance(pid, int):

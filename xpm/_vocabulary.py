@@ -62,6 +62,10 @@ def stored_state(name: str) -> str:
     return "UNSCHEDULED" if upper == NOT_STARTED else upper
 
 
+#: The launcher kind whose jobs are processes of the host that launched them (stopped and
+#: found gone by their pid); every other kind is asked through its launcher.
+LOCAL_KIND = "local"
+
 #: How an experiment runs: run and wait, only write job directories, or only print a plan.
 RunMode = Literal["normal", "generate", "dry-run"]
 RUN_MODES: tuple[RunMode, ...] = get_args(RunMode)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -370,7 +371,8 @@ def kill(
     """Stop running jobs (named, or matching the filters) and record them CANCELLED.
 
     Local jobs: SIGTERM to the job's process group (SIGKILL 5 s later); Slurm jobs:
-    scancel.  Jobs that already ended are left alone.
+    scancel; the jobs of any other launcher: its own cancel.  Jobs that already ended are
+    left alone; exit 1 when a launcher could not stop some.
     """
     from ..workdir import existing_workdir, jobs_for, kill_jobs
 
@@ -380,9 +382,16 @@ def kill(
         click.echo("no job matches")
         _say_why_none(wd, make_filter(states, task, tags, experiment, since, commit))
         return
+    failed = 0
     for result in kill_jobs(wd, selected):
         name = f"{result.job['task_id']}/{result.job['id'][:12]}"
         click.echo(f"{result.action:<9} {name}  {result.detail}")
+        failed += result.action == "failed"
+    if failed:
+        click.echo(
+            f"xpm: {failed} job(s) could not be stopped; they are left as they were", err=True
+        )
+        sys.exit(1)
 
 
 @jobs.command("clean")

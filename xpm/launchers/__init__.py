@@ -1,7 +1,12 @@
 """Launchers: where jobs run (``LocalLauncher``; ``SlurmLauncher`` in ``xpm.launchers.slurm``)."""
 
 from ._base import LaunchedJob, Launcher, LaunchOutcome, backend_decides
-from ._kinds import description_key, launcher_class, launcher_from_description
+from ._kinds import (
+    description_key,
+    launcher_class,
+    launcher_from_description,
+    recorded_description,
+)
 from .local import LocalLauncher
 
 __all__ = [
@@ -14,6 +19,7 @@ __all__ = [
     "description_key",
     "launcher_class",
     "launcher_from_description",
+    "recorded_description",
 ]
 
 

@@ -5,6 +5,9 @@ and the options that differ from the defaults).  Commands that act on jobs later
 jobs list`` asking Slurm about active jobs, ``xpm jobs kill``) rebuild that launcher here,
 so a configured ``binpath`` or other option is honoured.  Backends are imported on first
 use only: ``xpm.launchers.slurm`` stays unloaded for local work.
+
+A launcher defined outside xpm needs no registration: the description recorded with its
+jobs names its class (``"class": "module:QualName"``), which is imported to rebuild it.
 """
 
 from __future__ import annotations
@@ -24,18 +27,43 @@ KINDS: dict[str, str] = {
 }
 
 
-def launcher_class(kind: str) -> type[Launcher]:
-    """The launcher class of ``kind`` (``local``, ``slurm``)."""
-    try:
-        module, _, name = KINDS[kind].partition(":")
-    except KeyError:
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def launcher_class(kind: str, class_path: str | None = None) -> type[Launcher]:
+    """The launcher class of ``kind``: xpm's own (``local``, ``slurm``), or for another
+    kind the class ``class_path`` (``module:QualName``, recorded by :func:`recorded_description`)."""
+    where = KINDS.get(kind) or class_path
+    if where is None:
         raise LauncherError(
-            f"unknown launcher kind {kind!r}: this xpm knows {', '.join(sorted(KINDS))}"
+            f"unknown launcher kind {kind!r} and no class recorded for it: this xpm knows "
+            f"{', '.join(sorted(KINDS))}"
+        )
+    module, _, name = where.partition(":")
+    try:
+        found: Any = importlib.import_module(module)
+        for part in name.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as e:
+        raise LauncherError(
+            f"launcher kind {kind!r}: cannot import its class {where} ({e}); make its module "
+            "importable here (PYTHONPATH) to list or kill its jobs"
         ) from None
-    cls = getattr(importlib.import_module(module), name)
-    if not (isinstance(cls, type) and issubclass(cls, Launcher)):  # a bug in KINDS
-        raise TypeError(f"{KINDS[kind]} is not a Launcher")
-    return cls
+    if not (isinstance(found, type) and issubclass(found, Launcher)) or found.kind != kind:
+        raise LauncherError(f"launcher kind {kind!r}: {where} is not a Launcher of that kind")
+    return found
+
+
+def recorded_description(launcher: Launcher) -> dict[str, Any]:
+    """What each attempt records about ``launcher``: its :meth:`~Launcher.describe`, plus
+    its class when that is not xpm's own for its kind, so a later process can rebuild it
+    (:func:`launcher_from_description`) without any registration."""
+    described = dict(launcher.describe())
+    own = type(launcher)
+    if KINDS.get(own.kind) != _class_path(own):
+        described["class"] = _class_path(own)
+    return described
 
 
 def launcher_from_description(
@@ -45,7 +73,8 @@ def launcher_from_description(
     no description (jobs recorded by an older xpm), the default launcher of ``kind``."""
     options = dict(description or {})
     kind = str(options.pop("kind", None) or kind or "local")
-    return launcher_class(kind).from_description(options)
+    class_path = options.pop("class", None)
+    return launcher_class(kind, class_path).from_description(options)
 
 
 def description_key(description: Mapping[str, Any] | None, kind: str | None = None) -> str:

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from .._jobdir import JobDir
+from .._vocabulary import LOCAL_KIND
 from ..errors import LauncherError
 from ._base import LaunchedJob, Launcher, LaunchOutcome
 
@@ -29,7 +30,7 @@ class LocalLauncher(Launcher):
             imports its own code fresh, in its own session, directory and environment.
     """
 
-    kind = "local"
+    kind = LOCAL_KIND
     starts_at_once = True
     notifies_exit = True
 

@@ -1,6 +1,7 @@
-"""Stopping jobs: SIGTERM to a local job's process group (SIGKILL after a grace period),
-one ``scancel`` per Slurm launcher, each stopped job recorded CANCELLED in its directory
-and then in the index.
+"""Stopping jobs: SIGTERM to a local job's process group (SIGKILL after a grace period);
+for jobs of any other launcher (Slurm's ``scancel``, or a launcher defined outside xpm),
+one ``cancel()`` per launcher the jobs recorded.  Each stopped job is recorded CANCELLED
+in its directory and then in the index.
 """
 
 from __future__ import annotations
@@ -15,18 +16,19 @@ from typing import Any
 
 from .._jobdir import JobDir
 from .._process import process_alive
-from .._vocabulary import ACTIVE_STATES
+from .._vocabulary import ACTIVE_STATES, LOCAL_KIND
 from ..errors import UsageError
-from ._reconcile import by_recorded_launcher, refresh_rows
+from ._reconcile import backend_name, by_recorded_launcher, refresh_rows
 
-#: States in which a job may still be running somewhere.
 #: Seconds a killed local job gets between SIGTERM and SIGKILL.
 KILL_GRACE = 5.0
 
 
 @dataclass
 class KillResult:
-    """What :func:`kill_jobs` did for one job: ``action`` is ``cancelled`` or ``skipped``."""
+    """What :func:`kill_jobs` did for one job: ``action`` is ``cancelled``, ``skipped`` (it
+    had ended, or has nothing to stop yet) or ``failed`` (its launcher could not stop it:
+    the job is left as it was)."""
 
     job: dict[str, Any]
     action: str
@@ -56,6 +58,12 @@ def _stop_local(pid: int, grace: float) -> str:
     return f"sent SIGTERM to process group {pid}"
 
 
+def _cancel_word(jobdir: JobDir) -> str:
+    """How a backend job was stopped, for the report: ``scancel`` for Slurm."""
+    kind = jobdir.read_status().launcher
+    return "scancel" if kind == "slurm" else f"cancelled by {backend_name(kind)}:"
+
+
 def _reap(pid: int) -> None:
     """Collect ``pid`` if it is our own child (tests launch jobs from this process)."""
     with contextlib.suppress(ChildProcessError):
@@ -68,7 +76,8 @@ def kill_jobs(
     """Stop the active jobs among ``jobs`` and record them CANCELLED.
 
     Local jobs get SIGTERM on their process group (the pid comes from the job's status;
-    SIGKILL after ``grace`` seconds); Slurm jobs are cancelled with one ``scancel``.  Each
+    SIGKILL after ``grace`` seconds); the jobs of any other launcher are cancelled by that
+    launcher, rebuilt from what their last attempt recorded (one ``scancel`` for Slurm).  Each
     cancelled job gets a ``cancelled`` marker and event in its directory, then its index
     row is rewritten.  Jobs already ended are skipped; a local job running on another host
     is a :class:`UsageError` (kill it from there).
@@ -81,18 +90,20 @@ def kill_jobs(
     host = socket.gethostname()
     results: list[KillResult] = []
     local: list[tuple[dict[str, Any], JobDir, int]] = []
-    slurm: list[tuple[dict[str, Any], JobDir, str]] = []
+    backend: list[tuple[dict[str, Any], JobDir, str]] = []
     for job in jobs:
         jobdir = JobDir(workdir, job["task_id"], job["id"])
         status = jobdir.read_status()
         if status.terminal or status.state not in ACTIVE_STATES:
             results.append(KillResult(job, "skipped", f"not running ({status.state})"))
             continue
-        if status.launcher == "slurm":
+        if status.launcher not in (None, LOCAL_KIND):
             if not status.launcher_job_id:
-                results.append(KillResult(job, "skipped", "no Slurm job id recorded yet"))
+                results.append(
+                    KillResult(job, "skipped", f"no {status.launcher} job id recorded yet")
+                )
                 continue
-            slurm.append((job, jobdir, status.launcher_job_id))
+            backend.append((job, jobdir, status.launcher_job_id))
             continue
         pid = status.pid or (int(status.launcher_job_id) if status.launcher_job_id else None)
         if status.host and status.host != host:
@@ -112,13 +123,28 @@ def kill_jobs(
     cancelled: list[tuple[dict[str, Any], JobDir, str]] = []
     for job, jobdir, pid in local:
         cancelled.append((job, jobdir, _stop_local(pid, grace)))
-    if slurm:
+    if backend:
+        from ..errors import LauncherError
         from ..launchers import LaunchedJob
 
-        ones = [LaunchedJob(jd, jid) for _, jd, jid in slurm]
-        for launcher, group in by_recorded_launcher(ones, "slurm"):
-            launcher.cancel(group)
-        cancelled += [(job, jd, f"scancel {jid}") for job, jd, jid in slurm]
+        rows = {jd.identifier: job for job, jd, _ in backend}
+        ones = [LaunchedJob(jd, jid) for _, jd, jid in backend]
+        for group in by_recorded_launcher(ones):
+            try:
+                group.launcher().cancel(group.jobs)
+            except LauncherError as e:
+                # Never record CANCELLED a job its launcher was not asked to stop.
+                for one in group.jobs:
+                    results.append(KillResult(rows[one.jobdir.identifier], "failed", str(e)))
+                continue
+            cancelled += [
+                (
+                    rows[one.jobdir.identifier],
+                    one.jobdir,
+                    f"{_cancel_word(one.jobdir)} {one.launcher_job_id}",
+                )
+                for one in group.jobs
+            ]
     for job, jobdir, detail in cancelled:
         reason = "cancelled by `xpm jobs kill`"
         jobdir.end("CANCELLED", reason)
