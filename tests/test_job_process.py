@@ -15,6 +15,7 @@ import pytest
 from conftest import popen_python, run_python
 from xpm_test_tasks import Count, Introspect, ReportWithFunction, SelfKill
 
+from xpm import _forkserver
 from xpm._experiment import experiment
 from xpm._jobdir import JobDir
 from xpm.errors import JobsFailedError
@@ -380,7 +381,7 @@ def test_a_late_answer_does_not_run_the_job_twice(
 
     def late_replies(self: _forkclient.ForkServer) -> Any:
         for reply in read_replies(self):
-            if reply[0] == "started":
+            if isinstance(reply, _forkserver.Started):
                 time.sleep(1.5)
             yield reply
 

@@ -39,7 +39,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from ._frames import FrameBuffer, frame, read_frames
 from ._jobdir import JobDir
@@ -52,23 +52,30 @@ BATCH = 128
 #: Seconds a queued directory may wait for its batch to fill (checked at each submission).
 BATCH_AGE = 0.5
 
-Item = tuple[str, str, str, "str | None"]
+
+class NewDirectory(NamedTuple):
+    """A job directory to make: its task id, identifier, ``params.json`` text and
+    ``tags.json`` text (None: no tags).  Sent to the helper as a plain tuple."""
+
+    task_id: str
+    identifier: str
+    params_text: str
+    tags_text: str | None
 
 
-def write_new(workdir: Path, item: Item) -> bool | None:
+def write_new(workdir: Path, item: NewDirectory) -> bool | None:
     """Make one job directory; None when it was new, else whether the existing job is DONE."""
-    task_id, identifier, text, tags_text = item
-    jobdir = JobDir(workdir, task_id, identifier)
+    jobdir = JobDir(workdir, item.task_id, item.identifier)
     if jobdir.create():
-        jobdir.write_params(text, fresh=True)
-        if tags_text is not None:
-            jobdir.write_tags_text(tags_text)
+        jobdir.write_params(item.params_text, fresh=True)
+        if item.tags_text is not None:
+            jobdir.write_tags_text(item.tags_text)
         return None
     # Another process made it first: the same rules as any existing job directory.
     done = jobdir.is_done()
     if not done or not jobdir.params.exists():
-        jobdir.write_params(text)
-    tags = json.loads(tags_text) if tags_text is not None else {}
+        jobdir.write_params(item.params_text)
+    tags = json.loads(item.tags_text) if item.tags_text is not None else {}
     if jobdir.read_tags() != tags:
         jobdir.write_tags(tags)
     return done
@@ -86,7 +93,7 @@ class DirectoryWriter:
         self.workdir = workdir
         self.written = 0
         self._announce = announce
-        self._batch: list[Item] = []
+        self._batch: list[NewDirectory] = []
         self._batch_jobs: list[Any] = []
         self._batch_started = 0.0
         self._in_flight: deque[list[Any]] = deque()  # jobs of batches sent, not yet acknowledged
@@ -114,7 +121,7 @@ class DirectoryWriter:
             self._existing[task_id] = names
         return identifier in names
 
-    def write(self, item: Item, job: Any) -> None:
+    def write(self, item: NewDirectory, job: Any) -> None:
         """Make (or queue) the job directory ``item`` describes, for ``job``."""
         self.written += 1
         if self._helper is None and self.written <= START_AFTER:
@@ -161,7 +168,7 @@ class DirectoryWriter:
         batch, self._batch = self._batch, []
         self._in_flight.append(self._batch_jobs)
         self._batch_jobs = []
-        data = memoryview(frame(batch))
+        data = memoryview(frame([tuple(item) for item in batch]))  # marshal: plain tuples
         try:
             # A Ctrl-C in the middle of a batch would leave the helper half of it: the batch
             # is written whole, and the interrupt is raised right after.
@@ -284,22 +291,22 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the experiment decides when to stop
     workdir = Path(argv[0])
-    batch: list[Item]
+    batch: list[tuple[str, str, str, str | None]]
     for batch in read_frames(sys.stdin.buffer):
         raced: dict[str, bool] = {}
-        for written, item in enumerate(batch):
+        for written, item in enumerate(map(NewDirectory._make, batch)):
             try:
                 done = write_new(workdir, item)
             except OSError as e:
                 _report({"error": _describe(e), "written": written, "raced": raced})
                 return 1
             except Exception as e:  # noqa: BLE001 - reported to the experiment, with the path
-                path = JobDir(workdir, item[0], item[1]).path
+                path = JobDir(workdir, item.task_id, item.identifier).path
                 error = f"{type(e).__name__}: {e} ({path})"
                 _report({"error": error, "written": written, "raced": raced})
                 return 1
             if done is not None:
-                raced[item[1]] = done
+                raced[item.identifier] = done
         _send_reply("ok", raced)
     _report({})
     return 0

@@ -30,7 +30,7 @@ from .errors import ExperimentError, JobDirectoryError
 from .launchers import recorded_description
 
 if TYPE_CHECKING:
-    from ._dirwriter import DirectoryWriter
+    from ._dirwriter import DirectoryWriter, NewDirectory
     from ._task import Task
     from .launchers import Launcher
 
@@ -354,14 +354,18 @@ class Experiment(StopSignals, RunRecord, RunSummary):
             from ._dirwriter import DirectoryWriter
 
             directories = self._directories = DirectoryWriter(self.workdir, self._written)
-        new_directory: tuple[str, str, str, str | None] | None = None
+        new_directory: NewDirectory | None = None
         if directories is not None and not directories.exists(typeid, ident):
             # New directories are made by a helper process once there are many (see
             # xpm/_dirwriter.py); one that another process makes meanwhile is handled there.
             created, done = True, False
             doc = to_params(task, self.workdir)
             job.submission.params_doc = doc
-            new_directory = (typeid, ident, render(doc), tags_text(tags) if tags else None)
+            from ._dirwriter import NewDirectory  # loaded already: generate mode's writer
+
+            new_directory = NewDirectory(
+                typeid, ident, render(doc), tags_text(tags) if tags else None
+            )
         elif created := jobdir.create():
             # A directory this process just created: nobody can be reading it yet.
             done = False

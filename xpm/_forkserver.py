@@ -51,8 +51,50 @@ class JobRequest(NamedTuple):
 REAP_EVERY_MS = 200
 
 
-def _reply(fd: int, *message: Any) -> None:
-    data = frame(message)
+class Ready(NamedTuple):
+    """Reply: the server has imported what jobs need and waits for requests."""
+
+
+class Started(NamedTuple):
+    """Reply: the job of request ``request_id`` was forked as ``pid``."""
+
+    request_id: int
+    pid: int
+
+
+class ForkFailed(NamedTuple):
+    """Reply: the job of request ``request_id`` could not be forked (``message`` says why)."""
+
+    request_id: int
+    message: str
+
+
+class Exited(NamedTuple):
+    """Reply: the job ``pid`` ended with wait status ``status``."""
+
+    pid: int
+    status: int
+
+
+Reply = Ready | Started | ForkFailed | Exited
+#: The tag that starts each reply on the pipe, by reply type.
+_REPLY_TAGS: dict[type, str] = {
+    Ready: "ready",
+    Started: "started",
+    ForkFailed: "error",
+    Exited: "exit",
+}
+_REPLY_TYPES = {tag: kind for kind, tag in _REPLY_TAGS.items()}
+
+
+def parse_reply(message: Any) -> Reply:
+    """The reply a frame read from the server holds (a tag, then the reply's fields)."""
+    kind: Any = _REPLY_TYPES[message[0]]
+    return kind._make(message[1:])
+
+
+def _reply(fd: int, message: Reply) -> None:
+    data = frame((_REPLY_TAGS[type(message)], *message))
     while data:
         data = data[os.write(fd, data) :]
 
@@ -70,14 +112,14 @@ def _serve(requests: int, replies: int) -> JobRequest | None:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 unwatched.discard(pid)
-                _reply(replies, "exit", pid, status)
+                _reply(replies, Exited(pid, status))
         for fd, _events in ready:
             if fd != requests:
                 pid = children.pop(fd)
                 poller.unregister(fd)
                 os.close(fd)
                 _, status = os.waitpid(pid, 0)
-                _reply(replies, "exit", pid, status)
+                _reply(replies, Exited(pid, status))
                 continue
             data = os.read(requests, 1 << 16)
             if not data:
@@ -87,7 +129,7 @@ def _serve(requests: int, replies: int) -> JobRequest | None:
                 try:
                     pid = os.fork()
                 except OSError as e:
-                    _reply(replies, "error", request.request_id, f"cannot fork: {e}")
+                    _reply(replies, ForkFailed(request.request_id, f"cannot fork: {e}"))
                     continue
                 if pid == 0:
                     for child_fd in (requests, replies, *children):
@@ -100,7 +142,7 @@ def _serve(requests: int, replies: int) -> JobRequest | None:
                 else:
                     children[pidfd] = pid
                     poller.register(pidfd, select.POLLIN)
-                _reply(replies, "started", request.request_id, pid)
+                _reply(replies, Started(request.request_id, pid))
 
 
 def _job_sys_path(
@@ -213,7 +255,7 @@ def main() -> int:
     base_path = list(sys.path)
     base_pythonpath = os.environ.get("PYTHONPATH", "")
     try:
-        _reply(replies, "ready")
+        _reply(replies, Ready())
         request = _serve(requests, replies)
     except (BrokenPipeError, KeyboardInterrupt):  # the experiment process went away
         return 0

@@ -24,6 +24,7 @@ from ._rows import (
     JobRows,
     ResultsCursor,
     RunRows,
+    SubmissionRow,
     git_state_row,
     has_unread,
     read_job,
@@ -283,20 +284,17 @@ def _insert_git_states(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]])
 
 
 def write_submissions(
-    conn: sqlite3.Connection,
-    submissions: Sequence[tuple[str, str, float | None]],
-    *,
-    link: bool = True,
+    conn: sqlite3.Connection, submissions: Sequence[SubmissionRow], *, link: bool = True
 ) -> None:
-    """Record submissions and point their jobs at the latest run that submitted them."""
+    """Record submissions and (``link``) point their jobs at the latest run that submitted
+    them."""
     if not submissions:
         return
     conn.executemany(
         "INSERT OR REPLACE INTO submissions (run, job_id, time) VALUES (?, ?, ?)", submissions
     )
     if link:
-        ids = sorted({s[1] for s in submissions})
-        link_jobs_by_id(conn, ids)
+        link_jobs_by_id(conn, sorted({s.job_id for s in submissions}))
 
 
 # --- rebuild -------------------------------------------------------------------------------
@@ -351,10 +349,7 @@ def _refill(index: IndexDB, runs: list[Any], jobdirs: list[JobDir], batch: int) 
                     link=False,
                     tables=False,
                 )
-            conn.executemany(
-                "INSERT OR REPLACE INTO submissions (run, job_id, time) VALUES (?, ?, ?)",
-                [s for r in runs for s in r.submissions],
-            )
+            write_submissions(conn, [s for r in runs for s in r.submissions], link=False)
             link_jobs(conn)
             refresh_task_rows(conn)
 

@@ -31,7 +31,7 @@ from ._ingest import (
     write_submissions,
 )
 from ._links import link_jobs_by_id
-from ._rows import JobRows, ResultsCursor, RunRows, has_unread, read_job, read_run
+from ._rows import JobRows, ResultsCursor, RunRows, SubmissionRow, has_unread, read_job, read_run
 from ._tasktables import refresh_task_rows
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class Recorder:
         self.index = IndexDB(xp.workdir)
         self._cond = threading.Condition()
         self._jobs: dict[str, _Queued] = {}  # by identifier
-        self._subs: list[tuple[str, str, float | None]] = []
+        self._subs: list[SubmissionRow] = []
         self._done: set[str] = set()  # already DONE at submission, tags unchanged
         self._starting: set[str] = set()  # RUNNING for the scheduler, maybe not on disk yet
         # Live results: the jobs not ended yet, and how far their results.jsonl is indexed.
@@ -116,7 +116,7 @@ class Recorder:
             self._jobs[job.identifier] = _Queued(
                 job.jobdir, True, dict(job.submission.tags), job.submission.params_doc, untouched
             )
-            self._subs.append((self.run_key, job.identifier, when))
+            self._subs.append(SubmissionRow(self.run_key, job.identifier, when))
             self._track(job)
             if len(self._jobs) >= FLUSH_ROWS:
                 self._cond.notify_all()
@@ -221,7 +221,7 @@ class Recorder:
     def _requeue(
         self,
         jobs: dict[str, _Queued],
-        subs: list[tuple[str, str, float | None]],
+        subs: list[SubmissionRow],
         done: set[str],
     ) -> None:
         """Keep what a failed write held for the next one (a full disk may be freed, a
@@ -265,7 +265,7 @@ class Recorder:
         conn: sqlite3.Connection,
         run: RunRows | None,
         rows: list[JobRows],
-        subs: list[tuple[str, str, float | None]],
+        subs: list[SubmissionRow],
         live: list[JobDir],
         cursors: dict[str, ResultsCursor],
     ) -> dict[str, ResultsCursor]:
@@ -273,10 +273,10 @@ class Recorder:
             write_runs(conn, [run])
         write_jobs(conn, rows, link=False, tables=False)
         write_submissions(conn, subs, link=False)
-        ids = sorted({r.job["id"] for r in rows} | {s[1] for s in subs})
+        ids = sorted({r.job["id"] for r in rows} | {s.job_id for s in subs})
         link_jobs_by_id(conn, ids)
         refresh_task_rows(
-            conn, [r.job["id"] for r in rows] + [s[1] for s in subs], known_values(rows)
+            conn, [r.job["id"] for r in rows] + [s.job_id for s in subs], known_values(rows)
         )
         return catch_up_results(conn, live, cursors) if live else {}
 

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._atomicio import read_json_lines
 from .._jobdir import JobDir, JobStatus
@@ -407,13 +407,21 @@ def read_job(
 
 
 # --- runs ----------------------------------------------------------------------------------
+class SubmissionRow(NamedTuple):
+    """A ``submissions`` row: run ``run`` (``experiment/run_id``) submitted job ``job_id``."""
+
+    run: str
+    job_id: str
+    time: float | None
+
+
 @dataclass
 class RunRows:
     """What the index holds about one run record."""
 
     run: dict[str, Any]
     git_states: list[dict[str, Any]]
-    submissions: list[tuple[str, str, float | None]]
+    submissions: list[SubmissionRow]
 
 
 RUN_KEYS = ("experiment", "run_id", "run_mode", "start_time", "end_time", "host", "user", "pid")
@@ -450,12 +458,12 @@ def read_run(record_path: Path, *, submissions: bool = True) -> RunRows | None:
     if isinstance(states, dict):
         states = [states]
     git_states = [s for s in states if isinstance(s, dict)]
-    subs: list[tuple[str, str, float | None]] = []
+    subs: list[SubmissionRow] = []
     if submissions:
         for line in read_json_lines(record_path.with_name(f"{run_id}.jobs.jsonl")):
             ident = line.get("identifier")
             if isinstance(ident, str):
-                subs.append((key, ident, line.get("time")))
+                subs.append(SubmissionRow(key, ident, line.get("time")))
     return RunRows(run, git_states, subs)
 
 

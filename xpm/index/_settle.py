@@ -28,7 +28,7 @@ from .._process import process_gone
 from .._vocabulary import TERMINAL_STATES, run_record
 from ..errors import IndexDatabaseError
 from ._db import IndexDB, index_path
-from ._ingest import write_jobs, write_runs
+from ._ingest import write_jobs, write_runs, write_submissions
 from ._links import link_jobs_by_id
 from ._rows import JobRows, RunRows, read_job, read_run
 from ._tasktables import refresh_task_rows
@@ -119,11 +119,8 @@ def _settle(db: IndexDB, crashed: list[dict[str, Any]], echo: Callable[[str], No
                 r[0] for r in conn.execute("SELECT job_id FROM submissions WHERE run = ?", (key,))
             ]
             conn.execute("DELETE FROM submissions WHERE run = ?", (key,))
-            conn.executemany(
-                "INSERT OR REPLACE INTO submissions (run, job_id, time) VALUES (?, ?, ?)",
-                run.submissions,
-            )
-            touched.update(before, (s[1] for s in run.submissions))
+            write_submissions(conn, run.submissions, link=False)
+            touched.update(before, (s.job_id for s in run.submissions))
         touched.update(r.job["id"] for r in stale)
         ids = sorted(touched)
         link_jobs_by_id(conn, ids)

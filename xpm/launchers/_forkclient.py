@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from .._forkserver import JobRequest
+from .._forkserver import ForkFailed, JobRequest, Ready, Reply, Started, parse_reply
 from .._frames import frame, read_frames
 from .._jobdir import lost_reason
 from ..errors import LauncherError
@@ -336,38 +336,35 @@ class ForkServer:
                 self._kill(f"left a job unreaped for {oldest:.0f} s")
                 return
 
-    def _replies(self) -> Iterator[tuple[Any, ...]]:
+    def _replies(self) -> Iterator[Reply]:
         """The server's replies (see :mod:`xpm._forkserver`), until it exits."""
-        yield from read_frames(self._stdout)
+        for message in read_frames(self._stdout):
+            yield parse_reply(message)
 
     def _read(self) -> None:
         for reply in self._replies():
-            kind = reply[0]
-            if kind == "ready":
+            if isinstance(reply, Ready):
                 self.ready.set()
-            elif kind == "started":
-                _, request_id, pid = reply
+            elif isinstance(reply, Started):
                 with self._lock:
-                    pending = self._requests.pop(request_id, None)
+                    pending = self._requests.pop(reply.request_id, None)
                     if pending is None:  # already given up as dead: nobody waits for this job
                         continue
-                    proc = ForkedProcess(pid, pending.jobdir, pending.on_exit)
-                    self._procs[pid] = proc
+                    proc = ForkedProcess(reply.pid, pending.jobdir, pending.on_exit)
+                    self._procs[reply.pid] = proc
                 pending.process = proc
                 pending.answered.set()
-            elif kind == "error":
-                _, request_id, message = reply
+            elif isinstance(reply, ForkFailed):
                 with self._lock:
-                    pending = self._requests.pop(request_id, None)
+                    pending = self._requests.pop(reply.request_id, None)
                 if pending is not None:
-                    pending.error = message
+                    pending.error = reply.message
                     pending.answered.set()
-            elif kind == "exit":
-                _, pid, status = reply
+            else:
                 with self._lock:
-                    ended = self._procs.pop(pid, None)
+                    ended = self._procs.pop(reply.pid, None)
                 if ended is not None:
-                    ended._exited(os.waitstatus_to_exitcode(status))
+                    ended._exited(os.waitstatus_to_exitcode(reply.status))
         self._died()
         self._stopped.set()
         self._stdout.close()
