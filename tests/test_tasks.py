@@ -554,3 +554,29 @@ def test_detach_says_why_it_waits_for_a_local_pipeline(
         for n in (41, 42, 43):
             Count(n=n, sleep=2).submit()  # the first still runs when the block ends
     assert "xpm slots: 2 job(s) wait for a free slot" in capsys.readouterr().err
+
+
+def test_upstream_jobs_tagged_differently_are_said_once_per_task_and_tag(workdir: Path) -> None:
+    """A job depending on two jobs tagged ``word=alpha`` and ``word=beta`` records one of
+    them; the run says which, once per task and tag (it kept the last silently before)."""
+    from xpm_test_tasks import Concat, Say
+
+    from xpm import tag
+
+    said: list[str] = []
+    with experiment(workdir, "tg", "dry-run", progress=False, echo=said.append) as xp:
+        alpha, beta = Say(word=tag("alpha")).submit(), Say(word=tag("beta")).submit()
+        Concat(strings=[alpha, beta]).submit()
+        Concat(strings=[beta, alpha]).submit()  # the same ambiguity: said once
+        Concat(strings=[alpha]).submit()  # one upstream job: nothing to say
+    conflicts = [line for line in said if "depends on jobs tagged word differently" in line]
+    assert len(conflicts) == 1, said
+    alpha_id = alpha.__xpm_jobdir__.identifier[:12]
+    assert f"('alpha' in xpm_test_tasks.say/{alpha_id}, 'beta' in" in conflicts[0]
+    assert "it records word='beta', the last one's" in conflicts[0]
+    concats = [j for j in xp.jobs.values() if j.task_id.endswith("concat")]
+    assert [j.submission.tags for j in concats] == [
+        {"word": "beta"},
+        {"word": "alpha"},
+        {"word": "alpha"},
+    ]

@@ -128,6 +128,8 @@ class Experiment(StopSignals, RunRecord, RunSummary):
         self._code_paths = list(code_paths)
         self.scheduler.provenance = self.attempt_provenance
         self._described: dict[int, tuple[Launcher, dict[str, Any]]] = {}
+        #: (task id, tag key) pairs already warned about: two upstream jobs, two values.
+        self._tag_conflicts_said: set[tuple[str, str]] = set()
         #: Handlers of STOP_SIGNALS before this run replaced them (restored at its end).
         self._previous_handlers: dict[int, Any] = {}
         self._stopped_by: Terminated | None = None
@@ -317,7 +319,6 @@ class Experiment(StopSignals, RunRecord, RunSummary):
                 resolve_generated(key, label, job.jobdir, found)
             return self._outputs(task)
         dependencies: list[Job] = []
-        tags: dict[str, Any] = {}
         for upstream in found.dependencies:
             up_key = (type(upstream).__xpm__.typeid, upstream.__identifier__().hex)
             dep_job = self.jobs.get(up_key)
@@ -328,8 +329,9 @@ class Experiment(StopSignals, RunRecord, RunSummary):
                 )
             if dep_job not in dependencies:
                 dependencies.append(dep_job)
-                tags.update(dep_job.submission.tags)  # tags propagate from those it depends on
-        tags.update(_jsonable_tags(found.tags))
+        own = _jsonable_tags(found.tags)
+        tags = self._inherited_tags(label, dependencies, own)
+        tags.update(own)
         task.__dict__["_xpm_jobdir"] = jobdir
         resolve_generated(key, label, jobdir, found)
         job = Job(jobdir, launcher or self.launcher, JobSubmission(task, tags), dependencies)
@@ -340,6 +342,34 @@ class Experiment(StopSignals, RunRecord, RunSummary):
         else:
             self._write_job(job)
         return outputs
+
+    def _inherited_tags(
+        self, label: str, dependencies: list[Job], own: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The tags a job takes from the jobs it depends on (the last one wins a key).  When
+        two of them give one key different values and the job's own configuration does not
+        tag that key, the run says which value the job records, once per task and key: a
+        sweep must not read one of them as the job's setting unawares."""
+        tags: dict[str, Any] = {}
+        givers: dict[str, Job] = {}
+        for dep in dependencies:
+            for key, value in dep.submission.tags.items():
+                earlier = givers.get(key)
+                said = (label.split("/")[0], key)
+                if earlier is None or key in own or tags[key] == value:
+                    pass
+                elif said not in self._tag_conflicts_said:
+                    self._tag_conflicts_said.add(said)
+                    self._say(
+                        f"xpm {self.name}: {label} depends on jobs tagged {key} "
+                        f"differently ({tags[key]!r} in {earlier.task_id}/"
+                        f"{earlier.identifier[:12]}, {value!r} in {dep.task_id}/"
+                        f"{dep.identifier[:12]}): it records {key}={value!r}, the last "
+                        "one's (said once per task and tag)"
+                    )
+                tags[key] = value
+                givers[key] = dep
+        return tags
 
     def _write_job(self, job: Job) -> None:
         """Normal and generate modes: write ``job``'s directory (generate mode's directory
