@@ -599,3 +599,17 @@ def test_log_of_a_failed_job_points_at_stderr_and_of_one_never_started_says_why(
     shown = runner.invoke(cli, ["jobs", "log", never.identifier[:12], "--workdir", str(wd)])
     assert shown.exit_code == 2
     assert "it never started (dependency failed" in shown.stderr
+
+
+def test_show_of_a_job_not_started_marks_the_files_it_has_not_written(workdir: Path) -> None:
+    with experiment(workdir, "gen", "generate", progress=False):
+        Count(n=41).submit()
+    shown = run("jobs", "show", job_of(workdir, "count"), "--workdir", str(workdir))
+    assert shown.exit_code == 0, shown.output
+    paths = dict(
+        line.split(None, 1)
+        for line in shown.output.split("paths:\n")[1].split("\n\n")[0].splitlines()
+    )
+    assert not paths["params"].endswith("(not written yet)")
+    for name in ("stdout", "stderr", "results"):
+        assert paths[name].endswith("  (not written yet)"), paths

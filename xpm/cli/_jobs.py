@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -270,7 +271,10 @@ def show(job: str, workdir: Path | None, as_json: bool) -> None:
             more = f" and {len(files) - 10} more" if len(files) > 10 else ""
             out.append(f"    uncommitted: {', '.join(files[:10])}{more}")
     out += ["", "paths:"]
-    out += [f"  {name:<9} {path}" for name, path in details["paths"].items()]
+    for name, path in details["paths"].items():
+        # A job not started yet has no logs or results: do not send people looking for them.
+        missing = "" if os.path.lexists(path) else "  (not written yet)"
+        out.append(f"  {name:<9} {path}{missing}")
     if earlier:
         kept = "stdout.N.log, stderr.N.log, results.N.jsonl"
         out.append(f"  earlier   {earlier} attempt(s) beside them: {kept} (N = 1..{earlier})")
