@@ -100,7 +100,9 @@ def build(workdir: Path, n: int) -> None:
             c.executemany(f"INSERT INTO jobs ({names}) VALUES ({','.join('?' * 18)})", jobs)
             c.executemany("INSERT INTO submissions VALUES (?, ?, ?)", subs)
             c.executemany("INSERT INTO tags VALUES (?, ?, ?, ?)", tags)
-            c.executemany("INSERT INTO params VALUES (?, ?, ?, ?)", params)
+            c.executemany(
+                "INSERT INTO params (job_id, path, value, type) VALUES (?, ?, ?, ?)", params
+            )
             c.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", results)
 
         index.write(fill)

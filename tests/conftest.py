@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -76,3 +77,13 @@ def assert_index_equals_rebuild(workdir: Path, scratch: Path) -> None:
             rows_a = a.conn.execute(f'SELECT * FROM "{t.name}" ORDER BY {order}').fetchall()
             rows_b = b.conn.execute(f'SELECT * FROM "{t.name}" ORDER BY {order}').fetchall()
             assert rows_a == rows_b, t.name
+
+
+def params_as_before_schema_5(workdir: Path) -> None:
+    """Write the params.json files of ``workdir`` as an xpm older than index schema 5 did:
+    without the ``meta`` lists (the migration tests build their old workdirs with it)."""
+    for path in workdir.glob("jobs/*/*/params.json"):
+        doc = json.loads(path.read_text())
+        for obj in doc["objects"]:
+            obj.pop("meta", None)
+        path.write_text(json.dumps(doc))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from _gitrepo import git_recording, make_repo, sh  # noqa: F401  (autouse fixture)
-from conftest import ROOT
+from conftest import ROOT, params_as_before_schema_5
 
 from xpm._jobdir import JobDir, iter_job_dirs
 from xpm.datasette._app import make_datasette
@@ -321,6 +321,7 @@ def test_an_index_of_schema_1_is_migrated_and_equals_a_rebuild(tmp_path: Path) -
             event.pop(key, None)
         old.append(json.dumps(event))
     jobdir.events.write_text("\n".join(old) + "\n")
+    params_as_before_schema_5(wd)
     # An index file of schema 1 with the same rows (what the older xpm wrote).
     rebuild(wd)
     db = wd / "xpm.db"
@@ -335,6 +336,7 @@ def test_an_index_of_schema_1_is_migrated_and_equals_a_rebuild(tmp_path: Path) -
         conn.execute(f"DROP TABLE {name}")
     conn.execute("DROP INDEX idx_jobs_run")
     conn.execute("ALTER TABLE jobs DROP COLUMN run")
+    conn.execute("ALTER TABLE params DROP COLUMN meta")  # schema 5's
     # Schema 1 pointed the job at its latest submission's git state.
     conn.execute(
         "UPDATE jobs SET git_state = (SELECT git_state FROM run_git_states WHERE run = ?)",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, params_as_before_schema_5
 from xpm_test_tasks import Count, Evaluate, Learn, Model, Train
 
 from xpm import tag
@@ -160,6 +160,8 @@ def test_columns_appear_and_are_renamed_as_keys_appear(tmp_path: Path) -> None:
 def test_migration_from_version_2_builds_task_tables(sweep: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(sweep, copy)
+    params_as_before_schema_5(copy)
+    rebuild(copy)
     expected = task_snapshot(copy)
     conn = sqlite3.connect(copy / "xpm.db", isolation_level=None)
     try:  # back to what xpm wrote at schema version 2 (before the task tables)
@@ -167,6 +169,7 @@ def test_migration_from_version_2_builds_task_tables(sweep: Path, tmp_path: Path
             conn.execute(f'DROP TABLE "{name}"')
         for name in ("task_tables", "task_columns", "results_read"):
             conn.execute(f"DROP TABLE {name}")
+        conn.execute("ALTER TABLE params DROP COLUMN meta")
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     finally:
         conn.close()
@@ -182,9 +185,12 @@ def test_migration_from_version_3_names_the_file_each_cursor_read(
 ) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(sweep, copy)
+    params_as_before_schema_5(copy)
+    rebuild(copy)
     conn = sqlite3.connect(copy / "xpm.db", isolation_level=None)
     try:  # back to schema version 3: offsets without the file they belong to
         conn.execute("ALTER TABLE results_read DROP COLUMN file")
+        conn.execute("ALTER TABLE params DROP COLUMN meta")
         conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
         before = conn.execute("SELECT job_id, bytes FROM results_read ORDER BY job_id").fetchall()
     finally:
@@ -619,3 +625,30 @@ def test_results_of_a_mistyped_experiment_suggest_the_name(sweep: Path) -> None:
     out = cli_run("results", "train", "--workdir", str(sweep), "--experiment", name[:-1] + "x")
     assert out.exit_code == 0 and out.stdout.strip() == "(none)"
     assert f"did you mean '{name}'?" in out.stderr
+
+
+def test_meta_parameters_are_recorded_as_such_and_not_shown_by_default(workdir: Path) -> None:
+    """A Meta parameter (gpus, a generated path) is not a setting: the index marks it, the
+    task table types its column ``meta``, and `xpm results` leaves it out unless asked (#16:
+    the model path of every Learn job was a default column, 100 characters wide)."""
+    with experiment(workdir, "meta", progress=False):
+        for epochs, gpus in ((1, 1), (2, 4)):
+            Learn(model=Model(n_layers=2), epochs=epochs, gpus=gpus).submit()
+    with open_index(workdir, readonly=True) as index:
+        flags = dict(index.query("SELECT DISTINCT path, meta FROM params"))
+        kinds = dict(index.query("SELECT key, kind FROM task_columns"))
+    metas = {p for p, m in flags.items() if m == 1}
+    assert metas == {"gpus", "counter", "hold", "model_path", "model.device"}  # nested too
+    assert flags["epochs"] is None and flags["model.n_layers"] is None
+    assert kinds["gpus"] == "meta" and kinds["model_path"] == "meta" and kinds["epochs"] == "param"
+    shown = cli_run("results", "learn", "--workdir", str(workdir), "--format", "json")
+    assert shown.exit_code == 0, shown.output
+    rows = json.loads(shown.output)
+    assert set(rows[0]) == {"id", "state", "epochs", "duration"}
+    every = cli_run(
+        "results", "learn", "--workdir", str(workdir), "--columns", "*", "--format", "json"
+    )
+    assert {"gpus", "model_path"} <= set(json.loads(every.output)[0])
+    asked = cli_run("results", "learn", "--workdir", str(workdir), "--columns", "epochs,gpus")
+    assert asked.exit_code == 0 and "gpus" in asked.output
+    assert check(workdir) == []  # the live index and a rebuild agree on it

@@ -12,7 +12,9 @@ Objects are listed dependencies first; ``task`` names the object of the task who
 this object is.  Values: JSON scalars as themselves (``1`` and ``1.0`` stay distinct), and
 ``{"$config": id}``, ``{"$path": ..., "base": "workdir"|null}``, ``{"$genpath": rel}``,
 ``{"$enum": "module:Qualname", "name": N, "file": F}``, ``{"$tuple": [...]}``, ``{"$dict": {...}}``,
-``{"$float": "nan"|"inf"|"-inf"}``.  All values are saved, Meta and defaults included.
+``{"$float": "nan"|"inf"|"-inf"}``.  All values are saved, Meta and defaults included;
+an object with Meta values names them in ``"meta": [...]`` (for the index, which shows
+settings apart from Meta parameters; loading ignores it).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 from ._config import Config
 from ._configinfo import MISSING
-from ._types import GeneratedPath
+from ._types import GeneratedPath, ParamKind
 from .errors import SerializationError
 
 FORMAT_VERSION = 1
@@ -55,13 +57,16 @@ class _Writer:
         cls = type(cfg)
         info = cls.__xpm__
         values = {}
+        meta = []
         for p in info.param_list:
             value = fields.get(p.name, MISSING)
             if value is MISSING:
                 continue
             # Most values are plain scalars: saved as themselves, without the dispatch.
             values[p.name] = value if type(value) in _AS_IS else self.value(value)
-        obj = {
+            if p.kind is ParamKind.META:
+                meta.append(p.name)
+        obj: dict[str, Any] = {
             "id": len(self.objects),
             "module": cls.__module__,
             "qualname": cls.__qualname__,
@@ -71,6 +76,8 @@ class _Writer:
             "task": task_ref,
             "values": values,
         }
+        if meta:  # read by the index (Meta parameters are not settings), never by load()
+            obj["meta"] = meta
         self.ids[key] = obj["id"]
         self.objects.append(obj)
         return obj["id"]  # type: ignore[return-value]

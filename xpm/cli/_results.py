@@ -38,8 +38,8 @@ from ._render import echo_results, format_option
 @click.option(
     "--columns",
     metavar="COLUMN,...",
-    help="Columns to show ('*': all). Default: id, state, tags, parameters that vary, "
-    "results, duration.",
+    help="Columns to show ('*': all). Default: id, state, tags, parameters that vary "
+    "(Meta parameters only when named), results, duration.",
 )
 @click.option(
     "--group-by", metavar="COLUMN,...", help="One row per value of these columns (e.g. lr)."

@@ -66,8 +66,12 @@ def write_jobs(
         conn.execute(f"DELETE FROM params WHERE job_id IN ({marks})", chunk)
         conn.execute(f"DELETE FROM tags WHERE job_id IN ({marks})", chunk)
     conn.executemany(
-        "INSERT OR REPLACE INTO params (job_id, path, value, type) VALUES (?, ?, ?, ?)",
-        [(j.job["id"], *p) for j in full for p in j.params or ()],
+        "INSERT OR REPLACE INTO params (job_id, path, value, type, meta) VALUES (?, ?, ?, ?, ?)",
+        [
+            (j.job["id"], *p, 1 if j.meta and p[0] in j.meta else None)
+            for j in full
+            for p in j.params or ()
+        ],
     )
     conn.executemany(
         "INSERT OR REPLACE INTO tags (job_id, key, value, type) VALUES (?, ?, ?, ?)",
@@ -193,7 +197,7 @@ def catch_up_readers(db: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> None:
 def known_values(jobs: Iterable[JobRows]) -> dict[str, dict[tuple[str, str], Any]]:
     """The task-table values of the jobs whose params, tags and results are all in memory."""
     return {
-        j.job["id"]: values_of(j.params, j.tags or (), j.results)
+        j.job["id"]: values_of(j.params, j.tags or (), j.results, j.meta)
         for j in jobs
         if j.params is not None and j.results_replace
     }

@@ -140,7 +140,7 @@ def resolve_column(table: TaskTable, name: str, what: str = "column") -> str:
     by_tail = [
         c
         for c, (kind, key) in table.kinds.items()
-        if kind == "param" and key.lower().rsplit(".", 1)[-1] == name.lower()
+        if kind in ("param", "meta") and key.lower().rsplit(".", 1)[-1] == name.lower()
     ]
     if len(by_tail) == 1:
         return by_tail[0]
@@ -211,7 +211,7 @@ def _find_table(
 
 def default_columns(table: TaskTable, rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """What a person comparing runs wants to see: id, state, the tags, the parameters that
-    vary (and are not tags), the results, the duration."""
+    vary (and are not tags; Meta parameters are not settings), the results, the duration."""
     kinds = {c: table.kinds.get(c, ("job", c))[0] for c in table.columns}
     ordered = sorted(table.columns, key=lambda c: table.kinds.get(c, ("", c))[1].lower())
     tags = [c for c in ordered if kinds[c] == "tag"]

@@ -61,12 +61,14 @@ def typed(value: Any) -> tuple[Any, str]:
 _SCALAR_KINDS = {str: "str", type(None): "null"}
 
 
-def flatten_params(doc: dict[str, Any]) -> list[tuple[str, Any, str]]:
+def flatten_params(doc: dict[str, Any], meta: set[str] | None = None) -> list[tuple[str, Any, str]]:
     """(dotted path, value, kind) for every value of a params.json document.
 
     Nested configurations give a ``config`` row (value: their type id) and rows for their
     own values under ``path.``; lists and tuples give a JSON row, and rows ``path.N`` for
-    the configurations they hold.
+    the configurations they hold.  ``meta``, when given, receives the paths of the rows
+    that are ``Meta`` parameters or lie under one (each object of the document lists its
+    Meta names under ``"meta"``; documents written before xpm recorded them have none).
     """
     objects = doc.get("objects") or []
     rows: list[tuple[str, Any, str]] = []
@@ -102,12 +104,16 @@ def flatten_params(doc: dict[str, Any]) -> list[tuple[str, Any, str]]:
         values = o.get("values")
         if not isinstance(values, dict):
             return
+        metas = o.get("meta") if meta is not None else None
         for key, v in values.items():
+            first = len(rows)
             kind = _SCALAR_KINDS.get(type(v))
             if kind is not None:  # most values: no need for emit's dispatch
                 rows.append((f"{prefix}{key}", v, kind))
             else:
                 emit(f"{prefix}{key}", v, stack)
+            if metas and key in metas and meta is not None:
+                meta.update(r[0] for r in rows[first:])  # the value and all under it
 
     def emit(path: str, v: Any, stack: tuple[int, ...]) -> None:
         if isinstance(v, dict):
@@ -213,6 +219,8 @@ class JobRows:
 
     job: dict[str, Any]
     params: list[tuple[str, Any, str]] | None = None
+    #: The paths of ``params`` that are ``Meta`` parameters (or under one).
+    meta: set[str] = field(default_factory=set)
     tags: list[tuple[str, Any, str]] | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
     #: Attempts that recorded their provenance (see :func:`attempt_rows`).
@@ -400,7 +408,7 @@ def read_job(
                     doc = json.load(fh)
             except (OSError, ValueError):
                 doc = {}
-        rows.params = flatten_params(doc) if isinstance(doc, dict) else []
+        rows.params = flatten_params(doc, rows.meta) if isinstance(doc, dict) else []
         tag_values = tags if tags is not None else jobdir.read_tags() if _TAGS in names else {}
         rows.tags = [(str(k), *typed(v)) for k, v in sorted(tag_values.items())]
     return rows

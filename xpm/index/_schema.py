@@ -316,6 +316,14 @@ TABLES: tuple[Table, ...] = (
                 "The value with its own SQLite type: an integer stays INTEGER, so `value > 2` compares numbers.",
             ),
             _c("type", "TEXT", f"Kind of value: {_VALUE_TYPES}."),
+            _c(
+                "meta",
+                "INTEGER",
+                "1 for a `Meta` parameter or a value under one (not a setting: where, how "
+                "many GPUs...), else NULL; NULL as well for jobs written before xpm "
+                "recorded it.",
+                since=5,
+            ),
         ),
         ("job_id", "path"),
         without_rowid=True,
@@ -375,7 +383,12 @@ TABLES: tuple[Table, ...] = (
         "The columns of each per-task table after the fixed ones: where each comes from.",
         (
             _c("task_id", "TEXT", "Task type id.", references="task_tables.task_id", since=3),
-            _c("kind", "TEXT", "`result`, `tag` or `param`.", since=3),
+            _c(
+                "kind",
+                "TEXT",
+                "`result`, `tag`, `param` or `meta` (a `Meta` parameter, since schema 5).",
+                since=3,
+            ),
             _c("key", "TEXT", "Result name, tag name or dotted parameter path.", since=3),
             _c(
                 "name",

@@ -12,10 +12,11 @@ matter; a table or column is renamed when a new name makes the rule choose anoth
 - table: the last part of the task id (``evaluate`` for ``mymodule.evaluate``), unless
   another task has the same last part or a table or view of the index has that name; then
   the whole task id; ``task:<task id>`` if even that is taken;
-- columns: the fixed columns (:data:`FIXED`) first; then each result, tag and parameter
-  path under its own name, in that order of precedence: a name already taken (compared
-  without case, as SQLite does) gets the kind as a prefix (``tag:loss`` when a result
-  ``loss`` exists, ``param:n_layers`` beside a tag ``n_layers``), then ``~2``, ``~3``...
+- columns: the fixed columns (:data:`FIXED`) first; then each result, tag, parameter and
+  Meta parameter path under its own name, in that order of precedence: a name already
+  taken (compared without case, as SQLite does) gets the kind as a prefix (``tag:loss``
+  when a result ``loss`` exists, ``param:n_layers`` beside a tag ``n_layers``), then
+  ``~2``, ``~3``...
 - at most :data:`MAX_COLUMNS` columns per table (SQLite's limit is 2000): keys beyond it
   stay in ``params``, ``tags`` and ``results`` only.
 """
@@ -23,7 +24,7 @@ matter; a table or column is renamed when a new name makes the rule choose anoth
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +44,8 @@ FIXED: tuple[str, ...] = (
 _FIXED_SQL = (
     "j.id, j.state, r.experiment, g.commit_sha, j.start_time, j.end_time, j.end_time - j.start_time"
 )
-#: Kinds of columns in order of precedence for a name.
-KINDS: tuple[str, ...] = ("result", "tag", "param")
+#: Kinds of columns in order of precedence for a name (``meta``: a Meta parameter).
+KINDS: tuple[str, ...] = ("result", "tag", "param", "meta")
 #: Columns per task table beyond the fixed ones.
 MAX_COLUMNS = 1000
 
@@ -121,13 +122,15 @@ def values_of(
     params: Iterable[tuple[str, Any, str]],
     tags: Iterable[tuple[str, Any, str]],
     results: Iterable[Mapping[str, Any]],
+    meta: Collection[str] = (),
 ) -> dict[tuple[str, str], Any]:
-    """A job's (kind, key) -> value from the rows just written to ``params``, ``tags`` and
-    (all of its) ``results``: what :func:`read_task_rows` would read back, without reading."""
+    """A job's (kind, key) -> value from the rows just written to ``params`` (``meta``: the
+    paths that are Meta parameters), ``tags`` and (all of its) ``results``: what
+    :func:`read_task_rows` would read back, without reading."""
     values: dict[tuple[str, str], Any] = {}
     for path, value, kind in params:
         if kind != "config":
-            values[("param", path)] = value
+            values[("meta" if path in meta else "param", path)] = value
     for key, value, _ in tags:
         values[("tag", key)] = value
     latest: dict[str, int] = {}
@@ -136,6 +139,13 @@ def values_of(
             latest[r["key"]] = r["seq"]
             values[("result", r["key"])] = r["value"]
     return values
+
+
+def _meta_flag(conn: sqlite3.Connection) -> str:
+    """``params.meta``, or NULL while migrating an index older than that column (the
+    migration to schema 3 fills the task tables before schema 5 adds it)."""
+    names = {row[1] for row in conn.execute("PRAGMA table_info(params)")}
+    return "meta" if "meta" in names else "NULL"
 
 
 def read_task_rows(
@@ -149,7 +159,11 @@ def read_task_rows(
     known = known or {}
     # Not the latest_results view: a migration runs this while views are dropped.
     sources = (
-        ("param", "SELECT job_id, path, value FROM params WHERE type != 'config'{and_ids}"),
+        (
+            "param",
+            f"SELECT job_id, path, value, {_meta_flag(conn)} FROM params "
+            "WHERE type != 'config'{and_ids}",
+        ),
         ("tag", "SELECT job_id, key, value FROM tags WHERE 1{and_ids}"),
         (
             "result",
@@ -172,10 +186,12 @@ def read_task_rows(
             continue
         for kind, sql in sources:
             and_ids = f" AND job_id{cond}" if cond else ""
-            for job_id, key, value, *_ in conn.execute(sql.format(and_ids=and_ids), params):
+            for job_id, key, value, *more in conn.execute(sql.format(and_ids=and_ids), params):
                 found = rows.values.get(job_id)
                 if found is not None and job_id not in known:
-                    found[(kind, key)] = value
+                    # params' fourth column is its meta flag (results': MAX(seq)).
+                    meta = kind == "param" and more and more[0]
+                    found[("meta" if meta else kind, key)] = value
     return rows
 
 
@@ -415,7 +431,12 @@ def mismatches(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     return out
 
 
-_KIND_TEXT = {"result": "latest value of the result", "tag": "tag", "param": "parameter"}
+_KIND_TEXT = {
+    "result": "latest value of the result",
+    "tag": "tag",
+    "param": "parameter",
+    "meta": "Meta parameter",
+}
 _FIXED_TEXT = {
     "id": "Job identifier (`jobs.id`).",
     "state": "State of the job.",
