@@ -460,7 +460,12 @@ def test_readers_pick_up_results_of_a_detached_run(tmp_path: Path) -> None:
     gate.write_text("go")  # reports from now on come with no state change
     results_file = _wait(lambda: list(workdir.glob("jobs/*.train/*/results.jsonl")), "results")[0]
     _wait(lambda: results_file.read_text().count("\n") == 3, "3 reports")
-    # No experiment process any more: the reader itself records the new lines.
+    # No experiment process any more: the reader itself records the new lines; `xpm query`
+    # too (through xpm's writer first: the user's SQL still runs read-only).
+    sql = "SELECT COUNT(*) AS n, MIN(value) AS last FROM results WHERE key = 'loss'"
+    queried = cli_run("query", sql, "--workdir", str(workdir), "--format", "json")
+    assert queried.exit_code == 0, queried.output
+    assert json.loads(queried.stdout) == [{"n": 3, "last": 1 / 3.25}]
     out = cli_run("results", "train", "--workdir", str(workdir), "--format", "json")
     assert out.exit_code == 0, out.output
     (row,) = json.loads(out.stdout)

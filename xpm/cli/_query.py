@@ -34,8 +34,9 @@ def query(
 ) -> None:
     """Run a read-only SQL query on the index (tables: jobs, params, tags, results, runs...).
 
-    The database is opened read-only: a statement that would write fails (exit 2).  SQL
-    is read from stdin when given as -.  Examples:
+    The database is opened read-only: a statement that would write fails (exit 2).  First,
+    as `xpm jobs list` does, xpm records what running jobs (of a detached run too) did
+    since.  SQL is read from stdin when given as -.  Examples:
     xpm query "SELECT state, COUNT(*) FROM jobs GROUP BY state";
     xpm query --param commit=3fa2 - < jobs-of-a-commit.sql
     """

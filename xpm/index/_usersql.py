@@ -15,12 +15,15 @@ from ..errors import IndexDatabaseError, UsageError
 
 
 def run_query(
-    workdir: str | os.PathLike[str], sql: str, params: Any = ()
+    workdir: str | os.PathLike[str], sql: str, params: Any = (), *, catch_up: bool = True
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run ``sql`` on the index opened read-only; returns column names and rows.
 
     A statement that would write is a :class:`UsageError` (exit 2) saying so; so is an SQL
-    error (with SQLite's message).
+    error (with SQLite's message).  With ``catch_up`` (and an index this user may write),
+    the index is first brought up to date with the jobs it calls active, as ``xpm jobs
+    list`` and ``xpm results`` do: a detached run's new states and results are recorded by
+    xpm's own writer, never by the query.
     """
     from ._db import REBUILD_HINT, check_header, index_path, readonly_uri
 
@@ -28,6 +31,8 @@ def run_query(
     if not path.exists():
         raise UsageError(f"no index at {path}: run an experiment first or `xpm index rebuild`")
     check_header(path)
+    if catch_up:
+        _catch_up(workdir)
     try:
         conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=30)
     except sqlite3.Error as e:
@@ -103,3 +108,14 @@ def schema_text(workdir: Path | None = None) -> str:
             return text  # no index yet: the documented schema is what there is
         # Damaged, a broken link, too new: say why its tables are missing, not nothing.
         return f"{text}\n\n(The task tables of this workdir are not listed: {error})"
+
+
+def _catch_up(workdir: str | os.PathLike[str]) -> None:
+    from ._results import settle_active
+    from ._settle import settle_crashed_runs, writable_index
+
+    db = writable_index(workdir)
+    if db is not None:
+        with db:
+            settle_crashed_runs(db)
+            settle_active(db)
