@@ -268,7 +268,7 @@ def test_poll_maps_states_and_falls_back_to_sacct(tmp_path: Path) -> None:
         "3": ("DONE", None, 0, None),
         "4": ("FAILED", "slurm: FAILED", 3, None),
         "5": ("FAILED", "slurm: TIMEOUT", None, 15),
-        "6": ("CANCELLED", "dependency failed", None, None),
+        "6": ("FAILED", "dependency failed", None, None),
         "7_1": ("FAILED", "slurm: OUT_OF_MEMORY", None, None),
         "8": ("CANCELLED", "slurm: CANCELLED", None, 15),
         "11": ("FAILED", "slurm: NODE_FAIL", None, None),

@@ -104,7 +104,9 @@ def _outcome(slurm_state: str, reason: str, code: str) -> LaunchOutcome:
     if state == "DONE":
         return LaunchOutcome(state, None, exit_code=exit_code or 0)
     if state == "CANCELLED" and reason == "DependencyNeverSatisfied":
-        return LaunchOutcome(state, "dependency failed")
+        # Slurm's word is CANCELLED; xpm's scheduler records the same case FAILED (it never
+        # ran because an upstream job failed): one state, whoever saw it first.
+        return LaunchOutcome("FAILED", "dependency failed")
     return LaunchOutcome(
         state,
         f"slurm: {slurm_state}",
