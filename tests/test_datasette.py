@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from _gitrepo import make_repo
 
+from xpm._experiment import experiment
 from xpm.datasette import _data, _files
 from xpm.datasette._app import make_datasette
 from xpm.datasette._metadata import QUERIES
@@ -461,7 +462,13 @@ def test_job_page(ds: Any) -> None:
     params = html[html.index('id="xpm-params"') : html.index('id="xpm-tags"')]
     # A tree: the nested model's parameters under model > model.
     assert params.index("learnedmodel") < params.index("<code>n_layers</code>")
-    assert '<code>n_layers</code> = <span class="xpm-value">2</span>' in params
+    assert (
+        '<code>n_layers</code> = <span class="xpm-value">2</span> <span class="xpm-type">int</span></li>'
+        in params
+    )
+    # Meta parameters are marked (the model's device), settings are not.
+    device = params.split("<code>device</code>")[1].split("</li>")[0]
+    assert 'class="xpm-meta"' in device
     results = html[html.index('id="xpm-results"') :]
     assert "accuracy" in results and "0.7" in results
     history = html[html.index('id="xpm-history"') : html.index('id="xpm-launcher"')]
@@ -470,6 +477,25 @@ def test_job_page(ds: Any) -> None:
     assert "local" in launcher and "sweep/" in launcher
     git = html[html.index('id="xpm-git"') : html.index('id="xpm-logs"')]
     assert "dirty" in git and "+# an uncommitted change" in git
+
+
+def test_job_page_of_a_job_not_launched_shows_bools_and_says_why_no_git(
+    tmp_path: Path,
+) -> None:
+    from xpm_test_tasks import Flagged
+
+    workdir = tmp_path / "wd"
+    with experiment(workdir, "gen", "generate", progress=False):
+        job = Flagged(flag=True).submit()
+    html = get(make_datasette(workdir), f"/-/xpm/job/{job.__xpm_jobdir__.identifier[:10]}").text
+    params = html[html.index('id="xpm-params"') : html.index('id="xpm-tags"')]
+    assert (
+        '<code>flag</code> = <span class="xpm-value">true</span> <span class="xpm-type">bool</span></li>'
+        in params
+    )
+    assert 'class="xpm-meta"' in params.split("<code>scratch</code>")[1]
+    git = html[html.index('id="xpm-git"') : html.index('id="xpm-logs"')]
+    assert "Not launched yet" in git and "XPM_GIT=off" not in git
 
 
 def test_job_page_links_upstream_and_downstream(ds: Any) -> None:

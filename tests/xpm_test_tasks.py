@@ -278,3 +278,13 @@ class Requeued(Task):
         self.report(run=restart)
         if restart == 0:
             time.sleep(600)
+
+
+class Flagged(Task):
+    """A task with a bool parameter (the web view shows it true/false, not 1/0)."""
+
+    flag: Param[bool] = False
+    scratch: Meta[str] = "/tmp"
+
+    def execute(self) -> None:
+        pass

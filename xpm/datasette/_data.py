@@ -118,7 +118,8 @@ def find_job_row(conn: sqlite3.Connection, ref: str) -> dict[str, Any] | None:
 
 
 def param_tree(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Nested ``{name: {"value", "type", "children"}}`` from dotted parameter paths."""
+    """Nested ``{name: {"value", "type", "meta", "children"}}`` from dotted parameter paths
+    (a bool shown as ``true``/``false``: SQLite stores it 0/1)."""
     root: dict[str, Any] = {}
     for row in sorted(rows, key=lambda r: str(r["path"]).split(".")):
         node = root
@@ -126,14 +127,19 @@ def param_tree(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for part in parts[:-1]:
             node = node.setdefault(part, {"value": None, "type": "", "children": {}})["children"]
         entry = node.setdefault(parts[-1], {"value": None, "type": "", "children": {}})
-        entry["value"], entry["type"] = row["value"], row["type"]
+        value = row["value"]
+        if row["type"] == "bool" and value in (0, 1):
+            value = "true" if value else "false"
+        entry["value"], entry["type"], entry["meta"] = value, row["type"], bool(row.get("meta"))
     return root
 
 
 def job_details(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
     """Everything the index knows about a job: params, tags, results, runs, git states."""
     one = (job_id,)
-    params = _dicts(conn.execute("SELECT path, value, type FROM params WHERE job_id = ?", one))
+    params = _dicts(
+        conn.execute("SELECT path, value, type, meta FROM params WHERE job_id = ?", one)
+    )
     tags = _dicts(
         conn.execute("SELECT key, value, type FROM tags WHERE job_id = ? ORDER BY key", one)
     )
