@@ -222,6 +222,11 @@ def test_kill_a_job_of_a_background_experiment(project: Path, tmp_path: Path) ->
         assert after["state"] == "CANCELLED"
         show = xpm("jobs", "show", job["id"][:10], cwd=project, workdir=wd)
         assert "CANCELLED (cancelled by `xpm jobs kill`)" in show.stdout
+        # One end: the job's own "terminated by SIGTERM", its marker naming the sender.
+        jobdir = JobDir(wd, job["task"], job["id"])
+        ends = [e for e in jobdir.read_status().history if e["state"] == "CANCELLED"]
+        assert len(ends) == 1 and ends[0]["reason"] == "terminated by SIGTERM"
+        assert "caught_signal" not in (jobdir.read_marker(jobdir.failed_marker) or {})
         again = xpm("jobs", "kill", "--tag", "n=99", cwd=project, workdir=wd)
         assert again.stdout.startswith("skipped") and "not running (CANCELLED)" in again.stdout
     finally:

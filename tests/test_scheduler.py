@@ -9,11 +9,12 @@ subprocess, one per poll, as a queue would.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from xpm_test_tasks import Count, Learn, Model
@@ -21,6 +22,7 @@ from xpm_test_tasks import Count, Learn, Model
 from xpm._experiment import experiment
 from xpm._jobdir import JobDir
 from xpm.launchers import LaunchedJob, Launcher, LaunchOutcome
+from xpm.launchers.slurm import SlurmLauncher
 from xpm.run import job_command
 
 
@@ -180,8 +182,44 @@ def test_a_recorded_launcher_is_rebuilt_from_its_description(tmp_path: Path) -> 
     assert isinstance(old, SlurmLauncher) and old.describe() == {"kind": "slurm"}
     with pytest.raises(LauncherError, match="unknown launcher kind 'pbs' and no class recorded"):
         launcher_from_description({"kind": "pbs"})
-    # A recorded class is used only for kinds xpm does not know, and must be of that kind.
-    taken = launcher_from_description({"kind": "slurm", "class": "xpm.launchers:LocalLauncher"})
-    assert isinstance(taken, SlurmLauncher)
+    # A recorded class must be of the recorded kind.
+    with pytest.raises(LauncherError, match="is not a Launcher of that kind"):
+        launcher_from_description({"kind": "slurm", "class": "xpm.launchers:LocalLauncher"})
     with pytest.raises(LauncherError, match="is not a Launcher of that kind"):
         launcher_from_description({"kind": "pbs", "class": "xpm.launchers:LocalLauncher"})
+    # One unknown option does not throw away the others: the configured binpath stays.
+    mixed = launcher_from_description(
+        {"kind": "slurm", "binpath": str(tmp_path), "retired_option": 1}
+    )
+    assert isinstance(mixed, SlurmLauncher) and mixed.binpath == tmp_path
+
+
+class LabSlurm(SlurmLauncher):
+    """A lab's Slurm launcher: xpm's, with a default partition and one option of its own."""
+
+    def __init__(self, *, project: str = "nlp", **options: Any) -> None:
+        options.setdefault("partition", "lab")
+        super().__init__(**options)
+        self.project = project
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "project": self.project}
+
+
+def test_a_lab_subclass_of_a_known_kind_is_rebuilt_as_itself(tmp_path: Path) -> None:
+    """``xpm jobs list/kill`` must rebuild a lab's subclass, not plain SlurmLauncher: its
+    class is recorded and preferred, and its own and inherited options come back (#17.1)."""
+    from xpm.launchers import recorded_description
+    from xpm.launchers._kinds import launcher_from_description
+
+    lab = LabSlurm(project="vision", binpath=tmp_path, time="2:00:00")
+    described = recorded_description(lab)
+    assert described["class"] == f"{__name__}:LabSlurm"
+    assert described["binpath"] == str(tmp_path) and described["partition"] == "lab"
+    again = launcher_from_description(json.loads(json.dumps(described)))
+    assert type(again) is LabSlurm
+    assert (again.project, again.binpath, again.time) == ("vision", tmp_path, "2:00:00")
+    assert recorded_description(again) == described
+    # The lab's module gone (another machine): xpm's own Slurm launcher, options kept.
+    moved = launcher_from_description({**described, "class": "lab_gone.launchers:LabSlurm"})
+    assert type(moved) is SlurmLauncher and moved.binpath == tmp_path

@@ -81,6 +81,37 @@ def test_settle_takes_the_launchers_verdict_and_the_jobs_own_outcome_wins(
     assert done.read_status().state == "DONE"
 
 
+def test_a_kill_names_the_sender_once_and_never_overrides_the_jobs_own_end(
+    workdir: Path,
+) -> None:
+    """``xpm jobs kill`` records one end per job: it names itself on the job's own
+    "terminated by" end, writes the end of a job killed before it could, and leaves a job
+    that succeeded or failed on its own in the meantime as it was (#17.3)."""
+    why = "cancelled by `xpm jobs kill`"
+    caught = started_job(workdir)
+    caught.end("CANCELLED", "terminated by SIGTERM", exit_code=143, caught_signal=15)
+    assert caught.name_the_sender(why) is None
+    status = caught.read_status()
+    assert (status.state, status.reason, status.exit_code) == ("CANCELLED", why, 143)
+    assert [e["state"] for e in status.history].count("CANCELLED") == 1
+    assert "caught_signal" not in (caught.read_marker(caught.failed_marker) or {})
+    silent = JobDir(workdir, "t.Task", "12" * 32)
+    silent.create()
+    silent.add_event("RUNNING", pid=1, host="elsewhere")
+    assert silent.name_the_sender(why) is None
+    assert (silent.read_status().state, silent.read_status().reason) == ("CANCELLED", why)
+    done = JobDir(workdir, "t.Task", "34" * 32)
+    done.create()
+    done.end("DONE", exit_code=0)
+    assert done.name_the_sender(why) == "DONE"
+    assert not done.failed_marker.exists() and done.read_status().state == "DONE"
+    failed = JobDir(workdir, "t.Task", "56" * 32)
+    failed.create()
+    failed.end("FAILED", "ValueError: bad", exit_code=1)
+    assert failed.name_the_sender(why) == "FAILED"
+    assert failed.read_status().reason == "ValueError: bad"
+
+
 # --- a whole-tree crash, settled by any reader (#21 point 1) ---------------------------------
 CRASHING = """
 import sys

@@ -367,6 +367,29 @@ class JobDir:
         self.end(state, reason, **info)
         return state, reason
 
+    def name_the_sender(self, reason: str) -> str | None:
+        """Record that ``reason`` (``xpm jobs kill``) stopped this job, unless it ended on
+        its own first; returns None when recorded, else the state it had ended in.
+
+        A job stopped by a signal records one end, "terminated by SIGTERM", not knowing who
+        sent it: the marker is rewritten to name the sender (an information event says so
+        in the history), instead of a second CANCELLED beside the job's own.  A job killed
+        before it could record anything (SIGKILL, a backend still stopping it) gets the end
+        here.  A job that had succeeded or failed by itself keeps that end.
+        """
+        if self.is_done():
+            return "DONE"
+        failed = self.read_marker(self.failed_marker)
+        if failed is None:
+            self.end("CANCELLED", reason)
+            return None
+        if failed.get("caught_signal") is None:
+            return str(failed.get("state", "FAILED"))
+        kept = {k: v for k, v in failed.items() if k not in ("time", "reason", "caught_signal")}
+        self.mark_failed(reason, **{**kept, "state": "CANCELLED"})
+        self.add_event(None, signal_sent_by=reason)
+        return None
+
     def gone(self, status: JobStatus, host: str) -> str | None:
         """How this local job's recorded process is known to be gone, for :meth:`settle`
         (None: it may still run, or it runs elsewhere, or under a launcher such as Slurm

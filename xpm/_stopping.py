@@ -10,6 +10,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._vocabulary import caught_signal_reason
+
 if TYPE_CHECKING:
     from ._scheduler import Scheduler
 
@@ -22,7 +24,7 @@ class Terminated(KeyboardInterrupt):
 
         self.signum = signum
         self.name = signal.Signals(signum).name
-        super().__init__(f"terminated by {self.name}")
+        super().__init__(caught_signal_reason(self.name))
 
 
 #: Signals a running (not detached) experiment handles as Ctrl-C: what `kill`, systemd, a

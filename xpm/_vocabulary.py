@@ -62,6 +62,17 @@ def stored_state(name: str) -> str:
     return "UNSCHEDULED" if upper == NOT_STARTED else upper
 
 
+#: How a job that caught a stopping signal says so ("terminated by SIGTERM"): such an end
+#: names no cause, and the launcher that sent the signal (Slurm's TIMEOUT...) or the
+#: command that did (``xpm jobs kill``) replaces it with one.
+CAUGHT_SIGNAL = "terminated by"
+
+
+def caught_signal_reason(signal_name: str) -> str:
+    """The reason recorded for a job or run stopped by ``signal_name`` (``SIGTERM``)."""
+    return f"{CAUGHT_SIGNAL} {signal_name}"
+
+
 #: The launcher kind whose jobs are processes of the host that launched them (stopped and
 #: found gone by their pid); every other kind is asked through its launcher.
 LOCAL_KIND = "local"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ._jobdir import JobDir
 from ._process import process_start
+from ._vocabulary import caught_signal_reason
 
 
 def job_command(jobdir: Path) -> list[str]:
@@ -139,7 +140,7 @@ def run_job(path: Path) -> int:
                 # Not a bug of the task: say so on one line, no traceback.  Why the signal
                 # came (a scancel, a walltime, a preemption) only the backend knows: the
                 # marker says the job caught it, so the backend's final state replaces it.
-                reason = f"terminated by {e.signame}"
+                reason = caught_signal_reason(e.signame)
                 info["caught_signal"] = e.signum
                 print(f"xpm: job {reason}", file=sys.stderr)
             else:
@@ -149,7 +150,7 @@ def run_job(path: Path) -> int:
                 if isinstance(e, SystemExit) and code > 128:
                     import signal
 
-                    reason = f"terminated by {signal.Signals(code - 128).name}"
+                    reason = caught_signal_reason(signal.Signals(code - 128).name)
             sys.stderr.flush()
             jobdir.end(state, reason, **info)
             return code or 1

@@ -1,6 +1,6 @@
 """Launchers: where jobs run (``LocalLauncher``; ``SlurmLauncher`` in ``xpm.launchers.slurm``)."""
 
-from ._base import LaunchedJob, Launcher, LaunchOutcome, backend_decides
+from ._base import LaunchedJob, Launcher, LaunchOutcome
 from ._kinds import (
     description_key,
     launcher_class,
@@ -15,7 +15,6 @@ __all__ = [
     "LaunchOutcome",
     "LocalLauncher",
     "SlurmLauncher",
-    "backend_decides",
     "description_key",
     "launcher_class",
     "launcher_from_description",

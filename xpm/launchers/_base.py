@@ -7,6 +7,7 @@ this interface only.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,22 +38,6 @@ class LaunchOutcome:
     #: The backend itself ended the job (a time limit, a node failure, a preemption, an
     #: out-of-memory kill, a cancel): it knows why better than the job process does.
     ended_by_backend: bool = False
-
-
-def backend_decides(outcome: LaunchOutcome | None, marker: dict[str, Any] | None) -> bool:
-    """Whether the backend's final ``outcome`` replaces the job's own failed ``marker``.
-
-    A backend ending a job first sends it SIGTERM; the job process (``xpm.run``) records
-    "terminated by SIGTERM" (``caught_signal`` in its marker) without knowing why.  Slurm
-    knows (TIMEOUT, NODE_FAIL, PREEMPTED...): its state wins over such a marker, never over
-    one the task itself wrote.
-    """
-    return (
-        outcome is not None
-        and outcome.ended_by_backend
-        and marker is not None
-        and marker.get("caught_signal") is not None
-    )
 
 
 class Launcher(ABC):
@@ -149,9 +134,15 @@ class Launcher(ABC):
         try:
             return cls(**options)
         except (TypeError, LauncherError):
-            # Recorded by another xpm version with options this one does not take: the
-            # defaults still reach the same backend.
-            return cls()
+            # Recorded by another xpm version (or another version of a lab's subclass) with
+            # options this one does not take: keep those it takes (a configured binpath
+            # still matters), the defaults for the rest.
+            params = inspect.signature(cls.__init__).parameters
+            known = {k: v for k, v in options.items() if k in params and k != "self"}
+            try:
+                return cls(**known)
+            except (TypeError, LauncherError):
+                return cls()
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "kind")

@@ -31,28 +31,43 @@ def _class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def launcher_class(kind: str, class_path: str | None = None) -> type[Launcher]:
-    """The launcher class of ``kind``: xpm's own (``local``, ``slurm``), or for another
-    kind the class ``class_path`` (``module:QualName``, recorded by :func:`recorded_description`)."""
-    where = KINDS.get(kind) or class_path
-    if where is None:
-        raise LauncherError(
-            f"unknown launcher kind {kind!r} and no class recorded for it: this xpm knows "
-            f"{', '.join(sorted(KINDS))}"
-        )
+def _import_class(where: str) -> Any:
     module, _, name = where.partition(":")
-    try:
-        found: Any = importlib.import_module(module)
-        for part in name.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError) as e:
-        raise LauncherError(
-            f"launcher kind {kind!r}: cannot import its class {where} ({e}); make its module "
-            "importable here (PYTHONPATH) to list or kill its jobs"
-        ) from None
-    if not (isinstance(found, type) and issubclass(found, Launcher)) or found.kind != kind:
-        raise LauncherError(f"launcher kind {kind!r}: {where} is not a Launcher of that kind")
+    found: Any = importlib.import_module(module)
+    for part in name.split("."):
+        found = getattr(found, part)
     return found
+
+
+def launcher_class(kind: str, class_path: str | None = None) -> type[Launcher]:
+    """The launcher class of ``kind``: the class ``class_path`` (``module:QualName``,
+    recorded by :func:`recorded_description` for a launcher that is not xpm's own, a lab's
+    subclass of :class:`~xpm.launchers.slurm.SlurmLauncher` included), else xpm's own.
+
+    A recorded class that cannot be imported here falls back to xpm's own class of the same
+    kind when there is one: it still reaches the same backend.
+    """
+    error: Exception | None = None
+    for where in (class_path, KINDS.get(kind)):
+        if where is None:
+            continue
+        try:
+            found = _import_class(where)
+        except (ImportError, AttributeError) as e:
+            error = error or e
+            continue
+        if not (isinstance(found, type) and issubclass(found, Launcher)) or found.kind != kind:
+            raise LauncherError(f"launcher kind {kind!r}: {where} is not a Launcher of that kind")
+        return found
+    if error is not None:
+        raise LauncherError(
+            f"launcher kind {kind!r}: cannot import its class {class_path} ({error}); make its "
+            "module importable here (PYTHONPATH) to list or kill its jobs"
+        )
+    raise LauncherError(
+        f"unknown launcher kind {kind!r} and no class recorded for it: this xpm knows "
+        f"{', '.join(sorted(KINDS))}"
+    )
 
 
 def recorded_description(launcher: Launcher) -> dict[str, Any]:

@@ -200,8 +200,10 @@ class SlurmLauncher(Launcher):
     def describe(self) -> dict[str, Any]:
         """The launcher's kind and every option that differs from its default."""
         described: dict[str, Any] = {"kind": self.kind}
-        params = inspect.signature(type(self).__init__).parameters
-        for name in self.option_names():
+        # SlurmLauncher's own options, with its defaults: a subclass may take others (which
+        # it describes itself) or none, and its class is recorded beside these.
+        params = inspect.signature(SlurmLauncher.__init__).parameters
+        for name in SlurmLauncher.option_names():
             value = getattr(self, name)
             if isinstance(value, Path):
                 value = str(value)

@@ -146,9 +146,11 @@ def kill_jobs(
                 for one in group.jobs
             ]
     for job, jobdir, detail in cancelled:
-        reason = "cancelled by `xpm jobs kill`"
-        jobdir.end("CANCELLED", reason)
-        results.append(KillResult(job, "cancelled", detail))
+        ended = jobdir.name_the_sender("cancelled by `xpm jobs kill`")
+        if ended is None:
+            results.append(KillResult(job, "cancelled", detail))
+        else:
+            results.append(KillResult(job, "skipped", f"it ended {ended} before the kill"))
     if cancelled:
         with open_index(workdir) as db:
             refresh_rows(db, [job for job, _, _ in cancelled])

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._jobdir import JobDir
-from .._vocabulary import ACTIVE_STATES, LOCAL_KIND, TERMINAL_STATES
+from .._vocabulary import ACTIVE_STATES, CAUGHT_SIGNAL, LOCAL_KIND, TERMINAL_STATES
 
 if TYPE_CHECKING:
     from ..index import IndexDB
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 def _caught_signal(job: dict[str, Any]) -> bool:
     """Whether the job recorded its own end on a signal (``xpm.run``'s SIGTERM handler):
-    Slurm may know better why (a TIMEOUT, a PREEMPTED...), see ``backend_decides``."""
-    return job["state"] == "CANCELLED" and str(job.get("reason") or "").startswith("terminated by")
+    Slurm may know better why (a TIMEOUT, a PREEMPTED...), see :meth:`JobDir.settle`."""
+    return job["state"] == "CANCELLED" and str(job.get("reason") or "").startswith(CAUGHT_SIGNAL)
 
 
 def reconcile_launchers(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
@@ -46,7 +46,7 @@ def reconcile_launchers(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
     import sys
 
     from ..errors import LauncherError
-    from ..launchers import LaunchedJob, backend_decides
+    from ..launchers import LaunchedJob
 
     launched = {
         j["id"]: LaunchedJob(JobDir(db.workdir, j["task_id"], j["id"]), str(j["launcher_job_id"]))
@@ -75,11 +75,11 @@ def reconcile_launchers(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
         if outcome is not None and outcome.state not in TERMINAL_STATES:
             job["state"] = outcome.state  # shown, not written: the job directory is the truth
             continue
-        jobdir = one.jobdir
-        status = jobdir.read_status()
-        marker = jobdir.read_marker(jobdir.failed_marker)
-        if (status.state in ACTIVE_STATES and marker is None) or backend_decides(outcome, marker):
-            jobdir.settle(outcome, f"{backend_name(status.launcher)} no longer knows it")
+        # The scheduler's rule: an end the job recorded itself stays, unless it only
+        # caught the backend's signal; otherwise the launcher's verdict, or lost.
+        status = one.jobdir.read_status()
+        if status.state in ACTIVE_STATES or status.terminal:
+            one.jobdir.settle(outcome, f"{backend_name(status.launcher)} no longer knows it")
         fixed.append(job)
     refresh_rows(db, fixed)
 
