@@ -23,9 +23,9 @@ from ._jobdir import JobDir, tags_text
 from ._runrecord import RunRecord
 from ._scheduler import Job, Scheduler
 from ._stopping import StopSignals, Terminated
-from ._submission import JobSubmission
+from ._submission import JobSubmission, inherited_tags
 from ._summary import RunSummary
-from ._vocabulary import RUN_MODES, arrays_root, experiments_root, jobs_root
+from ._vocabulary import RUN_MODES, RunMode, arrays_root, as_run_mode, experiments_root, jobs_root
 from .errors import ExperimentError, JobDirectoryError
 from .launchers import recorded_description
 
@@ -72,7 +72,8 @@ class Experiment(StopSignals, RunRecord, RunSummary):
         detach: bool = False,
     ) -> None:
         self.detach = detach
-        if run_mode not in RUN_MODES:
+        mode = as_run_mode(run_mode)
+        if mode is None:
             raise ExperimentError(
                 f"unknown run mode {run_mode!r}: use one of {', '.join(RUN_MODES)}"
             )
@@ -86,7 +87,7 @@ class Experiment(StopSignals, RunRecord, RunSummary):
             raise ExperimentError(f"max_parallel={max_parallel}: give a positive integer")
         self.workdir = Path(workdir).absolute()
         self.name = name
-        self.run_mode = run_mode
+        self.run_mode: RunMode = mode
         # Unique even for several runs started by one process within the same second.
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
         seq = next(_RUN_SEQUENCE)
@@ -330,7 +331,13 @@ class Experiment(StopSignals, RunRecord, RunSummary):
             if dep_job not in dependencies:
                 dependencies.append(dep_job)
         own = _jsonable_tags(found.tags)
-        tags = self._inherited_tags(label, dependencies, own)
+        tags = inherited_tags(
+            label,
+            dependencies,
+            own,
+            already_said=self._tag_conflicts_said,
+            say=lambda text: self._say(f"xpm {self.name}: {text}"),
+        )
         tags.update(own)
         task.__dict__["_xpm_jobdir"] = jobdir
         resolve_generated(key, label, jobdir, found)
@@ -342,34 +349,6 @@ class Experiment(StopSignals, RunRecord, RunSummary):
         else:
             self._write_job(job)
         return outputs
-
-    def _inherited_tags(
-        self, label: str, dependencies: list[Job], own: dict[str, Any]
-    ) -> dict[str, Any]:
-        """The tags a job takes from the jobs it depends on (the last one wins a key).  When
-        two of them give one key different values and the job's own configuration does not
-        tag that key, the run says which value the job records, once per task and key: a
-        sweep must not read one of them as the job's setting unawares."""
-        tags: dict[str, Any] = {}
-        givers: dict[str, Job] = {}
-        for dep in dependencies:
-            for key, value in dep.submission.tags.items():
-                earlier = givers.get(key)
-                said = (label.split("/")[0], key)
-                if earlier is None or key in own or tags[key] == value:
-                    pass
-                elif said not in self._tag_conflicts_said:
-                    self._tag_conflicts_said.add(said)
-                    self._say(
-                        f"xpm {self.name}: {label} depends on jobs tagged {key} "
-                        f"differently ({tags[key]!r} in {earlier.task_id}/"
-                        f"{earlier.identifier[:12]}, {value!r} in {dep.task_id}/"
-                        f"{dep.identifier[:12]}): it records {key}={value!r}, the last "
-                        "one's (said once per task and tag)"
-                    )
-                tags[key] = value
-                givers[key] = dep
-        return tags
 
     def _write_job(self, job: Job) -> None:
         """Normal and generate modes: write ``job``'s directory (generate mode's directory

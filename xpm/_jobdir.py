@@ -18,7 +18,6 @@ Every file of a job directory is named here and nowhere else::
         lock             inter-process lock held by the scheduler that launches the job
         running.lock     inter-process lock held by the job process while it runs
         job.sh           launcher script (Slurm)
-        .xpm/            scratch space of xpm (temporary files for atomic writes)
 
 Writers: the scheduler creates the directory, params.json, tags.json and
 appends ``submitted``/``failed`` events; the job process appends ``running`` and
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _atomicio  # read through the module: replacing a function there reaches JobDir
 from ._process import process_gone
-from ._vocabulary import LOCAL_KIND, TERMINAL_STATES, jobs_root
+from ._vocabulary import JOBS, LOCAL_KIND, TERMINAL_STATES, JobState, job_state, jobs_root
 from .errors import JobDirectoryError
 
 if TYPE_CHECKING:
@@ -91,7 +90,7 @@ class JobStatus:
         "history",
     )
 
-    def __init__(self, state: str = "UNSCHEDULED") -> None:
+    def __init__(self, state: JobState = "UNSCHEDULED") -> None:
         self.state = state
         self.reason: str | None = None
         self.submit_time: float | None = None
@@ -158,7 +157,7 @@ class JobDir:
         self.identifier = identifier
         #: The directory as a string: submission writes through it, since building a
         #: ``Path`` costs more than the mkdir it is for.
-        self.location = f"{os.fspath(workdir)}/jobs/{task_id}/{identifier}"
+        self.location = f"{os.fspath(workdir)}/{JOBS}/{task_id}/{identifier}"
         self._path: Path | None = None
 
     @property
@@ -173,7 +172,7 @@ class JobDir:
     def from_path(cls, path: Path) -> JobDir:
         """The job directory at ``path`` (``WORKDIR/jobs/<task id>/<hex>``)."""
         path = Path(path).absolute()
-        if path.parent.parent.name != "jobs":
+        if path.parent.parent.name != JOBS:
             raise JobDirectoryError(
                 f"{path} is not a job directory: expected WORKDIR/jobs/<task id>/<identifier>"
             )
@@ -187,7 +186,7 @@ class JobDir:
     @property
     def relpath(self) -> str:
         """The job directory relative to the workdir (``jobs/<task>/<hex>``)."""
-        return f"jobs/{self.task_id}/{self.identifier}"
+        return f"{JOBS}/{self.task_id}/{self.identifier}"
 
     # --- file names -------------------------------------------------------------------------
     @property
@@ -233,10 +232,6 @@ class JobDir:
     @property
     def script(self) -> Path:
         return self.path / "job.sh"
-
-    @property
-    def scratch(self) -> Path:
-        return self.path / ".xpm"
 
     def log(self, stream: str, attempt: int | None = None) -> Path:
         """The log of ``stream`` ('stdout' or 'stderr'); ``attempt`` N names a rotated one."""
@@ -301,7 +296,7 @@ class JobDir:
         except (FileNotFoundError, json.JSONDecodeError, TypeError, ValueError):
             return {}
 
-    def add_event(self, state: str | None, **info: Any) -> None:
+    def add_event(self, state: JobState | None, **info: Any) -> None:
         """Append a state transition (or, with ``state=None``, information) to the history."""
         record: dict[str, Any] = {"time": time.time(), **info}
         if state is not None:
@@ -316,7 +311,7 @@ class JobDir:
             self.failed_marker, json.dumps({"time": time.time(), "reason": reason, **info})
         )
 
-    def end(self, state: str, reason: str | None = None, **info: Any) -> None:
+    def end(self, state: JobState, reason: str | None = None, **info: Any) -> None:
         """Record how the job ended: the marker (the truth, written atomically) then the
         event (the history).  ``state``: DONE, FAILED or CANCELLED; ``info``: exit code,
         signal... recorded in both (the ``done`` marker holds only its time)."""
@@ -332,7 +327,7 @@ class JobDir:
 
     def settle(
         self, verdict: LaunchOutcome | None, lost: str | None = None, **info: Any
-    ) -> tuple[str, str | None]:
+    ) -> tuple[JobState, str | None]:
         """The one rule for a job whose process is gone: what happened to it.
 
         An outcome the job recorded itself wins (its markers).  Otherwise the launcher's
@@ -354,9 +349,10 @@ class JobDir:
             and failed.get("caught_signal") is not None
         )
         if failed is not None and not replaced:
-            return str(failed.get("state", "FAILED")), failed.get("reason")
+            return job_state(failed.get("state")), failed.get("reason")
         if replaced and verdict is not None and verdict.exit_code is None and failed is not None:
             info = {"exit_code": failed.get("exit_code"), **info}  # the job's own (143...)
+        state: JobState
         if verdict is None:
             state, reason = "FAILED", lost_reason(lost)
         else:
@@ -558,7 +554,7 @@ class JobDir:
                 status.exit_code = event.get("exit_code", status.exit_code)
                 status.signal = event.get("signal", status.signal)
                 status.reason = event.get("reason")
-            status.state = state
+            status.state = job_state(state, status.state)
         # The markers win over the event log: they are written first and atomically.
         if self.is_done():
             status.state = "DONE"
@@ -570,7 +566,7 @@ class JobDir:
         else:
             failed = self.read_marker(self.failed_marker)
             if failed is not None:
-                status.state = failed.get("state", "FAILED")
+                status.state = job_state(failed.get("state"))
                 status.reason = failed.get("reason", status.reason)
                 status.exit_code = failed.get("exit_code", status.exit_code)
                 status.signal = failed.get("signal", status.signal)

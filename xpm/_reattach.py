@@ -11,7 +11,7 @@ import sys
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from ._vocabulary import ACTIVE_STATES, TERMINAL_STATES
+from ._vocabulary import ACTIVE_STATES, TERMINAL_STATES, JobState
 from .errors import LauncherError
 from .launchers import LaunchedJob
 
@@ -28,7 +28,7 @@ class Reattach:
 
         def _unlocked(self) -> AbstractContextManager[None]: ...
 
-        def _set_state(self, job: Job, state: str, reason: str | None) -> None: ...
+        def _set_state(self, job: Job, state: JobState, reason: str | None) -> None: ...
 
     @staticmethod
     def _left_in_backend(job: Job) -> LaunchedJob | None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ._atomicio import atomic_write_text
 from ._process import this_process
 from ._stopping import Terminated
-from ._vocabulary import RUNS, experiments_root
+from ._vocabulary import RUNS, RunMode, experiments_root
 
 if TYPE_CHECKING:
     from ._scheduler import Job
@@ -39,7 +39,7 @@ class RunRecord:
     workdir: Path
     name: str
     run_id: str
-    run_mode: str
+    run_mode: RunMode
     detach: bool
     start_time: float
     end_time: float | None

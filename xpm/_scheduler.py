@@ -29,7 +29,7 @@ from ._arrays import ARRAY_WINDOW, ArrayLaunches
 from ._jobdir import JobDir
 from ._process import process_alive, this_process
 from ._reattach import Reattach
-from ._vocabulary import ACTIVE_STATES, TERMINAL_STATES, UNSUCCESSFUL_STATES
+from ._vocabulary import ACTIVE_STATES, TERMINAL_STATES, UNSUCCESSFUL_STATES, JobState
 from .errors import LauncherError
 from .launchers import LaunchedJob, Launcher, LaunchOutcome
 from .run import job_command, job_environment
@@ -57,7 +57,7 @@ class Job:
     launcher: Launcher
     submission: JobSubmission = field(repr=False)
     dependencies: list[Job] = field(default_factory=list)
-    state: str = "WAITING"
+    state: JobState = "WAITING"
     reason: str | None = None
     #: Found DONE on disk instead of being launched by this run.
     already_done: bool = False
@@ -495,7 +495,7 @@ class Scheduler(Reattach, ArrayLaunches):
         state, reason = jobdir.settle(outcome, "its launcher no longer knows it")
         self._finish(job, state, reason)
 
-    def _finish(self, job: Job, state: str, reason: str | None) -> None:
+    def _finish(self, job: Job, state: JobState, reason: str | None) -> None:
         if job in self._running:
             self._running.remove(job)
         self._release(job)
@@ -507,7 +507,7 @@ class Scheduler(Reattach, ArrayLaunches):
                 job.lock.release()
             job.lock = None
 
-    def _set_state(self, job: Job, state: str, reason: str | None) -> None:
+    def _set_state(self, job: Job, state: JobState, reason: str | None) -> None:
         job.state = state
         job.reason = reason
         for listener in self._listeners:

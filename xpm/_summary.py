@@ -11,7 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._vocabulary import UNSUCCESSFUL_STATES
+from ._vocabulary import (
+    ACTIVE_STATES,
+    NOT_STARTED,
+    UNSUCCESSFUL_STATES,
+    RunMode,
+    shown_counts,
+)
 from .errors import JobsFailedError
 
 if TYPE_CHECKING:
@@ -26,7 +32,7 @@ class RunSummary:
 
     workdir: Path
     name: str
-    run_mode: str
+    run_mode: RunMode
     jobs: dict[tuple[str, str], Job]
     plan: list[dict[str, Any]]
     _echo: Callable[[str], None]
@@ -66,12 +72,12 @@ class RunSummary:
         return counts
 
     def _progress_line(self) -> str:
-        c = self.counts()
-        waiting = c.get("WAITING", 0) + c.get("UNSCHEDULED", 0)
+        c = shown_counts(self.counts())
+        running = sum(c.get(s, 0) for s in ACTIVE_STATES)
+        failed = sum(c.get(s, 0) for s in UNSUCCESSFUL_STATES)
         return (
             f"xpm {self.name}: {c.get('DONE', 0) + c.get('ALREADY_DONE', 0)} done, "
-            f"{c.get('RUNNING', 0) + c.get('SUBMITTED', 0)} running, "
-            f"{c.get('FAILED', 0) + c.get('CANCELLED', 0)} failed, {waiting} waiting"
+            f"{running} running, {failed} failed, {c.get(NOT_STARTED, 0)} waiting"
         )
 
     def failed_jobs(self) -> list[Job]:

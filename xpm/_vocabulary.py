@@ -43,6 +43,26 @@ FILTER_STATES: tuple[JobState, ...] = (
 )
 
 
+def job_state(value: object, default: JobState = "FAILED") -> JobState:
+    """``value`` as a :data:`JobState` when it is one (read from a file or a row), else
+    ``default``: a record written by hand or by another version cannot yield a state no
+    reader knows."""
+    for state in STATES:
+        if value == state:
+            return state
+    return default
+
+
+def as_run_mode(value: object) -> RunMode | None:
+    """``value`` as a :data:`RunMode`, None when it is not one (the caller says so)."""
+    return next((mode for mode in RUN_MODES if mode == value), None)
+
+
+def as_dirty_policy(value: object) -> DirtyPolicy | None:
+    """``value`` as a :data:`DirtyPolicy`, None when it is not one (the caller says so)."""
+    return next((policy for policy in DIRTY_POLICIES if policy == value), None)
+
+
 def shown_state(state: str) -> str:
     """The name of ``state`` in what people read (tables, progress line, web pages)."""
     return NOT_STARTED if state in NOT_STARTED_STATES else state

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ._jobdir import JobDir
 from ._process import process_start
-from ._vocabulary import caught_signal_reason
+from ._vocabulary import JobState, caught_signal_reason
 
 
 def job_command(jobdir: Path) -> list[str]:
@@ -133,7 +133,9 @@ def run_job(path: Path) -> int:
             if isinstance(e, SystemExit) and code == 0:
                 jobdir.end("DONE", exit_code=0)
                 return 0
-            state = "CANCELLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED"
+            state: JobState = (
+                "CANCELLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED"
+            )
             reason = f"{type(e).__name__}: {e}".strip().rstrip(":")
             info: dict[str, int] = {"exit_code": code}
             if isinstance(e, _Terminated):

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
+from .._vocabulary import ACTIVE_STATES, NOT_STARTED, UNSUCCESSFUL_STATES
+
 FORMATS: tuple[str, ...] = ("table", "json", "csv")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -142,8 +144,8 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
-#: Order of the states in the live view's counts line.
-_COUNT_ORDER = ("RUNNING", "SUBMITTED", "WAITING", "DONE", "FAILED", "CANCELLED")
+#: Order of the states in the live view's counts line: what runs, what waits, what ended.
+_COUNT_ORDER = (*reversed(ACTIVE_STATES), NOT_STARTED, "DONE", *UNSUCCESSFUL_STATES)
 
 
 def render_watch(snap: Any, width: int, height: int, interval: float) -> list[str]:
@@ -156,7 +158,7 @@ def render_watch(snap: Any, width: int, height: int, interval: float) -> list[st
     from ._options import duration, short_value
 
     counts = shown_counts(snap.counts)
-    order = [s for s in _COUNT_ORDER if counts.get(s)]
+    order: list[str] = [s for s in _COUNT_ORDER if counts.get(s)]
     order += sorted(s for s in counts if s not in _COUNT_ORDER and counts[s])
     lines = [
         f"xpm jobs: {snap.workdir}  {time.strftime('%H:%M:%S', time.localtime(snap.taken))}"

@@ -14,6 +14,7 @@ import sqlite3
 from statistics import fmean, pstdev
 from typing import Any
 
+from .._vocabulary import JOBS
 from . import _runs
 from ._format import number
 
@@ -71,7 +72,7 @@ def varying(rows: list[dict[str, Any]], keys: list[str]) -> list[str]:
         if len(set(values)) < 2 or values in seen:
             continue
         if any(
-            isinstance(v, str) and v.startswith("jobs/")
+            isinstance(v, str) and v.startswith(f"{JOBS}/")
             for r in rows
             for v in [r["values"].get(key)]
         ):

@@ -30,7 +30,7 @@ def job_dir(workdir: Path, job_path: str | None) -> JobDir | None:
     if not job_path or not isinstance(job_path, str):
         return None
     parts = job_path.split("/")
-    if len(parts) != 3 or parts[0] != "jobs":
+    if len(parts) != 3 or parts[0] != _layout.JOBS:
         return None
     task, identifier = parts[1], parts[2]
     if not all(_PART.match(p) and p not in (".", "..") for p in (task, identifier)):

@@ -16,7 +16,7 @@ from datasette.filters import FilterArguments
 from datasette.utils import path_with_added_args, path_with_removed_args
 from markupsafe import Markup, escape
 
-from .._vocabulary import shown_state
+from .._vocabulary import JOBS, shown_state
 from . import _data, _files
 from ._metadata import DATABASE
 from ._served import index_signature, workdir_of
@@ -311,7 +311,7 @@ def render_cell(
     """Link job directories (``jobs.path``) and ``page`` columns to the job page."""
     if database != DATABASE or not isinstance(value, str):
         return None
-    if column == "path" and table == "jobs" and value.startswith("jobs/"):
+    if column == "path" and table == "jobs" and value.startswith(f"{JOBS}/"):
         job_id = value.rsplit("/", 1)[-1]
         url = datasette.urls.path(f"-/xpm/job/{job_id}")
         return Markup(f'<a href="{escape(url)}">{escape(value)}</a>')

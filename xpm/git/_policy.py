@@ -8,21 +8,22 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .._vocabulary import DIRTY_POLICIES
+from .._vocabulary import DIRTY_POLICIES, DirtyPolicy, as_dirty_policy
 from ..errors import ExperimentError, GitError
 from ._cmd import code_root
 from ._pins import pin_state
 from ._state import GitState, capture
 
 
-def check_policy(policy: str) -> str:
+def check_policy(policy: str) -> DirtyPolicy:
     """``policy`` when it is a valid ``dirty_git`` value; ExperimentError otherwise."""
-    if policy not in DIRTY_POLICIES:
+    checked = as_dirty_policy(policy)
+    if checked is None:
         raise ExperimentError(
             f"dirty_git={policy!r} is not a dirty-tree policy: use one of "
             f"{', '.join(DIRTY_POLICIES)}"
         )
-    return policy
+    return checked
 
 
 def git_enabled() -> bool:

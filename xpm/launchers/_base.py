@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._jobdir import JobDir
+from .._vocabulary import JobState
 from ..errors import LauncherError
 
 
@@ -31,7 +32,7 @@ class LaunchedJob:
 class LaunchOutcome:
     """What a launcher knows about one job: an xpm state and why."""
 
-    state: str
+    state: JobState
     reason: str | None = None
     exit_code: int | None = None
     signal: int | None = None

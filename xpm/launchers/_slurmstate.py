@@ -12,11 +12,12 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Sequence
 
+from .._vocabulary import JobState
 from ..errors import LauncherError
 from ._base import LaunchedJob, LaunchOutcome
 
 #: Slurm job states and the xpm state each maps to.
-_STATE_MAP: dict[str, str] = {
+_STATE_MAP: dict[str, JobState] = {
     "PENDING": "SUBMITTED",
     "CONFIGURING": "SUBMITTED",
     "REQUEUED": "SUBMITTED",
