@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -493,31 +492,30 @@ def test_local_launcher_config() -> None:
     )
 
 
-def test_find_launcher_instantiates_lazily(
-    monkeypatch: pytest.MonkeyPatch, cluster: LauncherRegistry
-) -> None:
-    """The launcher classes are imported only when a launcher is made."""
-    made: list[tuple[str, dict[str, Any]]] = []
-
-    def recorder(name: str) -> type:
-        def init(self: object, **kwargs: Any) -> None:
-            made.append((name, kwargs))
-
-        return type(name, (), {"__init__": init})
-
-    local = types.ModuleType("xpm.launchers.local")
-    local.LocalLauncher = recorder("LocalLauncher")  # type: ignore[attr-defined]
-    slurm = types.ModuleType("xpm.launchers.slurm")
-    slurm.SlurmLauncher = recorder("SlurmLauncher")  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "xpm.launchers.local", local)
-    monkeypatch.setitem(sys.modules, "xpm.launchers.slurm", slurm)
-
-    launcher = find_launcher("cuda(mem=16G) & duration=1h", registry=cluster)
-    assert type(launcher).__name__ == "SlurmLauncher"
-    assert made[-1][1]["time"] == "0-01:00:00" and made[-1][1]["partition"] == "gpu-big"
-    launcher = find_launcher("cpu(cores=1)", registry=LauncherRegistry.local_only())
-    assert type(launcher).__name__ == "LocalLauncher"
-    assert made[-1] == ("LocalLauncher", {"max_parallel": local_host().cores})
+def test_each_backend_configures_itself_and_is_imported_only_when_used(tmp_path: Path) -> None:
+    """The launcher classes own how a host and a requirement configure them
+    (``options_for``, ``host_keys``): choosing a local host never imports the Slurm
+    backend, and a Slurm host gets a configured ``SlurmLauncher`` (#17.1)."""
+    code = """
+import sys
+from xpm.launcherfinder import LauncherRegistry, find_launcher
+assert "xpm.launchers.slurm" not in sys.modules and "yaml" not in sys.modules
+local = find_launcher("cpu(cores=1)", registry=LauncherRegistry.local_only())
+print(type(local).__name__, local.max_parallel, "xpm.launchers.slurm" in sys.modules)
+cluster = LauncherRegistry.load(sys.argv[1])
+slurm = find_launcher("cuda(mem=16G) & duration=1h", registry=cluster)
+print(type(slurm).__name__, slurm.time, slurm.partition)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(write(tmp_path / "launchers.yaml", CLUSTER_YAML))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.splitlines()
+    assert first == f"LocalLauncher {local_host().cores} False"
+    assert second == "SlurmLauncher 0-01:00:00 gpu-big"
 
 
 def test_import_does_not_load_yaml_or_backends() -> None:

@@ -26,8 +26,6 @@ from ._registry import (
     launcher_config,
     load_registry,
     require_launcher,
-    slurm_mem,
-    slurm_time,
 )
 from ._spec import (
     ACCELERATOR_TYPES,
@@ -75,3 +73,12 @@ __all__ = [
     "slurm_mem",
     "slurm_time",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Slurm's formatting belongs to its launcher; kept here by name for older code.
+    if name in ("slurm_mem", "slurm_time"):
+        from ..launchers import slurm
+
+        return getattr(slurm, name)
+    raise AttributeError(name)

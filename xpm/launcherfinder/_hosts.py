@@ -24,8 +24,6 @@ from ._spec import (
     parse_size,
 )
 
-#: Host types.
-HOST_TYPES: tuple[str, ...] = ("local", "slurm")
 #: How a Slurm host is asked for GPUs: ``--gres=gpu:N`` (default) or ``--gpus=N``.
 GPU_REQUESTS: tuple[str, ...] = ("gres", "gpus")
 
@@ -40,7 +38,6 @@ _COMMON_KEYS = (
     "priority",
     "tags",
 )
-_SLURM_KEYS = ("partition", "account", "qos", "constraint", "gpu_request", "options")
 _ACCELERATOR_KEYS = ("type", "memory", "count")
 #: sbatch options set from the spec or from dedicated keys; not allowed under ``options``.
 _MANAGED_OPTIONS = (
@@ -262,15 +259,19 @@ def _parse_host(raw: Any, where: str) -> Host:
     if name is None:
         raise LauncherError(f"{where}: missing key 'name'")
     where = f"{where} ({name})"
-    host_type = _choice(raw, "type", where, HOST_TYPES)
+    # Each launcher kind declares the keys of its hosts (imported only to read a file).
+    from ..launchers import KINDS, launcher_class
+
+    host_type = _choice(raw, "type", where, tuple(KINDS))
     if host_type is None:
-        raise LauncherError(f"{where}: missing key 'type' (one of {', '.join(HOST_TYPES)})")
-    valid = _COMMON_KEYS + (_SLURM_KEYS if host_type == "slurm" else ())
+        raise LauncherError(f"{where}: missing key 'type' (one of {', '.join(KINDS)})")
+    valid = _COMMON_KEYS + launcher_class(host_type).host_keys
     for key in raw:
-        if key in _SLURM_KEYS and host_type != "slurm":
+        owners = [kind for kind in KINDS if key in launcher_class(kind).host_keys]
+        if owners and key not in valid:
             raise LauncherError(
-                f"{where}: key {key!r} is only valid for slurm hosts; "
-                f"valid keys for local hosts: {', '.join(sorted(valid))}"
+                f"{where}: key {key!r} is only valid for {' or '.join(owners)} hosts; "
+                f"valid keys for {host_type} hosts: {', '.join(sorted(valid))}"
             )
     _check_keys(raw, valid, where)
     cores = _integer(raw, "cpus", where, minimum=1)

@@ -31,65 +31,25 @@ FILE_NAME = "launchers.yaml"
 # --------------------------------------------------------------------------- launcher options
 
 
-def slurm_time(seconds: int) -> str:
-    """A Slurm ``--time`` value (``D-HH:MM:SS``), rounded up to whole minutes."""
-    minutes = -(-seconds // 60)
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{days}-{hours:02d}:{minutes:02d}:00"
-
-
-def slurm_mem(size: int) -> str:
-    """A Slurm ``--mem`` value.  Slurm's M/G are binary: round up to whole MiB."""
-    mebibytes = -(-size // 1024**2)
-    if mebibytes % 1024 == 0:
-        return f"{mebibytes // 1024}G"
-    return f"{mebibytes}M"
-
-
 def launcher_config(host: Host, requirement: Requirement) -> tuple[str, dict[str, Any]]:
-    """The launcher class name and keyword arguments running ``requirement`` on ``host``.
-
-    Pure: imports no launcher.  ``LocalLauncher`` gets ``max_parallel``: how many jobs
-    needing the requested cores fit on the host at once (``None``, one job per core, when no
-    cores are requested); ``SlurmLauncher`` gets the partition, the host's sbatch
-    options and time/cpus/mem/GPUs filled from the requirement.  GPUs go to ``gpus``
-    (which ``SlurmLauncher`` writes as ``--gres=gpu:N``), or to ``options["gpus"]``
-    (``--gpus=N``) for a host with ``gpu_request: gpus``.
+    """The launcher class name and keyword arguments running ``requirement`` on ``host``:
+    the class of the host's kind (imported here) says, by its
+    :meth:`~xpm.launchers.Launcher.options_for`.  ``LocalLauncher`` gets ``max_parallel``
+    (how many jobs needing the requested cores fit on the host at once); ``SlurmLauncher``
+    the partition, the host's sbatch options and time/cpus/mem/GPUs from the requirement.
     """
-    if host.type == "local":
-        cores = requirement.cpu.cores
-        if not cores:
-            return "LocalLauncher", {"max_parallel": None}
-        return "LocalLauncher", {"max_parallel": max(1, (host.cores or 1) // cores)}
-    options: dict[str, Any] = dict(host.options)
-    gpus: int | None = len(requirement.accelerators) or None
-    if gpus is not None and host.gpu_request == "gpus":
-        options["gpus"] = gpus
-        gpus = None
-    return "SlurmLauncher", {
-        "partition": host.partition or host.name,
-        "time": slurm_time(requirement.duration) if requirement.duration is not None else None,
-        "cpus_per_task": requirement.cpu.cores,
-        "mem": slurm_mem(requirement.cpu.mem) if requirement.cpu.mem is not None else None,
-        "gpus": gpus,
-        "account": host.account,
-        "qos": host.qos,
-        "constraint": host.constraint,
-        "options": options,
-    }
+    from ..launchers import launcher_class
+
+    cls = launcher_class(host.type)
+    return cls.__name__, cls.options_for(host, requirement)
 
 
 def _make_launcher(host: Host, requirement: Requirement) -> Launcher:
-    """Instantiate the launcher of :func:`launcher_config` (imports the backend lazily)."""
-    name, kwargs = launcher_config(host, requirement)
-    if name == "LocalLauncher":
-        from ..launchers.local import LocalLauncher
+    """Instantiate the launcher of :func:`launcher_config`."""
+    from ..launchers import launcher_class
 
-        return LocalLauncher(**kwargs)
-    from ..launchers.slurm import SlurmLauncher
-
-    return SlurmLauncher(**kwargs)
+    cls = launcher_class(host.type)
+    return cls(**cls.options_for(host, requirement))
 
 
 # --------------------------------------------------------------------------- matching

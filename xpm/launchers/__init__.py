@@ -2,6 +2,7 @@
 
 from ._base import LaunchedJob, Launcher, LaunchOutcome
 from ._kinds import (
+    KINDS,
     description_key,
     launcher_class,
     launcher_from_description,
@@ -10,6 +11,7 @@ from ._kinds import (
 from .local import LocalLauncher
 
 __all__ = [
+    "KINDS",
     "Launcher",
     "LaunchedJob",
     "LaunchOutcome",

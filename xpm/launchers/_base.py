@@ -12,11 +12,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._jobdir import JobDir
 from .._vocabulary import JobState
 from ..errors import LauncherError
+
+if TYPE_CHECKING:
+    from ..launcherfinder import Host, Requirement
 
 
 @dataclass
@@ -72,6 +75,19 @@ class Launcher(ABC):
     def max_array_size(self) -> int | None:
         """Most jobs in one :meth:`submit_array` call (None: no limit)."""
         return None
+
+    #: Keys a launchers.yaml host of this kind may set beyond the common ones (``name``,
+    #: ``type``, ``cpus``, ``memory``, ...): Slurm's ``partition``, ``account``, ...
+    host_keys: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def options_for(cls, host: Host, requirement: Requirement) -> dict[str, Any]:
+        """The keyword arguments of this launcher running ``requirement`` (one alternative
+        of a resource spec) on ``host`` (a launchers.yaml host of this kind): how
+        :func:`~xpm.launcherfinder.find_launcher` configures it."""
+        raise LauncherError(
+            f"{cls.__name__} cannot be chosen by find_launcher: it defines no options_for()"
+        )
 
     def warm_up(self) -> None:  # noqa: B027 - optional: most launchers need nothing
         """Get ready before the first submission of an experiment (default: nothing)."""

@@ -9,12 +9,15 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._jobdir import JobDir
 from .._vocabulary import LOCAL_KIND
 from ..errors import LauncherError
 from ._base import LaunchedJob, Launcher, LaunchOutcome
+
+if TYPE_CHECKING:
+    from ..launcherfinder import Host, Requirement
 
 
 class LocalLauncher(Launcher):
@@ -148,6 +151,15 @@ class LocalLauncher(Launcher):
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "max_parallel": self._max_parallel}
+
+    @classmethod
+    def options_for(cls, host: Host, requirement: Requirement) -> dict[str, Any]:
+        """As many jobs at once as fit on the host's cores (one per core when the spec
+        asks for none)."""
+        cores = requirement.cpu.cores
+        if not cores:
+            return {"max_parallel": None}
+        return {"max_parallel": max(1, (host.cores or 1) // cores)}
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -20,7 +20,7 @@ import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._atomicio import atomic_write_text
 from .._jobdir import JobDir
@@ -28,6 +28,9 @@ from ..errors import LauncherError
 from ._base import LaunchedJob, Launcher, LaunchOutcome
 from ._slurmscript import job_script, write_array_script, write_task_scripts
 from ._slurmstate import SlurmQueue, array_ids, id_lists
+
+if TYPE_CHECKING:
+    from ..launcherfinder import Host, Requirement
 
 __all__ = ["SlurmLauncher"]
 
@@ -63,6 +66,22 @@ _SBATCH_OPTIONS = frozenset(
 # fmt: on
 
 _JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?")
+
+
+def slurm_time(seconds: int) -> str:
+    """A Slurm ``--time`` value (``D-HH:MM:SS``), rounded up to whole minutes."""
+    minutes = -(-seconds // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{days}-{hours:02d}:{minutes:02d}:00"
+
+
+def slurm_mem(size: int) -> str:
+    """A Slurm ``--mem`` value.  Slurm's M/G are binary: round up to whole MiB."""
+    mebibytes = -(-size // 1024**2)
+    if mebibytes % 1024 == 0:
+        return f"{mebibytes // 1024}G"
+    return f"{mebibytes}M"
 
 
 def _to_option_name(key: str) -> str:
@@ -166,6 +185,39 @@ class SlurmLauncher(Launcher):
         self._limits: dict[str, int] | None = None
 
     # --- options ----------------------------------------------------------------------------
+    host_keys: ClassVar[tuple[str, ...]] = (
+        "partition",
+        "account",
+        "qos",
+        "constraint",
+        "gpu_request",
+        "options",
+    )
+
+    @classmethod
+    def options_for(cls, host: Host, requirement: Requirement) -> dict[str, Any]:
+        """The partition (the host's name by default), the host's account, qos, constraint
+        and sbatch options, and time/cpus/mem/GPUs from the requirement.  GPUs go to
+        ``gpus`` (``--gres=gpu:N``), or to ``options["gpus"]`` (``--gpus=N``) for a host
+        with ``gpu_request: gpus``."""
+        options: dict[str, Any] = dict(host.options)
+        gpus: int | None = len(requirement.accelerators) or None
+        if gpus is not None and host.gpu_request == "gpus":
+            options["gpus"] = gpus
+            gpus = None
+        duration, mem = requirement.duration, requirement.cpu.mem
+        return {
+            "partition": host.partition or host.name,
+            "time": slurm_time(duration) if duration is not None else None,
+            "cpus_per_task": requirement.cpu.cores,
+            "mem": slurm_mem(mem) if mem is not None else None,
+            "gpus": gpus,
+            "account": host.account,
+            "qos": host.qos,
+            "constraint": host.constraint,
+            "options": options,
+        }
+
     @classmethod
     def option_names(cls) -> list[str]:
         """The valid keyword options, in signature order (the one source of truth)."""
