@@ -19,12 +19,10 @@ Until then a directory beyond the first :data:`START_AFTER` may not exist yet (a
 sent when it is full or, at the next submission, :data:`BATCH_AGE` seconds old); all of them
 exist when the experiment's ``with`` block has ended.
 
-Protocol, framed by :mod:`xpm._frames`.  Helper's stdin: batches, each a list
-``[(task_id, identifier, params_text, tags_text_or_None), ...]`` (strings only).  Helper's
-stdout: ``("ok", {identifier: done})`` after each batch written (the dict names the
-directories of the batch another process had made); at end of input ``("end", {})`` and exit
-0; on an error ``("end", {"error": message, "written": k, "raced": {...}})`` (k: directories
-of the failing batch that were written) and exit 1.
+Protocol, framed by :mod:`xpm._frames`.  Helper's stdin: batches, each a list of
+:class:`NewDirectory` (as plain tuples).  Helper's stdout: a :class:`BatchWritten` after each
+batch written; at end of input a :class:`WriterEnded` without error and exit 0; on an error
+a :class:`WriterEnded` saying what failed, and exit 1.
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from ._frames import FrameBuffer, frame, read_frames
+from ._frames import FrameBuffer, Tagged, frame, read_frames
 from ._jobdir import JobDir
 from .errors import JobDirectoryError
 
@@ -61,6 +59,27 @@ class NewDirectory(NamedTuple):
     identifier: str
     params_text: str
     tags_text: str | None
+
+
+class BatchWritten(NamedTuple):
+    """Reply: a batch is written; ``raced`` names the directories of the batch another
+    process had made meanwhile (identifier -> whether that job is done)."""
+
+    raced: dict[str, bool]
+
+
+class WriterEnded(NamedTuple):
+    """Reply: the helper ends.  ``error`` None at the end of its input; else what failed,
+    ``written`` the directories of the failing batch written before, ``raced`` as in
+    :class:`BatchWritten`."""
+
+    error: str | None = None
+    written: int = 0
+    raced: dict[str, bool] = {}  # noqa: RUF012 - never mutated: read once, then dropped
+
+
+#: The helper's replies on its stdout, each tagged.
+REPLIES: Tagged[BatchWritten | WriterEnded] = Tagged({BatchWritten: "ok", WriterEnded: "end"})
 
 
 def write_new(workdir: Path, item: NewDirectory) -> bool | None:
@@ -102,7 +121,7 @@ class DirectoryWriter:
         #: The helper's final reports: kept, since a read between batches may be the one
         #: that receives them (the error was lost then, and the message said only "ended
         #: with code 1").
-        self._reports: list[dict[str, Any]] = []
+        self._reports: list[WriterEnded] = []
         self._existing: dict[str, set[str]] = {}
 
     def exists(self, task_id: str, identifier: str) -> bool:
@@ -178,7 +197,7 @@ class DirectoryWriter:
         except BrokenPipeError:  # the helper stopped on an error: say which
             self._collect()
 
-    def _read_acks(self, *, block: bool) -> list[dict[str, Any]]:
+    def _read_acks(self, *, block: bool) -> list[WriterEnded]:
         """Announce the jobs of the batches the helper has acknowledged; returns its final
         reports received so far (this read or an earlier one)."""
         helper = self._helper
@@ -196,12 +215,13 @@ class DirectoryWriter:
             if not chunk:
                 break
             messages += self._out.feed(chunk)
-        for kind, content in messages:
-            if kind == "ok" and self._in_flight:
-                for job in self._in_flight.popleft():
-                    self._announce(job, content.get(job.identifier))
-            elif kind == "end":
-                self._reports.append(content)
+        for reply in map(REPLIES.parse, messages):
+            if isinstance(reply, BatchWritten):
+                if self._in_flight:
+                    for job in self._in_flight.popleft():
+                        self._announce(job, reply.raced.get(job.identifier))
+            else:
+                self._reports.append(reply)
         return self._reports
 
     def close(self) -> None:
@@ -226,14 +246,14 @@ class DirectoryWriter:
         if reports:
             report = reports[-1]
         else:
-            report = {"error": f"its helper process ended with code {helper.returncode}"}
-        if "error" in report or helper.returncode != 0:
+            report = WriterEnded(f"its helper process ended with code {helper.returncode}")
+        if report.error is not None or helper.returncode != 0:
             failed = self._in_flight.popleft() if self._in_flight else []
-            raced = report.get("raced") or {}
-            for job in failed[: int(report.get("written") or 0)]:
-                self._announce(job, raced.get(job.identifier))  # written before the failure
+            for job in failed[: report.written]:
+                # written before the failure
+                self._announce(job, report.raced.get(job.identifier))
             self._in_flight.clear()  # never written: never announced
-            raise self._error(str(report.get("error")))
+            raise self._error(str(report.error))
 
     def _error(self, reason: str) -> JobDirectoryError:
         return JobDirectoryError(
@@ -275,14 +295,10 @@ def _describe(error: OSError) -> str:
     return f"{error.strerror or error}: {error.filename}"
 
 
-def _send_reply(kind: str, content: dict[str, Any]) -> None:
+def _send_reply(reply: BatchWritten | WriterEnded) -> None:
     with contextlib.suppress(BrokenPipeError):  # the experiment is gone: nobody to tell
-        sys.stdout.buffer.write(frame((kind, content)))
+        sys.stdout.buffer.write(REPLIES.frame(reply))
         sys.stdout.buffer.flush()
-
-
-def _report(record: dict[str, Any]) -> None:
-    _send_reply("end", record)
 
 
 def main(argv: list[str]) -> int:
@@ -298,17 +314,17 @@ def main(argv: list[str]) -> int:
             try:
                 done = write_new(workdir, item)
             except OSError as e:
-                _report({"error": _describe(e), "written": written, "raced": raced})
+                _send_reply(WriterEnded(_describe(e), written, raced))
                 return 1
             except Exception as e:  # noqa: BLE001 - reported to the experiment, with the path
                 path = JobDir(workdir, item.task_id, item.identifier).path
                 error = f"{type(e).__name__}: {e} ({path})"
-                _report({"error": error, "written": written, "raced": raced})
+                _send_reply(WriterEnded(error, written, raced))
                 return 1
             if done is not None:
                 raced[item.identifier] = done
-        _send_reply("ok", raced)
-    _report({})
+        _send_reply(BatchWritten(raced))
+    _send_reply(WriterEnded())
     return 0
 
 

@@ -32,7 +32,7 @@ import sys
 import time
 from typing import Any, NamedTuple
 
-from ._frames import FrameBuffer, frame
+from ._frames import FrameBuffer, Tagged
 
 
 class JobRequest(NamedTuple):
@@ -77,24 +77,19 @@ class Exited(NamedTuple):
 
 
 Reply = Ready | Started | ForkFailed | Exited
-#: The tag that starts each reply on the pipe, by reply type.
-_REPLY_TAGS: dict[type, str] = {
-    Ready: "ready",
-    Started: "started",
-    ForkFailed: "error",
-    Exited: "exit",
-}
-_REPLY_TYPES = {tag: kind for kind, tag in _REPLY_TAGS.items()}
+#: The server's replies on the pipe, each tagged.
+REPLIES: Tagged[Reply] = Tagged(
+    {Ready: "ready", Started: "started", ForkFailed: "error", Exited: "exit"}
+)
 
 
 def parse_reply(message: Any) -> Reply:
     """The reply a frame read from the server holds (a tag, then the reply's fields)."""
-    kind: Any = _REPLY_TYPES[message[0]]
-    return kind._make(message[1:])
+    return REPLIES.parse(message)
 
 
 def _reply(fd: int, message: Reply) -> None:
-    data = frame((_REPLY_TAGS[type(message)], *message))
+    data = REPLIES.frame(message)
     while data:
         data = data[os.write(fd, data) :]
 

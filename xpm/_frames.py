@@ -7,8 +7,8 @@ stdlib, no code objects here) is enough; nothing else ever reads these pipes.
 from __future__ import annotations
 
 import marshal
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Iterator, Mapping
+from typing import IO, Any, Generic, TypeVar
 
 #: Bytes of the length that precedes each message.
 HEADER = 4
@@ -53,3 +53,27 @@ def read_frames(stream: IO[bytes]) -> Iterator[Any]:
         if len(data) < size:
             return
         yield marshal.loads(data)
+
+
+_Record = TypeVar("_Record", bound=tuple[Any, ...])
+
+
+class Tagged(Generic[_Record]):
+    """The named records (``NamedTuple`` types) one pipe carries, each framed as its tag
+    then its fields: one way to send and read them for every pipe."""
+
+    __slots__ = ("_tags", "_types")
+
+    def __init__(self, tags: Mapping[type, str]) -> None:
+        self._tags = dict(tags)
+        self._types = {tag: kind for kind, tag in self._tags.items()}
+
+    def frame(self, record: _Record) -> bytes:
+        """``record`` as the bytes to write on the pipe."""
+        return frame((self._tags[type(record)], *record))
+
+    def parse(self, message: Any) -> _Record:
+        """The record a message read from the pipe holds."""
+        kind: Any = self._types[message[0]]
+        record: _Record = kind._make(message[1:])
+        return record
