@@ -351,62 +351,11 @@ class Experiment(StopSignals, RunRecord, RunSummary):
         return outputs
 
     def _write_job(self, job: Job) -> None:
-        """Normal and generate modes: write ``job``'s directory (generate mode's directory
-        writer makes new ones once there are many), record the submission, then queue the
-        job (normal) or note its state (generate)."""
-        from ._serialize import render, to_params
-
-        task, jobdir, tags = job.task, job.jobdir, job.submission.tags
-        typeid, ident = job.task_id, job.identifier
-        directories = self._directories
-        if directories is None and self.run_mode == "generate":
-            from ._dirwriter import DirectoryWriter
-
-            directories = self._directories = DirectoryWriter(self.workdir, self._written)
-        new_directory: NewDirectory | None = None
-        if directories is not None and not directories.exists(typeid, ident):
-            # New directories are made by a helper process once there are many (see
-            # xpm/_dirwriter.py); one that another process makes meanwhile is handled there.
-            created, done = True, False
-            doc = to_params(task, self.workdir)
-            job.submission.params_doc = doc
-            from ._dirwriter import NewDirectory  # loaded already: generate mode's writer
-
-            new_directory = NewDirectory(
-                typeid, ident, render(doc), tags_text(tags) if tags else None
-            )
-        elif created := jobdir.create():
-            # A directory this process just created: nobody can be reading it yet.
-            done = False
-            doc = to_params(task, self.workdir)
-            job.submission.params_doc = doc  # the index records it without reading the file back
-            jobdir.write_params(render(doc), fresh=True)
-            if tags:
-                jobdir.write_tags(tags)
-        else:
-            done = jobdir.is_done()
-            # A job that will run gets this submission's Meta values (device, threads...);
-            # a DONE job keeps the params.json it ran with.
-            if not done or not jobdir.params.exists():
-                doc = to_params(task, self.workdir)
-                job.submission.params_doc = doc
-                jobdir.write_params(render(doc))
-            if jobdir.read_tags() != tags:
-                jobdir.write_tags(tags)
-                job.submission.tags_changed = True
-        job.submission.submitted = time.time()
-        with self._submissions_lock:
-            self._submissions.append(
-                {
-                    "time": job.submission.submitted,
-                    "task": typeid,
-                    "identifier": ident,
-                    "tags": tags,
-                }
-            )
-            full = len(self._submissions) >= 1000
-        if full:
-            self._flush_submissions()
+        """Normal and generate modes: write ``job``'s directory, record the submission, then
+        hand the job on as the run mode says; it is announced to the index once its
+        directory exists."""
+        created, done, new_directory = self._write_directory(job)
+        self._note_submission(job)
         if self.run_mode == "generate":
             job.state = "DONE" if done else "UNSCHEDULED"
             job.already_done = done
@@ -417,10 +366,66 @@ class Experiment(StopSignals, RunRecord, RunSummary):
             job.already_done = True
         else:
             self.scheduler.enqueue(job)
-        if new_directory is not None and directories is not None:
-            directories.write(new_directory, job)  # announced once its directory is written
+        if new_directory is not None and self._directories is not None:
+            self._directories.write(new_directory, job)  # announced once it is written
         else:
             self._announce(job)
+
+    def _write_directory(self, job: Job) -> tuple[bool, bool, NewDirectory | None]:
+        """Write ``job``'s directory, or update an existing one; returns whether this run
+        creates it, whether the job is done, and the directory generate mode's writer is to
+        make (None: written here)."""
+        from ._serialize import render, to_params
+
+        task, jobdir, tags = job.task, job.jobdir, job.submission.tags
+        directories = self._directories
+        if directories is None and self.run_mode == "generate":
+            from ._dirwriter import DirectoryWriter
+
+            directories = self._directories = DirectoryWriter(self.workdir, self._written)
+        if directories is not None and not directories.exists(job.task_id, job.identifier):
+            # New directories are made by a helper process once there are many (see
+            # xpm/_dirwriter.py); one that another process makes meanwhile is handled there.
+            doc = job.submission.params_doc = to_params(task, self.workdir)
+            from ._dirwriter import NewDirectory  # loaded already: generate mode's writer
+
+            text = tags_text(tags) if tags else None
+            return True, False, NewDirectory(job.task_id, job.identifier, render(doc), text)
+        if jobdir.create():
+            # A directory this process just created: nobody can be reading it yet.  The
+            # index records the params document without reading the file back.
+            doc = job.submission.params_doc = to_params(task, self.workdir)
+            jobdir.write_params(render(doc), fresh=True)
+            if tags:
+                jobdir.write_tags(tags)
+            return True, False, None
+        done = jobdir.is_done()
+        # A job that will run gets this submission's Meta values (device, threads...); a
+        # DONE job keeps the params.json it ran with.
+        if not done or not jobdir.params.exists():
+            doc = job.submission.params_doc = to_params(task, self.workdir)
+            jobdir.write_params(render(doc))
+        if jobdir.read_tags() != tags:
+            jobdir.write_tags(tags)
+            job.submission.tags_changed = True
+        return False, done, None
+
+    def _note_submission(self, job: Job) -> None:
+        """Add ``job`` to the run's list of submissions (written to its record by the
+        thousand)."""
+        job.submission.submitted = time.time()
+        with self._submissions_lock:
+            self._submissions.append(
+                {
+                    "time": job.submission.submitted,
+                    "task": job.task_id,
+                    "identifier": job.identifier,
+                    "tags": job.submission.tags,
+                }
+            )
+            full = len(self._submissions) >= 1000
+        if full:
+            self._flush_submissions()
 
     def _written(self, job: Job, existing: bool | None) -> None:
         """The directory writer made ``job``'s directory; ``existing``: another process had
