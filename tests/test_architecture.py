@@ -47,6 +47,23 @@ def test_no_package_imports_another_packages_underscore_module() -> None:
     assert wrong == [], "import these from the package instead:\n" + "\n".join(wrong)
 
 
+def test_no_module_imports_another_modules_private_names() -> None:
+    """A name starting with ``_`` is its module's own: what another module needs is
+    given a public name (within a private module) instead."""
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.level or "xpm" in (node.module or "")):
+                wrong += [
+                    f"{path.relative_to(ROOT)}:{node.lineno}: {alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_")
+                    and not alias.name.startswith("__")
+                    and node.module is not None
+                ]
+    assert wrong == [], "give these a public name:\n" + "\n".join(wrong)
+
+
 def _package_rows(page: str) -> dict[str, str]:
     """The text of the architecture page's table rows, by the package they start with
     (``xpm/index/``; a package may have a row in each table)."""
@@ -91,7 +108,7 @@ def test_no_module_is_over_the_size_limit() -> None:
     assert too_long == {}, f"split these by concept (at most {MAX_MODULE_LINES} lines)"
 
 
-def _module_name(path: Path) -> str:
+def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
@@ -100,7 +117,7 @@ def _import_graph() -> dict[str, set[str]]:
     """Module -> the xpm modules it imports, at module level or inside functions (lazy
     imports run too, just later); imports for type checkers only are left out.  A name
     taken from a package's lazy ``__getattr__`` counts as the package."""
-    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))

@@ -13,7 +13,7 @@ import typing
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
-from ._configinfo import MISSING, ConfigInfo, ParamInfo, _check_overrides, typeid_of
+from ._configinfo import MISSING, ConfigInfo, ParamInfo, check_overrides, typeid_of
 from ._types import (
     Configurable,
     GeneratedPath,
@@ -85,7 +85,7 @@ class Config(Configurable, metaclass=ConfigMeta):
         }
         defaults = {name: cls.__dict__[name] for name in annotated if name in cls.__dict__}
         type.__setattr__(cls, "_xpm_defaults", defaults)
-        _check_overrides(cls, None)
+        check_overrides(cls, None)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls = type(self)
@@ -141,7 +141,7 @@ class Config(Configurable, metaclass=ConfigMeta):
                 f"{type(self).__qualname__}.{p.name}{e.path}: expected {e.expected}, "
                 f"got {describe_value(e.value)}"
             ) from None
-        if p.kind is ParamKind.CONSTANT and not _same_value(converted, p.default):
+        if p.kind is ParamKind.CONSTANT and not same_value(converted, p.default):
             raise ConfigError(
                 f"{type(self).__qualname__}.{p.name} is a Constant equal to {p.default!r}; "
                 f"it cannot be set to {value!r}"
@@ -198,7 +198,7 @@ class Config(Configurable, metaclass=ConfigMeta):
         try:
             names = type(self).__xpm__.params
             return all(
-                _same_value(self.__dict__.get(n, MISSING), other.__dict__.get(n, MISSING))
+                same_value(self.__dict__.get(n, MISSING), other.__dict__.get(n, MISSING))
                 for n in names
             ) and self.__dict__.get("_xpm_task") == other.__dict__.get("_xpm_task")
         finally:
@@ -242,7 +242,7 @@ class Config(Configurable, metaclass=ConfigMeta):
 _comparing = threading.local()
 
 
-def _same_value(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
     """Equality of parameter values as the identifier sees them: ``1``, ``1.0`` and ``True``
     differ, and NaN equals NaN (so a configuration loaded from params.json equals its source)."""
     if type(a) is not type(b):
@@ -250,9 +250,9 @@ def _same_value(a: Any, b: Any) -> bool:
     if isinstance(a, float):
         return a == b or (a != a and b != b)
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
     return bool(a == b)
 
 

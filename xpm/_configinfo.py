@@ -115,7 +115,7 @@ class ParamInfo:
     @property
     def doc(self) -> str | None:
         """The attribute docstring written under the declaration, if any."""
-        return _attribute_docs(self.owner).get(self.name)
+        return attribute_docs(self.owner).get(self.name)
 
     def reference_default(self) -> Any:
         """The value that counts as 'the default' for the identifier (MISSING: none)."""
@@ -146,7 +146,7 @@ class ConfigInfo:
                 f"{cls.__qualname__}: cannot resolve an annotation ({e}); define the referenced "
                 "class before the first use of this configuration"
             ) from None
-        _check_overrides(cls, hints)
+        check_overrides(cls, hints)
         for klass in reversed(cls.__mro__):
             for name in klass.__dict__.get("__annotations__", {}):
                 if name in self.params or name not in hints:
@@ -252,7 +252,7 @@ def typeid_of(cls: type) -> str:
     """The type id of ``cls`` (docs/identifiers.md, "Type id"), or a :class:`ConfigError`
     naming ``cls`` if it is not valid: the type id names the task's directory under
     ``WORKDIR/jobs``, so it must stay one harmless path component."""
-    typeid = cls.__dict__.get("__xpmid__") or f"{_module_name(cls)}.{cls.__qualname__}".lower()
+    typeid = cls.__dict__.get("__xpmid__") or f"{module_name(cls)}.{cls.__qualname__}".lower()
     if not isinstance(typeid, str):
         raise ConfigError(
             f"{cls.__qualname__}: __xpmid__ must be a string, got {type(typeid).__name__}"
@@ -275,7 +275,7 @@ def typeid_of(cls: type) -> str:
     return typeid
 
 
-def _module_name(cls: type) -> str:
+def module_name(cls: type) -> str:
     """The module name used in type ids: a script run as ``__main__`` counts as its file stem,
     so identifiers are the same whether the script is run or imported."""
     if cls.__module__ == "__main__":
@@ -288,7 +288,7 @@ def _module_name(cls: type) -> str:
     return cls.__module__
 
 
-def _check_overrides(cls: type, hints: dict[str, Any] | None) -> None:
+def check_overrides(cls: type, hints: dict[str, Any] | None) -> None:
     """Refuse a parameter that a subclass re-declares with a type its base does not allow.
 
     Called when the class is defined (``hints`` None: annotations that cannot be resolved yet,
@@ -340,7 +340,7 @@ def _find_default(cls: type, name: str) -> Any:
     return MISSING
 
 
-def _attribute_docs(cls: type) -> dict[str, str]:
+def attribute_docs(cls: type) -> dict[str, str]:
     """Attribute docstrings (a string literal right after an annotated attribute), by name."""
     cached = cls.__dict__.get("_xpm_attr_docs")
     if cached is not None:

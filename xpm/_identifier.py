@@ -15,7 +15,7 @@ from pathlib import PurePath
 from typing import Any
 
 from ._config import Config, cycle_error, missing_error
-from ._configinfo import MISSING, ConfigInfo, ParamInfo, _module_name
+from ._configinfo import MISSING, ConfigInfo, ParamInfo, module_name
 from ._types import GeneratedPath, ParamKind
 from .errors import ConfigError
 
@@ -115,7 +115,7 @@ def encode_value(buf: bytearray, value: Any) -> None:
             encode_value(buf, value[k])
     elif isinstance(value, enum.Enum):
         cls = type(value)
-        _str(buf, ENUM, f"{_module_name(cls)}.{cls.__qualname__}".lower() + ":" + value.name)
+        _str(buf, ENUM, f"{module_name(cls)}.{cls.__qualname__}".lower() + ":" + value.name)
     elif isinstance(value, GeneratedPath):
         _str(buf, GENPATH, value.relative)
     elif isinstance(value, PurePath):

@@ -9,10 +9,10 @@ from .errors import XpmError
 
 def report(step: int | None = None, **values: Any) -> None:
     """Record results of the task running in this job process (see ``Task.report``)."""
-    from ._task import Task, _append_results
+    from ._task import Task, append_results
     from .run import current_task
 
     task = current_task()
     if not isinstance(task, Task):
         raise XpmError("xpm.report() works inside a running task; call it from execute()")
-    _append_results(task.__xpm_jobdir__, values, step)
+    append_results(task.__xpm_jobdir__, values, step)

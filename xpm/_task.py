@@ -67,10 +67,10 @@ class Task(Config):
         Runs in the job process: the scheduler ingests the file into the index.  Values must be
         JSON numbers, strings, booleans or null.
         """
-        _append_results(self.__xpm_jobdir__, values, step)
+        append_results(self.__xpm_jobdir__, values, step)
 
 
-def _append_results(jobdir: JobDir, values: dict[str, Any], step: int | None) -> None:
+def append_results(jobdir: JobDir, values: dict[str, Any], step: int | None) -> None:
     from ._atomicio import append_json_line
 
     if not values:

@@ -297,9 +297,9 @@ def describe_configuration(cls: type) -> str:
         lines.extend("  " + line.strip() for line in doc.strip().splitlines())
     lines.append("")
     types_ = field_types(cls)
-    from .._configinfo import _attribute_docs  # the docstring under each field, as for Config
+    from .._configinfo import attribute_docs  # the docstring under each field, as for Config
 
-    docs = _attribute_docs(cls)
+    docs = attribute_docs(cls)
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if f.default is not dataclasses.MISSING:
             default = f" = {_show(f.default)}"

@@ -32,7 +32,7 @@ def job_params(jobdir: JobDir) -> tuple[list[dict[str, Any]], str | None]:
     params.json alone, without kinds nor defaults).
     """
     try:
-        from .._config import Config, _same_value
+        from .._config import Config, same_value
         from .._configinfo import MISSING
         from .._serialize import load
 
@@ -48,7 +48,7 @@ def job_params(jobdir: JobDir) -> tuple[list[dict[str, Any]], str | None]:
         for p, value in obj.__xpm_values__():
             path = prefix + p.name
             default = p.reference_default()
-            is_default = None if default is MISSING else _same_value(value, default)
+            is_default = None if default is MISSING else same_value(value, default)
             if isinstance(value, Config):
                 rows.append(
                     {
