@@ -117,10 +117,11 @@ def test_watch_refreshes_in_place_and_quits_on_ctrl_c(project: Path) -> None:
     )
     term = Tmux(project, command)
     try:
-        # The running job comes first, with its latest report read from its directory.
+        # The running job comes first, with its latest report read from its directory.  (On
+        # a loaded machine the job may report before the experiment has recorded all 30.)
         wait_for(
-            "a running job's step and loss",
-            lambda: " 3 " in term.screen() and "loss=1.5" in term.screen(),
+            "a running job's step and loss, all 30 jobs recorded",
+            lambda: " 3 " in (s := term.screen()) and "loss=1.5" in s and "30 jobs:" in s,
             term.screen,
         )
         screen = term.screen().splitlines()
