@@ -9,7 +9,7 @@ from typing import Any
 from datasette.utils.asgi import NotFound, Response
 
 from .._vocabulary import shown_state
-from . import _charts, _data, _files, _format, _runs
+from . import _charts, _data, _files, _format, _jobs
 from ._metadata import DATABASE
 from ._served import snapshot, workdir_of
 
@@ -57,8 +57,8 @@ async def job_page(request: Any, datasette: Any) -> Response:
     upstream_ids = _files.upstream_ids(jobdir) if jobdir is not None else []
     related = await db.execute_fn(
         lambda conn: {
-            "upstream": _runs.jobs_by_ids(conn, upstream_ids),
-            "downstream": _runs.downstream_jobs(conn, job["path"]),
+            "upstream": _jobs.jobs_by_ids(conn, upstream_ids),
+            "downstream": _jobs.downstream_jobs(conn, job["path"]),
         }
     )
     context = {
@@ -111,7 +111,7 @@ async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
             data = _charts.parallel(conn, experiment, task, metric)
         elif experiment and task and metric and x:
             data = _charts.series(conn, experiment, task, metric, x, average)
-        return data, _runs.active_jobs(conn)
+        return data, _jobs.active_jobs(conn)
 
     data, active = await db.execute_fn(snapshot(read))
     data["logx"] = request.args.get("logx") == "1"

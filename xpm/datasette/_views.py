@@ -17,7 +17,7 @@ from datasette.utils import tilde_decode, tilde_encode
 from datasette.utils.asgi import NotFound, Response
 
 from .._jobdir import JobDir
-from . import _data, _files, _format, _runs
+from . import _compare, _data, _files, _format, _jobs, _runs
 from ._metadata import DATABASE
 from ._served import index_signature, snapshot, workdir_of
 
@@ -27,11 +27,11 @@ async def home_page(request: Any, datasette: Any) -> Response:
     db = datasette.get_database(DATABASE)
 
     def read(conn: Any) -> dict[str, Any]:
-        running = _runs.jobs_in_state(conn, "RUNNING")
-        failed = _runs.jobs_in_state(conn, "FAILED")
+        running = _jobs.jobs_in_state(conn, "RUNNING")
+        failed = _jobs.jobs_in_state(conn, "FAILED")
         return {
-            "active": _runs.active_jobs(conn),
-            "experiments": _runs.experiments_overview(conn),
+            "active": _jobs.active_jobs(conn),
+            "experiments": _jobs.experiments_overview(conn),
             "running_count": running[0],
             "running": running[1],
             "failed_count": failed[0],
@@ -41,7 +41,7 @@ async def home_page(request: Any, datasette: Any) -> Response:
     context = await db.execute_fn(snapshot(read))
     context.update(
         database=DATABASE,
-        states=_runs.STATES,
+        states=_jobs.STATES,
         zone=_format.zone(),
         title=datasette.metadata("title") or "xpm",
         description=datasette.metadata("description") or "",
@@ -190,7 +190,7 @@ async def _runs_context(
 ) -> dict[str, Any]:
     """Everything a runs table shows: columns, facets, one page of rows, filters, errors."""
     db = datasette.get_database(DATABASE)
-    tasks = await db.execute_fn(lambda conn: _runs.experiment_tasks(conn, experiment))
+    tasks = await db.execute_fn(lambda conn: _jobs.experiment_tasks(conn, experiment))
     names = [t for t, _n in tasks]
     if task is None or task not in names:
         task = names[0] if names else None
@@ -223,7 +223,7 @@ async def _runs_context(
         return {
             **_runs.runs_table(conn, selection, columns),
             "facets": _runs.facets(conn, selection, columns),
-            "active": _runs.active_jobs(conn),
+            "active": _jobs.active_jobs(conn),
         }
 
     table = await db.execute_fn(snapshot(read))
@@ -281,7 +281,7 @@ async def experiment_page(request: Any, datasette: Any) -> Response:
     )
     if found is None:
         raise NotFound(f"no experiment {name!r} in the index")
-    runs = await db.execute_fn(lambda conn: _runs.experiment_runs(conn, name))
+    runs = await db.execute_fn(lambda conn: _jobs.experiment_runs(conn, name))
     context = await _runs_context(request, datasette, request.args.get("task"), name)
     context.update(experiment=name, runs=runs)
     return await _render_runs(request, datasette, "xpm_experiment.html", context)
@@ -306,17 +306,17 @@ async def compare_page(request: Any, datasette: Any) -> Response:
 
     def read(conn: Any) -> dict[str, Any]:
         ids: list[str] = []
-        for ref in refs[: _runs.MAX_COMPARE]:
+        for ref in refs[: _compare.MAX_COMPARE]:
             row = _data.find_job_row(conn, ref)
             if row is None:
                 errors.append(f"no job {ref} (or several start with it: give more digits)")
             elif row["id"] not in ids:
                 ids.append(row["id"])
-        return {**_runs.compare(conn, ids), "active": _runs.active_jobs(conn)}
+        return {**_compare.compare(conn, ids), "active": _jobs.active_jobs(conn)}
 
     data = await db.execute_fn(snapshot(read))
-    if len(refs) > _runs.MAX_COMPARE:
-        errors.append(f"only the first {_runs.MAX_COMPARE} jobs are compared")
+    if len(refs) > _compare.MAX_COMPARE:
+        errors.append(f"only the first {_compare.MAX_COMPARE} jobs are compared")
     jobs = data["jobs"]
     differing = [(p, v) for p, v, differs in data["params"] if differs]
     names = []
