@@ -232,13 +232,25 @@ def task_columns(conn: sqlite3.Connection, task: str, experiment: str | None) ->
     return out
 
 
+def job_count(conn: sqlite3.Connection, selection: Selection, columns: list[Column]) -> int:
+    """How many jobs ``selection`` keeps (on all its pages)."""
+    where, args = selection.where({c.key: c for c in columns})
+    return int(conn.execute(f"SELECT COUNT(*) FROM jobs j WHERE {where}", args).fetchone()[0])
+
+
 def runs_table(
-    conn: sqlite3.Connection, selection: Selection, columns: list[Column]
+    conn: sqlite3.Connection,
+    selection: Selection,
+    columns: list[Column],
+    total: int | None = None,
 ) -> dict[str, Any]:
-    """One page of a runs table: ``count``, ``rows`` (job fields and ``values`` by key)."""
+    """One page of a runs table: ``count``, ``rows`` (job fields and ``values`` by key).
+
+    ``total``: the :func:`job_count` of ``selection`` when the caller knows it.
+    """
     by_key = {c.key: c for c in columns}
     where, args = selection.where(by_key)
-    count = conn.execute(f"SELECT COUNT(*) FROM jobs j WHERE {where}", args).fetchone()[0]
+    count = total if total is not None else job_count(conn, selection, columns)
     column = by_key.get(selection.sort)
     order = column.expr() if column is not None else FIXED.get(selection.sort, FIXED["submitted"])
     direction = "DESC" if selection.descending else "ASC"
