@@ -437,7 +437,9 @@ def test_compare_jobs_side_by_side(ds: Any) -> None:
     assert re.findall(r'data-key="param:([^"]+)"', differs) == ["n_layers"]
     assert re.findall(r'<td class="xpm-text" title="(\d)">', differs) == ["1", "2", "3"]
     same = html.split('id="xpm-compare-same"')[1].split("</tbody>")[0]
-    assert re.findall(r'data-key="param:([^"]+)"', same) == ["lr", "steps"]
+    assert re.findall(r'data-key="param:([^"]+)"', same) == ["lr"]
+    meta = html.split('id="xpm-compare-meta"')[1].split("</tbody>")[0]  # Train's Meta steps
+    assert re.findall(r'data-key="meta:([^"]+)"', meta) == ["steps"]
     results = html.split('id="xpm-compare-results"')[1].split("</tbody>")[0]
     assert re.findall(r">([0-9.]+)</td>", results) == ["0.3333", "0.2", "0.1429"]
     # The loss curves overlaid: one series per job, named by what differs.

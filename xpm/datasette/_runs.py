@@ -34,6 +34,7 @@ class Column:
     kind: str  # "param", "tag" or "result"
     name: str
     numeric: bool = False
+    meta: bool = False  # a Meta parameter: not part of the job's identity, hidden by default
 
     @property
     def key(self) -> str:
@@ -211,24 +212,33 @@ def task_columns(conn: sqlite3.Connection, task: str, experiment: str | None) ->
     out = []
     for kind, table, name in _COLUMN_TABLES:
         types: dict[str, set[str]] = {}
+        meta: set[str] = set()  # parameters recorded as Meta (not before schema 5)
+        flag = "x.meta = 1" if kind == "param" else "0"
         if sample:
-            for key, kind_of in conn.execute(
-                f"SELECT DISTINCT {name}, type FROM {table} WHERE job_id IN ({marks})", sample
+            for key, kind_of, is_meta in conn.execute(
+                f"SELECT DISTINCT x.{name}, x.type, {flag} FROM {table} x "
+                f"WHERE x.job_id IN ({marks})",
+                sample,
             ):
                 types.setdefault(key, set()).add(kind_of)
+                if is_meta:
+                    meta.add(key)
         for key in _distinct(conn, table, name):
             if key not in types:
                 found = conn.execute(
-                    f"SELECT x.type FROM {table} x JOIN jobs j ON j.id = x.job_id "
+                    f"SELECT x.type, {flag} FROM {table} x JOIN jobs j ON j.id = x.job_id "
                     f"WHERE x.{name} = :xpm_key AND {where} LIMIT {COLUMN_SAMPLE}",
                     {**args, "xpm_key": key},
                 ).fetchall()
                 if found:
                     types[key] = {r[0] for r in found}
+                    if any(r[1] for r in found):
+                        meta.add(key)
         for key in sorted(types):
             if kind == "param" and "config" in types[key]:
                 continue  # a nested configuration: its own values are columns
-            out.append(Column(kind, key, types[key] <= {"int", "float", "null"}))
+            numeric = types[key] <= {"int", "float", "null"}
+            out.append(Column(kind, key, numeric, key in meta))
     return out
 
 

@@ -212,6 +212,8 @@ async def _runs_context(
     if sort not in _runs.FIXED and sort not in {c.key for c in columns}:
         errors.append(f"cannot sort by {sort!r}: click a column header instead")
         sort, descending = "submitted", True
+    # Meta parameters (paths, devices, counters) do not tell runs apart: shown on request.
+    show_meta = request.args.get("meta") == "1"
     size = _int_arg(request, "size", _runs.PAGE_SIZE, 1, _runs.MAX_PAGE_SIZE)
     page = _int_arg(request, "page", 1, 1, 10**9)
     selection = _runs.Selection(
@@ -248,10 +250,9 @@ async def _runs_context(
     pages = max(1, -(-table["count"] // size))
     context.update(
         columns=columns,
-        groups=[
-            (label, [c for c in columns if c.kind == kind])
-            for kind, label in (("result", "results"), ("tag", "tags"), ("param", "parameters"))
-        ],
+        groups=_groups(columns, show_meta),
+        show_meta=show_meta,
+        meta_count=sum(c.meta for c in columns),
         filters=[f[3] for f in filters],
         errors=errors,
         sort=sort,
@@ -265,6 +266,19 @@ async def _runs_context(
         zone=_format.zone(),
     )
     return context
+
+
+def _groups(columns: list[_runs.Column], show_meta: bool) -> list[tuple[str, list[_runs.Column]]]:
+    """The column groups of a runs table, in order: results, tags, parameters, then Meta
+    parameters when shown."""
+    groups = [
+        ("results", [c for c in columns if c.kind == "result"]),
+        ("tags", [c for c in columns if c.kind == "tag"]),
+        ("parameters", [c for c in columns if c.kind == "param" and not c.meta]),
+    ]
+    if show_meta:
+        groups.append(("meta", [c for c in columns if c.meta]))
+    return groups
 
 
 def _url_with(request: Any, **changes: Any) -> str:
