@@ -194,6 +194,31 @@ def test_sweep_pivot_has_a_column_per_tag_and_result(ds: Any) -> None:
     assert len(train) == 3 and all(r["lr"] == 0.5 and r["loss"] < 1 for r in train)
 
 
+def test_sweep_keys_lacking_from_the_sample_are_found(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sample of one job per experiment names few keys: the others are still found."""
+    conn = sqlite3.connect(f"file:{indexed / 'xpm.db'}?mode=ro", uri=True)
+    try:
+        truth: dict[str, tuple[list[str], list[str]]] = {}
+        for name, table, slot in [
+            (n, t, i)
+            for (n,) in conn.execute("SELECT name FROM experiments")
+            for i, t in enumerate(("tags", "results"))
+        ]:
+            found = conn.execute(
+                f"SELECT DISTINCT x.key FROM {table} x JOIN submissions s ON s.job_id = x.job_id "
+                "JOIN runs r ON r.id = s.run WHERE r.experiment = ? ORDER BY x.key",
+                (name,),
+            ).fetchall()
+            truth.setdefault(name, ([], []))[slot].extend(k for (k,) in found)
+        monkeypatch.setattr(_data, "SWEEP_SAMPLE", 1)
+        assert _data.experiment_keys(conn) == truth
+        assert truth["sweep"] == (["lr", "n_layers"], ["accuracy", "loss", "weights"])
+    finally:
+        conn.close()
+
+
 def test_compare_two_jobs(ds: Any) -> None:
     a = job_id(ds, "xpm_test_tasks.learn", "n_layers%3D1")
     b = job_id(ds, "xpm_test_tasks.learn", "n_layers%3D3")

@@ -186,7 +186,7 @@ COLUMN_SAMPLE = 200
 _COLUMN_TABLES = (("result", "results", "key"), ("tag", "tags", "key"), ("param", "params", "path"))
 
 
-def _distinct(conn: sqlite3.Connection, table: str, name: str) -> list[str]:
+def distinct_values(conn: sqlite3.Connection, table: str, name: str) -> list[str]:
     """Every distinct value of the indexed column ``name`` of ``table``, one seek each."""
     return [
         r[0]
@@ -223,7 +223,7 @@ def task_columns(conn: sqlite3.Connection, task: str, experiment: str | None) ->
                 types.setdefault(key, set()).add(kind_of)
                 if is_meta:
                     meta.add(key)
-        for key in _distinct(conn, table, name):
+        for key in distinct_values(conn, table, name):
             if key not in types:
                 found = conn.execute(
                     f"SELECT x.type, {flag} FROM {table} x JOIN jobs j ON j.id = x.job_id "
