@@ -45,6 +45,12 @@ def test_while_unchanged_computes_again_only_after_a_write(tmp_path: Path) -> No
             "INSERT INTO jobs (id, task_id, state, submit_time) VALUES ('abc', 't', 'DONE', 1)"
         )
     assert [value(), value()] == [2, 2] and len(calls) == 2
+    # What was kept for the index before the write is dropped with the first miss.
+    asyncio.run(_served.while_unchanged(path, ("other", 1), compute))
+    with open_index(tmp_path) as index:
+        index.conn.execute("DELETE FROM jobs")
+    assert value() == 4
+    assert [k for k in _served._cache if k[0] == path] == [(path, ("test", 1))]
 
 
 def seen(ds: Any) -> dict[str, Any]:

@@ -34,8 +34,9 @@ def index_signature(path: str | None) -> tuple[Any, ...]:
 
 _T = TypeVar("_T")
 
-#: Values kept by :func:`while_unchanged` (the least recently used go first).
-CACHE_SIZE = 128
+#: Values kept by :func:`while_unchanged` (the least recently used go first): a chart's
+#: data is up to 2 MB.
+CACHE_SIZE = 64
 _cache: OrderedDict[tuple[str, Hashable], tuple[tuple[Any, ...], Any]] = OrderedDict()
 
 
@@ -55,6 +56,11 @@ async def while_unchanged(path: Any, key: Hashable, compute: Callable[[], Awaita
     if found is not None and found[0] == sig:
         _cache.move_to_end(full)
         return found[1]  # type: ignore[no-any-return]
+    if found is not None:
+        # Written since: every value kept for this index is stale for good (the signature
+        # only moves on), so free them now rather than when they get old.
+        for stale in [k for k, (kept, _v) in _cache.items() if k[0] == full[0] and kept != sig]:
+            del _cache[stale]
     value = await compute()
     _cache[full] = (sig, value)
     _cache.move_to_end(full)
