@@ -194,6 +194,31 @@ def test_sweep_pivot_has_a_column_per_tag_and_result(ds: Any) -> None:
     assert len(train) == 3 and all(r["lr"] == 0.5 and r["loss"] < 1 for r in train)
 
 
+def test_sweep_keys_lacking_from_the_sample_are_found(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sample of one job per experiment names few keys: the others are still found."""
+    conn = sqlite3.connect(f"file:{indexed / 'xpm.db'}?mode=ro", uri=True)
+    try:
+        truth: dict[str, tuple[list[str], list[str]]] = {}
+        for name, table, slot in [
+            (n, t, i)
+            for (n,) in conn.execute("SELECT name FROM experiments")
+            for i, t in enumerate(("tags", "results"))
+        ]:
+            found = conn.execute(
+                f"SELECT DISTINCT x.key FROM {table} x JOIN submissions s ON s.job_id = x.job_id "
+                "JOIN runs r ON r.id = s.run WHERE r.experiment = ? ORDER BY x.key",
+                (name,),
+            ).fetchall()
+            truth.setdefault(name, ([], []))[slot].extend(k for (k,) in found)
+        monkeypatch.setattr(_data, "SWEEP_SAMPLE", 1)
+        assert _data.experiment_keys(conn) == truth
+        assert truth["sweep"] == (["lr", "n_layers"], ["accuracy", "loss", "weights"])
+    finally:
+        conn.close()
+
+
 def test_compare_two_jobs(ds: Any) -> None:
     a = job_id(ds, "xpm_test_tasks.learn", "n_layers%3D1")
     b = job_id(ds, "xpm_test_tasks.learn", "n_layers%3D3")
@@ -437,7 +462,9 @@ def test_compare_jobs_side_by_side(ds: Any) -> None:
     assert re.findall(r'data-key="param:([^"]+)"', differs) == ["n_layers"]
     assert re.findall(r'<td class="xpm-text" title="(\d)">', differs) == ["1", "2", "3"]
     same = html.split('id="xpm-compare-same"')[1].split("</tbody>")[0]
-    assert re.findall(r'data-key="param:([^"]+)"', same) == ["lr", "steps"]
+    assert re.findall(r'data-key="param:([^"]+)"', same) == ["lr"]
+    meta = html.split('id="xpm-compare-meta"')[1].split("</tbody>")[0]  # Train's Meta steps
+    assert re.findall(r'data-key="meta:([^"]+)"', meta) == ["steps"]
     results = html.split('id="xpm-compare-results"')[1].split("</tbody>")[0]
     assert re.findall(r">([0-9.]+)</td>", results) == ["0.3333", "0.2", "0.1429"]
     # The loss curves overlaid: one series per job, named by what differs.
@@ -839,7 +866,7 @@ def test_task_tables_are_offered_with_sorting_and_facets(ds: Any) -> None:
 
 def test_live_page_reads_its_rows_and_its_state_from_one_snapshot(tmp_path: Path) -> None:
     """A job ending between two reads of a page must not split the page across both states."""
-    from xpm.datasette import _runs, _served
+    from xpm.datasette import _jobs, _served
 
     path = tmp_path / "xpm.db"
     writer = sqlite3.connect(path, isolation_level=None)
@@ -851,11 +878,11 @@ def test_live_page_reads_its_rows_and_its_state_from_one_snapshot(tmp_path: Path
     def read(conn: sqlite3.Connection) -> tuple[str, int]:
         shown = conn.execute("SELECT state FROM jobs").fetchone()[0]
         writer.execute("UPDATE jobs SET state = 'DONE'")  # the job ends right now
-        return shown, _runs.active_jobs(conn)
+        return shown, _jobs.active_jobs(conn)
 
     assert _served.snapshot(read)(reader) == ("RUNNING", 1)  # consistent: still polling
     assert not reader.in_transaction
     writer.execute("UPDATE jobs SET state = 'RUNNING'")
     # Without the snapshot the page showed RUNNING and stopped refreshing: the bug.
     assert read(reader) == ("RUNNING", 0)
-    assert _served.snapshot(lambda c: _runs.active_jobs(c))(reader) == 0
+    assert _served.snapshot(lambda c: _jobs.active_jobs(c))(reader) == 0

@@ -501,6 +501,30 @@ def test_migration_upgrades_in_place_keeping_rows(tmp_path: Path) -> None:
         conn.close()
 
 
+def test_an_index_of_schema_5_gets_the_newest_first_order_of_the_web_view(
+    tmp_path: Path,
+) -> None:
+    with open_index(tmp_path) as index:
+        index.conn.execute(
+            "INSERT INTO jobs (id, task_id, state, submit_time) VALUES ('abc', 't', 'DONE', 1)"
+        )
+        index.conn.execute("DROP INDEX idx_jobs_newest")  # what xpm wrote at schema 5
+        index.conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    with open_index(tmp_path) as index:  # opening for writing migrates
+        assert schema_version(index.conn) == SCHEMA_VERSION == 6
+        assert [r[0] for r in index.query("SELECT id FROM jobs")] == ["abc"]
+        plan = " ".join(
+            str(r[-1])
+            for r in index.conn.execute(
+                # The order in which Datasette pages /xpm/jobs (sort_desc submit_time).
+                "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE submit_time < 5 OR "
+                "submit_time IS NULL OR (submit_time = 5 AND id > 'a') "
+                "ORDER BY submit_time DESC, id LIMIT 101"
+            )
+        )
+    assert "idx_jobs_newest" in plan and "TEMP B-TREE" not in plan
+
+
 def test_schema_sql_matches_the_data_source(tmp_path: Path) -> None:
     with open_index(tmp_path) as index:
         for t in TABLES:

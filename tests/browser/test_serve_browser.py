@@ -254,8 +254,14 @@ def test_experiment_runs_table(server: str, page: Any, shots: Path) -> None:
 
 
 def test_compare_ticked_jobs(server: str, page: Any) -> None:
-    """Tick two Train jobs in the runs table: their differences, results and loss curves."""
+    """Tick two Train jobs in the runs table: their differences, results and loss curves;
+    Train's Meta parameter (steps) is a column only on request, and apart in the comparison."""
     page.goto(server + "-/xpm/experiment/sweep?task=sweep.train&sort=tag:n_layers")
+    assert page.locator('#xpm-runs th[data-key="param:steps"]').count() == 0
+    page.locator("#xpm-meta-toggle").click()
+    page.wait_for_url("**meta=1*")
+    assert page.locator('#xpm-runs th[data-key="param:steps"]').is_visible()
+    assert page.locator("#xpm-meta-toggle").inner_text() == "hide Meta parameters"
     boxes = page.locator('#xpm-runs tbody input[type="checkbox"]')
     boxes.nth(0).check()
     boxes.nth(2).check()
@@ -264,6 +270,7 @@ def test_compare_ticked_jobs(server: str, page: Any) -> None:
     differs = page.locator("#xpm-compare-params tr.xpm-differs")
     assert differs.count() == 1
     assert differs.first.inner_text().split() == ["n_layers", "1", "3"]
+    assert page.locator("#xpm-compare-meta").inner_text().split()[-3:] == ["steps", "Meta", "5"]
     assert "loss" in page.locator("#xpm-compare-results").inner_text()
     page.wait_for_selector('#xpm-curve-1[data-drawn="1"] svg')
     svg = page.locator("#xpm-curve-1 svg")

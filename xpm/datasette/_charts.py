@@ -15,7 +15,7 @@ from statistics import fmean, pstdev
 from typing import Any
 
 from .._vocabulary import JOBS
-from . import _runs
+from . import _jobs, _runs
 from ._format import number
 
 
@@ -29,7 +29,7 @@ def choices(
     experiments = [
         r[0] for r in conn.execute("SELECT name FROM experiments ORDER BY last_start DESC")
     ]
-    tasks = [t for t, _n in _runs.experiment_tasks(conn, experiment)] if experiment else []
+    tasks = [t for t, _n in _jobs.experiment_tasks(conn, experiment)] if experiment else []
     if task not in tasks:
         # The first task with a numeric result (what a chart can draw).
         by_task = {t: _runs.task_columns(conn, t, experiment) for t in tasks}

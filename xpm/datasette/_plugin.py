@@ -19,7 +19,7 @@ from markupsafe import Markup, escape
 from .._vocabulary import JOBS, shown_state
 from . import _data, _files
 from ._metadata import DATABASE
-from ._served import index_signature, workdir_of
+from ._served import index_signature, while_unchanged, workdir_of
 
 
 # --- SQL functions -------------------------------------------------------------------------------
@@ -76,9 +76,6 @@ def get_metadata(datasette: Any, key: str, database: str | None, table: str | No
 
 
 # --- canned queries: one sweep per experiment ------------------------------------------------------
-_sweep_cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
-
-
 @hookimpl
 def canned_queries(datasette: Any, database: str, actor: Any) -> Any:
     """A ``sweep_<experiment>`` query per experiment (columns depend on its tags and results)."""
@@ -87,13 +84,9 @@ def canned_queries(datasette: Any, database: str, actor: Any) -> Any:
 
     async def inner() -> dict[str, Any]:
         db = datasette.get_database(DATABASE)
-        sig = index_signature(db.path)
-        cached = _sweep_cache.get(str(db.path))
-        if cached and cached[0] == sig:
-            return cached[1]
-        queries = await db.execute_fn(_data.sweep_queries)
-        _sweep_cache[str(db.path)] = (sig, queries)
-        return queries
+        return await while_unchanged(
+            db.path, "sweep queries", lambda: db.execute_fn(_data.sweep_queries)
+        )
 
     return inner
 
@@ -179,7 +172,8 @@ class _XpmFacet(Facet):  # type: ignore[misc]
         filtered = " where " in base.lower() or bool(params)
         jobs_sql = f"SELECT id FROM ({base})" if filtered else None
         sql = group_sql(jobs_sql) + f" LIMIT {size + 1}"
-        try:
+
+        async def count() -> list[tuple[Any, int]]:
             rows = await self.ds.execute(
                 self.database,
                 sql,
@@ -187,18 +181,26 @@ class _XpmFacet(Facet):  # type: ignore[misc]
                 truncate=False,
                 custom_time_limit=self.ds.setting("facet_time_limit_ms"),
             )
+            return [(row["value"], row["count"]) for row in rows.rows]
+
+        db = self.ds.get_database(self.database)
+        try:
+            # Every page of the table counts the same jobs (the cursor is left out).
+            counted = await while_unchanged(
+                db.path, ("facet", sql, repr(sorted(params.items()))), count
+            )
         except QueryInterrupted:
             return None
         chosen = set(self.request.args.getlist(arg))
         values = []
-        for row in rows.rows[:size]:
-            value = str(row["value"])
+        for raw, number in counted[:size]:
+            value = str(raw)
             values.append(
                 {
                     "value": value,
                     # A job not started reads WAITING, as everywhere (the value stays).
                     "label": shown_state(value) if arg == "state" else value,
-                    "count": row["count"],
+                    "count": number,
                     "toggle_url": _toggle(self, arg, value, value in chosen),
                     "selected": value in chosen,
                 }
@@ -210,7 +212,7 @@ class _XpmFacet(Facet):  # type: ignore[misc]
             "hideable": False,
             "toggle_url": self.ds.urls.path(self.request.path) + ("?" + query if query else ""),
             "results": values,
-            "truncated": len(rows.rows) > size,
+            "truncated": len(counted) > size,
         }
 
 

@@ -1,8 +1,9 @@
-"""The data layer of the web view: experiments, runs tables, comparisons, as plain rows.
+"""The data layer of the web view's runs tables and charts: columns, filters, facets, pages.
 
-Every page of the plugin that shows jobs as a table reads them through this module, so
+Every page of the plugin that shows jobs as a table reads them through this module (lists
+of jobs and experiments through :mod:`._jobs`, comparisons through :mod:`._compare`), so
 that the layout of the index it relies on (today ``jobs``, ``params``, ``tags``,
-``results``, ``submissions``, ``runs``) is known here only.  Every function takes a
+``results``, ``submissions``, ``runs``) is known there only.  Every function takes a
 read-only :class:`sqlite3.Connection` (the plugin calls them through Datasette's
 ``execute_fn``) and returns plain Python values.
 """
@@ -14,127 +15,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._vocabulary import STORED_STATES, TERMINAL_STATES
 from ..index import parse_tag_value
-
-#: Experiments listed on the home page (the latest started).
-HOME_EXPERIMENTS = 100
-#: Running and failed jobs listed on the home page.
-HOME_JOBS = 20
-
-STATES = STORED_STATES
-
-
-def dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
-    """The rows of ``cursor`` as dictionaries."""
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def experiments_overview(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Experiments, latest started first, each with its latest run and that run's jobs.
-
-    Per experiment: ``name``, ``runs``, ``first_start``, ``last_start``; of its latest
-    run ``run``, ``start_time``, ``end_time``, ``outcome``, ``commit_sha``, ``branch``,
-    ``dirty``; ``states``: jobs of that run per state; ``jobs``: their number.
-    """
-    rows = dicts(
-        conn.execute(
-            "SELECT e.name, e.runs, e.first_start, e.last_start, r.id AS run, r.start_time, "
-            "r.end_time, json_extract(r.info, '$.outcome') AS outcome, g.commit_sha, g.branch, "
-            "g.dirty FROM (SELECT * FROM experiments ORDER BY last_start DESC, name LIMIT ?) e "
-            "LEFT JOIN runs r ON r.id = (SELECT id FROM runs WHERE experiment = e.name "
-            "ORDER BY start_time DESC LIMIT 1) "
-            "LEFT JOIN run_git_states rg ON rg.run = r.id AND rg.position = 0 "
-            "LEFT JOIN git_states g ON g.id = rg.git_state "
-            "ORDER BY e.last_start DESC, e.name",
-            (HOME_EXPERIMENTS,),
-        )
-    )
-    for row in rows:
-        row["states"] = {}
-        row["jobs"] = 0
-    by_run = {row["run"]: row for row in rows if row["run"]}
-    if by_run:
-        marks = ",".join("?" * len(by_run))
-        # Most jobs are DONE: count the others through the state index, and DONE as the rest.
-        for run, total in conn.execute(
-            f"SELECT run, COUNT(*) FROM submissions WHERE run IN ({marks}) GROUP BY run",
-            list(by_run),
-        ):
-            by_run[run]["jobs"] = total
-            by_run[run]["states"]["DONE"] = total
-        for run, state, count in conn.execute(
-            # CROSS JOIN: from the (few) jobs in those states, not from every submission.
-            "SELECT s.run, j.state, COUNT(*) FROM jobs j CROSS JOIN submissions s "
-            f"ON s.job_id = j.id WHERE j.state IN ({','.join('?' * (len(STATES) - 1))}) "
-            f"AND s.run IN ({marks}) GROUP BY s.run, j.state",
-            [*(s for s in STATES if s != "DONE"), *by_run],
-        ):
-            by_run[run]["states"][state] = count
-            by_run[run]["states"]["DONE"] -= count
-        for row in by_run.values():
-            if not row["states"].get("DONE"):
-                row["states"].pop("DONE", None)
-    return rows
-
-
-def active_jobs(conn: sqlite3.Connection) -> int:
-    """How many jobs are submitted or running (live pages refresh while there are some)."""
-    return int(
-        conn.execute(
-            "SELECT COUNT(*) FROM jobs WHERE state IN ('SUBMITTED', 'RUNNING')"
-        ).fetchone()[0]
-    )
-
-
-def jobs_in_state(
-    conn: sqlite3.Connection, state: str, limit: int = HOME_JOBS
-) -> tuple[int, list[dict[str, Any]]]:
-    """How many jobs are in ``state``, and the latest ``limit`` of them (with experiment)."""
-    count = conn.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)).fetchone()[0]
-    order = "j.end_time" if state in TERMINAL_STATES else "j.submit_time"
-    rows = dicts(
-        conn.execute(
-            "SELECT j.id, j.task_id, j.state, j.reason, j.submit_time, j.start_time, j.end_time, "
-            "j.host, r.experiment FROM (SELECT * FROM jobs WHERE state = ? "
-            f"ORDER BY {order.replace('j.', '')} DESC LIMIT ?) j "
-            f"LEFT JOIN runs r ON r.id = j.last_run ORDER BY {order} DESC",
-            (state, limit),
-        )
-    )
-    return count, rows
-
-
-def jobs_by_ids(conn: sqlite3.Connection, ids: list[str]) -> list[dict[str, Any]]:
-    """The jobs (id, task_id, state) among ``ids``, by task then id."""
-    if not ids:
-        return []
-    marks = ",".join("?" * len(ids))
-    return dicts(
-        conn.execute(
-            f"SELECT id, task_id, state FROM jobs WHERE id IN ({marks}) ORDER BY task_id, id",
-            ids,
-        )
-    )
-
-
-def downstream_jobs(conn: sqlite3.Connection, job_path: str) -> list[dict[str, Any]]:
-    """Other jobs with a path parameter inside the job directory ``job_path`` (its users).
-
-    The index keeps no dependency list: a job that uses another's output holds a path of
-    that output (``jobs/<task>/<id>/...``) among its parameters.
-    """
-    prefix = job_path.rstrip("/") + "/"
-    return dicts(
-        conn.execute(
-            "SELECT id, task_id, state FROM jobs WHERE id IN (SELECT job_id FROM params "
-            "WHERE type = 'path' AND value >= ? AND value < ?) AND path != ? "
-            "ORDER BY task_id, id LIMIT 200",
-            (prefix, prefix[:-1] + "0", job_path),
-        )
-    )
-
+from ._jobs import dicts
 
 # --- runs tables: one row per job of a task (in an experiment), one column per value -------------
 #: Rows of a runs table page, by default and at most.
@@ -152,6 +34,7 @@ class Column:
     kind: str  # "param", "tag" or "result"
     name: str
     numeric: bool = False
+    meta: bool = False  # a Meta parameter: not part of the job's identity, hidden by default
 
     @property
     def key(self) -> str:
@@ -303,7 +186,7 @@ COLUMN_SAMPLE = 200
 _COLUMN_TABLES = (("result", "results", "key"), ("tag", "tags", "key"), ("param", "params", "path"))
 
 
-def _distinct(conn: sqlite3.Connection, table: str, name: str) -> list[str]:
+def distinct_values(conn: sqlite3.Connection, table: str, name: str) -> list[str]:
     """Every distinct value of the indexed column ``name`` of ``table``, one seek each."""
     return [
         r[0]
@@ -329,34 +212,55 @@ def task_columns(conn: sqlite3.Connection, task: str, experiment: str | None) ->
     out = []
     for kind, table, name in _COLUMN_TABLES:
         types: dict[str, set[str]] = {}
+        meta: set[str] = set()  # parameters recorded as Meta (not before schema 5)
+        flag = "x.meta = 1" if kind == "param" else "0"
         if sample:
-            for key, kind_of in conn.execute(
-                f"SELECT DISTINCT {name}, type FROM {table} WHERE job_id IN ({marks})", sample
+            for key, kind_of, is_meta in conn.execute(
+                f"SELECT DISTINCT x.{name}, x.type, {flag} FROM {table} x "
+                f"WHERE x.job_id IN ({marks})",
+                sample,
             ):
                 types.setdefault(key, set()).add(kind_of)
-        for key in _distinct(conn, table, name):
+                if is_meta:
+                    meta.add(key)
+        for key in distinct_values(conn, table, name):
             if key not in types:
                 found = conn.execute(
-                    f"SELECT x.type FROM {table} x JOIN jobs j ON j.id = x.job_id "
+                    f"SELECT x.type, {flag} FROM {table} x JOIN jobs j ON j.id = x.job_id "
                     f"WHERE x.{name} = :xpm_key AND {where} LIMIT {COLUMN_SAMPLE}",
                     {**args, "xpm_key": key},
                 ).fetchall()
                 if found:
                     types[key] = {r[0] for r in found}
+                    if any(r[1] for r in found):
+                        meta.add(key)
         for key in sorted(types):
             if kind == "param" and "config" in types[key]:
                 continue  # a nested configuration: its own values are columns
-            out.append(Column(kind, key, types[key] <= {"int", "float", "null"}))
+            numeric = types[key] <= {"int", "float", "null"}
+            out.append(Column(kind, key, numeric, key in meta))
     return out
 
 
+def job_count(conn: sqlite3.Connection, selection: Selection, columns: list[Column]) -> int:
+    """How many jobs ``selection`` keeps (on all its pages)."""
+    where, args = selection.where({c.key: c for c in columns})
+    return int(conn.execute(f"SELECT COUNT(*) FROM jobs j WHERE {where}", args).fetchone()[0])
+
+
 def runs_table(
-    conn: sqlite3.Connection, selection: Selection, columns: list[Column]
+    conn: sqlite3.Connection,
+    selection: Selection,
+    columns: list[Column],
+    total: int | None = None,
 ) -> dict[str, Any]:
-    """One page of a runs table: ``count``, ``rows`` (job fields and ``values`` by key)."""
+    """One page of a runs table: ``count``, ``rows`` (job fields and ``values`` by key).
+
+    ``total``: the :func:`job_count` of ``selection`` when the caller knows it.
+    """
     by_key = {c.key: c for c in columns}
     where, args = selection.where(by_key)
-    count = conn.execute(f"SELECT COUNT(*) FROM jobs j WHERE {where}", args).fetchone()[0]
+    count = total if total is not None else job_count(conn, selection, columns)
     column = by_key.get(selection.sort)
     order = column.expr() if column is not None else FIXED.get(selection.sort, FIXED["submitted"])
     direction = "DESC" if selection.descending else "ASC"
@@ -473,70 +377,6 @@ def facets(
     for column in tags:
         out.append({"key": column.key, "values": counts.get(column.key, [])[: FACET_SIZE + 1]})
     return out
-
-
-def experiment_runs(conn: sqlite3.Connection, experiment: str) -> list[dict[str, Any]]:
-    """The runs of ``experiment``, latest first, with commit, outcome and number of jobs."""
-    return dicts(
-        conn.execute(
-            "SELECT r.id, r.run_id, r.run_mode, r.start_time, r.end_time, r.host, r.user, "
-            "json_extract(r.info, '$.outcome') AS outcome, g.commit_sha, g.branch, g.dirty, "
-            "(SELECT COUNT(*) FROM submissions s WHERE s.run = r.id) AS jobs FROM runs r "
-            "LEFT JOIN run_git_states rg ON rg.run = r.id AND rg.position = 0 "
-            "LEFT JOIN git_states g ON g.id = rg.git_state WHERE r.experiment = ? "
-            "ORDER BY r.start_time DESC LIMIT 100",
-            (experiment,),
-        )
-    )
-
-
-def experiment_tasks(conn: sqlite3.Connection, experiment: str | None) -> list[tuple[str, int]]:
-    """(task id, number of jobs) of the jobs submitted by ``experiment`` (None: all jobs)."""
-    if experiment is None:
-        return conn.execute(
-            "SELECT task_id, COUNT(*) FROM jobs GROUP BY task_id ORDER BY task_id"
-        ).fetchall()
-    return conn.execute(
-        "SELECT j.task_id, COUNT(DISTINCT j.id) FROM submissions s JOIN runs r ON r.id = s.run "
-        "JOIN jobs j ON j.id = s.job_id WHERE r.experiment = ? GROUP BY j.task_id "
-        "ORDER BY j.task_id",
-        (experiment,),
-    ).fetchall()
-
-
-# --- compare ---------------------------------------------------------------------------------------
-#: Most jobs compared at once.
-MAX_COMPARE = 20
-
-
-def compare(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
-    """Jobs side by side: ``params`` (path, values, differs), ``results``, per-step ``curves``.
-
-    Parameters that differ come first.  ``curves``: for each result reported with a
-    step by any of the jobs, one series per job (points ``[step, value, job id]``).
-    """
-    jobs = page_rows(conn, ids)
-    ids = [j["id"] for j in jobs]
-    marks = ",".join("?" * len(ids))
-    by_path: dict[str, list[Any]] = {}
-    for job_id, path, value in conn.execute(
-        f"SELECT job_id, path, value FROM params WHERE job_id IN ({marks}) ORDER BY path", ids
-    ):
-        by_path.setdefault(path, [None] * len(ids))[ids.index(job_id)] = value
-    params = [
-        (path, values, len({repr(v) for v in values}) > 1) for path, values in by_path.items()
-    ]
-    params.sort(key=lambda p: (not p[2], p[0]))
-    keys = sorted({k[7:] for j in jobs for k in j["values"] if k.startswith("result:")})
-    results = [(k, [j["values"].get(f"result:{k}") for j in jobs]) for k in keys]
-    curves: dict[str, dict[str, list[list[Any]]]] = {}
-    for job_id, key, step, value in conn.execute(
-        f"SELECT job_id, key, step, value FROM results WHERE job_id IN ({marks}) "
-        "AND step IS NOT NULL AND type IN ('int', 'float') ORDER BY key, job_id, step, seq",
-        ids,
-    ):
-        curves.setdefault(key, {}).setdefault(job_id, []).append([step, value, job_id])
-    return {"jobs": jobs, "params": params, "results": results, "curves": curves}
 
 
 # --- what charts read --------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ class IndexDef:
 
     name: str
     table: str
-    columns: tuple[str, ...]
+    columns: tuple[str, ...]  # a name, or "name DESC" for an order the index stores reversed
     purpose: str
     since: int = 1
 
@@ -540,6 +540,15 @@ INDEXES: tuple[IndexDef, ...] = (
         ("git_state",),
         "attempts at a git state",
         since=2,
+    ),
+    IndexDef(
+        "idx_jobs_newest",
+        "jobs",
+        ("submit_time DESC", "id"),
+        # Datasette pages the jobs table by (submit_time DESC, id): without an index in that
+        # order, page 2 sorted every job after the cursor (370 ms over 100,000 jobs).
+        "jobs newest first, in the order of the web view's pages",
+        since=6,
     ),
 )
 

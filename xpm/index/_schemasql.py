@@ -35,8 +35,13 @@ def create_table_sql(t: Table, version: int = SCHEMA_VERSION) -> str:
     return f"CREATE TABLE IF NOT EXISTS {_quote(t.name)} (\n  {body}\n){extra}"
 
 
+def _index_column(spec: str) -> str:
+    name, _sep, order = spec.partition(" ")
+    return _quote(name) + (f" {order}" if order else "")
+
+
 def create_index_sql(i: IndexDef) -> str:
-    cols = ", ".join(_quote(c) for c in i.columns)
+    cols = ", ".join(_index_column(c) for c in i.columns)
     return f"CREATE INDEX IF NOT EXISTS {_quote(i.name)} ON {_quote(i.table)} ({cols})"
 
 

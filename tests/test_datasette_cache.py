@@ -1,0 +1,106 @@
+"""What the web view keeps between requests while the index is unchanged, and forgets when
+it changes: facet counts, runs table counts, chart data, the home page."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xpm import tag
+from xpm._experiment import experiment
+from xpm.datasette import _served
+from xpm.datasette._app import make_datasette
+from xpm.index import open_index
+
+
+def get(ds: Any, path: str) -> Any:
+    async def go() -> Any:
+        return await ds.client.get(path)
+
+    response = asyncio.run(go())
+    assert response.status_code == 200, response.text[-2000:]
+    return response
+
+
+def test_while_unchanged_computes_again_only_after_a_write(tmp_path: Path) -> None:
+    with open_index(tmp_path):
+        pass  # a real index file
+    path = str(tmp_path / "xpm.db")
+    calls: list[int] = []
+
+    async def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    def value() -> int:
+        return asyncio.run(_served.while_unchanged(path, ("test", 1), compute))
+
+    assert [value(), value()] == [1, 1] and len(calls) == 1
+    with open_index(tmp_path) as index:
+        index.conn.execute(
+            "INSERT INTO jobs (id, task_id, state, submit_time) VALUES ('abc', 't', 'DONE', 1)"
+        )
+    assert [value(), value()] == [2, 2] and len(calls) == 2
+    # What was kept for the index before the write is dropped with the first miss.
+    asyncio.run(_served.while_unchanged(path, ("other", 1), compute))
+    with open_index(tmp_path) as index:
+        index.conn.execute("DELETE FROM jobs")
+    assert value() == 4
+    assert [k for k in _served._cache if k[0] == path] == [(path, ("test", 1))]
+
+
+def seen(ds: Any) -> dict[str, Any]:
+    """What the cached pages say about the experiment ``grow``."""
+    home = get(ds, "/").text
+    row = home.split('data-experiment="grow"')[1].split("</tr>")[0]
+    facets = get(ds, "/xpm/jobs.json").json()["facet_results"]
+    page = get(ds, "/-/xpm/experiment/grow").text
+    table = page[page.index('id="xpm-runs"') :]
+    chart = get(ds, "/-/xpm/chart.json?experiment=grow&metric=value&x=x").json()["data"]
+    return {
+        "home runs": re.findall(r'<td class="xpm-num">(\d+)</td>', row),
+        "state facet": {v["value"]: v["count"] for v in facets["state"]["results"]},
+        "tag facet": sorted(v["value"] for v in facets["tags"]["results"]),
+        "runs table": len(set(re.findall(r'data-job="([0-9a-f]{64})"', table))),
+        "runs count": re.findall(r"Jobs 1–\d+ of (\d+)", page),
+        "chart x": [p[0] for s in chart["series"] for p in s["points"]],
+    }
+
+
+def test_pages_show_a_newly_recorded_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read once, served from the cache, then a run records a job: every page shows it."""
+    from xpm_test_tasks import ReportWithFunction
+
+    monkeypatch.setenv("XPM_GIT", "off")
+    workdir = tmp_path / "wd"
+    with experiment(workdir, "grow", progress=False):
+        for x in (1, 2):
+            ReportWithFunction(x=tag(x)).submit()
+    ds = make_datasette(workdir)
+    before = seen(ds)
+    assert (
+        before
+        == seen(ds)
+        == {
+            "home runs": ["1"],
+            "state facet": {"DONE": 2},
+            "tag facet": ["x=1", "x=2"],
+            "runs table": 2,
+            "runs count": ["2"],
+            "chart x": [1, 2],
+        }
+    )
+    with experiment(workdir, "grow", progress=False):
+        ReportWithFunction(x=tag(3)).submit()
+    assert seen(ds) == {
+        "home runs": ["2"],
+        "state facet": {"DONE": 3},
+        "tag facet": ["x=1", "x=2", "x=3"],
+        "runs table": 3,
+        "runs count": ["3"],
+        "chart x": [1, 2, 3],
+    }

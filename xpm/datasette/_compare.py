@@ -1,0 +1,50 @@
+"""Jobs side by side: their parameters, latest results and per-step curves.
+
+Rows come from :func:`._runs.page_rows`, as in a runs table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from ._runs import page_rows
+
+#: Most jobs compared at once.
+MAX_COMPARE = 20
+
+
+def compare(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
+    """Jobs side by side: ``params`` and ``meta`` (path, values, differs), ``results``,
+    per-step ``curves``.
+
+    Parameters that differ come first.  ``meta``: the Meta parameters, by path, apart:
+    they do not make jobs different (a model path differs for every job), so they are
+    never among the parameters that differ.  ``curves``: for each result reported with
+    a step by any of the jobs, one series per job (points ``[step, value, job id]``).
+    """
+    jobs = page_rows(conn, ids)
+    ids = [j["id"] for j in jobs]
+    marks = ",".join("?" * len(ids))
+    by_path: dict[str, list[Any]] = {}
+    meta_paths: set[str] = set()
+    for job_id, path, value, meta in conn.execute(
+        f"SELECT job_id, path, value, meta FROM params WHERE job_id IN ({marks}) ORDER BY path",
+        ids,
+    ):
+        by_path.setdefault(path, [None] * len(ids))[ids.index(job_id)] = value
+        if meta:
+            meta_paths.add(path)
+    rows = [(path, values, len({repr(v) for v in values}) > 1) for path, values in by_path.items()]
+    params = sorted((p for p in rows if p[0] not in meta_paths), key=lambda p: (not p[2], p[0]))
+    meta = [p for p in rows if p[0] in meta_paths]
+    keys = sorted({k[7:] for j in jobs for k in j["values"] if k.startswith("result:")})
+    results = [(k, [j["values"].get(f"result:{k}") for j in jobs]) for k in keys]
+    curves: dict[str, dict[str, list[list[Any]]]] = {}
+    for job_id, key, step, value in conn.execute(
+        f"SELECT job_id, key, step, value FROM results WHERE job_id IN ({marks}) "
+        "AND step IS NOT NULL AND type IN ('int', 'float') ORDER BY key, job_id, step, seq",
+        ids,
+    ):
+        curves.setdefault(key, {}).setdefault(job_id, []).append([step, value, job_id])
+    return {"jobs": jobs, "params": params, "meta": meta, "results": results, "curves": curves}

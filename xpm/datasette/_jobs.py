@@ -1,0 +1,161 @@
+"""Lists of jobs and experiments the web view shows: the home page's overview, an
+experiment's runs and tasks, a job's related jobs, and whether anything still runs.
+
+Like :mod:`._runs` (the runs tables), every function takes a read-only
+:class:`sqlite3.Connection` (called through Datasette's ``execute_fn``) and returns
+plain Python values; the SQL on the index's general tables lives here and there only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from .._vocabulary import STORED_STATES, TERMINAL_STATES
+
+#: Experiments listed on the home page (the latest started).
+HOME_EXPERIMENTS = 100
+#: Running and failed jobs listed on the home page.
+HOME_JOBS = 20
+
+STATES = STORED_STATES
+
+
+def dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """The rows of ``cursor`` as dictionaries."""
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def experiments_overview(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Experiments, latest started first, each with its latest run and that run's jobs.
+
+    Per experiment: ``name``, ``runs``, ``first_start``, ``last_start``; of its latest
+    run ``run``, ``start_time``, ``end_time``, ``outcome``, ``commit_sha``, ``branch``,
+    ``dirty``; ``states``: jobs of that run per state; ``jobs``: their number.
+    """
+    rows = dicts(
+        conn.execute(
+            "SELECT e.name, e.runs, e.first_start, e.last_start, r.id AS run, r.start_time, "
+            "r.end_time, json_extract(r.info, '$.outcome') AS outcome, g.commit_sha, g.branch, "
+            "g.dirty FROM (SELECT * FROM experiments ORDER BY last_start DESC, name LIMIT ?) e "
+            "LEFT JOIN runs r ON r.id = (SELECT id FROM runs WHERE experiment = e.name "
+            "ORDER BY start_time DESC LIMIT 1) "
+            "LEFT JOIN run_git_states rg ON rg.run = r.id AND rg.position = 0 "
+            "LEFT JOIN git_states g ON g.id = rg.git_state "
+            "ORDER BY e.last_start DESC, e.name",
+            (HOME_EXPERIMENTS,),
+        )
+    )
+    for row in rows:
+        row["states"] = {}
+        row["jobs"] = 0
+    by_run = {row["run"]: row for row in rows if row["run"]}
+    if by_run:
+        marks = ",".join("?" * len(by_run))
+        # Most jobs are DONE: count the others through the state index, and DONE as the rest.
+        for run, total in conn.execute(
+            f"SELECT run, COUNT(*) FROM submissions WHERE run IN ({marks}) GROUP BY run",
+            list(by_run),
+        ):
+            by_run[run]["jobs"] = total
+            by_run[run]["states"]["DONE"] = total
+        for run, state, count in conn.execute(
+            # CROSS JOIN: from the (few) jobs in those states, not from every submission.
+            "SELECT s.run, j.state, COUNT(*) FROM jobs j CROSS JOIN submissions s "
+            f"ON s.job_id = j.id WHERE j.state IN ({','.join('?' * (len(STATES) - 1))}) "
+            f"AND s.run IN ({marks}) GROUP BY s.run, j.state",
+            [*(s for s in STATES if s != "DONE"), *by_run],
+        ):
+            by_run[run]["states"][state] = count
+            by_run[run]["states"]["DONE"] -= count
+        for row in by_run.values():
+            if not row["states"].get("DONE"):
+                row["states"].pop("DONE", None)
+    return rows
+
+
+def active_jobs(conn: sqlite3.Connection) -> int:
+    """How many jobs are submitted or running (live pages refresh while there are some)."""
+    return int(
+        conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('SUBMITTED', 'RUNNING')"
+        ).fetchone()[0]
+    )
+
+
+def jobs_in_state(
+    conn: sqlite3.Connection, state: str, limit: int = HOME_JOBS
+) -> tuple[int, list[dict[str, Any]]]:
+    """How many jobs are in ``state``, and the latest ``limit`` of them (with experiment)."""
+    count = conn.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)).fetchone()[0]
+    order = "j.end_time" if state in TERMINAL_STATES else "j.submit_time"
+    rows = dicts(
+        conn.execute(
+            "SELECT j.id, j.task_id, j.state, j.reason, j.submit_time, j.start_time, j.end_time, "
+            "j.host, r.experiment FROM (SELECT * FROM jobs WHERE state = ? "
+            f"ORDER BY {order.replace('j.', '')} DESC LIMIT ?) j "
+            f"LEFT JOIN runs r ON r.id = j.last_run ORDER BY {order} DESC",
+            (state, limit),
+        )
+    )
+    return count, rows
+
+
+def jobs_by_ids(conn: sqlite3.Connection, ids: list[str]) -> list[dict[str, Any]]:
+    """The jobs (id, task_id, state) among ``ids``, by task then id."""
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    return dicts(
+        conn.execute(
+            f"SELECT id, task_id, state FROM jobs WHERE id IN ({marks}) ORDER BY task_id, id",
+            ids,
+        )
+    )
+
+
+def downstream_jobs(conn: sqlite3.Connection, job_path: str) -> list[dict[str, Any]]:
+    """Other jobs with a path parameter inside the job directory ``job_path`` (its users).
+
+    The index keeps no dependency list: a job that uses another's output holds a path of
+    that output (``jobs/<task>/<id>/...``) among its parameters.
+    """
+    prefix = job_path.rstrip("/") + "/"
+    return dicts(
+        conn.execute(
+            "SELECT id, task_id, state FROM jobs WHERE id IN (SELECT job_id FROM params "
+            "WHERE type = 'path' AND value >= ? AND value < ?) AND path != ? "
+            "ORDER BY task_id, id LIMIT 200",
+            (prefix, prefix[:-1] + "0", job_path),
+        )
+    )
+
+
+def experiment_runs(conn: sqlite3.Connection, experiment: str) -> list[dict[str, Any]]:
+    """The runs of ``experiment``, latest first, with commit, outcome and number of jobs."""
+    return dicts(
+        conn.execute(
+            "SELECT r.id, r.run_id, r.run_mode, r.start_time, r.end_time, r.host, r.user, "
+            "json_extract(r.info, '$.outcome') AS outcome, g.commit_sha, g.branch, g.dirty, "
+            "(SELECT COUNT(*) FROM submissions s WHERE s.run = r.id) AS jobs FROM runs r "
+            "LEFT JOIN run_git_states rg ON rg.run = r.id AND rg.position = 0 "
+            "LEFT JOIN git_states g ON g.id = rg.git_state WHERE r.experiment = ? "
+            "ORDER BY r.start_time DESC LIMIT 100",
+            (experiment,),
+        )
+    )
+
+
+def experiment_tasks(conn: sqlite3.Connection, experiment: str | None) -> list[tuple[str, int]]:
+    """(task id, number of jobs) of the jobs submitted by ``experiment`` (None: all jobs)."""
+    if experiment is None:
+        return conn.execute(
+            "SELECT task_id, COUNT(*) FROM jobs GROUP BY task_id ORDER BY task_id"
+        ).fetchall()
+    return conn.execute(
+        "SELECT j.task_id, COUNT(DISTINCT j.id) FROM submissions s JOIN runs r ON r.id = s.run "
+        "JOIN jobs j ON j.id = s.job_id WHERE r.experiment = ? GROUP BY j.task_id "
+        "ORDER BY j.task_id",
+        (experiment,),
+    ).fetchall()
