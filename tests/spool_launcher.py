@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xpm._jobdir import JobDir
-from xpm.launchers import LaunchedJob, Launcher, LaunchOutcome
+from xpm.launchers import JobDir, LaunchedJob, Launcher, LaunchOutcome
 
 
 class SpoolLauncher(Launcher):

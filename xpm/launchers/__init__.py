@@ -1,5 +1,10 @@
-"""Launchers: where jobs run (``LocalLauncher``; ``SlurmLauncher`` in ``xpm.launchers.slurm``)."""
+"""Launchers: where jobs run (``LocalLauncher``; ``SlurmLauncher`` in ``xpm.launchers.slurm``).
 
+A launcher of your own subclasses :class:`Launcher`; the :class:`JobDir` it is handed is
+the job directory (its ``path``, its logs ``stdout``/``stderr``, its ``identifier``).
+"""
+
+from .._jobdir import JobDir
 from ._base import LaunchedJob, Launcher, LaunchOutcome
 from ._kinds import (
     KINDS,
@@ -11,6 +16,7 @@ from ._kinds import (
 from .local import LocalLauncher
 
 __all__ = [
+    "JobDir",
     "KINDS",
     "Launcher",
     "LaunchedJob",
