@@ -525,6 +525,49 @@ def test_job_page_of_a_job_not_launched_shows_bools_and_says_why_no_git(
     assert "Not launched yet" in git and "XPM_GIT=off" not in git
 
 
+def test_job_page_takes_the_state_from_the_job_directory_as_jobs_show_does(
+    tmp_path: Path,
+) -> None:
+    """A job run without anything updating the index (a generated job run by hand, as a
+    detached run's jobs are) shows the state its directory holds, as `xpm jobs show`
+    does, and says the index is behind, instead of the index's WAITING (#17)."""
+    from xpm_test_tasks import Count
+
+    workdir = tmp_path / "wd"
+    with experiment(workdir, "gen", "generate", progress=False):
+        job = Count(n=3).submit()
+    jobdir = job.__xpm_jobdir__
+    ds = make_datasette(workdir)
+    before = get(ds, f"/-/xpm/job/{jobdir.identifier[:10]}").text
+    assert 'xpm-state-waiting">WAITING' in before and "xpm-index-behind" not in before
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    ran = subprocess.run([sys.executable, "-m", "xpm.run", str(jobdir.path)], env=env)
+    assert ran.returncode == 0
+    html = get(ds, f"/-/xpm/job/{jobdir.identifier[:10]}").text
+    title = html.split('class="xpm-job-title"')[1].split("</h1>")[0]
+    assert 'xpm-state-done">DONE' in title
+    assert "the index still says WAITING" in html.split('id="xpm-index-behind"')[1]
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xpm.cli",
+            "jobs",
+            "show",
+            "--workdir",
+            str(workdir),
+            "--json",
+            jobdir.identifier[:10],
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(shown.stdout)["job"]["state"] == "DONE"
+    # Caught up (jobs show records what it read): the note is gone.
+    assert "xpm-index-behind" not in get(ds, f"/-/xpm/job/{jobdir.identifier[:10]}").text
+
+
 def test_job_page_links_upstream_and_downstream(ds: Any) -> None:
     learn = job_id(ds, "xpm_test_tasks.learn", "n_layers%3D2")
     evaluate = job_id(ds, "xpm_test_tasks.evaluate", "n_layers%3D2")

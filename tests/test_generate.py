@@ -364,3 +364,42 @@ def test_a_helper_error_read_between_batches_is_still_reported(
     with pytest.raises(JobDirectoryError, match=str(blocked)):
         writer.close()
     assert announced == []
+
+
+def test_a_generated_job_run_by_hand_is_seen_by_every_reader(tmp_path: Path) -> None:
+    """Generate mode writes directories for another tool to run (`python -m xpm.run DIR`,
+    which never opens the index): `xpm jobs list`, `xpm jobs show` and `xpm results`
+    read the state and results from its directory instead of WAITING forever."""
+    import os
+    import subprocess
+    import sys
+
+    from xpm_test_tasks import Train
+
+    workdir = tmp_path / "wd"
+    with experiment(workdir, "gen", "generate", progress=False):
+        ran = Train(lr=tag(0.3), seed=1).submit()
+        Train(lr=tag(0.5), seed=1).submit()  # never run: stays WAITING
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    path = ran.__xpm_jobdir__.path
+    assert subprocess.run([sys.executable, "-m", "xpm.run", str(path)], env=env).returncode == 0
+
+    def cli(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "xpm.cli", *args, "--workdir", str(workdir)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    results = json.loads(cli("results", "xpm_test_tasks.train", "--format", "json"))
+    by_lr = {row["tag:lr"]: row for row in results}  # `lr` is also a result: tag:lr
+    assert by_lr[0.3]["state"] == "DONE" and by_lr[0.3]["accuracy"] == 0.81
+    assert by_lr[0.5]["state"] == "WAITING" and by_lr[0.5].get("accuracy") is None
+    listed = {
+        row["tags"]["lr"]: row["state"]
+        for row in json.loads(cli("jobs", "list", "--format", "json"))
+    }
+    assert listed == {0.3: "DONE", 0.5: "WAITING"}

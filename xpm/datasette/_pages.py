@@ -49,8 +49,17 @@ async def job_page(request: Any, datasette: Any) -> Response:
     history: list[dict[str, Any]] = []
     logs: dict[str, str | None] = {"stdout": None, "stderr": None}
     jobdir = _files.job_dir(workdir, job["path"]) if workdir else None
+    # The state and reason come from the job directory, as for `xpm jobs show`: the index
+    # lags behind a detached run's jobs until a command catches it up (this view only reads).
+    shown = {"state": shown_state(job["state"]), "reason": job.get("reason")}
+    index_behind = False
     if workdir is not None and jobdir is not None:
-        history = [{**e, "when": _when(e.get("time"))} for e in jobdir.read_status().history]
+        status = jobdir.read_status()
+        history = [{**e, "when": _when(e.get("time"))} for e in status.history]
+        if status.history or status.terminal:
+            on_disk = {"state": shown_state(status.state), "reason": status.reason}
+            index_behind = on_disk != shown
+            shown = on_disk
         for stream in logs:
             logs[stream] = _files.log_tail(workdir, job["path"], stream, TAIL_LINES)
     experiments = sorted({r["experiment"] for r in details["runs"]})
@@ -63,7 +72,9 @@ async def job_page(request: Any, datasette: Any) -> Response:
     )
     context = {
         # The state as every view names it (a job not started yet: WAITING).
-        "job": {**job, "state": shown_state(job["state"])},
+        "job": {**job, **shown},
+        "index_behind": index_behind,
+        "index_state": shown_state(job["state"]),
         "times": {k: _when(job.get(k)) for k in ("submit_time", "start_time", "end_time")},
         "details": details,
         "history": history,

@@ -149,13 +149,14 @@ def list_jobs(
             settle_crashed_runs(db)
         jobs = db.query_dicts(sql, [*join_params, *params])
         if reconcile_active:
-            fresh = reconcile(db, [j for j in jobs if j["state"] in ACTIVE_STATES])
+            moved = may_have_moved_on(db, jobs)
+            fresh = reconcile(db, moved)
             for job in jobs:
                 if job["id"] in fresh:
                     job.update(fresh[job["id"]])
             from ._ingest import catch_up_readers  # live results of running jobs
 
-            catch_up_readers(db, [j for j in jobs if j["state"] in ACTIVE_STATES])
+            catch_up_readers(db, moved)
         _attach_tags(db, jobs)
     return jobs
 
@@ -219,15 +220,33 @@ def list_jobs_by_prefix(
             f"WHERE {where} ORDER BY j.id LIMIT 6",
             params,
         )
-        fresh = reconcile(db, [j for j in jobs if j["state"] in ACTIVE_STATES])
+        fresh = reconcile(db, may_have_moved_on(db, jobs))
         for job in jobs:
             job.update(fresh.get(job["id"], {}))
         _attach_tags(db, jobs)
     return jobs
 
 
+def may_have_moved_on(
+    index: IndexDB, jobs: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The ``jobs`` whose directory may hold a newer state than the index: the active ones,
+    and those the index has not seen start whose directory has a history (a generated job
+    run by hand, ``python -m xpm.run DIR``, never touches the index; one stat each)."""
+    return [
+        job
+        for job in jobs
+        if job["state"] in ACTIVE_STATES
+        or (
+            job["state"] == "UNSCHEDULED"
+            and os.path.exists(JobDir(index.workdir, job["task_id"], job["id"]).events)
+        )
+    ]
+
+
 def reconcile(index: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Compare jobs the index says are active with their directories; fix what disagrees.
+    """Compare jobs the index says are active (or :func:`may_have_moved_on`) with their
+    directories; fix what disagrees.
 
     A job of this host whose process is gone (:meth:`~xpm._jobdir.JobDir.gone`) and that
     left no marker is settled FAILED as lost in its directory (marker and event).  Rows whose directory says

@@ -431,16 +431,18 @@ def results(
 
 
 def settle_active(index: IndexDB) -> None:
-    """Reconcile the jobs the index says are active with their directories and add the
-    results they appended since (see :func:`~xpm.index._query.reconcile`)."""
+    """Reconcile the jobs the index says are active, and those not started whose directory
+    has moved on (:func:`~xpm.index._query.may_have_moved_on`), with their directories and
+    add the results they appended since (see :func:`~xpm.index._query.reconcile`)."""
     from .._vocabulary import ACTIVE_STATES
     from ._ingest import catch_up_readers
-    from ._query import reconcile
+    from ._query import may_have_moved_on, reconcile
 
+    states = (*ACTIVE_STATES, "UNSCHEDULED")
     with index.errors():
-        active = index.query_dicts(
-            f"SELECT * FROM jobs WHERE state IN ({','.join('?' * len(ACTIVE_STATES))})",
-            ACTIVE_STATES,
+        candidates = index.query_dicts(
+            f"SELECT * FROM jobs WHERE state IN ({','.join('?' * len(states))})", states
         )
-    reconcile(index, active)
-    catch_up_readers(index, active)
+    moved = may_have_moved_on(index, candidates)
+    reconcile(index, moved)
+    catch_up_readers(index, moved)
