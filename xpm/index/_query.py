@@ -227,9 +227,7 @@ def list_jobs_by_prefix(
     return jobs
 
 
-def may_have_moved_on(
-    index: IndexDB, jobs: Sequence[Mapping[str, Any]]
-) -> list[Mapping[str, Any]]:
+def may_have_moved_on(index: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The ``jobs`` whose directory may hold a newer state than the index: the active ones,
     and those the index has not seen start whose directory has a history (a generated job
     run by hand, ``python -m xpm.run DIR``, never touches the index; one stat each)."""
