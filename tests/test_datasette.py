@@ -177,6 +177,34 @@ def test_recent_and_failed_jobs(ds: Any) -> None:
     assert failed[0]["stderr_tail"].splitlines()[-1] == "RuntimeError: this task always fails"
     html = get(ds, "/xpm/failed_jobs").text
     assert '<pre class="xpm-tail">' in html and "/-/xpm/job/" + failed[0]["id"] in html
+    # Times as on the plugin's pages: local time with its zone, the number on hover.
+    from xpm.datasette._format import when
+
+    assert failed[0]["ended"] == pytest.approx(float(failed[0]["ended"]))
+    assert f'title="{failed[0]["ended"]}">{when(failed[0]["ended"])}</span>' in html
+    assert when(failed[0]["ended"]).endswith(time.strftime("%Z"))
+    recent_html = get(ds, "/xpm/recent_jobs").text
+    assert f">{when(recent[0]['submitted'])}</span>" in recent_html
+
+
+def test_the_jobs_table_links_ids_to_the_job_page(ds: Any) -> None:
+    """Datasette's own /xpm/jobs page gets the plugin's script: ids open the job page (not
+    the raw row), column descriptions fold away; times show their zone."""
+    html = get(ds, "/xpm/jobs").text
+    assert 'var jobPage = "/-/xpm/job/";' in html and 'summary.textContent = "Column' in html
+    assert 'class="xpm-time"' in html
+    assert "var jobPage" not in get(ds, "/xpm/runs").text  # only on the jobs table
+
+
+def test_run_links_open_the_run_row(ds: Any) -> None:
+    """A run's id holds a slash (experiment/run): its row link must encode it (was 404)."""
+    html = get(ds, "/-/xpm/experiment/sweep").text
+    links = re.findall(r'href="(/xpm/runs/[^"]+)"', html)
+    assert links and all("~2F" in link for link in links)
+    assert get(ds, links[0]).status_code == 200
+    job = get(ds, f"/-/xpm/job/{job_id(ds, 'xpm_test_tasks.evaluate', 'n_layers%3D2')}").text
+    run_links = re.findall(r'href="(/xpm/runs/[^"]+)"', job)
+    assert run_links and {get(ds, link).status_code for link in run_links} == {200}
 
 
 def test_sweep_pivot_has_a_column_per_tag_and_result(ds: Any) -> None:
@@ -297,6 +325,32 @@ def test_home_page_lists_experiments_running_and_failed_jobs(ds: Any) -> None:
     assert f'href="/-/xpm/job/{fail}"' in failed and "this task always fails" in failed
 
 
+def test_home_page_title_is_text_and_live_state_is_said_once(ds: Any) -> None:
+    html = get(ds, "/").text
+    title = html.split("<title>")[1].split("</title>")[0]
+    assert "<" not in title and title.strip().startswith("xpm")
+    assert html.count('id="xpm-live"') == 1
+
+
+def test_live_heartbeat_says_what_runs_and_when_the_index_changed(
+    indexed: Path, tmp_path: Path
+) -> None:
+    """Idle live pages ask /-/xpm/live.json; it must change when the index is written."""
+    workdir = tmp_path / "wd"
+    shutil.copytree(indexed, workdir)
+    ds = make_datasette(workdir)
+    first = get(ds, "/-/xpm/live.json")
+    assert first.headers["cache-control"] == "no-store"
+    assert first.json()["active"] == 0
+    assert get(ds, "/-/xpm/live.json").json() == first.json()
+    from xpm_test_tasks import Count
+
+    time.sleep(0.01)  # a distinct modification time on coarse clocks
+    with experiment(workdir, "more", progress=False):
+        Count(n=11).submit()
+    assert get(ds, "/-/xpm/live.json").json()["version"] != first.json()["version"]
+
+
 def test_no_empty_memory_database(ds: Any) -> None:
     assert list(get(ds, "/.json").json()) == ["xpm"]
     assert get(ds, "/_memory").status_code == 404
@@ -338,6 +392,13 @@ def test_experiment_page_runs_table(ds: Any) -> None:
     assert get(ds, "/-/xpm/experiment/nope").status_code == 404
     # The home page links the experiment's page.
     assert 'href="/-/xpm/experiment/sweep"' in get(ds, "/").text
+
+
+def test_a_page_past_the_end_shows_the_last_page(ds: Any) -> None:
+    base = "/-/xpm/experiment/sweep?task=xpm_test_tasks.evaluate&size=2"
+    last = runs_rows(ds, base + "&page=2")
+    assert len(last) == 1 and runs_rows(ds, base + "&page=99") == last
+    assert "Jobs 3–3 of 3" in get(ds, base + "&page=99").text
 
 
 def test_runs_table_filters(ds: Any) -> None:

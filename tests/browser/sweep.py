@@ -73,9 +73,9 @@ def main(workdir: str, *args: str) -> None:
                     for seed in (0, 1, 2):
                         Noisy(lr=tag(lr), width=width, seed=tag(seed)).submit()
         return
-    if args and args[0] == "wait":
+    if args and args[0] == "wait":  # wait FILE [N]: job n=N (1) waits for FILE
         with experiment(workdir, "live", progress=False):
-            Wait(n=1, until=args[1]).submit()
+            Wait(n=int(args[2]) if len(args) > 2 else 1, until=args[1]).submit()
         return
     with experiment(workdir, "sweep", progress=False):
         for n in (1, 2, 3):

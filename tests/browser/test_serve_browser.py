@@ -489,8 +489,10 @@ def _stuck(proc: subprocess.Popen[str], workdir: Path) -> str:
 
 
 def test_live_pages_refresh_while_a_job_runs(page: Any, tmp_path: Path) -> None:
-    """Home, runs table and job page follow a running job without reloading, then stop."""
+    """Home, runs table and job page follow a running job without reloading, then stop
+    refreshing; an idle page notices the next run by its heartbeat and follows it too."""
     workdir, release = tmp_path / "workdir", tmp_path / "release"
+    second: subprocess.Popen[str] | None = None
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "sweep.py"), str(workdir), "wait", str(release)],
         env=_env(),
@@ -505,16 +507,26 @@ def test_live_pages_refresh_while_a_job_runs(page: Any, tmp_path: Path) -> None:
                 pytest.fail(_stuck(proc, workdir))
             time.sleep(0.1)
         with _serving(workdir) as url:
-            page.goto(url + "?_refresh=500")
+            page.goto(url + "?_refresh=500&_idle=500")
             assert page.locator("#xpm-running tbody tr").count() == 1
             assert page.evaluate("document.documentElement.dataset.xpmLive") == "polling"
             page.evaluate("window.xpmNotReloaded = true")
             runs = page.context.new_page()
+            runs.set_viewport_size({"width": 360, "height": 700})  # the table scrolls sideways
             runs.goto(url + "-/xpm/experiment/live?_refresh=500")
             assert runs.locator("#xpm-runs tbody td span.xpm-state").inner_text() == "running"
             assert runs.locator('#xpm-runs th[data-key="result:waited"]').count() == 0
             runs.locator('#xpm-runs tbody input[type="checkbox"]').check()
             runs.evaluate("window.xpmNotReloaded = true")
+            scroll = "document.getElementById('xpm-runs-scroll')"
+            wide = runs.evaluate(f"{scroll}.scrollWidth - {scroll}.clientWidth")
+            assert wide > 40, "the runs table should be wider than a 360 px window"
+            runs.evaluate(f"{scroll}.scrollLeft = 40")
+            done = int(runs.evaluate("document.documentElement.dataset.xpmRefreshes || '0'"))
+            runs.wait_for_function(
+                f"parseInt(document.documentElement.dataset.xpmRefreshes || '0') > {done}"
+            )
+            assert runs.evaluate(f"{scroll}.scrollLeft") == 40  # kept across refreshes
             job = page.context.new_page()
             job.goto(
                 url
@@ -525,9 +537,9 @@ def test_live_pages_refresh_while_a_job_runs(page: Any, tmp_path: Path) -> None:
             assert "RUNNING" in job.locator("#xpm-history").inner_text()
 
             release.write_text("go")
-            stopped = "document.documentElement.dataset.xpmLive === 'stopped'"
+            idle = "document.documentElement.dataset.xpmLive === 'idle'"
             for p in (page, runs, job):
-                p.wait_for_function(stopped, timeout=120_000)
+                p.wait_for_function(idle, timeout=120_000)
             assert "Nothing is running." in page.locator("#xpm-running").inner_text()
             assert "1 done" in page.locator("#xpm-experiments").inner_text()
             assert runs.locator("#xpm-runs tbody td span.xpm-state").inner_text() == "done"
@@ -538,22 +550,58 @@ def test_live_pages_refresh_while_a_job_runs(page: Any, tmp_path: Path) -> None:
             for p in (page, runs):
                 assert p.evaluate("window.xpmNotReloaded") is True  # swapped, not reloaded
                 assert int(p.evaluate("document.documentElement.dataset.xpmRefreshes")) >= 1
-            # Stopped means stopped: no request leaves the page any more.
+            # Idle: the page no longer fetches itself, only the small heartbeat.
             requests: list[str] = []
             page.on("request", lambda r: requests.append(r.url))
             page.wait_for_timeout(2000)
-            assert requests == []
-        proc.communicate(timeout=120)
-        assert proc.returncode == 0
+            assert requests and all(u.endswith("/-/xpm/live.json") for u in requests), requests
+            proc.communicate(timeout=120)
+            assert proc.returncode == 0
+            # A run started while the page is idle: the heartbeat sees it, the page follows.
+            later = tmp_path / "release2"
+            second = subprocess.Popen(
+                [sys.executable, str(HERE / "sweep.py"), str(workdir), "wait", str(later), "2"],
+                env=_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            page.wait_for_function(
+                "document.querySelectorAll('#xpm-running tbody tr').length === 1",
+                timeout=120_000,
+            )
+            assert page.evaluate("window.xpmNotReloaded") is True
+            later.write_text("go")
+            page.wait_for_function(idle, timeout=120_000)
+            assert "Nothing is running." in page.locator("#xpm-running").inner_text()
+            assert "live\t2\t" in page.locator("#xpm-experiments").inner_text()  # two runs
+            second.communicate(timeout=120)
+            assert second.returncode == 0
     finally:
         # The job waits for this file: without it, a failure above left the job running,
         # an orphan of the killed experiment, after its directory was deleted.
         release.write_text("go")
+        (tmp_path / "release2").write_text("go")
+        if second is not None and second.poll() is None:
+            second.kill()
+            second.communicate()
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
         if proc.stderr is not None and not proc.stderr.closed:
             proc.stderr.close()  # an early failure left the pipe open, reported later by gc
+
+
+def test_jobs_table_ids_open_the_job_page(server: str, page: Any) -> None:
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server + "xpm/jobs")
+    first = page.locator("td.type-pk a").first
+    assert len(first.inner_text()) == 12
+    assert "/-/xpm/job/" in (first.get_attribute("href") or "")
+    assert not page.locator("dl.column-descriptions").is_visible()  # folded away
+    assert page.locator("details summary", has_text="Column descriptions").count() == 1
+    first.click()
+    page.wait_for_url("**/-/xpm/job/*")
 
 
 def test_sql_box_refuses_writes(server: str, page: Any) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ._plugin import (
     canned_queries,
+    extra_body_script,
     filters_from_request,
     get_metadata,
     menu_links,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "serve",
     "canned_queries",
+    "extra_body_script",
     "filters_from_request",
     "get_metadata",
     "make_datasette",

@@ -48,7 +48,7 @@ QUERIES: dict[str, dict[str, Any]] = {
         "title": "Recent jobs",
         "description": "The 100 most recently submitted jobs with their experiment, tags and latest results.",
         "sql": (
-            "SELECT j.id, j.task_id, j.state, datetime(j.submit_time, 'unixepoch') AS submitted,\n"
+            "SELECT j.id, j.task_id, j.state, j.submit_time AS submitted,\n"
             "  r.experiment,\n"
             "  (SELECT json_group_object(t.key, t.value) FROM tags t WHERE t.job_id = j.id) AS tags,\n"
             "  (SELECT json_group_object(l.key, l.value) FROM latest_results l\n"
@@ -66,7 +66,7 @@ QUERIES: dict[str, dict[str, Any]] = {
             "(`xpm_log_tail(path, stream, lines)` reads them from the job directory)."
         ),
         "sql": (
-            "SELECT j.id, j.task_id, j.reason, datetime(j.end_time, 'unixepoch') AS ended,\n"
+            "SELECT j.id, j.task_id, j.reason, j.end_time AS ended,\n"
             "  j.exit_code, xpm_log_tail(j.path, 'stderr', 10) AS stderr_tail,\n"
             "  '/-/xpm/job/' || j.id AS page\n"
             "FROM jobs j WHERE j.state = 'FAILED'\n"
@@ -98,7 +98,7 @@ QUERIES: dict[str, dict[str, Any]] = {
         "or prefix): the attempt that produced them was launched there.",
         "sql": (
             "SELECT DISTINCT j.id, j.task_id, j.state, r.experiment, g.commit_sha, g.branch,\n"
-            "  g.dirty, datetime(j.submit_time, 'unixepoch') AS submitted,\n"
+            "  g.dirty, j.submit_time AS submitted,\n"
             "  '/-/xpm/job/' || j.id AS page\n"
             "FROM git_states g JOIN job_git_states jg ON jg.git_state = g.id\n"
             "JOIN jobs j ON j.id = jg.job_id LEFT JOIN runs r ON r.id = j.run\n"

@@ -7,6 +7,7 @@ workdir from the plugin configuration (metadata ``plugins.xpm.workdir``).
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from typing import Any
 
@@ -18,6 +19,7 @@ from markupsafe import Markup, escape
 
 from .._vocabulary import JOBS, shown_state
 from . import _data, _files
+from ._format import when
 from ._metadata import DATABASE
 from ._served import index_signature, while_unchanged, workdir_of
 
@@ -306,12 +308,34 @@ def register_facet_classes() -> list[type]:
 
 
 # --- links -----------------------------------------------------------------------------------
+#: Columns holding Unix times, in the index's tables and the canned queries.
+TIME_COLUMNS = frozenset(
+    {
+        "submit_time",
+        "start_time",
+        "end_time",
+        "last_submitted",
+        "first_start",
+        "last_start",
+        "submitted",
+        "started",
+        "ended",
+        "time",
+    }
+)
+
+
 @hookimpl
 def render_cell(
     row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any
 ) -> Any:
-    """Link job directories (``jobs.path``) and ``page`` columns to the job page."""
-    if database != DATABASE or not isinstance(value, str):
+    """Link job directories (``jobs.path``) and ``page`` columns to the job page; show
+    Unix times as the plugin's pages do (local time, zone named; the number on hover)."""
+    if database != DATABASE:
+        return None
+    if column in TIME_COLUMNS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Markup(f'<span class="xpm-time" title="{value}">{escape(when(value))}</span>')
+    if not isinstance(value, str):
         return None
     if column == "path" and table == "jobs" and value.startswith(f"{JOBS}/"):
         job_id = value.rsplit("/", 1)[-1]
@@ -338,6 +362,18 @@ def prepare_jinja2_environment(env: Any, datasette: Any) -> None:
 
 
 @hookimpl
+def extra_body_script(database: str | None, table: str | None, datasette: Any) -> str | None:
+    """On the index's jobs table: ids open the job page, column descriptions fold away
+    (static/xpm-jobs-table.js)."""
+    if database != DATABASE or table != "jobs":
+        return None
+    from pathlib import Path
+
+    script = (Path(__file__).parent / "static" / "xpm-jobs-table.js").read_text(encoding="utf-8")
+    return script.replace('"/-/xpm/job/"', json.dumps(datasette.urls.path("-/xpm/job/")))
+
+
+@hookimpl
 def menu_links(datasette: Any, actor: Any, request: Any) -> list[dict[str, str]]:
     return [
         {"href": datasette.urls.table(DATABASE, "jobs"), "label": "xpm: jobs"},
@@ -354,9 +390,10 @@ def table_actions(datasette: Any, actor: Any, database: str, table: str, request
 
 @hookimpl
 def register_routes(datasette: Any) -> list[tuple[str, Any]]:
-    from . import _pages, _views
+    from . import _live, _pages, _views
 
     return [
+        (r"^/-/xpm/live\.json$", _live.live_state),
         (r"^/$", _views.home_page),
         (r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})$", _pages.job_page),
         (r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})/files$", _views.files_page),

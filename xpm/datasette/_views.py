@@ -236,6 +236,8 @@ async def _runs_context(
         )
 
     counted = await counts()
+    # A page past the end (an old link, a hand-typed ?page=99) shows the last one.
+    page = selection.page = min(page, max(1, -(-counted["count"] // size)))
 
     def read(conn: Any) -> dict[str, Any]:
         return {
@@ -261,7 +263,7 @@ async def _runs_context(
         page=min(page, pages),
         pages=pages,
         size=size,
-        first_row=(page - 1) * size + 1,
+        first_row=(min(page, pages) - 1) * size + 1,
         active=table["active"],
         zone=_format.zone(),
     )

@@ -1,13 +1,31 @@
 // xpm live pages: while jobs run, fetch the page again every few seconds and swap in the
-// regions it names (no reload, no flicker; ticked boxes stay ticked); stop when the fresh
-// page says nothing runs.  The regions and the state are on #xpm-live:
-// data-regions="id id ..." and data-active="1" (something runs) or "0".
+// regions it names (no reload, no flicker; ticked boxes and scroll positions stay); when
+// the fresh page says nothing runs, stop refreshing and only ask, every few seconds, the
+// small /-/xpm/live.json whether something started or the index changed, to resume then
+// (a page opened before its run starts still follows it).  On #xpm-live:
+// data-regions="id id ...", data-active="1" (something runs) or "0", data-interval and
+// data-idle (milliseconds), data-live-url (the heartbeat).
 (function () {
   "use strict";
   var box = document.getElementById("xpm-live");
   if (!box) { return; }
   var root = document.documentElement;
   var interval = parseInt(box.getAttribute("data-interval"), 10) || 3000;
+  var idlePeriod = parseInt(box.getAttribute("data-idle"), 10) || 10000;
+  var liveUrl = box.getAttribute("data-live-url");
+  var version = null;  // the index's version at the last look (from the heartbeat)
+
+  function scrolled(region) {
+    // Elements with an id scrolled away from their start (a wide runs table).
+    var found = {};
+    region.querySelectorAll("[id]").forEach(function (el) {
+      if (el.scrollLeft || el.scrollTop) { found[el.id] = [el.scrollLeft, el.scrollTop]; }
+    });
+    if (region.id && (region.scrollLeft || region.scrollTop)) {
+      found[region.id] = [region.scrollLeft, region.scrollTop];
+    }
+    return found;
+  }
 
   function swap(html) {
     var fresh = new DOMParser().parseFromString(html, "text/html");
@@ -16,7 +34,14 @@
       function (c) { return c.value; });
     (box.getAttribute("data-regions") || "").split(/\s+/).forEach(function (id) {
       var old = id && document.getElementById(id), neu = id && fresh.getElementById(id);
-      if (old && neu) { old.replaceWith(document.importNode(neu, true)); }
+      if (!old || !neu) { return; }
+      var positions = scrolled(old);
+      var copy = document.importNode(neu, true);
+      old.replaceWith(copy);
+      Object.keys(positions).forEach(function (key) {
+        var el = document.getElementById(key);
+        if (el) { el.scrollLeft = positions[key][0]; el.scrollTop = positions[key][1]; }
+      });
     });
     ticked.forEach(function (value) {
       var c = document.querySelector('input[type="checkbox"][name="id"][value="' + value + '"]');
@@ -28,18 +53,42 @@
     root.setAttribute("data-xpm-refreshes", String((parseInt(root.getAttribute("data-xpm-refreshes"), 10) || 0) + 1));
   }
 
-  function tick() {
-    if (box.getAttribute("data-active") !== "1") {
-      root.setAttribute("data-xpm-live", "stopped");
-      return;
-    }
+  function refresh() {
     root.setAttribute("data-xpm-live", "polling");
+    var started = Date.now();
     fetch(window.location.href, {cache: "no-store", credentials: "same-origin"})
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
-      .then(function (html) { swap(html); setTimeout(tick, interval); })
-      .catch(function () { setTimeout(tick, interval * 2); });
+      .then(function (html) { swap(html); next(Math.max(0, interval - (Date.now() - started))); })
+      .catch(function () { setTimeout(refresh, interval * 2); });
   }
 
-  root.setAttribute("data-xpm-live", box.getAttribute("data-active") === "1" ? "polling" : "stopped");
-  setTimeout(tick, interval);
+  function next(wait) {
+    if (box.getAttribute("data-active") === "1") {
+      setTimeout(refresh, wait);
+    } else {
+      root.setAttribute("data-xpm-live", "idle");
+      version = null;  // taken again at the first heartbeat
+      setTimeout(heartbeat, idlePeriod);
+    }
+  }
+
+  function heartbeat() {
+    if (!liveUrl) { return; }
+    fetch(liveUrl, {cache: "no-store", credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+      .then(function (state) {
+        var changed = version !== null && state.version !== version;
+        version = state.version;
+        if (state.active > 0 || changed) { refresh(); } else { setTimeout(heartbeat, idlePeriod); }
+      })
+      .catch(function () { setTimeout(heartbeat, idlePeriod * 2); });
+  }
+
+  if (box.getAttribute("data-active") === "1") {
+    root.setAttribute("data-xpm-live", "polling");
+    setTimeout(refresh, interval);
+  } else {
+    root.setAttribute("data-xpm-live", "idle");
+    heartbeat();  // takes the index's version now, so a later change is noticed
+  }
 })();
