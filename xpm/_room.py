@@ -85,10 +85,13 @@ class BackendRoom:
     def _measure_room(self, candidates: list[Job], now: float) -> None:
         """Ask each launcher of ``candidates`` whose known room is short of what they need
         (and whose next question is due) how many jobs it accepts: one question (Slurm: one
-        squeue) per launcher, without the scheduler's lock."""
+        squeue) per launcher, without the scheduler's lock.  Jobs that add nothing to the
+        backend (done, re-attached) need none: re-running a detached sweep asks nothing."""
         need: dict[int, int] = {}
         launchers: dict[int, Launcher] = {}
         for job in candidates:
+            if not self._needs_room(job):
+                continue
             key = id(job.launcher)
             launchers[key] = job.launcher
             need[key] = need.get(key, 0) + 1
