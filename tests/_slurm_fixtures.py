@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Collection, Iterator
@@ -21,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _second_cluster import start_second_cluster, stop_second_cluster
 
 from xpm.launchers._base import LaunchedJob, LaunchOutcome
 from xpm.launchers.slurm import SlurmLauncher
 
 SKIP_REASON = "no Slurm: start one with tests/slurm/start-local-slurm.sh"
-SCRIPTS = Path(__file__).parent / "slurm"
 #: The small cluster's limits: a sweep larger than MaxJobCount stays cheap (issue 18).
 SMALL_LIMITS = {"MAX_JOB_COUNT": "20", "MIN_JOB_AGE": "2", "MAX_ARRAY_SIZE": "5"}
 TERMINAL = frozenset({"DONE", "FAILED", "CANCELLED"})
@@ -90,50 +89,6 @@ class SmallCluster:
     conf: Path
     env: dict[str, str]
     max_job_count: int
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_second_cluster(base: Path, name: str, limits: dict[str, str]) -> dict[str, str]:
-    """Start a cluster beside the default one, its files under ``base``, with ``limits``
-    (``SLURM_LOCAL_*`` names without the prefix); returns the variables that stop it."""
-    env = {
-        "SLURM_LOCAL_CONF": str(base / "slurm.conf"),
-        "SLURM_LOCAL_RUN_DIR": str(base / "run"),
-        "SLURM_LOCAL_STATE_DIR": str(base / "state"),
-        "SLURM_LOCAL_LOG_DIR": str(base / "log"),
-        "SLURM_LOCAL_CTLD_PORT": str(_free_port()),
-        "SLURM_LOCAL_SLURMD_PORT": str(_free_port()),
-        "SLURM_LOCAL_CLUSTER": name,
-        **{f"SLURM_LOCAL_{key}": value for key, value in limits.items()},
-    }
-    proc = subprocess.run(
-        ["bash", str(SCRIPTS / "start-local-slurm.sh")],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    if proc.returncode != 0:
-        stop_second_cluster(env)
-        raise RuntimeError(f"the second Slurm cluster did not start: {proc.stderr[-2000:]}")
-    return env
-
-
-def stop_second_cluster(env: dict[str, str]) -> None:
-    """Stop the cluster :func:`start_second_cluster` started, and remove its files."""
-    subprocess.run(
-        ["bash", str(SCRIPTS / "stop-local-slurm.sh"), "--purge"],
-        env={**os.environ, **env},
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
