@@ -99,6 +99,7 @@ def test_a_detached_sweep_submits_what_fits_and_a_second_run_the_rest(
         f"{waiting} not submitted, for lack of room in slurm: running the experiment again "
         "submits them" in first.stderr
     ), first.stderr
+    assert "submitted as room frees" not in first.stderr  # this run does not wait for room
     # Nothing false on disk or in the index: the jobs not submitted carry no claim.  (The
     # submitted ones run on meanwhile, so the index is not compared with a rebuild here.)
     with open_index(workdir, readonly=True) as index:

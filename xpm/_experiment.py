@@ -95,6 +95,7 @@ class Experiment(StopSignals, RunRecord, RunSummary):
             self.run_id += f"-{seq}"
         self._launcher = launcher
         self.scheduler = Scheduler(max_parallel=max_parallel)
+        self.scheduler.detaching = detach  # jobs without room are left to a later run
         self.jobs: dict[tuple[str, str], Job] = {}
         self.plan: list[dict[str, Any]] = []
         if progress not in (None, True, False, "lines"):

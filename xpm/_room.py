@@ -51,6 +51,9 @@ class BackendRoom:
     _running: list[Job]
     #: What is known of each launcher's room, by ``id(launcher)``.
     _room_by_launcher: dict[int, _Room]
+    #: The run detaches once its jobs are submitted: jobs without room are left to a later
+    #: run (its detach line says so), not submitted as room frees.
+    detaching: bool = False
 
     if TYPE_CHECKING:
 
@@ -140,10 +143,11 @@ class BackendRoom:
         job.took_room = False
 
     def _say_waiting(self, deferred: dict[int, list[Job]]) -> None:
-        """One line when jobs of a launcher start waiting for room (not at every pass)."""
+        """One line when jobs of a launcher start waiting for room (not at every pass; a
+        detaching run says it in its detach line instead)."""
         for key, room in self._room_by_launcher.items():
             jobs = deferred.get(key, [])
-            if jobs and not room.waiting:
+            if jobs and not room.waiting and not self.detaching:
                 launcher = jobs[0].launcher
                 print(
                     f"xpm: {launcher.kind} has no room for more jobs now: {len(jobs)} job(s) "
