@@ -1,7 +1,12 @@
 """A 10,000-point sweep submitted to the local Slurm cluster, then detached (issue 18).
 
-Run: ``python bench/bench_slurm_sweep.py [POINTS]`` (default 10,000) with the cluster of
-tests/slurm/start-local-slurm.sh running.  The jobs are submitted held
+Run: ``python bench/bench_slurm_sweep.py [POINTS] [--own-cluster]`` (default 10,000) with
+the cluster of tests/slurm/start-local-slurm.sh running.  ``--own-cluster`` (as root)
+starts a second cluster beside it with the same script (``SLURM_LOCAL_*`` overrides:
+``MaxJobCount=20000``, ``MaxArraySize=1001``, Slurm's default), runs the sweep there and
+stops it: the shared cluster keeps finished jobs an hour, so its ``MaxJobCount`` leaves
+too little room for 10,000 points (xpm would wait for room, which is not what this
+measures).  The jobs are submitted held
 (``options={"hold": True}``) so that they stay queued and never run on the small machine,
 and are cancelled at the end.  Prints a markdown table: sbatch and scontrol calls, squeue
 calls per poll (a poll of every job, then a re-attaching run), seconds to submit, peak open
@@ -11,6 +16,7 @@ docs/performance.md.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +24,10 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from _common import env_with_path, python
+from _common import ROOT, env_with_path, python
+
+sys.path.insert(0, str(ROOT / "tests"))  # the second cluster's helper, shared with the tests
+from _second_cluster import start_second_cluster, stop_second_cluster  # noqa: E402
 
 TASKS = textwrap.dedent(
     """
@@ -91,10 +100,20 @@ def calls(log: Path) -> dict[str, int]:
     return counts
 
 
+def own_cluster(base: Path) -> dict[str, str]:
+    """Start a second cluster under ``base`` with room for the sweep; the variables that
+    name it (for its stop script) plus ``SLURM_CONF`` (for the commands)."""
+    limits = {"MAX_JOB_COUNT": "20000", "MAX_ARRAY_SIZE": "1001"}
+    return start_second_cluster(base / "cluster", "xpmbench", limits)
+
+
 def main() -> None:
-    points = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    args = [a for a in sys.argv[1:] if a != "--own-cluster"]
+    points = int(args[0]) if args else 10_000
     base = Path(tempfile.mkdtemp(prefix="xpm-bench-slurm-"))
     bindir, log, workdir = base / "bin", base / "calls.log", base / "workdir"
+    cluster = own_cluster(base) if "--own-cluster" in sys.argv else {}
+    os.environ.update(cluster)  # the wrapped commands, the sweep and scancel reach it
     wrappers(bindir, log)
     (base / "benchtasks.py").write_text(TASKS)
     env = env_with_path([str(base)])
@@ -110,7 +129,8 @@ def main() -> None:
         polled = calls(log)
         again = subprocess.run(run, env=env, capture_output=True, text=True, check=False)
         reattach = calls(log)
-        print(f"| {points:,}-point sweep, submit + detach | value |")
+        where = "own cluster, MaxJobCount=20000" if cluster else "shared cluster"
+        print(f"| {points:,}-point sweep, submit + detach ({where}) | value |")
         print("|---|---|")
         print(f"| sbatch calls | {submit.get('sbatch', 0)} |")
         print(f"| scontrol calls (limits, releases) | {submit.get('scontrol', 0)} |")
@@ -139,6 +159,8 @@ def main() -> None:
         }
         if ids:
             subprocess.run(["scancel", *sorted(ids)], check=False)
+        if cluster:
+            stop_second_cluster(cluster)
         shutil.rmtree(base, ignore_errors=True)
 
 

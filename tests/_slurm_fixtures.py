@@ -4,6 +4,9 @@
 the script that starts one; fails instead when ``XPM_REQUIRE_SLURM=1`` (set by .ci/run,
 which starts the cluster).  ``slurm_launcher``: a :class:`SlurmLauncher` on that cluster
 with a short poll interval.  ``wait_for_states`` polls until every job reaches a state.
+``small_slurm_cluster`` (module): a second cluster beside the first, with room for 20 jobs,
+started and stopped by the same scripts; xpm's Slurm commands reach it through
+``SLURM_CONF`` while it runs.
 """
 
 from __future__ import annotations
@@ -12,15 +15,19 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from _second_cluster import start_second_cluster, stop_second_cluster
 
 from xpm.launchers._base import LaunchedJob, LaunchOutcome
 from xpm.launchers.slurm import SlurmLauncher
 
 SKIP_REASON = "no Slurm: start one with tests/slurm/start-local-slurm.sh"
+#: The small cluster's limits: a sweep larger than MaxJobCount stays cheap (issue 18).
+SMALL_LIMITS = {"MAX_JOB_COUNT": "20", "MIN_JOB_AGE": "2", "MAX_ARRAY_SIZE": "5"}
 TERMINAL = frozenset({"DONE", "FAILED", "CANCELLED"})
 
 
@@ -64,10 +71,49 @@ def slurm_cluster() -> SlurmCluster:
     """The local Slurm cluster; skip (or fail under ``XPM_REQUIRE_SLURM=1``) without one."""
     cluster, why = _probe()
     if cluster is None:
-        if os.environ.get("XPM_REQUIRE_SLURM") == "1":
-            pytest.fail(f"XPM_REQUIRE_SLURM=1 but {why}; {SKIP_REASON}")
-        pytest.skip(SKIP_REASON)
+        _skip_or_fail(why)
+    assert cluster is not None
     return cluster
+
+
+def _skip_or_fail(why: str) -> None:
+    if os.environ.get("XPM_REQUIRE_SLURM") == "1":
+        pytest.fail(f"XPM_REQUIRE_SLURM=1 but {why}; {SKIP_REASON}")
+    pytest.skip(f"{why}; {SKIP_REASON}")
+
+
+@dataclass(frozen=True)
+class SmallCluster:
+    """A second local cluster: its slurm.conf and the variables its scripts were given."""
+
+    conf: Path
+    env: dict[str, str]
+    max_job_count: int
+
+
+@pytest.fixture(scope="module")
+def small_slurm_cluster(
+    slurm_cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SmallCluster]:
+    """A second cluster with ``MaxJobCount=20``, ``MinJobAge=2``, ``MaxArraySize=5``, which
+    ``SLURM_CONF`` points xpm's Slurm commands (and the jobs' environment) at while the
+    module's tests run; stopped at the end.  Needs root, as the first one did."""
+    if os.geteuid() != 0:
+        _skip_or_fail("starting a second Slurm cluster needs root")
+    if shutil.which("slurmctld") is None or shutil.which("slurmd") is None:
+        _skip_or_fail("slurmctld/slurmd are not installed")
+    base = tmp_path_factory.mktemp("small-slurm")
+    env = start_second_cluster(base, "xpmsmall", SMALL_LIMITS)
+    before = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = env["SLURM_LOCAL_CONF"]
+    try:
+        yield SmallCluster(Path(env["SLURM_LOCAL_CONF"]), env, int(SMALL_LIMITS["MAX_JOB_COUNT"]))
+    finally:
+        if before is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = before
+        stop_second_cluster(env)
 
 
 @pytest.fixture

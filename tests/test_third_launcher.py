@@ -133,3 +133,37 @@ def test_a_launcher_class_that_cannot_be_imported_stops_nothing_and_says_how(
     assert listed.returncode == 0, listed.stderr
     assert "cannot ask the spool launcher about 3 active job(s)" in listed.stderr
     assert {j["state"] for j in json.loads(listed.stdout)} == {"SUBMITTED"}
+
+
+def test_a_launcher_with_little_room_gets_only_what_fits(workdir: Path, tmp_path: Path) -> None:
+    """A backend that says how many more jobs it accepts (``room()``, as Slurm does from
+    ``MaxJobCount``) never gets more: the rest wait, unclaimed, and go as room frees."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "open").write_text("")
+    counter = tmp_path / "counter"
+    script = (
+        "from xpm import experiment\nfrom spool_launcher import SpoolLauncher\n"
+        "from xpm_test_tasks import Count\n"
+        "class TwoAtATime(SpoolLauncher):\n"
+        "    most = 0\n"
+        "    def flying(self):\n"
+        "        return sum(not p.with_suffix('.exit').exists() for p in self.spool.glob('*.pid'))\n"
+        "    def room(self):\n"
+        "        return 2 - self.flying()\n"
+        "    def submit(self, *args):\n"
+        "        launched = super().submit(*args)\n"
+        "        TwoAtATime.most = max(TwoAtATime.most, self.flying())\n"
+        "        return launched\n"
+        f"with experiment({str(workdir)!r}, 'room', progress=False,"
+        f" launcher=TwoAtATime({str(spool)!r})):\n"
+        f"    for n in range(6):\n        Count(n=n, counter={str(counter)!r}).submit()\n"
+        "print(TwoAtATime.most)\n"
+    )
+    result = run_python(script)
+    assert result.returncode == 0, result.stderr
+    assert 0 < int(result.stdout) <= 2, result.stdout  # never more than its room
+    assert "spool has no room for more jobs now" in result.stderr
+    assert sorted(counter.read_text().splitlines()) == [f"count {n}" for n in range(6)]
+    jobdirs = [JobDir.from_path(p.parent) for p in workdir.glob("jobs/*/*/params.json")]
+    assert all(j.is_done() and j.read_status().attempt == 1 for j in jobdirs)

@@ -8,11 +8,13 @@ Mixed into :class:`xpm._scheduler.Scheduler`.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from ._vocabulary import arrays_root
+from .errors import BackendFullError
 
 if TYPE_CHECKING:
     from ._scheduler import Job
@@ -41,6 +43,10 @@ class ArrayLaunches:
         def _launched(self, job: Job, launched: LaunchedJob) -> None: ...
 
         def _launch_failed(self, job: Job, error: Exception) -> None: ...
+
+        def _launch_refused(self, jobs: list[Job], error: BackendFullError) -> bool: ...
+
+        def _refused(self, launcher: Launcher) -> BackendFullError | None: ...
 
         def _release_held(self, launcher: Launcher | None, launched: list[LaunchedJob]) -> None: ...
 
@@ -106,10 +112,20 @@ class ArrayLaunches:
         )
         array_dir.mkdir(parents=True, exist_ok=True)
         try:
+            refused = self._refused(launcher)
+            if refused is not None:
+                raise refused
             with self._unlocked():
                 launched = launcher.submit_array(
                     [j.jobdir for j in jobs], commands, env, array_dir, **how
                 )
+        except BackendFullError as e:
+            shutil.rmtree(array_dir, ignore_errors=True)  # the next try writes its own
+            if self._launch_refused(jobs, e):
+                return
+            for job in jobs:
+                self._launch_failed(job, e)
+            return
         except Exception as e:  # noqa: BLE001 - a launcher failure fails the jobs, not xpm
             for job in jobs:
                 self._launch_failed(job, e)

@@ -95,6 +95,7 @@ class Experiment(StopSignals, RunRecord, RunSummary):
             self.run_id += f"-{seq}"
         self._launcher = launcher
         self.scheduler = Scheduler(max_parallel=max_parallel)
+        self.scheduler.detaching = detach  # jobs without room are left to a later run
         self.jobs: dict[tuple[str, str], Job] = {}
         self.plan: list[dict[str, Any]] = []
         if progress not in (None, True, False, "lines"):
@@ -462,25 +463,7 @@ class Experiment(StopSignals, RunRecord, RunSummary):
             return
         self.scheduler.close_submissions()
         if self.detach:
-            held = self.scheduler.held_by_this_process()
-            if held:
-                # Detaching at once would leave them never started: say why this waits.
-                self._echo(
-                    f"xpm {self.name}: {len(held)} job(s) wait for a free slot or for the jobs "
-                    "they depend on, and only this process can start them: it detaches once "
-                    "they have started (Ctrl-C cancels them; a queueing launcher such as "
-                    "Slurm detaches at once)"
-                )
-            self.scheduler.wait_submitted()
-            left = self.scheduler.detach()
-            local = sum(1 for j in left if not j.launcher.reattachable)
-            # One line: two ("detached while 2 local jobs still run", "detached; 2 jobs left
-            # running or queued") read as two different states.
-            note = f", {local} of them local, which finish on their own" if local else ""
-            self._echo(
-                f"xpm {self.name}: detached; {len(left)} job(s) left running or queued{note} "
-                "(`xpm jobs list --watch` follows them)"
-            )
+            self._detach()
             return
         last = [""]
 

@@ -9,8 +9,9 @@ process while it runs).  No descriptor stays open per job in flight: another sch
 leaves a job alone while its claim's process lives, its backend job is alive (re-attach)
 or its job process runs.
 
-Re-attaching to backend jobs an earlier run left (xpm/_reattach.py) and launching jobs as
-arrays (xpm/_arrays.py) are parts of :class:`Scheduler` kept in their own modules.
+Re-attaching to backend jobs an earlier run left (xpm/_reattach.py), launching jobs as
+arrays (xpm/_arrays.py) and submitting only what a backend has room for (xpm/_room.py) are
+parts of :class:`Scheduler` kept in their own modules.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from ._arrays import ARRAY_WINDOW, ArrayLaunches
 from ._jobdir import JobDir
 from ._process import process_alive, this_process
 from ._reattach import Reattach
+from ._room import BackendRoom
 from ._vocabulary import ACTIVE_STATES, TERMINAL_STATES, UNSUCCESSFUL_STATES, JobState
-from .errors import LauncherError
+from .errors import BackendFullError, LauncherError
 from .launchers import LaunchedJob, Launcher, LaunchOutcome
 from .run import job_command, job_environment
 
@@ -68,6 +70,10 @@ class Job:
     #: What the backend said, in this step's batched poll, about the backend job an earlier
     #: run left for this job: ``(launcher job id, outcome or None)``.
     backend_answer: tuple[str, LaunchOutcome | None] | None = field(default=None, repr=False)
+    #: Its backend had no room for it at the last try (xpm/_room.py): it is not claimed.
+    waiting_for_room: bool = False
+    #: It was counted against its backend's room in this pass.
+    took_room: bool = field(default=False, repr=False)
 
     @property
     def task(self) -> Task:
@@ -90,7 +96,7 @@ class Job:
 Listener = Callable[[Job], None]
 
 
-class Scheduler(Reattach, ArrayLaunches):
+class Scheduler(Reattach, ArrayLaunches, BackendRoom):
     """Starts ready jobs, watches running ones, records outcomes."""
 
     def __init__(self, max_parallel: int | None = None, poll_floor: float = 0.05) -> None:
@@ -112,6 +118,7 @@ class Scheduler(Reattach, ArrayLaunches):
         self._launching: list[Job] = []  # taken from pending, not running yet
         #: Jobs submitted held whose release failed: tried again at each poll.
         self._held: list[tuple[Launcher, list[LaunchedJob]]] = []
+        self._room_by_launcher = {}  # typed in BackendRoom
         self.error: BaseException | None = None
         #: Provenance recorded in the event that starts each attempt (the experiment's run,
         #: git states and launcher description: see ``Experiment.attempt_provenance``).
@@ -157,14 +164,17 @@ class Scheduler(Reattach, ArrayLaunches):
             self._submissions_open = False
             self._cond.notify_all()
 
-    def wait_submitted(self) -> None:
-        """Block until no job is waiting to be handed to its launcher (for detaching)."""
+    def wait_submitted(self) -> list[Job]:
+        """Block until no job is waiting to be handed to its launcher but those waiting for
+        room in their backend (returned: a detaching run leaves them to a later run)."""
         while True:
             with self._cond:
                 if self.error is not None:
                     raise self.error
-                if not self._pending and not self._launching:
-                    return
+                if not self._launching:
+                    later = self.waiting_for_room()
+                    if len(later) == len(self._pending):
+                        return later
                 self._cond.wait(timeout=0.5)
 
     def held_by_this_process(self) -> list[Job]:
@@ -174,7 +184,10 @@ class Scheduler(Reattach, ArrayLaunches):
         with self._cond:
             held: list[Job] = []
             starting: list[Job] = list(self._launching)
+            later = {id(j) for j in self.waiting_for_room()}  # left to a later run
             for job in self._pending:
+                if id(job) in later:
+                    continue
                 if any(
                     d.state != "DONE" and not self._backend_dependency(job, d)
                     for d in job.dependencies
@@ -293,14 +306,25 @@ class Scheduler(Reattach, ArrayLaunches):
                 if hold > 0:  # more jobs may come: launch them together as one array
                     sleep = min(sleep, hold)
                     continue
+            full = self._room_full(job, now)
+            if full is not None:  # its backend is full: considered again when asked again
+                sleep = min(sleep, full)
+                continue
             if not self._has_room(job, candidates):
                 continue
             candidates.append(job)
         self._ask_backends(candidates)
+        self._measure_room(candidates, now)
+        deferred: dict[int, list[Job]] = {}
         for job in candidates:
             if self._stop:  # cancelled while a backend command ran: pending is cleared
                 return 1.0
+            if not self._take_room(job):
+                deferred.setdefault(id(job.launcher), []).append(job)
+                continue
             ready = self._prepare(job)
+            if not ready:
+                self._give_room_back(job)
             if ready is None:
                 self._pending.remove(job)  # settled without launching (DONE, re-attached)
             elif ready:
@@ -309,6 +333,7 @@ class Scheduler(Reattach, ArrayLaunches):
             else:
                 job.next_try = now + LOCK_RETRY
                 sleep = min(sleep, LOCK_RETRY)
+        self._say_waiting(deferred)
         self._launching = startable
         try:
             self._launch(startable)
@@ -427,8 +452,15 @@ class Scheduler(Reattach, ArrayLaunches):
         command, env = self._command(job)
         backend_deps = [d.launched for d in job.dependencies if d.launched and d.state != "DONE"]
         try:
+            refused = self._refused(job.launcher)
+            if refused is not None:
+                raise refused
             with self._unlocked():
                 launched = job.launcher.submit(job.jobdir, command, env, backend_deps)
+        except BackendFullError as e:
+            if not self._launch_refused([job], e):
+                self._launch_failed(job, e)
+            return
         except Exception as e:  # noqa: BLE001 - a launcher failure fails the job, not xpm
             self._launch_failed(job, e)
             return

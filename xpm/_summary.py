@@ -1,5 +1,6 @@
-"""What a run tells its user about its jobs: dry-run's plan, the progress line, the counts
-and the end-of-run summary (which jobs failed, where to look).
+"""What a run tells its user about its jobs: dry-run's plan, the progress line, the counts,
+detaching (what was left where) and the end-of-run summary (which jobs failed, where to
+look).
 
 Mixed into :class:`xpm.Experiment` (xpm/_experiment.py).
 """
@@ -21,7 +22,7 @@ from ._vocabulary import (
 from .errors import JobsFailedError
 
 if TYPE_CHECKING:
-    from ._scheduler import Job
+    from ._scheduler import Job, Scheduler
 
 #: Failed jobs the end-of-run summary names one by one; the rest are counted.
 FAILED_SHOWN = 20
@@ -35,6 +36,7 @@ class RunSummary:
     run_mode: RunMode
     jobs: dict[tuple[str, str], Job]
     plan: list[dict[str, Any]]
+    scheduler: Scheduler
     _echo: Callable[[str], None]
 
     def _plan_job(self, job: Job) -> None:
@@ -78,6 +80,36 @@ class RunSummary:
         return (
             f"xpm {self.name}: {c.get('DONE', 0) + c.get('ALREADY_DONE', 0)} done, "
             f"{running} running, {failed} failed, {c.get(NOT_STARTED, 0)} waiting"
+        )
+
+    def _detach(self) -> None:
+        """Stop watching once every job is handed to its launcher, or waits for room in it
+        (those are left, unclaimed, to a later run of the experiment), and say so."""
+        held = self.scheduler.held_by_this_process()
+        if held:
+            # Detaching at once would leave them never started: say why this waits.
+            self._echo(
+                f"xpm {self.name}: {len(held)} job(s) wait for a free slot or for the jobs "
+                "they depend on, and only this process can start them: it detaches once "
+                "they have started (Ctrl-C cancels them; a queueing launcher such as "
+                "Slurm detaches at once)"
+            )
+        later = self.scheduler.wait_submitted()
+        left = self.scheduler.detach()
+        local = sum(1 for j in left if not j.launcher.reattachable)
+        # One line: two ("detached while 2 local jobs still run", "detached; 2 jobs left
+        # running or queued") read as two different states.
+        note = f", {local} of them local, which finish on their own" if local else ""
+        rest = ""
+        if later:
+            kinds = ", ".join(sorted({j.launcher.kind for j in later}))
+            rest = (
+                f"; {len(later)} not submitted, for lack of room in {kinds}: running the "
+                "experiment again submits them"
+            )
+        self._echo(
+            f"xpm {self.name}: detached; {len(left)} job(s) left running or queued{note} "
+            f"(`xpm jobs list --watch` follows them){rest}"
         )
 
     def failed_jobs(self) -> list[Job]:

@@ -31,6 +31,17 @@ class LauncherError(XpmError):
     """A launcher could not be configured, found, or could not submit a job."""
 
 
+class BackendFullError(LauncherError):
+    """The backend refused a submission for lack of room (Slurm's ``MaxJobCount``, a QOS
+    limit on queued jobs): the jobs are not failed, they wait until room frees."""
+
+    def __init__(self, message: str, *, own_jobs_free_it: bool = False) -> None:
+        super().__init__(message)
+        #: Only the submitter's own jobs ending can make room (a per-user or per-QOS limit):
+        #: with none of them in flight, waiting would never end.
+        self.own_jobs_free_it = own_jobs_free_it
+
+
 class SpecError(LauncherError):
     """A launcher requirement specification could not be parsed."""
 

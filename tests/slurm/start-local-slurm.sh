@@ -17,6 +17,21 @@
 #   SLURM_LOCAL_PARTITION=name    partition name (default: debug)
 #   SLURM_LOCAL_WAIT=seconds      how long to wait for the node (default 60)
 #
+# A second cluster beside the default one (tests/_slurm_small.py starts one with small
+# limits; bench/bench_slurm_sweep.py --own-cluster one with large limits) needs its own
+# files, ports and name; clients reach it with SLURM_CONF=<its slurm.conf>:
+#   SLURM_LOCAL_CONF=path         slurm.conf to write (default /etc/slurm/slurm.conf)
+#   SLURM_LOCAL_RUN_DIR=dir       pid files (default /run/slurm-local)
+#   SLURM_LOCAL_STATE_DIR=dir     controller state, slurmd spool (default
+#                                 /var/spool/slurm-local)
+#   SLURM_LOCAL_LOG_DIR=dir       daemon logs, jobcomp file (default /var/log/slurm-local)
+#   SLURM_LOCAL_CTLD_PORT=port    slurmctld port (default 6817)
+#   SLURM_LOCAL_SLURMD_PORT=port  slurmd port (default 6818)
+#   SLURM_LOCAL_CLUSTER=name      ClusterName (default localci)
+#   SLURM_LOCAL_MAX_JOB_COUNT=N   MaxJobCount (default: Slurm's, 10000)
+#   SLURM_LOCAL_MIN_JOB_AGE=s     MinJobAge: seconds a finished job stays (default 3600)
+#   SLURM_LOCAL_MAX_ARRAY_SIZE=N  MaxArraySize (default 101)
+#
 # Stop with: tests/slurm/stop-local-slurm.sh, or see the printed hint.
 set -euo pipefail
 
@@ -24,10 +39,23 @@ AUTH="${SLURM_LOCAL_AUTH:-munge}"
 PARTITION="${SLURM_LOCAL_PARTITION:-debug}"
 WAIT_S="${SLURM_LOCAL_WAIT:-60}"
 
-CONF=/etc/slurm/slurm.conf
-RUN_DIR=/run/slurm-local
-STATE_DIR=/var/spool/slurm-local
-LOG_DIR=/var/log/slurm-local
+CONF="${SLURM_LOCAL_CONF:-/etc/slurm/slurm.conf}"
+RUN_DIR="${SLURM_LOCAL_RUN_DIR:-/run/slurm-local}"
+STATE_DIR="${SLURM_LOCAL_STATE_DIR:-/var/spool/slurm-local}"
+LOG_DIR="${SLURM_LOCAL_LOG_DIR:-/var/log/slurm-local}"
+CTLD_PORT="${SLURM_LOCAL_CTLD_PORT:-6817}"
+SLURMD_PORT="${SLURM_LOCAL_SLURMD_PORT:-6818}"
+CLUSTER="${SLURM_LOCAL_CLUSTER:-localci}"
+MIN_JOB_AGE="${SLURM_LOCAL_MIN_JOB_AGE:-3600}"
+MAX_ARRAY_SIZE="${SLURM_LOCAL_MAX_ARRAY_SIZE:-101}"
+ARRAY_LINES="MaxArraySize=$MAX_ARRAY_SIZE"
+# MaxJobCount is written only when asked: without the knobs, slurm.conf stays byte for byte
+# what it was (a changed file restarts the daemons of a running cluster).
+if [ -n "${SLURM_LOCAL_MAX_JOB_COUNT:-}" ]; then
+  ARRAY_LINES+=$'\n'"MaxJobCount=$SLURM_LOCAL_MAX_JOB_COUNT"
+fi
+# The daemons and every client command below read this cluster's file.
+export SLURM_CONF="$CONF"
 CTLD_PID="$RUN_DIR/slurmctld.pid"
 SLURMD_PID="$RUN_DIR/slurmd.pid"
 OUR_MUNGED_PID="$RUN_DIR/munged.pid"   # exists only if WE started munged
@@ -117,17 +145,17 @@ else
   AUTH_LINES=$'AuthType=auth/none\nCredType=cred/none'
 fi
 
-mkdir -p "$RUN_DIR" "$STATE_DIR/ctld" "$STATE_DIR/d" "$LOG_DIR" /etc/slurm
+mkdir -p "$RUN_DIR" "$STATE_DIR/ctld" "$STATE_DIR/d" "$LOG_DIR" "$(dirname "$CONF")"
 new_conf="$(mktemp)"
 cat > "$new_conf" <<EOF
 $MARKER
-ClusterName=localci
+ClusterName=$CLUSTER
 SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 $AUTH_LINES
-SlurmctldPort=6817
-SlurmdPort=6818
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
 StateSaveLocation=$STATE_DIR/ctld
 SlurmdSpoolDir=$STATE_DIR/d
 SlurmctldPidFile=$CTLD_PID
@@ -142,10 +170,10 @@ AccountingStorageType=accounting_storage/none
 # finished jobs: 'sacct -c' reads this file; scontrol/squeue -t all keep them MinJobAge s
 JobCompType=jobcomp/filetxt
 JobCompLoc=$LOG_DIR/jobcomp.log
-MinJobAge=3600
+MinJobAge=$MIN_JOB_AGE
 # small job arrays so xpm's array splitting (to MaxArraySize, read from
 # 'scontrol show config') is tested with ~100 jobs instead of 1001 (issue 18)
-MaxArraySize=101
+$ARRAY_LINES
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=256
@@ -205,7 +233,7 @@ if [ "$config_changed" = 1 ] && { pid_alive "$CTLD_PID" slurmctld || pid_alive "
 fi
 
 if ! pid_alive "$CTLD_PID" slurmctld; then
-  slurmctld            # daemonizes, writes $CTLD_PID
+  slurmctld -f "$CONF"   # daemonizes, writes $CTLD_PID
   for _ in $(seq 50); do pid_alive "$CTLD_PID" slurmctld && break; sleep 0.1; done
   log "started slurmctld pid $(cat "$CTLD_PID" 2>/dev/null || echo '?')"
 fi
@@ -215,7 +243,7 @@ done
 scontrol ping 2>/dev/null | grep -q 'is UP' || die "slurmctld not responding; see $LOG_DIR/slurmctld.log"
 
 if ! pid_alive "$SLURMD_PID" slurmd; then
-  slurmd -N "$NODE"    # daemonizes, writes $SLURMD_PID
+  slurmd -f "$CONF" -N "$NODE"   # daemonizes, writes $SLURMD_PID
   for _ in $(seq 50); do pid_alive "$SLURMD_PID" slurmd && break; sleep 0.1; done
   pid_alive "$SLURMD_PID" slurmd || die "slurmd did not start; see $LOG_DIR/slurmd.log"
   log "started slurmd pid $(cat "$SLURMD_PID")"
@@ -242,6 +270,8 @@ cat <<EOF
 Slurm $(sinfo -V | awk '{print $2}') is up: node $NODE ($CPUS CPUs, ${MEM}M), partition $PARTITION, auth $AUTH.
   pids: slurmctld $(cat "$CTLD_PID")  slurmd $(cat "$SLURMD_PID")$( [ -e "$OUR_MUNGED_PID" ] && echo "  munged $(cat "$OUR_MUNGED_PID")")
   logs: $LOG_DIR/   finished jobs: sacct -c  (file $LOG_DIR/jobcomp.log)
-  stop: $HERE/stop-local-slurm.sh        (add --purge to drop state, logs and config)
+  stop: $HERE/stop-local-slurm.sh        (add --purge to drop state, logs and config;
+        with the same SLURM_LOCAL_* variables for a second cluster)
         or by hand: kill \$(cat $SLURMD_PID) \$(cat $CTLD_PID)$( [ -e "$OUR_MUNGED_PID" ] && echo " \$(cat $OUR_MUNGED_PID)")
+  clients: SLURM_CONF=$CONF
 EOF

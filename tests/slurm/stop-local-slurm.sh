@@ -4,13 +4,18 @@
 # Kills only the daemons it started, by PID from their pid files (never by
 # name).  munged is stopped only if start-local-slurm.sh started it.
 #   --purge   also delete state (job ids restart at 1), logs, jobcomp file
-#             and the generated /etc/slurm/slurm.conf
+#             and the generated slurm.conf
+# SLURM_LOCAL_CONF, SLURM_LOCAL_RUN_DIR, SLURM_LOCAL_STATE_DIR and SLURM_LOCAL_LOG_DIR
+# name a second cluster's files, as for start-local-slurm.sh.
 set -uo pipefail
 
-RUN_DIR=/run/slurm-local
-STATE_DIR=/var/spool/slurm-local
-LOG_DIR=/var/log/slurm-local
-CONF=/etc/slurm/slurm.conf
+# The same SLURM_LOCAL_* variables as start-local-slurm.sh stop a second cluster.
+RUN_DIR="${SLURM_LOCAL_RUN_DIR:-/run/slurm-local}"
+STATE_DIR="${SLURM_LOCAL_STATE_DIR:-/var/spool/slurm-local}"
+LOG_DIR="${SLURM_LOCAL_LOG_DIR:-/var/log/slurm-local}"
+CONF="${SLURM_LOCAL_CONF:-/etc/slurm/slurm.conf}"
+# squeue and scancel below must reach this cluster's controller, not another one.
+export SLURM_CONF="$CONF"
 MARKER="# managed by start-local-slurm.sh"
 CTLD_PID="$RUN_DIR/slurmctld.pid"
 SLURMD_PID="$RUN_DIR/slurmd.pid"

@@ -89,6 +89,15 @@ class Launcher(ABC):
             f"{cls.__name__} cannot be chosen by find_launcher: it defines no options_for()"
         )
 
+    def room(self) -> int | None:
+        """How many more jobs the backend accepts now (None: it sets no such limit).
+
+        The scheduler asks before submitting, outside its lock, and submits only what fits;
+        the rest waits until a later answer makes room.  Raises
+        :class:`~xpm.errors.LauncherError` when the backend cannot be asked.
+        """
+        return None
+
     def warm_up(self) -> None:  # noqa: B027 - optional: most launchers need nothing
         """Get ready before the first submission of an experiment (default: nothing)."""
 

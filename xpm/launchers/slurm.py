@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._atomicio import atomic_write_text
 from .._jobdir import JobDir
-from ..errors import LauncherError
+from ..errors import BackendFullError, LauncherError
 from ._base import LaunchedJob, Launcher, LaunchOutcome
 from ._slurmscript import job_script, write_array_script, write_task_scripts
 from ._slurmstate import SlurmQueue, array_ids, id_lists
@@ -66,6 +66,12 @@ _SBATCH_OPTIONS = frozenset(
 # fmt: on
 
 _JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?")
+
+#: What sbatch says when the controller holds ``MaxJobCount`` jobs (it retries for two
+#: minutes first), and when a QOS or association limit on queued jobs is reached: the
+#: submission waits for room instead of failing its jobs.
+_FULL = ("MaxJobCount", "Resource temporarily unavailable")
+_OVER_OWN_LIMIT = ("Job violates accounting/QOS policy", "MaxSubmitJobs", "AssocMaxSubmitJob")
 
 
 def slurm_time(seconds: int) -> str:
@@ -329,10 +335,13 @@ class SlurmLauncher(Launcher):
     def _sbatch(self, args: list[str], script: Path, what: str) -> str:
         proc = self._run(["sbatch", "--parsable", *args, str(script)])
         if proc.returncode != 0:
-            raise LauncherError(
-                f"sbatch failed for {what} (exit {proc.returncode}): "
-                f"{proc.stderr.strip() or proc.stdout.strip()}"
-            )
+            said = proc.stderr.strip() or proc.stdout.strip()
+            if any(words in said for words in _FULL + _OVER_OWN_LIMIT):
+                raise BackendFullError(
+                    f"Slurm has no room for {what} now ({said.splitlines()[-1]})",
+                    own_jobs_free_it=not any(words in said for words in _FULL),
+                )
+            raise LauncherError(f"sbatch failed for {what} (exit {proc.returncode}): {said}")
         # --parsable prints "id" or "id;cluster" (federations); ignore warnings before it.
         lines = [line for line in proc.stdout.splitlines() if line.strip()]
         job_id = lines[-1].split(";")[0].strip() if lines else ""
@@ -372,6 +381,21 @@ class SlurmLauncher(Launcher):
                 if key.strip() in self._limits and value.strip().isdigit():
                     self._limits[key.strip()] = int(value.strip())
         return self._limits[name]
+
+    def room(self) -> int:
+        """How many more jobs the controller accepts: ``MaxJobCount`` less the jobs it holds
+        (one ``squeue`` of every job, each array task counted, finished ones kept
+        ``MinJobAge`` seconds too), less one (Slurm refuses a submission that would reach
+        the limit) and a reserve of 1% left to the cluster's other users."""
+        limit = self.cluster_limit("MaxJobCount")
+        proc = self._run(["squeue", "--noheader", "--all", "--array", "--states=all", "-o", "%i"])
+        if proc.returncode != 0:
+            raise LauncherError(
+                f"squeue failed (exit {proc.returncode}) counting the cluster's jobs: "
+                f"{proc.stderr.strip()}"
+            )
+        held = sum(1 for line in proc.stdout.splitlines() if line.strip())
+        return max(0, limit - held - 1 - limit // 100)
 
     @property
     def max_array_size(self) -> int:
