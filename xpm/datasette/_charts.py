@@ -46,7 +46,8 @@ def choices(
         "task": task,
         "metrics": [c.name for c in columns if c.kind == "result" and c.numeric],
         "stepped": _runs.stepped_results(conn, task, experiment, columns) if task else [],
-        "axes": [c.key for c in columns if c.kind != "result"],
+        # Meta parameters (devices, paths, counters) never tell jobs apart: not offered.
+        "axes": [c.key for c in columns if c.kind != "result" and not c.meta],
         "columns": columns,
     }
 

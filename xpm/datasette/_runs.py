@@ -296,11 +296,13 @@ def _every_job(conn: sqlite3.Connection, selection: Selection) -> bool:
 
 
 def page_rows(
-    conn: sqlite3.Connection, ids: list[str], result: str | None = None
+    conn: sqlite3.Connection, ids: list[str], result: str | None = None, meta: bool = True
 ) -> list[dict[str, Any]]:
     """The jobs ``ids`` in that order, each with ``values``: its params, tags and results.
 
-    ``result``: read only that result (charts), not all of them.
+    ``result``: read only that result (charts), not all of them.  ``meta=False`` leaves
+    the Meta parameters out (charts: they never tell jobs apart; jobs recorded before
+    schema 5 have no flag and keep theirs).
     """
     if not ids:
         return []
@@ -317,7 +319,11 @@ def page_rows(
         )
     }
     for kind, sql in (
-        ("param", f"SELECT job_id, path, value FROM params WHERE job_id IN ({marks})"),
+        (
+            "param",
+            f"SELECT job_id, path, value FROM params WHERE job_id IN ({marks})"
+            + ("" if meta else " AND meta IS NOT 1"),
+        ),
         ("tag", f"SELECT job_id, key, value FROM tags WHERE job_id IN ({marks})"),
         (
             "result",
@@ -397,10 +403,11 @@ def selected_ids(conn: sqlite3.Connection, selection: Selection, limit: int) -> 
 
 
 def rows_of(conn: sqlite3.Connection, ids: list[str], result: str) -> list[dict[str, Any]]:
-    """:func:`page_rows` for any number of jobs (read 500 at a time), one result only."""
+    """:func:`page_rows` for any number of jobs (read 500 at a time), one result only,
+    without Meta parameters (a chart never groups, averages or draws an axis by them)."""
     out: list[dict[str, Any]] = []
     for start in range(0, len(ids), 500):
-        out += page_rows(conn, ids[start : start + 500], result)
+        out += page_rows(conn, ids[start : start + 500], result, meta=False)
     return out
 
 

@@ -1,0 +1,97 @@
+"""Charts, compare and job pages of the web view as a new user read them (issue 16 trial):
+Meta parameters never split a chart, jobs differing by their upstream job stay apart,
+and what a page says is what it did (the page's text, through Datasette's test client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xpm import tag
+from xpm._experiment import experiment
+from xpm.datasette._app import make_datasette
+
+FIT = "xpm_chart_tasks.fit"
+SCORE = "xpm_chart_tasks.score"
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``devices``: 3 seeds at lr=0.02 on cuda:0 and 3 at lr=0.2 on cuda:1 (Meta);
+    ``upstream``: two Score jobs, each of a Fit job differing only by its epochs."""
+    from xpm_chart_tasks import Fit, Score
+
+    workdir = tmp_path_factory.mktemp("charts") / "wd"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XPM_GIT", "off")
+        with experiment(workdir, "devices", progress=False):
+            for lr, device in ((0.02, "cuda:0"), (0.2, "cuda:1")):
+                for seed in (0, 1, 2):
+                    Fit(lr=lr, seed=tag(seed), device=device, sleep=0.01).submit()
+        with experiment(workdir, "upstream", progress=False):
+            for epochs in (1, 2):
+                Score(model=Fit(lr=0.1, seed=0, epochs=epochs).submit()).submit()
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def ds(workdir: Path) -> Any:
+    return make_datasette(workdir)
+
+
+def get(ds: Any, path: str) -> Any:
+    async def go() -> Any:
+        return await ds.client.get(path)
+
+    response = asyncio.run(go())
+    assert response.status_code == 200, response.text[-2000:]
+    return response
+
+
+def text_of(page: str) -> str:
+    """What a reader sees: the page without its tags, scripts and spacing."""
+    page = re.sub(r"<script.*?</script>", " ", page, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+
+
+def options(page: str, name: str) -> list[str]:
+    """The values a select of the chart form offers."""
+    select = page.split(f'name="{name}"')[1].split("</select>")[0]
+    return [html.unescape(v) for v in re.findall(r'<option(?: value="([^"]*)")?', select) if v]
+
+
+def ids_of(workdir: Path, task: str) -> list[str]:
+    conn = sqlite3.connect(workdir / "xpm.db")
+    try:
+        return [r[0] for r in conn.execute("SELECT id FROM jobs WHERE task_id = ?", (task,))]
+    finally:
+        conn.close()
+
+
+# --- 1. Meta parameters never define lines, legends, axes or choices ----------------------------
+def test_meta_parameters_never_split_a_chart(ds: Any) -> None:
+    url = "/-/xpm/chart?experiment=devices&task=" + FIT + "&metric=accuracy&x=lr&average=seed"
+    page = get(ds, url).text
+    seen = text_of(page)
+    assert "device" not in seen.split("Draw")[1], seen
+    data = get(ds, url.replace("/chart?", "/chart.json?")).json()["data"]
+    assert data["group"] == [] and len(data["series"]) == 1
+    [line] = data["series"]
+    assert [p[0] for p in line["points"]] == [0.02, 0.2]
+    assert all(len(p[2]) == 3 for p in line["points"])  # the three seeds of each lr
+    meta = {"param:device", "param:sleep", "param:model_path"}
+    assert not meta & set(options(page, "x")) and not meta & set(options(page, "average"))
+    assert "param:lr" in options(page, "x") and "tag:seed" in options(page, "average")
+
+
+def test_meta_parameters_are_no_parallel_axes(ds: Any) -> None:
+    url = f"/-/xpm/chart.json?experiment=devices&task={FIT}&metric=accuracy&view=parallel"
+    data = get(ds, url).json()["data"]
+    assert data["axes"] == ["seed", "lr", "accuracy"]
