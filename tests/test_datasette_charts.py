@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,45 @@ def test_meta_parameters_are_no_parallel_axes(ds: Any) -> None:
     url = f"/-/xpm/chart.json?experiment=devices&task={FIT}&metric=accuracy&view=parallel"
     data = get(ds, url).json()["data"]
     assert data["axes"] == ["seed", "lr", "accuracy"]
+
+
+# --- 2. jobs that differ only by their upstream job --------------------------------------------
+def test_jobs_differing_by_their_upstream_job_are_apart(ds: Any, workdir: Path) -> None:
+    base = f"/-/xpm/chart?experiment=upstream&task={SCORE}&metric=accuracy"
+    page = get(ds, base).text
+    assert "upstream:fit.epochs" in options(page, "x")
+    data = get(ds, base.replace("/chart?", "/chart.json?") + "&x=upstream:fit.epochs").json()
+    assert data["x"] == "upstream:fit.epochs"
+    [line] = data["data"]["series"]
+    assert [(p[0], round(p[1], 3)) for p in line["points"]] == [(1, 0.7), (2, 0.8)]
+    assert all(isinstance(p[2], str) for p in line["points"])  # one job per point
+
+    a, b = ids_of(workdir, SCORE)
+    page = get(ds, f"/-/xpm/compare?id={a[:12]}&id={b[:12]}").text
+    differ = page[page.index('id="xpm-compare-params"') :].split("</tbody>")[0]
+    assert 'data-key="upstream:fit.epochs"' in differ and ">none<" not in differ
+    assert "fit.epochs" in text_of(differ) and "upstream" in text_of(differ)
+
+
+def test_a_chart_never_averages_silently(ds: Any, workdir: Path, tmp_path: Path) -> None:
+    """Jobs nothing shown tells apart (here: their seed erased from a copy of the index)
+    make one point: the page says it is their mean, of how many, and why."""
+    copy = tmp_path / "wd"
+    shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("jobs"))
+    conn = sqlite3.connect(copy / "xpm.db")
+    with conn:
+        conn.execute("DELETE FROM tags")
+        conn.execute("DELETE FROM params WHERE path = 'seed'")
+    conn.close()
+    url = f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy&x=lr"
+    other = make_datasette(copy)
+    data = get(other, url.replace("/chart?", "/chart.json?")).json()["data"]
+    assert data["merged"] == 3 and len(data["series"]) == 1
+    seen = text_of(get(other, url).text)
+    assert "each point is the mean of 3 jobs" in seen, seen
+    assert "nothing this chart shows tells them apart" in seen
+
+    seen = text_of(get(ds, url + "&average=seed").text)
+    assert "each point is the mean of 3 jobs (over seed)" in seen, seen
+    data = get(ds, url.replace("/chart?", "/chart.json?")).json()["data"]
+    assert data["merged"] == 1 and len(data["series"]) == 3  # a line per seed

@@ -109,7 +109,9 @@
     function X(v) { return M.left + sx.pos(v) * iw; }
     function Y(v) { return M.top + ih - sy.pos(v) * ih; }
     function shown(x, y) { return sx.ok(x) && sy.ok(y); }
-    var yname = data.metric + (data.average ? " (mean over " + data.average.replace(/^\w+:/, "") + ")" : "");
+    // A point of several jobs is their mean (averaged on purpose or not): the axis says so.
+    var yname = (data.merged > 1 ? "mean " : "") + data.metric +
+      (data.average ? " (over " + data.average.replace(/^\w+:/, "") + ")" : "");
     var xname = String(data.x).replace(/^\w+:/, "");
 
     var svg = el("svg", {width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img",
