@@ -138,3 +138,18 @@ def test_a_chart_never_averages_silently(ds: Any, workdir: Path, tmp_path: Path)
     assert "each point is the mean of 3 jobs (over seed)" in seen, seen
     data = get(ds, url.replace("/chart?", "/chart.json?")).json()["data"]
     assert data["merged"] == 1 and len(data["series"]) == 3  # a line per seed
+
+
+# --- 3. the job page -----------------------------------------------------------------------------
+def test_job_page_results_are_short_and_its_chart_is_its_own(ds: Any, workdir: Path) -> None:
+    job = ids_of(workdir, FIT)[0]
+    page = get(ds, f"/-/xpm/job/{job}").text
+    results = page[page.index('id="xpm-results"') :].split("</table>")[0]
+    values = re.findall(r'class="xpm-value[^"]*" title="([^"]+)">([^<]+)<', results)
+    assert values and all(len(short.replace(".", "")) <= 6 for _full, short in values), values
+    assert any(len(full) > 8 for full, _short in values)  # the whole value in the tooltip
+    links = re.findall(r'href="([^"]*/-/xpm/chart\?[^"]*)"', page)
+    assert links, page
+    link = html.unescape(links[0])
+    assert f"task={FIT}" in link and "metric=loss" in link and "x=step" in link
+    assert "curves" in text_of(page)

@@ -82,11 +82,25 @@ async def job_page(request: Any, datasette: Any) -> Response:
         "jobdir": str(jobdir.path) if jobdir else None,
         "experiments": experiments,
         "related": related,
+        "chart": _job_chart(details["results"]),
         "when": _when,
         "database": DATABASE,
     }
     html = await datasette.render_template("xpm_job.html", context, request=request)
     return Response.html(html)
+
+
+def _job_chart(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the job page's chart links show: the job's first result reported by step (its
+    curves, beside those of the other jobs of its task), else its first numeric result."""
+    numeric = [
+        r
+        for r in results
+        if isinstance(r.get("value"), (int, float)) and not isinstance(r.get("value"), bool)
+    ]
+    stepped = [r for r in numeric if r.get("step") is not None]
+    first = (stepped or numeric or [None])[0]
+    return {"metric": first["key"] if first else None, "step": bool(stepped)}
 
 
 def _column(name: str | None, keys: list[str]) -> str | None:
