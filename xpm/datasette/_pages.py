@@ -99,8 +99,8 @@ def _job_chart(results: list[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(r.get("value"), (int, float)) and not isinstance(r.get("value"), bool)
     ]
     stepped = [r for r in numeric if r.get("step") is not None]
-    first = (stepped or numeric or [None])[0]
-    return {"metric": first["key"] if first else None, "step": bool(stepped)}
+    chosen = stepped or numeric
+    return {"metric": chosen[0]["key"] if chosen else None, "step": bool(stepped)}
 
 
 def _column(name: str | None, keys: list[str]) -> str | None:
