@@ -153,3 +153,18 @@ def test_job_page_results_are_short_and_its_chart_is_its_own(ds: Any, workdir: P
     link = html.unescape(links[0])
     assert f"task={FIT}" in link and "metric=loss" in link and "x=step" in link
     assert "curves" in text_of(page)
+
+
+# --- 4. wording --------------------------------------------------------------------------------------
+def test_unknown_experiment_is_named(ds: Any) -> None:
+    seen = text_of(get(ds, "/-/xpm/chart?experiment=nope").text)
+    assert "no experiment named nope" in seen and "devices" in seen and "upstream" in seen
+    assert "no numeric result" not in seen
+
+
+def test_singular_wording(ds: Any, workdir: Path) -> None:
+    job = ids_of(workdir, SCORE)[0]
+    seen = text_of(get(ds, f"/-/xpm/compare?id={job[:12]}").text)
+    assert "Compare 1 job " in seen and "1 jobs" not in seen
+    seen = text_of(get(ds, f"/-/xpm/job/{job}").text)
+    assert "1 reported value:" in seen

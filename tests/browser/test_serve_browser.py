@@ -457,6 +457,23 @@ def test_parallel_coordinates(server: str, page: Any, shots: Path) -> None:
     page.wait_for_url("**/-/xpm/job/*")
 
 
+def test_parallel_coordinates_log_axis_and_integer_ticks(server: str, page: Any) -> None:
+    """The x of the form (lr) follows "log x"; an integer parameter has integer ticks."""
+    page.goto(server + "-/xpm/chart?experiment=seeds&metric=accuracy&view=parallel&x=lr&logx=1")
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+
+    def ticks(name: str) -> dict[str, float]:
+        axis = page.locator(f'#xpm-chart g.paxis[data-name="{name}"] text:not([font-weight])')
+        found = axis.evaluate_all("ts => ts.map(t => [t.textContent, t.getAttribute('y')])")
+        return {text: float(y) for text, y in found}
+
+    lr = ticks("lr")
+    assert {"0.01", "0.1", "1"} <= set(lr), lr
+    assert abs((lr["0.01"] - lr["0.1"]) - (lr["0.1"] - lr["1"])) < 1  # equally spaced: log
+    assert set(ticks("seed")) == {"0", "1", "2"}
+    assert all(float(t) == int(float(t)) for t in ticks("width"))
+
+
 def _job_states(db: Path) -> list[str]:
     """States of the jobs in the index at ``db`` ([] while it is not there yet)."""
     import sqlite3

@@ -161,8 +161,14 @@ async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
     data = dict(data)  # a copy: the axes' scales below are the request's
     data["logx"] = request.args.get("logx") == "1"
     data["logy"] = request.args.get("logy") == "1"
+    # Parallel coordinates: the axis of the form's x and the result's follow its log choices.
+    logs = [(data["logx"], x), (data["logy"], metric)]
+    data["log_axes"] = [str(key).split(":", 1)[-1] for wanted, key in logs if wanted and key]
     choices.pop("columns")
+    asked = request.args.get("experiment")
     return {
+        # A mistyped experiment is named, with the ones there are (not "no result").
+        "unknown": asked if asked and asked not in choices["experiments"] else None,
         "choices": choices,
         "valid_x": valid_x,
         "experiment": experiment,
