@@ -421,6 +421,7 @@ def test_chart_averages_seeds_with_bands_on_a_log_axis(server: str, page: Any) -
     assert len(cx) == 3 and abs((cx[1] - cx[0]) - (cx[2] - cx[1])) < 1
     ticks = svg.locator("g.axis text").all_text_contents()
     assert {"0.01", "0.1", "1"} <= set(ticks)
+    assert "mean accuracy (over seed)" in ticks  # the y axis says its points are means
     # The width follows the window.
     wide = svg.bounding_box()
     assert wide is not None and wide["width"] > 1000
