@@ -90,6 +90,8 @@ def test_meta_parameters_never_split_a_chart(ds: Any) -> None:
     meta = {"param:device", "param:sleep", "param:model_path"}
     assert not meta & set(options(page, "x")) and not meta & set(options(page, "average"))
     assert "param:lr" in options(page, "x") and "tag:seed" in options(page, "average")
+    # Fit's output path is inside its own directory: no upstream job to offer.
+    assert not [o for o in options(page, "x") if o.startswith("upstream:")]
 
 
 def test_meta_parameters_are_no_parallel_axes(ds: Any) -> None:

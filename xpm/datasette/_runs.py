@@ -471,7 +471,8 @@ def upstream_values(conn: sqlite3.Connection, ids: list[str]) -> dict[str, dict[
             chunk,
         ):
             parts = str(value).split("/")
-            if len(parts) >= 3:
+            # A path inside the job's own directory (its outputs) names no other job.
+            if len(parts) >= 3 and parts[2] != job_id:
                 uses.setdefault(job_id, set()).add(parts[2])
     upstream = sorted({u for found in uses.values() for u in found})
     values: dict[str, dict[str, Any]] = {}
