@@ -170,3 +170,13 @@ def test_singular_wording(ds: Any, workdir: Path) -> None:
     assert "Compare 1 job " in seen and "1 jobs" not in seen
     seen = text_of(get(ds, f"/-/xpm/job/{job}").text)
     assert "1 reported value:" in seen
+
+
+def test_the_chart_note_is_refreshed_live(ds: Any) -> None:
+    """The note is always in the page (hidden when empty) and among the live regions, so a
+    refresh shows it when jobs end and points start to merge."""
+    url = f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy&view=parallel"
+    page = get(ds, url).text
+    assert '<p class="xpm-chart-note" id="xpm-chart-note" hidden></p>' in page
+    regions = re.search(r'data-regions="([^"]*)"', page)
+    assert regions and "xpm-chart-note" in regions.group(1).split()
