@@ -421,6 +421,7 @@ def test_chart_averages_seeds_with_bands_on_a_log_axis(server: str, page: Any) -
     assert len(cx) == 3 and abs((cx[1] - cx[0]) - (cx[2] - cx[1])) < 1
     ticks = svg.locator("g.axis text").all_text_contents()
     assert {"0.01", "0.1", "1"} <= set(ticks)
+    assert "mean accuracy (over seed)" in ticks  # the y axis says its points are means
     # The width follows the window.
     wide = svg.bounding_box()
     assert wide is not None and wide["width"] > 1000
@@ -455,6 +456,23 @@ def test_parallel_coordinates(server: str, page: Any, shots: Path) -> None:
     page.screenshot(path=str(shots / "datasette-parallel.png"), full_page=False)
     page.locator("#xpm-chart path.job").first.click(force=True)
     page.wait_for_url("**/-/xpm/job/*")
+
+
+def test_parallel_coordinates_log_axis_and_integer_ticks(server: str, page: Any) -> None:
+    """The x of the form (lr) follows "log x"; an integer parameter has integer ticks."""
+    page.goto(server + "-/xpm/chart?experiment=seeds&metric=accuracy&view=parallel&x=lr&logx=1")
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+
+    def ticks(name: str) -> dict[str, float]:
+        axis = page.locator(f'#xpm-chart g.paxis[data-name="{name}"] text:not([font-weight])')
+        found = axis.evaluate_all("ts => ts.map(t => [t.textContent, t.getAttribute('y')])")
+        return {text: float(y) for text, y in found}
+
+    lr = ticks("lr")
+    assert {"0.01", "0.1", "1"} <= set(lr), lr
+    assert abs((lr["0.01"] - lr["0.1"]) - (lr["0.1"] - lr["1"])) < 1  # equally spaced: log
+    assert set(ticks("seed")) == {"0", "1", "2"}
+    assert all(float(t) == int(float(t)) for t in ticks("width"))
 
 
 def _job_states(db: Path) -> list[str]:

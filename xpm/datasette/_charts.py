@@ -40,15 +40,34 @@ def choices(
         columns = by_task.get(task, []) if task else []
     else:
         columns = _runs.task_columns(conn, task, experiment)
+    upstream = _upstream_keys(conn, task, experiment) if task else []
     return {
         "experiments": experiments,
         "tasks": tasks,
         "task": task,
         "metrics": [c.name for c in columns if c.kind == "result" and c.numeric],
         "stepped": _runs.stepped_results(conn, task, experiment, columns) if task else [],
-        "axes": [c.key for c in columns if c.kind != "result"],
+        # Meta parameters (devices, paths, counters) never tell jobs apart: not offered.
+        "axes": [c.key for c in columns if c.kind != "result" and not c.meta] + upstream,
         "columns": columns,
     }
+
+
+def _upstream_keys(conn: sqlite3.Connection, task: str, experiment: str | None) -> list[str]:
+    """The values of upstream jobs that vary among the latest jobs of the task (x choices)."""
+    ids = _runs.selected_ids(conn, _runs.Selection(task, experiment), _runs.COLUMN_SAMPLE)
+    values = _runs.upstream_values(conn, ids)
+    rows = [{"values": v} for v in values.values()]
+    return varying(rows, sorted({k for v in values.values() for k in v}))
+
+
+def _rows(conn: sqlite3.Connection, ids: list[str], metric: str) -> list[dict[str, Any]]:
+    """The jobs with ``metric``, their parameters (no Meta), tags and upstream jobs' values."""
+    rows = _runs.rows_of(conn, ids, metric)
+    upstream = _runs.upstream_values(conn, ids)
+    for row in rows:
+        row["values"].update(upstream.get(row["id"], {}))
+    return rows
 
 
 def _metric(column: _runs.Column) -> bool:
@@ -62,8 +81,10 @@ def _label(key: str) -> str:
 def varying(rows: list[dict[str, Any]], keys: list[str]) -> list[str]:
     """The keys whose values differ among ``rows``, one of each set of identical columns.
 
-    Tags come before parameters, so a tagged parameter is named by its tag; paths into
-    job directories (outputs of upstream jobs) are left out: they vary with everything.
+    Tags come before parameters, and a job's own values before its upstream jobs'
+    (``upstream:``), so a tagged parameter is named by its tag; paths into job
+    directories (outputs of upstream jobs) are left out: they vary with everything, and
+    the upstream jobs' values say what differs.
     """
     out: list[str] = []
     seen: set[tuple[str, ...]] = set()
@@ -110,10 +131,10 @@ def series(
     Each series has a ``name`` (the values of the varying columns that define it),
     ``points`` ``[x, mean y, job id or list of job ids]`` sorted by x, and ``band``
     ``[x, low, high]`` where several jobs were averaged.  ``group``: the columns naming
-    the series.
+    the series; ``merged`` and ``merged_least``: the most and fewest jobs behind a point.
     """
     ids = _runs.selected_ids(conn, _runs.Selection(task, experiment), _runs.MAX_CHART_JOBS)
-    rows = _runs.rows_of(conn, ids, metric)
+    rows = _rows(conn, ids, metric)
     keys = sorted({k for r in rows for k in r["values"] if not k.startswith("result:")})
     group = [k for k in varying(rows, keys) if k not in (x, average)]
     buckets: dict[tuple[Any, ...], dict[Any, list[tuple[float, str]]]] = {}
@@ -130,12 +151,14 @@ def series(
         if y is not None and xv is not None:
             bucket.setdefault(xv, []).append((y, row["id"]))
     out = []
+    merged: list[int] = []  # jobs behind each point: averaged, on purpose or not
     for name in sorted(buckets, key=lambda t: [_order(v) for v in t]):
         points, band = [], []
         for xv in sorted(buckets[name], key=_order):
             ys = [y for y, _j in buckets[name][xv]]
             jobs = [j for _y, j in buckets[name][xv]]
             mean = fmean(ys)
+            merged.append(len(set(jobs)))
             points.append([xv, mean, jobs[0] if len(jobs) == 1 else jobs])
             if len(ys) > 1:
                 spread = pstdev(ys)
@@ -153,13 +176,17 @@ def series(
         "series": out,
         "points": sum(len(s["points"]) for s in out),
         "jobs": len(rows),
+        # A point of several jobs is their mean: the page says how many (and why, when
+        # nothing was averaged over), and the y axis reads "mean".
+        "merged": max(merged, default=1),
+        "merged_least": min(merged, default=1),
     }
 
 
 def parallel(conn: sqlite3.Connection, experiment: str, task: str, metric: str) -> dict[str, Any]:
     """Parallel coordinates: an axis per varying column and one for ``metric``; a line per job."""
     ids = _runs.selected_ids(conn, _runs.Selection(task, experiment), _runs.MAX_CHART_JOBS)
-    rows = _runs.rows_of(conn, ids, metric)
+    rows = _rows(conn, ids, metric)
     keys = sorted({k for r in rows for k in r["values"] if not k.startswith("result:")})
     axes = [*varying(rows, keys), f"result:{metric}"]
     lines = [

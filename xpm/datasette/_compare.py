@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ._runs import page_rows
+from ._runs import page_rows, upstream_values
 
 #: Most jobs compared at once.
 MAX_COMPARE = 20
@@ -18,7 +18,9 @@ def compare(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
     """Jobs side by side: ``params`` and ``meta`` (path, values, differs), ``results``,
     per-step ``curves``.
 
-    Parameters that differ come first.  ``meta``: the Meta parameters, by path, apart:
+    Parameters that differ come first, then the values of upstream jobs that differ
+    (``upstream:learn.epochs``, see :func:`._runs.upstream_values`): two Evaluate jobs
+    of two Learn jobs differ by nothing else.  ``meta``: the Meta parameters, by path, apart:
     they do not make jobs different (a model path differs for every job), so they are
     never among the parameters that differ.  ``curves``: for each result reported with
     a step by any of the jobs, one series per job (points ``[step, value, job id]``).
@@ -37,6 +39,7 @@ def compare(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
             meta_paths.add(path)
     rows = [(path, values, len({repr(v) for v in values}) > 1) for path, values in by_path.items()]
     params = sorted((p for p in rows if p[0] not in meta_paths), key=lambda p: (not p[2], p[0]))
+    params[sum(p[2] for p in params) : 0] = _upstream_differences(conn, ids, params)
     meta = [p for p in rows if p[0] in meta_paths]
     keys = sorted({k[7:] for j in jobs for k in j["values"] if k.startswith("result:")})
     results = [(k, [j["values"].get(f"result:{k}") for j in jobs]) for k in keys]
@@ -48,3 +51,19 @@ def compare(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
     ):
         curves.setdefault(key, {}).setdefault(job_id, []).append([step, value, job_id])
     return {"jobs": jobs, "params": params, "meta": meta, "results": results, "curves": curves}
+
+
+def _upstream_differences(
+    conn: sqlite3.Connection, ids: list[str], params: list[tuple[str, list[Any], bool]]
+) -> list[tuple[str, list[Any], bool]]:
+    """Rows of the upstream jobs' values that differ and that no parameter already shows."""
+    upstream = upstream_values(conn, ids)
+    shown = {repr(values) for _path, values, differs in params if differs}
+    keys = sorted({k for values in upstream.values() for k in values})
+    out = []
+    for key in keys:
+        values = [upstream.get(i, {}).get(key) for i in ids]
+        if len({repr(v) for v in values}) > 1 and repr(values) not in shown:
+            shown.add(repr(values))
+            out.append((key, values, True))
+    return out

@@ -82,11 +82,25 @@ async def job_page(request: Any, datasette: Any) -> Response:
         "jobdir": str(jobdir.path) if jobdir else None,
         "experiments": experiments,
         "related": related,
+        "chart": _job_chart(details["results"]),
         "when": _when,
         "database": DATABASE,
     }
     html = await datasette.render_template("xpm_job.html", context, request=request)
     return Response.html(html)
+
+
+def _job_chart(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the job page's chart links show: the job's first result reported by step (its
+    curves, beside those of the other jobs of its task), else its first numeric result."""
+    numeric = [
+        r
+        for r in results
+        if isinstance(r.get("value"), (int, float)) and not isinstance(r.get("value"), bool)
+    ]
+    stepped = [r for r in numeric if r.get("step") is not None]
+    chosen = stepped or numeric
+    return {"metric": chosen[0]["key"] if chosen else None, "step": bool(stepped)}
 
 
 def _column(name: str | None, keys: list[str]) -> str | None:
@@ -147,8 +161,14 @@ async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
     data = dict(data)  # a copy: the axes' scales below are the request's
     data["logx"] = request.args.get("logx") == "1"
     data["logy"] = request.args.get("logy") == "1"
+    # Parallel coordinates: the axis of the form's x and the result's follow its log choices.
+    logs = [(data["logx"], x), (data["logy"], metric)]
+    data["log_axes"] = [str(key).split(":", 1)[-1] for wanted, key in logs if wanted and key]
     choices.pop("columns")
+    asked = request.args.get("experiment")
     return {
+        # A mistyped experiment is named, with the ones there are (not "no result").
+        "unknown": asked if asked and asked not in choices["experiments"] else None,
         "choices": choices,
         "valid_x": valid_x,
         "experiment": experiment,

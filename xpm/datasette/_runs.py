@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._vocabulary import JOBS
 from ..index import parse_tag_value
 from ._jobs import dicts
 
@@ -296,11 +297,13 @@ def _every_job(conn: sqlite3.Connection, selection: Selection) -> bool:
 
 
 def page_rows(
-    conn: sqlite3.Connection, ids: list[str], result: str | None = None
+    conn: sqlite3.Connection, ids: list[str], result: str | None = None, meta: bool = True
 ) -> list[dict[str, Any]]:
     """The jobs ``ids`` in that order, each with ``values``: its params, tags and results.
 
-    ``result``: read only that result (charts), not all of them.
+    ``result``: read only that result (charts), not all of them.  ``meta=False`` leaves
+    the Meta parameters out (charts: they never tell jobs apart; jobs recorded before
+    schema 5 have no flag and keep theirs).
     """
     if not ids:
         return []
@@ -317,7 +320,11 @@ def page_rows(
         )
     }
     for kind, sql in (
-        ("param", f"SELECT job_id, path, value FROM params WHERE job_id IN ({marks})"),
+        (
+            "param",
+            f"SELECT job_id, path, value FROM params WHERE job_id IN ({marks})"
+            + ("" if meta else " AND meta IS NOT 1"),
+        ),
         ("tag", f"SELECT job_id, key, value FROM tags WHERE job_id IN ({marks})"),
         (
             "result",
@@ -397,10 +404,11 @@ def selected_ids(conn: sqlite3.Connection, selection: Selection, limit: int) -> 
 
 
 def rows_of(conn: sqlite3.Connection, ids: list[str], result: str) -> list[dict[str, Any]]:
-    """:func:`page_rows` for any number of jobs (read 500 at a time), one result only."""
+    """:func:`page_rows` for any number of jobs (read 500 at a time), one result only,
+    without Meta parameters (a chart never groups, averages or draws an axis by them)."""
     out: list[dict[str, Any]] = []
-    for start in range(0, len(ids), 500):
-        out += page_rows(conn, ids[start : start + 500], result)
+    for chunk in _chunks(ids):
+        out += page_rows(conn, chunk, result, meta=False)
     return out
 
 
@@ -437,3 +445,56 @@ def step_values(
         ):
             out.setdefault(job_id, []).append((step, value))
     return out
+
+
+# --- upstream jobs: what tells apart jobs that differ only by the job whose output they use ------
+#: How a column of an upstream job's value is named (``upstream:learn.epochs``).
+UPSTREAM = "upstream"
+
+
+def upstream_values(conn: sqlite3.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Job id -> ``upstream:<task>.<name>`` -> value: the tags and parameters (Meta and
+    nested configurations apart) of the jobs whose output each of ``ids`` uses.
+
+    Two Evaluate jobs of two Learn jobs differing by their epochs differ, in their own
+    parameters, by a Meta path into each Learn job's directory only: these values are
+    what tells them apart.  The index keeps no dependency list: such a path
+    (``jobs/<task>/<id>/...``, Meta or not) names the upstream job.  A tag and a
+    parameter of the same name hold the same value; the tag's is kept.
+    """
+    uses: dict[str, set[str]] = {}
+    for chunk in _chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        for job_id, value in conn.execute(
+            f"SELECT job_id, value FROM params WHERE job_id IN ({marks}) AND type = 'path' "
+            f"AND value LIKE '{JOBS}/%'",
+            chunk,
+        ):
+            parts = str(value).split("/")
+            # A path inside the job's own directory (its outputs) names no other job.
+            if len(parts) >= 3 and parts[2] != job_id:
+                uses.setdefault(job_id, set()).add(parts[2])
+    upstream = sorted({u for found in uses.values() for u in found})
+    values: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(upstream):
+        marks = ",".join("?" * len(chunk))
+        tasks = dict(conn.execute(f"SELECT id, task_id FROM jobs WHERE id IN ({marks})", chunk))
+        for sql in (
+            f"SELECT job_id, path, value FROM params WHERE job_id IN ({marks}) "
+            "AND meta IS NOT 1 AND type != 'config'",
+            f"SELECT job_id, key, value FROM tags WHERE job_id IN ({marks})",
+        ):
+            for job_id, name, value in conn.execute(sql, chunk):
+                if job_id in tasks:
+                    task = str(tasks[job_id]).rsplit(".", 1)[-1]
+                    values.setdefault(job_id, {})[f"{UPSTREAM}:{task}.{name}"] = value
+    out: dict[str, dict[str, Any]] = {}
+    for job_id, found in uses.items():
+        for up in sorted(found):
+            out.setdefault(job_id, {}).update(values.get(up, {}))
+    return out
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    """``ids`` 500 at a time (below SQLite's limit of bound values)."""
+    return [ids[start : start + 500] for start in range(0, len(ids), 500)]

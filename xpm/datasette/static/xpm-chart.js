@@ -109,7 +109,9 @@
     function X(v) { return M.left + sx.pos(v) * iw; }
     function Y(v) { return M.top + ih - sy.pos(v) * ih; }
     function shown(x, y) { return sx.ok(x) && sy.ok(y); }
-    var yname = data.metric + (data.average ? " (mean over " + data.average.replace(/^\w+:/, "") + ")" : "");
+    // A point of several jobs is their mean (averaged on purpose or not): the axis says so.
+    var yname = (data.merged > 1 ? "mean " : "") + data.metric +
+      (data.average ? " (over " + data.average.replace(/^\w+:/, "") + ")" : "");
     var xname = String(data.x).replace(/^\w+:/, "");
 
     var svg = el("svg", {width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img",
@@ -164,9 +166,13 @@
     var H = 420, M = {top: 30, right: 60, bottom: 20, left: 60};
     var iw = W - M.left - M.right, ih = H - M.top - M.bottom;
     var n = data.axes.length;
-    var scales = data.axes.map(function (_a, k) {
-      var sc = scale(lines.map(function (l) { return l.values[k]; }).filter(function (v) { return v !== null; }), false);
-      return sc;
+    // An axis follows the log choice made for it (the x of the form, or y: the result).
+    var logs = data.log_axes || [];
+    var wholes = [];  // axes of integers only: no 0.5 tick
+    var scales = data.axes.map(function (name, k) {
+      var vs = lines.map(function (l) { return l.values[k]; }).filter(function (v) { return v !== null && v !== undefined; });
+      wholes.push(vs.every(function (v) { return typeof v === "number" && Number.isInteger(v); }));
+      return scale(vs, logs.indexOf(name) >= 0);
     });
     function AX(k) { return M.left + (n > 1 ? k / (n - 1) : 0.5) * iw; }
     function AY(k, v) { return M.top + ih - scales[k].pos(v) * ih; }
@@ -177,7 +183,7 @@
     lines.forEach(function (l) {
       var d = [], k;
       for (k = 0; k < n; k++) {
-        if (l.values[k] === null || l.values[k] === undefined) { continue; }
+        if (l.values[k] === null || l.values[k] === undefined || !scales[k].ok(l.values[k])) { continue; }
         d.push((d.length ? "L" : "M") + AX(k).toFixed(1) + "," + AY(k, l.values[k]).toFixed(1));
       }
       var t = metric.pos(l.values[n - 1]);  // colour: low metric blue, high red
@@ -192,7 +198,9 @@
       var a = el("g", {"class": "paxis", "data-name": name}, axes);
       el("line", {x1: AX(k), x2: AX(k), y1: M.top, y2: M.top + ih}, a);
       el("text", {x: AX(k), y: M.top - 12, "text-anchor": "middle", "font-weight": "bold"}, a, name);
-      scales[k].ticks(5).forEach(function (t) {
+      scales[k].ticks(5).filter(function (t) {
+        return !wholes[k] || typeof t !== "number" || Number.isInteger(t);
+      }).forEach(function (t) {
         el("text", {x: AX(k) + 4, y: AY(k, t) + 4}, a, fmt(t));
       });
     });

@@ -1,0 +1,182 @@
+"""Charts, compare and job pages of the web view as a new user read them (issue 16 trial):
+Meta parameters never split a chart, jobs differing by their upstream job stay apart,
+and what a page says is what it did (the page's text, through Datasette's test client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xpm import tag
+from xpm._experiment import experiment
+from xpm.datasette._app import make_datasette
+
+FIT = "xpm_chart_tasks.fit"
+SCORE = "xpm_chart_tasks.score"
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``devices``: 3 seeds at lr=0.02 on cuda:0 and 3 at lr=0.2 on cuda:1 (Meta);
+    ``upstream``: two Score jobs, each of a Fit job differing only by its epochs."""
+    from xpm_chart_tasks import Fit, Score
+
+    workdir = tmp_path_factory.mktemp("charts") / "wd"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XPM_GIT", "off")
+        with experiment(workdir, "devices", progress=False):
+            for lr, device in ((0.02, "cuda:0"), (0.2, "cuda:1")):
+                for seed in (0, 1, 2):
+                    Fit(lr=lr, seed=tag(seed), device=device, sleep=0.01).submit()
+        with experiment(workdir, "upstream", progress=False):
+            for epochs in (1, 2):
+                Score(model=Fit(lr=0.1, seed=0, epochs=epochs).submit()).submit()
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def ds(workdir: Path) -> Any:
+    return make_datasette(workdir)
+
+
+def get(ds: Any, path: str) -> Any:
+    async def go() -> Any:
+        return await ds.client.get(path)
+
+    response = asyncio.run(go())
+    assert response.status_code == 200, response.text[-2000:]
+    return response
+
+
+def text_of(page: str) -> str:
+    """What a reader sees: the page without its tags, scripts and spacing."""
+    page = re.sub(r"<script.*?</script>", " ", page, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+
+
+def options(page: str, name: str) -> list[str]:
+    """The values a select of the chart form offers."""
+    select = page.split(f'name="{name}"')[1].split("</select>")[0]
+    return [html.unescape(v) for v in re.findall(r'<option(?: value="([^"]*)")?', select) if v]
+
+
+def ids_of(workdir: Path, task: str) -> list[str]:
+    conn = sqlite3.connect(workdir / "xpm.db")
+    try:
+        return [r[0] for r in conn.execute("SELECT id FROM jobs WHERE task_id = ?", (task,))]
+    finally:
+        conn.close()
+
+
+# --- 1. Meta parameters never define lines, legends, axes or choices ----------------------------
+def test_meta_parameters_never_split_a_chart(ds: Any) -> None:
+    url = "/-/xpm/chart?experiment=devices&task=" + FIT + "&metric=accuracy&x=lr&average=seed"
+    page = get(ds, url).text
+    seen = text_of(page)
+    assert "device" not in seen.split("Draw")[1], seen
+    data = get(ds, url.replace("/chart?", "/chart.json?")).json()["data"]
+    assert data["group"] == [] and len(data["series"]) == 1
+    [line] = data["series"]
+    assert [p[0] for p in line["points"]] == [0.02, 0.2]
+    assert all(len(p[2]) == 3 for p in line["points"])  # the three seeds of each lr
+    meta = {"param:device", "param:sleep", "param:model_path"}
+    assert not meta & set(options(page, "x")) and not meta & set(options(page, "average"))
+    assert "param:lr" in options(page, "x") and "tag:seed" in options(page, "average")
+    # Fit's output path is inside its own directory: no upstream job to offer.
+    assert not [o for o in options(page, "x") if o.startswith("upstream:")]
+
+
+def test_meta_parameters_are_no_parallel_axes(ds: Any) -> None:
+    url = f"/-/xpm/chart.json?experiment=devices&task={FIT}&metric=accuracy&view=parallel"
+    data = get(ds, url).json()["data"]
+    assert data["axes"] == ["seed", "lr", "accuracy"]
+
+
+# --- 2. jobs that differ only by their upstream job --------------------------------------------
+def test_jobs_differing_by_their_upstream_job_are_apart(ds: Any, workdir: Path) -> None:
+    base = f"/-/xpm/chart?experiment=upstream&task={SCORE}&metric=accuracy"
+    page = get(ds, base).text
+    assert "upstream:fit.epochs" in options(page, "x")
+    data = get(ds, base.replace("/chart?", "/chart.json?") + "&x=upstream:fit.epochs").json()
+    assert data["x"] == "upstream:fit.epochs"
+    [line] = data["data"]["series"]
+    assert [(p[0], round(p[1], 3)) for p in line["points"]] == [(1, 0.7), (2, 0.8)]
+    assert all(isinstance(p[2], str) for p in line["points"])  # one job per point
+
+    a, b = ids_of(workdir, SCORE)
+    page = get(ds, f"/-/xpm/compare?id={a[:12]}&id={b[:12]}").text
+    differ = page[page.index('id="xpm-compare-params"') :].split("</tbody>")[0]
+    assert 'data-key="upstream:fit.epochs"' in differ and ">none<" not in differ
+    assert "fit.epochs" in text_of(differ) and "upstream" in text_of(differ)
+
+
+def test_a_chart_never_averages_silently(ds: Any, workdir: Path, tmp_path: Path) -> None:
+    """Jobs nothing shown tells apart (here: their seed erased from a copy of the index)
+    make one point: the page says it is their mean, of how many, and why."""
+    copy = tmp_path / "wd"
+    shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("jobs"))
+    conn = sqlite3.connect(copy / "xpm.db")
+    with conn:
+        conn.execute("DELETE FROM tags")
+        conn.execute("DELETE FROM params WHERE path = 'seed'")
+    conn.close()
+    url = f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy&x=lr"
+    other = make_datasette(copy)
+    data = get(other, url.replace("/chart?", "/chart.json?")).json()["data"]
+    assert data["merged"] == 3 and len(data["series"]) == 1
+    seen = text_of(get(other, url).text)
+    assert "each point is the mean of 3 jobs" in seen, seen
+    assert "nothing this chart shows tells them apart" in seen
+
+    seen = text_of(get(ds, url + "&average=seed").text)
+    assert "each point is the mean of 3 jobs (over seed)" in seen, seen
+    data = get(ds, url.replace("/chart?", "/chart.json?")).json()["data"]
+    assert data["merged"] == 1 and len(data["series"]) == 3  # a line per seed
+
+
+# --- 3. the job page -----------------------------------------------------------------------------
+def test_job_page_results_are_short_and_its_chart_is_its_own(ds: Any, workdir: Path) -> None:
+    job = ids_of(workdir, FIT)[0]
+    page = get(ds, f"/-/xpm/job/{job}").text
+    results = page[page.index('id="xpm-results"') :].split("</table>")[0]
+    values = re.findall(r'class="xpm-value[^"]*" title="([^"]+)">([^<]+)<', results)
+    assert values and all(len(short.replace(".", "")) <= 6 for _full, short in values), values
+    assert any(len(full) > 8 for full, _short in values)  # the whole value in the tooltip
+    links = re.findall(r'href="([^"]*/-/xpm/chart\?[^"]*)"', page)
+    assert links, page
+    link = html.unescape(links[0])
+    assert f"task={FIT}" in link and "metric=loss" in link and "x=step" in link
+    assert "curves" in text_of(page)
+
+
+# --- 4. wording --------------------------------------------------------------------------------------
+def test_unknown_experiment_is_named(ds: Any) -> None:
+    seen = text_of(get(ds, "/-/xpm/chart?experiment=nope").text)
+    assert "no experiment named nope" in seen and "devices" in seen and "upstream" in seen
+    assert "no numeric result" not in seen
+
+
+def test_singular_wording(ds: Any, workdir: Path) -> None:
+    job = ids_of(workdir, SCORE)[0]
+    seen = text_of(get(ds, f"/-/xpm/compare?id={job[:12]}").text)
+    assert "Compare 1 job " in seen and "1 jobs" not in seen
+    seen = text_of(get(ds, f"/-/xpm/job/{job}").text)
+    assert "1 reported value:" in seen
+
+
+def test_the_chart_note_is_refreshed_live(ds: Any) -> None:
+    """The note is always in the page (hidden when empty) and among the live regions, so a
+    refresh shows it when jobs end and points start to merge."""
+    url = f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy&view=parallel"
+    page = get(ds, url).text
+    assert '<p class="xpm-chart-note" id="xpm-chart-note" hidden></p>' in page
+    regions = re.search(r'data-regions="([^"]*)"', page)
+    assert regions and "xpm-chart-note" in regions.group(1).split()
