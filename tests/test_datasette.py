@@ -421,6 +421,10 @@ def test_runs_table_filters(ds: Any) -> None:
     assert "no column &#39;bogus&#39;" in html and "n_layers" in html.split("xpm-error")[1]
     assert len(runs_rows(ds, base + "&where=bogus%3E1")) == 3
     assert "write NAME OP VALUE" in get(ds, base + "&where=lr").text
+    # A comparison of a numeric column with a word is an error, not an empty table.
+    word = get(ds, base + "&where=accuracy%3Eabc").text
+    assert "accuracy holds numbers; &#39;abc&#39; is not one" in word
+    assert len(runs_rows(ds, base + "&where=accuracy%3Eabc")) == 3
     # Facets count the jobs per value of each tag, ignoring that tag's own filter.
     html = get(ds, base + "&where=n_layers%3D1").text
     facet = html.split('data-key="tag:n_layers"')[1].split("</div>")[0]

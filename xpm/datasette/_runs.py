@@ -166,6 +166,10 @@ def parse_filter(text: str, columns: list[Column]) -> tuple[str, str, Any, str]:
             f"parameter, tag or result name ({known}{', ...' if len(columns) > 8 else ''})"
         )
     values = parse_tag_value(raw)
+    numeric = any(c.key == key and c.numeric for c in columns)
+    if numeric and op in ("<", "<=", ">", ">=") and not isinstance(values[0], (int, float)):
+        # Compared as text, lr>abc matched nothing and looked like an empty sweep.
+        raise ValueError(f"filter {text!r}: {name} holds numbers; {raw!r} is not one")
     return key, op, values if op == "=" else values[0], f"{key}{op}{raw}"
 
 
