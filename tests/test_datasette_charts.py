@@ -94,6 +94,17 @@ def test_meta_parameters_never_split_a_chart(ds: Any) -> None:
     assert not [o for o in options(page, "x") if o.startswith("upstream:")]
 
 
+def test_a_tag_and_its_parameter_are_one_setting(ds: Any) -> None:
+    """x or average chosen as the parameter (param:seed) must not split lines by its own
+    tag (tag:seed): both are offered, both are the same setting (#16 re-check)."""
+    base = f"/-/xpm/chart.json?experiment=devices&task={FIT}&metric=accuracy"
+    by_param = get(ds, base + "&x=param:seed").json()["data"]
+    assert by_param["group"] == ["lr"] and len(by_param["series"]) == 2
+    averaged = get(ds, base + "&x=lr&average=param:seed").json()["data"]
+    assert averaged["group"] == [] and len(averaged["series"]) == 1
+    assert all(len(p[2]) == 3 for p in averaged["series"][0]["points"])
+
+
 def test_meta_parameters_are_no_parallel_axes(ds: Any) -> None:
     url = f"/-/xpm/chart.json?experiment=devices&task={FIT}&metric=accuracy&view=parallel"
     data = get(ds, url).json()["data"]

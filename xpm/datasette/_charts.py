@@ -78,6 +78,11 @@ def _label(key: str) -> str:
     return key.split(":", 1)[-1]
 
 
+def _column_values(rows: list[dict[str, Any]], key: str) -> tuple[str, ...]:
+    """What column ``key`` holds, job by job (comparable across columns)."""
+    return tuple(repr(r["values"].get(key)) for r in rows)
+
+
 def varying(rows: list[dict[str, Any]], keys: list[str]) -> list[str]:
     """The keys whose values differ among ``rows``, one of each set of identical columns.
 
@@ -89,7 +94,7 @@ def varying(rows: list[dict[str, Any]], keys: list[str]) -> list[str]:
     out: list[str] = []
     seen: set[tuple[str, ...]] = set()
     for key in sorted(keys, key=lambda k: (not k.startswith("tag:"), k)):
-        values = tuple(repr(r["values"].get(key)) for r in rows)
+        values = _column_values(rows, key)
         if len(set(values)) < 2 or values in seen:
             continue
         if any(
@@ -136,7 +141,14 @@ def series(
     ids = _runs.selected_ids(conn, _runs.Selection(task, experiment), _runs.MAX_CHART_JOBS)
     rows = _rows(conn, ids, metric)
     keys = sorted({k for r in rows for k in r["values"] if not k.startswith("result:")})
-    group = [k for k in varying(rows, keys) if k not in (x, average)]
+    # A column holding the same values as x or the averaged column (a tag and the
+    # parameter it marks: tag:lr and param:lr) is that setting again, not another line.
+    chosen = [_column_values(rows, k) for k in (x, average) if k and k != "step"]
+    group = [
+        k
+        for k in varying(rows, keys)
+        if k not in (x, average) and _column_values(rows, k) not in chosen
+    ]
     buckets: dict[tuple[Any, ...], dict[Any, list[tuple[float, str]]]] = {}
     step_values = _runs.step_values(conn, ids, metric) if x == "step" else None
     for row in rows:
