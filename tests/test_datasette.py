@@ -185,6 +185,10 @@ def test_recent_and_failed_jobs(ds: Any) -> None:
     assert when(failed[0]["ended"]).endswith(time.strftime("%Z"))
     recent_html = get(ds, "/xpm/recent_jobs").text
     assert f">{when(recent[0]['submitted'])}</span>" in recent_html
+    # The tab says the query's title, not its SQL; ids are short and open the job page.
+    assert "<title>xpm: Failed jobs</title>" in html
+    first = recent[0]["id"]
+    assert f'href="/-/xpm/job/{first}" title="{first}"><code>{first[:12]}</code></a>' in recent_html
 
 
 def test_the_jobs_table_links_ids_to_the_job_page(ds: Any) -> None:

@@ -8,6 +8,7 @@ workdir from the plugin configuration (metadata ``plugins.xpm.workdir``).
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from typing import Any
 
@@ -308,6 +309,7 @@ def register_facet_classes() -> list[type]:
 
 
 # --- links -----------------------------------------------------------------------------------
+_JOB_ID = re.compile(r"[0-9a-f]{64}")
 #: Columns holding Unix times, in the index's tables and the canned queries.
 TIME_COLUMNS = frozenset(
     {
@@ -337,6 +339,10 @@ def render_cell(
         return Markup(f'<span class="xpm-time" title="{value}">{escape(when(value))}</span>')
     if not isinstance(value, str):
         return None
+    if column == "id" and table is None and _JOB_ID.fullmatch(value):
+        # A job in a canned query's answer: its short id opens its page.
+        url = datasette.urls.path(f"-/xpm/job/{value}")
+        return Markup(f'<a href="{escape(url)}" title="{value}"><code>{value[:12]}</code></a>')
     if column == "path" and table == "jobs" and value.startswith(f"{JOBS}/"):
         job_id = value.rsplit("/", 1)[-1]
         url = datasette.urls.path(f"-/xpm/job/{job_id}")
