@@ -105,6 +105,26 @@ def test_a_tag_and_its_parameter_are_one_setting(ds: Any) -> None:
     assert all(len(p[2]) == 3 for p in averaged["series"][0]["points"])
 
 
+def test_jobs_two_levels_downstream_differ_by_their_first_job(tmp_path: Path) -> None:
+    """Score of Refit of Fit: the Score jobs differ by the Fit jobs' seed, two levels up
+    (one level only said "parameters that differ: none")."""
+    from xpm_chart_tasks import Fit, Refit, Score
+
+    workdir = tmp_path / "wd"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XPM_GIT", "off")
+        with experiment(workdir, "chain", progress=False):
+            for seed in (0, 1):
+                Score(model=Refit(model=Fit(lr=0.1, seed=seed).submit()).submit()).submit()
+    ds = make_datasette(workdir)
+    a, b = ids_of(workdir, SCORE)
+    compared = text_of(get(ds, f"/-/xpm/compare?id={a}&id={b}").text)
+    assert "fit.seed" in compared.split("differ")[1].split("equal")[0], compared
+    url = f"/-/xpm/chart.json?experiment=chain&task={SCORE}&metric=accuracy&x=upstream:fit.seed"
+    [line] = get(ds, url).json()["data"]["series"]
+    assert [p[0] for p in line["points"]] == [0, 1]
+
+
 def test_meta_parameters_are_no_parallel_axes(ds: Any) -> None:
     url = f"/-/xpm/chart.json?experiment=devices&task={FIT}&metric=accuracy&view=parallel"
     data = get(ds, url).json()["data"]

@@ -46,3 +46,16 @@ class Score(Task):
 
     def execute(self) -> None:
         self.report(accuracy=float(self.model.path.read_text()))
+
+
+class Refit(Task):
+    """Fine-tunes a Fit job's model: a second level between Score and Fit."""
+
+    model: Param[Fitted]
+    model_path: Meta[Path] = field(default_factory=PathGenerator("model.txt"))
+
+    def execute(self) -> None:
+        self.model_path.write_text(self.model.path.read_text())
+
+    def task_outputs(self, dep):  # type: ignore[no-untyped-def]
+        return dep(Fitted(path=self.model_path))

@@ -456,7 +456,13 @@ def step_values(
 UPSTREAM = "upstream"
 
 
-def upstream_values(conn: sqlite3.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+#: How many levels of upstream jobs name a job's values (Evaluate of Finetune of Learn: 2).
+UPSTREAM_DEPTH = 3
+
+
+def upstream_values(
+    conn: sqlite3.Connection, ids: list[str], depth: int = UPSTREAM_DEPTH
+) -> dict[str, dict[str, Any]]:
     """Job id -> ``upstream:<task>.<name>`` -> value: the tags and parameters (Meta and
     nested configurations apart) of the jobs whose output each of ``ids`` uses.
 
@@ -464,7 +470,9 @@ def upstream_values(conn: sqlite3.Connection, ids: list[str]) -> dict[str, dict[
     parameters, by a Meta path into each Learn job's directory only: these values are
     what tells them apart.  The index keeps no dependency list: such a path
     (``jobs/<task>/<id>/...``, Meta or not) names the upstream job.  A tag and a
-    parameter of the same name hold the same value; the tag's is kept.
+    parameter of the same name hold the same value; the tag's is kept.  The upstream jobs'
+    own upstream jobs count too, up to ``depth`` levels (the nearest job's value wins a
+    name): an Evaluate of a Finetune of a Learn differs by the Learn job's seed.
     """
     uses: dict[str, set[str]] = {}
     for chunk in _chunks(ids):
@@ -492,6 +500,9 @@ def upstream_values(conn: sqlite3.Connection, ids: list[str]) -> dict[str, dict[
                 if job_id in tasks:
                     task = str(tasks[job_id]).rsplit(".", 1)[-1]
                     values.setdefault(job_id, {})[f"{UPSTREAM}:{task}.{name}"] = value
+    if depth > 1 and upstream:
+        for up, further in upstream_values(conn, upstream, depth - 1).items():
+            values[up] = {**further, **values.get(up, {})}
     out: dict[str, dict[str, Any]] = {}
     for job_id, found in uses.items():
         for up in sorted(found):
