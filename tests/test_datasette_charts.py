@@ -105,6 +105,17 @@ def test_a_tag_and_its_parameter_are_one_setting(ds: Any) -> None:
     assert all(len(p[2]) == 3 for p in averaged["series"][0]["points"])
 
 
+def test_runs_table_shows_what_upstream_jobs_differ_by(ds: Any) -> None:
+    """Score jobs of two Fit jobs differing by epochs look identical by their own
+    parameters: the runs table shows the Fit jobs' epochs (#16 re-check)."""
+    page = get(ds, f"/-/xpm/experiment/upstream?task={SCORE}").text
+    head = page.split('id="xpm-runs"')[1].split("</thead>")[0]
+    assert "upstream jobs" in head and 'data-key="upstream:fit.epochs"' in head
+    cells = re.findall(r'<td data-key="upstream:fit.epochs"[^>]*>([^<]*)</td>', page)
+    assert sorted(cells) == ["1", "2"]
+    assert "upstream:fit.lr" not in head  # the same in both: tells nothing apart
+
+
 def test_jobs_two_levels_downstream_differ_by_their_first_job(tmp_path: Path) -> None:
     """Score of Refit of Fit: the Score jobs differ by the Fit jobs' seed, two levels up
     (one level only said "parameters that differ: none")."""

@@ -240,10 +240,13 @@ async def _runs_context(
     page = selection.page = min(page, max(1, -(-counted["count"] // size)))
 
     def read(conn: Any) -> dict[str, Any]:
-        return {
-            **_runs.runs_table(conn, selection, columns, counted["count"]),
-            "active": _jobs.active_jobs(conn),
-        }
+        table = _runs.runs_table(conn, selection, columns, counted["count"])
+        # Jobs differing only by the job whose output they use (Evaluate jobs of several
+        # Learn jobs) would look identical: the upstream jobs' values that differ show.
+        ups = _runs.upstream_values(conn, [r["id"] for r in table["rows"]])
+        for row in table["rows"]:
+            row["values"].update(ups.get(row["id"], {}))
+        return {**table, "active": _jobs.active_jobs(conn)}
 
     table = await db.execute_fn(snapshot(read))
     # Counted again if the index changed meanwhile (a stat otherwise): facets older than
@@ -252,7 +255,7 @@ async def _runs_context(
     pages = max(1, -(-table["count"] // size))
     context.update(
         columns=columns,
-        groups=_groups(columns, show_meta),
+        groups=[*_groups(columns, show_meta), ("upstream", _upstream_columns(table["rows"]))],
         show_meta=show_meta,
         meta_count=sum(c.meta for c in columns),
         filters=[f[3] for f in filters],
@@ -268,6 +271,19 @@ async def _runs_context(
         zone=_format.zone(),
     )
     return context
+
+
+def _upstream_columns(rows: list[dict[str, Any]]) -> list[_runs.Column]:
+    """The upstream jobs' values that tell the rows of a page apart (shown, not sortable:
+    the index holds them in the upstream jobs' rows)."""
+    from ._charts import varying
+
+    keys = sorted({k for r in rows for k in r["values"]})
+    return [
+        _runs.Column(_runs.UPSTREAM, key.split(":", 1)[1])
+        for key in varying(rows, keys)
+        if key.startswith(f"{_runs.UPSTREAM}:")
+    ]
 
 
 def _groups(columns: list[_runs.Column], show_meta: bool) -> list[tuple[str, list[_runs.Column]]]:
