@@ -174,3 +174,66 @@ def test_a_per_user_limit_with_nothing_in_flight_fails_the_jobs(
     (job,) = xp.jobs.values()
     assert job.state == "FAILED"
     assert "Job violates accounting/QOS policy" in (job.reason or "")
+
+
+@pytest.mark.slow
+def test_a_detached_array_is_settled_right_after_slurm_forgets_it(
+    workdir: Path, tmp_path: Path, small_slurm_cluster: SmallCluster
+) -> None:
+    """No accounting database here, and MinJobAge=2: once squeue forgets an array's tasks,
+    Slurm's completion file knows them by raw ids that only the experiment process had
+    seen.  A fresh `xpm jobs list` must still find a running task cancelled from outside
+    CANCELLED by Slurm and a pending one CANCELLED, not FAILED "lost" (#18 trial)."""
+    import os
+    import sys
+    import time
+
+    cpus = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True)
+    started = tmp_path / "started"
+    code = (
+        "from xpm import experiment\nfrom xpm.launchers.slurm import SlurmLauncher\n"
+        "from xpm_test_tasks import Count\n"
+        f"launcher = SlurmLauncher(cpus_per_task={int(cpus.stdout.split()[0])}, poll_interval=0.2)\n"
+        f"with experiment({str(workdir)!r}, 'forgot', progress=False, detach=True,"
+        " launcher=launcher):\n"
+        f"    Count(n=1, sleep=300, started={str(started)!r}).submit()\n"
+        f"    Count(n=2, sleep=300, started={str(started)!r}).submit()\n"
+    )
+    first = run_python(code)
+    assert first.returncode == 0, first.stderr
+    dirs = jobdirs(workdir)
+    ids = {n: d.read_status().launcher_job_id for n, d in dirs.items()}
+    assert all(i and "_" in i for i in ids.values()), ids  # one array of two tasks
+    deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert started.exists(), "no task started"
+    time.sleep(1)  # the started task's RUNNING event is written before its code runs
+    states = {n: d.read_status().state for n, d in dirs.items()}
+    assert sorted(states.values()) == ["RUNNING", "SUBMITTED"], states  # one CPU's worth
+    array = next(iter(ids.values())).partition("_")[0]
+    subprocess.run(["scancel", array], check=True)
+    while time.monotonic() < deadline:  # until Slurm forgets the array (MinJobAge=2)
+        listed = subprocess.run(
+            ["squeue", "-h", "--states=all", "--array", f"--jobs={array}"],
+            capture_output=True,
+            text=True,
+        )
+        if not listed.stdout.strip():
+            break
+        time.sleep(0.5)
+    assert not listed.stdout.strip(), listed.stdout
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    shown = subprocess.run(
+        [sys.executable, "-m", "xpm.cli", "jobs", "list", "--workdir", str(workdir),
+         "--format", "json"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    ended = shown.stdout
+    by_state = {n: dirs[n].read_status() for n in dirs}
+    ran = next(n for n, s in states.items() if s == "RUNNING")
+    waited = next(n for n, s in states.items() if s == "SUBMITTED")
+    assert (by_state[ran].state, by_state[ran].reason) == ("CANCELLED", "slurm: CANCELLED"), ended
+    assert by_state[waited].state == "CANCELLED", ended
+    assert "taken out of its array while pending" in (by_state[waited].reason or ""), ended

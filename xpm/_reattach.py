@@ -19,10 +19,17 @@ if TYPE_CHECKING:
     from ._scheduler import Job
 
 
+#: Re-attached jobs named one by one; past that, one line says more were (a detached
+#: 10,000-job sweep run again would print 10,000 lines).
+REATTACH_LINES = 5
+
+
 class Reattach:
     """Re-attaching to backend jobs (a part of :class:`xpm._scheduler.Scheduler`)."""
 
     _running: list[Job]
+    #: Jobs re-attached so far in this run.
+    _reattached: int = 0
 
     if TYPE_CHECKING:
 
@@ -84,10 +91,18 @@ class Reattach:
             return False
         job.launched = candidate
         self._running.append(job)
-        print(
-            f"xpm: {job.name} is still {outcome.state.lower()} as {launcher.kind} job "
-            f"{candidate.launcher_job_id}; re-attached",
-            file=sys.stderr,
-        )
+        self._reattached += 1
+        if self._reattached <= REATTACH_LINES:
+            print(
+                f"xpm: {job.name} is still {outcome.state.lower()} as {launcher.kind} job "
+                f"{candidate.launcher_job_id}; re-attached",
+                file=sys.stderr,
+            )
+        elif self._reattached == REATTACH_LINES + 1:
+            print(
+                f"xpm: more jobs still in {launcher.kind} are re-attached (not named one by "
+                "one; `xpm jobs list --state submitted --state running` lists them)",
+                file=sys.stderr,
+            )
         self._set_state(job, outcome.state, None)
         return True

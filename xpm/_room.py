@@ -37,8 +37,11 @@ class _Room:
     unlimited: bool = False
     #: When it may be asked again (monotonic seconds).
     next_check: float = 0.0
-    #: Jobs that waited for room at the last pass (the line saying so is printed once).
+    #: Jobs that waited for room at the last pass.
     waiting: int = 0
+    #: The line saying jobs wait for room was printed (once a run: a 10,000-job sweep
+    #: waits and goes on many times over hours).
+    said: bool = False
     #: The backend's refusal, until it is asked again: the other submissions of the pass
     #: wait at once instead of each being refused (an sbatch retries for two minutes first).
     refused: BackendFullError | None = None
@@ -143,11 +146,12 @@ class BackendRoom:
         job.took_room = False
 
     def _say_waiting(self, deferred: dict[int, list[Job]]) -> None:
-        """One line when jobs of a launcher start waiting for room (not at every pass; a
-        detaching run says it in its detach line instead)."""
+        """One line, once a run, when jobs of a launcher first wait for room (a detaching run
+        says it in its detach line instead)."""
         for key, room in self._room_by_launcher.items():
             jobs = deferred.get(key, [])
-            if jobs and not room.waiting and not self.detaching:
+            if jobs and not room.said and not self.detaching:
+                room.said = True
                 launcher = jobs[0].launcher
                 print(
                     f"xpm: {launcher.kind} has no room for more jobs now: {len(jobs)} job(s) "

@@ -97,7 +97,12 @@ def run_job(path: Path) -> int:
             return 0
         _signal.signal(_signal.SIGTERM, _terminated)
         pid = os.getpid()
-        extra: dict[str, int] = {}
+        extra: dict[str, int | str] = {}
+        raw_id = os.environ.get("SLURM_JOB_ID") if "SLURM_ARRAY_JOB_ID" in os.environ else None
+        if raw_id and jobdir.read_status().launcher == "slurm":
+            # An array task's own Slurm id: once squeue forgets the task, Slurm's completion
+            # records (sacct -c, a cluster without accounting) know it by that id only.
+            extra["slurm_job_id"] = raw_id
         restart = _backend_restart()
         if restart and jobdir.read_status().launcher == "slurm":
             # Slurm requeued the job (node failure, preemption, `scontrol requeue`): the

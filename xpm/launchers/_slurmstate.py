@@ -77,6 +77,14 @@ def array_ids(ids: Sequence[str]) -> list[str]:
     return sorted({job_id.partition("_")[0] for job_id in ids})
 
 
+def _recorded_raw_id(job: LaunchedJob) -> str | None:
+    """The raw Slurm id the array task ``job`` recorded when it started (``xpm.run``)."""
+    for event in reversed(job.jobdir.read_status().history):
+        if event.get("state") == "RUNNING" and event.get("slurm_job_id"):
+            return str(event["slurm_job_id"])
+    return None
+
+
 def _decode_exit(code: str) -> tuple[int | None, int | None]:
     """``(exit code, signal)`` from squeue's wait status (``768``) or sacct's ``3:0``."""
     code = code.strip()
@@ -131,6 +139,8 @@ class SlurmQueue:
         self._raw_ids: dict[str, str] = {}
         #: Arrays the last squeue listed a task of (any task, any state): see :meth:`poll`.
         self._listed_arrays: set[str] = set()
+        #: Arrays the completion file has a line for (their pending rest ended there).
+        self._completed_arrays: set[str] = set()
         #: Whether sacct must read the job-completion file (``sacct -c``: no slurmdbd).
         self._sacct_jobcomp: bool | None = None
 
@@ -144,15 +154,25 @@ class SlurmQueue:
             return {}
         outcomes = self._squeue(ids)
         missing = [i for i in ids if i not in outcomes]
+        by_id = {job.launcher_job_id: job for job in jobs}
         if missing:
+            for i in missing:
+                if "_" in i and i not in self._raw_ids:
+                    # Seen in squeue by another process only: the job recorded its raw id.
+                    raw = _recorded_raw_id(by_id[i])
+                    if raw is not None:
+                        self._raw_ids[i] = raw
             outcomes.update(self._sacct(missing))
         # A pending array task cancelled on its own leaves no record anywhere (it is only
         # taken out of its array's pending set; no completion line, no accounting without
         # slurmdbd).  A task that never started, gone while Slurm still knows a sibling
         # (pending, running or just ended), is what that leaves; its siblings may well have
         # run and ended by the next poll, so whether they are pending does not matter.
-        known_arrays = self._listed_arrays | {i.partition("_")[0] for i in outcomes if "_" in i}
-        by_id = {job.launcher_job_id: job for job in jobs}
+        known_arrays = (
+            self._listed_arrays
+            | self._completed_arrays
+            | {i.partition("_")[0] for i in outcomes if "_" in i}
+        )
         for i in missing:
             if i in outcomes or i.partition("_")[0] not in known_arrays:
                 continue
@@ -213,10 +233,13 @@ class SlurmQueue:
                     return {}  # no accounting at all: the scheduler reads the job directory
                 self._sacct_jobcomp = False
                 stdout.append(proc.stdout)
+        arrays: set[str] = set()
         if self._sacct_jobcomp:
-            # The completion file knows array tasks by their raw ids only.
+            # The completion file knows array tasks by their raw ids only; the array's own
+            # id is the raw id of its pending rest (cancelled tasks that never started).
             by_query = {self._raw_ids.get(i, i): i for i in ids}
-            for query in id_lists(list(by_query)):
+            arrays = {i.partition("_")[0] for i in ids if "_" in i} - set(by_query)
+            for query in id_lists([*by_query, *sorted(arrays)]):
                 proc = self._run(["sacct", "-c", *fmt, f"--jobs={','.join(query)}"])
                 if proc.returncode != 0:
                     return {}
@@ -227,6 +250,8 @@ class SlurmQueue:
             if len(fields) < 3:
                 continue
             listed, state, code = (f.strip() for f in fields[:3])
+            if listed in arrays:
+                self._completed_arrays.add(listed)
             job_id = by_query.get(listed)
             if job_id is None:
                 continue
