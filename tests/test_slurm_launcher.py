@@ -190,6 +190,49 @@ def test_unknown_option_lists_the_valid_ones() -> None:
         assert name in message
 
 
+@pytest.mark.parametrize("good", ["90", 90, "1:30", "1:30:00", "2-12", "2-00:00:00", "UNLIMITED"])
+def test_a_time_limit_is_checked_when_the_launcher_is_made(good: str | int) -> None:
+    assert SlurmLauncher(time=good).time == good
+    with pytest.raises(LauncherError, match=r"time='abc' is not a Slurm time limit: write"):
+        SlurmLauncher(time="abc")
+
+
+def test_options_slurm_refuses_are_said_once_in_one_line(
+    workdir: Path, tmp_path: Path, slurm_cluster: SlurmCluster
+) -> None:
+    """A partition that does not exist: sbatch refuses every submission the same way, so
+    the second is not tried (60 jobs made 8 sbatch calls of two error lines each), and
+    each job's reason is one line (#18 trial)."""
+    from xpm_test_tasks import Count
+
+    from xpm._experiment import experiment
+    from xpm.errors import JobsFailedError
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("squeue", "sacct", "scontrol", "scancel"):
+        (bindir / name).symlink_to(str(shutil.which(name)))
+    calls = tmp_path / "calls"
+    (bindir / "sbatch").write_text(
+        f'#!/bin/bash\necho x >> "{calls}"\nexec {shutil.which("sbatch")} "$@"\n'
+    )
+    (bindir / "sbatch").chmod(0o755)
+    launcher = SlurmLauncher(partition="nope", binpath=bindir, poll_interval=0.2)
+    with (
+        pytest.raises(JobsFailedError),
+        experiment(workdir, "refused", progress=False, launcher=launcher),
+    ):
+        first = Count(n=1).submit()
+        time.sleep(1.0)  # past the array window: a second sbatch would be a second call
+        second = Count(n=2).submit()
+    assert len(calls.read_text().splitlines()) == 1
+    for job in (first, second):
+        status = job.__xpm_jobdir__.read_status()
+        assert status.state == "FAILED" and "\n" not in (status.reason or "")
+        assert "sbatch refused this launcher's options" in (status.reason or "")
+        assert "Invalid partition" in (status.reason or "")
+
+
 def test_unknown_sbatch_option_in_options_lists_the_valid_ones() -> None:
     with pytest.raises(LauncherError) as error:
         SlurmLauncher(options={"mail_typ": "END"})

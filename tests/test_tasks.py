@@ -495,6 +495,19 @@ def test_progress_false_is_silent_and_lines_prints_lines(
         experiment(workdir, "bad", progress="yes")
 
 
+def test_progress_says_queued_jobs_apart_from_running_ones(workdir: Path) -> None:
+    """A batch system's queue is not running: 24 SUBMITTED Slurm jobs of which 4 ran were
+    shown "24 running" (#18 trial).  The counts of a run's jobs, as the line words them."""
+    from types import SimpleNamespace
+
+    xp = experiment(workdir, "counts", progress=False)
+    states = ["RUNNING"] * 4 + ["SUBMITTED"] * 20 + ["DONE", "FAILED", "WAITING"]
+    xp.jobs = {  # type: ignore[assignment]
+        (str(i), ""): SimpleNamespace(state=s, already_done=False) for i, s in enumerate(states)
+    }
+    assert xp._progress_line() == "xpm counts: 1 done, 4 running, 20 queued, 1 failed, 1 waiting"
+
+
 def test_detach_says_what_it_left_in_one_line(
     workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

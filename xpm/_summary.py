@@ -75,11 +75,15 @@ class RunSummary:
 
     def _progress_line(self) -> str:
         c = shown_counts(self.counts())
-        running = sum(c.get(s, 0) for s in ACTIVE_STATES)
+        # Jobs a batch system holds in its queue are not running yet: said apart when there
+        # are some (a Slurm sweep showed "24 running" while 20 of them were pending).
+        queued = c.get("SUBMITTED", 0)
+        running = sum(c.get(s, 0) for s in ACTIVE_STATES) - queued
         failed = sum(c.get(s, 0) for s in UNSUCCESSFUL_STATES)
         return (
             f"xpm {self.name}: {c.get('DONE', 0) + c.get('ALREADY_DONE', 0)} done, "
-            f"{running} running, {failed} failed, {c.get(NOT_STARTED, 0)} waiting"
+            f"{running} running, {f'{queued} queued, ' if queued else ''}{failed} failed, "
+            f"{c.get(NOT_STARTED, 0)} waiting"
         )
 
     def _detach(self) -> None:

@@ -72,6 +72,13 @@ _JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?")
 #: submission waits for room instead of failing its jobs.
 _FULL = ("MaxJobCount", "Resource temporarily unavailable")
 _OVER_OWN_LIMIT = ("Job violates accounting/QOS policy", "MaxSubmitJobs", "AssocMaxSubmitJob")
+#: What sbatch says of options it will refuse every time (a partition, account or QOS
+#: that does not exist, a bad time or memory): the next submission is not tried.
+_REFUSED_OPTIONS = ("Invalid partition", "Invalid account", "Invalid qos", "Invalid --time",
+                    "Invalid --mem", "Invalid generic resource", "invalid partition")  # fmt: skip
+#: Slurm's --time formats: minutes, minutes:seconds, hours:minutes:seconds, days-hours,
+#: days-hours:minutes, days-hours:minutes:seconds; or no limit.
+_TIME = re.compile(r"(\d+-\d+(:\d+){0,2}|\d+(:\d+){0,2}|UNLIMITED|INFINITE)")
 
 
 def slurm_time(seconds: int) -> str:
@@ -167,6 +174,11 @@ class SlurmLauncher(Launcher):
                 f"valid options are {', '.join(self.option_names())}"
             )
         self.partition = partition
+        if time is not None and not _TIME.fullmatch(str(time)):
+            raise LauncherError(
+                f"time={time!r} is not a Slurm time limit: write minutes (90), H:MM:SS "
+                "(1:30:00) or D-HH:MM:SS (2-00:00:00)"
+            )
         self.time = time
         self.cpus_per_task = cpus_per_task
         self.mem = mem
@@ -187,6 +199,8 @@ class SlurmLauncher(Launcher):
         self.binpath = Path(binpath) if binpath is not None else None
         #: What squeue and sacct said of the jobs, and what they taught between polls.
         self._queue = SlurmQueue(self._run)
+        #: Why sbatch refused this launcher's options (every later submission would be too).
+        self._refused: str | None = None
         #: The cluster's limits from ``scontrol show config`` (read once, when needed).
         self._limits: dict[str, int] | None = None
 
@@ -333,14 +347,26 @@ class SlurmLauncher(Launcher):
         return [f"--dependency=afterok:{':'.join(ids)}", "--kill-on-invalid-dep=yes"]
 
     def _sbatch(self, args: list[str], script: Path, what: str) -> str:
+        if self._refused is not None:
+            raise LauncherError(self._refused)  # the same options, refused already
         proc = self._run(["sbatch", "--parsable", *args, str(script)])
         if proc.returncode != 0:
-            said = proc.stderr.strip() or proc.stdout.strip()
+            # One line: sbatch often writes its refusal twice ("sbatch: error: ...").
+            said = "; ".join(
+                dict.fromkeys(
+                    line.strip()
+                    for line in (proc.stderr or proc.stdout).splitlines()
+                    if line.strip()
+                )
+            )
             if any(words in said for words in _FULL + _OVER_OWN_LIMIT):
                 raise BackendFullError(
                     f"Slurm has no room for {what} now ({said.splitlines()[-1]})",
                     own_jobs_free_it=not any(words in said for words in _FULL),
                 )
+            if any(words in said for words in _REFUSED_OPTIONS):
+                self._refused = f"sbatch refused this launcher's options: {said}"
+                raise LauncherError(self._refused)
             raise LauncherError(f"sbatch failed for {what} (exit {proc.returncode}): {said}")
         # --parsable prints "id" or "id;cluster" (federations); ignore warnings before it.
         lines = [line for line in proc.stdout.splitlines() if line.strip()]
