@@ -403,3 +403,5 @@ def test_a_generated_job_run_by_hand_is_seen_by_every_reader(tmp_path: Path) -> 
         for row in json.loads(cli("jobs", "list", "--format", "json"))
     }
     assert listed == {0.3: "DONE", 0.5: "WAITING"}
+    # Killing a job not started says it by the name every view uses (not UNSCHEDULED).
+    assert "not running (WAITING)" in cli("jobs", "kill", "--tag", "lr=0.5")

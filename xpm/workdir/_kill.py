@@ -16,7 +16,7 @@ from typing import Any
 
 from .._jobdir import JobDir
 from .._process import process_alive
-from .._vocabulary import ACTIVE_STATES, LOCAL_KIND
+from .._vocabulary import ACTIVE_STATES, LOCAL_KIND, shown_state
 from ..errors import UsageError
 from ._reconcile import backend_name, by_recorded_launcher, refresh_rows
 
@@ -95,7 +95,9 @@ def kill_jobs(
         jobdir = JobDir(workdir, job["task_id"], job["id"])
         status = jobdir.read_status()
         if status.terminal or status.state not in ACTIVE_STATES:
-            results.append(KillResult(job, "skipped", f"not running ({status.state})"))
+            results.append(
+                KillResult(job, "skipped", f"not running ({shown_state(status.state)})")
+            )
             continue
         if status.launcher not in (None, LOCAL_KIND):
             if not status.launcher_job_id:
