@@ -15,13 +15,15 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _second_cluster import start_second_cluster, stop_second_cluster
 
+from xpm.launchers import JobDir
 from xpm.launchers._base import LaunchedJob, LaunchOutcome
 from xpm.launchers.slurm import SlurmLauncher
 
@@ -143,3 +145,32 @@ def wait_for_states(
             launcher.cancel(jobs)
             raise AssertionError(f"jobs not in {sorted(states)} after {timeout} s: {outcomes}")
         time.sleep(interval)
+
+
+def submit_command(
+    launcher: Any,
+    jobdir: JobDir,
+    command: Sequence[str],
+    env: dict[str, str] | None = None,
+    dependencies: Sequence[LaunchedJob] = (),
+) -> LaunchedJob:
+    """Submit ``command`` instead of the job side's, for tests of a launcher alone (its
+    :meth:`~xpm.launchers.Launcher.job_command` and ``job_environment`` replaced)."""
+    launcher.job_command = lambda jobdir: list(command)
+    launcher.job_environment = lambda: dict(env or {})
+    return launcher.submit(jobdir, dependencies)  # type: ignore[no-any-return]
+
+
+def submit_array_commands(
+    launcher: Any,
+    jobdirs: Sequence[JobDir],
+    commands: Sequence[Sequence[str]],
+    env: dict[str, str] | None,
+    array_dir: Path,
+    **how: Any,
+) -> list[LaunchedJob]:
+    """:func:`submit_command` for an array: job ``i`` runs ``commands[i]``."""
+    by_path = {jobdir.path: list(c) for jobdir, c in zip(jobdirs, commands, strict=True)}
+    launcher.job_command = lambda jobdir: by_path[jobdir.path]
+    launcher.job_environment = lambda: dict(env or {})
+    return launcher.submit_array(jobdirs, array_dir, **how)  # type: ignore[no-any-return]

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,8 @@ class SpoolLauncher(Launcher):
         self.spool.mkdir(parents=True, exist_ok=True)
         self.poll_interval = poll_interval
 
-    def submit(
-        self,
-        jobdir: JobDir,
-        command: list[str],
-        env: dict[str, str],
-        dependencies: list[LaunchedJob],
-    ) -> LaunchedJob:
+    def submit(self, jobdir: JobDir, dependencies: Sequence[LaunchedJob] = ()) -> LaunchedJob:
+        command, env = self.job_command(jobdir), self.job_environment()
         job_id = f"sp{secrets.token_hex(4)}"
         here = str(Path(__file__).parent)
         path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)

@@ -58,22 +58,15 @@ class QueueLauncher(Launcher):
         self.states[job_id] = LaunchOutcome("SUBMITTED")
         return job_id
 
-    def submit(
-        self,
-        jobdir: JobDir,
-        command: list[str],
-        env: dict[str, str],
-        dependencies: list[LaunchedJob],
-    ) -> LaunchedJob:
+    def submit(self, jobdir: JobDir, dependencies: Sequence[LaunchedJob] = ()) -> LaunchedJob:
         assert not dependencies, "this launcher does not take dependencies"
         self.single_submissions += 1
+        command, env = self.job_command(jobdir), self.job_environment()
         return LaunchedJob(jobdir, self._queue(jobdir, command, env))
 
     def submit_array(
         self,
         jobdirs: Sequence[JobDir],
-        commands: Sequence[Sequence[str]],
-        env: dict[str, str],
         array_dir: Path,
         dependencies: Sequence[LaunchedJob] = (),
         task_ids: Sequence[int] | None = None,
@@ -83,9 +76,8 @@ class QueueLauncher(Launcher):
         limit = self._array_size
         assert limit is None or len(jobdirs) <= limit, f"array of {len(jobdirs)} > {limit}"
         self.array_sizes.append(len(jobdirs))
-        return [
-            LaunchedJob(d, self._queue(d, c, env)) for d, c in zip(jobdirs, commands, strict=True)
-        ]
+        env = self.job_environment()
+        return [LaunchedJob(d, self._queue(d, self.job_command(d), env)) for d in jobdirs]
 
     def poll(self, jobs: list[LaunchedJob]) -> dict[str, LaunchOutcome]:
         if self.queue:

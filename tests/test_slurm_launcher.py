@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _slurm_fixtures import SlurmCluster, wait_for_states
+from _slurm_fixtures import SlurmCluster, submit_array_commands, submit_command, wait_for_states
 
 from xpm._jobdir import JobDir
 from xpm.errors import LauncherError
@@ -138,7 +138,9 @@ def test_hostile_array_scripts_run_the_right_task(tmp_path: Path) -> None:
     jobdirs = [make_jobdir(base, ident=f"{i:064x}") for i in range(3)]
     commands = [["bash", "-c", f'echo "task {i} in $PWD"; echo err{i} >&2'] for i in range(3)]
     launcher = SlurmLauncher(binpath=bindir, array_throttle=2)
-    launched = launcher.submit_array(jobdirs, commands, {"XPM_A": "1"}, array_dir=base / "arrays")
+    launched = submit_array_commands(
+        launcher, jobdirs, commands, {"XPM_A": "1"}, array_dir=base / "arrays"
+    )
     assert [j.launcher_job_id for j in launched] == ["42_0", "42_1", "42_2"]
     assert [j.jobdir for j in launched] == jobdirs
     sbatch_args = (tmp_path / "sbatch.args").read_text()
@@ -161,23 +163,27 @@ def test_submit_parses_id_and_passes_dependencies(tmp_path: Path) -> None:
     jobdir = make_jobdir(tmp_path / "w")
     dep = LaunchedJob(make_jobdir(tmp_path / "w", ident="f" * 64), "12")
     dep2 = LaunchedJob(make_jobdir(tmp_path / "w", ident="e" * 64), "13_4")
-    job = SlurmLauncher(binpath=bindir).submit(jobdir, ["true"], {}, [dep, dep2])
+    job = submit_command(SlurmLauncher(binpath=bindir), jobdir, ["true"], {}, [dep, dep2])
     assert job.launcher_job_id == "17" and job.jobdir is jobdir
     args = (tmp_path / "args").read_text().splitlines()
     assert args[:3] == ["--parsable", "--dependency=afterok:12:13_4", "--kill-on-invalid-dep=yes"]
     assert args[-1] == str(jobdir.script)
     assert os.access(jobdir.script, os.X_OK)
     with pytest.raises(LauncherError, match="not a Slurm job id"):
-        SlurmLauncher(binpath=bindir).submit(jobdir, ["true"], {}, [LaunchedJob(jobdir, "pid:3")])
+        submit_command(
+            SlurmLauncher(binpath=bindir), jobdir, ["true"], {}, [LaunchedJob(jobdir, "pid:3")]
+        )
 
 
 def test_sbatch_error_is_a_launcher_error(tmp_path: Path) -> None:
     bindir = tmp_path / "bin"
     fake_bin(bindir, "sbatch", 'echo "sbatch: error: invalid partition specified: x" >&2\nexit 1\n')
     with pytest.raises(LauncherError, match="invalid partition specified"):
-        SlurmLauncher(binpath=bindir).submit(make_jobdir(tmp_path), ["true"], {}, [])
+        submit_command(SlurmLauncher(binpath=bindir), make_jobdir(tmp_path), ["true"], {}, [])
     with pytest.raises(LauncherError, match="not found in"):
-        SlurmLauncher(binpath=tmp_path / "nowhere").submit(make_jobdir(tmp_path), ["true"], {}, [])
+        submit_command(
+            SlurmLauncher(binpath=tmp_path / "nowhere"), make_jobdir(tmp_path), ["true"], {}, []
+        )
 
 
 # --- options -------------------------------------------------------------------------------
@@ -353,7 +359,7 @@ def test_cancel_is_one_scancel(tmp_path: Path) -> None:
 @pytest.mark.slurm
 def test_real_job_done(slurm_launcher: SlurmLauncher, tmp_path: Path) -> None:
     jobdir = make_jobdir(tmp_path / "work dir")
-    job = slurm_launcher.submit(
+    job = submit_command(slurm_launcher,
         jobdir, ["bash", "-c", 'echo "$XPM_GREETING" > result.txt; echo out'],
         {"XPM_GREETING": "hello $world"}, [],
     )  # fmt: skip
@@ -366,7 +372,7 @@ def test_real_job_done(slurm_launcher: SlurmLauncher, tmp_path: Path) -> None:
 @pytest.mark.slurm
 def test_real_hostile_path(slurm_launcher: SlurmLauncher, tmp_path: Path) -> None:
     jobdir = make_jobdir(tmp_path / 'it\'s $(touch pwned); echo %j "q"')
-    job = slurm_launcher.submit(jobdir, ["bash", "-c", "echo ok; echo bad >&2"], {}, [])
+    job = submit_command(slurm_launcher, jobdir, ["bash", "-c", "echo ok; echo bad >&2"], {}, [])
     assert wait_for_states(slurm_launcher, [job])[job.launcher_job_id].state == "DONE"
     assert jobdir.stdout.read_text() == "ok\n"
     assert jobdir.stderr.read_text() == "bad\n"
@@ -375,14 +381,14 @@ def test_real_hostile_path(slurm_launcher: SlurmLauncher, tmp_path: Path) -> Non
 
 @pytest.mark.slurm
 def test_real_job_failed_with_exit_code(slurm_launcher: SlurmLauncher, tmp_path: Path) -> None:
-    job = slurm_launcher.submit(make_jobdir(tmp_path), ["bash", "-c", "exit 3"], {}, [])
+    job = submit_command(slurm_launcher, make_jobdir(tmp_path), ["bash", "-c", "exit 3"], {}, [])
     outcome = wait_for_states(slurm_launcher, [job])[job.launcher_job_id]
     assert (outcome.state, outcome.reason, outcome.exit_code) == ("FAILED", "slurm: FAILED", 3)
 
 
 @pytest.mark.slurm
 def test_real_cancel_while_running(slurm_launcher: SlurmLauncher, tmp_path: Path) -> None:
-    job = slurm_launcher.submit(make_jobdir(tmp_path), ["sleep", "60"], {}, [])
+    job = submit_command(slurm_launcher, make_jobdir(tmp_path), ["sleep", "60"], {}, [])
     wait_for_states(slurm_launcher, [job], {"RUNNING"})
     slurm_launcher.cancel([job])
     outcome = wait_for_states(slurm_launcher, [job])[job.launcher_job_id]
@@ -391,11 +397,15 @@ def test_real_cancel_while_running(slurm_launcher: SlurmLauncher, tmp_path: Path
 
 @pytest.mark.slurm
 def test_real_dependency_on_failed_job(slurm_launcher: SlurmLauncher, tmp_path: Path) -> None:
-    first = slurm_launcher.submit(
-        make_jobdir(tmp_path, ident="a" * 64), ["bash", "-c", "sleep 1; exit 1"], {}, []
+    first = submit_command(
+        slurm_launcher,
+        make_jobdir(tmp_path, ident="a" * 64),
+        ["bash", "-c", "sleep 1; exit 1"],
+        {},
+        [],
     )
-    second = slurm_launcher.submit(
-        make_jobdir(tmp_path, ident="b" * 64), ["touch", "ran"], {}, [first]
+    second = submit_command(
+        slurm_launcher, make_jobdir(tmp_path, ident="b" * 64), ["touch", "ran"], {}, [first]
     )
     assert slurm_launcher.poll([second])[second.launcher_job_id].state == "SUBMITTED"
     outcomes = wait_for_states(slurm_launcher, [first, second])
@@ -407,11 +417,19 @@ def test_real_dependency_on_failed_job(slurm_launcher: SlurmLauncher, tmp_path: 
 
 @pytest.mark.slurm
 def test_real_dependency_chain_succeeds(slurm_launcher: SlurmLauncher, tmp_path: Path) -> None:
-    first = slurm_launcher.submit(
-        make_jobdir(tmp_path, ident="a" * 64), ["bash", "-c", f"echo 1 > {tmp_path}/f"], {}, []
+    first = submit_command(
+        slurm_launcher,
+        make_jobdir(tmp_path, ident="a" * 64),
+        ["bash", "-c", f"echo 1 > {tmp_path}/f"],
+        {},
+        [],
     )
-    second = slurm_launcher.submit(
-        make_jobdir(tmp_path, ident="b" * 64), ["bash", "-c", f"cat {tmp_path}/f"], {}, [first]
+    second = submit_command(
+        slurm_launcher,
+        make_jobdir(tmp_path, ident="b" * 64),
+        ["bash", "-c", f"cat {tmp_path}/f"],
+        {},
+        [first],
     )
     outcomes = wait_for_states(slurm_launcher, [first, second])
     assert {o.state for o in outcomes.values()} == {"DONE"}
@@ -423,7 +441,7 @@ def test_real_job_array(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
     launcher = SlurmLauncher(poll_interval=0.2, array_throttle=2)
     jobdirs = [make_jobdir(tmp_path / "w s", ident=f"{i:064x}") for i in range(3)]
     commands = [["bash", "-c", f"echo task {i}; exit {1 if i == 2 else 0}"] for i in range(3)]
-    jobs = launcher.submit_array(jobdirs, commands, {}, array_dir=tmp_path / "arrays")
+    jobs = submit_array_commands(launcher, jobdirs, commands, {}, array_dir=tmp_path / "arrays")
     outcomes = wait_for_states(launcher, jobs)
     states = [outcomes[j.launcher_job_id].state for j in jobs]
     assert states == ["DONE", "DONE", "FAILED"]
@@ -443,7 +461,7 @@ def test_real_array_task_cancelled_while_pending_after_its_siblings_ended(
     for jobdir in jobdirs:
         jobdir.add_event("SUBMITTED", launcher="slurm")  # as the scheduler does first
     commands = [["bash", "-c", f"echo task {i}"] for i in range(3)]
-    jobs = launcher.submit_array(jobdirs, commands, {}, array_dir=tmp_path / "arrays")
+    jobs = submit_array_commands(launcher, jobdirs, commands, {}, array_dir=tmp_path / "arrays")
     array = jobs[0].launcher_job_id.partition("_")[0]
     subprocess.run(["scancel", jobs[1].launcher_job_id], check=True)
     subprocess.run(["scontrol", "release", array], check=True)
@@ -474,7 +492,7 @@ def test_real_one_squeue_per_poll(slurm_cluster: SlurmCluster, tmp_path: Path) -
     logging_wrappers(bindir, log)
     launcher = SlurmLauncher(binpath=bindir, poll_interval=0.2)
     jobs = [
-        launcher.submit(make_jobdir(tmp_path, ident=f"{i:064x}"), ["sleep", "0.5"], {}, [])
+        submit_command(launcher, make_jobdir(tmp_path, ident=f"{i:064x}"), ["sleep", "0.5"], {}, [])
         for i in range(5)
     ]
     log.write_text("")
@@ -497,8 +515,8 @@ def test_real_sacct_fallback_is_one_call(slurm_cluster: SlurmCluster, tmp_path: 
     logging_wrappers(bindir, log, hide_from_squeue=True)
     launcher = SlurmLauncher(binpath=bindir, poll_interval=0.2)
     jobs = [
-        launcher.submit(
-            make_jobdir(tmp_path, ident=f"{i:064x}"), ["bash", "-c", f"exit {i}"], {}, []
+        submit_command(
+            launcher, make_jobdir(tmp_path, ident=f"{i:064x}"), ["bash", "-c", f"exit {i}"], {}, []
         )
         for i in range(3)
     ]
@@ -522,7 +540,7 @@ def test_real_sacct_fallback_is_one_call(slurm_cluster: SlurmCluster, tmp_path: 
 def test_real_walltime_kill(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
     launcher = SlurmLauncher(time=1, poll_interval=1.0)
     jobdir = make_jobdir(tmp_path)
-    job = launcher.submit(jobdir, ["sleep", "600"], {}, [])
+    job = submit_command(launcher, jobdir, ["sleep", "600"], {}, [])
     outcome = wait_for_states(launcher, [job], timeout=150)[job.launcher_job_id]
     assert (outcome.state, outcome.reason) == ("FAILED", "slurm: TIMEOUT")
     assert "DUE TO TIME LIMIT" in jobdir.stderr.read_text()
@@ -540,7 +558,7 @@ def test_real_poll_of_20000_ids_fits_the_argument_limit(
     logging_wrappers(bindir, log)
     launcher = SlurmLauncher(binpath=bindir, poll_interval=0.2)
     jobdirs = [make_jobdir(tmp_path, ident=f"{i:064x}") for i in range(2)]
-    real = launcher.submit_array(jobdirs, [["true"], ["true"]], {}, tmp_path / "array")
+    real = submit_array_commands(launcher, jobdirs, [["true"], ["true"]], {}, tmp_path / "array")
     wait_for_states(launcher, real)
     fake_dir = make_jobdir(tmp_path, ident="f" * 64)
     fake = [LaunchedJob(fake_dir, f"99999999_{i}") for i in range(10_000)]

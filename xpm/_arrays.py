@@ -35,9 +35,6 @@ class ArrayLaunches:
 
         def _unlocked(self) -> AbstractContextManager[None]: ...
 
-        @staticmethod
-        def _command(job: Job) -> tuple[list[str], dict[str, str]]: ...
-
         def _launch_one(self, job: Job) -> None: ...
 
         def _launched(self, job: Job, launched: LaunchedJob) -> None: ...
@@ -100,11 +97,6 @@ class ArrayLaunches:
                 self._launch_one(chunk[0])
 
     def _launch_one_array(self, launcher: Launcher, jobs: list[Job], **how: Any) -> None:
-        commands = []
-        env: dict[str, str] = {}
-        for job in jobs:
-            command, env = self._command(job)
-            commands.append(command)
         self._arrays += 1
         array_dir = (
             arrays_root(jobs[0].jobdir.workdir) / f"{time.strftime('%Y%m%d-%H%M%S')}-"
@@ -116,9 +108,7 @@ class ArrayLaunches:
             if refused is not None:
                 raise refused
             with self._unlocked():
-                launched = launcher.submit_array(
-                    [j.jobdir for j in jobs], commands, env, array_dir, **how
-                )
+                launched = launcher.submit_array([j.jobdir for j in jobs], array_dir, **how)
         except BackendFullError as e:
             shutil.rmtree(array_dir, ignore_errors=True)  # the next try writes its own
             if self._launch_refused(jobs, e):

@@ -34,7 +34,6 @@ from ._room import BackendRoom
 from ._vocabulary import ACTIVE_STATES, TERMINAL_STATES, UNSUCCESSFUL_STATES, JobState
 from .errors import BackendFullError, LauncherError
 from .launchers import LaunchedJob, Launcher, LaunchOutcome
-from .run import job_command, job_environment
 
 if TYPE_CHECKING:
     from ._submission import JobSubmission
@@ -444,19 +443,14 @@ class Scheduler(Reattach, ArrayLaunches, BackendRoom):
         self._release(job)
         self._set_state(job, "FAILED", reason)
 
-    @staticmethod
-    def _command(job: Job) -> tuple[list[str], dict[str, str]]:
-        return job_command(job.jobdir.path), job_environment()
-
     def _launch_one(self, job: Job) -> None:
-        command, env = self._command(job)
         backend_deps = [d.launched for d in job.dependencies if d.launched and d.state != "DONE"]
         try:
             refused = self._refused(job.launcher)
             if refused is not None:
                 raise refused
             with self._unlocked():
-                launched = job.launcher.submit(job.jobdir, command, env, backend_deps)
+                launched = job.launcher.submit(job.jobdir, backend_deps)
         except BackendFullError as e:
             if not self._launch_refused([job], e):
                 self._launch_failed(job, e)

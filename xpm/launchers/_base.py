@@ -101,11 +101,23 @@ class Launcher(ABC):
     def warm_up(self) -> None:  # noqa: B027 - optional: most launchers need nothing
         """Get ready before the first submission of an experiment (default: nothing)."""
 
+    def job_command(self, jobdir: JobDir) -> list[str]:
+        """The command that runs the job of ``jobdir``: the job side's own
+        (``python -m xpm.run JOBDIR``, from :func:`xpm.run.job_command`)."""
+        from ..run import job_command
+
+        return job_command(jobdir.path)
+
+    def job_environment(self) -> dict[str, str]:
+        """What a job's environment adds to the submitting process's (the job side's
+        :func:`xpm.run.job_environment`: the same modules and the same xpm)."""
+        from ..run import job_environment
+
+        return job_environment()
+
     def submit_array(
         self,
         jobdirs: Sequence[JobDir],
-        commands: Sequence[Sequence[str]],
-        env: dict[str, str],
         array_dir: Path,
         dependencies: Sequence[LaunchedJob] = (),
         task_ids: Sequence[int] | None = None,
@@ -119,14 +131,9 @@ class Launcher(ABC):
         raise NotImplementedError(f"{type(self).__name__} does not submit arrays")
 
     @abstractmethod
-    def submit(
-        self,
-        jobdir: JobDir,
-        command: list[str],
-        env: dict[str, str],
-        dependencies: list[LaunchedJob],
-    ) -> LaunchedJob:
-        """Start (or queue) ``command`` for ``jobdir``; returns the launched job."""
+    def submit(self, jobdir: JobDir, dependencies: Sequence[LaunchedJob] = ()) -> LaunchedJob:
+        """Start (or queue) the job of ``jobdir`` (its :meth:`job_command`, with
+        :meth:`job_environment` added); returns the launched job."""
 
     @abstractmethod
     def poll(self, jobs: list[LaunchedJob]) -> dict[str, LaunchOutcome]:

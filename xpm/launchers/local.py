@@ -7,8 +7,8 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._jobdir import JobDir
@@ -59,15 +59,11 @@ class LocalLauncher(Launcher):
     def max_parallel(self) -> int:
         return self._max_parallel
 
-    def submit(
-        self,
-        jobdir: JobDir,
-        command: list[str],
-        env: dict[str, str],
-        dependencies: list[LaunchedJob],
-    ) -> LaunchedJob:
-        full_env = {**os.environ, **self.env, **env}
-        if self.fork_server and command[:3] == [sys.executable, "-m", "xpm.run"]:
+    def submit(self, jobdir: JobDir, dependencies: Sequence[LaunchedJob] = ()) -> LaunchedJob:
+        command = self.job_command(jobdir)
+        full_env = {**os.environ, **self.env, **self.job_environment()}
+        # The fork server runs the job side's own command only (a subclass may run another).
+        if self.fork_server and getattr(self.job_command, "__func__", None) is Launcher.job_command:
             from ._forkclient import server_for
 
             server = server_for(full_env)
@@ -97,10 +93,9 @@ class LocalLauncher(Launcher):
     def warm_up(self) -> None:
         """Start the fork server now, so that it is ready when the first jobs are."""
         if self.fork_server:
-            from ..run import job_environment
             from ._forkclient import server_for
 
-            server_for({**os.environ, **self.env, **job_environment()})
+            server_for({**os.environ, **self.env, **self.job_environment()})
 
     def _wait(self, proc: subprocess.Popen[Any]) -> None:
         proc.wait()

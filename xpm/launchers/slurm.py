@@ -429,15 +429,9 @@ class SlurmLauncher(Launcher):
         return max(1, self.cluster_limit("MaxArraySize"))
 
     # --- the launcher interface -------------------------------------------------------------
-    def submit(
-        self,
-        jobdir: JobDir,
-        command: list[str],
-        env: dict[str, str],
-        dependencies: list[LaunchedJob],
-    ) -> LaunchedJob:
+    def submit(self, jobdir: JobDir, dependencies: Sequence[LaunchedJob] = ()) -> LaunchedJob:
         """Write ``job.sh`` into the job directory and submit it with ``sbatch --parsable``."""
-        text, argv = self.job_script(jobdir, command, env)
+        text, argv = self.job_script(jobdir, self.job_command(jobdir), self.job_environment())
         atomic_write_text(jobdir.script, text)
         jobdir.script.chmod(0o755)
         job_id = self._sbatch(
@@ -450,8 +444,6 @@ class SlurmLauncher(Launcher):
     def submit_array(
         self,
         jobdirs: Sequence[JobDir],
-        commands: Sequence[Sequence[str]],
-        env: dict[str, str],
         array_dir: Path,
         dependencies: Sequence[LaunchedJob] = (),
         task_ids: Sequence[int] | None = None,
@@ -469,12 +461,10 @@ class SlurmLauncher(Launcher):
         another array) task ``i`` waits for task ``i`` of that array to succeed
         (``--dependency=aftercorr:ID``), and is cancelled if it fails.
         """
-        if len(jobdirs) != len(commands):
-            raise LauncherError(
-                f"submit_array got {len(jobdirs)} job directories but {len(commands)} commands"
-            )
         if not jobdirs:
             return []
+        commands = [self.job_command(jobdir) for jobdir in jobdirs]
+        env = self.job_environment()
         array_dir = Path(array_dir).absolute()
         array_dir.mkdir(parents=True, exist_ok=True)
         numbers = list(task_ids) if task_ids is not None else list(range(len(jobdirs)))

@@ -95,9 +95,7 @@ def kill_jobs(
         jobdir = JobDir(workdir, job["task_id"], job["id"])
         status = jobdir.read_status()
         if status.terminal or status.state not in ACTIVE_STATES:
-            results.append(
-                KillResult(job, "skipped", f"not running ({shown_state(status.state)})")
-            )
+            results.append(KillResult(job, "skipped", f"not running ({shown_state(status.state)})"))
             continue
         if status.launcher not in (None, LOCAL_KIND):
             if not status.launcher_job_id:
