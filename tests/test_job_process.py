@@ -426,3 +426,30 @@ def test_a_process_forked_from_the_experiment_starts_its_own_server(
     assert [e["state"] for e in job.read_status().history] == ["SUBMITTED", "RUNNING", "DONE"]
     ppid, server_pid, dead = json.loads(result.stdout.splitlines()[-1])
     assert (ppid, dead) == (server_pid, False)  # the parent's server still serves the parent
+
+
+@pytest.mark.parametrize("fork_server", ["1", "0"])
+def test_local_jobs_of_an_experiment_run_inside_a_slurm_job_are_not_slurms(
+    workdir: Path, fork_server: str
+) -> None:
+    """An experiment run inside an xpm Slurm job inherits its job script's XPM_BACKEND*
+    variables: its local jobs must not take them (a restart count would rotate their logs
+    as a requeue, a raw id would name a Slurm run), forked or started fresh."""
+    code = (
+        "from xpm import experiment\nfrom xpm_test_tasks import Count\n"
+        f"with experiment({str(workdir)!r}, 'nested', progress=False):\n"
+        "    job = Count(n=5).submit()\n"
+        "print(job.__xpm_jobdir__.path)\n"
+    )
+    inside = {
+        "XPM_BACKEND": "slurm",
+        "XPM_BACKEND_JOB_ID": "4242",
+        "XPM_BACKEND_RESTART": "1",
+        "XPM_FORK_SERVER": fork_server,
+    }
+    done = run_python(code, env=inside)
+    assert done.returncode == 0, done.stderr
+    jobdir = JobDir.from_path(Path(done.stdout.strip()))
+    [running] = [e for e in jobdir.read_status().history if e["state"] == "RUNNING"]
+    assert "restart" not in running and "backend_job_id" not in running
+    assert "restarted by" not in jobdir.stdout.read_text()

@@ -546,7 +546,7 @@ def test_a_job_slurm_requeues_keeps_both_runs_logs_and_ends_with_the_second(
     assert job.state == "DONE" and jobdir.read_status().state == "DONE"
     assert not jobdir.failed_marker.exists()  # the killed run's outcome did not stay
     out = jobdir.stdout.read_text()
-    assert out.index("run 0") < out.index("restarted by Slurm (restart 1)") < out.index("run 1")
+    assert out.index("run 0") < out.index("restarted by slurm (restart 1)") < out.index("run 1")
     assert [json.loads(x)["values"] for x in jobdir.results.read_text().splitlines()] == [
         {"run": 1}
     ]

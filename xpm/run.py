@@ -76,11 +76,16 @@ class _RunningLock:
             self.fd = None
 
 
+#: Set by the job script of a launcher whose backend runs the job (Slurm's job.sh): the
+#: launcher kind, the backend's own id for this run, how many times the backend restarted
+#: the job.  The job side reads these, never a backend's own variables.
+BACKEND_VARIABLES = ("XPM_BACKEND", "XPM_BACKEND_JOB_ID", "XPM_BACKEND_RESTART")
+
+
 def _backend_restart() -> int:
-    """How many times Slurm restarted the job running here (``SLURM_RESTART_COUNT``; the
-    caller checks that the job is a Slurm job, not a local one started from inside one)."""
+    """How many times the backend restarted the job running here (``XPM_BACKEND_RESTART``)."""
     try:
-        return max(0, int(os.environ.get("SLURM_RESTART_COUNT", "0")))
+        return max(0, int(os.environ.get("XPM_BACKEND_RESTART", "0")))
     except ValueError:
         return 0
 
@@ -98,20 +103,23 @@ def run_job(path: Path) -> int:
         _signal.signal(_signal.SIGTERM, _terminated)
         pid = os.getpid()
         extra: dict[str, int | str] = {}
-        raw_id = os.environ.get("SLURM_JOB_ID") if "SLURM_ARRAY_JOB_ID" in os.environ else None
-        if raw_id and jobdir.read_status().launcher == "slurm":
-            # An array task's own Slurm id: once squeue forgets the task, Slurm's completion
-            # records (sacct -c, a cluster without accounting) know it by that id only.
-            extra["slurm_job_id"] = raw_id
-        restart = _backend_restart()
-        if restart and jobdir.read_status().launcher == "slurm":
-            # Slurm requeued the job (node failure, preemption, `scontrol requeue`): the
-            # state and results from now on are this run's.
-            jobdir.restarted_by_backend()
-            extra["restart"] = restart
-            for stream in (sys.stdout, sys.stderr):
-                print(f"xpm: --- restarted by Slurm (restart {restart}) ---", file=stream)
-                stream.flush()
+        backend = os.environ.get("XPM_BACKEND")
+        # Its launcher's own job (not a job of another launcher started inside one).
+        if backend and jobdir.read_status().launcher == backend:
+            # The backend's id of this run (Slurm: an array task's raw job id, which its
+            # completion records use once squeue forgot the task).
+            own_id = os.environ.get("XPM_BACKEND_JOB_ID")
+            if own_id:
+                extra["backend_job_id"] = own_id
+            restart = _backend_restart()
+            if restart:
+                # The backend requeued the job (node failure, preemption, `scontrol
+                # requeue`): the state and results from now on are this run's.
+                jobdir.restarted_by_backend()
+                extra["restart"] = restart
+                for stream in (sys.stdout, sys.stderr):
+                    print(f"xpm: --- restarted by {backend} (restart {restart}) ---", file=stream)
+                    stream.flush()
         # The start time tells this process from a later one given the same pid (a reader
         # settling the job after a crash must not mistake one for the other).
         jobdir.add_event(

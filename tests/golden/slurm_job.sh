@@ -20,4 +20,5 @@ set -e
 cd -- /scratch/xpm-workdir/jobs/mypkg.train.Train/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 export PYTHONPATH=/src/project
 export XPM_NOTE='a b $HOME '"'"'q'"'"''
+export XPM_BACKEND=slurm XPM_BACKEND_JOB_ID="${SLURM_JOB_ID:-}" XPM_BACKEND_RESTART="${SLURM_RESTART_COUNT:-0}"
 exec python -m xpm.run /scratch/xpm-workdir/jobs/mypkg.train.Train/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef

@@ -59,6 +59,12 @@ def _body(
                 "use letters, digits and '_', not starting with a digit"
             )
         lines.append(f"export {name}={shlex.quote(str(env[name]))}")
+    # What the job side reads of its backend (xpm.run.BACKEND_VARIABLES): never Slurm's
+    # own variables, which a job of another launcher started inside this one inherits.
+    lines.append(
+        'export XPM_BACKEND=slurm XPM_BACKEND_JOB_ID="${SLURM_JOB_ID:-}" '
+        'XPM_BACKEND_RESTART="${SLURM_RESTART_COUNT:-0}"'
+    )
     lines.append("exec " + " ".join(shlex.quote(str(arg)) for arg in command))
     return lines
 

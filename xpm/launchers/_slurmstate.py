@@ -80,8 +80,8 @@ def array_ids(ids: Sequence[str]) -> list[str]:
 def _recorded_raw_id(job: LaunchedJob) -> str | None:
     """The raw Slurm id the array task ``job`` recorded when it started (``xpm.run``)."""
     for event in reversed(job.jobdir.read_status().history):
-        if event.get("state") == "RUNNING" and event.get("slurm_job_id"):
-            return str(event["slurm_job_id"])
+        if event.get("state") == "RUNNING" and event.get("backend_job_id"):
+            return str(event["backend_job_id"])
     return None
 
 

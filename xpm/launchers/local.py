@@ -61,7 +61,7 @@ class LocalLauncher(Launcher):
 
     def submit(self, jobdir: JobDir, dependencies: Sequence[LaunchedJob] = ()) -> LaunchedJob:
         command = self.job_command(jobdir)
-        full_env = {**os.environ, **self.env, **self.job_environment()}
+        full_env = {**_inherited(), **self.env, **self.job_environment()}
         # The fork server runs the job side's own command only (a subclass may run another).
         if self.fork_server and getattr(self.job_command, "__func__", None) is Launcher.job_command:
             from ._forkclient import server_for
@@ -95,7 +95,7 @@ class LocalLauncher(Launcher):
         if self.fork_server:
             from ._forkclient import server_for
 
-            server_for({**os.environ, **self.env, **self.job_environment()})
+            server_for({**_inherited(), **self.env, **self.job_environment()})
 
     def _wait(self, proc: subprocess.Popen[Any]) -> None:
         proc.wait()
@@ -155,6 +155,15 @@ class LocalLauncher(Launcher):
         if not cores:
             return {"max_parallel": None}
         return {"max_parallel": max(1, (host.cores or 1) // cores)}
+
+
+def _inherited() -> dict[str, str]:
+    """This process's environment for a local job, less what a backend's job script set
+    for its own job (an experiment run inside a Slurm job must not make its local jobs
+    look like Slurm's)."""
+    from ..run import BACKEND_VARIABLES
+
+    return {k: v for k, v in os.environ.items() if k not in BACKEND_VARIABLES}
 
 
 def _signal_group(pid: int, sig: int) -> None:
