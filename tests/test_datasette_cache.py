@@ -9,21 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _dsclient import get_ok as get
 
 from xpm import tag
 from xpm._experiment import experiment
 from xpm.datasette import _served
 from xpm.datasette._app import make_datasette
 from xpm.index import open_index
-
-
-def get(ds: Any, path: str) -> Any:
-    async def go() -> Any:
-        return await ds.client.get(path)
-
-    response = asyncio.run(go())
-    assert response.status_code == 200, response.text[-2000:]
-    return response
 
 
 def test_while_unchanged_computes_again_only_after_a_write(tmp_path: Path) -> None:

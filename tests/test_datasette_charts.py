@@ -5,7 +5,6 @@ and what a page says is what it did (the page's text, through Datasette's test c
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _dsclient import get_ok as get
 
 from xpm import tag
 from xpm._experiment import experiment
@@ -45,15 +45,6 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def ds(workdir: Path) -> Any:
     return make_datasette(workdir)
-
-
-def get(ds: Any, path: str) -> Any:
-    async def go() -> Any:
-        return await ds.client.get(path)
-
-    response = asyncio.run(go())
-    assert response.status_code == 200, response.text[-2000:]
-    return response
 
 
 def text_of(page: str) -> str:

@@ -7,6 +7,7 @@ workdir from the plugin configuration (metadata ``plugins.xpm.workdir``).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import urllib.parse
@@ -373,10 +374,17 @@ def extra_body_script(database: str | None, table: str | None, datasette: Any) -
     (static/xpm-jobs-table.js)."""
     if database != DATABASE or table != "jobs":
         return None
+    return _jobs_table_script().replace(
+        '"/-/xpm/job/"', json.dumps(datasette.urls.path("-/xpm/job/"))
+    )
+
+
+@functools.cache
+def _jobs_table_script() -> str:
+    """static/xpm-jobs-table.js, read once (not at every load of the jobs table)."""
     from pathlib import Path
 
-    script = (Path(__file__).parent / "static" / "xpm-jobs-table.js").read_text(encoding="utf-8")
-    return script.replace('"/-/xpm/job/"', json.dumps(datasette.urls.path("-/xpm/job/")))
+    return (Path(__file__).parent / "static" / "xpm-jobs-table.js").read_text(encoding="utf-8")
 
 
 @hookimpl

@@ -156,7 +156,8 @@ class SlurmQueue:
         missing = [i for i in ids if i not in outcomes]
         by_id = {job.launcher_job_id: job for job in jobs}
         if missing:
-            for i in missing:
+            for i in missing if self._sacct_jobcomp is not False else ():
+                # Only the completion file (no slurmdbd) needs raw ids: sacct knows A_i.
                 if "_" in i and i not in self._raw_ids:
                     # Seen in squeue by another process only: the job recorded its raw id.
                     raw = _recorded_raw_id(by_id[i])
