@@ -8,8 +8,10 @@ experiments of one run each; per job 3 tags, 3 parameters, 2 results, a submissi
 ``/xpm/jobs`` are those of page 1 and of SQL, then times the HTTP GET of each page of
 the web view (home, jobs table and its page 2, an experiment's runs table and its later
 pages, sorted and filtered, a task's runs table over every job, charts, parallel
-coordinates, a job page, a comparison): the first GET and the median of ``runs`` more.
-Goal: every page under 300 ms.
+coordinates, a job page, a comparison): the first GET, the median of ``runs`` more, and
+the median of ``runs`` GETs each made right after a write to the index (what a page costs
+while an experiment writes: the caches kept while the index is unchanged are stale).
+Goal: every page under 300 ms, after a write too.
 """
 
 from __future__ import annotations
@@ -107,6 +109,16 @@ def build(workdir: Path, n: int) -> None:
 
         index.write(fill)
         index.conn.execute("ANALYZE")
+
+
+def write_index(workdir: Path, count: int) -> None:
+    """A write to the index that changes no page (a run's host name), as a commit."""
+    conn = sqlite3.connect(workdir / "xpm.db")
+    try:
+        with conn:
+            conn.execute("UPDATE runs SET host = ? WHERE id = 'sweep0/r0'", (f"h{count}",))
+    finally:
+        conn.close()
 
 
 def free_port() -> int:
@@ -225,15 +237,26 @@ def main() -> None:
             for name, path in pages(workdir):
                 first = get(base + path)[0]
                 times = [get(base + path)[0] for _ in range(runs)]
-                rows.append((name, path, first, statistics.median(times)))
+                written = []
+                for _ in range(runs):
+                    write_index(workdir, len(rows) * runs + len(written))
+                    written.append(get(base + path)[0])
+                rows.append(
+                    (name, path, first, statistics.median(times), statistics.median(written))
+                )
         finally:
             proc.terminate()
             proc.communicate(timeout=30)
-    print(f"| page ({n:,} jobs) | first GET | median of {runs} more |")
-    print("|---|---|---|")
-    for name, _path, first, median in rows:
-        print(f"| {name} | {first * 1000:.0f} ms | {median * 1000:.0f} ms |")
-    slow = [name for name, _p, _f, median in rows if median >= 0.3]
+    print(
+        f"| page ({n:,} jobs) | first GET | median of {runs} more "
+        f"| median of {runs} after a write |"
+    )
+    print("|---|---|---|---|")
+    for name, _path, first, median, after in rows:
+        print(
+            f"| {name} | {first * 1000:.0f} ms | {median * 1000:.0f} ms | {after * 1000:.0f} ms |"
+        )
+    slow = [name for name, _p, _f, median, after in rows if max(median, after) >= 0.3]
     print("goal: every page under 300 ms:", "met" if not slow else f"NOT met ({', '.join(slow)})")
 
 
