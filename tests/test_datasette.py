@@ -839,6 +839,9 @@ def test_chart_averages_over_seeds(seeded: Any) -> None:
     first = data["series"][0]
     assert [p[0] for p in first["points"]] == [0, 1, 2]
     assert first["points"][0][1] == pytest.approx(1.01) and len(first["band"]) == 3
+    # A point over steps counts its values (one per seed); the line lists its jobs once.
+    assert [p[2] for p in first["points"]] == [3, 3, 3] and len(set(first["jobs"])) == 3
+    assert data["merged"] == 3
 
 
 def test_parallel_coordinates_data(seeded: Any) -> None:

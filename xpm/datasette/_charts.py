@@ -1,76 +1,48 @@
 """Chart data: a result against a parameter, a tag or the step, grouped and averaged.
 
-Jobs are read through :mod:`._runs`.  A chart groups the jobs into series by the values
-of the columns that vary among them (except the x column and the one averaged over),
-and averages y over the jobs of a series sharing an x value (seeds), with a spread band
-(mean ± standard deviation).  :func:`parallel` gives the same jobs as parallel
-coordinates.
+A chart groups the jobs into series by the values of the columns that vary among them
+(except the x column and the one averaged over), and averages y over the jobs of a
+series sharing an x value (seeds), with a spread band (mean ± standard deviation).
+:func:`chart` also gives the same jobs as parallel coordinates.  What it reads comes from
+the index (:func:`xpm.index.experiment_jobs`, :func:`xpm.index.column_values`,
+:func:`xpm.index.step_means`), once per page.
 """
 
 from __future__ import annotations
 
 import math
-import sqlite3
+from dataclasses import dataclass
 from statistics import fmean, pstdev
 from typing import Any
 
 from .._vocabulary import JOBS
-from . import _jobs, _runs
+from ..index import (
+    COLUMN_SAMPLE,
+    MAX_CHART_JOBS,
+    Column,
+    column_values,
+    experiment_jobs,
+    step_means,
+    stepped_results,
+    task_columns,
+    upstream_values,
+)
 from ._format import number
 
 
-def choices(
-    conn: sqlite3.Connection, experiment: str | None, task: str | None, metric: str | None = None
-) -> dict[str, Any]:
-    """What a chart of ``task`` in ``experiment`` can show: tasks, x, y and average columns.
+@dataclass(frozen=True)
+class ChartAsked:
+    """What a chart page asks for (each may be missing or wrong: :func:`chart` decides)."""
 
-    Without a (known) task: the first that reported ``metric``, else a numeric result.
-    """
-    experiments = [
-        r[0] for r in conn.execute("SELECT name FROM experiments ORDER BY last_start DESC")
-    ]
-    tasks = [t for t, _n in _jobs.experiment_tasks(conn, experiment)] if experiment else []
-    if task not in tasks:
-        # The first task with a numeric result (what a chart can draw).
-        by_task = {t: _runs.task_columns(conn, t, experiment) for t in tasks}
-        task = next(
-            (t for t in tasks if any(_metric(c) and c.name == metric for c in by_task[t])),
-            next((t for t in tasks if any(_metric(c) for c in by_task[t])), None),
-        ) or (tasks[0] if tasks else None)
-        columns = by_task.get(task, []) if task else []
-    else:
-        columns = _runs.task_columns(conn, task, experiment)
-    upstream = _upstream_keys(conn, task, experiment) if task else []
-    return {
-        "experiments": experiments,
-        "tasks": tasks,
-        "task": task,
-        "metrics": [c.name for c in columns if c.kind == "result" and c.numeric],
-        "stepped": _runs.stepped_results(conn, task, experiment, columns) if task else [],
-        # Meta parameters (devices, paths, counters) never tell jobs apart: not offered.
-        "axes": [c.key for c in columns if c.kind != "result" and not c.meta] + upstream,
-        "columns": columns,
-    }
+    experiment: str | None = None
+    task: str | None = None
+    metric: str | None = None
+    x: str | None = None
+    average: str | None = None
+    view: str = "lines"
 
 
-def _upstream_keys(conn: sqlite3.Connection, task: str, experiment: str | None) -> list[str]:
-    """The values of upstream jobs that vary among the latest jobs of the task (x choices)."""
-    ids = _runs.selected_ids(conn, _runs.Selection(task, experiment), _runs.COLUMN_SAMPLE)
-    values = _runs.upstream_values(conn, ids)
-    rows = [{"values": v} for v in values.values()]
-    return varying(rows, sorted({k for v in values.values() for k in v}))
-
-
-def _rows(conn: sqlite3.Connection, ids: list[str], metric: str) -> list[dict[str, Any]]:
-    """The jobs with ``metric``, their parameters (no Meta), tags and upstream jobs' values."""
-    rows = _runs.rows_of(conn, ids, metric)
-    upstream = _runs.upstream_values(conn, ids)
-    for row in rows:
-        row["values"].update(upstream.get(row["id"], {}))
-    return rows
-
-
-def _metric(column: _runs.Column) -> bool:
+def _metric(column: Column) -> bool:
     return column.kind == "result" and column.numeric
 
 
@@ -78,13 +50,102 @@ def _label(key: str) -> str:
     return key.split(":", 1)[-1]
 
 
-def _column_values(rows: list[dict[str, Any]], key: str) -> tuple[str, ...]:
+def _column(name: str | None, keys: list[str]) -> str | None:
+    """``name`` among ``keys``, also written without its ``tag:``/``param:`` (``n_layers``)."""
+    for key in (name, f"tag:{name}", f"param:{name}"):
+        if name and key in keys:
+            return key
+    return None
+
+
+def chart(conn: Any, asked: ChartAsked) -> dict[str, Any]:
+    """Everything a chart page shows, read in one pass over the experiment's jobs.
+
+    ``choices``: the experiments, the experiment's tasks, the task's numeric results
+    (``metrics``), those with curves (``stepped``) and what x and the averaged column can
+    be (``axes``); then the chosen ``experiment``, ``task``, ``metric``, ``x``,
+    ``average``, ``view``, ``valid_x`` and ``data`` (:func:`series` or :func:`parallel`).
+    """
+    experiments = [
+        r[0] for r in conn.execute("SELECT name FROM experiments ORDER BY last_start DESC")
+    ]
+    experiment = asked.experiment or (experiments[0] if experiments else None)
+    by_task = experiment_jobs(conn, experiment) if experiment else {}
+    tasks = sorted(by_task)
+    task = asked.task
+    if task in by_task:
+        columns = _columns(conn, task, experiment, by_task[task])
+    else:
+        # The first task with the metric, else with a numeric result (what a chart draws).
+        found = {t: _columns(conn, t, experiment, by_task[t]) for t in tasks}
+        task = next(
+            (t for t in tasks if any(_metric(c) and c.name == asked.metric for c in found[t])),
+            next((t for t in tasks if any(_metric(c) for c in found[t])), None),
+        ) or (tasks[0] if tasks else None)
+        columns = found.get(task, []) if task else []
+    ids = by_task[task][:MAX_CHART_JOBS] if task else []
+    metrics = [c.name for c in columns if _metric(c)]
+    # Meta parameters (devices, paths, counters) never tell jobs apart: not offered.
+    axes = [c.key for c in columns if c.kind != "result" and not c.meta]
+    axes += _upstream_keys(conn, ids[:COLUMN_SAMPLE])
+    stepped = stepped_results(conn, ids, metrics)
+    metric = asked.metric if asked.metric in metrics else (metrics[0] if metrics else None)
+    valid_x = (["step"] if metric in stepped else []) + axes
+    x = _column(asked.x, valid_x) or (valid_x[0] if valid_x else None)
+    average = _column(asked.average, axes)
+    if average == x:
+        average = None
+    view = "parallel" if asked.view == "parallel" else "lines"
+    data: dict[str, Any] = {"series": [], "points": 0}
+    if experiment and task and metric:
+        values = column_values(conn, ids, None if x == "step" and view != "parallel" else metric)
+        if view == "parallel":
+            data = parallel(values, ids, metric)
+        elif x:
+            data = series(conn, values, ids, metric, x, average)
+        data = {"experiment": experiment, "task": task, **data}
+    return {
+        "choices": {
+            "experiments": experiments,
+            "tasks": tasks,
+            "task": task,
+            "metrics": metrics,
+            "stepped": stepped,
+            "axes": axes,
+        },
+        "experiment": experiment,
+        "task": task,
+        "metric": metric,
+        "x": x,
+        "average": average,
+        "view": view,
+        "valid_x": valid_x,
+        "data": data,
+    }
+
+
+def _columns(conn: Any, task: str, experiment: str | None, ids: list[str]) -> list[Column]:
+    return task_columns(conn, task, experiment, sample=ids[:COLUMN_SAMPLE])
+
+
+def _upstream_keys(conn: Any, sample: list[str]) -> list[str]:
+    """The values of upstream jobs that vary among the latest jobs of the task (x choices)."""
+    values: dict[str, dict[str, Any]] = {}
+    found = upstream_values(conn, sample)
+    for job_id, held in found.items():
+        for key, value in held.items():
+            values.setdefault(key, {})[job_id] = value
+    return varying(values, list(found), sorted(values))
+
+
+def _column_values(values: dict[str, dict[str, Any]], ids: list[str], key: str) -> tuple[Any, ...]:
     """What column ``key`` holds, job by job (comparable across columns)."""
-    return tuple(repr(r["values"].get(key)) for r in rows)
+    return tuple(map(values.get(key, {}).get, ids))
 
 
-def varying(rows: list[dict[str, Any]], keys: list[str]) -> list[str]:
-    """The keys whose values differ among ``rows``, one of each set of identical columns.
+def varying(values: dict[str, dict[str, Any]], ids: list[str], keys: list[str]) -> list[str]:
+    """The keys whose values differ among the jobs ``ids``, one of each set of identical
+    columns (``values``: key -> job id -> value).
 
     Tags come before parameters, and a job's own values before its upstream jobs'
     (``upstream:``), so a tagged parameter is named by its tag; paths into job
@@ -92,18 +153,17 @@ def varying(rows: list[dict[str, Any]], keys: list[str]) -> list[str]:
     the upstream jobs' values say what differs.
     """
     out: list[str] = []
-    seen: set[tuple[str, ...]] = set()
+    seen: set[tuple[Any, ...]] = set()
     for key in sorted(keys, key=lambda k: (not k.startswith("tag:"), k)):
-        values = _column_values(rows, key)
-        if len(set(values)) < 2 or values in seen:
+        column = values.get(key, {})
+        if len(column) == len(ids) and len(set(column.values())) < 2:
+            continue  # every job has it, with one value: the quick answer
+        held = _column_values(values, ids, key)
+        if len(set(held)) < 2 or held in seen:
             continue
-        if any(
-            isinstance(v, str) and v.startswith(f"{JOBS}/")
-            for r in rows
-            for v in [r["values"].get(key)]
-        ):
+        if any(isinstance(v, str) and v.startswith(f"{JOBS}/") for v in column.values()):
             continue
-        seen.add(values)
+        seen.add(held)
         out.append(key)
     return out
 
@@ -123,10 +183,14 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
+def _keys(values: dict[str, dict[str, Any]]) -> list[str]:
+    return sorted(k for k in values if not k.startswith("result:"))
+
+
 def series(
-    conn: sqlite3.Connection,
-    experiment: str,
-    task: str,
+    conn: Any,
+    values: dict[str, dict[str, Any]],
+    ids: list[str],
     metric: str,
     x: str,
     average: str | None = None,
@@ -134,60 +198,41 @@ def series(
     """Series of ``result:metric`` against ``x`` (a column key or ``step``).
 
     Each series has a ``name`` (the values of the varying columns that define it),
-    ``points`` ``[x, mean y, job id or list of job ids]`` sorted by x, and ``band``
-    ``[x, low, high]`` where several jobs were averaged.  ``group``: the columns naming
-    the series; ``merged`` and ``merged_least``: the most and fewest jobs behind a point.
+    ``jobs`` (its job ids), ``points`` ``[x, mean y, job id or list of job ids]`` sorted
+    by x (over steps: ``[step, mean y, number of values]``), and ``band`` ``[x, low,
+    high]`` where several values were averaged.  ``group``: the columns naming the
+    series; ``merged`` and ``merged_least``: the most and fewest jobs behind a point.
     """
-    ids = _runs.selected_ids(conn, _runs.Selection(task, experiment), _runs.MAX_CHART_JOBS)
-    rows = _rows(conn, ids, metric)
-    keys = sorted({k for r in rows for k in r["values"] if not k.startswith("result:")})
     # A column holding the same values as x or the averaged column (a tag and the
     # parameter it marks: tag:lr and param:lr) is that setting again, not another line.
-    chosen = [_column_values(rows, k) for k in (x, average) if k and k != "step"]
+    chosen = [_column_values(values, ids, k) for k in (x, average) if k and k != "step"]
     group = [
         k
-        for k in varying(rows, keys)
-        if k not in (x, average) and _column_values(rows, k) not in chosen
+        for k in varying(values, ids, _keys(values))
+        if k not in (x, average) and _column_values(values, ids, k) not in chosen
     ]
-    buckets: dict[tuple[Any, ...], dict[Any, list[tuple[float, str]]]] = {}
-    step_values = _runs.step_values(conn, ids, metric) if x == "step" else None
-    for row in rows:
-        name = tuple(row["values"].get(k) for k in group)
-        bucket = buckets.setdefault(name, {})
-        if step_values is not None:
-            for step, value in step_values.get(row["id"], []):
-                bucket.setdefault(step, []).append((value, row["id"]))
-            continue
-        y = _number(row["values"].get(f"result:{metric}"))
-        xv = row["values"].get(x)
-        if y is not None and xv is not None:
-            bucket.setdefault(xv, []).append((y, row["id"]))
+    columns = [values.get(k, {}) for k in group]
+    names: dict[tuple[Any, ...], list[str]] = {}
+    for job_id in ids:
+        names.setdefault(tuple(c.get(job_id) for c in columns), []).append(job_id)
+    ordered = sorted(names, key=lambda t: [_order(v) for v in t])
+    if x == "step":
+        lines, merged = _step_lines(conn, [names[n] for n in ordered], metric)
+    else:
+        lines, merged = _value_lines(values, [names[n] for n in ordered], metric, x)
     out = []
-    merged: list[int] = []  # jobs behind each point: averaged, on purpose or not
-    for name in sorted(buckets, key=lambda t: [_order(v) for v in t]):
-        points, band = [], []
-        for xv in sorted(buckets[name], key=_order):
-            ys = [y for y, _j in buckets[name][xv]]
-            jobs = [j for _y, j in buckets[name][xv]]
-            mean = fmean(ys)
-            merged.append(len(set(jobs)))
-            points.append([xv, mean, jobs[0] if len(jobs) == 1 else jobs])
-            if len(ys) > 1:
-                spread = pstdev(ys)
-                band.append([xv, mean - spread, mean + spread])
+    for name, jobs, (points, band) in zip(ordered, (names[n] for n in ordered), lines, strict=True):
         if points:
             label = " ".join(f"{_label(k)}={number(v)}" for k, v in zip(group, name, strict=True))
-            out.append({"name": label or metric, "points": points, "band": band})
+            out.append({"name": label or metric, "jobs": jobs, "points": points, "band": band})
     return {
-        "experiment": experiment,
-        "task": task,
         "metric": metric,
         "x": x,
         "average": average,
         "group": [_label(k) for k in group],
         "series": out,
         "points": sum(len(s["points"]) for s in out),
-        "jobs": len(rows),
+        "jobs": len(ids),
         # A point of several jobs is their mean: the page says how many (and why, when
         # nothing was averaged over), and the y axis reads "mean".
         "merged": max(merged, default=1),
@@ -195,20 +240,63 @@ def series(
     }
 
 
-def parallel(conn: sqlite3.Connection, experiment: str, task: str, metric: str) -> dict[str, Any]:
+_Line = tuple[list[list[Any]], list[list[Any]]]
+
+
+def _value_lines(
+    values: dict[str, dict[str, Any]], groups: list[list[str]], metric: str, x: str
+) -> tuple[list[_Line], list[int]]:
+    """Points and bands of each group of jobs, y against the column ``x``."""
+    ys, xs = values.get(f"result:{metric}", {}), values.get(x, {})
+    lines, merged = [], []
+    for jobs in groups:
+        buckets: dict[Any, list[tuple[float, str]]] = {}
+        for job_id in jobs:
+            y, xv = _number(ys.get(job_id)), xs.get(job_id)
+            if y is not None and xv is not None:
+                buckets.setdefault(xv, []).append((y, job_id))
+        points, band = [], []
+        for xv in sorted(buckets, key=_order):
+            found = [y for y, _j in buckets[xv]]
+            at = [j for _y, j in buckets[xv]]
+            mean = fmean(found)
+            merged.append(len(set(at)))
+            points.append([xv, mean, at[0] if len(at) == 1 else at])
+            if len(found) > 1:
+                spread = pstdev(found)
+                band.append([xv, mean - spread, mean + spread])
+        lines.append((points, band))
+    return lines, merged
+
+
+def _step_lines(conn: Any, groups: list[list[str]], metric: str) -> tuple[list[_Line], list[int]]:
+    """Points and bands of each group of jobs, y against the step (averaged by SQLite)."""
+    means = step_means(conn, {j: n for n, jobs in enumerate(groups) for j in jobs}, metric)
+    by_group: dict[int, list[Any]] = {}
+    for mean in means:
+        by_group.setdefault(mean.group, []).append(mean)
+    lines, merged = [], []
+    for n, jobs in enumerate(groups):
+        found = sorted(by_group.get(n, []), key=lambda m: _order(m.step))
+        points = [[m.step, m.mean, m.reports] for m in found]
+        band = [[m.step, m.mean - m.spread, m.mean + m.spread] for m in found if m.reports > 1]
+        if points:
+            merged.append(len(jobs))  # each line averages its jobs, step by step
+        lines.append((points, band))
+    return lines, merged
+
+
+def parallel(values: dict[str, dict[str, Any]], ids: list[str], metric: str) -> dict[str, Any]:
     """Parallel coordinates: an axis per varying column and one for ``metric``; a line per job."""
-    ids = _runs.selected_ids(conn, _runs.Selection(task, experiment), _runs.MAX_CHART_JOBS)
-    rows = _rows(conn, ids, metric)
-    keys = sorted({k for r in rows for k in r["values"] if not k.startswith("result:")})
-    axes = [*varying(rows, keys), f"result:{metric}"]
+    axes = [*varying(values, ids, _keys(values)), f"result:{metric}"]
+    columns = [values.get(k, {}) for k in axes]
+    ys = values.get(f"result:{metric}", {})
     lines = [
-        {"job": r["id"], "values": [r["values"].get(k) for k in axes]}
-        for r in rows
-        if _number(r["values"].get(f"result:{metric}")) is not None
+        {"job": job_id, "values": [c.get(job_id) for c in columns]}
+        for job_id in ids
+        if _number(ys.get(job_id)) is not None
     ]
     return {
-        "experiment": experiment,
-        "task": task,
         "metric": metric,
         "axes": [_label(k) for k in axes],
         "lines": lines,

@@ -1,6 +1,6 @@
 """Jobs side by side: their parameters, latest results and per-step curves.
 
-Rows come from :func:`._runs.page_rows`, as in a runs table.
+Rows come from :func:`xpm.index.page_rows`, as in a runs table.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ._runs import page_rows, upstream_values
+from ..index import page_rows, upstream_values
 
 #: Most jobs compared at once.
 MAX_COMPARE = 20
@@ -19,7 +19,7 @@ def compare(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
     per-step ``curves``.
 
     Parameters that differ come first, then the values of upstream jobs that differ
-    (``upstream:learn.epochs``, see :func:`._runs.upstream_values`): two Evaluate jobs
+    (``upstream:learn.epochs``, see :func:`xpm.index.upstream_values`): two Evaluate jobs
     of two Learn jobs differ by nothing else.  ``meta``: the Meta parameters, by path, apart:
     they do not make jobs different (a model path differs for every job), so they are
     never among the parameters that differ.  ``curves``: for each result reported with

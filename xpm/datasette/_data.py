@@ -11,7 +11,7 @@ import re
 import sqlite3
 from typing import Any
 
-from ._runs import distinct_values
+from ..index import distinct_values
 
 #: Most experiments that get a sweep query of their own (the latest started).
 MAX_SWEEPS = 50

@@ -103,83 +103,40 @@ def _job_chart(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"metric": chosen[0]["key"] if chosen else None, "step": bool(stepped)}
 
 
-def _column(name: str | None, keys: list[str]) -> str | None:
-    """``name`` among ``keys``, also written without its ``tag:``/``param:`` (``n_layers``)."""
-    for key in (name, f"tag:{name}", f"param:{name}"):
-        if name and key in keys:
-            return key
-    return None
-
-
-async def _choices(
-    db: Any, experiment: str | None, task: str | None, metric: str | None = None
-) -> dict[str, Any]:
-    """:func:`._charts.choices`, read again only when the index changed."""
-    found = await while_unchanged(
-        db.path,
-        ("chart choices", experiment, task, metric),
-        lambda: db.execute_fn(lambda conn: _charts.choices(conn, experiment, task, metric)),
-    )
-    return dict(found)  # a copy: the page removes "columns"
-
-
 async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
     db = datasette.get_database(DATABASE)
-    experiment = request.args.get("experiment")
-    if not experiment:
-        first = await _choices(db, None, None)
-        experiment = (first["experiments"] or [None])[0]
-    task = request.args.get("task")
-    metric = request.args.get("metric")
-    choices = await _choices(db, experiment, task, metric)
-    task = choices["task"]
-    if metric not in choices["metrics"]:
-        metric = (choices["metrics"] or [None])[0]
-    valid_x = (["step"] if metric in choices["stepped"] else []) + choices["axes"]
-    x = _column(request.args.get("x"), valid_x) or (valid_x[0] if valid_x else None)
-    average = _column(request.args.get("average"), choices["axes"])
-    if average == x:
-        average = None
-    view = "parallel" if request.args.get("view") == "parallel" else "lines"
+    args = request.args
+    asked = _charts.ChartAsked(
+        experiment=args.get("experiment") or None,
+        task=args.get("task"),
+        metric=args.get("metric"),
+        x=args.get("x"),
+        average=args.get("average"),
+        view=args.get("view") or "lines",
+    )
 
     def read(conn: Any) -> tuple[dict[str, Any], int]:
-        data: dict[str, Any] = {"series": [], "points": 0}
-        if experiment and task and metric and view == "parallel":
-            data = _charts.parallel(conn, experiment, task, metric)
-        elif experiment and task and metric and x:
-            data = _charts.series(conn, experiment, task, metric, x, average)
-        return data, _jobs.active_jobs(conn)
+        return _charts.chart(conn, asked), _jobs.active_jobs(conn)
 
     # Reading 5,000 jobs took 300-500 ms on every load; whether anything runs is cached
     # with the data (both change only with the index) so a live chart never stops
-    # refreshing on data older than its "nothing runs".
-    data, active = await while_unchanged(
-        db.path,
-        ("chart data", experiment, task, metric, x, average, view),
-        lambda: db.execute_fn(snapshot(read)),
+    # refreshing on data older than its "nothing runs".  The form's choices and the data
+    # are read together: both need the experiment's jobs.
+    found, active = await while_unchanged(
+        db.path, ("chart", asked), lambda: db.execute_fn(snapshot(read))
     )
-    data = dict(data)  # a copy: the axes' scales below are the request's
-    data["logx"] = request.args.get("logx") == "1"
-    data["logy"] = request.args.get("logy") == "1"
+    context = dict(found)
+    data = dict(context["data"])  # a copy: the axes' scales below are the request's
+    data["logx"] = args.get("logx") == "1"
+    data["logy"] = args.get("logy") == "1"
     # Parallel coordinates: the axis of the form's x and the result's follow its log choices.
-    logs = [(data["logx"], x), (data["logy"], metric)]
+    logs = [(data["logx"], context["x"]), (data["logy"], context["metric"])]
     data["log_axes"] = [str(key).split(":", 1)[-1] for wanted, key in logs if wanted and key]
-    choices.pop("columns")
-    asked = request.args.get("experiment")
-    return {
-        # A mistyped experiment is named, with the ones there are (not "no result").
-        "unknown": asked if asked and asked not in choices["experiments"] else None,
-        "choices": choices,
-        "valid_x": valid_x,
-        "experiment": experiment,
-        "task": task,
-        "metric": metric,
-        "x": x,
-        "average": average,
-        "view": view,
-        "data": data,
-        "active": active,
-    }
+    asked_experiment = args.get("experiment")
+    experiments = context["choices"]["experiments"]
+    # A mistyped experiment is named, with the ones there are (not "no result").
+    unknown = asked_experiment if asked_experiment and asked_experiment not in experiments else None
+    return {**context, "unknown": unknown, "data": data, "active": active}
 
 
 async def chart_page(request: Any, datasette: Any) -> Response:

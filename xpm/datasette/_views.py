@@ -16,8 +16,9 @@ from typing import Any
 from datasette.utils import tilde_decode, tilde_encode
 from datasette.utils.asgi import NotFound, Response
 
+from .. import index
 from .._jobdir import JobDir
-from . import _compare, _data, _files, _format, _jobs, _runs
+from . import _compare, _data, _files, _format, _jobs
 from ._metadata import DATABASE
 from ._served import snapshot, while_unchanged, workdir_of
 
@@ -164,12 +165,12 @@ async def log_page(request: Any, datasette: Any) -> Response:
 
 
 # --- experiment page and runs tables --------------------------------------------------------------
-async def _columns(db: Any, task: str, experiment: str | None) -> list[_runs.Column]:
+async def _columns(db: Any, task: str, experiment: str | None) -> list[index.Column]:
     """The columns of a runs table, read again only when the index changed."""
     return await while_unchanged(
         db.path,
         ("columns", task, experiment),
-        lambda: db.execute_fn(lambda conn: _runs.task_columns(conn, task, experiment)),
+        lambda: db.execute_fn(lambda conn: index.task_columns(conn, task, experiment)),
     )
 
 
@@ -201,7 +202,7 @@ async def _runs_context(
     errors: list[str] = []
     for text in request.args.getlist("where"):
         try:
-            parsed = _runs.parse_filter(text, columns)
+            parsed = index.parse_filter(text, columns)
             if parsed[3] not in [f[3] for f in filters]:
                 filters.append(parsed)
         except ValueError as e:
@@ -209,21 +210,21 @@ async def _runs_context(
     sort = request.args.get("sort") or "-submitted"
     descending = sort.startswith("-")
     sort = sort.lstrip("-")
-    if sort not in _runs.FIXED and sort not in {c.key for c in columns}:
+    if sort not in index.FIXED_COLUMNS and sort not in {c.key for c in columns}:
         errors.append(f"cannot sort by {sort!r}: click a column header instead")
         sort, descending = "submitted", True
     # Meta parameters (paths, devices, counters) do not tell runs apart: shown on request.
     show_meta = request.args.get("meta") == "1"
-    size = _int_arg(request, "size", _runs.PAGE_SIZE, 1, _runs.MAX_PAGE_SIZE)
+    size = _int_arg(request, "size", index.PAGE_SIZE, 1, index.MAX_PAGE_SIZE)
     page = _int_arg(request, "page", 1, 1, 10**9)
-    selection = _runs.Selection(
+    selection = index.Selection(
         task, experiment, [f[:3] for f in filters], sort, descending, page, size
     )
 
     def count(conn: Any) -> dict[str, Any]:
         return {
-            "count": _runs.job_count(conn, selection, columns),
-            "facets": _runs.facets(conn, selection, columns),
+            "count": index.job_count(conn, selection, columns),
+            "facets": index.facets(conn, selection, columns),
         }
 
     async def counts() -> dict[str, Any]:
@@ -240,10 +241,10 @@ async def _runs_context(
     page = selection.page = min(page, max(1, -(-counted["count"] // size)))
 
     def read(conn: Any) -> dict[str, Any]:
-        table = _runs.runs_table(conn, selection, columns, counted["count"])
+        table = index.runs_table(conn, selection, columns, counted["count"])
         # Jobs differing only by the job whose output they use (Evaluate jobs of several
         # Learn jobs) would look identical: the upstream jobs' values that differ show.
-        ups = _runs.upstream_values(conn, [r["id"] for r in table["rows"]])
+        ups = index.upstream_values(conn, [r["id"] for r in table["rows"]])
         for row in table["rows"]:
             row["values"].update(ups.get(row["id"], {}))
         return {**table, "active": _jobs.active_jobs(conn)}
@@ -273,20 +274,23 @@ async def _runs_context(
     return context
 
 
-def _upstream_columns(rows: list[dict[str, Any]]) -> list[_runs.Column]:
+def _upstream_columns(rows: list[dict[str, Any]]) -> list[index.Column]:
     """The upstream jobs' values that tell the rows of a page apart (shown, not sortable:
     the index holds them in the upstream jobs' rows)."""
     from ._charts import varying
 
-    keys = sorted({k for r in rows for k in r["values"]})
+    values: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        for key, value in row["values"].items():
+            values.setdefault(key, {})[row["id"]] = value
     return [
-        _runs.Column(_runs.UPSTREAM, key.split(":", 1)[1])
-        for key in varying(rows, keys)
-        if key.startswith(f"{_runs.UPSTREAM}:")
+        index.Column(index.UPSTREAM, key.split(":", 1)[1])
+        for key in varying(values, [r["id"] for r in rows], sorted(values))
+        if key.startswith(f"{index.UPSTREAM}:")
     ]
 
 
-def _groups(columns: list[_runs.Column], show_meta: bool) -> list[tuple[str, list[_runs.Column]]]:
+def _groups(columns: list[index.Column], show_meta: bool) -> list[tuple[str, list[index.Column]]]:
     """The column groups of a runs table, in order: results, tags, parameters, then Meta
     parameters when shown."""
     groups = [

@@ -14,6 +14,14 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:
+    from ._chartdata import (
+        MAX_CHART_JOBS,
+        StepMean,
+        column_values,
+        experiment_jobs,
+        step_means,
+        stepped_results,
+    )
     from ._db import ENV_INDEX, REBUILD_HINT, IndexDB, check_header, index_path, readonly_uri
     from ._ingest import rebuild, write_jobs
     from ._live import state_counts
@@ -39,11 +47,27 @@ if TYPE_CHECKING:
     from ._recorder import attach, detach
     from ._results import results
     from ._rows import flatten_params, read_job, read_results
+    from ._runtables import (
+        COLUMN_SAMPLE,
+        MAX_PAGE_SIZE,
+        PAGE_SIZE,
+        Column,
+        Selection,
+        distinct_values,
+        facets,
+        job_count,
+        page_rows,
+        parse_filter,
+        runs_table,
+        task_columns,
+    )
+    from ._runtables import FIXED as FIXED_COLUMNS
     from ._schemadoc import datasette_metadata, render_markdown
     from ._settle import settle_workdir
     from ._tasktables import datasette_metadata as task_tables_metadata
     from ._tasktables import forget_jobs
     from ._tasktables import render_markdown as task_tables_markdown
+    from ._upstream import UPSTREAM, upstream_values
     from ._usersql import run_query, schema_text
     from ._version import SCHEMA_VERSION
 
@@ -90,6 +114,28 @@ _LAZY = {
     "forget_jobs": "._tasktables",
     "task_tables_metadata": "._tasktables:datasette_metadata",
     "task_tables_markdown": "._tasktables:render_markdown",
+    # What the web view reads (xpm.datasette): runs tables, charts, upstream values.
+    "COLUMN_SAMPLE": "._runtables",
+    "FIXED_COLUMNS": "._runtables:FIXED",
+    "MAX_PAGE_SIZE": "._runtables",
+    "PAGE_SIZE": "._runtables",
+    "Column": "._runtables",
+    "Selection": "._runtables",
+    "distinct_values": "._runtables",
+    "facets": "._runtables",
+    "job_count": "._runtables",
+    "page_rows": "._runtables",
+    "parse_filter": "._runtables",
+    "runs_table": "._runtables",
+    "task_columns": "._runtables",
+    "MAX_CHART_JOBS": "._chartdata",
+    "StepMean": "._chartdata",
+    "column_values": "._chartdata",
+    "experiment_jobs": "._chartdata",
+    "step_means": "._chartdata",
+    "stepped_results": "._chartdata",
+    "UPSTREAM": "._upstream",
+    "upstream_values": "._upstream",
 }
 
 
@@ -109,30 +155,46 @@ def open_index(workdir: str | os.PathLike[str], readonly: bool = False) -> Index
 
 
 __all__ = [
+    "COLUMN_SAMPLE",
+    "Column",
     "ENV_INDEX",
+    "FIXED_COLUMNS",
     "IndexDB",
+    "MAX_CHART_JOBS",
+    "MAX_PAGE_SIZE",
     "Mismatch",
+    "PAGE_SIZE",
     "REBUILD_HINT",
     "SCHEMA_VERSION",
+    "Selection",
+    "StepMean",
+    "UPSTREAM",
     "attach",
     "check",
     "check_header",
+    "column_values",
     "datasette_metadata",
     "delete_job_rows",
     "detach",
+    "distinct_values",
+    "experiment_jobs",
     "experiment_names",
     "experiment_runs",
     "experiments_summary",
+    "facets",
     "filter_hints",
     "find_job",
     "flatten_params",
     "forget_jobs",
     "index_path",
+    "job_count",
     "jobs_at_commits",
     "jobs_with_params_like",
     "latest_results",
     "list_jobs",
     "open_index",
+    "page_rows",
+    "parse_filter",
     "parse_tag_value",
     "read_job",
     "read_results",
@@ -143,10 +205,15 @@ __all__ = [
     "results",
     "rows_for_jobs",
     "run_query",
+    "runs_table",
     "schema_text",
     "settle_workdir",
     "state_counts",
+    "step_means",
+    "stepped_results",
+    "task_columns",
     "task_tables_markdown",
     "task_tables_metadata",
+    "upstream_values",
     "write_jobs",
 ]

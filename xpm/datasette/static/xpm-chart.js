@@ -150,9 +150,12 @@
       }
       pts.forEach(function (p) {
         var c = el("circle", {cx: X(p[0]).toFixed(1), cy: Y(p[1]).toFixed(1), r: 4, fill: color}, g);
-        var n = Array.isArray(p[2]) ? " (mean of " + p[2].length + " jobs)" : "";
+        // A point of a curve over steps counts its values; its jobs are the line's.
+        var jobs = typeof p[2] === "number" ? (s.jobs.length === 1 ? s.jobs[0] : s.jobs) : p[2];
+        var n = Array.isArray(p[2]) ? " (mean of " + p[2].length + " jobs)" :
+          (typeof p[2] === "number" && p[2] > 1 ? " (mean of " + p[2] + " values)" : "");
         el("title", {}, c, s.name + ": " + xname + "=" + fmt(p[0]) + ", " + data.metric + "=" + fmt(p[1]) + n);
-        c.addEventListener("click", function () { window.location.href = link(container, p[2]); });
+        c.addEventListener("click", function () { window.location.href = link(container, jobs); });
       });
     });
     container.appendChild(svg);

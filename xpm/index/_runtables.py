@@ -1,11 +1,11 @@
-"""The data layer of the web view's runs tables and charts: columns, filters, facets, pages.
+"""Runs tables: one row per job of a task (in an experiment), a column per value.
 
-Every page of the plugin that shows jobs as a table reads them through this module (lists
-of jobs and experiments through :mod:`._jobs`, comparisons through :mod:`._compare`), so
-that the layout of the index it relies on (today ``jobs``, ``params``, ``tags``,
-``results``, ``submissions``, ``runs``) is known there only.  Every function takes a
-read-only :class:`sqlite3.Connection` (the plugin calls them through Datasette's
-``execute_fn``) and returns plain Python values.
+The web view (:mod:`xpm.datasette`) shows jobs as tables through this module: their
+columns, filters, facets and pages (what charts read: :mod:`._chartdata`), so the layout
+of the index it relies on (``jobs``, ``params``, ``tags``, ``results``, ``submissions``,
+``runs``) is known in this package only.  Every function takes a read-only
+:class:`sqlite3.Connection` (the plugin calls them through Datasette's ``execute_fn``) and
+returns plain Python values.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._vocabulary import JOBS
-from ..index import parse_tag_value
-from ._jobs import dicts
+from ._query import parse_tag_value
 
 # --- runs tables: one row per job of a task (in an experiment), one column per value -------------
 #: Rows of a runs table page, by default and at most.
@@ -203,16 +201,20 @@ def distinct_values(conn: sqlite3.Connection, table: str, name: str) -> list[str
     ]
 
 
-def task_columns(conn: sqlite3.Connection, task: str, experiment: str | None) -> list[Column]:
+def task_columns(
+    conn: sqlite3.Connection, task: str, experiment: str | None, sample: list[str] | None = None
+) -> list[Column]:
     """The parameters (nested configurations flattened), tags and results of the jobs.
 
-    Names come from the indexes (one seek per distinct name); the latest jobs say at once
-    which belong to this table and whether they are numbers, and only names they lack
-    are looked for among the other jobs.
+    Names come from the indexes (one seek per distinct name); the latest jobs (``sample``,
+    when the caller has them: the newest :data:`COLUMN_SAMPLE`) say at once which belong
+    to this table and whether they are numbers, and only names they lack are looked for
+    among the other jobs.
     """
     selection = Selection(task, experiment)
     where, args = selection.where({})
-    sample = selected_ids(conn, selection, COLUMN_SAMPLE)
+    if sample is None:
+        sample = selected_ids(conn, selection, COLUMN_SAMPLE)
     marks = ",".join("?" * len(sample))
     out = []
     for kind, table, name in _COLUMN_TABLES:
@@ -312,17 +314,14 @@ def page_rows(
     if not ids:
         return []
     marks = ",".join("?" * len(ids))
-    jobs = {
-        r["id"]: {**r, "values": {}}
-        for r in dicts(
-            conn.execute(
-                "SELECT j.id, j.task_id, j.state, j.reason, j.submit_time, j.start_time, "
-                "j.end_time, g.commit_sha, g.dirty FROM jobs j "
-                f"LEFT JOIN git_states g ON g.id = j.git_state WHERE j.id IN ({marks})",
-                ids,
-            )
-        )
-    }
+    cursor = conn.execute(
+        "SELECT j.id, j.task_id, j.state, j.reason, j.submit_time, j.start_time, "
+        "j.end_time, g.commit_sha, g.dirty FROM jobs j "
+        f"LEFT JOIN git_states g ON g.id = j.git_state WHERE j.id IN ({marks})",
+        ids,
+    )
+    names = [d[0] for d in cursor.description]
+    jobs = {row[0]: {**dict(zip(names, row, strict=True)), "values": {}} for row in cursor}
     for kind, sql in (
         (
             "param",
@@ -390,11 +389,6 @@ def facets(
     return out
 
 
-# --- what charts read --------------------------------------------------------------------------------
-#: Most jobs a chart reads.
-MAX_CHART_JOBS = 5000
-
-
 def selected_ids(conn: sqlite3.Connection, selection: Selection, limit: int) -> list[str]:
     """Ids of the jobs of ``selection`` (newest first), at most ``limit``."""
     where, args = selection.where({})
@@ -405,111 +399,3 @@ def selected_ids(conn: sqlite3.Connection, selection: Selection, limit: int) -> 
             args,
         )
     ]
-
-
-def rows_of(conn: sqlite3.Connection, ids: list[str], result: str) -> list[dict[str, Any]]:
-    """:func:`page_rows` for any number of jobs (read 500 at a time), one result only,
-    without Meta parameters (a chart never groups, averages or draws an axis by them)."""
-    out: list[dict[str, Any]] = []
-    for chunk in _chunks(ids):
-        out += page_rows(conn, chunk, result, meta=False)
-    return out
-
-
-def stepped_results(
-    conn: sqlite3.Connection, task: str, experiment: str | None, columns: list[Column]
-) -> list[str]:
-    """Numeric results (of ``columns``) the jobs reported with a ``step``: they have curves."""
-    where, args = Selection(task, experiment).where({})
-    out = []
-    for column in columns:
-        if column.kind == "result" and column.numeric:
-            found = conn.execute(
-                "SELECT 1 FROM results x JOIN jobs j ON j.id = x.job_id WHERE x.key = :xpm_key "
-                f"AND x.step IS NOT NULL AND {where} LIMIT 1",
-                {**args, "xpm_key": column.name},
-            ).fetchone()
-            if found:
-                out.append(column.name)
-    return out
-
-
-def step_values(
-    conn: sqlite3.Connection, ids: list[str], key: str
-) -> dict[str, list[tuple[int, float]]]:
-    """Job id -> its (step, value) reports of the result ``key``, by step."""
-    out: dict[str, list[tuple[int, float]]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for job_id, step, value in conn.execute(
-            f"SELECT job_id, step, value FROM results WHERE key = ? AND job_id IN ({marks}) "
-            "AND step IS NOT NULL AND type IN ('int', 'float') ORDER BY job_id, step, seq",
-            [key, *chunk],
-        ):
-            out.setdefault(job_id, []).append((step, value))
-    return out
-
-
-# --- upstream jobs: what tells apart jobs that differ only by the job whose output they use ------
-#: How a column of an upstream job's value is named (``upstream:learn.epochs``).
-UPSTREAM = "upstream"
-
-
-#: How many levels of upstream jobs name a job's values (Evaluate of Finetune of Learn: 2).
-UPSTREAM_DEPTH = 3
-
-
-def upstream_values(
-    conn: sqlite3.Connection, ids: list[str], depth: int = UPSTREAM_DEPTH
-) -> dict[str, dict[str, Any]]:
-    """Job id -> ``upstream:<task>.<name>`` -> value: the tags and parameters (Meta and
-    nested configurations apart) of the jobs whose output each of ``ids`` uses.
-
-    Two Evaluate jobs of two Learn jobs differing by their epochs differ, in their own
-    parameters, by a Meta path into each Learn job's directory only: these values are
-    what tells them apart.  The index keeps no dependency list: such a path
-    (``jobs/<task>/<id>/...``, Meta or not) names the upstream job.  A tag and a
-    parameter of the same name hold the same value; the tag's is kept.  The upstream jobs'
-    own upstream jobs count too, up to ``depth`` levels (the nearest job's value wins a
-    name): an Evaluate of a Finetune of a Learn differs by the Learn job's seed.
-    """
-    uses: dict[str, set[str]] = {}
-    for chunk in _chunks(ids):
-        marks = ",".join("?" * len(chunk))
-        for job_id, value in conn.execute(
-            f"SELECT job_id, value FROM params WHERE job_id IN ({marks}) AND type = 'path' "
-            f"AND value LIKE '{JOBS}/%'",
-            chunk,
-        ):
-            parts = str(value).split("/")
-            # A path inside the job's own directory (its outputs) names no other job.
-            if len(parts) >= 3 and parts[2] != job_id:
-                uses.setdefault(job_id, set()).add(parts[2])
-    upstream = sorted({u for found in uses.values() for u in found})
-    values: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(upstream):
-        marks = ",".join("?" * len(chunk))
-        tasks = dict(conn.execute(f"SELECT id, task_id FROM jobs WHERE id IN ({marks})", chunk))
-        for sql in (
-            f"SELECT job_id, path, value FROM params WHERE job_id IN ({marks}) "
-            "AND meta IS NOT 1 AND type != 'config'",
-            f"SELECT job_id, key, value FROM tags WHERE job_id IN ({marks})",
-        ):
-            for job_id, name, value in conn.execute(sql, chunk):
-                if job_id in tasks:
-                    task = str(tasks[job_id]).rsplit(".", 1)[-1]
-                    values.setdefault(job_id, {})[f"{UPSTREAM}:{task}.{name}"] = value
-    if depth > 1 and upstream:
-        for up, further in upstream_values(conn, upstream, depth - 1).items():
-            values[up] = {**further, **values.get(up, {})}
-    out: dict[str, dict[str, Any]] = {}
-    for job_id, found in uses.items():
-        for up in sorted(found):
-            out.setdefault(job_id, {}).update(values.get(up, {}))
-    return out
-
-
-def _chunks(ids: list[str]) -> list[list[str]]:
-    """``ids`` 500 at a time (below SQLite's limit of bound values)."""
-    return [ids[start : start + 500] for start in range(0, len(ids), 500)]

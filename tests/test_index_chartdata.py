@@ -1,0 +1,140 @@
+"""xpm/index/_chartdata.py: what charts read, on a real index file written row by row.
+
+Rows are inserted following the schema (as bench/bench_serve.py does) so the values can
+be chosen: a result far from zero with a tiny spread, repeated submissions, Meta
+parameters, several reports of one result.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xpm.index import column_values, experiment_jobs, open_index, step_means, stepped_results
+
+TASK = "demo.train"
+_JOB_COLUMNS = (
+    "id, task_id, path, state, reason, attempt, submit_time, start_time, end_time, "
+    "exit_code, signal, launcher, launcher_job_id, host, pid, last_run, last_submitted, git_state"
+)
+
+
+def job_row(ident: str, submitted: float, run: str, task: str = TASK) -> tuple[Any, ...]:
+    return (ident, task, f"jobs/{task}/{ident}", "DONE", None, 1, submitted, submitted,
+            submitted + 1, 0, None, "local", "1", "h", 1, run, submitted, None)  # fmt: skip
+
+
+def ident(n: int) -> str:
+    return f"{n:064x}"
+
+
+def build(workdir: Path, fill: Any) -> None:
+    """An index whose rows ``fill(conn)`` inserts (one experiment ``e`` of two runs)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    with open_index(workdir) as index:
+
+        def write(_conn: object) -> None:
+            c = index.conn
+            c.execute("INSERT INTO experiments VALUES ('e', ?, ?, 2)", (now, now))
+            for run in ("e/r1", "e/r2"):
+                c.execute(
+                    "INSERT INTO runs VALUES (?, 'e', ?, 'normal', ?, ?, 'h', 'u', 1, '{}')",
+                    (run, run[2:], now, now + 1),
+                )
+            fill(c)
+
+        index.write(write)
+
+
+def read(workdir: Path) -> Any:
+    import sqlite3
+
+    return sqlite3.connect(f"file:{workdir / 'xpm.db'}?mode=ro", uri=True)
+
+
+def test_experiment_jobs_are_newest_first_by_task_and_counted_once(tmp_path: Path) -> None:
+    def fill(c: Any) -> None:
+        rows = [job_row(ident(n), 100.0 + n, "e/r1") for n in range(4)]
+        rows.append(job_row(ident(9), 50.0, "e/r1", task="demo.evaluate"))
+        c.executemany(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 18)})", rows)
+        subs = [("e/r1", r[0], r[6]) for r in rows] + [("e/r2", ident(1), 300.0)]
+        c.executemany("INSERT INTO submissions VALUES (?, ?, ?)", subs)
+
+    build(tmp_path / "wd", fill)
+    found = experiment_jobs(read(tmp_path / "wd"), "e")
+    # Job 1 was submitted by both runs: listed once, at its place among the newest.
+    assert found == {
+        TASK: [ident(3), ident(2), ident(1), ident(0)],
+        "demo.evaluate": [ident(9)],
+    }
+    assert experiment_jobs(read(tmp_path / "wd"), "nope") == {}
+
+
+def test_column_values_latest_report_no_meta_and_upstream(tmp_path: Path) -> None:
+    learn, evaluate = ident(1), ident(2)
+
+    def fill(c: Any) -> None:
+        rows = [job_row(learn, 1.0, "e/r1", "demo.learn"), job_row(evaluate, 2.0, "e/r1")]
+        c.executemany(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 18)})", rows)
+        c.executemany(
+            "INSERT INTO params (job_id, path, value, type, meta) VALUES (?, ?, ?, ?, ?)",
+            [
+                (learn, "epochs", 5, "int", 0),
+                (evaluate, "lr", 0.1, "float", 0),
+                (evaluate, "device", "cuda:0", "str", 1),  # Meta: never a chart column
+                (evaluate, "model", f"jobs/demo.learn/{learn}/model.pt", "path", 1),
+            ],
+        )
+        c.execute("INSERT INTO tags VALUES (?, 'seed', 3, 'int')", (evaluate,))
+        c.executemany(
+            "INSERT INTO results VALUES (?, ?, 'acc', ?, 'float', NULL, 0)",
+            [(evaluate, 0, 0.5), (evaluate, 2, 0.9), (evaluate, 1, 0.7)],
+        )
+
+    build(tmp_path / "wd", fill)
+    values = column_values(read(tmp_path / "wd"), [evaluate], "acc")
+    assert values["result:acc"] == {evaluate: 0.9}  # the report with the highest seq
+    assert values["param:lr"] == {evaluate: 0.1} and values["tag:seed"] == {evaluate: 3}
+    assert "param:device" not in values and "param:model" not in values
+    assert values["upstream:learn.epochs"] == {evaluate: 5}  # named by the Meta path
+    # Over steps the latest value is not read.
+    assert "result:acc" not in column_values(read(tmp_path / "wd"), [evaluate], None)
+
+
+def test_step_means_match_python_even_far_from_zero(tmp_path: Path) -> None:
+    """Means and spreads per group and step equal statistics.fmean/pstdev, for values
+    around 1e9 with a spread of 1e-3 (summing raw squares would lose every digit)."""
+    values = {
+        (job, step): 1e9 + 0.001 * job + step * 0.5
+        for job in range(6)
+        for step in range(3)  # fmt: skip
+    }
+
+    def fill(c: Any) -> None:
+        rows = [job_row(ident(j), float(j), "e/r1") for j in range(6)]
+        c.executemany(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 18)})", rows)
+        c.executemany(
+            "INSERT INTO results VALUES (?, ?, 'time', ?, 'float', ?, 0)",
+            [(ident(j), s, v, s) for (j, s), v in values.items()],
+        )
+        # Not numeric, or without a step: not part of any curve.
+        c.execute("INSERT INTO results VALUES (?, 9, 'time', 'n/a', 'str', 1, 0)", (ident(0),))
+        c.execute("INSERT INTO results VALUES (?, 8, 'time', 5.0, 'float', NULL, 0)", (ident(0),))
+
+    build(tmp_path / "wd", fill)
+    groups = {ident(j): j % 2 for j in range(6)}  # even and odd jobs
+    conn = read(tmp_path / "wd")
+    means = {(m.group, m.step): m for m in step_means(conn, groups, "time")}
+    assert sorted(means) == [(g, s) for g in (0, 1) for s in range(3)]
+    for (group, step), mean in means.items():
+        ys = [values[j, step] for j in range(6) if j % 2 == group]
+        assert mean.reports == 3
+        assert mean.mean == pytest.approx(statistics.fmean(ys), rel=1e-15)
+        assert mean.spread == pytest.approx(statistics.pstdev(ys), rel=1e-6)
+    assert stepped_results(conn, list(groups), ["time", "other"]) == ["time"]
+    assert step_means(conn, groups, "other") == [] and step_means(conn, {}, "time") == []
