@@ -74,16 +74,16 @@ def chart(conn: Any, asked: ChartAsked) -> dict[str, Any]:
     tasks = sorted(by_task)
     task = asked.task
     if task in by_task:
-        columns = _columns(conn, task, experiment, by_task[task])
+        columns = _columns(conn, task, experiment, by_task[task].ids)
     else:
         # The first task with the metric, else with a numeric result (what a chart draws).
-        found = {t: _columns(conn, t, experiment, by_task[t]) for t in tasks}
+        found = {t: _columns(conn, t, experiment, by_task[t].ids) for t in tasks}
         task = next(
             (t for t in tasks if any(_metric(c) and c.name == asked.metric for c in found[t])),
             next((t for t in tasks if any(_metric(c) for c in found[t])), None),
         ) or (tasks[0] if tasks else None)
         columns = found.get(task, []) if task else []
-    ids = by_task[task][:MAX_CHART_JOBS] if task else []
+    ids = by_task[task].ids[:MAX_CHART_JOBS] if task else []
     metrics = [c.name for c in columns if _metric(c)]
     # Meta parameters (devices, paths, counters) never tell jobs apart: not offered.
     axes = [c.key for c in columns if c.kind != "result" and not c.meta]

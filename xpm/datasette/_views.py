@@ -165,13 +165,32 @@ async def log_page(request: Any, datasette: Any) -> Response:
 
 
 # --- experiment page and runs tables --------------------------------------------------------------
-async def _columns(db: Any, task: str, experiment: str | None) -> list[index.Column]:
-    """The columns of a runs table, read again only when the index changed."""
-    return await while_unchanged(
-        db.path,
-        ("columns", task, experiment),
-        lambda: db.execute_fn(lambda conn: index.task_columns(conn, task, experiment)),
+async def _table_base(db: Any, task: str | None, experiment: str | None) -> dict[str, Any]:
+    """What every page of a runs table shares, read again only when the index changed:
+    the tasks (with their number of jobs), the task shown, its columns and, in an
+    experiment, its jobs (read once: they give counts, states and the newest first)."""
+
+    def read(conn: Any) -> dict[str, Any]:
+        jobs = None
+        if experiment is None:
+            tasks = _jobs.experiment_tasks(conn, None)
+        else:
+            by_task = index.experiment_jobs(conn, experiment)
+            tasks = [(t, len(by_task[t].ids)) for t in sorted(by_task)]
+        names = [t for t, _n in tasks]
+        chosen = task if task in names else (names[0] if names else None)
+        if chosen is None:
+            return {"tasks": tasks, "task": None}
+        if experiment is not None:
+            jobs = by_task[chosen]
+        sample = jobs.ids[: index.COLUMN_SAMPLE] if jobs is not None else None
+        columns = index.task_columns(conn, chosen, experiment, sample=sample)
+        return {"tasks": tasks, "task": chosen, "columns": columns, "jobs": jobs}
+
+    found = await while_unchanged(
+        db.path, ("runs table", task, experiment), lambda: db.execute_fn(snapshot(read))
     )
+    return dict(found)
 
 
 def _int_arg(request: Any, name: str, default: int, low: int, high: int) -> int:
@@ -186,18 +205,12 @@ async def _runs_context(
 ) -> dict[str, Any]:
     """Everything a runs table shows: columns, facets, one page of rows, filters, errors."""
     db = datasette.get_database(DATABASE)
-    tasks = await while_unchanged(
-        db.path,
-        ("tasks", experiment),
-        lambda: db.execute_fn(lambda conn: _jobs.experiment_tasks(conn, experiment)),
-    )
-    names = [t for t, _n in tasks]
-    if task is None or task not in names:
-        task = names[0] if names else None
-    context: dict[str, Any] = {"tasks": tasks, "task": task, "errors": [], "table": None}
+    base = await _table_base(db, task, experiment)
+    task = base["task"]
+    context: dict[str, Any] = {"tasks": base["tasks"], "task": task, "errors": [], "table": None}
     if task is None:
         return context
-    columns = await _columns(db, task, experiment)
+    columns: list[index.Column] = base["columns"]
     filters: list[tuple[str, str, Any, str]] = []
     errors: list[str] = []
     for text in request.args.getlist("where"):
@@ -218,7 +231,7 @@ async def _runs_context(
     size = _int_arg(request, "size", index.PAGE_SIZE, 1, index.MAX_PAGE_SIZE)
     page = _int_arg(request, "page", 1, 1, 10**9)
     selection = index.Selection(
-        task, experiment, [f[:3] for f in filters], sort, descending, page, size
+        task, experiment, [f[:3] for f in filters], sort, descending, page, size, base["jobs"]
     )
 
     def count(conn: Any) -> dict[str, Any]:

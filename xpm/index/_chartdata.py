@@ -1,11 +1,11 @@
-"""What the web view's charts read: an experiment's jobs by task, their values by column,
-and the per-step means of a result, computed in SQL.
+"""What the web view's charts read: the values of jobs by column, and the per-step means
+of a result, computed in SQL.
 
 A chart's first load after a write to the index read the jobs of its experiment three
-times and every value of up to 5,000 jobs row by row (400-850 ms over 100,000 jobs).  Here
-the experiment's jobs are read once per page (:func:`experiment_jobs`), the values come
-column by column (:func:`column_values`), and curves over steps are averaged by SQLite
-(:func:`step_means`), so only their points reach Python.
+times and every value of up to 5,000 jobs row by row (400-850 ms over 100,000 jobs).  Now
+the experiment's jobs are read once per page (:func:`._runtables.experiment_jobs`), the
+values come column by column (:func:`column_values`), and curves over steps are averaged
+by SQLite (:func:`step_means`), so only their points reach Python.
 """
 
 from __future__ import annotations
@@ -20,26 +20,6 @@ from ._upstream import upstream_values, used_job
 
 #: Most jobs a chart reads (the newest of its task in its experiment).
 MAX_CHART_JOBS = 5000
-
-
-def experiment_jobs(conn: sqlite3.Connection, experiment: str) -> dict[str, list[str]]:
-    """Task -> ids of its jobs that ``experiment`` submitted, newest first.
-
-    One pass over the experiment's submissions gives both its tasks (with their number of
-    jobs) and the jobs a chart of any of them reads.
-    """
-    out: dict[str, list[str]] = {}
-    seen: set[str] = set()
-    for task, job_id in conn.execute(
-        "SELECT j.task_id, j.id FROM runs r JOIN submissions s ON s.run = r.id "
-        "JOIN jobs j ON j.id = s.job_id WHERE r.experiment = ? "
-        "ORDER BY j.submit_time DESC, j.id",
-        (experiment,),
-    ):
-        if job_id not in seen:  # submitted again by a later run of the experiment
-            seen.add(job_id)
-            out.setdefault(task, []).append(job_id)
-    return out
 
 
 def _ids(ids: list[str]) -> str:

@@ -10,8 +10,10 @@ returns plain Python values.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,9 +70,48 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+@dataclass(frozen=True)
+class TaskJobs:
+    """The jobs of one task that one experiment submitted, newest first, with their state."""
+
+    ids: list[str]
+    states: list[str | None]
+
+
+def experiment_jobs(conn: sqlite3.Connection, experiment: str) -> dict[str, TaskJobs]:
+    """Task -> its jobs that ``experiment`` submitted (:class:`TaskJobs`).
+
+    One pass over the experiment's submissions: a page needs its tasks, their number of
+    jobs, the newest jobs (a table's columns, a chart), and the state of each (the state
+    facet).  Each of these looked the experiment's jobs up again (50 ms each over an
+    experiment of 10,000 jobs).
+    """
+    out: dict[str, TaskJobs] = {}
+    seen: set[str] = set()
+    for task, job_id, state in conn.execute(
+        "SELECT j.task_id, j.id, j.state FROM runs r JOIN submissions s ON s.run = r.id "
+        "JOIN jobs j ON j.id = s.job_id WHERE r.experiment = ? "
+        "ORDER BY j.submit_time DESC NULLS LAST, j.id",
+        (experiment,),
+    ):
+        if job_id not in seen:  # submitted again by a later run of the experiment
+            seen.add(job_id)
+            found = out.get(task)
+            if found is None:
+                found = out[task] = TaskJobs([], [])
+            found.ids.append(job_id)
+            found.states.append(state)
+    return out
+
+
 @dataclass
 class Selection:
-    """Which jobs a runs table shows: a task, optionally one experiment, filters, order."""
+    """Which jobs a runs table shows: a task, optionally one experiment, filters, order.
+
+    ``jobs``: the task's jobs in the experiment when the caller read them
+    (:func:`experiment_jobs`); counts, the state facet and the newest-first pages then
+    come from them, and filters look among them, without finding them again.
+    """
 
     task: str
     experiment: str | None = None
@@ -79,17 +120,27 @@ class Selection:
     descending: bool = True
     page: int = 1
     size: int = PAGE_SIZE
+    jobs: TaskJobs | None = None
 
     def without(self, key: str) -> Selection:
         """The same selection without the filters on ``key`` (a facet's own choices)."""
         kept = [f for f in self.filters if f[0] != key]
-        return Selection(self.task, self.experiment, kept, self.sort, self.descending)
+        return Selection(
+            self.task, self.experiment, kept, self.sort, self.descending, jobs=self.jobs
+        )
+
+    def known(self) -> TaskJobs | None:
+        """The selected jobs themselves, when no filter narrows :attr:`jobs`."""
+        return self.jobs if self.experiment is not None and not self.filters else None
 
     def where(self, columns: dict[str, Column]) -> tuple[str, dict[str, Any]]:
         """SQL condition on ``jobs j`` and its parameters."""
         args: dict[str, Any] = {"task": self.task}
         clauses = ["j.task_id = :task"]
-        if self.experiment is not None:
+        if self.experiment is not None and self.jobs is not None:
+            args["xpm_jobs"] = json.dumps(self.jobs.ids)
+            clauses.append("j.id IN (SELECT value FROM json_each(:xpm_jobs))")
+        elif self.experiment is not None:
             args["experiment"] = self.experiment
             clauses.append(
                 "j.id IN (SELECT s.job_id FROM submissions s JOIN runs r ON r.id = s.run "
@@ -251,6 +302,9 @@ def task_columns(
 
 def job_count(conn: sqlite3.Connection, selection: Selection, columns: list[Column]) -> int:
     """How many jobs ``selection`` keeps (on all its pages)."""
+    known = selection.known()
+    if known is not None:
+        return len(known.ids)
     where, args = selection.where({c.key: c for c in columns})
     return int(conn.execute(f"SELECT COUNT(*) FROM jobs j WHERE {where}", args).fetchone()[0])
 
@@ -287,7 +341,11 @@ def runs_table(
                 f"SELECT job_id FROM {table} WHERE {name} = :xpm_name "
                 f"ORDER BY value {direction}, job_id LIMIT :limit OFFSET :offset"
             )
-    ids = [r[0] for r in conn.execute(sql, args)]
+    known = selection.known()
+    if known is not None and selection.sort == "submitted" and selection.descending:
+        ids = known.ids[args["offset"] : args["offset"] + selection.size]  # already in order
+    else:
+        ids = [r[0] for r in conn.execute(sql, args)]
     return {"count": count, "rows": page_rows(conn, ids)}
 
 
@@ -349,16 +407,16 @@ def facets(
     by_key = {c.key: c for c in columns}
     where, args = selection.without("state").where(by_key)
     every = _every_job(conn, selection)
-    out = [
-        {
-            "key": "state",
-            "values": conn.execute(
-                f"SELECT j.state, COUNT(*) FROM jobs j WHERE {'1' if every else where} "
-                "GROUP BY j.state ORDER BY COUNT(*) DESC, j.state",
-                args,
-            ).fetchall(),
-        }
-    ]
+    known = selection.without("state").known()
+    if known is not None:
+        states = sorted(Counter(known.states).items(), key=lambda s: (-s[1], s[0] or ""))
+    else:
+        states = conn.execute(
+            f"SELECT j.state, COUNT(*) FROM jobs j WHERE {'1' if every else where} "
+            "GROUP BY j.state ORDER BY COUNT(*) DESC, j.state",
+            args,
+        ).fetchall()
+    out = [{"key": "state", "values": states}]
     # Tags nobody filters on are counted in one pass over the selected jobs; a tag that is
     # filtered on is counted without its own filter (so its other values stay in sight).
     tags = [c for c in columns if c.kind == "tag"]

@@ -1,4 +1,5 @@
-"""xpm/index/_chartdata.py: what charts read, on a real index file written row by row.
+"""xpm/index/_chartdata.py and _runtables.py: what the web view's charts and runs tables
+read, on a real index file written row by row.
 
 Rows are inserted following the schema (as bench/bench_serve.py does) so the values can
 be chosen: a result far from zero with a tiny spread, repeated submissions, Meta
@@ -14,7 +15,18 @@ from typing import Any
 
 import pytest
 
-from xpm.index import column_values, experiment_jobs, open_index, step_means, stepped_results
+from xpm.index import (
+    Selection,
+    column_values,
+    experiment_jobs,
+    facets,
+    job_count,
+    open_index,
+    runs_table,
+    step_means,
+    stepped_results,
+    task_columns,
+)
 
 TASK = "demo.train"
 _JOB_COLUMNS = (
@@ -68,10 +80,11 @@ def test_experiment_jobs_are_newest_first_by_task_and_counted_once(tmp_path: Pat
     build(tmp_path / "wd", fill)
     found = experiment_jobs(read(tmp_path / "wd"), "e")
     # Job 1 was submitted by both runs: listed once, at its place among the newest.
-    assert found == {
+    assert {t: j.ids for t, j in found.items()} == {
         TASK: [ident(3), ident(2), ident(1), ident(0)],
         "demo.evaluate": [ident(9)],
     }
+    assert found[TASK].states == ["DONE"] * 4
     assert experiment_jobs(read(tmp_path / "wd"), "nope") == {}
 
 
@@ -138,3 +151,44 @@ def test_step_means_match_python_even_far_from_zero(tmp_path: Path) -> None:
         assert mean.spread == pytest.approx(statistics.pstdev(ys), rel=1e-6)
     assert stepped_results(conn, list(groups), ["time", "other"]) == ["time"]
     assert step_means(conn, groups, "other") == [] and step_means(conn, {}, "time") == []
+
+
+def test_runs_tables_read_from_the_experiments_jobs_agree_with_sql(tmp_path: Path) -> None:
+    """Counts, the state facet and newest-first pages taken from experiment_jobs are what
+    the SQL over submissions gives, with filters, in both orders, on every page; jobs of
+    another experiment and of another task stay out, a job submitted twice counts once."""
+
+    def fill(c: Any) -> None:
+        rows = [job_row(ident(n), 100.0 + n % 7, "e/r1") for n in range(23)]
+        rows += [job_row(ident(50 + n), 200.0 + n, "x/r1") for n in range(3)]
+        rows.append(job_row(ident(90), 150.0, "e/r1", task="demo.evaluate"))
+        states = ["DONE", "FAILED", "RUNNING"]
+        rows = [(*r[:3], states[k % 3], *r[4:]) for k, r in enumerate(rows)]
+        c.execute("INSERT INTO experiments VALUES ('x', 0, 0, 1)")
+        c.execute("INSERT INTO runs VALUES ('x/r1', 'x', 'r1', 'normal', 0, 1, 'h', 'u', 1, '{}')")
+        c.executemany(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 18)})", rows)
+        subs = [(r[15], r[0], r[6]) for r in rows] + [("e/r2", ident(4), 400.0)]
+        c.executemany("INSERT INTO submissions VALUES (?, ?, ?)", subs)
+        c.executemany(
+            "INSERT INTO tags VALUES (?, 'seed', ?, 'int')",
+            [(r[0], k % 4) for k, r in enumerate(rows)],
+        )
+
+    build(tmp_path / "wd", fill)
+    conn = read(tmp_path / "wd")
+    jobs = experiment_jobs(conn, "e")[TASK]
+    assert len(jobs.ids) == 23
+    columns = task_columns(conn, TASK, "e", sample=jobs.ids[:200])
+    for filters in ([], [("state", "=", ["FAILED"])], [("tag:seed", "=", [1, 2])]):
+        for descending in (True, False):
+            for page in (1, 2, 3, 4):
+                args = (TASK, "e", filters, "submitted", descending, page, 8)
+                known, asked = Selection(*args, jobs=jobs), Selection(*args)
+                assert job_count(conn, known, columns) == job_count(conn, asked, columns)
+                assert facets(conn, known, columns) == facets(conn, asked, columns)
+                mine = runs_table(conn, known, columns)
+                sql = runs_table(conn, asked, columns)
+                assert [r["id"] for r in mine["rows"]] == [r["id"] for r in sql["rows"]]
+                assert mine["count"] == sql["count"]
+    state = dict(facets(conn, Selection(TASK, "e", jobs=jobs), columns)[0]["values"])
+    assert sum(state.values()) == 23 and set(state) == {"DONE", "FAILED", "RUNNING"}
