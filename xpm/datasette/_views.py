@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -235,9 +236,11 @@ async def _runs_context(
     )
 
     def count(conn: Any) -> dict[str, Any]:
+        # The jobs each filter keeps are found once per snapshot: a fresh memo each time.
+        counted = dataclasses.replace(selection, found={})
         return {
-            "count": index.job_count(conn, selection, columns),
-            "facets": index.facets(conn, selection, columns),
+            "count": index.job_count(conn, counted, columns),
+            "facets": index.facets(conn, counted, columns),
         }
 
     async def counts() -> dict[str, Any]:

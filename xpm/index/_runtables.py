@@ -121,13 +121,40 @@ class Selection:
     page: int = 1
     size: int = PAGE_SIZE
     jobs: TaskJobs | None = None
+    #: Ids each set of filters kept (by its repr), shared with :meth:`without`'s copies:
+    #: a count and the facets of one snapshot find the same jobs once.
+    found: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     def without(self, key: str) -> Selection:
         """The same selection without the filters on ``key`` (a facet's own choices)."""
         kept = [f for f in self.filters if f[0] != key]
         return Selection(
-            self.task, self.experiment, kept, self.sort, self.descending, jobs=self.jobs
+            self.task,
+            self.experiment,
+            kept,
+            self.sort,
+            self.descending,
+            jobs=self.jobs,
+            found=self.found,
         )
+
+    def ids(self, conn: sqlite3.Connection, columns: dict[str, Column]) -> list[str] | None:
+        """The ids of the selected jobs among :attr:`jobs` (None when they are not known).
+
+        Filters are applied once per set of filters and kept in :attr:`found`: use it
+        within one read snapshot only.
+        """
+        if self.jobs is None or self.experiment is None:
+            return None
+        if not self.filters:
+            return self.jobs.ids
+        key = repr(self.filters)
+        if key not in self.found:
+            where, args = self.where(columns)
+            self.found[key] = [
+                r[0] for r in conn.execute(f"SELECT j.id FROM jobs j WHERE {where}", args)
+            ]
+        return self.found[key]
 
     def known(self) -> TaskJobs | None:
         """The selected jobs themselves, when no filter narrows :attr:`jobs`."""
@@ -138,8 +165,9 @@ class Selection:
         args: dict[str, Any] = {"task": self.task}
         clauses = ["j.task_id = :task"]
         if self.experiment is not None and self.jobs is not None:
-            args["xpm_jobs"] = json.dumps(self.jobs.ids)
-            clauses.append("j.id IN (SELECT value FROM json_each(:xpm_jobs))")
+            # Jobs of the task already: the id alone (the id index covers it) selects them.
+            args = {"xpm_jobs": json.dumps(self.jobs.ids)}
+            clauses = ["j.id IN (SELECT value FROM json_each(:xpm_jobs))"]
         elif self.experiment is not None:
             args["experiment"] = self.experiment
             clauses.append(
@@ -302,10 +330,11 @@ def task_columns(
 
 def job_count(conn: sqlite3.Connection, selection: Selection, columns: list[Column]) -> int:
     """How many jobs ``selection`` keeps (on all its pages)."""
-    known = selection.known()
-    if known is not None:
-        return len(known.ids)
-    where, args = selection.where({c.key: c for c in columns})
+    by_key = {c.key: c for c in columns}
+    ids = selection.ids(conn, by_key)
+    if ids is not None:
+        return len(ids)
+    where, args = selection.where(by_key)
     return int(conn.execute(f"SELECT COUNT(*) FROM jobs j WHERE {where}", args).fetchone()[0])
 
 
@@ -407,9 +436,11 @@ def facets(
     by_key = {c.key: c for c in columns}
     where, args = selection.without("state").where(by_key)
     every = _every_job(conn, selection)
-    known = selection.without("state").known()
-    if known is not None:
-        states = sorted(Counter(known.states).items(), key=lambda s: (-s[1], s[0] or ""))
+    ids = selection.without("state").ids(conn, by_key)
+    if ids is not None and selection.jobs is not None:
+        state_of = dict(zip(selection.jobs.ids, selection.jobs.states, strict=True))
+        found = Counter(state_of[i] for i in ids)
+        states = sorted(found.items(), key=lambda s: (-s[1], s[0] or ""))
     else:
         states = conn.execute(
             f"SELECT j.state, COUNT(*) FROM jobs j WHERE {'1' if every else where} "
@@ -439,6 +470,14 @@ def facets(
             sql = (  # every job: the (key, value) index alone
                 f"SELECT key, value, COUNT(*) FROM tags WHERE key IN ({keys}) "
                 "GROUP BY key, value ORDER BY key, value"
+            )
+        chosen_ids = chosen.ids(conn, by_key)
+        if chosen_ids is not None:  # the jobs are known: their tags, by primary key
+            args = {"xpm_ids": json.dumps(chosen_ids)}
+            sql = (
+                f"SELECT t.key, t.value, COUNT(*) FROM json_each(:xpm_ids) sel "
+                f"JOIN tags t ON t.job_id = sel.value AND t.key IN ({keys}) "
+                "GROUP BY t.key, t.value ORDER BY t.key, t.value"
             )
         for key, value, count in conn.execute(sql, args):
             counts.setdefault(names[key], []).append((value, count))
