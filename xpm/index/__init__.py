@@ -15,6 +15,13 @@ from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from ._db import ENV_INDEX, REBUILD_HINT, IndexDB, check_header, index_path, readonly_uri
+    from ._details import (
+        JobDetails,
+        downstream_jobs,
+        find_job_row,
+        jobs_by_ids,
+        read_job_details,
+    )
     from ._ingest import rebuild, write_jobs
     from ._live import state_counts
     from ._lookup import (
@@ -68,6 +75,11 @@ _LAZY = {
     "check_header": "._db",
     "readonly_uri": "._db",
     "write_jobs": "._ingest",
+    "JobDetails": "._details",
+    "downstream_jobs": "._details",
+    "find_job_row": "._details",
+    "jobs_by_ids": "._details",
+    "read_job_details": "._details",
     "state_counts": "._live",
     "jobs_at_commits": "._lookup",
     "latest_results": "._lookup",
@@ -111,6 +123,7 @@ def open_index(workdir: str | os.PathLike[str], readonly: bool = False) -> Index
 __all__ = [
     "ENV_INDEX",
     "IndexDB",
+    "JobDetails",
     "Mismatch",
     "REBUILD_HINT",
     "SCHEMA_VERSION",
@@ -120,21 +133,25 @@ __all__ = [
     "datasette_metadata",
     "delete_job_rows",
     "detach",
+    "downstream_jobs",
     "experiment_names",
     "experiment_runs",
     "experiments_summary",
     "filter_hints",
     "find_job",
+    "find_job_row",
     "flatten_params",
     "forget_jobs",
     "index_path",
     "jobs_at_commits",
+    "jobs_by_ids",
     "jobs_with_params_like",
     "latest_results",
     "list_jobs",
     "open_index",
     "parse_tag_value",
     "read_job",
+    "read_job_details",
     "read_results",
     "readonly_uri",
     "rebuild",
