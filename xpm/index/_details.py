@@ -18,11 +18,18 @@ from typing import Any
 
 from .._jobdir import JobDir
 from .._vocabulary import run_record
-from ._rows import flatten_params, read_results, status_columns
+from ._rows import (
+    ResultsCursor,
+    flatten_params,
+    read_results,
+    read_results_from,
+    status_columns,
+)
 
 #: Most jobs listed as using a job's output.
 MAX_DOWNSTREAM = 200
 _HEX = re.compile(r"[0-9a-f]{64}")
+_RESULT_KEYS = ("job_id", "seq", "key", "value", "type", "step", "time")
 
 
 @dataclass
@@ -41,8 +48,13 @@ class JobDetails:
     - ``params``: params.json, flattened as the index flattens it (``path``, ``value``,
       ``type``, ``meta``); a bool is a bool, a list or dict its value (the index stores
       them as 0/1 and JSON text).
-    - ``tags``: tags.json.  ``results``: every report of results.jsonl (the index thins out
-      a key past 10,000 reports); ``latest``: the last report of each key.
+    - ``tags``: tags.json.  ``results``: every report of results.jsonl when ``every`` is
+      asked (as ``xpm jobs show`` does), else the latest report of each key: the
+      index's, updated by the lines past its read offset (parsed by the ingest's own
+      function, so a page refreshed while a job reports millions of values does not parse
+      them all again).  ``reports``: how many values were reported (all keys);
+      ``latest``: the last report of each key.  (Without the directory: the index's
+      latest reports.)
     - ``history``: the events.  ``attempts``: each attempt's provenance (run, time,
       launcher, its description), newest first.
     - ``run``, ``git``, ``launcher_description``: the run that launched the attempt behind
@@ -67,6 +79,7 @@ class JobDetails:
     params_note: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)
+    reports: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     attempts: list[dict[str, Any]] = field(default_factory=list)
     run: str | None = None
@@ -217,12 +230,11 @@ def _from_index(conn: sqlite3.Connection, details: JobDetails) -> None:
             "SELECT key, value, type FROM tags WHERE job_id = ? ORDER BY key", one
         )
     }
-    details.results = _dicts(
-        conn.execute(
-            "SELECT seq, key, value, type, step, time FROM results WHERE job_id = ? ORDER BY seq",
-            one,
-        )
-    )
+    from ._ingest import read_cursors
+
+    details.results = _indexed_latest(conn, details.job["id"])
+    cursor = read_cursors(conn, [details.job["id"]]).get(details.job["id"])
+    details.reports = _count(cursor) if cursor is not None else len(details.results)
     attempts = _dicts(
         conn.execute(
             "SELECT attempt, run, time, launcher, launcher_description FROM attempts "
@@ -277,7 +289,42 @@ def _run_git(workdir: Any, run: str) -> list[dict[str, Any]]:
     return [s for s in states if isinstance(s, dict)]
 
 
-def _from_directory(jobdir: JobDir, details: JobDetails) -> dict[str, Any]:
+def _indexed_latest(conn: sqlite3.Connection, job_id: str) -> list[dict[str, Any]]:
+    """The index's latest report of each result of the job."""
+    return _dicts(
+        conn.execute(
+            "SELECT job_id, seq, key, value, type, step, time FROM latest_results WHERE job_id = ?",
+            (job_id,),
+        )
+    )
+
+
+def _count(cursor: ResultsCursor) -> int:
+    """How many values the results.jsonl read up to ``cursor`` reports (all keys)."""
+    return sum(int(n) for n, _latest in cursor.counts.values())
+
+
+def _results(
+    conn: sqlite3.Connection, jobdir: JobDir, every: bool
+) -> tuple[list[dict[str, Any]], int]:
+    """The job's reports from its results.jsonl (see :class:`JobDetails`), and their number."""
+    if every:
+        rows = read_results(jobdir)
+        return [{k: r[k] for k in _RESULT_KEYS} for r in rows], len(rows)
+    from ._ingest import read_cursors
+
+    # As the ingest catches a job up: what the index read, then the lines past its offset.
+    cursor = read_cursors(conn, [jobdir.identifier]).get(jobdir.identifier)
+    new, _drop, cursor, replace = read_results_from(jobdir, cursor)
+    latest = {} if replace else {r["key"]: r for r in _indexed_latest(conn, jobdir.identifier)}
+    for row in new:
+        latest[row["key"]] = {k: row[k] for k in _RESULT_KEYS}
+    return sorted(latest.values(), key=lambda r: (r["seq"], r["key"])), _count(cursor)
+
+
+def _from_directory(
+    conn: sqlite3.Connection, jobdir: JobDir, details: JobDetails, every: bool
+) -> dict[str, Any]:
     """Fill ``details`` from the job directory; returns its params.json document."""
     status = jobdir.read_status()
     details.job.update(status_columns(status))
@@ -306,22 +353,21 @@ def _from_directory(jobdir: JobDir, details: JobDetails) -> dict[str, Any]:
             {"path": p, "value": _value(v, t), "type": t, "meta": p in meta} for p, v, t in flat
         ]
     details.tags = jobdir.read_tags()
-    details.results = [
-        {k: r[k] for k in ("seq", "key", "value", "type", "step", "time")}
-        for r in read_results(jobdir)
-    ]
+    details.results, details.reports = _results(conn, jobdir, every)
     details.earlier_attempts = jobdir.earlier_attempts()
     return doc if isinstance(doc, dict) else {}
 
 
 def read_job_details(
-    conn: sqlite3.Connection, job_id: str, jobdir: JobDir | None
+    conn: sqlite3.Connection, job_id: str, jobdir: JobDir | None, *, every: bool = False
 ) -> JobDetails | None:
     """The :class:`JobDetails` of the job ``job_id`` (None when the index has no such job).
 
     ``conn``: the index, only read.  ``jobdir``: the job's directory, None when it cannot
     be read (the web view gives None for a directory that is a link out of the workdir);
     without a directory on disk the index's copy is shown (``source == "index"``).
+    ``every``: every report of results.jsonl, none thinned out (else as the index keeps
+    them: the same latest values and number of reports).
     """
     found = _dicts(
         conn.execute(
@@ -346,7 +392,7 @@ def read_job_details(
         }
     if jobdir is not None and jobdir.path.is_dir():
         details.source = "directory"
-        doc = _from_directory(jobdir, details)
+        doc = _from_directory(conn, jobdir, details, every)
         if details.run is None and details.submissions:
             # Not recorded in the directory: the newest run that submitted the job (before
             # its launch, when it was launched), whose code ran it or would run it.

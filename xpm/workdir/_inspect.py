@@ -109,7 +109,7 @@ def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[st
     workdir = Path(workdir).absolute()
     jobdir = JobDir(workdir, job["task_id"], job["id"])
     with open_index(workdir) as db:
-        found = read_job_details(db.conn, job["id"], jobdir)
+        found = read_job_details(db.conn, job["id"], jobdir, every=True)
     if found is None:
         raise UsageError(f"job {job['id'][:12]} is no longer in the index of {workdir}")
     details = {f.name: getattr(found, f.name) for f in fields(found)}
@@ -120,6 +120,13 @@ def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[st
         p["default"] = is_default
     details["params_note"] = found.params_note or note
     details.update(
+        # The row's tags and latest results as `jobs list --format json` gives them, from
+        # the same record (not the index's copy).
+        job={
+            **found.job,
+            "tags": found.tags,
+            "results": {r["key"]: r["value"] for r in found.latest},
+        },
         launcher=found.launcher,
         launcher_text=launcher_text(found.launcher_description),
         last_submitted_by=found.last_submitted_by,
