@@ -14,6 +14,7 @@ import json
 import re
 import sqlite3
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .._jobdir import JobDir
@@ -217,6 +218,8 @@ def _git_state(row: dict[str, Any]) -> dict[str, Any]:
 
 def _from_index(conn: sqlite3.Connection, details: JobDetails) -> None:
     """Fill ``details`` from the index's copy of the job directory (it is not there)."""
+    from ._ingest import read_cursors
+
     one = (details.job["id"],)
     params = _dicts(
         conn.execute("SELECT path, value, type, meta FROM params WHERE job_id = ?", one)
@@ -230,8 +233,6 @@ def _from_index(conn: sqlite3.Connection, details: JobDetails) -> None:
             "SELECT key, value, type FROM tags WHERE job_id = ? ORDER BY key", one
         )
     }
-    from ._ingest import read_cursors
-
     details.results = _indexed_latest(conn, details.job["id"])
     cursor = read_cursors(conn, [details.job["id"]]).get(details.job["id"])
     details.reports = _count(cursor) if cursor is not None else len(details.results)
@@ -277,7 +278,7 @@ def _upstream_ids(doc: Any) -> list[str]:
     return ids
 
 
-def _run_git(workdir: Any, run: str) -> list[dict[str, Any]]:
+def _run_git(workdir: Path, run: str) -> list[dict[str, Any]]:
     """The git states of a run record (``experiment/run_id``); none when it is unreadable."""
     experiment, _, run_id = run.rpartition("/")
     try:
