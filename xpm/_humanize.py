@@ -1,9 +1,10 @@
 """Values shown to people, shared by the command line and the web view: durations, result
-values, sizes."""
+values, sizes, launcher descriptions."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -40,3 +41,19 @@ def size(n: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{n} B"
+
+
+def launcher_text(description: Mapping[str, Any] | None) -> str:
+    """A recorded launcher description for people: ``slurm: partition=debug, time=1:00:00``
+    (its kind, then the options it records that have a value); empty when there is none."""
+    if not description:
+        return ""
+    pairs: list[tuple[str, Any]] = []
+    for key, value in description.items():
+        if key == "kind":
+            continue
+        # Slurm's extra ``options`` dict reads as the options it holds.
+        pairs += list(value.items()) if isinstance(value, Mapping) else [(key, value)]
+    options = ", ".join(f"{k}={v}" for k, v in pairs if v not in (None, "", [], False))
+    kind = str(description.get("kind") or "launcher")
+    return f"{kind}: {options}" if options else kind

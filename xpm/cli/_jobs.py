@@ -206,7 +206,10 @@ def _watch(workdir: Path, filters: Any, interval: float, fmt: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
 def show(job: str, workdir: Path | None, as_json: bool) -> None:
     """Show a job: parameters (defaults marked), tags, results, state history, git state,
-    launcher, paths, how to rerun it and the commands that check its code out."""
+    launcher, paths, how to rerun it and the commands that check its code out.
+
+    The same record as the web view's job page: read from the job directory, with the
+    index for the jobs and runs linked to it."""
     from ..workdir import existing_workdir, find_job, job_details
 
     wd = existing_workdir(workdir)
@@ -251,9 +254,8 @@ def show(job: str, workdir: Path | None, as_json: bool) -> None:
     if details["last_submitted_by"] not in (None, details["run"]):
         # Submitted again later (found DONE, or waiting): not the code of this result.
         out.append(f"  (submitted again by run {details['last_submitted_by']}, not run by it)")
-    if details["launcher_description"]:
-        described = " ".join(f"{k}={v}" for k, v in details["launcher_description"].items())
-        out.append(f"  launched with {described}")
+    if details["launcher_text"]:
+        out.append(f"  launched with {details['launcher_text']}")
     label = "git (code of this attempt):" if details["launched"] else "git (not launched yet):"
     out += ["", label if details["git"] else "git: not recorded"]
     for g in details["git"]:

@@ -1,4 +1,5 @@
-"""The SQL behind the plugin's pages: sweep pivots and job details (charts: ``_charts``).
+"""The SQL behind the plugin's pages: sweep pivots (charts: ``_charts``; a job's details:
+:func:`xpm.index.read_job_details`).
 
 Every function takes a read-only :class:`sqlite3.Connection` on the index (the plugin
 calls them through Datasette's ``execute_fn``), so each is testable on its own.
@@ -12,6 +13,7 @@ import sqlite3
 from typing import Any
 
 from ..index import distinct_values
+from ..index import find_job_row as index_find_job_row
 
 #: Most experiments that get a sweep query of their own (the latest started).
 MAX_SWEEPS = 50
@@ -140,25 +142,14 @@ def sweep_queries(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
 
 
 # --- job page ----------------------------------------------------------------------------------
-def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def find_job_row(conn: sqlite3.Connection, ref: str) -> dict[str, Any] | None:
-    """The ``jobs`` row whose id is ``ref`` or starts with it (None when none or several)."""
-    ref = ref.lower()
-    if not ref or not re.fullmatch(r"[0-9a-f]{1,64}", ref):
-        return None
-    rows = _dicts(
-        conn.execute("SELECT * FROM jobs WHERE id >= ? AND id < ? || 'g' LIMIT 2", (ref, ref))
-    )
-    return rows[0] if len(rows) == 1 else None
+#: The lookup of a job by identifier prefix (the pages' ``/-/xpm/job/<prefix>``), in the index.
+find_job_row = index_find_job_row
 
 
 def param_tree(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Nested ``{name: {"value", "type", "meta", "children"}}`` from dotted parameter paths
-    (a bool shown as ``true``/``false``: SQLite stores it 0/1)."""
+    (:attr:`xpm.index.JobDetails.params`; a bool shown as ``true``/``false``, a list or
+    dict as JSON)."""
     root: dict[str, Any] = {}
     for row in sorted(rows, key=lambda r: str(r["path"]).split(".")):
         node = root
@@ -169,64 +160,7 @@ def param_tree(rows: list[dict[str, Any]]) -> dict[str, Any]:
         value = row["value"]
         if row["type"] == "bool" and value in (0, 1):
             value = "true" if value else "false"
+        elif isinstance(value, (list, dict)):
+            value = json.dumps(value, sort_keys=isinstance(value, dict))
         entry["value"], entry["type"], entry["meta"] = value, row["type"], bool(row.get("meta"))
     return root
-
-
-def job_details(conn: sqlite3.Connection, job_id: str) -> dict[str, Any]:
-    """Everything the index knows about a job: params, tags, results, runs, git states."""
-    one = (job_id,)
-    params = _dicts(
-        conn.execute("SELECT path, value, type, meta FROM params WHERE job_id = ?", one)
-    )
-    tags = _dicts(
-        conn.execute("SELECT key, value, type FROM tags WHERE job_id = ? ORDER BY key", one)
-    )
-    latest = _dicts(
-        conn.execute(
-            "SELECT key, value, type, step, time FROM latest_results WHERE job_id = ? ORDER BY key",
-            one,
-        )
-    )
-    reports = conn.execute("SELECT COUNT(*) FROM results WHERE job_id = ?", one).fetchone()[0]
-    runs = _dicts(
-        conn.execute(
-            "SELECT r.id, r.experiment, r.run_mode, r.start_time, r.end_time, r.host, r.user, "
-            "r.pid, s.time AS submitted, r.id IS j.run AS launched, "
-            "(SELECT group_concat(a.attempt, ', ') FROM attempts a "
-            "WHERE a.job_id = s.job_id AND a.run = r.id) AS attempts FROM submissions s "
-            "JOIN runs r ON r.id = s.run JOIN jobs j ON j.id = s.job_id "
-            "WHERE s.job_id = ? ORDER BY s.time DESC",
-            one,
-        )
-    )
-    attempts = _dicts(
-        conn.execute(
-            "SELECT attempt, run, time, launcher, launcher_description FROM attempts "
-            "WHERE job_id = ? ORDER BY attempt DESC",
-            one,
-        )
-    )
-    # The code of the attempt that produced the job's state, not of its latest submission.
-    git = _dicts(
-        conn.execute(
-            "SELECT g.*, jg.position FROM job_git_states jg "
-            "JOIN git_states g ON g.id = jg.git_state WHERE jg.job_id = ? ORDER BY jg.position",
-            one,
-        )
-    )
-    for state in git:
-        try:
-            state["untracked"] = json.loads(state.get("untracked") or "[]")
-        except ValueError:
-            state["untracked"] = []
-    return {
-        "params": param_tree(params),
-        "param_count": len(params),
-        "tags": tags,
-        "results": latest,
-        "reports": reports,
-        "runs": runs,
-        "attempts": attempts,
-        "git": git,
-    }

@@ -8,7 +8,6 @@ itself must resolve inside ``WORKDIR/jobs``.  Anything else reads as ``None``.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -96,30 +95,6 @@ def log_tail(
         return tail_text(path, lines)
     except OSError:
         return None
-
-
-def upstream_ids(jobdir: JobDir) -> list[str]:
-    """Identifiers of the configurations the job's params.json holds, except the job's own.
-
-    The jobs among them (tasks whose output the job uses) are its upstream jobs.
-    """
-    path = safe_file(jobdir, jobdir.params)
-    if path is None:
-        return []
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    objects = doc.get("objects") if isinstance(doc, dict) else None
-    if not isinstance(objects, list):
-        return []
-    ids = []
-    for i, obj in enumerate(objects):
-        if i != doc.get("root") and isinstance(obj, dict):
-            ident = obj.get("identifier")
-            if isinstance(ident, str) and re.fullmatch(r"[0-9a-f]{64}", ident):
-                ids.append(ident)
-    return ids
 
 
 # --- artifacts: listing and reading any file of a job directory ----------------------------------

@@ -1,5 +1,6 @@
 """Lists of jobs and experiments the web view shows: the home page's overview, an
-experiment's runs and tasks, a job's related jobs, and whether anything still runs.
+experiment's runs and tasks, and whether anything still runs (a job's related jobs:
+:func:`xpm.index.read_job_details`).
 
 Like :mod:`._runs` (the runs tables), every function takes a read-only
 :class:`sqlite3.Connection` (called through Datasette's ``execute_fn``) and returns
@@ -100,36 +101,6 @@ def jobs_in_state(
         )
     )
     return count, rows
-
-
-def jobs_by_ids(conn: sqlite3.Connection, ids: list[str]) -> list[dict[str, Any]]:
-    """The jobs (id, task_id, state) among ``ids``, by task then id."""
-    if not ids:
-        return []
-    marks = ",".join("?" * len(ids))
-    return dicts(
-        conn.execute(
-            f"SELECT id, task_id, state FROM jobs WHERE id IN ({marks}) ORDER BY task_id, id",
-            ids,
-        )
-    )
-
-
-def downstream_jobs(conn: sqlite3.Connection, job_path: str) -> list[dict[str, Any]]:
-    """Other jobs with a path parameter inside the job directory ``job_path`` (its users).
-
-    The index keeps no dependency list: a job that uses another's output holds a path of
-    that output (``jobs/<task>/<id>/...``) among its parameters.
-    """
-    prefix = job_path.rstrip("/") + "/"
-    return dicts(
-        conn.execute(
-            "SELECT id, task_id, state FROM jobs WHERE id IN (SELECT job_id FROM params "
-            "WHERE type = 'path' AND value >= ? AND value < ?) AND path != ? "
-            "ORDER BY task_id, id LIMIT 200",
-            (prefix, prefix[:-1] + "0", job_path),
-        )
-    )
 
 
 def experiment_runs(conn: sqlite3.Connection, experiment: str) -> list[dict[str, Any]]:

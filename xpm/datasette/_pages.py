@@ -8,7 +8,9 @@ from typing import Any
 
 from datasette.utils.asgi import NotFound, Response
 
+from .._humanize import launcher_text
 from .._vocabulary import shown_state
+from ..index import find_job_row, read_job_details
 from . import _charts, _data, _files, _format, _jobs
 from ._metadata import DATABASE
 from ._served import snapshot, while_unchanged, workdir_of
@@ -38,51 +40,42 @@ async def static_file(request: Any, datasette: Any) -> Response:
 
 
 async def job_page(request: Any, datasette: Any) -> Response:
-    """Parameters, tags, results, history, git state, launcher and log tails of one job."""
+    """Parameters, tags, results, history, git state, launcher and log tails of one job.
+
+    What it shows is :func:`xpm.index.read_job_details`'s record, as `xpm jobs show`
+    prints it: the job directory for what it holds, the index for links between jobs.
+    """
     db = datasette.get_database(DATABASE)
     ref = request.url_vars["job_id"]
-    job = await db.execute_fn(lambda conn: _data.find_job_row(conn, ref))
+    job = await db.execute_fn(lambda conn: find_job_row(conn, ref))
     if job is None:
         raise NotFound(f"no job {ref} in the index (or several start with it: give more digits)")
-    details = await db.execute_fn(lambda conn: _data.job_details(conn, job["id"]))
     workdir = workdir_of(datasette)
-    history: list[dict[str, Any]] = []
-    logs: dict[str, str | None] = {"stdout": None, "stderr": None}
+    # Only a directory inside the workdir's jobs/ (not a link elsewhere) is read.
     jobdir = _files.job_dir(workdir, job["path"]) if workdir else None
-    # The state and reason come from the job directory, as for `xpm jobs show`: the index
-    # lags behind a detached run's jobs until a command catches it up (this view only reads).
-    shown = {"state": shown_state(job["state"]), "reason": job.get("reason")}
-    index_behind = False
-    if workdir is not None and jobdir is not None:
-        status = jobdir.read_status()
-        history = [{**e, "when": _when(e.get("time"))} for e in status.history]
-        if status.history or status.terminal:
-            on_disk = {"state": shown_state(status.state), "reason": status.reason}
-            index_behind = on_disk != shown
-            shown = on_disk
+    details = await db.execute_fn(lambda conn: read_job_details(conn, job["id"], jobdir))
+    if details is None:
+        raise NotFound(f"no job {ref} in the index")
+    logs: dict[str, str | None] = {"stdout": None, "stderr": None}
+    if workdir is not None:
         for stream in logs:
             logs[stream] = _files.log_tail(workdir, job["path"], stream, TAIL_LINES)
-    experiments = sorted({r["experiment"] for r in details["runs"]})
-    upstream_ids = _files.upstream_ids(jobdir) if jobdir is not None else []
-    related = await db.execute_fn(
-        lambda conn: {
-            "upstream": _jobs.jobs_by_ids(conn, upstream_ids),
-            "downstream": _jobs.downstream_jobs(conn, job["path"]),
-        }
-    )
+    shown = details.job
     context = {
         # The state as every view names it (a job not started yet: WAITING).
-        "job": {**job, **shown},
-        "index_behind": index_behind,
-        "index_state": shown_state(job["state"]),
-        "times": {k: _when(job.get(k)) for k in ("submit_time", "start_time", "end_time")},
+        "job": {**shown, "state": shown_state(shown["state"])},
         "details": details,
-        "history": history,
+        "params": _data.param_tree(details.params),
+        "launcher_text": launcher_text,
+        "index_behind": details.index_behind,
+        "index_state": shown_state(details.index_state or ""),
+        "times": {k: _when(shown.get(k)) for k in ("submit_time", "start_time", "end_time")},
+        "history": [{**e, "when": _when(e.get("time"))} for e in details.history],
         "logs": logs,
         "jobdir": str(jobdir.path) if jobdir else None,
-        "experiments": experiments,
-        "related": related,
-        "chart": _job_chart(details["results"]),
+        "experiments": sorted({s["experiment"] for s in details.submissions}),
+        "related": {"upstream": details.upstream, "downstream": details.downstream},
+        "chart": _job_chart(details.latest),
         "when": _when,
         "database": DATABASE,
     }

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
         stepped_results,
     )
     from ._db import ENV_INDEX, REBUILD_HINT, IndexDB, check_header, index_path, readonly_uri
+    from ._details import (
+        JobDetails,
+        downstream_jobs,
+        find_job_row,
+        jobs_by_ids,
+        read_job_details,
+    )
     from ._ingest import rebuild, write_jobs
     from ._live import state_counts
     from ._lookup import (
@@ -93,6 +100,11 @@ _LAZY = {
     "check_header": "._db",
     "readonly_uri": "._db",
     "write_jobs": "._ingest",
+    "JobDetails": "._details",
+    "downstream_jobs": "._details",
+    "find_job_row": "._details",
+    "jobs_by_ids": "._details",
+    "read_job_details": "._details",
     "state_counts": "._live",
     "jobs_at_commits": "._lookup",
     "latest_results": "._lookup",
@@ -162,6 +174,7 @@ __all__ = [
     "ENV_INDEX",
     "FIXED_COLUMNS",
     "IndexDB",
+    "JobDetails",
     "MAX_CHART_JOBS",
     "MAX_PAGE_SIZE",
     "Mismatch",
@@ -180,6 +193,7 @@ __all__ = [
     "delete_job_rows",
     "detach",
     "distinct_values",
+    "downstream_jobs",
     "experiment_jobs",
     "experiment_names",
     "experiment_runs",
@@ -187,11 +201,13 @@ __all__ = [
     "facets",
     "filter_hints",
     "find_job",
+    "find_job_row",
     "flatten_params",
     "forget_jobs",
     "index_path",
     "job_count",
     "jobs_at_commits",
+    "jobs_by_ids",
     "jobs_with_params_like",
     "latest_results",
     "list_jobs",
@@ -200,6 +216,7 @@ __all__ = [
     "parse_filter",
     "parse_tag_value",
     "read_job",
+    "read_job_details",
     "read_results",
     "readonly_uri",
     "rebuild",

@@ -40,8 +40,8 @@ if TYPE_CHECKING:
         checkout_commands,
         experiment_details,
         job_details,
-        job_params,
         list_experiments,
+        param_kinds,
         rerun_program,
     )
     from ._kill import KILL_GRACE, KillResult, kill_jobs
@@ -65,7 +65,7 @@ _LAZY = {
     "checkout_commands": "._inspect",
     "experiment_details": "._inspect",
     "job_details": "._inspect",
-    "job_params": "._inspect",
+    "param_kinds": "._inspect",
     "list_experiments": "._inspect",
     "rerun_program": "._inspect",
     "KILL_GRACE": "._kill",
@@ -101,7 +101,7 @@ __all__ = [
     "find_job",
     "git_root",
     "job_details",
-    "job_params",
+    "param_kinds",
     "jobs_for",
     "kill_jobs",
     "list_experiments",

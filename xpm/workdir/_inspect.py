@@ -7,9 +7,9 @@ job directories and the experiment-run records; nothing here writes.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +23,12 @@ if TYPE_CHECKING:
 
 
 # --- parameters with their defaults ------------------------------------------------------------
-def job_params(jobdir: JobDir) -> tuple[list[dict[str, Any]], str | None]:
-    """The parameters of a job with their kind and whether they equal the declared default.
+def param_kinds(jobdir: JobDir) -> tuple[dict[str, tuple[str, bool | None]], str | None]:
+    """What the task's classes declare about each parameter of a job: path -> (kind:
+    param/meta/constant, whether the value equals the declared default, None when unknown).
 
-    Loads the task's classes (as the job process would) to learn the defaults.  Returns the
-    rows (``path``, ``value``, ``kind``: param/meta/constant, ``default``: bool or None when
-    unknown) and a note when the classes could not be loaded (then the rows come from
-    params.json alone, without kinds nor defaults).
+    Loads the task's classes (as the job process would) to learn the defaults.  Returns
+    them and a note when the classes could not be loaded (then nothing is known).
     """
     try:
         from .._config import Config, same_value
@@ -38,8 +37,8 @@ def job_params(jobdir: JobDir) -> tuple[list[dict[str, Any]], str | None]:
 
         cfg = load(jobdir.params, workdir=jobdir.workdir)
     except Exception as e:  # noqa: BLE001 - user code may fail to import in any way
-        return _raw_params(jobdir), f"defaults unknown: cannot load the task's classes ({e})"
-    rows: list[dict[str, Any]] = []
+        return {}, f"defaults unknown: cannot load the task's classes ({e})"
+    kinds: dict[str, tuple[str, bool | None]] = {}
 
     def walk(obj: Config, prefix: str, seen: set[int]) -> None:
         if id(obj) in seen:
@@ -49,46 +48,13 @@ def job_params(jobdir: JobDir) -> tuple[list[dict[str, Any]], str | None]:
             path = prefix + p.name
             default = p.reference_default()
             is_default = None if default is MISSING else same_value(value, default)
+            kinds[path] = (p.kind.value, is_default)
             if isinstance(value, Config):
-                rows.append(
-                    {
-                        "path": path,
-                        "value": type(value).__name__,
-                        "kind": p.kind.value,
-                        "default": is_default,
-                    }
-                )
                 walk(value, path + ".", seen)
-                continue
-            shown = "(missing)" if value is MISSING else _plain(value)
-            rows.append({"path": path, "value": shown, "kind": p.kind.value, "default": is_default})
 
     if isinstance(cfg, Config):
         walk(cfg, "", set())
-    return rows, None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if hasattr(value, "name") and hasattr(type(value), "__members__"):
-        return value.name
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _raw_params(jobdir: JobDir) -> list[dict[str, Any]]:
-    try:
-        from ..index import flatten_params
-
-        doc = json.loads(jobdir.params.read_text(encoding="utf-8"))
-        flat = flatten_params(doc)
-    except (OSError, ValueError):
-        return []
-    return [{"path": p, "value": v, "kind": None, "default": None} for p, v, _ in flat]
+    return kinds, None
 
 
 # --- jobs show ----------------------------------------------------------------------------------
@@ -124,31 +90,57 @@ def checkout_commands(states: list[GitState], dest: str) -> tuple[list[str], lis
 
 
 def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[str, Any]:
-    """Everything ``xpm jobs show`` prints about ``job`` (a row from :func:`xpm.workdir.find_job`).
+    """Everything ``xpm jobs show`` prints about ``job`` (a row from :func:`xpm.workdir.find_job`,
+    which caught the index up with the job's directory and launcher).
 
-    Keys: ``job`` (the row), ``params``/``params_note``, ``tags``, ``results`` (every report),
-    ``history`` (state events), ``run`` and ``git`` (the run that launched the attempt
-    behind its state, and the git states of its code; for a job never launched, the newest
-    run that submitted it), ``launcher_description``, ``last_submitted_by``,
-    ``paths``, ``earlier_attempts`` (how many kept their logs and results), ``rerun`` (shell commands), ``checkout`` (git commands).
+    The fields of :class:`xpm.index.JobDetails` (the web job page shows the same record;
+    which source is the truth for each field is said there), with ``launcher``
+    (``kind``, ``job_id``, ``host``, ``pid``), ``launcher_text`` (its description for
+    people), ``last_submitted_by`` and ``latest``; then what only the command line adds:
+    ``params`` rows also say ``kind`` (param/meta/constant) and ``default`` (whether the
+    value is the declared default: the task's classes are loaded to learn it; ``params_note``
+    says when they cannot be), ``git`` states are described for people (``dirty_files``),
+    ``rerun`` (shell commands) and ``checkout`` (git commands).
     """
-    from ..git import find_job_run, job_code, recorded_command, recorded_python
-    from ..index import read_results
+    from .._humanize import launcher_text
+    from ..git import GitState, recorded_command, recorded_python
+    from ..index import open_index, read_job_details
 
     workdir = Path(workdir).absolute()
     jobdir = JobDir(workdir, job["task_id"], job["id"])
-    status = jobdir.read_status()
-    params, note = job_params(jobdir) if jobdir.params.exists() else ([], "params.json is gone")
-    # The run and code of the attempt behind the state (a later submission of a DONE job
-    # does not run it again); the job directory says, even while the run goes on.
-    code = job_code(jobdir)
-    record = code.record
-    latest = find_job_run(workdir, job["id"])
-    submitted = None if latest is None else f"{latest.parent.parent.name}/{latest.stem}"
+    with open_index(workdir) as db:
+        found = read_job_details(db.conn, job["id"], jobdir, every=True)
+    if found is None:
+        raise UsageError(f"job {job['id'][:12]} is no longer in the index of {workdir}")
+    details = {f.name: getattr(found, f.name) for f in fields(found)}
+    kinds, note = param_kinds(jobdir) if found.source == "directory" else ({}, None)
+    for p in details["params"]:
+        kind, is_default = kinds.get(p["path"], (None, None))
+        p["kind"] = kind or ("meta" if p["meta"] else None)
+        p["default"] = is_default
+    details["params_note"] = found.params_note or note
+    details.update(
+        # The row's tags and latest results as `jobs list --format json` gives them, from
+        # the same record (not the index's copy).
+        job={
+            **found.job,
+            "tags": found.tags,
+            "results": {r["key"]: r["value"] for r in found.latest},
+        },
+        launcher=found.launcher,
+        launcher_text=launcher_text(found.launcher_description),
+        last_submitted_by=found.last_submitted_by,
+        latest=found.latest,
+    )
     short = job["id"][:12]
     dest = str(reproduction_dir(workdir, job["id"]))  # absolute: the same from anywhere
-    checkout, git = checkout_commands(code.states, dest)
-    command = recorded_command(record)
+    states = [GitState.from_dict(g) for g in found.git if g.get("repo")]
+    details["checkout"], details["git"] = checkout_commands(states, dest)
+    record = None
+    if found.run:
+        experiment, _, run_id = found.run.rpartition("/")
+        record = run_record(workdir, experiment, run_id)
+    command = recorded_command(record if record is not None and record.exists() else None)
     # The interpreter the run had (its virtualenv), not the one showing the job.
     python = recorded_python(command)
     rerun = [f"{_quote(python)} -m xpm.run {_quote(jobdir.path)}"]
@@ -157,37 +149,12 @@ def job_details(workdir: str | os.PathLike[str], job: dict[str, Any]) -> dict[st
         program = rerun_program(command.get("main"), str(argv[0]), python)
         words = [*program, *argv[1 if program else 0 :]]
         rerun.insert(0, f"cd {_quote(cwd)} && {' '.join(shlex.quote(str(w)) for w in words)}")
-    if checkout:
-        checkout.append(f"xpm reproduce {short}  # does it (at {dest}), and prepares a rerun")
-    return {
-        "job": job,
-        "params": params,
-        "params_note": note,
-        "tags": job.get("tags", {}),
-        "results": read_results(jobdir) if jobdir.path.is_dir() else [],
-        "history": status.history,
-        "launcher": {
-            "kind": status.launcher,
-            "job_id": status.launcher_job_id,
-            "host": status.host,
-            "pid": status.pid,
-        },
-        "git": git,
-        "run": code.run,
-        "launched": code.launched,
-        "launcher_description": code.launcher,
-        "last_submitted_by": submitted,
-        "paths": {
-            "directory": str(jobdir.path),
-            "params": str(jobdir.params),
-            "stdout": str(jobdir.stdout),
-            "stderr": str(jobdir.stderr),
-            "results": str(jobdir.results),
-        },
-        "earlier_attempts": jobdir.earlier_attempts() if jobdir.path.is_dir() else 0,
-        "rerun": rerun,
-        "checkout": checkout,
-    }
+    if details["checkout"]:
+        details["checkout"].append(
+            f"xpm reproduce {short}  # does it (at {dest}), and prepares a rerun"
+        )
+    details["rerun"] = rerun
+    return details
 
 
 # --- experiments --------------------------------------------------------------------------------
