@@ -4,7 +4,8 @@ Run: ``python bench/bench_serve.py [jobs] [runs]`` (defaults 100000 and 5).
 
 Builds an index of ``jobs`` jobs with direct inserts following the schema (10
 experiments of one run each; per job 3 tags, 3 parameters, 2 results, a submission;
-10% FAILED) and starts ``xpm serve`` on it.  Checks that the facet counts of page 2 of
+10% FAILED), plus an experiment of 5,000 jobs reporting a result at 100 steps each
+(:func:`curves`), and starts ``xpm serve`` on it.  Checks that the facet counts of page 2 of
 ``/xpm/jobs`` are those of page 1 and of SQL, then times the HTTP GET of each page of
 the web view (home, jobs table and its page 2, an experiment's runs table and its later
 pages, sorted and filtered, a task's runs table over every job, charts, parallel
@@ -27,6 +28,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -106,9 +108,68 @@ def build(workdir: Path, n: int) -> None:
                 "INSERT INTO params (job_id, path, value, type) VALUES (?, ?, ?, ?)", params
             )
             c.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", results)
+            curves(c, rng, now)
 
         index.write(fill)
         index.conn.execute("ANALYZE")
+
+
+#: The experiment of learning curves: jobs, and the steps each reports.
+CURVE_JOBS, CURVE_STEPS = 5000, 100
+
+
+def curves(c: Any, rng: random.Random, now: float) -> None:
+    """Experiment ``curves``: :data:`CURVE_JOBS` jobs of task ``bench.curve`` (4 learning
+    rates x seeds) each reporting ``loss`` at :data:`CURVE_STEPS` steps (500,000 reports:
+    what a chart by step of the most jobs a chart reads averages)."""
+    run = "curves/r0"
+    c.execute("INSERT INTO experiments VALUES ('curves', ?, ?, 1)", (now, now))
+    c.execute(
+        "INSERT INTO runs VALUES (?, 'curves', 'r0', 'normal', ?, ?, 'h', 'u', 1, '{}')",
+        (run, now, now + 3000),
+    )
+    jobs, tags, results = [], [], []
+    for i in range(CURVE_JOBS):
+        ident = f"{rng.getrandbits(256):064x}"
+        t = now + i
+        jobs.append(
+            (
+                ident,
+                "bench.curve",
+                f"jobs/bench.curve/{ident}",
+                "DONE",
+                None,
+                1,
+                t,
+                t,
+                t + 1,
+                0,
+                None,
+                "local",
+                str(i),
+                "h",
+                i,
+                run,
+                t,
+                None,
+            )  # fmt: skip
+        )
+        lr = [0.001, 0.01, 0.1, 1.0][i % 4]
+        tags += [(ident, "lr", lr, "float"), (ident, "seed", i // 4, "int")]
+        base = rng.random()
+        results += [
+            (ident, step, "loss", base / (1 + step * lr), "float", step, t)
+            for step in range(CURVE_STEPS)
+        ]
+    names = (
+        "id, task_id, path, state, reason, attempt, submit_time, start_time, end_time, "
+        "exit_code, signal, launcher, launcher_job_id, host, pid, last_run, "
+        "last_submitted, git_state"
+    )
+    c.executemany(f"INSERT INTO jobs ({names}) VALUES ({','.join('?' * 18)})", jobs)
+    c.executemany("INSERT INTO submissions VALUES (?, ?, ?)", [(run, j[0], j[6]) for j in jobs])
+    c.executemany("INSERT INTO tags VALUES (?, ?, ?, ?)", tags)
+    c.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", results)
 
 
 def write_index(workdir: Path, count: int) -> None:
@@ -165,6 +226,10 @@ def pages(workdir: Path) -> list[tuple[str, str]]:
             "/-/xpm/chart?experiment=sweep3&metric=accuracy&x=n_layers&average=seed",
         ),
         ("chart by step", "/-/xpm/chart?experiment=sweep3&metric=loss&x=step"),
+        (
+            "chart by step, 5,000 jobs x 100 steps, seeds averaged",
+            "/-/xpm/chart?experiment=curves&metric=loss&x=step&average=seed",
+        ),
         ("parallel coordinates", "/-/xpm/chart?experiment=sweep3&metric=accuracy&view=parallel"),
         ("job page", f"/-/xpm/job/{job}"),
         ("compare two jobs", f"/-/xpm/compare?id={job}&id={second}"),
