@@ -35,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import env_with_path, python  # noqa: E402
 
 
-def build(workdir: Path, n: int) -> None:
-    """An index of ``n`` jobs written directly (schema from xpm.index)."""
+def build(workdir: Path, n: int, with_curves: bool = False) -> None:
+    """An index of ``n`` jobs written directly (schema from xpm.index), and the experiment
+    of learning curves (:func:`curves`) when ``with_curves``."""
     from xpm.index import open_index
 
     rng = random.Random(0)
@@ -108,7 +109,8 @@ def build(workdir: Path, n: int) -> None:
                 "INSERT INTO params (job_id, path, value, type) VALUES (?, ?, ?, ?)", params
             )
             c.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", results)
-            curves(c, rng, now)
+            if with_curves:
+                curves(c, rng, now)
 
         index.write(fill)
         index.conn.execute("ANALYZE")
@@ -278,7 +280,7 @@ def main() -> None:
         workdir = Path(tmp) / "workdir"
         workdir.mkdir()
         start = time.perf_counter()
-        build(workdir, n)
+        build(workdir, n, with_curves=True)
         print(f"built an index of {n} jobs in {time.perf_counter() - start:.1f} s")
         port = free_port()
         proc = subprocess.Popen(

@@ -429,6 +429,13 @@ def test_runs_table_filters(ds: Any) -> None:
     word = get(ds, base + "&where=accuracy%3Eabc").text
     assert "accuracy holds numbers; &#39;abc&#39; is not one" in word
     assert len(runs_rows(ds, base + "&where=accuracy%3Eabc")) == 3
+    # One box may hold several conditions, as `xpm results --where` reads them.
+    for box in ("n_layers%3D3%2C%20accuracy%3E%3D0.7", "n_layers%3D3%20and%20accuracy%3E%3D0.7"):
+        assert [r["tag:n_layers"] for r in runs_rows(ds, base + "&where=" + box)] == ["3"]
+    spaced = get(ds, base + "&where=n_layers%3D3%20accuracy%3E0.7").text
+    assert "has spaces: separate conditions with commas" in spaced
+    # A state as the facets and `xpm jobs list --state` write it: any case.
+    assert len(runs_rows(ds, base + "&where=state%3Ddone")) == 3
     # Facets count the jobs per value of each tag, ignoring that tag's own filter.
     html = get(ds, base + "&where=n_layers%3D1").text
     facet = html.split('data-key="tag:n_layers"')[1].split("</div>")[0]

@@ -216,9 +216,9 @@ async def _runs_context(
     errors: list[str] = []
     for text in request.args.getlist("where"):
         try:
-            parsed = index.parse_filter(text, columns)
-            if parsed[3] not in [f[3] for f in filters]:
-                filters.append(parsed)
+            for parsed in index.parse_filters(text, columns):
+                if parsed[3] not in [f[3] for f in filters]:
+                    filters.append(parsed)
         except ValueError as e:
             errors.append(str(e))
     sort = request.args.get("sort") or "-submitted"

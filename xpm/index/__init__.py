@@ -66,6 +66,7 @@ if TYPE_CHECKING:
         job_count,
         page_rows,
         parse_filter,
+        parse_filters,
         runs_table,
         task_columns,
     )
@@ -141,6 +142,7 @@ _LAZY = {
     "job_count": "._runtables",
     "page_rows": "._runtables",
     "parse_filter": "._runtables",
+    "parse_filters": "._runtables",
     "runs_table": "._runtables",
     "task_columns": "._runtables",
     "MAX_CHART_JOBS": "._chartdata",
@@ -214,6 +216,7 @@ __all__ = [
     "open_index",
     "page_rows",
     "parse_filter",
+    "parse_filters",
     "parse_tag_value",
     "read_job",
     "read_job_details",

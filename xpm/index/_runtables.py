@@ -17,7 +17,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._vocabulary import stored_state
 from ._query import parse_tag_value
+from ._results import split_conditions
 
 # --- runs tables: one row per job of a task (in an experiment), one column per value -------------
 #: Rows of a runs table page, by default and at most.
@@ -243,11 +245,31 @@ def parse_filter(text: str, columns: list[Column]) -> tuple[str, str, Any, str]:
             f"parameter, tag or result name ({known}{', ...' if len(columns) > 8 else ''})"
         )
     values = parse_tag_value(raw)
+    if key == "state":  # as the facet and `xpm jobs list --state` show them: done, WAITING
+        values = [stored_state(v) if isinstance(v, str) else v for v in values]
     numeric = any(c.key == key and c.numeric for c in columns)
     if numeric and op in ("<", "<=", ">", ">=") and not isinstance(values[0], (int, float)):
         # Compared as text, lr>abc matched nothing and looked like an empty sweep.
         raise ValueError(f"filter {text!r}: {name} holds numbers; {raw!r} is not one")
     return key, op, values if op == "=" else values[0], f"{key}{op}{raw}"
+
+
+def parse_filters(text: str, columns: list[Column]) -> list[tuple[str, str, Any, str]]:
+    """The filters of one filter box: :func:`parse_filter` for each condition of ``text``
+    (separated by commas or ``and``, as ``xpm results --where`` reads them)."""
+    out = []
+    for part in split_conditions(text):
+        if not part.strip():
+            continue
+        match = _FILTER.match(part)
+        if match and re.search(r"\s", match.group(3)) and match.group(3)[:1] not in "'\"":
+            # `lr>0.01 seed=1` read as one value matched nothing.
+            raise ValueError(
+                f"filter {part.strip()!r}: the value {match.group(3)!r} has spaces: separate "
+                "conditions with commas (lr>0.01, seed=1), or quote a text value"
+            )
+        out.append(parse_filter(part, columns))
+    return out
 
 
 def _column_key(name: str, columns: list[Column]) -> str | None:
