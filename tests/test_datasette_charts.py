@@ -175,6 +175,33 @@ def test_a_chart_never_averages_silently(ds: Any, workdir: Path, tmp_path: Path)
     assert data["merged"] == 1 and len(data["series"]) == 3  # a line per seed
 
 
+def test_a_chart_says_how_many_jobs_have_no_value(workdir: Path, tmp_path: Path) -> None:
+    """A failed or running job has no accuracy: the count says so rather than counting it
+    among the jobs drawn."""
+    copy = tmp_path / "wd"
+    shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("jobs"))
+    conn = sqlite3.connect(copy / "xpm.db")
+    with conn:
+        [job] = conn.execute(
+            "SELECT id FROM jobs WHERE task_id = ? ORDER BY id LIMIT 1", (FIT,)
+        ).fetchone()
+        conn.execute("DELETE FROM results WHERE job_id = ?", (job,))
+    conn.close()
+    other = make_datasette(copy)
+    for view in ("", "&view=parallel"):
+        url = f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy&x=lr{view}"
+        data = get(other, url.replace("/chart?", "/chart.json?")).json()["data"]
+        assert data["without"] == 1 and data["jobs"] == 6
+        assert "from 6 jobs (1 without accuracy" in text_of(get(other, url).text)
+    seen = text_of(
+        get(
+            make_datasette(workdir),
+            f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy&x=lr",
+        ).text
+    )
+    assert "from 6 jobs." in seen
+
+
 # --- 3. the job page -----------------------------------------------------------------------------
 def test_job_page_results_are_short_and_its_chart_is_its_own(ds: Any, workdir: Path) -> None:
     job = ids_of(workdir, FIT)[0]

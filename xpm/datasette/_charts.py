@@ -233,6 +233,8 @@ def series(
         "series": out,
         "points": sum(len(s["points"]) for s in out),
         "jobs": len(ids),
+        # Jobs without a value of the result (failed, or still running): said, not hidden.
+        "without": 0 if x == "step" else _without(values, ids, metric),
         # A point of several jobs is their mean: the page says how many (and why, when
         # nothing was averaged over), and the y axis reads "mean".
         "merged": max(merged, default=1),
@@ -301,4 +303,12 @@ def parallel(values: dict[str, dict[str, Any]], ids: list[str], metric: str) -> 
         "axes": [_label(k) for k in axes],
         "lines": lines,
         "points": len(lines),
+        "jobs": len(ids),
+        "without": len(ids) - len(lines),
     }
+
+
+def _without(values: dict[str, dict[str, Any]], ids: list[str], metric: str) -> int:
+    """How many of the jobs ``ids`` have no numeric value of ``metric``."""
+    ys = values.get(f"result:{metric}", {})
+    return sum(1 for job_id in ids if _number(ys.get(job_id)) is None)
