@@ -981,7 +981,8 @@ def test_task_tables_are_offered_with_sorting_and_facets(ds: Any) -> None:
 
 def test_live_page_reads_its_rows_and_its_state_from_one_snapshot(tmp_path: Path) -> None:
     """A job ending between two reads of a page must not split the page across both states."""
-    from xpm.datasette import _jobs, _served
+    from xpm.datasette import _served
+    from xpm.index import active_job_count
 
     path = tmp_path / "xpm.db"
     writer = sqlite3.connect(path, isolation_level=None)
@@ -993,11 +994,11 @@ def test_live_page_reads_its_rows_and_its_state_from_one_snapshot(tmp_path: Path
     def read(conn: sqlite3.Connection) -> tuple[str, int]:
         shown = conn.execute("SELECT state FROM jobs").fetchone()[0]
         writer.execute("UPDATE jobs SET state = 'DONE'")  # the job ends right now
-        return shown, _jobs.active_jobs(conn)
+        return shown, active_job_count(conn)
 
     assert _served.snapshot(read)(reader) == ("RUNNING", 1)  # consistent: still polling
     assert not reader.in_transaction
     writer.execute("UPDATE jobs SET state = 'RUNNING'")
     # Without the snapshot the page showed RUNNING and stopped refreshing: the bug.
     assert read(reader) == ("RUNNING", 0)
-    assert _served.snapshot(lambda c: _jobs.active_jobs(c))(reader) == 0
+    assert _served.snapshot(lambda c: active_job_count(c))(reader) == 0

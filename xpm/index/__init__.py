@@ -41,6 +41,15 @@ if TYPE_CHECKING:
         latest_results,
     )
     from ._names import filter_hints
+    from ._overview import (
+        active_job_count,
+        experiment_tasks,
+        experiments_newest_first,
+        experiments_overview,
+        has_experiment,
+        jobs_in_state,
+        runs_with_commits,
+    )
     from ._query import (
         Mismatch,
         check,
@@ -150,6 +159,14 @@ _LAZY = {
     "stepped_results": "._chartdata",
     "UPSTREAM": "._upstream",
     "upstream_values": "._upstream",
+    # The web view's lists of jobs and experiments (home, experiment and chart pages).
+    "active_job_count": "._overview",
+    "experiment_tasks": "._overview",
+    "experiments_newest_first": "._overview",
+    "experiments_overview": "._overview",
+    "has_experiment": "._overview",
+    "jobs_in_state": "._overview",
+    "runs_with_commits": "._overview",
 }
 
 
@@ -185,6 +202,7 @@ __all__ = [
     "StepMean",
     "TaskJobs",
     "UPSTREAM",
+    "active_job_count",
     "attach",
     "check",
     "check_header",
@@ -197,6 +215,9 @@ __all__ = [
     "experiment_jobs",
     "experiment_names",
     "experiment_runs",
+    "experiment_tasks",
+    "experiments_newest_first",
+    "experiments_overview",
     "experiments_summary",
     "facets",
     "filter_hints",
@@ -204,10 +225,12 @@ __all__ = [
     "find_job_row",
     "flatten_params",
     "forget_jobs",
+    "has_experiment",
     "index_path",
     "job_count",
     "jobs_at_commits",
     "jobs_by_ids",
+    "jobs_in_state",
     "jobs_with_params_like",
     "latest_results",
     "list_jobs",
@@ -226,6 +249,7 @@ __all__ = [
     "rows_for_jobs",
     "run_query",
     "runs_table",
+    "runs_with_commits",
     "schema_text",
     "settle_workdir",
     "state_counts",
