@@ -25,10 +25,11 @@ import pytest
 from _gitrepo import make_repo
 
 from xpm._experiment import experiment
-from xpm.datasette import _data, _files
+from xpm.datasette import _files, _pages
 from xpm.datasette._app import make_datasette
 from xpm.datasette._metadata import QUERIES
 from xpm.errors import IndexDatabaseError
+from xpm.index import experiment_keys
 from xpm.index._schema import TABLES, VIEWS, table
 
 TESTS = Path(__file__).parent
@@ -244,8 +245,8 @@ def test_sweep_keys_lacking_from_the_sample_are_found(
                 (name,),
             ).fetchall()
             truth.setdefault(name, ([], []))[slot].extend(k for (k,) in found)
-        monkeypatch.setattr(_data, "SWEEP_SAMPLE", 1)
-        assert _data.experiment_keys(conn) == truth
+        monkeypatch.setattr("xpm.index._sweeps.SWEEP_SAMPLE", 1)
+        assert experiment_keys(conn) == truth
         assert truth["sweep"] == (["lr", "n_layers"], ["accuracy", "loss", "weights"])
     finally:
         conn.close()
@@ -954,7 +955,7 @@ def test_log_tail_sql_function(ds: Any) -> None:
 
 
 def test_param_tree() -> None:
-    tree = _data.param_tree(
+    tree = _pages.param_tree(
         [
             {"path": "model", "value": "m.model", "type": "config"},
             {"path": "model.n_layers", "value": 2, "type": "int"},

@@ -20,7 +20,8 @@ from datasette.utils import path_with_added_args, path_with_removed_args
 from markupsafe import Markup, escape
 
 from .._vocabulary import JOBS, shown_state
-from . import _data, _files
+from ..index import sweep_queries
+from . import _files
 from ._format import when
 from ._metadata import DATABASE
 from ._served import index_signature, while_unchanged, workdir_of
@@ -88,9 +89,7 @@ def canned_queries(datasette: Any, database: str, actor: Any) -> Any:
 
     async def inner() -> dict[str, Any]:
         db = datasette.get_database(DATABASE)
-        return await while_unchanged(
-            db.path, "sweep queries", lambda: db.execute_fn(_data.sweep_queries)
-        )
+        return await while_unchanged(db.path, "sweep queries", lambda: db.execute_fn(sweep_queries))
 
     return inner
 

@@ -20,7 +20,7 @@ from datasette.utils.asgi import NotFound, Response
 from .. import index
 from .._jobdir import JobDir
 from .._vocabulary import STORED_STATES
-from . import _compare, _data, _files, _format
+from . import _compare, _files, _format
 from ._metadata import DATABASE
 from ._served import snapshot, while_unchanged, workdir_of
 
@@ -59,7 +59,7 @@ async def _job_and_dir(request: Any, datasette: Any) -> tuple[dict[str, Any], Jo
     """The job named in the URL and its directory (404 when either is missing or unsafe)."""
     db = datasette.get_database(DATABASE)
     ref = request.url_vars["job_id"]
-    job = await db.execute_fn(lambda conn: _data.find_job_row(conn, ref))
+    job = await db.execute_fn(lambda conn: index.find_job_row(conn, ref))
     if job is None:
         raise NotFound(f"no job {ref} in the index (or several start with it: give more digits)")
     workdir = workdir_of(datasette)
@@ -375,7 +375,7 @@ async def compare_page(request: Any, datasette: Any) -> Response:
     def read(conn: Any) -> dict[str, Any]:
         ids: list[str] = []
         for ref in refs[: _compare.MAX_COMPARE]:
-            row = _data.find_job_row(conn, ref)
+            row = index.find_job_row(conn, ref)
             if row is None:
                 errors.append(f"no job {ref} (or several start with it: give more digits)")
             elif row["id"] not in ids:

@@ -81,6 +81,10 @@ if TYPE_CHECKING:
     from ._runtables import FIXED as FIXED_COLUMNS
     from ._schemadoc import datasette_metadata, render_markdown
     from ._settle import settle_workdir
+    from ._sweeps import (
+        experiment_keys,
+        sweep_queries,
+    )
     from ._tasktables import datasette_metadata as task_tables_metadata
     from ._tasktables import forget_jobs
     from ._tasktables import render_markdown as task_tables_markdown
@@ -167,6 +171,9 @@ _LAZY = {
     "has_experiment": "._overview",
     "jobs_in_state": "._overview",
     "runs_with_commits": "._overview",
+    # The sweep_<experiment> canned queries of the web view.
+    "experiment_keys": "._sweeps",
+    "sweep_queries": "._sweeps",
 }
 
 
@@ -213,6 +220,7 @@ __all__ = [
     "distinct_values",
     "downstream_jobs",
     "experiment_jobs",
+    "experiment_keys",
     "experiment_names",
     "experiment_runs",
     "experiment_tasks",
@@ -255,6 +263,7 @@ __all__ = [
     "state_counts",
     "step_means",
     "stepped_results",
+    "sweep_queries",
     "task_columns",
     "task_tables_markdown",
     "task_tables_metadata",
