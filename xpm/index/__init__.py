@@ -21,6 +21,10 @@ if TYPE_CHECKING:
         step_means,
         stepped_results,
     )
+    from ._comparison import (
+        compared_curves,
+        compared_params,
+    )
     from ._db import ENV_INDEX, REBUILD_HINT, IndexDB, check_header, index_path, readonly_uri
     from ._details import (
         JobDetails,
@@ -174,6 +178,9 @@ _LAZY = {
     # The sweep_<experiment> canned queries of the web view.
     "experiment_keys": "._sweeps",
     "sweep_queries": "._sweeps",
+    # The web view's comparison of jobs.
+    "compared_curves": "._comparison",
+    "compared_params": "._comparison",
 }
 
 
@@ -214,6 +221,8 @@ __all__ = [
     "check",
     "check_header",
     "column_values",
+    "compared_curves",
+    "compared_params",
     "datasette_metadata",
     "delete_job_rows",
     "detach",
