@@ -27,9 +27,8 @@ from _gitrepo import make_repo
 from xpm._experiment import experiment
 from xpm.datasette import _files, _pages
 from xpm.datasette._app import make_datasette
-from xpm.datasette._metadata import QUERIES
 from xpm.errors import IndexDatabaseError
-from xpm.index import experiment_keys
+from xpm.index import CANNED_QUERIES, experiment_keys
 from xpm.index._schema import TABLES, VIEWS, table
 
 TESTS = Path(__file__).parent
@@ -215,7 +214,7 @@ def test_run_links_open_the_run_row(ds: Any) -> None:
 def test_sweep_pivot_has_a_column_per_tag_and_result(ds: Any) -> None:
     db = get(ds, "/xpm.json").json()
     names = {q["name"] for q in db["queries"]}
-    assert {*QUERIES, "sweep_sweep", "sweep_broken"} <= names
+    assert {*CANNED_QUERIES, "sweep_sweep", "sweep_broken"} <= names
     sweep = rows(ds, "/xpm/sweep_sweep.json")
     columns = list(sweep[0])
     assert columns == ["job", "task", "state", "lr", "n_layers", "accuracy", "loss", "weights"]

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:
+    from ._canned import (
+        CANNED_QUERIES,
+    )
     from ._chartdata import (
         MAX_CHART_JOBS,
         StepMean,
@@ -181,6 +184,8 @@ _LAZY = {
     # The web view's comparison of jobs.
     "compared_curves": "._comparison",
     "compared_params": "._comparison",
+    # The web view's canned queries (their SQL is shown to the user).
+    "CANNED_QUERIES": "._canned",
 }
 
 
@@ -200,6 +205,7 @@ def open_index(workdir: str | os.PathLike[str], readonly: bool = False) -> Index
 
 
 __all__ = [
+    "CANNED_QUERIES",
     "COLUMN_SAMPLE",
     "Column",
     "ENV_INDEX",
