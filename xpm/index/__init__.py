@@ -37,6 +37,13 @@ if TYPE_CHECKING:
         read_job_details,
     )
     from ._ingest import rebuild, write_jobs
+    from ._jobsfacets import (
+        FACET_COLUMNS,
+        column_facet_sql,
+        experiment_facet_sql,
+        jobs_table_filters,
+        tags_facet_sql,
+    )
     from ._live import state_counts
     from ._lookup import (
         delete_job_rows,
@@ -186,6 +193,12 @@ _LAZY = {
     "compared_params": "._comparison",
     # The web view's canned queries (their SQL is shown to the user).
     "CANNED_QUERIES": "._canned",
+    # The filters and facets of the web view's jobs table (/xpm/jobs).
+    "FACET_COLUMNS": "._jobsfacets",
+    "column_facet_sql": "._jobsfacets",
+    "experiment_facet_sql": "._jobsfacets",
+    "jobs_table_filters": "._jobsfacets",
+    "tags_facet_sql": "._jobsfacets",
 }
 
 
@@ -209,6 +222,7 @@ __all__ = [
     "COLUMN_SAMPLE",
     "Column",
     "ENV_INDEX",
+    "FACET_COLUMNS",
     "FIXED_COLUMNS",
     "IndexDB",
     "JobDetails",
@@ -226,6 +240,7 @@ __all__ = [
     "attach",
     "check",
     "check_header",
+    "column_facet_sql",
     "column_values",
     "compared_curves",
     "compared_params",
@@ -234,6 +249,7 @@ __all__ = [
     "detach",
     "distinct_values",
     "downstream_jobs",
+    "experiment_facet_sql",
     "experiment_jobs",
     "experiment_keys",
     "experiment_names",
@@ -254,6 +270,7 @@ __all__ = [
     "jobs_at_commits",
     "jobs_by_ids",
     "jobs_in_state",
+    "jobs_table_filters",
     "jobs_with_params_like",
     "latest_results",
     "list_jobs",
@@ -279,6 +296,7 @@ __all__ = [
     "step_means",
     "stepped_results",
     "sweep_queries",
+    "tags_facet_sql",
     "task_columns",
     "task_tables_markdown",
     "task_tables_metadata",
