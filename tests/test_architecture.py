@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,3 +182,43 @@ def test_the_only_import_cycle_is_the_documented_config_identifier_pair() -> Non
 def test_the_cycle_check_sees_cycles() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+#: A statement of SQL in a string (upper case, as xpm writes SQL; prose says "select").
+_SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE)\b")
+
+
+def _sql_strings(source: str) -> list[tuple[int, str]]:
+    """(line, text) of the string constants of ``source`` that hold SQL statements (an
+    f-string's literal parts included; implicit concatenation is one constant), in order."""
+    return sorted(
+        (node.lineno, node.value)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and _SQL.search(node.value)
+    )
+
+
+def test_the_web_view_writes_no_sql() -> None:
+    """All SQL lives in xpm/index/ (docs/architecture.md): the web view calls its named
+    functions and places its canned queries.  Connection control stays there
+    (``PRAGMA query_only``, a snapshot's ``BEGIN``/``COMMIT``): it is not a statement
+    on the index's tables."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {text[:60]!r}"
+        for path in sorted((PACKAGE / "datasette").rglob("*.py"))
+        for line, text in _sql_strings(path.read_text(encoding="utf-8"))
+    ]
+    assert found == [], "move this SQL to a module of xpm/index/:\n" + "\n".join(found)
+
+
+def test_the_sql_check_sees_sql() -> None:
+    source = (
+        'a = f"SELECT id FROM {table} WHERE x = 1"\n'
+        'b = "the select box; update the page"\n'
+        'c = "PRAGMA query_only = 1"\n'
+        'd = ("DELETE FROM jobs "\n     "WHERE id = ?")\n'
+        'e = "BEGIN"\n'
+    )
+    assert [line for line, _text in _sql_strings(source)] == [1, 4]

@@ -25,10 +25,10 @@ import pytest
 from _gitrepo import make_repo
 
 from xpm._experiment import experiment
-from xpm.datasette import _data, _files
+from xpm.datasette import _files, _pages
 from xpm.datasette._app import make_datasette
-from xpm.datasette._metadata import QUERIES
 from xpm.errors import IndexDatabaseError
+from xpm.index import CANNED_QUERIES, experiment_keys
 from xpm.index._schema import TABLES, VIEWS, table
 
 TESTS = Path(__file__).parent
@@ -214,7 +214,7 @@ def test_run_links_open_the_run_row(ds: Any) -> None:
 def test_sweep_pivot_has_a_column_per_tag_and_result(ds: Any) -> None:
     db = get(ds, "/xpm.json").json()
     names = {q["name"] for q in db["queries"]}
-    assert {*QUERIES, "sweep_sweep", "sweep_broken"} <= names
+    assert {*CANNED_QUERIES, "sweep_sweep", "sweep_broken"} <= names
     sweep = rows(ds, "/xpm/sweep_sweep.json")
     columns = list(sweep[0])
     assert columns == ["job", "task", "state", "lr", "n_layers", "accuracy", "loss", "weights"]
@@ -244,8 +244,8 @@ def test_sweep_keys_lacking_from_the_sample_are_found(
                 (name,),
             ).fetchall()
             truth.setdefault(name, ([], []))[slot].extend(k for (k,) in found)
-        monkeypatch.setattr(_data, "SWEEP_SAMPLE", 1)
-        assert _data.experiment_keys(conn) == truth
+        monkeypatch.setattr("xpm.index._sweeps.SWEEP_SAMPLE", 1)
+        assert experiment_keys(conn) == truth
         assert truth["sweep"] == (["lr", "n_layers"], ["accuracy", "loss", "weights"])
     finally:
         conn.close()
@@ -961,7 +961,7 @@ def test_log_tail_sql_function(ds: Any) -> None:
 
 
 def test_param_tree() -> None:
-    tree = _data.param_tree(
+    tree = _pages.param_tree(
         [
             {"path": "model", "value": "m.model", "type": "config"},
             {"path": "model.n_layers", "value": 2, "type": "int"},
@@ -988,7 +988,8 @@ def test_task_tables_are_offered_with_sorting_and_facets(ds: Any) -> None:
 
 def test_live_page_reads_its_rows_and_its_state_from_one_snapshot(tmp_path: Path) -> None:
     """A job ending between two reads of a page must not split the page across both states."""
-    from xpm.datasette import _jobs, _served
+    from xpm.datasette import _served
+    from xpm.index import active_job_count
 
     path = tmp_path / "xpm.db"
     writer = sqlite3.connect(path, isolation_level=None)
@@ -1000,11 +1001,11 @@ def test_live_page_reads_its_rows_and_its_state_from_one_snapshot(tmp_path: Path
     def read(conn: sqlite3.Connection) -> tuple[str, int]:
         shown = conn.execute("SELECT state FROM jobs").fetchone()[0]
         writer.execute("UPDATE jobs SET state = 'DONE'")  # the job ends right now
-        return shown, _jobs.active_jobs(conn)
+        return shown, active_job_count(conn)
 
     assert _served.snapshot(read)(reader) == ("RUNNING", 1)  # consistent: still polling
     assert not reader.in_transaction
     writer.execute("UPDATE jobs SET state = 'RUNNING'")
     # Without the snapshot the page showed RUNNING and stopped refreshing: the bug.
     assert read(reader) == ("RUNNING", 0)
-    assert _served.snapshot(lambda c: _jobs.active_jobs(c))(reader) == 0
+    assert _served.snapshot(lambda c: active_job_count(c))(reader) == 0

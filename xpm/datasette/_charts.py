@@ -22,6 +22,7 @@ from ..index import (
     Column,
     column_values,
     experiment_jobs,
+    experiments_newest_first,
     step_means,
     stepped_results,
     task_columns,
@@ -66,9 +67,7 @@ def chart(conn: Any, asked: ChartAsked) -> dict[str, Any]:
     be (``axes``); then the chosen ``experiment``, ``task``, ``metric``, ``x``,
     ``average``, ``view``, ``valid_x`` and ``data`` (:func:`series` or :func:`parallel`).
     """
-    experiments = [
-        r[0] for r in conn.execute("SELECT name FROM experiments ORDER BY last_start DESC")
-    ]
+    experiments = experiments_newest_first(conn)
     experiment = asked.experiment or (experiments[0] if experiments else None)
     by_task = experiment_jobs(conn, experiment) if experiment else {}
     tasks = sorted(by_task)

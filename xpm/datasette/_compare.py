@@ -1,6 +1,7 @@
 """Jobs side by side: their parameters, latest results and per-step curves.
 
-Rows come from :func:`xpm.index.page_rows`, as in a runs table.
+Rows come from :func:`xpm.index.page_rows`, as in a runs table; every parameter and the
+curves from :func:`xpm.index.compared_params` and :func:`xpm.index.compared_curves`.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ..index import page_rows, upstream_values
+from ..index import compared_curves, compared_params, page_rows, upstream_values
 
 #: Most jobs compared at once.
 MAX_COMPARE = 20
@@ -27,13 +28,9 @@ def compare(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
     """
     jobs = page_rows(conn, ids)
     ids = [j["id"] for j in jobs]
-    marks = ",".join("?" * len(ids))
     by_path: dict[str, list[Any]] = {}
     meta_paths: set[str] = set()
-    for job_id, path, value, meta in conn.execute(
-        f"SELECT job_id, path, value, meta FROM params WHERE job_id IN ({marks}) ORDER BY path",
-        ids,
-    ):
+    for job_id, path, value, meta in compared_params(conn, ids):
         by_path.setdefault(path, [None] * len(ids))[ids.index(job_id)] = value
         if meta:
             meta_paths.add(path)
@@ -43,13 +40,7 @@ def compare(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
     meta = [p for p in rows if p[0] in meta_paths]
     keys = sorted({k[7:] for j in jobs for k in j["values"] if k.startswith("result:")})
     results = [(k, [j["values"].get(f"result:{k}") for j in jobs]) for k in keys]
-    curves: dict[str, dict[str, list[list[Any]]]] = {}
-    for job_id, key, step, value in conn.execute(
-        f"SELECT job_id, key, step, value FROM results WHERE job_id IN ({marks}) "
-        "AND step IS NOT NULL AND type IN ('int', 'float') ORDER BY key, job_id, step, seq",
-        ids,
-    ):
-        curves.setdefault(key, {}).setdefault(job_id, []).append([step, value, job_id])
+    curves = compared_curves(conn, ids)
     return {"jobs": jobs, "params": params, "meta": meta, "results": results, "curves": curves}
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from datasette.utils.asgi import Response
 
-from . import _jobs
+from ..index import active_job_count
 from ._metadata import DATABASE
 from ._served import index_signature, while_unchanged
 
@@ -25,7 +25,7 @@ async def live_state(request: Any, datasette: Any) -> Response:
     del request
     db = datasette.get_database(DATABASE)
     active = await while_unchanged(
-        db.path, "live: active jobs", lambda: db.execute_fn(_jobs.active_jobs)
+        db.path, "live: active jobs", lambda: db.execute_fn(active_job_count)
     )
     version = "-".join(str(part) for part in index_signature(db.path))
     return Response.json(

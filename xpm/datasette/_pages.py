@@ -10,8 +10,8 @@ from datasette.utils.asgi import NotFound, Response
 
 from .._humanize import launcher_text
 from .._vocabulary import shown_state
-from ..index import find_job_row, read_job_details
-from . import _charts, _data, _files, _format, _jobs
+from ..index import active_job_count, find_job_row, read_job_details
+from . import _charts, _files, _format
 from ._metadata import DATABASE
 from ._served import snapshot, while_unchanged, workdir_of
 
@@ -65,7 +65,7 @@ async def job_page(request: Any, datasette: Any) -> Response:
         # The state as every view names it (a job not started yet: WAITING).
         "job": {**shown, "state": shown_state(shown["state"])},
         "details": details,
-        "params": _data.param_tree(details.params),
+        "params": param_tree(details.params),
         "launcher_text": launcher_text,
         "index_behind": details.index_behind,
         "index_state": shown_state(details.index_state or ""),
@@ -109,7 +109,7 @@ async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
     )
 
     def read(conn: Any) -> tuple[dict[str, Any], int]:
-        return _charts.chart(conn, asked), _jobs.active_jobs(conn)
+        return _charts.chart(conn, asked), active_job_count(conn)
 
     # Reading 5,000 jobs took 300-500 ms on every load; whether anything runs is cached
     # with the data (both change only with the index) so a live chart never stops
@@ -130,6 +130,26 @@ async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
     # A mistyped experiment is named, with the ones there are (not "no result").
     unknown = asked_experiment if asked_experiment and asked_experiment not in experiments else None
     return {**context, "unknown": unknown, "data": data, "active": active}
+
+
+def param_tree(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Nested ``{name: {"value", "type", "meta", "children"}}`` from dotted parameter paths
+    (:attr:`xpm.index.JobDetails.params`; a bool shown as ``true``/``false``, a list or
+    dict as JSON)."""
+    root: dict[str, Any] = {}
+    for row in sorted(rows, key=lambda r: str(r["path"]).split(".")):
+        node = root
+        parts = str(row["path"]).split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {"value": None, "type": "", "children": {}})["children"]
+        entry = node.setdefault(parts[-1], {"value": None, "type": "", "children": {}})
+        value = row["value"]
+        if row["type"] == "bool" and value in (0, 1):
+            value = "true" if value else "false"
+        elif isinstance(value, (list, dict)):
+            value = json.dumps(value, sort_keys=isinstance(value, dict))
+        entry["value"], entry["type"], entry["meta"] = value, row["type"], bool(row.get("meta"))
+    return root
 
 
 async def chart_page(request: Any, datasette: Any) -> Response:

@@ -20,7 +20,15 @@ from datasette.utils import path_with_added_args, path_with_removed_args
 from markupsafe import Markup, escape
 
 from .._vocabulary import JOBS, shown_state
-from . import _data, _files
+from ..index import (
+    FACET_COLUMNS,
+    column_facet_sql,
+    experiment_facet_sql,
+    jobs_table_filters,
+    sweep_queries,
+    tags_facet_sql,
+)
+from . import _files
 from ._format import when
 from ._metadata import DATABASE
 from ._served import index_signature, while_unchanged, workdir_of
@@ -88,9 +96,7 @@ def canned_queries(datasette: Any, database: str, actor: Any) -> Any:
 
     async def inner() -> dict[str, Any]:
         db = datasette.get_database(DATABASE)
-        return await while_unchanged(
-            db.path, "sweep queries", lambda: db.execute_fn(_data.sweep_queries)
-        )
+        return await while_unchanged(db.path, "sweep queries", lambda: db.execute_fn(sweep_queries))
 
     return inner
 
@@ -101,33 +107,9 @@ def filters_from_request(request: Any, database: str, table: str, datasette: Any
     """``?_tag=key=value`` and ``?_experiment=name`` on the jobs table."""
     if database != DATABASE or table != "jobs":
         return None
-    from ..index import parse_tag_value
-
-    where: list[str] = []
-    params: dict[str, Any] = {}
-    human: list[str] = []
-    for i, text in enumerate(request.args.getlist("_tag")):
-        key, sep, value = text.partition("=")
-        if not sep:
-            continue
-        candidates = parse_tag_value(value)
-        names = []
-        for j, candidate in enumerate(candidates):
-            params[f"xpm_tag_{i}_{j}"] = candidate
-            names.append(f":xpm_tag_{i}_{j}")
-        params[f"xpm_tag_{i}"] = key
-        where.append(
-            f"id IN (SELECT job_id FROM tags WHERE key = :xpm_tag_{i} "
-            f"AND value IN ({', '.join(names)}))"
-        )
-        human.append(f"tag {key} = {value}")
-    for i, name in enumerate(request.args.getlist("_experiment")):
-        params[f"xpm_experiment_{i}"] = name
-        where.append(
-            f"id IN (SELECT s.job_id FROM submissions s JOIN runs r ON r.id = s.run "
-            f"WHERE r.experiment = :xpm_experiment_{i})"
-        )
-        human.append(f"experiment = {name}")
+    where, params, human = jobs_table_filters(
+        request.args.getlist("_tag"), request.args.getlist("_experiment")
+    )
     return FilterArguments(where, params, human)
 
 
@@ -147,8 +129,9 @@ class _XpmFacet(Facet):  # type: ignore[misc]
     arg = ""
     title = ""
 
-    def group_sql(self, jobs_sql: str | None) -> str:
-        """SQL of (value, count) for the jobs of ``jobs_sql`` (None: all jobs)."""
+    def group_sql(self, table_sql: str | None, limit: int) -> str:
+        """SQL of (value, count) for the jobs of the page ``table_sql`` (None: all jobs),
+        ``limit`` rows."""
         raise NotImplementedError
 
     def counted(self) -> list[tuple[str, str, Any]]:
@@ -174,8 +157,7 @@ class _XpmFacet(Facet):  # type: ignore[misc]
         # Unfiltered (the table page as it opens): count over everything, which the
         # indexes serve, instead of testing each row against the list of all jobs.
         filtered = " where " in base.lower() or bool(params)
-        jobs_sql = f"SELECT id FROM ({base})" if filtered else None
-        sql = group_sql(jobs_sql) + f" LIMIT {size + 1}"
+        sql = group_sql(base if filtered else None, size + 1)
 
         async def count() -> list[tuple[Any, int]]:
             rows = await self.ds.execute(
@@ -249,7 +231,7 @@ class ColumnFacet(_XpmFacet):
     """
 
     type = "xpm_column"
-    COLUMNS = ("task_id", "state")
+    COLUMNS = FACET_COLUMNS
 
     def counted(self) -> list[tuple[str, str, Any]]:
         out = []
@@ -261,14 +243,7 @@ class ColumnFacet(_XpmFacet):
 
     @staticmethod
     def _group_by(column: str) -> Any:
-        def group_sql(jobs_sql: str | None) -> str:
-            where = f"WHERE id IN ({jobs_sql}) " if jobs_sql else ""
-            return (
-                f"SELECT {column} AS value, COUNT(*) AS count FROM jobs {where}"
-                f"GROUP BY {column} ORDER BY count DESC, value"
-            )
-
-        return group_sql
+        return functools.partial(column_facet_sql, column)
 
 
 class TagsFacet(_XpmFacet):
@@ -278,14 +253,8 @@ class TagsFacet(_XpmFacet):
     arg = "_tag"
     title = "tags"
 
-    def group_sql(self, jobs_sql: str | None) -> str:
-        where = f"WHERE job_id IN ({jobs_sql}) " if jobs_sql else ""
-        return (
-            # Only key and value: the index (key, value, job_id) answers it alone (a bool
-            # shows as 1/0, which ?_tag= matches too).
-            "SELECT key || '=' || value AS value, COUNT(*) AS count FROM tags "
-            f"{where}GROUP BY key, tags.value ORDER BY key, tags.value"
-        )
+    def group_sql(self, table_sql: str | None, limit: int) -> str:
+        return tags_facet_sql(table_sql, limit)
 
 
 class ExperimentFacet(_XpmFacet):
@@ -295,13 +264,8 @@ class ExperimentFacet(_XpmFacet):
     arg = "_experiment"
     title = "experiment"
 
-    def group_sql(self, jobs_sql: str | None) -> str:
-        where = f"WHERE s.job_id IN ({jobs_sql}) " if jobs_sql else ""
-        return (
-            "SELECT r.experiment AS value, COUNT(DISTINCT s.job_id) AS count FROM submissions s "
-            f"JOIN runs r ON r.id = s.run {where}"
-            "GROUP BY r.experiment ORDER BY count DESC, value"
-        )
+    def group_sql(self, table_sql: str | None, limit: int) -> str:
+        return experiment_facet_sql(table_sql, limit)
 
 
 @hookimpl

@@ -1,7 +1,7 @@
 """The plugin's pages for a researcher: home, experiments, runs tables, compare, files.
 
-(The job page and the sweep chart live in :mod:`._pages`.)  The SQL behind them is in
-:mod:`._runs`; how values print is in :mod:`._format`.
+(The job page and the sweep chart live in :mod:`._pages`.)  What they read comes from
+:mod:`xpm.index`; how values print is in :mod:`._format`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from datasette.utils.asgi import NotFound, Response
 
 from .. import index
 from .._jobdir import JobDir
-from . import _compare, _data, _files, _format, _jobs
+from .._vocabulary import STORED_STATES
+from . import _compare, _files, _format
 from ._metadata import DATABASE
 from ._served import snapshot, while_unchanged, workdir_of
 
@@ -29,11 +30,11 @@ async def home_page(request: Any, datasette: Any) -> Response:
     db = datasette.get_database(DATABASE)
 
     def read(conn: Any) -> dict[str, Any]:
-        running = _jobs.jobs_in_state(conn, "RUNNING")
-        failed = _jobs.jobs_in_state(conn, "FAILED")
+        running = index.jobs_in_state(conn, "RUNNING")
+        failed = index.jobs_in_state(conn, "FAILED")
         return {
-            "active": _jobs.active_jobs(conn),
-            "experiments": _jobs.experiments_overview(conn),
+            "active": index.active_job_count(conn),
+            "experiments": index.experiments_overview(conn),
             "running_count": running[0],
             "running": running[1],
             "failed_count": failed[0],
@@ -44,7 +45,7 @@ async def home_page(request: Any, datasette: Any) -> Response:
     context = dict(await while_unchanged(db.path, "home", lambda: db.execute_fn(snapshot(read))))
     context.update(
         database=DATABASE,
-        states=_jobs.STATES,
+        states=STORED_STATES,
         zone=_format.zone(),
         title=datasette.metadata("title") or "xpm",
         description=datasette.metadata("description") or "",
@@ -58,7 +59,7 @@ async def _job_and_dir(request: Any, datasette: Any) -> tuple[dict[str, Any], Jo
     """The job named in the URL and its directory (404 when either is missing or unsafe)."""
     db = datasette.get_database(DATABASE)
     ref = request.url_vars["job_id"]
-    job = await db.execute_fn(lambda conn: _data.find_job_row(conn, ref))
+    job = await db.execute_fn(lambda conn: index.find_job_row(conn, ref))
     if job is None:
         raise NotFound(f"no job {ref} in the index (or several start with it: give more digits)")
     workdir = workdir_of(datasette)
@@ -174,7 +175,7 @@ async def _table_base(db: Any, task: str | None, experiment: str | None) -> dict
     def read(conn: Any) -> dict[str, Any]:
         jobs = None
         if experiment is None:
-            tasks = _jobs.experiment_tasks(conn, None)
+            tasks = index.experiment_tasks(conn, None)
         else:
             by_task = index.experiment_jobs(conn, experiment)
             tasks = [(t, len(by_task[t].ids)) for t in sorted(by_task)]
@@ -263,7 +264,7 @@ async def _runs_context(
         ups = index.upstream_values(conn, [r["id"] for r in table["rows"]])
         for row in table["rows"]:
             row["values"].update(ups.get(row["id"], {}))
-        return {**table, "active": _jobs.active_jobs(conn)}
+        return {**table, "active": index.active_job_count(conn)}
 
     table = await db.execute_fn(snapshot(read))
     # Counted again if the index changed meanwhile (a stat otherwise): facets older than
@@ -346,12 +347,9 @@ async def experiment_page(request: Any, datasette: Any) -> Response:
     """An experiment: its runs, its tasks, and the runs table of one task."""
     db = datasette.get_database(DATABASE)
     name = tilde_decode(request.url_vars["name"])
-    found = await db.execute_fn(
-        lambda conn: conn.execute("SELECT 1 FROM experiments WHERE name = ?", (name,)).fetchone()
-    )
-    if found is None:
+    if not await db.execute_fn(lambda conn: index.has_experiment(conn, name)):
         raise NotFound(f"no experiment {name!r} in the index")
-    runs = await db.execute_fn(lambda conn: _jobs.experiment_runs(conn, name))
+    runs = await db.execute_fn(lambda conn: index.runs_with_commits(conn, name))
     context = await _runs_context(request, datasette, request.args.get("task"), name)
     context.update(experiment=name, runs=runs)
     return await _render_runs(request, datasette, "xpm_experiment.html", context)
@@ -377,12 +375,12 @@ async def compare_page(request: Any, datasette: Any) -> Response:
     def read(conn: Any) -> dict[str, Any]:
         ids: list[str] = []
         for ref in refs[: _compare.MAX_COMPARE]:
-            row = _data.find_job_row(conn, ref)
+            row = index.find_job_row(conn, ref)
             if row is None:
                 errors.append(f"no job {ref} (or several start with it: give more digits)")
             elif row["id"] not in ids:
                 ids.append(row["id"])
-        return {**_compare.compare(conn, ids), "active": _jobs.active_jobs(conn)}
+        return {**_compare.compare(conn, ids), "active": index.active_job_count(conn)}
 
     data = await db.execute_fn(snapshot(read))
     if len(refs) > _compare.MAX_COMPARE:

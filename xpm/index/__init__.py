@@ -14,12 +14,19 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:
+    from ._canned import (
+        CANNED_QUERIES,
+    )
     from ._chartdata import (
         MAX_CHART_JOBS,
         StepMean,
         column_values,
         step_means,
         stepped_results,
+    )
+    from ._comparison import (
+        compared_curves,
+        compared_params,
     )
     from ._db import ENV_INDEX, REBUILD_HINT, IndexDB, check_header, index_path, readonly_uri
     from ._details import (
@@ -30,6 +37,13 @@ if TYPE_CHECKING:
         read_job_details,
     )
     from ._ingest import rebuild, write_jobs
+    from ._jobsfacets import (
+        FACET_COLUMNS,
+        column_facet_sql,
+        experiment_facet_sql,
+        jobs_table_filters,
+        tags_facet_sql,
+    )
     from ._live import state_counts
     from ._lookup import (
         delete_job_rows,
@@ -41,6 +55,15 @@ if TYPE_CHECKING:
         latest_results,
     )
     from ._names import filter_hints
+    from ._overview import (
+        active_job_count,
+        experiment_tasks,
+        experiments_newest_first,
+        experiments_overview,
+        has_experiment,
+        jobs_in_state,
+        runs_with_commits,
+    )
     from ._query import (
         Mismatch,
         check,
@@ -73,6 +96,10 @@ if TYPE_CHECKING:
     from ._runtables import FIXED as FIXED_COLUMNS
     from ._schemadoc import datasette_metadata, render_markdown
     from ._settle import settle_workdir
+    from ._sweeps import (
+        experiment_keys,
+        sweep_queries,
+    )
     from ._tasktables import datasette_metadata as task_tables_metadata
     from ._tasktables import forget_jobs
     from ._tasktables import render_markdown as task_tables_markdown
@@ -152,6 +179,28 @@ _LAZY = {
     "stepped_results": "._chartdata",
     "UPSTREAM": "._upstream",
     "upstream_values": "._upstream",
+    # The web view's lists of jobs and experiments (home, experiment and chart pages).
+    "active_job_count": "._overview",
+    "experiment_tasks": "._overview",
+    "experiments_newest_first": "._overview",
+    "experiments_overview": "._overview",
+    "has_experiment": "._overview",
+    "jobs_in_state": "._overview",
+    "runs_with_commits": "._overview",
+    # The sweep_<experiment> canned queries of the web view.
+    "experiment_keys": "._sweeps",
+    "sweep_queries": "._sweeps",
+    # The web view's comparison of jobs.
+    "compared_curves": "._comparison",
+    "compared_params": "._comparison",
+    # The web view's canned queries (their SQL is shown to the user).
+    "CANNED_QUERIES": "._canned",
+    # The filters and facets of the web view's jobs table (/xpm/jobs).
+    "FACET_COLUMNS": "._jobsfacets",
+    "column_facet_sql": "._jobsfacets",
+    "experiment_facet_sql": "._jobsfacets",
+    "jobs_table_filters": "._jobsfacets",
+    "tags_facet_sql": "._jobsfacets",
 }
 
 
@@ -171,9 +220,11 @@ def open_index(workdir: str | os.PathLike[str], readonly: bool = False) -> Index
 
 
 __all__ = [
+    "CANNED_QUERIES",
     "COLUMN_SAMPLE",
     "Column",
     "ENV_INDEX",
+    "FACET_COLUMNS",
     "FIXED_COLUMNS",
     "IndexDB",
     "JobDetails",
@@ -187,18 +238,27 @@ __all__ = [
     "StepMean",
     "TaskJobs",
     "UPSTREAM",
+    "active_job_count",
     "attach",
     "check",
     "check_header",
+    "column_facet_sql",
     "column_values",
+    "compared_curves",
+    "compared_params",
     "datasette_metadata",
     "delete_job_rows",
     "detach",
     "distinct_values",
     "downstream_jobs",
+    "experiment_facet_sql",
     "experiment_jobs",
+    "experiment_keys",
     "experiment_names",
     "experiment_runs",
+    "experiment_tasks",
+    "experiments_newest_first",
+    "experiments_overview",
     "experiments_summary",
     "facets",
     "filter_hints",
@@ -206,10 +266,13 @@ __all__ = [
     "find_job_row",
     "flatten_params",
     "forget_jobs",
+    "has_experiment",
     "index_path",
     "job_count",
     "jobs_at_commits",
     "jobs_by_ids",
+    "jobs_in_state",
+    "jobs_table_filters",
     "jobs_with_params_like",
     "latest_results",
     "list_jobs",
@@ -229,11 +292,14 @@ __all__ = [
     "rows_for_jobs",
     "run_query",
     "runs_table",
+    "runs_with_commits",
     "schema_text",
     "settle_workdir",
     "state_counts",
     "step_means",
     "stepped_results",
+    "sweep_queries",
+    "tags_facet_sql",
     "task_columns",
     "task_tables_markdown",
     "task_tables_metadata",

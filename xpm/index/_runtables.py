@@ -46,7 +46,7 @@ class Column:
 
     def expr(self) -> str:
         """SQL of the column's value for the job ``j``."""
-        name = _literal(self.name)
+        name = literal(self.name)
         if self.kind == "param":
             return f"(SELECT value FROM params WHERE job_id = j.id AND path = {name})"
         if self.kind == "tag":
@@ -68,7 +68,7 @@ FIXED = {
 }
 
 
-def _literal(value: str) -> str:
+def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -209,7 +209,7 @@ def _condition(
         # Through the (path|key, value, job_id) index rather than row by row.
         table, name = ("params", "path") if column.kind == "param" else ("tags", "key")
         return (
-            f"j.id IN (SELECT job_id FROM {table} WHERE {name} = {_literal(column.name)} "
+            f"j.id IN (SELECT job_id FROM {table} WHERE {name} = {literal(column.name)} "
             f"AND value {test})"
         )
     expr = column.expr() if column is not None else FIXED[key]
@@ -482,7 +482,7 @@ def facets(
             continue
         where, args = chosen.where(by_key)
         names = {c.name: c.key for c in group}
-        keys = ",".join(_literal(n) for n in names)
+        keys = ",".join(literal(n) for n in names)
         sql = (
             f"SELECT t.key, t.value, COUNT(*) FROM jobs j JOIN tags t ON t.job_id = j.id "
             f"WHERE t.key IN ({keys}) AND {where} GROUP BY t.key, t.value "

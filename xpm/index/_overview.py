@@ -1,10 +1,9 @@
 """Lists of jobs and experiments the web view shows: the home page's overview, an
 experiment's runs and tasks, and whether anything still runs (a job's related jobs:
-:func:`xpm.index.read_job_details`).
+:func:`._details.read_job_details`; the runs tables: :mod:`._runtables`).
 
-Like :mod:`._runs` (the runs tables), every function takes a read-only
-:class:`sqlite3.Connection` (called through Datasette's ``execute_fn``) and returns
-plain Python values; the SQL on the index's general tables lives here and there only.
+Every function takes a read-only :class:`sqlite3.Connection` (the web view calls them
+through Datasette's ``execute_fn``) and returns plain Python values.
 """
 
 from __future__ import annotations
@@ -18,8 +17,6 @@ from .._vocabulary import STORED_STATES, TERMINAL_STATES
 HOME_EXPERIMENTS = 100
 #: Running and failed jobs listed on the home page.
 HOME_JOBS = 20
-
-STATES = STORED_STATES
 
 
 def dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
@@ -64,9 +61,9 @@ def experiments_overview(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         for run, state, count in conn.execute(
             # CROSS JOIN: from the (few) jobs in those states, not from every submission.
             "SELECT s.run, j.state, COUNT(*) FROM jobs j CROSS JOIN submissions s "
-            f"ON s.job_id = j.id WHERE j.state IN ({','.join('?' * (len(STATES) - 1))}) "
+            f"ON s.job_id = j.id WHERE j.state IN ({','.join('?' * (len(STORED_STATES) - 1))}) "
             f"AND s.run IN ({marks}) GROUP BY s.run, j.state",
-            [*(s for s in STATES if s != "DONE"), *by_run],
+            [*(s for s in STORED_STATES if s != "DONE"), *by_run],
         ):
             by_run[run]["states"][state] = count
             by_run[run]["states"]["DONE"] -= count
@@ -76,7 +73,7 @@ def experiments_overview(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return rows
 
 
-def active_jobs(conn: sqlite3.Connection) -> int:
+def active_job_count(conn: sqlite3.Connection) -> int:
     """How many jobs are submitted or running (live pages refresh while there are some)."""
     return int(
         conn.execute(
@@ -103,8 +100,16 @@ def jobs_in_state(
     return count, rows
 
 
-def experiment_runs(conn: sqlite3.Connection, experiment: str) -> list[dict[str, Any]]:
-    """The runs of ``experiment``, latest first, with commit, outcome and number of jobs."""
+def has_experiment(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the index has an experiment ``name``."""
+    found = conn.execute("SELECT 1 FROM experiments WHERE name = ?", (name,)).fetchone()
+    return found is not None
+
+
+def runs_with_commits(conn: sqlite3.Connection, experiment: str) -> list[dict[str, Any]]:
+    """The latest 100 runs of ``experiment``, latest first, each with its commit, outcome
+    and number of jobs (an experiment page's list of runs; :func:`._lookup.experiment_runs`
+    counts each run's jobs by state instead, for ``xpm experiments show``)."""
     return dicts(
         conn.execute(
             "SELECT r.id, r.run_id, r.run_mode, r.start_time, r.end_time, r.host, r.user, "
@@ -130,3 +135,8 @@ def experiment_tasks(conn: sqlite3.Connection, experiment: str | None) -> list[t
         "ORDER BY j.task_id",
         (experiment,),
     ).fetchall()
+
+
+def experiments_newest_first(conn: sqlite3.Connection) -> list[str]:
+    """The names of the experiments, the latest started first (a chart's choices)."""
+    return [r[0] for r in conn.execute("SELECT name FROM experiments ORDER BY last_start DESC")]

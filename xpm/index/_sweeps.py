@@ -1,34 +1,21 @@
-"""The SQL behind the plugin's pages: sweep pivots (charts: ``_charts``; a job's details:
-:func:`xpm.index.read_job_details`).
+"""The ``sweep_<experiment>`` canned queries of the web view: for each of the latest
+experiments, one row per job that reported results, one column per tag and per result.
 
-Every function takes a read-only :class:`sqlite3.Connection` on the index (the plugin
-calls them through Datasette's ``execute_fn``), so each is testable on its own.
+Their SQL is shown to the user (Datasette's canned queries), so it is plain text built
+here from the experiment's tag and result names.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 from typing import Any
 
-from ..index import distinct_values
-from ..index import find_job_row as index_find_job_row
+from ._runtables import distinct_values, literal
+from ._tasktables import quote
 
 #: Most experiments that get a sweep query of their own (the latest started).
 MAX_SWEEPS = 50
-
-
-def quote(name: str) -> str:
-    """An SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(value: str) -> str:
-    """An SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
-
-
 #: Jobs of each experiment whose tags and results name its sweep's columns at once.
 SWEEP_SAMPLE = 200
 
@@ -139,28 +126,3 @@ def sweep_queries(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
             "sql": sweep_sql(experiment, tags, results),
         }
     return queries
-
-
-# --- job page ----------------------------------------------------------------------------------
-#: The lookup of a job by identifier prefix (the pages' ``/-/xpm/job/<prefix>``), in the index.
-find_job_row = index_find_job_row
-
-
-def param_tree(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Nested ``{name: {"value", "type", "meta", "children"}}`` from dotted parameter paths
-    (:attr:`xpm.index.JobDetails.params`; a bool shown as ``true``/``false``, a list or
-    dict as JSON)."""
-    root: dict[str, Any] = {}
-    for row in sorted(rows, key=lambda r: str(r["path"]).split(".")):
-        node = root
-        parts = str(row["path"]).split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {"value": None, "type": "", "children": {}})["children"]
-        entry = node.setdefault(parts[-1], {"value": None, "type": "", "children": {}})
-        value = row["value"]
-        if row["type"] == "bool" and value in (0, 1):
-            value = "true" if value else "false"
-        elif isinstance(value, (list, dict)):
-            value = json.dumps(value, sort_keys=isinstance(value, dict))
-        entry["value"], entry["type"], entry["meta"] = value, row["type"], bool(row.get("meta"))
-    return root
