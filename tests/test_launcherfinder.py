@@ -466,8 +466,8 @@ def test_slurm_gpus_request_and_defaults(cluster: LauncherRegistry) -> None:
     assert kwargs["gpus"] is None and kwargs["options"] == {"gpus": 3}
     assert kwargs["time"] is None and kwargs["mem"] is None and kwargs["cpus_per_task"] is None
     assert kwargs["partition"] == "gpu-big" and kwargs["account"] is None
-    # The host's options mapping is not modified by adding gpus.
-    assert "gpus" not in match.host.options
+    # The host's settings (its Slurm keys, as written) are not modified by adding gpus.
+    assert match.host.settings == {"partition": "gpu-big", "gpu_request": "gpus"}
 
 
 def test_partition_defaults_to_name() -> None:
@@ -607,8 +607,16 @@ def test_yaml_host_fields(cluster: LauncherRegistry) -> None:
     assert (local.cores, local.memory) == (4, 16_000_000_000)
     assert small.accelerators == cuda("16G", 2)
     assert small.max_duration == 7 * 86400 and small.priority == 5
-    assert small.gpu_request == "gres"
-    assert big.gpu_request == "gpus" and len(big.accelerators) == 4
+    assert local.settings == {}
+    assert small.settings == {  # a kind's own keys, read by its launcher class
+        "partition": "gpu",
+        "account": "proj42",
+        "qos": "normal",
+        "constraint": "v100",
+        "options": {"exclusive": True, "mail-type": "END"},
+    }
+    assert big.settings == {"partition": "gpu-big", "gpu_request": "gpus"}
+    assert len(big.accelerators) == 4
     assert "gpu-small (slurm, partition gpu, 32 cores" in str(small)
 
 

@@ -85,7 +85,8 @@ def list_hosts(workdir: Path | None, yaml_file: Path | None, fmt: str) -> None:
             {
                 "name": host.name,
                 "type": host.type,
-                "partition": host.partition,
+                # Only Slurm hosts set one; other kinds' settings have no column.
+                "partition": host.settings.get("partition"),
                 "cores": host.cores,
                 "memory": (
                     None

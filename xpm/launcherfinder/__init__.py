@@ -13,7 +13,7 @@ Importing this package imports neither PyYAML nor any launcher backend.
 from __future__ import annotations
 
 from ..errors import LauncherError, SpecError
-from ._hosts import Host, local_host
+from ._hosts import Host, HostEntry, local_host
 from ._registry import (
     ENV_VARIABLE,
     AlternativeReport,
@@ -51,6 +51,7 @@ __all__ = [
     "AlternativeReport",
     "CPURequirement",
     "Host",
+    "HostEntry",
     "LauncherError",
     "LauncherRegistry",
     "Match",

@@ -1,10 +1,13 @@
 """The hosts of launchers.yaml: what each offers, and the validation of the file's content.
 
-A :class:`Host` is the local machine or a Slurm partition (cores, memory, accelerators,
-longest duration, priority, tags, sbatch settings).  :func:`parse_hosts` turns the parsed
-content of a launchers.yaml file into hosts, or raises a
-:class:`~xpm.errors.LauncherError` naming the entry and key at fault.  No YAML here: the
-registry reads the file.
+A :class:`Host` is a place to run jobs: the local machine, a Slurm partition, or a host of
+any other launcher kind.  It holds what every kind shares (cores, memory, accelerators,
+longest duration, priority, tags) and, in ``settings``, the keys its kind's launcher class
+declares (:attr:`~xpm.launchers.Launcher.host_keys`) as that class read them
+(:meth:`~xpm.launchers.Launcher.host_settings`): this module names no backend's keys.
+:func:`parse_hosts` turns the parsed content of a launchers.yaml file into hosts, or
+raises a :class:`~xpm.errors.LauncherError` naming the entry and key at fault.  No YAML
+here: the registry reads the file.
 """
 
 from __future__ import annotations
@@ -24,9 +27,6 @@ from ._spec import (
     parse_size,
 )
 
-#: How a Slurm host is asked for GPUs: ``--gres=gpu:N`` (default) or ``--gpus=N``.
-GPU_REQUESTS: tuple[str, ...] = ("gres", "gpus")
-
 _TOP_KEYS = ("hosts",)
 _COMMON_KEYS = (
     "name",
@@ -39,26 +39,16 @@ _COMMON_KEYS = (
     "tags",
 )
 _ACCELERATOR_KEYS = ("type", "memory", "count")
-#: sbatch options set from the spec or from dedicated keys; not allowed under ``options``.
-_MANAGED_OPTIONS = (
-    "time",
-    "cpus-per-task",
-    "mem",
-    "gpus",
-    "gres",
-    "partition",
-    "account",
-    "qos",
-    "constraint",
-)
 
 
 @dataclass(frozen=True)
 class Host:
-    """A place to run jobs: the local machine or a Slurm partition.
+    """A place to run jobs: the local machine, a Slurm partition, ...
 
     ``cores``/``memory`` (bytes)/``max_duration`` (seconds) are ``None`` when unknown
-    or unlimited; matching then does not check them.
+    or unlimited; matching then does not check them.  ``settings`` holds the keys of the
+    host's kind (those its launcher class lists in ``host_keys``) that the file set, as
+    that class read them; the class gives their defaults.
     """
 
     name: str
@@ -69,17 +59,10 @@ class Host:
     max_duration: int | None = None
     priority: int = 0
     tags: tuple[str, ...] = ()
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    gpu_request: str = "gres"
-    options: Mapping[str, str | int | bool] = field(default_factory=dict, hash=False)
+    settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __str__(self) -> str:
-        parts = [f"{self.name} ({self.type}"]
-        if self.partition:
-            parts.append(f"partition {self.partition}")
+        parts = [f"{self.name} ({self.type}", *self._described_settings()]
         if self.cores is not None:
             parts.append(f"{self.cores} cores")
         if self.memory is not None:
@@ -90,6 +73,105 @@ class Host:
             parts.append(f"max {format_duration(self.max_duration)}")
         parts.append(f"priority {self.priority}")
         return ", ".join(parts) + ")"
+
+    def _described_settings(self) -> list[str]:
+        """What the launcher class of the host's kind shows of its ``settings``."""
+        if not self.settings:
+            return []  # nothing to show: no backend imported
+        from ..launchers import launcher_class
+
+        try:
+            return launcher_class(self.type).describe_host(self)
+        except LauncherError:  # a kind this xpm does not know: its settings are not shown
+            return []
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    """A mapping of launchers.yaml (a host, or one of its accelerators) and its place in the
+    file (``where``: the file, the host's position and name).
+
+    Its methods read one key each and raise a one-line :class:`~xpm.errors.LauncherError`
+    naming the place, the key and what was expected; a launcher class reads its own
+    :attr:`~xpm.launchers.Launcher.host_keys` with them
+    (:meth:`~xpm.launchers.Launcher.host_settings`).
+    """
+
+    data: Mapping[str, Any]
+    where: str
+
+    @staticmethod
+    def shown(value: Any) -> str:
+        """``value`` as an error message shows what was found (``str 'pbs'``, ``nothing``)."""
+        return "nothing" if value is None else f"{type(value).__name__} {value!r}"
+
+    def error(self, message: str) -> LauncherError:
+        """The error of this entry saying ``message`` (``"options: ..."``)."""
+        return LauncherError(f"{self.where}: {message}")
+
+    def expected(self, key: str, expected: str) -> LauncherError:
+        """The error of ``key`` holding something else than ``expected``."""
+        return self.error(f"{key}: expected {expected}, got {self.shown(self.data.get(key))}")
+
+    def check_keys(self, valid: Sequence[str]) -> None:
+        """Refuse a key not in ``valid``, listing the valid ones."""
+        for key in self.data:
+            if key not in valid:
+                raise self.error(f"unknown key {key!r}; valid keys: {', '.join(sorted(valid))}")
+
+    def string(self, key: str) -> str | None:
+        """A non-empty string, or None when absent."""
+        value = self.data.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise self.expected(key, "a non-empty string")
+        return value
+
+    def integer(self, key: str, *, minimum: int | None) -> int | None:
+        """An integer (not a boolean) at least ``minimum``, or None when absent."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or (minimum is not None and value < minimum)
+        ):
+            bound = f" >= {minimum}" if minimum is not None else ""
+            raise self.expected(key, f"an integer{bound}")
+        return value
+
+    def choice(self, key: str, valid: Sequence[str]) -> str | None:
+        """One of ``valid``, or None when absent."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if value not in valid:
+            raise self.expected(key, f"one of {', '.join(valid)}")
+        return str(value)
+
+    def parsed(self, key: str, parse: Callable[[str], int], expected: str) -> int | None:
+        """A string parsed by ``parse`` (None when absent); ``expected`` says what the
+        error asks for."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.expected(key, expected)
+        try:
+            return parse(value)
+        except SpecError as error:
+            raise self.expected(key, expected) from error
+
+    def size(self, key: str) -> int | None:
+        """A memory size in bytes (``16G``, ``16GiB``), or None when absent."""
+        return self.parsed(
+            key, parse_size,
+            "a memory size like 16G or 16GiB (units K, M, G, T, KiB, MiB, GiB, TiB)",
+        )  # fmt: skip
+
+    def duration(self, key: str) -> int | None:
+        """A duration in seconds (``2 days``, ``12h``), or None when absent."""
+        return self.parsed(key, parse_duration, "a duration like '2 days', '12h' or '90 minutes'")
 
 
 def local_host() -> Host:
@@ -107,9 +189,10 @@ def parse_hosts(data: Any, where: str) -> tuple[Host, ...]:
     it in error messages."""
     if not isinstance(data, Mapping):
         raise LauncherError(
-            f"{where}: expected a mapping with a 'hosts' list at the top, got {_kind(data)}"
+            f"{where}: expected a mapping with a 'hosts' list at the top, "
+            f"got {HostEntry.shown(data)}"
         )
-    _check_keys(data, _TOP_KEYS, where)
+    HostEntry(data, where).check_keys(_TOP_KEYS)
     raw_hosts = data.get("hosts")
     if not isinstance(raw_hosts, list) or not raw_hosts:
         raise LauncherError(f"{where}: 'hosts' must be a non-empty list of hosts")
@@ -128,174 +211,71 @@ def parse_hosts(data: Any, where: str) -> tuple[Host, ...]:
 # --------------------------------------------------------------------------- validation
 
 
-def _kind(value: Any) -> str:
-    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
-
-
-def _check_keys(data: Mapping[Any, Any], valid: Sequence[str], where: str) -> None:
-    for key in data:
-        if key not in valid:
-            raise LauncherError(
-                f"{where}: unknown key {key!r}; valid keys: {', '.join(sorted(valid))}"
-            )
-
-
-def _string(data: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise LauncherError(f"{where}: {key}: expected a non-empty string, got {_kind(value)}")
-    return value
-
-
-def _integer(data: Mapping[str, Any], key: str, where: str, *, minimum: int | None) -> int | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or (minimum is not None and value < minimum)
-    ):
-        bound = f" >= {minimum}" if minimum is not None else ""
-        raise LauncherError(f"{where}: {key}: expected an integer{bound}, got {_kind(value)}")
-    return value
-
-
-def _size(data: Mapping[str, Any], key: str, where: str) -> int | None:
-    return _parsed(
-        data, key, where, parse_size,
-        "a memory size like 16G or 16GiB (units K, M, G, T, KiB, MiB, GiB, TiB)",
-    )  # fmt: skip
-
-
-def _duration(data: Mapping[str, Any], key: str, where: str) -> int | None:
-    return _parsed(
-        data, key, where, parse_duration, "a duration like '2 days', '12h' or '90 minutes'"
-    )
-
-
-def _parsed(
-    data: Mapping[str, Any], key: str, where: str, parse: Callable[[str], int], expected: str
-) -> int | None:
-    """``data[key]`` parsed by ``parse`` (None when absent); a one-line error naming the
-    file's place and what was expected otherwise."""
-    value = data.get(key)
-    if value is None:
-        return None
-    message = f"{where}: {key}: expected {expected}, got {_kind(value)}"
-    if not isinstance(value, str):
-        raise LauncherError(message)
-    try:
-        return parse(value)
-    except SpecError as error:
-        raise LauncherError(message) from error
-
-
-def _choice(data: Mapping[str, Any], key: str, where: str, valid: Sequence[str]) -> str | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if value not in valid:
-        raise LauncherError(
-            f"{where}: {key}: expected one of {', '.join(valid)}, got {_kind(value)}"
-        )
-    return str(value)
-
-
-def _parse_accelerators(value: Any, where: str) -> tuple[Accelerator, ...]:
+def _parse_accelerators(entry: HostEntry) -> tuple[Accelerator, ...]:
+    value = entry.data.get("accelerators")
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise LauncherError(
-            f"{where}: accelerators: expected a list like "
-            f"[{{type: cuda, memory: 16G, count: 4}}], got {_kind(value)}"
-        )
+        raise entry.expected("accelerators", "a list like [{type: cuda, memory: 16G, count: 4}]")
     accelerators: list[Accelerator] = []
     for position, raw in enumerate(value):
-        here = f"{where}: accelerators[{position}]"
+        here = f"{entry.where}: accelerators[{position}]"
         if not isinstance(raw, Mapping):
             raise LauncherError(f"{here}: expected a mapping with keys type, memory, count")
-        _check_keys(raw, _ACCELERATOR_KEYS, here)
-        kind = _choice(raw, "type", here, ACCELERATOR_TYPES)
-        memory = _size(raw, "memory", here)
+        item = HostEntry(raw, here)
+        item.check_keys(_ACCELERATOR_KEYS)
+        kind = item.choice("type", ACCELERATOR_TYPES)
+        memory = item.size("memory")
         if kind is None or memory is None:
             missing = "type" if kind is None else "memory"
-            raise LauncherError(f"{here}: missing key {missing!r} (keys: type, memory, count)")
-        count = _integer(raw, "count", here, minimum=1)
+            raise item.error(f"missing key {missing!r} (keys: type, memory, count)")
+        count = item.integer("count", minimum=1)
         accelerators.extend([Accelerator(kind, memory)] * (1 if count is None else count))
     return tuple(accelerators)
 
 
-def _parse_options(value: Any, where: str) -> dict[str, str | int | bool]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise LauncherError(
-            f"{where}: options: expected a mapping of sbatch options, got {_kind(value)}"
-        )
-    options: dict[str, str | int | bool] = {}
-    for key, option in value.items():
-        if not isinstance(key, str) or not key:
-            raise LauncherError(f"{where}: options: option names must be strings, got {_kind(key)}")
-        if key.replace("_", "-").lstrip("-") in _MANAGED_OPTIONS:
-            raise LauncherError(
-                f"{where}: options: {key!r} is set by xpm (from the spec or the host's "
-                "partition/account/qos/constraint keys); remove it from options"
-            )
-        if not isinstance(option, (str, int, bool)):
-            raise LauncherError(
-                f"{where}: options: {key}: expected a string, integer or boolean, got {_kind(option)}"
-            )
-        options[key] = option
-    return options
-
-
 def _parse_host(raw: Any, where: str) -> Host:
     if not isinstance(raw, Mapping):
-        raise LauncherError(f"{where}: expected a mapping describing a host, got {_kind(raw)}")
-    name = _string(raw, "name", where)
+        raise LauncherError(
+            f"{where}: expected a mapping describing a host, got {HostEntry.shown(raw)}"
+        )
+    name = HostEntry(raw, where).string("name")
     if name is None:
         raise LauncherError(f"{where}: missing key 'name'")
-    where = f"{where} ({name})"
+    entry = HostEntry(raw, f"{where} ({name})")
     # Each launcher kind declares the keys of its hosts (imported only to read a file).
     from ..launchers import KINDS, launcher_class
 
-    host_type = _choice(raw, "type", where, tuple(KINDS))
+    host_type = entry.choice("type", tuple(KINDS))
     if host_type is None:
-        raise LauncherError(f"{where}: missing key 'type' (one of {', '.join(KINDS)})")
-    valid = _COMMON_KEYS + launcher_class(host_type).host_keys
+        raise entry.error(f"missing key 'type' (one of {', '.join(KINDS)})")
+    cls = launcher_class(host_type)
+    valid = _COMMON_KEYS + cls.host_keys
     for key in raw:
         owners = [kind for kind in KINDS if key in launcher_class(kind).host_keys]
         if owners and key not in valid:
-            raise LauncherError(
-                f"{where}: key {key!r} is only valid for {' or '.join(owners)} hosts; "
+            raise entry.error(
+                f"key {key!r} is only valid for {' or '.join(owners)} hosts; "
                 f"valid keys for {host_type} hosts: {', '.join(sorted(valid))}"
             )
-    _check_keys(raw, valid, where)
-    cores = _integer(raw, "cpus", where, minimum=1)
-    memory = _size(raw, "memory", where)
+    entry.check_keys(valid)
+    cores = entry.integer("cpus", minimum=1)
+    memory = entry.size("memory")
     if host_type == "local":
         detected = local_host()
         cores = detected.cores if cores is None else cores
         memory = detected.memory if memory is None else memory
     tags = raw.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise LauncherError(f"{where}: tags: expected a list of strings, got {_kind(tags)}")
+        raise entry.expected("tags", "a list of strings")
     return Host(
         name=name,
         type=host_type,
         cores=cores,
         memory=memory,
-        accelerators=_parse_accelerators(raw.get("accelerators"), where),
-        max_duration=_duration(raw, "max_duration", where),
-        priority=_integer(raw, "priority", where, minimum=None) or 0,
+        accelerators=_parse_accelerators(entry),
+        max_duration=entry.duration("max_duration"),
+        priority=entry.integer("priority", minimum=None) or 0,
         tags=tuple(tags),
-        partition=_string(raw, "partition", where),
-        account=_string(raw, "account", where),
-        qos=_string(raw, "qos", where),
-        constraint=_string(raw, "constraint", where),
-        gpu_request=_choice(raw, "gpu_request", where, GPU_REQUESTS) or "gres",
-        options=_parse_options(raw.get("options"), where),
+        settings=cls.host_settings(entry),
     )

@@ -34,9 +34,8 @@ FILE_NAME = "launchers.yaml"
 def launcher_config(host: Host, requirement: Requirement) -> tuple[str, dict[str, Any]]:
     """The launcher class name and keyword arguments running ``requirement`` on ``host``:
     the class of the host's kind (imported here) says, by its
-    :meth:`~xpm.launchers.Launcher.options_for`.  ``LocalLauncher`` gets ``max_parallel``
-    (how many jobs needing the requested cores fit on the host at once); ``SlurmLauncher``
-    the partition, the host's sbatch options and time/cpus/mem/GPUs from the requirement.
+    :meth:`~xpm.launchers.Launcher.options_for` (from the host's common fields and its
+    kind's ``settings``).
     """
     from ..launchers import launcher_class
 

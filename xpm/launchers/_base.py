@@ -19,7 +19,7 @@ from .._vocabulary import JobState
 from ..errors import LauncherError
 
 if TYPE_CHECKING:
-    from ..launcherfinder import Host, Requirement
+    from ..launcherfinder import Host, HostEntry, Requirement
 
 
 @dataclass
@@ -78,7 +78,23 @@ class Launcher(ABC):
 
     #: Keys a launchers.yaml host of this kind may set beyond the common ones (``name``,
     #: ``type``, ``cpus``, ``memory``, ...): Slurm's ``partition``, ``account``, ...
+    #: :meth:`host_settings` reads them into the host's ``settings``.
     host_keys: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def host_settings(cls, entry: HostEntry) -> dict[str, Any]:
+        """The host's ``settings``: the :attr:`host_keys` that the launchers.yaml host
+        ``entry`` sets, checked and converted (default: as written).  Raise the entry's
+        one-line errors (``entry.expected(key, "...")``, ``entry.error("...")``) for a bad
+        value."""
+        return {key: entry.data[key] for key in cls.host_keys if entry.data.get(key) is not None}
+
+    @classmethod
+    def describe_host(cls, host: Host) -> list[str]:
+        """What ``str(host)`` shows of the host's ``settings``, after its kind (default:
+        nothing; Slurm: its partition)."""
+        del host
+        return []
 
     @classmethod
     def options_for(cls, host: Host, requirement: Requirement) -> dict[str, Any]:

@@ -26,11 +26,12 @@ from .._atomicio import atomic_write_text
 from .._jobdir import JobDir
 from ..errors import BackendFullError, LauncherError
 from ._base import LaunchedJob, Launcher, LaunchOutcome
+from ._slurmhosts import HOST_KEYS, SlurmHostSettings, describe_host, read_host_settings
 from ._slurmscript import job_script, write_array_script, write_task_scripts
 from ._slurmstate import SlurmQueue, array_ids, id_lists
 
 if TYPE_CHECKING:
-    from ..launcherfinder import Host, Requirement
+    from ..launcherfinder import Host, HostEntry, Requirement
 
 __all__ = ["SlurmLauncher"]
 
@@ -205,14 +206,19 @@ class SlurmLauncher(Launcher):
         self._limits: dict[str, int] | None = None
 
     # --- options ----------------------------------------------------------------------------
-    host_keys: ClassVar[tuple[str, ...]] = (
-        "partition",
-        "account",
-        "qos",
-        "constraint",
-        "gpu_request",
-        "options",
-    )
+    #: A launchers.yaml host's own keys, read and given their defaults by ``_slurmhosts``.
+    host_keys: ClassVar[tuple[str, ...]] = HOST_KEYS
+
+    @classmethod
+    def host_settings(cls, entry: HostEntry) -> dict[str, Any]:
+        """The partition, account, qos, constraint, gpu_request and sbatch options the
+        launchers.yaml host ``entry`` sets, checked."""
+        return read_host_settings(entry)
+
+    @classmethod
+    def describe_host(cls, host: Host) -> list[str]:
+        """The host's partition, when its ``partition`` key sets one."""
+        return describe_host(host)
 
     @classmethod
     def options_for(cls, host: Host, requirement: Requirement) -> dict[str, Any]:
@@ -220,21 +226,22 @@ class SlurmLauncher(Launcher):
         and sbatch options, and time/cpus/mem/GPUs from the requirement.  GPUs go to
         ``gpus`` (``--gres=gpu:N``), or to ``options["gpus"]`` (``--gpus=N``) for a host
         with ``gpu_request: gpus``."""
-        options: dict[str, Any] = dict(host.options)
+        settings = SlurmHostSettings.of(host)
+        options: dict[str, Any] = dict(settings.options)
         gpus: int | None = len(requirement.accelerators) or None
-        if gpus is not None and host.gpu_request == "gpus":
+        if gpus is not None and settings.gpu_request == "gpus":
             options["gpus"] = gpus
             gpus = None
         duration, mem = requirement.duration, requirement.cpu.mem
         return {
-            "partition": host.partition or host.name,
+            "partition": settings.partition_of(host),
             "time": slurm_time(duration) if duration is not None else None,
             "cpus_per_task": requirement.cpu.cores,
             "mem": slurm_mem(mem) if mem is not None else None,
             "gpus": gpus,
-            "account": host.account,
-            "qos": host.qos,
-            "constraint": host.constraint,
+            "account": settings.account,
+            "qos": settings.qos,
+            "constraint": settings.constraint,
             "options": options,
         }
 
