@@ -247,6 +247,17 @@ def test_sweep_keys_lacking_from_the_sample_are_found(
         monkeypatch.setattr("xpm.index._sweeps.SWEEP_SAMPLE", 1)
         assert experiment_keys(conn) == truth
         assert truth["sweep"] == (["lr", "n_layers"], ["accuracy", "loss", "weights"])
+        # Both ways of finding which experiments hold a key (through the key's rows, or
+        # through each experiment's jobs, whichever is fewer) agree with the truth.
+        from xpm.index import _sweeps
+
+        names = sorted(truth)
+        for slot, table in enumerate(("tags", "results")):
+            for key in {k for kept in truth.values() for k in kept[slot]}:
+                holding = sorted(n for n in names if key in truth[n][slot])
+                for size in (0, 10**9):  # the jobs seem fewer / the rows seem fewer
+                    sizes = dict.fromkeys(names, size)
+                    assert sorted(_sweeps._having(conn, table, key, names, sizes)) == holding
     finally:
         conn.close()
 

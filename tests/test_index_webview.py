@@ -192,3 +192,52 @@ def test_runs_tables_read_from_the_experiments_jobs_agree_with_sql(tmp_path: Pat
                 assert mine["count"] == sql["count"]
     state = dict(facets(conn, Selection(TASK, "e", jobs=jobs), columns)[0]["values"])
     assert sum(state.values()) == 23 and set(state) == {"DONE", "FAILED", "RUNNING"}
+
+
+def test_a_whole_task_among_others_counts_and_sorts_as_sql_does(tmp_path: Path) -> None:
+    """A task's table over all its jobs takes counts and orders from the indexes over every
+    job less the other tasks' jobs: the same as SQL over the task's own jobs, although the
+    other task shares its tag keys (and values)."""
+    other = "demo.other"
+
+    def fill(c: Any) -> None:
+        rows = [job_row(ident(n), float(n), "e/r1") for n in range(30)]
+        rows += [job_row(ident(100 + n), float(n), "e/r1", task=other) for n in range(7)]
+        states = ["DONE", "FAILED", "RUNNING", "DONE"]
+        rows = [(*r[:3], states[k % 4], *r[4:]) for k, r in enumerate(rows)]
+        c.executemany(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 18)})", rows)
+        c.executemany(
+            "INSERT INTO tags VALUES (?, 'seed', ?, 'int')",
+            [(r[0], k % 5) for k, r in enumerate(rows)],
+        )
+        c.executemany(
+            "INSERT INTO params (job_id, path, value, type, meta) VALUES (?, 'lr', ?, 'float', 0)",
+            [(r[0], (k % 3) / 10) for k, r in enumerate(rows)],
+        )
+
+    build(tmp_path / "wd", fill)
+    conn = read(tmp_path / "wd")
+    columns = task_columns(conn, TASK, None)
+    everything = [("submitted", ">", -1)]  # keeps every job, but takes the SQL path
+    for sort in ("tag:seed", "param:lr"):
+        for descending in (True, False):
+            for page in (1, 2, 3, 4):
+                args = (TASK, None)
+                whole = Selection(*args, [], sort, descending, page, 8)
+                asked = Selection(*args, everything, sort, descending, page, 8)
+                assert job_count(conn, whole, columns) == job_count(conn, asked, columns) == 30
+                ids = [r["id"] for r in runs_table(conn, whole, columns)["rows"]]
+                assert ids == [r["id"] for r in runs_table(conn, asked, columns)["rows"]]
+                assert all(int(i, 16) < 100 for i in ids)  # never a job of the other task
+    mine, sql = (
+        facets(conn, Selection(TASK), columns),
+        facets(conn, Selection(TASK, None, everything), columns),
+    )
+    assert mine == sql
+    assert sum(n for _v, n in mine[0]["values"]) == 30
+    # And the whole task's page takes its order from the (key, value) index, not from a
+    # value looked up job by job (1 s over 100,000 jobs beside another task).
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    runs_table(conn, Selection(TASK, None, [], "tag:seed", False, 3, 8), columns)
+    assert any(s.startswith("SELECT job_id FROM tags WHERE key = ") for s in statements)

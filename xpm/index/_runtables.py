@@ -334,7 +334,9 @@ def task_columns(
         for key in distinct_values(conn, table, name):
             if key not in types:
                 found = conn.execute(
-                    f"SELECT x.type, {flag} FROM {table} x JOIN jobs j ON j.id = x.job_id "
+                    # From the name's rows (SQLite started from the task's jobs: 100,000
+                    # seeks for a name only another task has).
+                    f"SELECT x.type, {flag} FROM {table} x CROSS JOIN jobs j ON j.id = x.job_id "
                     f"WHERE x.{name} = :xpm_key AND {where} LIMIT {COLUMN_SAMPLE}",
                     {**args, "xpm_key": key},
                 ).fetchall()
@@ -381,15 +383,15 @@ def runs_table(
         f"SELECT j.id FROM jobs j WHERE {where} "
         f"ORDER BY {order} {direction} NULLS LAST, j.id LIMIT :limit OFFSET :offset"
     )
-    if column is not None and column.kind in ("param", "tag") and _every_job(conn, selection):
+    whole = _whole_task(conn, selection)
+    if column is not None and column.kind in ("param", "tag") and whole is not None:
         table, name = ("params", "path") if column.kind == "param" else ("tags", "key")
         args["xpm_name"] = column.name
-        having = conn.execute(
-            f"SELECT COUNT(*) FROM {table} WHERE {name} = :xpm_name", args
-        ).fetchone()[0]
+        mine = f"{name} = :xpm_name" + (f" AND job_id NOT IN ({_OTHERS})" if whole else "")
+        having = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {mine}", args).fetchone()[0]
         if having == count:  # every job has a value: the (name, value) index gives the order
             sql = (
-                f"SELECT job_id FROM {table} WHERE {name} = :xpm_name "
+                f"SELECT job_id FROM {table} WHERE {mine} "
                 f"ORDER BY value {direction}, job_id LIMIT :limit OFFSET :offset"
             )
     known = selection.known()
@@ -400,15 +402,42 @@ def runs_table(
     return {"count": count, "rows": page_rows(conn, ids)}
 
 
-def _every_job(conn: sqlite3.Connection, selection: Selection) -> bool:
-    """Whether ``selection`` is every job of the index (one task, no experiment or filter).
+#: The jobs of every task but ``:task`` (through the task index, in two ranges).
+_OTHERS = "SELECT id FROM jobs WHERE task_id < :task OR task_id > :task"
 
-    Then counts and orders come from the indexes alone, without visiting each job.
+
+def _whole_task(conn: sqlite3.Connection, selection: Selection) -> int | None:
+    """How many jobs other tasks hold, when ``selection`` is every job of its task (no
+    experiment, no filter) and they are fewer; None otherwise.
+
+    Then counts and orders come from the indexes over every job (the (key, value) index
+    of tags, the state index), less the other tasks' few jobs, instead of visiting each
+    job of the task: with a second task in the index, a task's table of 100,000 jobs took
+    1.5 s and its page 1,000 sorted by a tag 0.8-2.2 s.
     """
     if selection.experiment is not None or selection.filters:
-        return False
-    low, high = conn.execute("SELECT MIN(task_id), MAX(task_id) FROM jobs").fetchone()
-    return bool(low == high == selection.task)
+        return None
+    args = {"task": selection.task}
+    others = conn.execute(f"SELECT COUNT(*) FROM ({_OTHERS})", args).fetchone()[0]
+    mine = conn.execute("SELECT COUNT(*) FROM jobs WHERE task_id = :task", args).fetchone()[0]
+    return int(others) if others <= mine else None
+
+
+def _sortable(value: Any) -> tuple[int, Any]:
+    """SQLite's order of values: NULL, numbers, text, blobs."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, (int, float)):
+        return (1, value)
+    return (2, value) if isinstance(value, str) else (3, value)
+
+
+def _less(every: list[Any], others: list[Any]) -> list[tuple[Any, ...]]:
+    """Counts (the last item of each row) of ``every`` job less those of ``others``."""
+    found = {tuple(row[:-1]): row[-1] for row in every}
+    for row in others:
+        found[tuple(row[:-1])] -= row[-1]
+    return [(*key, n) for key, n in found.items() if n > 0]
 
 
 def page_rows(
@@ -457,15 +486,21 @@ def facets(
     """Counts of the selected jobs per state and per value of each tag."""
     by_key = {c.key: c for c in columns}
     where, args = selection.without("state").where(by_key)
-    every = _every_job(conn, selection)
+    whole = _whole_task(conn, selection)
     ids = selection.without("state").ids(conn, by_key)
     if ids is not None and selection.jobs is not None:
         state_of = dict(zip(selection.jobs.ids, selection.jobs.states, strict=True))
         found = Counter(state_of[i] for i in ids)
         states = sorted(found.items(), key=lambda s: (-s[1], s[0] or ""))
+    elif whole is not None:  # every job's states (the state index), less the other tasks'
+        every = conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        others = conn.execute(
+            f"SELECT state, COUNT(*) FROM jobs WHERE id IN ({_OTHERS}) GROUP BY state", args
+        ).fetchall()
+        states = sorted(_less(every, others), key=lambda s: (-s[1], s[0] or ""))
     else:
         states = conn.execute(
-            f"SELECT j.state, COUNT(*) FROM jobs j WHERE {'1' if every else where} "
+            f"SELECT j.state, COUNT(*) FROM jobs j WHERE {where} "
             "GROUP BY j.state ORDER BY COUNT(*) DESC, j.state",
             args,
         ).fetchall()
@@ -488,11 +523,26 @@ def facets(
             f"WHERE t.key IN ({keys}) AND {where} GROUP BY t.key, t.value "
             "ORDER BY t.key, t.value"
         )
-        if every and chosen is selection:
-            sql = (  # every job: the (key, value) index alone
-                f"SELECT key, value, COUNT(*) FROM tags WHERE key IN ({keys}) "
-                "GROUP BY key, value ORDER BY key, value"
+        if whole is not None and chosen is selection:
+            # Every job: the (key, value) index alone, less the other tasks' jobs.
+            every = conn.execute(
+                f"SELECT key, value, COUNT(*) FROM tags WHERE key IN ({keys}) GROUP BY key, value",
+                args,
+            ).fetchall()
+            others = (
+                conn.execute(
+                    f"SELECT key, value, COUNT(*) FROM tags WHERE key IN ({keys}) "
+                    f"AND job_id IN ({_OTHERS}) GROUP BY key, value",
+                    args,
+                ).fetchall()
+                if whole
+                else []
             )
+            for key, value, count in sorted(
+                _less(every, others), key=lambda r: (r[0], _sortable(r[1]))
+            ):
+                counts.setdefault(names[key], []).append((value, count))
+            continue
         chosen_ids = chosen.ids(conn, by_key)
         if chosen_ids is not None:  # the jobs are known: their tags, by primary key
             args = {"xpm_ids": json.dumps(chosen_ids)}
