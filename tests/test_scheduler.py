@@ -215,3 +215,27 @@ def test_a_lab_subclass_of_a_known_kind_is_rebuilt_as_itself(tmp_path: Path) -> 
     # The lab's module gone (another machine): xpm's own Slurm launcher, options kept.
     moved = launcher_from_description({**described, "class": "lab_gone.launchers:LabSlurm"})
     assert type(moved) is SlurmLauncher and moved.binpath == tmp_path
+
+
+class RegisteredQueue(LabSlurm):
+    """A kind a lab registers in its experiment's process only."""
+
+    kind = "labqueue"
+
+
+def test_a_kind_registered_in_one_process_records_its_class(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kind added to KINDS at run time (to use it from launchers.yaml) is unknown to the
+    next process's `xpm jobs list` or `kill`: its class is recorded all the same (a review
+    found it left out, so the jobs could not be checked or stopped later)."""
+    from xpm.launchers import KINDS, recorded_description
+    from xpm.launchers._kinds import launcher_from_description
+
+    path = f"{__name__}:RegisteredQueue"
+    monkeypatch.setitem(KINDS, "labqueue", path)
+    described = recorded_description(RegisteredQueue(binpath=tmp_path))
+    assert described["class"] == path
+    monkeypatch.delitem(KINDS, "labqueue")  # the next process never registered it
+    again = launcher_from_description(json.loads(json.dumps(described)))
+    assert type(again) is RegisteredQueue and again.binpath == tmp_path

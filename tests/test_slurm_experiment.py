@@ -286,6 +286,51 @@ def test_jobs_list_and_kill_use_the_launcher_the_job_recorded(
         _scancel_all(workdir)
 
 
+def test_jobs_kill_of_a_running_slurm_job_records_one_end_naming_it(
+    workdir: Path, tmp_path: Path, slurm_cluster: object
+) -> None:
+    """scancel returns before the job catches SIGTERM: `xpm jobs kill` records the end
+    naming itself, and the job's own "terminated by SIGTERM" must not replace it nor add
+    a second CANCELLED (found by a review: two CANCELLED events, the last one unnamed)."""
+    import os
+    import sys
+
+    started = tmp_path / "started"
+    body = f"    Count(n=77, sleep=600, started={str(started)!r}).submit()\n"
+    detached = run_python(_script(workdir, body, ", detach=True"))
+    assert detached.returncode == 0, detached.stderr
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert started.exists(), "the job never started"
+    jobdir = JobDir.from_path(next(workdir.glob("jobs/*/*/params.json")).parent)
+    try:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+        killed = subprocess.run(
+            [sys.executable, "-m", "xpm.cli", "jobs", "kill", "--task", "count"]
+            + ["--workdir", str(workdir)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert killed.returncode == 0, killed.stderr
+        pid = int(started.read_text())
+        # The job process (on this machine: the cluster is local) catches SIGTERM and ends.
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{pid}").exists(), "the job still runs"
+        status = jobdir.read_status()
+        ends = [e for e in status.history if e["state"] in ("CANCELLED", "FAILED", "DONE")]
+        assert [(e["state"], e.get("reason")) for e in ends] == [
+            ("CANCELLED", "cancelled by `xpm jobs kill`")
+        ], status.history
+        assert (status.state, status.reason) == ("CANCELLED", "cancelled by `xpm jobs kill`")
+    finally:
+        _scancel_all(workdir)
+
+
 def test_submit_does_not_wait_behind_sbatch(
     workdir: Path, tmp_path: Path, slurm_cluster: object
 ) -> None:

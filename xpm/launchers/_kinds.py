@@ -25,6 +25,8 @@ KINDS: dict[str, str] = {
     "local": "xpm.launchers.local:LocalLauncher",
     "slurm": "xpm.launchers.slurm:SlurmLauncher",
 }
+#: The kinds every xpm knows without any registration: only their classes go unrecorded.
+_SHIPPED = dict(KINDS)
 
 
 def _class_path(cls: type) -> str:
@@ -76,7 +78,9 @@ def recorded_description(launcher: Launcher) -> dict[str, Any]:
     (:func:`launcher_from_description`) without any registration."""
     described = dict(launcher.describe())
     own = type(launcher)
-    if KINDS.get(own.kind) != _class_path(own):
+    # Against xpm's own kinds, not KINDS: a kind registered in one process (KINDS["mylab"]
+    # = ...) is unknown to the next `xpm jobs list` or `kill`, which needs the class.
+    if _SHIPPED.get(own.kind) != _class_path(own):
         described["class"] = _class_path(own)
     return described
 
