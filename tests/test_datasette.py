@@ -1020,3 +1020,14 @@ def test_live_page_reads_its_rows_and_its_state_from_one_snapshot(tmp_path: Path
     # Without the snapshot the page showed RUNNING and stopped refreshing: the bug.
     assert read(reader) == ("RUNNING", 0)
     assert _served.snapshot(lambda c: active_job_count(c))(reader) == 0
+
+
+def test_a_workdir_path_with_a_hash_keeps_its_task_tables(indexed: Path, tmp_path: Path) -> None:
+    """The task tables' metadata was read through a URI built by hand: a "#" in the path
+    cut it there (no metadata) and SQLite created an empty file at the cut (a review)."""
+    copy = tmp_path / "lab#1" / "workdir"
+    shutil.copytree(indexed, copy, ignore=shutil.ignore_patterns("jobs"))
+    served = make_datasette(copy)
+    meta = get(served, "/-/metadata.json").json()["databases"]["xpm"]["tables"]
+    assert meta["evaluate"]["columns"]["n_layers"] == "Tag `n_layers`."
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lab#1"]  # nothing at "lab"

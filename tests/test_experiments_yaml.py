@@ -310,14 +310,14 @@ def test_launchers_find_and_list_with_a_registry(
     monkeypatch.setenv("XPM_WORKDIR", str(workdir))
     listed = invoke("launchers", "list", "--format", "csv")
     assert listed.exit_code == 0
-    assert listed.stdout.splitlines()[0].startswith("name,type,partition,cores,memory")
+    assert listed.stdout.splitlines()[0].startswith("name,type,settings,cores,memory")
     assert [line.split(",")[0] for line in listed.stdout.splitlines()[1:]] == ["laptop", "gpu"]
     assert f"hosts from {workdir / 'launchers.yaml'}" in listed.stderr
     table = invoke("launchers", "list")
     assert table.stdout.splitlines()[0].split() == [
         "name",
         "type",
-        "partition",
+        "settings",
         "cores",
         "memory",
         "accelerators",

@@ -5,6 +5,7 @@ them.  Slurm's keys still give the sbatch options they gave; a kind registered i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -249,6 +250,28 @@ def test_a_third_kind_declares_and_reads_its_own_keys(tmp_path: Path) -> None:
     only_site = LauncherRegistry(hosts=(site,))
     assert launcher_config(site, Requirement()) == ("SiteLauncher", {"site": {"room": 12}})
     assert isinstance(find_launcher("cpu()", registry=only_site), SiteLauncher)
+
+
+@pytest.mark.usefixtures("third_kinds")
+def test_launchers_list_shows_each_kinds_own_settings(tmp_path: Path) -> None:
+    """`xpm launchers list` had a Slurm `partition` column: a third kind's keys never
+    showed (a review).  Each host's settings show, whatever its kind."""
+    path = tmp_path / "launchers.yaml"
+    path.write_text(THIRD_YAML.replace("partition: gpu}", "partition: gpu, qos: fast}"))
+    env = {"XPM_LAUNCHERS": str(path)}
+    table = CliRunner().invoke(cli, ["launchers", "list"], env=env)
+    assert table.exit_code == 0, table.output
+    assert table.stdout.splitlines()[0].split()[:3] == ["name", "type", "settings"]
+    shown = {line.split()[0]: line for line in table.stdout.splitlines()[2:]}
+    assert "queue=gpuq, slots=4" in shown["q1"] and "site={'room': 12}" in shown["lab"]
+    assert "partition=gpu, qos=fast" in shown["gpu"]
+    as_json = CliRunner().invoke(cli, ["launchers", "list", "--format", "json"], env=env)
+    settings = [h["settings"] for h in json.loads(as_json.stdout)]
+    assert settings == [
+        {"queue": "gpuq", "slots": 4},
+        {"site": {"room": 12}},
+        {"partition": "gpu", "qos": "fast"},
+    ]
 
 
 @pytest.mark.usefixtures("third_kinds")

@@ -85,8 +85,12 @@ def list_hosts(workdir: Path | None, yaml_file: Path | None, fmt: str) -> None:
             {
                 "name": host.name,
                 "type": host.type,
-                # Only Slurm hosts set one; other kinds' settings have no column.
-                "partition": host.settings.get("partition"),
+                # The kind's own keys (Slurm's partition, qos...), as the file sets them.
+                "settings": (
+                    ", ".join(f"{k}={v}" for k, v in host.settings.items()) or None
+                    if fmt != "json"
+                    else dict(host.settings)
+                ),
                 "cores": host.cores,
                 "memory": (
                     None
@@ -111,7 +115,7 @@ def list_hosts(workdir: Path | None, yaml_file: Path | None, fmt: str) -> None:
         [
             "name",
             "type",
-            "partition",
+            "settings",
             "cores",
             "memory",
             "accelerators",

@@ -11,6 +11,7 @@ import functools
 import json
 import re
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from datasette import hookimpl
@@ -72,10 +73,13 @@ def get_metadata(datasette: Any, key: str, database: str | None, table: str | No
         return cached[1]
     import sqlite3
 
+    from ..index import readonly_uri
     from ..index import task_tables_metadata as datasette_metadata
 
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        # The index's own read-only URI: a path with "#" or "?" in it was cut there (and
+        # SQLite created an empty file at the cut), and a read-only mount needs more.
+        conn = sqlite3.connect(readonly_uri(Path(path)), uri=True)
         try:
             tables = datasette_metadata(conn)
         finally:

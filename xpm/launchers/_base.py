@@ -49,6 +49,10 @@ class Launcher(ABC):
 
     #: Short name recorded with each job ("local", "slurm").
     kind: ClassVar[str] = "abstract"
+    #: How messages name the backend ("Slurm"; empty: "the <kind> launcher").
+    backend_name: ClassVar[str] = ""
+    #: The command that stops a job, as `xpm jobs kill` reports it ("scancel"; empty: none).
+    cancel_command: ClassVar[str] = ""
     #: Whether dependencies can be handed to the backend (so the plan survives the experiment).
     supports_dependencies: ClassVar[bool] = False
     #: Seconds between two polls of this launcher's jobs (None: the launcher notifies).
@@ -88,6 +92,11 @@ class Launcher(ABC):
         one-line errors (``entry.expected(key, "...")``, ``entry.error("...")``) for a bad
         value."""
         return {key: entry.data[key] for key in cls.host_keys if entry.data.get(key) is not None}
+
+    @classmethod
+    def named(cls) -> str:
+        """The backend as messages name it: :attr:`backend_name`, or "the <kind> launcher"."""
+        return cls.backend_name or f"the {cls.kind} launcher"
 
     @classmethod
     def describe_host(cls, host: Host) -> list[str]:

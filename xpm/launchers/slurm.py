@@ -135,6 +135,8 @@ class SlurmLauncher(Launcher):
     """
 
     kind: ClassVar[str] = "slurm"
+    backend_name: ClassVar[str] = "Slurm"
+    cancel_command: ClassVar[str] = "scancel"
     supports_dependencies: ClassVar[bool] = True
     supports_arrays: ClassVar[bool] = True
     reattachable: ClassVar[bool] = True

@@ -18,7 +18,7 @@ from .._jobdir import JobDir
 from .._process import process_alive
 from .._vocabulary import ACTIVE_STATES, LOCAL_KIND, shown_state
 from ..errors import UsageError
-from ._reconcile import backend_name, by_recorded_launcher, refresh_rows
+from ._reconcile import by_recorded_launcher, refresh_rows
 
 #: Seconds a killed local job gets between SIGTERM and SIGKILL.
 KILL_GRACE = 5.0
@@ -58,10 +58,11 @@ def _stop_local(pid: int, grace: float) -> str:
     return f"sent SIGTERM to process group {pid}"
 
 
-def _cancel_word(jobdir: JobDir) -> str:
-    """How a backend job was stopped, for the report: ``scancel`` for Slurm."""
-    kind = jobdir.read_status().launcher
-    return "scancel" if kind == "slurm" else f"cancelled by {backend_name(kind)}:"
+def _cancel_word(launcher: Any) -> str:
+    """How a backend job was stopped, for the report: its launcher's cancel command
+    (``scancel``), else the backend that stopped it."""
+    kind = type(launcher)
+    return kind.cancel_command or f"cancelled by {kind.named()}:"
 
 
 def _reap(pid: int) -> None:
@@ -131,7 +132,8 @@ def kill_jobs(
         ones = [LaunchedJob(jd, jid) for _, jd, jid in backend]
         for group in by_recorded_launcher(ones):
             try:
-                group.launcher().cancel(group.jobs)
+                stopping = group.launcher()
+                stopping.cancel(group.jobs)
             except LauncherError as e:
                 # Never record CANCELLED a job its launcher was not asked to stop.
                 for one in group.jobs:
@@ -141,7 +143,7 @@ def kill_jobs(
                 (
                     rows[one.jobdir.identifier],
                     one.jobdir,
-                    f"{_cancel_word(one.jobdir)} {one.launcher_job_id}",
+                    f"{_cancel_word(stopping)} {one.launcher_job_id}",
                 )
                 for one in group.jobs
             ]

@@ -85,8 +85,15 @@ def reconcile_launchers(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
 
 
 def backend_name(kind: str | None) -> str:
-    """How messages name a job's launcher: ``Slurm``, or ``the <kind> launcher``."""
-    return "Slurm" if kind == "slurm" else f"the {kind} launcher"
+    """How messages name a job's launcher: its class's :meth:`~xpm.launchers.Launcher.named`
+    ("Slurm"), or "the <kind> launcher" for a kind this process cannot load."""
+    from ..errors import LauncherError
+    from ..launchers import launcher_class
+
+    try:
+        return launcher_class(str(kind)).named()
+    except LauncherError:
+        return f"the {kind} launcher"
 
 
 @dataclass
