@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .._vocabulary import STORED_STATES, TERMINAL_STATES
+from .._vocabulary import ACTIVE_STATES, STORED_STATES, TERMINAL_STATES
 
 #: Experiments listed on the home page (the latest started).
 HOME_EXPERIMENTS = 100
@@ -75,9 +75,10 @@ def experiments_overview(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 def active_job_count(conn: sqlite3.Connection) -> int:
     """How many jobs are submitted or running (live pages refresh while there are some)."""
+    marks = ",".join("?" * len(ACTIVE_STATES))
     return int(
         conn.execute(
-            "SELECT COUNT(*) FROM jobs WHERE state IN ('SUBMITTED', 'RUNNING')"
+            f"SELECT COUNT(*) FROM jobs WHERE state IN ({marks})", ACTIVE_STATES
         ).fetchone()[0]
     )
 

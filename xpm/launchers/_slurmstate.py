@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Sequence
 
-from .._vocabulary import JobState
+from .._vocabulary import ACTIVE_STATES, JobState
 from ..errors import LauncherError
 from ._base import LaunchedJob, LaunchOutcome
 
@@ -106,7 +106,7 @@ def _decode_exit(code: str) -> tuple[int | None, int | None]:
 def _outcome(slurm_state: str, reason: str, code: str) -> LaunchOutcome:
     slurm_state = slurm_state.rstrip("+")
     state = _STATE_MAP.get(slurm_state, "SUBMITTED")
-    if state in ("SUBMITTED", "RUNNING"):
+    if state in ACTIVE_STATES:
         detail = f" ({reason})" if reason and reason != "None" else ""
         return LaunchOutcome(state, f"slurm: {slurm_state}{detail}")
     exit_code, sig = _decode_exit(code)
