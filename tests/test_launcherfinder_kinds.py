@@ -6,6 +6,7 @@ them.  Slurm's keys still give the sbatch options they gave; a kind registered i
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -313,3 +314,26 @@ def test_a_host_of_a_kind_this_xpm_does_not_know_still_shows() -> None:
     host = Host(name="far", type="pbs", cores=4, settings={"queue": "x"})
     assert str(host) == "far (pbs, 4 cores, priority 0)"
     assert str(Host(name="far", type="pbs")) == "far (pbs, priority 0)"
+
+
+def test_a_local_only_file_loads_no_other_kinds_launcher(tmp_path: Path) -> None:
+    """Reading a launchers.yaml of local hosts imports no Slurm code (every kind's class
+    was loaded for every key, 6 ms of imports on each run that reads the file)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "launchers.yaml"
+    path.write_text("hosts:\n  - {name: laptop, type: local, cpus: 2}\n")
+    code = (
+        "import sys\nfrom xpm.launcherfinder import LauncherRegistry\n"
+        f"hosts = LauncherRegistry.load({str(path)!r}).hosts\n"
+        "print(hosts[0].name, 'xpm.launchers.slurm' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert done.stdout.split() == ["laptop", "False"], done.stderr

@@ -252,8 +252,10 @@ def _parse_host(raw: Any, where: str) -> Host:
     cls = launcher_class(host_type)
     valid = _COMMON_KEYS + cls.host_keys
     for key in raw:
+        if key in valid:
+            continue  # other kinds' classes load only to name a misplaced key's owner
         owners = [kind for kind in KINDS if key in launcher_class(kind).host_keys]
-        if owners and key not in valid:
+        if owners:
             raise entry.error(
                 f"key {key!r} is only valid for {' or '.join(owners)} hosts; "
                 f"valid keys for {host_type} hosts: {', '.join(sorted(valid))}"
