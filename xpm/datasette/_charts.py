@@ -63,7 +63,7 @@ def chart(conn: Any, asked: ChartAsked) -> dict[str, Any]:
     """Everything a chart page shows, read in one pass over the experiment's jobs.
 
     ``choices``: the experiments, the experiment's tasks, the task's numeric results
-    (``metrics``), those with curves (``stepped``) and what x and the averaged column can
+    (``metrics``), whether the chosen one has curves (``stepped``) and what x and the averaged column can
     be (``axes``); then the chosen ``experiment``, ``task``, ``metric``, ``x``,
     ``average``, ``view``, ``valid_x`` and ``data`` (:func:`series` or :func:`parallel`).
     """
@@ -87,8 +87,9 @@ def chart(conn: Any, asked: ChartAsked) -> dict[str, Any]:
     # Meta parameters (devices, paths, counters) never tell jobs apart: not offered.
     axes = [c.key for c in columns if c.kind != "result" and not c.meta]
     axes += _upstream_keys(conn, ids[:COLUMN_SAMPLE])
-    stepped = stepped_results(conn, ids, metrics)
     metric = asked.metric if asked.metric in metrics else (metrics[0] if metrics else None)
+    # Only the chosen result's curves matter (x = step): each other result cost a pass.
+    stepped = stepped_results(conn, ids, [metric]) if metric else []
     valid_x = (["step"] if metric in stepped else []) + axes
     x = _column(asked.x, valid_x) or (valid_x[0] if valid_x else None)
     average = _column(asked.average, axes)
