@@ -202,6 +202,39 @@ def test_a_chart_says_how_many_jobs_have_no_value(workdir: Path, tmp_path: Path)
     assert "from 6 jobs." in seen
 
 
+def test_a_curve_over_seeds_says_where_a_job_stopped_reporting(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """A seed that failed after its first step, and one that never reported: the note says
+    points average "up to 3" values, the count names the job without any (a trial found
+    "mean of 3 jobs" everywhere and no job without a value)."""
+    copy = tmp_path / "wd"
+    shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("jobs"))
+    conn = sqlite3.connect(copy / "xpm.db")
+    with conn:
+        first, second = (
+            r[0]
+            for r in conn.execute(
+                "SELECT j.id FROM jobs j JOIN tags t ON t.job_id = j.id AND t.key = 'seed' "
+                "WHERE j.task_id = ? AND j.id IN (SELECT job_id FROM params WHERE path = 'lr' "
+                "AND value = 0.02) ORDER BY t.value LIMIT 2",
+                (FIT,),
+            )
+        )
+        conn.execute("DELETE FROM results WHERE job_id = ? AND step > 0", (first,))
+        conn.execute("DELETE FROM results WHERE job_id = ?", (second,))
+    conn.close()
+    other = make_datasette(copy)
+    url = f"/-/xpm/chart?experiment=devices&task={FIT}&metric=loss&x=step&average=seed"
+    data = get(other, url.replace("/chart?", "/chart.json?")).json()["data"]
+    assert (data["merged"], data["merged_least"], data["without"]) == (3, 1, 1)
+    line = next(s for s in data["series"] if [p[2] for p in s["points"]] == [2, 1, 1])
+    assert len(line["band"]) == 1  # only step 0 averages more than one value
+    seen = text_of(get(other, url).text)
+    assert "each point is the mean of up to 3 jobs" in seen, seen
+    assert "(1 without loss" in seen
+
+
 # --- 3. the job page -----------------------------------------------------------------------------
 def test_job_page_results_are_short_and_its_chart_is_its_own(ds: Any, workdir: Path) -> None:
     job = ids_of(workdir, FIT)[0]

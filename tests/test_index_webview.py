@@ -120,7 +120,7 @@ def test_column_values_latest_report_no_meta_and_upstream(tmp_path: Path) -> Non
 
 
 def test_step_means_match_python_even_far_from_zero(tmp_path: Path) -> None:
-    """Means and spreads per group and step equal statistics.fmean/pstdev, for values
+    """Means and spreads per group and step equal statistics.fmean/stdev, for values
     around 1e9 with a spread of 1e-3 (summing raw squares would lose every digit)."""
     values = {
         (job, step): 1e9 + 0.001 * job + step * 0.5
@@ -148,7 +148,7 @@ def test_step_means_match_python_even_far_from_zero(tmp_path: Path) -> None:
         ys = [values[j, step] for j in range(6) if j % 2 == group]
         assert mean.reports == 3
         assert mean.mean == pytest.approx(statistics.fmean(ys), rel=1e-15)
-        assert mean.spread == pytest.approx(statistics.pstdev(ys), rel=1e-6)
+        assert mean.spread == pytest.approx(statistics.stdev(ys), rel=1e-6)
     assert stepped_results(conn, list(groups), ["time", "other"]) == ["time"]
     assert step_means(conn, groups, "other") == [] and step_means(conn, {}, "time") == []
 

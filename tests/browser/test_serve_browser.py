@@ -333,6 +333,11 @@ def test_job_page_links_and_wraps_long_values(server: str, page: Any) -> None:
     if tags["y"] < params["y"] + params["height"]:  # side by side: no overlap
         assert params["x"] + params["width"] <= tags["x"]
     assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    # State badges stay on one line (a trial saw "SUBMITTE / D" in the history).
+    heights = page.locator(".xpm-state").evaluate_all(
+        "bs => bs.map(b => b.getClientRects().length)"
+    )
+    assert heights and all(n == 1 for n in heights), heights
     page.locator("#xpm-upstream a").first.click()
     page.wait_for_url("**/-/xpm/job/*")
     assert page.locator("h1").first.inner_text().startswith("xpm_test_tasks.learn")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import fmean, pstdev
+from statistics import fmean, stdev
 from typing import Any
 
 from .._vocabulary import JOBS
@@ -23,6 +23,7 @@ from ..index import (
     column_values,
     experiment_jobs,
     experiments_newest_first,
+    reporting,
     step_means,
     stepped_results,
     task_columns,
@@ -234,7 +235,11 @@ def series(
         "points": sum(len(s["points"]) for s in out),
         "jobs": len(ids),
         # Jobs without a value of the result (failed, or still running): said, not hidden.
-        "without": 0 if x == "step" else _without(values, ids, metric),
+        "without": (
+            len(ids) - reporting(conn, ids, metric)
+            if x == "step"
+            else _without(values, ids, metric)
+        ),
         # A point of several jobs is their mean: the page says how many (and why, when
         # nothing was averaged over), and the y axis reads "mean".
         "merged": max(merged, default=1),
@@ -265,7 +270,7 @@ def _value_lines(
             merged.append(len(set(at)))
             points.append([xv, mean, at[0] if len(at) == 1 else at])
             if len(found) > 1:
-                spread = pstdev(found)
+                spread = stdev(found)  # the sample's, as `xpm results --agg std`
                 band.append([xv, mean - spread, mean + spread])
         lines.append((points, band))
     return lines, merged
@@ -278,12 +283,13 @@ def _step_lines(conn: Any, groups: list[list[str]], metric: str) -> tuple[list[_
     for mean in means:
         by_group.setdefault(mean.group, []).append(mean)
     lines, merged = [], []
-    for n, jobs in enumerate(groups):
+    for n, _jobs in enumerate(groups):
         found = sorted(by_group.get(n, []), key=lambda m: _order(m.step))
         points = [[m.step, m.mean, m.reports] for m in found]
         band = [[m.step, m.mean - m.spread, m.mean + m.spread] for m in found if m.reports > 1]
-        if points:
-            merged.append(len(jobs))  # each line averages its jobs, step by step
+        # The values behind each point: fewer where a job stopped reporting (failed early),
+        # which the page says ("up to 5") rather than "5 jobs" for every point.
+        merged += [m.reports for m in found]
         lines.append((points, band))
     return lines, merged
 

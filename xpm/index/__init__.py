@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         MAX_CHART_JOBS,
         StepMean,
         column_values,
+        reporting,
         step_means,
         stepped_results,
     )
@@ -175,6 +176,7 @@ _LAZY = {
     "MAX_CHART_JOBS": "._chartdata",
     "StepMean": "._chartdata",
     "column_values": "._chartdata",
+    "reporting": "._chartdata",
     "step_means": "._chartdata",
     "stepped_results": "._chartdata",
     "UPSTREAM": "._upstream",
@@ -288,6 +290,7 @@ __all__ = [
     "rebuild",
     "reconcile",
     "render_markdown",
+    "reporting",
     "results",
     "rows_for_jobs",
     "run_query",

@@ -97,13 +97,13 @@ class StepMean:
     group: int
     step: Any
     mean: float
-    spread: float  # population standard deviation
+    spread: float  # the sample's standard deviation (0 for one value)
     reports: int
 
 
 def step_means(conn: sqlite3.Connection, groups: dict[str, int], key: str) -> list[StepMean]:
     """Per group of jobs (``groups``: job id -> group number) and step, the mean of the
-    numeric reports of result ``key`` and their spread.
+    numeric reports of result ``key`` and their spread (the sample's standard deviation).
 
     A sweep of 5,000 jobs reporting 100 steps is 500,000 reports: SQLite averages them
     (Python took 2.5 s).  The squares are summed after subtracting one reported value, so
@@ -128,6 +128,19 @@ def step_means(conn: sqlite3.Connection, groups: dict[str, int], key: str) -> li
         "WHERE x.step IS NOT NULL AND x.type IN ('int', 'float') GROUP BY g.value, x.step",
         args,
     ):
-        variance = max(0.0, square - mean_shifted * mean_shifted)
+        # The sample's standard deviation (n - 1), as `xpm results --agg std` gives it.
+        variance = max(0.0, square - mean_shifted * mean_shifted) * reports / max(1, reports - 1)
         out.append(StepMean(group, step, mean_shifted + first[0], math.sqrt(variance), reports))
     return out
+
+
+def reporting(conn: sqlite3.Connection, ids: list[str], key: str) -> int:
+    """How many of the jobs ``ids`` reported result ``key`` at some step (a chart over steps
+    says how many have no curve: failed before their first report, or not reporting it)."""
+    found = conn.execute(
+        "SELECT COUNT(*) FROM json_each(:ids) sel WHERE EXISTS (SELECT 1 FROM results x "
+        "WHERE x.job_id = sel.value AND x.key = :key AND x.step IS NOT NULL "
+        "AND x.type IN ('int', 'float'))",
+        {"ids": _ids(ids), "key": key},
+    ).fetchone()
+    return int(found[0])
