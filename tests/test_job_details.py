@@ -180,7 +180,12 @@ def test_jobs_show_and_the_job_page_give_the_same_values(swept: Path) -> None:
     assert cli["results"]["accuracy"] == "0.7" and cli["upstream"] == [learn]
     assert len(cli["commits"]) == 1 and re.fullmatch(r"[0-9a-f]{40}", cli["commits"][0])
     assert cli["launcher"].startswith("local: max_parallel=") and cli["run"].startswith("sweep/")
-    assert '{"kind"' not in get_ok(ds, f"/-/xpm/job/{evaluate}").text  # no raw JSON
+    page = get_ok(ds, f"/-/xpm/job/{evaluate}").text
+    assert '{"kind"' not in page  # no raw JSON
+    # The history reads as text on both: who submitted, not a Python dict with a boot id.
+    shown = run("jobs", "show", evaluate, "--workdir", str(swept)).stdout
+    for text in (page, shown):
+        assert "submitter: host=" in text and "{'host'" not in text and "&#39;host" not in text
     # And from the other side: the Learn job is used by the Evaluate job.
     cli, web = cli_values(swept, learn), web_values(ds, learn)
     assert cli == web and cli["downstream"] == [evaluate]

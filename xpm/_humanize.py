@@ -57,3 +57,25 @@ def launcher_text(description: Mapping[str, Any] | None) -> str:
     options = ", ".join(f"{k}={v}" for k, v in pairs if v not in (None, "", [], False))
     kind = str(description.get("kind") or "launcher")
     return f"{kind}: {options}" if options else kind
+
+
+#: Fields of a history event that its own columns show, or that only tell one process
+#: start from another (a boot id and clock ticks).
+_EVENT_SHOWN_APART = ("time", "when", "state")
+_EVENT_STAMPS = ("start", "pid_start")
+
+
+def event_text(event: Mapping[str, Any]) -> str:
+    """A history event's details as people read them: ``reason=... exit_code=1``, a nested
+    record by its parts (``submitter: host=vm pid=12120``, not a Python dict), process
+    start stamps left out."""
+    parts = []
+    for key, value in event.items():
+        if key in _EVENT_SHOWN_APART or key in _EVENT_STAMPS:
+            continue
+        if isinstance(value, Mapping):
+            inner = " ".join(f"{k}={v}" for k, v in value.items() if k not in _EVENT_STAMPS)
+            parts.append(f"{key}: {inner}")
+        else:
+            parts.append(f"{key}={value}")
+    return " ".join(parts)

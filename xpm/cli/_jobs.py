@@ -12,6 +12,7 @@ import click
 from .._vocabulary import UNSUCCESSFUL_STATES, shown_counts, shown_state
 from ._options import (
     duration,
+    event_text,
     filter_options,
     make_filter,
     short_value,
@@ -248,8 +249,7 @@ def show(job: str, workdir: Path | None, as_json: bool) -> None:
         out.append(f"  {r['key']} = {short_value(r['value'])}{step}")
     out += ["", "history:"]
     for event in details["history"]:
-        extra = {k: v for k, v in event.items() if k not in ("time", "state")}
-        text = " ".join(f"{k}={v}" for k, v in extra.items())
+        text = event_text(event)
         out.append(f"  {when(event.get('time'))}  {event['state']:<10} {text}".rstrip())
     if details["last_submitted_by"] not in (None, details["run"]):
         # Submitted again later (found DONE, or waiting): not the code of this result.

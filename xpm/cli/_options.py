@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .._humanize import duration, short_value, size  # noqa: F401 - the CLI's formats
+from .._humanize import duration, event_text, short_value, size  # noqa: F401 - the CLI's formats
 from .._vocabulary import FILTER_STATES, stored_state
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -8,7 +8,7 @@ from typing import Any
 
 from datasette.utils.asgi import NotFound, Response
 
-from .._humanize import launcher_text
+from .._humanize import event_text, launcher_text
 from .._vocabulary import shown_state
 from ..index import active_job_count, find_job_row, read_job_details
 from . import _charts, _files, _format
@@ -70,7 +70,9 @@ async def job_page(request: Any, datasette: Any) -> Response:
         "index_behind": details.index_behind,
         "index_state": shown_state(details.index_state or ""),
         "times": {k: _when(shown.get(k)) for k in ("submit_time", "start_time", "end_time")},
-        "history": [{**e, "when": _when(e.get("time"))} for e in details.history],
+        "history": [
+            {**e, "when": _when(e.get("time")), "details": event_text(e)} for e in details.history
+        ],
         "logs": logs,
         "jobdir": str(jobdir.path) if jobdir else None,
         "experiments": sorted({s["experiment"] for s in details.submissions}),
