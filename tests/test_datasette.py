@@ -8,6 +8,7 @@ repository with uncommitted changes, so the git state and its diff are recorded.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import math
 import os
@@ -682,8 +683,13 @@ def test_job_page_log_tails(ds: Any) -> None:
 
 
 def test_job_page_not_found(ds: Any) -> None:
-    assert get(ds, "/-/xpm/job/" + "0" * 64).status_code == 404
-    assert get(ds, "/-/xpm/job/zz").status_code == 404
+    missing = get(ds, "/-/xpm/job/" + "0" * 64)
+    assert missing.status_code == 404 and "no job 000" in missing.text
+    # Not hex: the page says what to give (it was Datasette's bare "404").
+    mistyped = get(ds, "/-/xpm/job/zzzz")
+    assert mistyped.status_code == 404
+    assert "is not a job identifier: give its hex digits" in html.unescape(mistyped.text)
+    assert get(ds, "/-/xpm/job/..").status_code == 404
 
 
 # --- artifacts and logs -------------------------------------------------------------------------

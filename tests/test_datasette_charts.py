@@ -255,6 +255,15 @@ def test_unknown_experiment_is_named(ds: Any) -> None:
     seen = text_of(get(ds, "/-/xpm/chart?experiment=nope").text)
     assert "no experiment named nope" in seen and "devices" in seen and "upstream" in seen
     assert "no numeric result" not in seen
+    assert "Click a point" not in seen  # nothing drawn: nothing to click (a trial)
+
+
+def test_parallel_coordinates_offer_no_averaging(ds: Any) -> None:
+    """Parallel coordinates draw a line per job: the form no longer offers "average over"."""
+    lines = get(ds, f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy&view=parallel")
+    assert 'name="average"' not in lines.text and "Click a point or a line" in lines.text
+    chart = get(ds, f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy&x=lr")
+    assert 'name="average"' in chart.text
 
 
 def test_singular_wording(ds: Any, workdir: Path) -> None:

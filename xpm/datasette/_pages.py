@@ -47,6 +47,11 @@ async def job_page(request: Any, datasette: Any) -> Response:
     """
     db = datasette.get_database(DATABASE)
     ref = request.url_vars["job_id"]
+    if any(c not in "0123456789abcdefABCDEF" for c in ref):
+        raise NotFound(
+            f"{ref!r} is not a job identifier: give its hex digits, or a prefix of them, as "
+            "`xpm jobs show` takes them"
+        )
     job = await db.execute_fn(lambda conn: find_job_row(conn, ref))
     if job is None:
         raise NotFound(f"no job {ref} in the index (or several start with it: give more digits)")

@@ -377,7 +377,8 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
     return [
         (r"^/-/xpm/live\.json$", _live.live_state),
         (r"^/$", _views.home_page),
-        (r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})$", _pages.job_page),
+        # Any reference, so a mistyped one gets the page's own 404 (not Datasette's bare one).
+        (r"^/-/xpm/job/(?P<job_id>[^/]{1,100})$", _pages.job_page),
         (r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})/files$", _views.files_page),
         (r"^/-/xpm/job/(?P<job_id>[0-9a-fA-F]{1,64})/files/(?P<path>.+)$", _views.file_download),
         (
