@@ -34,6 +34,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import env_with_path, python  # noqa: E402
 
+#: The jobs columns the bench fills, named: columns added to the schema later keep their
+#: defaults.
+JOB_COLUMNS = (
+    "id, task_id, path, state, reason, attempt, submit_time, start_time, end_time, "
+    "exit_code, signal, launcher, launcher_job_id, host, pid, last_run, last_submitted, git_state"
+)
+
+
+def job_row(
+    ident: str, task: str, state: str, submitted: float, started: float, ended: float,
+    run: str, n: int,
+) -> tuple[Any, ...]:  # fmt: skip
+    """A ``jobs`` row of :data:`JOB_COLUMNS` for a local job of ``task`` (the n-th)."""
+    failed = state == "FAILED"
+    return (
+        ident, task, f"jobs/{task}/{ident}", state, "boom" if failed else None, 1,
+        submitted, started, ended, 1 if failed else 0, None, "local", str(n), "h", n, run,
+        submitted, None,
+    )  # fmt: skip
+
+
+def insert_jobs(c: Any, rows: list[tuple[Any, ...]]) -> None:
+    c.executemany(f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({','.join('?' * 18)})", rows)
+
 
 def build(workdir: Path, n: int, with_curves: bool = False) -> None:
     """An index of ``n`` jobs written directly (schema from xpm.index), and the experiment
@@ -60,28 +84,7 @@ def build(workdir: Path, n: int, with_curves: bool = False) -> None:
                 run = f"{experiments[i % 10]}/r{i % 10}"
                 state = "FAILED" if rng.random() < 0.1 else "DONE"
                 t = now - (n - i)
-                jobs.append(
-                    (
-                        ident,
-                        "bench.train",
-                        f"jobs/bench.train/{ident}",
-                        state,
-                        "boom" if state == "FAILED" else None,
-                        1,
-                        t,
-                        t + 1,
-                        t + 2,
-                        1 if state == "FAILED" else 0,
-                        None,
-                        "local",
-                        str(i),
-                        "h",
-                        i,
-                        run,
-                        t,
-                        None,
-                    )
-                )
+                jobs.append(job_row(ident, "bench.train", state, t, t + 1, t + 2, run, i))
                 subs.append((run, ident, t))
                 tags += [
                     (ident, "model", ["cnn", "mlp", "rnn", "vit"][i % 4], "str"),
@@ -97,12 +100,7 @@ def build(workdir: Path, n: int, with_curves: bool = False) -> None:
                     (ident, 0, "loss", rng.random(), "float", 0, t),
                     (ident, 1, "accuracy", rng.random(), "float", None, t),
                 ]
-            names = (
-                "id, task_id, path, state, reason, attempt, submit_time, start_time, end_time, "
-                "exit_code, signal, launcher, launcher_job_id, host, pid, last_run, "
-                "last_submitted, git_state"
-            )  # named: columns added to the schema later keep their defaults
-            c.executemany(f"INSERT INTO jobs ({names}) VALUES ({','.join('?' * 18)})", jobs)
+            insert_jobs(c, jobs)
             c.executemany("INSERT INTO submissions VALUES (?, ?, ?)", subs)
             c.executemany("INSERT INTO tags VALUES (?, ?, ?, ?)", tags)
             c.executemany(
@@ -134,28 +132,7 @@ def curves(c: Any, rng: random.Random, now: float) -> None:
     for i in range(CURVE_JOBS):
         ident = f"{rng.getrandbits(256):064x}"
         t = now + i
-        jobs.append(
-            (
-                ident,
-                "bench.curve",
-                f"jobs/bench.curve/{ident}",
-                "DONE",
-                None,
-                1,
-                t,
-                t,
-                t + 1,
-                0,
-                None,
-                "local",
-                str(i),
-                "h",
-                i,
-                run,
-                t,
-                None,
-            )  # fmt: skip
-        )
+        jobs.append(job_row(ident, "bench.curve", "DONE", t, t, t + 1, run, i))
         lr = [0.001, 0.01, 0.1, 1.0][i % 4]
         tags += [(ident, "lr", lr, "float"), (ident, "seed", i // 4, "int")]
         base = rng.random()
@@ -163,12 +140,7 @@ def curves(c: Any, rng: random.Random, now: float) -> None:
             (ident, step, "loss", base / (1 + step * lr), "float", step, t)
             for step in range(CURVE_STEPS)
         ]
-    names = (
-        "id, task_id, path, state, reason, attempt, submit_time, start_time, end_time, "
-        "exit_code, signal, launcher, launcher_job_id, host, pid, last_run, "
-        "last_submitted, git_state"
-    )
-    c.executemany(f"INSERT INTO jobs ({names}) VALUES ({','.join('?' * 18)})", jobs)
+    insert_jobs(c, jobs)
     c.executemany("INSERT INTO submissions VALUES (?, ?, ?)", [(run, j[0], j[6]) for j in jobs])
     c.executemany("INSERT INTO tags VALUES (?, ?, ?, ?)", tags)
     c.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", results)

@@ -386,6 +386,14 @@ class JobDir:
         self.add_event(None, signal_sent_by=reason)
         return None
 
+    def ended_by_sender(self) -> bool:
+        """Whether :meth:`name_the_sender` recorded this job's end (CANCELLED, no signal
+        caught by the job): the job's own end on catching that signal must not replace it."""
+        ended = self.read_marker(self.failed_marker)
+        return (
+            ended is not None and ended.get("state") == "CANCELLED" and "caught_signal" not in ended
+        )
+
     def gone(self, status: JobStatus, host: str) -> str | None:
         """How this local job's recorded process is known to be gone, for :meth:`settle`
         (None: it may still run, or it runs elsewhere, or under a launcher such as Slurm

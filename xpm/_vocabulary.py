@@ -105,6 +105,13 @@ RUN_MODES: tuple[RunMode, ...] = get_args(RunMode)
 DirtyPolicy = Literal["ignore", "warn", "error"]
 DIRTY_POLICIES: tuple[DirtyPolicy, ...] = get_args(DirtyPolicy)
 
+
+def identifier_prefix(text: str) -> bool:
+    """Whether ``text`` can name jobs by their identifier: hex digits (any case), its first
+    ones or all 64 (the command line, the web view and the index take such prefixes)."""
+    return bool(text) and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
 # The workdir's top level.  Job directories: JOBS/<task id>/<identifier>/ (see JobDir).
 JOBS = "jobs"
 EXPERIMENTS = "experiments"

@@ -167,7 +167,7 @@ def run_job(path: Path) -> int:
 
                     reason = caught_signal_reason(signal.Signals(code - 128).name)
             sys.stderr.flush()
-            if isinstance(e, _Terminated) and _sender_named(jobdir):
+            if isinstance(e, _Terminated) and jobdir.ended_by_sender():
                 # `xpm jobs kill` recorded who stopped the job before the signal reached it
                 # (a backend's cancel returns first): that end stands, not a second one.
                 jobdir.add_event(None, caught_signal=e.signum)
@@ -179,13 +179,6 @@ def run_job(path: Path) -> int:
     finally:
         sys.stdout.flush()
         running.release()
-
-
-def _sender_named(jobdir: JobDir) -> bool:
-    """Whether a command that stopped this job already recorded its end (CANCELLED, with
-    no signal caught by the job: :meth:`JobDir.name_the_sender` wrote it)."""
-    ended = jobdir.read_marker(jobdir.failed_marker)
-    return ended is not None and ended.get("state") == "CANCELLED" and "caught_signal" not in ended
 
 
 def current_task() -> object:

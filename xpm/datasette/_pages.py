@@ -9,7 +9,7 @@ from typing import Any
 from datasette.utils.asgi import NotFound, Response
 
 from .._humanize import event_text, launcher_text
-from .._vocabulary import shown_state
+from .._vocabulary import identifier_prefix, shown_state
 from ..index import active_job_count, find_job_row, read_job_details
 from . import _charts, _files, _format
 from ._metadata import DATABASE
@@ -47,7 +47,7 @@ async def job_page(request: Any, datasette: Any) -> Response:
     """
     db = datasette.get_database(DATABASE)
     ref = request.url_vars["job_id"]
-    if any(c not in "0123456789abcdefABCDEF" for c in ref):
+    if not identifier_prefix(ref):
         raise NotFound(
             f"{ref!r} is not a job identifier: give its hex digits, or a prefix of them, as "
             "`xpm jobs show` takes them"

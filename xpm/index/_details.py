@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .._jobdir import JobDir
-from .._vocabulary import run_record
+from .._vocabulary import identifier_prefix, run_record
 from ._rows import (
     ResultsCursor,
     flatten_params,
@@ -133,7 +133,7 @@ def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
 def find_job_row(conn: sqlite3.Connection, ref: str) -> dict[str, Any] | None:
     """The ``jobs`` row whose id is ``ref`` or starts with it (None when none or several)."""
     ref = ref.lower()
-    if not ref or not re.fullmatch(r"[0-9a-f]{1,64}", ref):
+    if not identifier_prefix(ref):
         return None
     rows = _dicts(
         conn.execute("SELECT * FROM jobs WHERE id >= ? AND id < ? || 'g' LIMIT 2", (ref, ref))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .._jobdir import JobDir, iter_job_dirs
-from .._vocabulary import ACTIVE_STATES, STATES
+from .._vocabulary import ACTIVE_STATES, STATES, identifier_prefix
 from ..errors import UsageError
 from ._db import IndexDB
 from ._settle import settle_crashed_runs, settle_workdir
@@ -189,7 +189,7 @@ def find_job(index: IndexLike, ref: str) -> dict[str, Any]:
     if task.startswith("jobs/"):
         task = task[len("jobs/") :]
     prefix = prefix.lower()
-    if (not prefix and not task) or any(c not in "0123456789abcdef" for c in prefix):
+    if (not prefix and not task) or (prefix and not identifier_prefix(prefix)):
         raise UsageError(
             f"job {ref!r}: give an identifier prefix (hex digits) or TASK/PREFIX, "
             "as `xpm jobs list` shows them"

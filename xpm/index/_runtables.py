@@ -383,8 +383,9 @@ def runs_table(
         f"SELECT j.id FROM jobs j WHERE {where} "
         f"ORDER BY {order} {direction} NULLS LAST, j.id LIMIT :limit OFFSET :offset"
     )
-    whole = _whole_task(conn, selection)
-    if column is not None and column.kind in ("param", "tag") and whole is not None:
+    indexed = column is not None and column.kind in ("param", "tag")
+    whole = _whole_task(conn, selection) if indexed else None
+    if column is not None and indexed and whole is not None:
         table, name = ("params", "path") if column.kind == "param" else ("tags", "key")
         args["xpm_name"] = column.name
         mine = f"{name} = :xpm_name" + (f" AND job_id NOT IN ({_OTHERS})" if whole else "")
