@@ -5,7 +5,7 @@ Run: ``python bench/bench_serve.py [jobs] [runs]`` (defaults 100000 and 5).
 Builds an index of ``jobs`` jobs with direct inserts following the schema (10
 experiments of one run each; per job 3 tags, 3 parameters, 2 results, a submission;
 10% FAILED), plus an experiment of 5,000 jobs reporting a result at 100 steps each
-(:func:`curves`), and starts ``xpm serve`` on it.  Checks that the facet counts of page 2 of
+(:func:`curves`), and their per-task tables, and starts ``xpm serve`` on it.  Checks that the facet counts of page 2 of
 ``/xpm/jobs`` are those of page 1 and of SQL, then times the HTTP GET of each page of
 the web view (home, jobs table and its page 2, an experiment's runs table and its later
 pages, sorted and filtered, a task's runs table over every job, charts, parallel
@@ -63,6 +63,7 @@ def build(workdir: Path, n: int, with_curves: bool = False) -> None:
     """An index of ``n`` jobs written directly (schema from xpm.index), and the experiment
     of learning curves (:func:`curves`) when ``with_curves``."""
     from xpm.index import open_index
+    from xpm.index._tasktables import refresh_task_rows
 
     rng = random.Random(0)
     now = time.time()
@@ -109,6 +110,9 @@ def build(workdir: Path, n: int, with_curves: bool = False) -> None:
             c.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", results)
             if with_curves:
                 curves(c, rng, now)
+            # The per-task tables, as every write of xpm keeps them (the web view reads
+            # which columns a task has from them).
+            refresh_task_rows(c)
 
         index.write(fill)
         index.conn.execute("ANALYZE")

@@ -5,7 +5,7 @@ A chart groups the jobs into series by the values of the columns that vary among
 series sharing an x value (seeds), with a spread band (mean ± standard deviation).
 :func:`chart` also gives the same jobs as parallel coordinates.  What it reads comes from
 the index (:func:`xpm.index.experiment_jobs`, :func:`xpm.index.column_values`,
-:func:`xpm.index.step_means`), once per page.
+:class:`xpm.index.CurveAverages`), once per page.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from ..index import (
     COLUMN_SAMPLE,
     MAX_CHART_JOBS,
     Column,
+    CurveAverages,
     column_values,
     experiment_jobs,
     experiments_newest_first,
-    reporting,
-    step_means,
     stepped_results,
     task_columns,
     upstream_values,
@@ -60,13 +59,14 @@ def _column(name: str | None, keys: list[str]) -> str | None:
     return None
 
 
-def chart(conn: Any, asked: ChartAsked) -> dict[str, Any]:
+def chart(conn: Any, asked: ChartAsked, curves: CurveAverages | None = None) -> dict[str, Any]:
     """Everything a chart page shows, read in one pass over the experiment's jobs.
 
     ``choices``: the experiments, the experiment's tasks, the task's numeric results
     (``metrics``), whether the chosen one has curves (``stepped``) and what x and the averaged column can
     be (``axes``); then the chosen ``experiment``, ``task``, ``metric``, ``x``,
     ``average``, ``view``, ``valid_x`` and ``data`` (:func:`series` or :func:`parallel`).
+    ``curves``: what keeps the sums of curves between loads (the server's own).
     """
     experiments = experiments_newest_first(conn)
     experiment = asked.experiment or (experiments[0] if experiments else None)
@@ -103,7 +103,7 @@ def chart(conn: Any, asked: ChartAsked) -> dict[str, Any]:
         if view == "parallel":
             data = parallel(values, ids, metric)
         elif x:
-            data = series(conn, values, ids, metric, x, average)
+            data = series(conn, values, ids, metric, x, average, curves, (experiment, task))
         data = {"experiment": experiment, "task": task, **data}
     return {
         "choices": {
@@ -195,6 +195,8 @@ def series(
     metric: str,
     x: str,
     average: str | None = None,
+    curves: CurveAverages | None = None,
+    chart: Any = None,
 ) -> dict[str, Any]:
     """Series of ``result:metric`` against ``x`` (a column key or ``step``).
 
@@ -203,6 +205,8 @@ def series(
     by x (over steps: ``[step, mean y, number of values]``), and ``band`` ``[x, low,
     high]`` where several values were averaged.  ``group``: the columns naming the
     series; ``merged`` and ``merged_least``: the most and fewest jobs behind a point.
+    ``curves`` keeps the sums of curves between loads of the chart named ``chart``
+    (experiment and task).
     """
     # A column holding the same values as x or the averaged column (a tag and the
     # parameter it marks: tag:lr and param:lr) is that setting again, not another line.
@@ -218,9 +222,14 @@ def series(
         names.setdefault(tuple(c.get(job_id) for c in columns), []).append(job_id)
     ordered = sorted(names, key=lambda t: [_order(v) for v in t])
     if x == "step":
-        lines, merged = _step_lines(conn, [names[n] for n in ordered], metric)
+        chart_name = (chart, tuple(group))
+        lines, merged, reported = _step_lines(
+            conn, [names[n] for n in ordered], metric, curves or CurveAverages(), chart_name
+        )
+        without = len(ids) - reported
     else:
         lines, merged = _value_lines(values, [names[n] for n in ordered], metric, x)
+        without = _without(values, ids, metric)
     out = []
     for name, jobs, (points, band) in zip(ordered, (names[n] for n in ordered), lines, strict=True):
         if points:
@@ -235,11 +244,7 @@ def series(
         "points": sum(len(s["points"]) for s in out),
         "jobs": len(ids),
         # Jobs without a value of the result (failed, or still running): said, not hidden.
-        "without": (
-            len(ids) - reporting(conn, ids, metric)
-            if x == "step"
-            else _without(values, ids, metric)
-        ),
+        "without": without,
         # A point of several jobs is their mean: the page says how many (and why, when
         # nothing was averaged over), and the y axis reads "mean".
         "merged": max(merged, default=1),
@@ -276,9 +281,14 @@ def _value_lines(
     return lines, merged
 
 
-def _step_lines(conn: Any, groups: list[list[str]], metric: str) -> tuple[list[_Line], list[int]]:
-    """Points and bands of each group of jobs, y against the step (averaged by SQLite)."""
-    means = step_means(conn, {j: n for n, jobs in enumerate(groups) for j in jobs}, metric)
+def _step_lines(
+    conn: Any, groups: list[list[str]], metric: str, curves: CurveAverages, chart_name: Any
+) -> tuple[list[_Line], list[int], int]:
+    """Points and bands of each group of jobs, y against the step (averaged by SQLite), and
+    how many of the jobs reported ``metric``."""
+    means, reported = curves.means(
+        conn, chart_name, {j: n for n, jobs in enumerate(groups) for j in jobs}, metric
+    )
     by_group: dict[int, list[Any]] = {}
     for mean in means:
         by_group.setdefault(mean.group, []).append(mean)
@@ -291,7 +301,7 @@ def _step_lines(conn: Any, groups: list[list[str]], metric: str) -> tuple[list[_
         # which the page says ("up to 5") rather than "5 jobs" for every point.
         merged += [m.reports for m in found]
         lines.append((points, band))
-    return lines, merged
+    return lines, merged, reported
 
 
 def parallel(values: dict[str, dict[str, Any]], ids: list[str], metric: str) -> dict[str, Any]:

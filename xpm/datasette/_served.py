@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..index import CurveAverages
 from ._metadata import PLUGIN
 
 
@@ -67,6 +68,18 @@ async def while_unchanged(path: Any, key: Hashable, compute: Callable[[], Awaita
     while len(_cache) > CACHE_SIZE:
         _cache.popitem(last=False)
     return value
+
+
+_curves: dict[str, CurveAverages] = {}
+
+
+def curve_averages(path: Any) -> CurveAverages:
+    """What keeps the sums of curves of the charts of the index at ``path`` between loads
+    (the sums of jobs that ended stay right across writes: :class:`~xpm.index.CurveAverages`)."""
+    found = _curves.get(str(path))
+    if found is None:
+        found = _curves[str(path)] = CurveAverages()
+    return found
 
 
 def snapshot(read: Callable[[sqlite3.Connection], _T]) -> Callable[[sqlite3.Connection], _T]:

@@ -19,16 +19,14 @@ if TYPE_CHECKING:
     )
     from ._chartdata import (
         MAX_CHART_JOBS,
-        StepMean,
         column_values,
-        reporting,
-        step_means,
         stepped_results,
     )
     from ._comparison import (
         compared_curves,
         compared_params,
     )
+    from ._curves import CurveAverages, StepMean, reporting, step_means
     from ._db import ENV_INDEX, REBUILD_HINT, IndexDB, check_header, index_path, readonly_uri
     from ._details import (
         JobDetails,
@@ -174,10 +172,11 @@ _LAZY = {
     "runs_table": "._runtables",
     "task_columns": "._runtables",
     "MAX_CHART_JOBS": "._chartdata",
-    "StepMean": "._chartdata",
+    "StepMean": "._curves",
+    "CurveAverages": "._curves",
     "column_values": "._chartdata",
-    "reporting": "._chartdata",
-    "step_means": "._chartdata",
+    "reporting": "._curves",
+    "step_means": "._curves",
     "stepped_results": "._chartdata",
     "UPSTREAM": "._upstream",
     "upstream_values": "._upstream",
@@ -227,6 +226,7 @@ __all__ = [
     "Column",
     "ENV_INDEX",
     "FACET_COLUMNS",
+    "CurveAverages",
     "FIXED_COLUMNS",
     "IndexDB",
     "JobDetails",

@@ -5,15 +5,13 @@ A chart's first load after a write to the index read the jobs of its experiment 
 times and every value of up to 5,000 jobs row by row (400-850 ms over 100,000 jobs).  Now
 the experiment's jobs are read once per page (:func:`._runtables.experiment_jobs`), the
 values come column by column (:func:`column_values`), and curves over steps are averaged
-by SQLite (:func:`step_means`), so only their points reach Python.
+by SQLite, keeping what the jobs that ended contributed (:mod:`._curves`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
-from dataclasses import dataclass
 from typing import Any
 
 from ._upstream import upstream_values, used_job
@@ -88,59 +86,3 @@ def stepped_results(conn: sqlite3.Connection, ids: list[str], names: list[str]) 
         if found:
             out.append(name)
     return out
-
-
-@dataclass(frozen=True)
-class StepMean:
-    """The mean of a result over the reports of a group of jobs at one step."""
-
-    group: int
-    step: Any
-    mean: float
-    spread: float  # the sample's standard deviation (0 for one value)
-    reports: int
-
-
-def step_means(conn: sqlite3.Connection, groups: dict[str, int], key: str) -> list[StepMean]:
-    """Per group of jobs (``groups``: job id -> group number) and step, the mean of the
-    numeric reports of result ``key`` and their spread (the sample's standard deviation).
-
-    A sweep of 5,000 jobs reporting 100 steps is 500,000 reports: SQLite averages them
-    (Python took 2.5 s).  The squares are summed after subtracting one reported value, so
-    a result far from zero with a small spread (a time in ns) keeps its digits.
-    """
-    if not groups:
-        return []
-    args = {"groups": json.dumps(groups), "key": key}
-    first = conn.execute(
-        "SELECT x.value FROM json_each(:groups) g JOIN results x ON x.job_id = g.key "
-        "AND +x.key = :key WHERE x.step IS NOT NULL AND x.type IN ('int', 'float') LIMIT 1",
-        args,
-    ).fetchone()
-    if first is None:
-        return []
-    args["shift"] = first[0]
-    out = []
-    for group, step, mean_shifted, square, reports in conn.execute(
-        "SELECT g.value, x.step, AVG(x.value - :shift), "
-        "AVG((x.value - :shift) * (x.value - :shift)), COUNT(*) "
-        "FROM json_each(:groups) g JOIN results x ON x.job_id = g.key AND +x.key = :key "
-        "WHERE x.step IS NOT NULL AND x.type IN ('int', 'float') GROUP BY g.value, x.step",
-        args,
-    ):
-        # The sample's standard deviation (n - 1), as `xpm results --agg std` gives it.
-        variance = max(0.0, square - mean_shifted * mean_shifted) * reports / max(1, reports - 1)
-        out.append(StepMean(group, step, mean_shifted + first[0], math.sqrt(variance), reports))
-    return out
-
-
-def reporting(conn: sqlite3.Connection, ids: list[str], key: str) -> int:
-    """How many of the jobs ``ids`` reported result ``key`` at some step (a chart over steps
-    says how many have no curve: failed before their first report, or not reporting it)."""
-    found = conn.execute(
-        "SELECT COUNT(*) FROM json_each(:ids) sel WHERE EXISTS (SELECT 1 FROM results x "
-        "WHERE x.job_id = sel.value AND x.key = :key AND x.step IS NOT NULL "
-        "AND x.type IN ('int', 'float'))",
-        {"ids": _ids(ids), "key": key},
-    ).fetchone()
-    return int(found[0])

@@ -317,6 +317,7 @@ def task_columns(
     if sample is None:
         sample = selected_ids(conn, selection, COLUMN_SAMPLE)
     marks = ",".join("?" * len(sample))
+    registered = _registered_keys(conn, task)
     out = []
     for kind, table, name in _COLUMN_TABLES:
         types: dict[str, set[str]] = {}
@@ -331,7 +332,8 @@ def task_columns(
                 types.setdefault(key, set()).add(kind_of)
                 if is_meta:
                     meta.add(key)
-        for key in distinct_values(conn, table, name):
+        known = registered.get(kind) if registered is not None else None
+        for key in known if known is not None else distinct_values(conn, table, name):
             if key not in types:
                 found = conn.execute(
                     # From the name's rows (SQLite started from the task's jobs: 100,000
@@ -349,6 +351,24 @@ def task_columns(
                 continue  # a nested configuration: its own values are columns
             numeric = types[key] <= {"int", "float", "null"}
             out.append(Column(kind, key, numeric, key in meta))
+    return out
+
+
+def _registered_keys(conn: sqlite3.Connection, task: str) -> dict[str, list[str]] | None:
+    """Kind -> the names the task's own table has columns for (``task_columns``); None
+    when the task has no table (an index written by hand).
+
+    The names every task has (``distinct_values``) each cost a look among this task's jobs
+    when the newest jobs lacked them: 130 ms for a chart of one task beside another task's
+    100,000 jobs, on the first load after each write.
+    """
+    if conn.execute("SELECT 1 FROM task_tables WHERE task_id = ?", (task,)).fetchone() is None:
+        return None
+    out: dict[str, list[str]] = {"param": [], "tag": [], "result": []}
+    for kind, key in conn.execute(
+        "SELECT kind, key FROM task_columns WHERE task_id = ? ORDER BY key", (task,)
+    ):
+        out["param" if kind == "meta" else kind].append(key)
     return out
 
 
