@@ -86,8 +86,13 @@ def _having(
     took 200 ms when a result of 100,000 jobs of other experiments was lacking in an
     experiment of 5,000 jobs, on the first page of the database after each write.
     """
-    rows = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE key = ?", (key,)).fetchone()[0]
-    if rows <= sum(sizes.get(e, 0) for e in experiments):
+    jobs = sum(sizes.get(e, 0) for e in experiments)
+    # Counted up to the other side's size only: which side is smaller is all that matters
+    # (counting the 100,000 rows of a tag every job has took 7 ms per key).
+    rows = conn.execute(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE key = ? LIMIT ?)", (key, jobs + 1)
+    ).fetchone()[0]
+    if rows <= jobs:
         marks = ",".join("?" * len(experiments))
         return [
             r[0]
