@@ -24,8 +24,8 @@ from .._vocabulary import TERMINAL_STATES
 
 #: Sums kept (one per chart: experiment, task, result, grouping), the least used go first.
 KEPT_CHARTS = 16
-#: Jobs whose reports are summed again on every load before the kept sums are redone
-#: (at least this many, or this part of the chart's jobs).
+#: Jobs ended since the sums were kept that are summed on every load before the kept
+#: sums are redone (at least this many, or this part of the chart's jobs).
 REDO_AFTER, REDO_PART = 500, 0.1
 
 #: (group, step) -> [reports, sum of (value - shift), sum of its squares].
@@ -179,12 +179,17 @@ class CurveAverages:
         kept: _Kept, groups: dict[str, int], signatures: dict[str, tuple[Any, ...]]
     ) -> bool:
         """Whether every job ``kept`` summed is still in the chart, in the same group, with
-        the same reports, and few enough jobs are left to sum on each load."""
+        the same reports, and few enough jobs ended since to sum them on each load (running
+        jobs are summed on each load whatever is kept)."""
         for job_id, (signature, group) in kept.jobs.items():
             if groups.get(job_id) != group or signatures.get(job_id) != signature:
                 return False
-        left = len(groups) - len(kept.jobs)
-        return left <= max(REDO_AFTER, REDO_PART * len(groups))
+        ended_since = sum(
+            1
+            for job_id in groups
+            if job_id not in kept.jobs and signatures.get(job_id, ("",))[0] in TERMINAL_STATES
+        )
+        return ended_since <= max(REDO_AFTER, REDO_PART * len(groups))
 
     def _keep(
         self,
