@@ -292,9 +292,46 @@ def test_xpm_results_groups_over_seeds(sweep: Path) -> None:
     assert [r["tag:lr"] for r in rows] == [0.01, 0.1]
     assert [round(r["accuracy_mean"], 6) for r in rows] == [0.515, 0.605]
     assert [round(r["accuracy_std"], 6) for r in rows] == [0.007071, 0.007071]
-    assert [r["count"] for r in rows] == [2, 2]
+    assert [r["accuracy_count"] for r in rows] == [2, 2]
     table = cli_run("results", "train", "--workdir", str(sweep), "--group-by", "seed")
     assert "accuracy_mean" in table.stdout and table.stdout.count("\n") == 4
+
+
+def test_agg_count_counts_values_not_jobs(sweep: Path, tmp_path: Path) -> None:
+    """A job without the result (failed before reporting it) is not counted, as SQL's
+    COUNT(column): "count 2" beside a mean over 1 value read as two seeds (a user's 20 for
+    19 accuracies)."""
+    copy = tmp_path / "wd"
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("jobs"))
+    conn = sqlite3.connect(copy / "xpm.db")
+    with conn:
+        [job] = conn.execute(
+            'SELECT id FROM train WHERE "tag:lr" = 0.1 ORDER BY seed LIMIT 1'
+        ).fetchone()
+        # What the index holds for a job that failed after its losses, before its accuracy.
+        conn.execute("DELETE FROM results WHERE job_id = ? AND key = 'accuracy'", (job,))
+        conn.execute("UPDATE train SET accuracy = NULL, state = 'FAILED' WHERE id = ?", (job,))
+    conn.close()
+    out = cli_run(
+        "results",
+        "train",
+        "--workdir",
+        str(copy),
+        "--group-by",
+        "tag:lr",
+        "--agg",
+        "mean,count",
+        "--format",
+        "json",
+    )
+    assert out.exit_code == 0, out.output
+    rows = {r["tag:lr"]: r for r in json.loads(out.stdout)}
+    assert (rows[0.1]["accuracy_count"], rows[0.1]["loss_count"]) == (1, 2)
+    assert (rows[0.01]["accuracy_count"], rows[0.01]["loss_count"]) == (2, 2)
+    assert round(rows[0.1]["accuracy_mean"], 6) == 0.61  # the seed left, not halved
+    assert "count" not in rows[0.1]  # no count of rows that reads as one of values
+    table = cli_run("results", "train", "--workdir", str(copy), "--group-by", "tag:lr")
+    assert "accuracy_count" in table.stdout and "loss_count" in table.stdout
 
 
 @pytest.mark.parametrize(
@@ -362,7 +399,7 @@ def test_python_api_returns_the_same_rows(sweep: Path) -> None:
     tagged = xpm.results(sweep, task="train", tags={"lr": 0.1}, experiment="sweep")
     assert len(tagged) == 2 and {r["tag:lr"] for r in tagged} == {0.1}
     grouped = xpm.results(sweep, "train", group_by="tag:lr", agg="mean,count")
-    assert [(g["tag:lr"], g["count"]) for g in grouped] == [(0.01, 2), (0.1, 2)]
+    assert [(g["tag:lr"], g["accuracy_count"]) for g in grouped] == [(0.01, 2), (0.1, 2)]
     from xpm.errors import UsageError
 
     with pytest.raises(UsageError, match="did you mean 'accuracy'"):

@@ -47,8 +47,9 @@ from ._render import echo_results, format_option
 @click.option(
     "--agg",
     metavar="FUNC,...",
-    help="With --group-by: mean, std, min, max, median, count of every result (or of "
-    "--columns) [default: mean,std,count].",
+    help="With --group-by: mean, std, min, max, median, count (of values: a job without the "
+    "result is not counted) of every result (or of --columns), as COLUMN_FUNC columns "
+    "[default: mean,std,count].",
 )
 @format_option()
 def results(

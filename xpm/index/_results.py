@@ -229,7 +229,9 @@ def default_columns(table: TaskTable, rows: Sequence[Mapping[str, Any]]) -> list
 
 def _aggregate(values: list[Any], how: str) -> Any:
     if how == "count":
-        return len(values)
+        # The values there are, as SQL's COUNT(column): a job that failed before reporting
+        # the result holds NULL and is not counted (a mean over 19 values says 19, not 20).
+        return sum(1 for v in values if v is not None)
     numbers = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if not numbers:
         return None
@@ -256,22 +258,17 @@ def group_rows(
     aggs: Sequence[str],
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Rows grouped by the ``by`` columns, each of ``columns`` aggregated as ``aggs`` say
-    (``accuracy_mean``, ``accuracy_std``...; ``count``: rows in the group)."""
+    (``accuracy_mean``, ``accuracy_std``, ``accuracy_count``: its values in the group)."""
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for member in rows:
         groups.setdefault(tuple(member.get(c) for c in by), []).append(member)
-    value_aggs = [a for a in aggs if a != "count"]
-    out_columns = [*by, *(f"{c}_{a}" for c in columns for a in value_aggs)]
-    if "count" in aggs:
-        out_columns.append("count")
+    out_columns = [*by, *(f"{c}_{a}" for c in columns for a in aggs)]
     out: list[dict[str, Any]] = []
     for key, members in groups.items():
         row: dict[str, Any] = dict(zip(by, key, strict=True))
         for c in columns:
-            for a in value_aggs:
+            for a in aggs:
                 row[f"{c}_{a}"] = _aggregate([m.get(c) for m in members], a)
-        if "count" in aggs:
-            row["count"] = len(members)
         out.append(row)
     return out, out_columns
 
