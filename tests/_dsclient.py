@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 from typing import Any
 
 
@@ -15,3 +17,9 @@ def get_ok(ds: Any, path: str) -> Any:
     response = asyncio.run(go())
     assert response.status_code == 200, response.text[-2000:]
     return response
+
+
+def text_of(page: str) -> str:
+    """What a reader sees: the page without its tags, scripts and spacing."""
+    page = re.sub(r"<script.*?</script>", " ", page, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from _dsclient import get_ok as get
+from _dsclient import text_of
 
 from xpm import tag
 from xpm._experiment import experiment
@@ -45,12 +46,6 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def ds(workdir: Path) -> Any:
     return make_datasette(workdir)
-
-
-def text_of(page: str) -> str:
-    """What a reader sees: the page without its tags, scripts and spacing."""
-    page = re.sub(r"<script.*?</script>", " ", page, flags=re.S)
-    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
 
 
 def options(page: str, name: str) -> list[str]:

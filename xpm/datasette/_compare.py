@@ -7,17 +7,40 @@ curves from :func:`xpm.index.compared_params` and :func:`xpm.index.compared_curv
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
-from ..index import compared_curves, compared_params, page_rows, upstream_values
+from ..index import compared_curves, compared_params, page_rows, reports_at_step, upstream_values
 
 #: Most jobs compared at once.
 MAX_COMPARE = 20
 
 
-def compare(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AtStep:
+    """A point of a curve over steps: its result and step (``?metric=loss&step=40``)."""
+
+    metric: str
+    step: float
+
+    @classmethod
+    def asked(cls, args: Any) -> AtStep | None:
+        """The point a chart's link names, None when it names none (or a step that is not
+        a number: every job given is compared)."""
+        metric, text = args.get("metric"), args.get("step")
+        if not metric or text is None:
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        # A whole step as an int, as reported (40, not 40.0, in what the page says).
+        return cls(metric, int(number) if number.is_integer() else number)
+
+
+def compare(conn: sqlite3.Connection, ids: list[str], at: AtStep | None = None) -> dict[str, Any]:
     """Jobs side by side: ``params`` and ``meta`` (path, values, differs), ``results``,
-    per-step ``curves``.
+    per-step ``curves``; with ``at``, ``at_step``.
 
     Parameters that differ come first, then the values of upstream jobs that differ
     (``upstream:learn.epochs``, see :func:`xpm.index.upstream_values`): two Evaluate jobs
@@ -25,7 +48,24 @@ def compare(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
     they do not make jobs different (a model path differs for every job), so they are
     never among the parameters that differ.  ``curves``: for each result reported with
     a step by any of the jobs, one series per job (points ``[step, value, job id]``).
+
+    ``at``: a point of a curve over steps, whose line's jobs are ``ids``: only the jobs that
+    reported its result at its step are compared (a chart's point lists its line's jobs,
+    seeds that failed before the step included).  ``at_step`` says which (``metric``,
+    ``step``, ``given``: how many jobs the line had, ``values``: job id -> its value
+    there, ``missing``: :class:`xpm.index.StepReport` of the jobs left out).
     """
+    at_step = None
+    if at is not None:
+        reports = reports_at_step(conn, ids, at.metric, at.step)
+        ids = [r.job_id for r in reports if r.reported]
+        at_step = {
+            "metric": at.metric,
+            "step": at.step,
+            "given": len(reports),
+            "values": {r.job_id: r.value for r in reports if r.reported},
+            "missing": [r for r in reports if not r.reported],
+        }
     jobs = page_rows(conn, ids)
     ids = [j["id"] for j in jobs]
     by_path: dict[str, list[Any]] = {}
@@ -41,7 +81,14 @@ def compare(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Any]:
     keys = sorted({k[7:] for j in jobs for k in j["values"] if k.startswith("result:")})
     results = [(k, [j["values"].get(f"result:{k}") for j in jobs]) for k in keys]
     curves = compared_curves(conn, ids)
-    return {"jobs": jobs, "params": params, "meta": meta, "results": results, "curves": curves}
+    return {
+        "jobs": jobs,
+        "params": params,
+        "meta": meta,
+        "results": results,
+        "curves": curves,
+        "at_step": at_step,
+    }
 
 
 def _upstream_differences(

@@ -370,6 +370,7 @@ async def compare_page(request: Any, datasette: Any) -> Response:
     """Jobs ticked in a runs table (``?id=`` repeated, ids or prefixes) side by side."""
     db = datasette.get_database(DATABASE)
     refs = [r.strip() for r in request.args.getlist("id") if r.strip()]
+    at = _compare.AtStep.asked(request.args)  # a chart's point: its jobs reporting there
     errors = []
 
     def read(conn: Any) -> dict[str, Any]:
@@ -380,7 +381,7 @@ async def compare_page(request: Any, datasette: Any) -> Response:
                 errors.append(f"no job {ref} (or several start with it: give more digits)")
             elif row["id"] not in ids:
                 ids.append(row["id"])
-        return {**_compare.compare(conn, ids), "active": index.active_job_count(conn)}
+        return {**_compare.compare(conn, ids, at), "active": index.active_job_count(conn)}
 
     data = await db.execute_fn(snapshot(read))
     if len(refs) > _compare.MAX_COMPARE:

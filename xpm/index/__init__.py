@@ -95,6 +95,7 @@ if TYPE_CHECKING:
     from ._runtables import FIXED as FIXED_COLUMNS
     from ._schemadoc import datasette_metadata, render_markdown
     from ._settle import settle_workdir
+    from ._stepreports import StepReport, reports_at_step
     from ._sweeps import (
         experiment_keys,
         sweep_queries,
@@ -194,6 +195,8 @@ _LAZY = {
     # The web view's comparison of jobs.
     "compared_curves": "._comparison",
     "compared_params": "._comparison",
+    "StepReport": "._stepreports",
+    "reports_at_step": "._stepreports",
     # The web view's canned queries (their SQL is shown to the user).
     "CANNED_QUERIES": "._canned",
     # The filters and facets of the web view's jobs table (/xpm/jobs).
@@ -238,6 +241,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Selection",
     "StepMean",
+    "StepReport",
     "TaskJobs",
     "UPSTREAM",
     "active_job_count",
@@ -291,6 +295,7 @@ __all__ = [
     "reconcile",
     "render_markdown",
     "reporting",
+    "reports_at_step",
     "results",
     "rows_for_jobs",
     "run_query",
