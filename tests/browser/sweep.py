@@ -6,6 +6,8 @@ n_layers 1..3 reporting accuracy, and Train reporting a loss per step) and ``bro
 ``live`` whose one job blocks until FILE exists (to watch states change in the browser).
 ``seeds`` runs an experiment ``seeds``: Noisy for lr 0.01, 0.1, 1 (tagged), width 8 and 16
 (not tagged) and seeds 0, 1, 2 (tagged), reporting an accuracy and a loss per step.
+``curves`` runs an experiment ``curves``: a loss over steps 0..4 for seeds 0, 1, 2, seed 2
+failing after step 1.
 """
 
 from __future__ import annotations
@@ -72,6 +74,16 @@ def main(workdir: str, *args: str) -> None:
                 for width in (8, 16):
                     for seed in (0, 1, 2):
                         Noisy(lr=tag(lr), width=width, seed=tag(seed)).submit()
+        return
+    if args and args[0] == "curves":  # seeds 0, 1, 2 of a loss by step; seed 2 fails early
+        from xpm_curve_tasks import Curve
+
+        try:
+            with experiment(workdir, "curves", progress=False):
+                for seed in (0, 1, 2):
+                    Curve(lr=0.1, seed=tag(seed), stop=1 if seed == 2 else -1).submit()
+        except JobsFailedError:
+            pass  # expected: seed 2 stops after step 1
         return
     if args and args[0] == "wait":  # wait FILE [N]: job n=N (1) waits for FILE
         with experiment(workdir, "live", progress=False):

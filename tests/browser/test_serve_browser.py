@@ -78,17 +78,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``xpm serve`` on the index of a real tiny experiment; yields its URL."""
     _require_browser()
     workdir = tmp_path_factory.mktemp("served") / "workdir"
-    for args in ([], ["seeds"]):  # the sweep (10 jobs), then 18 seeded jobs
-        done = subprocess.run(
-            [sys.executable, str(HERE / "sweep.py"), str(workdir), *args],
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr
+    _sweep(workdir)  # the sweep (10 jobs)
+    _sweep(workdir, "seeds")  # then 18 seeded jobs
     with _serving(workdir) as url:
         yield url
+
+
+def _sweep(workdir: Path, *args: str) -> None:
+    """Run tests/browser/sweep.py's experiments ``args`` name into ``workdir``."""
+    done = subprocess.run(
+        [sys.executable, str(HERE / "sweep.py"), str(workdir), *args],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 @contextlib.contextmanager
@@ -438,6 +443,33 @@ def test_chart_averages_seeds_with_bands_on_a_log_axis(server: str, page: Any) -
     page.locator("#xpm-chart g.series circle").first.click()
     page.wait_for_url("**/-/xpm/compare?id=*")
     assert page.locator("#xpm-compare thead th a").count() == 3
+
+
+def test_chart_step_point_compares_the_jobs_that_reported_there(page: Any, tmp_path: Path) -> None:
+    """Seeds 0, 1, 2 of a loss over steps 0..4, seed 2 failed after step 1: a click on the
+    last point compares seeds 0 and 1 and names seed 2 (it opened all three)."""
+    workdir = tmp_path / "workdir"
+    _sweep(workdir, "curves")
+    with _serving(workdir) as url:
+        page.goto(url + "-/xpm/chart?experiment=curves&metric=loss&x=step&average=seed")
+        page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+        circles = page.locator("#xpm-chart g.series circle")
+        assert circles.count() == 5
+        assert "(mean of 2 values)" in circles.last.locator("title").text_content()
+        circles.last.click()
+        page.wait_for_url("**/-/xpm/compare?id=*&metric=loss&step=4")
+        assert page.locator("#xpm-compare thead th a").count() == 2
+        note = page.locator("#xpm-compare-step").inner_text()
+        assert "loss at step 4: 2 of 3 jobs of the line reported it; not " in note, note
+        assert "(failed, last at step 1)" in note, note
+        seeds = page.locator('#xpm-compare tr[data-key="param:seed"] td').all_inner_texts()
+        assert sorted(seeds) == ["0", "1"], seeds
+        # The first point: all three seeds had reported.
+        page.go_back()
+        page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+        page.locator("#xpm-chart g.series circle").first.click()
+        page.wait_for_url("**/-/xpm/compare?id=*&metric=loss&step=0")
+        assert page.locator("#xpm-compare thead th a").count() == 3
 
 
 def test_chart_every_series_in_the_legend(server: str, page: Any) -> None:

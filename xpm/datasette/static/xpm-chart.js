@@ -70,10 +70,13 @@
             }};
   }
 
-  function link(container, target) {
+  // A job's page, or the compare page of several jobs; ``at`` (a point of a curve over
+  // steps: its result and step) has the compare page keep the jobs reporting there.
+  function link(container, target, at) {
     if (Array.isArray(target)) {
       return (container.getAttribute("data-compare-url") || "/-/xpm/compare") + "?" +
-        target.map(function (id) { return "id=" + id; }).join("&");
+        target.map(function (id) { return "id=" + id; }).join("&") +
+        (at ? "&metric=" + encodeURIComponent(at[0]) + "&step=" + encodeURIComponent(at[1]) : "");
     }
     return (container.getAttribute("data-job-url") || "") + target;
   }
@@ -150,12 +153,16 @@
       }
       pts.forEach(function (p) {
         var c = el("circle", {cx: X(p[0]).toFixed(1), cy: Y(p[1]).toFixed(1), r: 4, fill: color}, g);
-        // A point of a curve over steps counts its values; its jobs are the line's.
-        var jobs = typeof p[2] === "number" ? (s.jobs.length === 1 ? s.jobs[0] : s.jobs) : p[2];
+        // A point of a curve over steps counts its values; its jobs are the line's, of
+        // which the compare page keeps those reporting at the step (a seed that failed
+        // earlier has none): the page never holds every job's steps.
+        var stepped = typeof p[2] === "number";
+        var jobs = stepped ? (s.jobs.length === 1 ? s.jobs[0] : s.jobs) : p[2];
+        var at = stepped ? [data.metric, p[0]] : null;
         var n = Array.isArray(p[2]) ? " (mean of " + p[2].length + " jobs)" :
           (typeof p[2] === "number" && p[2] > 1 ? " (mean of " + p[2] + " values)" : "");
         el("title", {}, c, s.name + ": " + xname + "=" + fmt(p[0]) + ", " + data.metric + "=" + fmt(p[1]) + n);
-        c.addEventListener("click", function () { window.location.href = link(container, jobs); });
+        c.addEventListener("click", function () { window.location.href = link(container, jobs, at); });
       });
     });
     container.appendChild(svg);
