@@ -85,15 +85,17 @@ def chart(conn: Any, asked: ChartAsked, curves: CurveAverages | None = None) -> 
         columns = found.get(task, []) if task else []
     ids = by_task[task].ids[:MAX_CHART_JOBS] if task else []
     metrics = [c.name for c in columns if _metric(c)]
-    # Meta parameters (devices, paths, counters) never tell jobs apart: not offered.
-    axes = [c.key for c in columns if c.kind != "result" and not c.meta]
+    # Meta parameters (devices, paths, counters) never tell jobs apart: not offered.  A
+    # parameter its tag marks is that tag (one setting, offered once, by the tag's name).
+    axes = [c.key for c in columns if c.kind != "result" and not c.meta and not c.marked_by]
     axes += _upstream_keys(conn, ids[:COLUMN_SAMPLE])
+    same = {c.key: f"tag:{c.marked_by}" for c in columns if c.marked_by}
     metric = asked.metric if asked.metric in metrics else (metrics[0] if metrics else None)
     # Only the chosen result's curves matter (x = step): each other result cost a pass.
     stepped = stepped_results(conn, ids, [metric]) if metric else []
     valid_x = (["step"] if metric in stepped else []) + axes
-    x = _column(asked.x, valid_x) or (valid_x[0] if valid_x else None)
-    average = _column(asked.average, axes)
+    x = _column(_tag_of(asked.x, same), valid_x) or (valid_x[0] if valid_x else None)
+    average = _column(_tag_of(asked.average, same), axes)
     if average == x:
         average = None
     view = "parallel" if asked.view == "parallel" else "lines"
@@ -123,6 +125,12 @@ def chart(conn: Any, asked: ChartAsked, curves: CurveAverages | None = None) -> 
         "valid_x": valid_x,
         "data": data,
     }
+
+
+def _tag_of(name: str | None, same: dict[str, str]) -> str | None:
+    """``name`` (``param:model.n_layers`` or ``model.n_layers``), or the tag that marks the
+    parameter it names (``same``: parameter key -> tag key): links asking for it work."""
+    return same.get(name or "", same.get(f"param:{name}", name))
 
 
 def _columns(conn: Any, task: str, experiment: str | None, ids: list[str]) -> list[Column]:

@@ -309,11 +309,18 @@ def _upstream_columns(rows: list[dict[str, Any]]) -> list[index.Column]:
 
 def _groups(columns: list[index.Column], show_meta: bool) -> list[tuple[str, list[index.Column]]]:
     """The column groups of a runs table, in order: results, tags, parameters, then Meta
-    parameters when shown."""
+    parameters when shown.
+
+    A parameter a tag marks (``model.n_layers`` of the tag ``n_layers``) is the tag's
+    column again: shown once, as the tag (its header names the parameter).
+    """
     groups = [
         ("results", [c for c in columns if c.kind == "result"]),
         ("tags", [c for c in columns if c.kind == "tag"]),
-        ("parameters", [c for c in columns if c.kind == "param" and not c.meta]),
+        (
+            "parameters",
+            [c for c in columns if c.kind == "param" and not c.meta and not c.marked_by],
+        ),
     ]
     if show_meta:
         groups.append(("meta", [c for c in columns if c.meta]))

@@ -75,8 +75,9 @@ if TYPE_CHECKING:
     from ._recorder import attach, detach
     from ._results import results
     from ._rows import flatten_params, read_job, read_results
+    from ._runcolumns import COLUMN_SAMPLE, task_columns
+    from ._runtables import FIXED as FIXED_COLUMNS
     from ._runtables import (
-        COLUMN_SAMPLE,
         MAX_PAGE_SIZE,
         PAGE_SIZE,
         Column,
@@ -90,9 +91,7 @@ if TYPE_CHECKING:
         parse_filter,
         parse_filters,
         runs_table,
-        task_columns,
     )
-    from ._runtables import FIXED as FIXED_COLUMNS
     from ._schemadoc import datasette_metadata, render_markdown
     from ._settle import settle_workdir
     from ._stepreports import StepReport, reports_at_step
@@ -156,7 +155,7 @@ _LAZY = {
     "task_tables_metadata": "._tasktables:datasette_metadata",
     "task_tables_markdown": "._tasktables:render_markdown",
     # What the web view reads (xpm.datasette): runs tables, charts, upstream values.
-    "COLUMN_SAMPLE": "._runtables",
+    "COLUMN_SAMPLE": "._runcolumns",
     "FIXED_COLUMNS": "._runtables:FIXED",
     "MAX_PAGE_SIZE": "._runtables",
     "PAGE_SIZE": "._runtables",
@@ -171,7 +170,7 @@ _LAZY = {
     "parse_filter": "._runtables",
     "parse_filters": "._runtables",
     "runs_table": "._runtables",
-    "task_columns": "._runtables",
+    "task_columns": "._runcolumns",
     "MAX_CHART_JOBS": "._chartdata",
     "StepMean": "._curves",
     "CurveAverages": "._curves",

@@ -38,6 +38,11 @@ class Column:
     name: str
     numeric: bool = False
     meta: bool = False  # a Meta parameter: not part of the job's identity, hidden by default
+    #: On a tag: the parameter path it marks (``model.n_layers`` for ``n_layers``), when
+    #: they are one setting (:func:`._runcolumns.task_columns`); None otherwise.
+    marks: str | None = None
+    #: On a parameter: the key of the tag that marks it (the table shows that tag only).
+    marked_by: str | None = None
 
     @property
     def key(self) -> str:
@@ -285,11 +290,6 @@ def _column_key(name: str, columns: list[Column]) -> str | None:
     return ends[0] if len(ends) == 1 else None
 
 
-#: Jobs whose values name the columns of a runs table at once (the latest of the table).
-COLUMN_SAMPLE = 200
-_COLUMN_TABLES = (("result", "results", "key"), ("tag", "tags", "key"), ("param", "params", "path"))
-
-
 def distinct_values(conn: sqlite3.Connection, table: str, name: str) -> list[str]:
     """Every distinct value of the indexed column ``name`` of ``table``, one seek each."""
     return [
@@ -300,76 +300,6 @@ def distinct_values(conn: sqlite3.Connection, table: str, name: str) -> list[str
             "WHERE k.v IS NOT NULL) SELECT v FROM k WHERE v IS NOT NULL"
         )
     ]
-
-
-def task_columns(
-    conn: sqlite3.Connection, task: str, experiment: str | None, sample: list[str] | None = None
-) -> list[Column]:
-    """The parameters (nested configurations flattened), tags and results of the jobs.
-
-    Names come from the indexes (one seek per distinct name); the latest jobs (``sample``,
-    when the caller has them: the newest :data:`COLUMN_SAMPLE`) say at once which belong
-    to this table and whether they are numbers, and only names they lack are looked for
-    among the other jobs.
-    """
-    selection = Selection(task, experiment)
-    where, args = selection.where({})
-    if sample is None:
-        sample = selected_ids(conn, selection, COLUMN_SAMPLE)
-    marks = ",".join("?" * len(sample))
-    registered = _registered_keys(conn, task)
-    out = []
-    for kind, table, name in _COLUMN_TABLES:
-        types: dict[str, set[str]] = {}
-        meta: set[str] = set()  # parameters recorded as Meta (not before schema 5)
-        flag = "x.meta = 1" if kind == "param" else "0"
-        if sample:
-            for key, kind_of, is_meta in conn.execute(
-                f"SELECT DISTINCT x.{name}, x.type, {flag} FROM {table} x "
-                f"WHERE x.job_id IN ({marks})",
-                sample,
-            ):
-                types.setdefault(key, set()).add(kind_of)
-                if is_meta:
-                    meta.add(key)
-        known = registered.get(kind) if registered is not None else None
-        for key in known if known is not None else distinct_values(conn, table, name):
-            if key not in types:
-                found = conn.execute(
-                    # From the name's rows (SQLite started from the task's jobs: 100,000
-                    # seeks for a name only another task has).
-                    f"SELECT x.type, {flag} FROM {table} x CROSS JOIN jobs j ON j.id = x.job_id "
-                    f"WHERE x.{name} = :xpm_key AND {where} LIMIT {COLUMN_SAMPLE}",
-                    {**args, "xpm_key": key},
-                ).fetchall()
-                if found:
-                    types[key] = {r[0] for r in found}
-                    if any(r[1] for r in found):
-                        meta.add(key)
-        for key in sorted(types):
-            if kind == "param" and "config" in types[key]:
-                continue  # a nested configuration: its own values are columns
-            numeric = types[key] <= {"int", "float", "null"}
-            out.append(Column(kind, key, numeric, key in meta))
-    return out
-
-
-def _registered_keys(conn: sqlite3.Connection, task: str) -> dict[str, list[str]] | None:
-    """Kind -> the names the task's own table has columns for (``task_columns``); None
-    when the task has no table (an index written by hand).
-
-    The names every task has (``distinct_values``) each cost a look among this task's jobs
-    when the newest jobs lacked them: 130 ms for a chart of one task beside another task's
-    100,000 jobs, on the first load after each write.
-    """
-    if conn.execute("SELECT 1 FROM task_tables WHERE task_id = ?", (task,)).fetchone() is None:
-        return None
-    out: dict[str, list[str]] = {"param": [], "tag": [], "result": []}
-    for kind, key in conn.execute(
-        "SELECT kind, key FROM task_columns WHERE task_id = ? ORDER BY key", (task,)
-    ):
-        out["param" if kind == "meta" else kind].append(key)
-    return out
 
 
 def job_count(conn: sqlite3.Connection, selection: Selection, columns: list[Column]) -> int:
