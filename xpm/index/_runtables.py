@@ -497,9 +497,12 @@ def facets(
         chosen_ids = chosen.ids(conn, by_key)
         if chosen_ids is not None:  # the jobs are known: their tags, by primary key
             args = {"xpm_ids": json.dumps(chosen_ids)}
+            # CROSS JOIN keeps the ids outside: SQLite chose to read every row of the tag
+            # and look each up among the ids (1.1 s for a filtered table of 2,000 jobs
+            # beside 2,000 other jobs with the tag; 10 ms this way).
             sql = (
                 f"SELECT t.key, t.value, COUNT(*) FROM json_each(:xpm_ids) sel "
-                f"JOIN tags t ON t.job_id = sel.value AND t.key IN ({keys}) "
+                f"CROSS JOIN tags t ON t.job_id = sel.value AND t.key IN ({keys}) "
                 "GROUP BY t.key, t.value ORDER BY t.key, t.value"
             )
         for key, value, count in conn.execute(sql, args):
