@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 from _dsclient import get_ok as get
-from test_index_webview import _JOB_COLUMNS, build, ident, job_row
+from _indexrows import insert
+from test_index_webview import build, ident, job_row
 
 from xpm.datasette._app import make_datasette
 
@@ -57,13 +58,7 @@ def _fill(c: Any) -> None:
         # The newest job's tag says 9 where its parameter says 4: a difference to show.
         tags.append((job, "depth", 9 if n == 3 else n + 1, "int"))
         results.append((job, 0, "accuracy", 0.6 + n / 10, "float", None, 0))
-    c.executemany(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 18)})", rows)
-    c.executemany("INSERT INTO submissions VALUES ('e/r1', ?, ?)", [(r[0], r[6]) for r in rows])
-    c.executemany(
-        "INSERT INTO params (job_id, path, value, type, meta) VALUES (?, ?, ?, ?, ?)", params
-    )
-    c.executemany("INSERT INTO tags VALUES (?, ?, ?, ?)", tags)
-    c.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", results)
+    insert(c, rows, params, tags, results)
 
 
 @pytest.fixture(scope="module")

@@ -187,6 +187,9 @@ async def _table_base(db: Any, task: str | None, experiment: str | None) -> dict
             jobs = by_task[chosen]
         sample = jobs.ids[: index.COLUMN_SAMPLE] if jobs is not None else None
         columns = index.task_columns(conn, chosen, experiment, sample=sample)
+        # The upstream jobs' values sort and filter like the others (shown when they
+        # differ on the page, or are sorted or filtered by).
+        columns += index.upstream_columns(conn, chosen, experiment, sample=sample)
         return {"tasks": tasks, "task": chosen, "columns": columns, "jobs": jobs}
 
     found = await while_unchanged(
@@ -273,7 +276,13 @@ async def _runs_context(
     pages = max(1, -(-table["count"] // size))
     context.update(
         columns=columns,
-        groups=[*_groups(columns, show_meta), ("upstream", _upstream_columns(table["rows"]))],
+        groups=[
+            *_groups(columns, show_meta),
+            (
+                "upstream",
+                _upstream_columns(table["rows"], columns, {sort, *(f[0] for f in filters)}),
+            ),
+        ],
         show_meta=show_meta,
         meta_count=sum(c.meta for c in columns),
         filters=[f[3] for f in filters],
@@ -291,20 +300,26 @@ async def _runs_context(
     return context
 
 
-def _upstream_columns(rows: list[dict[str, Any]]) -> list[index.Column]:
-    """The upstream jobs' values that tell the rows of a page apart (shown, not sortable:
-    the index holds them in the upstream jobs' rows)."""
+def _upstream_columns(
+    rows: list[dict[str, Any]], columns: list[index.Column], chosen: set[str]
+) -> list[index.Column]:
+    """The upstream jobs' values that tell the rows of a page apart, and those the table
+    is sorted or filtered by (``chosen`` keys), as the table's ``columns`` know them."""
     from ._charts import varying
 
     values: dict[str, dict[str, Any]] = {}
     for row in rows:
         for key, value in row["values"].items():
             values.setdefault(key, {})[row["id"]] = value
-    return [
-        index.Column(index.UPSTREAM, key.split(":", 1)[1])
-        for key in varying(values, [r["id"] for r in rows], sorted(values))
-        if key.startswith(f"{index.UPSTREAM}:")
+    shown = set(varying(values, [r["id"] for r in rows], sorted(values))) | chosen
+    known = {c.key: c for c in columns if c.kind == index.UPSTREAM}
+    # A value only jobs older than the sampled ones have: shown, from its cells' values.
+    extra = [
+        index.Column(index.UPSTREAM, k.split(":", 1)[1])
+        for k in sorted(shown)
+        if k.startswith(f"{index.UPSTREAM}:") and k not in known
     ]
+    return [c for k, c in sorted(known.items()) if k in shown] + extra
 
 
 def _groups(columns: list[index.Column], show_meta: bool) -> list[tuple[str, list[index.Column]]]:

@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from ._recorder import attach, detach
     from ._results import results
     from ._rows import flatten_params, read_job, read_results
-    from ._runcolumns import COLUMN_SAMPLE, task_columns
+    from ._runcolumns import COLUMN_SAMPLE, task_columns, upstream_columns
     from ._runtables import FIXED as FIXED_COLUMNS
     from ._runtables import (
         MAX_PAGE_SIZE,
@@ -171,6 +171,7 @@ _LAZY = {
     "parse_filters": "._runtables",
     "runs_table": "._runtables",
     "task_columns": "._runcolumns",
+    "upstream_columns": "._runcolumns",
     "MAX_CHART_JOBS": "._chartdata",
     "StepMean": "._curves",
     "CurveAverages": "._curves",
@@ -308,6 +309,7 @@ __all__ = [
     "sweep_queries",
     "tags_facet_sql",
     "task_columns",
+    "upstream_columns",
     "task_tables_markdown",
     "task_tables_metadata",
     "upstream_values",

@@ -11,6 +11,7 @@ import json
 import sqlite3
 
 from ._runtables import Column, Selection, distinct_values, selected_ids
+from ._upstream import UPSTREAM, upstream_values
 
 #: Jobs whose values name the columns of a runs table at once (the latest of the table).
 COLUMN_SAMPLE = 200
@@ -134,3 +135,24 @@ def _registered_keys(conn: sqlite3.Connection, task: str) -> dict[str, list[str]
     ):
         out["param" if kind == "meta" else kind].append(key)
     return out
+
+
+def upstream_columns(
+    conn: sqlite3.Connection, task: str, experiment: str | None, sample: list[str] | None = None
+) -> list[Column]:
+    """The values of upstream jobs (``upstream:learn.epochs``) of the task's latest jobs
+    (``sample``, as :func:`task_columns`), as columns a runs table sorts and filters by
+    (:func:`._upstream.upstream_expr`).
+
+    Numeric when every value the sample holds is a number (or missing).
+    """
+    if sample is None:
+        sample = selected_ids(conn, Selection(task, experiment), COLUMN_SAMPLE)
+    kinds: dict[str, set[type]] = {}
+    for values in upstream_values(conn, sample).values():
+        for key, value in values.items():
+            kinds.setdefault(key.split(":", 1)[1], set()).add(type(value))
+    return [
+        Column(UPSTREAM, name, numeric=kinds[name] <= {int, float, type(None)})
+        for name in sorted(kinds)
+    ]

@@ -20,6 +20,7 @@ from typing import Any
 from .._vocabulary import stored_state
 from ._query import parse_tag_value
 from ._results import split_conditions
+from ._upstream import UPSTREAM, upstream_expr
 
 # --- runs tables: one row per job of a task (in an experiment), one column per value -------------
 #: Rows of a runs table page, by default and at most.
@@ -34,7 +35,7 @@ _NUMERIC = ("int", "float")
 class Column:
     """A column of a runs table: a parameter path, a tag or a result (its latest value)."""
 
-    kind: str  # "param", "tag" or "result"
+    kind: str  # "param", "tag", "result" or "upstream" (a value of the job whose output it uses)
     name: str
     numeric: bool = False
     meta: bool = False  # a Meta parameter: not part of the job's identity, hidden by default
@@ -46,7 +47,8 @@ class Column:
 
     @property
     def key(self) -> str:
-        """How URLs name the column (``param:lr``, ``tag:seed``, ``result:accuracy``)."""
+        """How URLs name the column (``param:lr``, ``tag:seed``, ``result:accuracy``,
+        ``upstream:learn.epochs``)."""
         return f"{self.kind}:{self.name}"
 
     def expr(self) -> str:
@@ -56,6 +58,8 @@ class Column:
             return f"(SELECT value FROM params WHERE job_id = j.id AND path = {name})"
         if self.kind == "tag":
             return f"(SELECT value FROM tags WHERE job_id = j.id AND key = {name})"
+        if self.kind == UPSTREAM:
+            return upstream_expr(self.name)
         return (
             f"(SELECT value FROM results WHERE job_id = j.id AND key = {name} "
             "ORDER BY seq DESC LIMIT 1)"
@@ -230,8 +234,9 @@ def parse_filter(text: str, columns: list[Column]) -> tuple[str, str, Any, str]:
     ``text`` is the filter written with the column's key (``tag:seed=1``), the same
     whichever way it was typed.
 
-    A bare name is a tag, else a parameter path (or its last part, when one path ends
-    with it), else a result.  ``=`` keeps every reading of the value (``2`` matches the
+    A bare name is a tag, else a parameter path, else a result, else an upstream job's
+    value (``learn.epochs``), else the last part of a parameter path (when one path ends
+    with it).  ``=`` keeps every reading of the value (``2`` matches the
     integer 2 and the text "2"); comparisons use the number when it is one.  Raises
     ValueError with a message saying what to write instead.
     """
@@ -283,7 +288,7 @@ def _column_key(name: str, columns: list[Column]) -> str | None:
     by_key = {c.key: c for c in columns}
     if name in by_key:
         return name
-    for kind in ("tag", "param", "result"):
+    for kind in ("tag", "param", "result", UPSTREAM):
         if f"{kind}:{name}" in by_key:
             return f"{kind}:{name}"
     ends = [c.key for c in columns if c.kind == "param" and c.name.endswith("." + name)]

@@ -97,6 +97,59 @@ def _values_of(conn: sqlite3.Connection, upstream: list[str]) -> dict[str, dict[
     return values
 
 
+def _used_id(value: str) -> str:
+    """SQL of :func:`used_job`'s answer for the path ``value`` (an SQL expression) of a
+    parameter: the ``<id>`` of ``jobs/<task>/<id>/...``."""
+    rest = f"substr({value}, {len(JOBS) + 2})"  # <task>/<id>/...
+    after = f"substr({rest}, instr({rest}, '/') + 1)"  # <id>/...
+    return f"substr({after}, 1, instr({after} || '/', '/') - 1)"
+
+
+def _uses_path(param: str) -> str:
+    """SQL condition: the parameter row ``param`` is a path naming some job's directory."""
+    value = f"{param}.value"
+    rest = f"substr({value}, {len(JOBS) + 2})"
+    return (
+        f"{param}.type = 'path' AND substr({value}, 1, {len(JOBS) + 1}) = '{JOBS}/' "
+        f"AND instr({rest}, '/') > 0"
+    )
+
+
+def upstream_expr(key: str, job: str = "j.id") -> str:
+    """SQL of the value ``upstream:<key>`` (``learn.epochs``) of the job ``job`` (an SQL
+    expression): what :func:`upstream_values` gives it, NULL when no upstream job in the
+    index has it (the job it names was cleaned, or it uses none).
+
+    So runs tables sort and filter by these values in SQL, counts and pages included: the
+    upstream jobs are those :func:`used_job` names, up to :data:`UPSTREAM_DEPTH` levels,
+    of the task named by ``key``'s first part; a job's tag wins over its parameter of the
+    same name, and the values win in :func:`upstream_values`' order (the nearest job's;
+    among jobs of one level the greatest id's).  That order is the greatest chain of ids
+    with its end marked by ``~``, which sorts after ``/``: a job's own value before its
+    upstream jobs'.
+    """
+    task, _, name = key.partition(".")
+    quoted_task, quoted_name = (v.replace("'", "''") for v in (task, name))
+    used = _used_id("q.value")
+    return (
+        "(WITH RECURSIVE xpm_up(id, chain, depth) AS ("
+        f"SELECT {used}, {used}, 1 FROM params q WHERE q.job_id = {job} AND {_uses_path('q')} "
+        # A path into the job's own directory (its outputs) names no other job.
+        f"AND {used} NOT IN ('', {job}) "
+        f"UNION ALL SELECT {used}, u.chain || '/' || {used}, u.depth + 1 FROM xpm_up u "
+        f"JOIN params q ON q.job_id = u.id AND {_uses_path('q')} "
+        f"WHERE u.depth < {UPSTREAM_DEPTH} AND {used} NOT IN ('', u.id)) "
+        "SELECT CASE WHEN t.job_id IS NOT NULL THEN t.value ELSE p.value END FROM xpm_up u "
+        f"JOIN jobs uj ON uj.id = u.id AND (uj.task_id = '{quoted_task}' "
+        f"OR substr(uj.task_id, -{len(task) + 1}) = '.{quoted_task}') "
+        f"LEFT JOIN tags t ON t.job_id = u.id AND t.key = '{quoted_name}' "
+        f"LEFT JOIN params p ON p.job_id = u.id AND p.path = '{quoted_name}' "
+        "AND p.meta IS NOT 1 AND p.type != 'config' "
+        "WHERE t.job_id IS NOT NULL OR p.job_id IS NOT NULL "
+        "ORDER BY u.chain || '~' DESC LIMIT 1)"
+    )
+
+
 def chunks(ids: list[str]) -> list[list[str]]:
     """``ids`` 500 at a time (below SQLite's limit of bound values)."""
     return [ids[start : start + 500] for start in range(0, len(ids), 500)]
