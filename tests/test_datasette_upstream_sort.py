@@ -59,6 +59,8 @@ def _fill(c: Any) -> None:
         used = learn(n) if n < 6 else MISSING
         if n < 7:  # Evaluate 7 uses no job
             params.append((job, "model", f"jobs/{LEARN}/{used}/model.pt", "path", 1))
+        if n == 5:  # and two: Learn 5's values win (the greatest id), Learn 0's epochs lose
+            params.append((job, "baseline", f"jobs/{LEARN}/{learn(0)}/model.pt", "path", 0))
         results.append((job, 0, "accuracy", 0.5 + n / 100, "float", None, 0))
     insert(c, rows, params, tags, results)
 
@@ -109,6 +111,7 @@ def test_the_sql_value_is_the_one_the_page_shows(site: tuple[Any, Path]) -> None
     workdir = site[1]
     found = shown(workdir)
     assert found[evaluate(4)]["upstream:learn.epochs"] == 5
+    assert found[evaluate(5)]["upstream:learn.epochs"] == 6
     assert found[evaluate(4)]["upstream:learn.warm"] == "no"
     assert found[evaluate(1)]["upstream:learn.seed"] == 1  # the tag, not the parameter 7
     assert not found.get(evaluate(6)) and not found.get(evaluate(7))

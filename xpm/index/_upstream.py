@@ -123,30 +123,41 @@ def upstream_expr(key: str, job: str = "j.id") -> str:
     So runs tables sort and filter by these values in SQL, counts and pages included: the
     upstream jobs are those :func:`used_job` names, up to :data:`UPSTREAM_DEPTH` levels,
     of the task named by ``key``'s first part; a job's tag wins over its parameter of the
-    same name, and the values win in :func:`upstream_values`' order (the nearest job's;
-    among jobs of one level the greatest id's).  That order is the greatest chain of ids
-    with its end marked by ``~``, which sorts after ``/``: a job's own value before its
-    upstream jobs'.
+    same name, and the values win in :func:`upstream_values`' order of precedence: among
+    the jobs a job uses, the greatest id having the value (its own, else its upstream
+    jobs', in the same order).
     """
     task, _, name = key.partition(".")
-    quoted_task, quoted_name = (v.replace("'", "''") for v in (task, name))
-    used = _used_id("q.value")
-    return (
-        "(WITH RECURSIVE xpm_up(id, chain, depth) AS ("
-        f"SELECT {used}, {used}, 1 FROM params q WHERE q.job_id = {job} AND {_uses_path('q')} "
-        # A path into the job's own directory (its outputs) names no other job.
-        f"AND {used} NOT IN ('', {job}) "
-        f"UNION ALL SELECT {used}, u.chain || '/' || {used}, u.depth + 1 FROM xpm_up u "
-        f"JOIN params q ON q.job_id = u.id AND {_uses_path('q')} "
-        f"WHERE u.depth < {UPSTREAM_DEPTH} AND {used} NOT IN ('', u.id)) "
-        "SELECT CASE WHEN t.job_id IS NOT NULL THEN t.value ELSE p.value END FROM xpm_up u "
-        f"JOIN jobs uj ON uj.id = u.id AND (uj.task_id = '{quoted_task}' "
-        f"OR substr(uj.task_id, -{len(task) + 1}) = '.{quoted_task}') "
-        f"LEFT JOIN tags t ON t.job_id = u.id AND t.key = '{quoted_name}' "
-        f"LEFT JOIN params p ON p.job_id = u.id AND p.path = '{quoted_name}' "
+    return _nearest(job, UPSTREAM_DEPTH, task, name)
+
+
+def _nearest(job: str, depth: int, task: str, name: str) -> str:
+    """SQL of the value of the job ``job`` uses with the greatest id that has it, its own
+    before its upstream jobs' (``depth`` levels).
+
+    Nested scalar queries, each level asked only when the nearer one has no value
+    (COALESCE stops at the first): 350 ms to sort 20,000 Evaluate jobs by a Learn job's
+    value, where a recursive query walking every level took 1.2 s.
+    """
+    q = f"q{depth}"
+    used = _used_id(f"{q}.value")
+    short, quoted = (f"'{v}'" for v in (task.replace("'", "''"), name.replace("'", "''")))
+    value = (
+        "(SELECT CASE WHEN t.job_id IS NOT NULL THEN t.value ELSE p.value END FROM jobs uj "
+        f"LEFT JOIN tags t ON t.job_id = uj.id AND t.key = {quoted} "
+        f"LEFT JOIN params p ON p.job_id = uj.id AND p.path = {quoted} "
         "AND p.meta IS NOT 1 AND p.type != 'config' "
-        "WHERE t.job_id IS NOT NULL OR p.job_id IS NOT NULL "
-        "ORDER BY u.chain || '~' DESC LIMIT 1)"
+        # The task's short name, as upstream_values names it (learn of demo.learn).
+        f"WHERE uj.id = {used} AND (uj.task_id = {short} "
+        f"OR substr(uj.task_id, -{len(task) + 1}) = '.' || {short}) "
+        "AND (t.job_id IS NOT NULL OR p.job_id IS NOT NULL))"
+    )
+    if depth > 1:
+        value = f"COALESCE({value}, {_nearest(used, depth - 1, task, name)})"
+    return (
+        f"(SELECT {value} AS v FROM params {q} WHERE {q}.job_id = {job} AND {_uses_path(q)} "
+        # A path into the job's own directory (its outputs) names no other job.
+        f"AND {used} NOT IN ('', {job}) ORDER BY v IS NULL, {used} DESC LIMIT 1)"
     )
 
 
