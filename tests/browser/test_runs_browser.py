@@ -1,0 +1,70 @@
+"""Runs tables in a real headless Chromium at 1366x768 (#16): a tag and the parameter it
+marks are one visible column, and the upstream jobs' values sort and filter.
+
+The served experiment is tests/browser/sweep.py's ``sweep``: Evaluate jobs of Learn jobs
+of ``Model(n_layers=tag(n))`` for n = 1, 2, 3 (fixtures from test_serve_browser).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from test_serve_browser import browser, page, server
+
+pytestmark = pytest.mark.browser
+# Fixtures of the served experiment and its guarded page, shared with test_serve_browser.
+__all__ = ["browser", "page", "server"]
+
+EVALUATE = "-/xpm/experiment/sweep?task=xpm_test_tasks.evaluate"
+
+
+def _column(page: Any, key: str) -> list[str]:
+    return [
+        t.strip() for t in page.locator(f'#xpm-runs tbody td[data-key="{key}"]').all_inner_texts()
+    ]
+
+
+def _headers(page: Any) -> list[str]:
+    """The column headers a reader sees (their text), in order."""
+    texts = page.locator("#xpm-runs thead tr:not(.xpm-groups) th").all_inner_texts()
+    return [t.strip() for t in texts]
+
+
+def test_a_tag_and_its_parameter_are_one_visible_column(server: str, page: Any) -> None:
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server + EVALUATE)
+    seen = _headers(page)
+    assert seen.count("n_layers") == 1 and "model.model.n_layers" not in seen, seen
+    assert page.locator('#xpm-runs th[data-key="param:model.model.n_layers"]').count() == 0
+    header = page.locator('#xpm-runs th[data-key="tag:n_layers"]')
+    assert "tag of model.model.n_layers" in (header.get_attribute("title") or "")
+    box = header.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 1366 and box["y"] + box["height"] <= 768
+    # Sorted by the parameter's own name (an old link): the tag's column says so.
+    page.goto(server + EVALUATE + "&sort=-param:model.model.n_layers")
+    assert _column(page, "tag:n_layers") == ["3", "2", "1"]
+    assert header.inner_text().strip() == "n_layers ▼"
+    # Filtered by it, typed in the box.
+    page.locator('#xpm-filters input[type="text"]').fill("model.model.n_layers < 3")
+    page.locator("#xpm-filters button").click()
+    page.wait_for_url("**where=*")
+    assert _column(page, "tag:n_layers") == ["2", "1"]
+
+
+def test_upstream_values_sort_and_filter(server: str, page: Any) -> None:
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server + EVALUATE + "&sort=upstream:learn.model.n_layers")
+    key = "upstream:learn.model.n_layers"
+    assert _column(page, key) == ["1", "2", "3"]
+    header = page.locator(f'#xpm-runs th[data-key="{key}"] a')
+    assert header.inner_text().strip() == "learn.model.n_layers ▲"
+    header.click()  # again: the other way
+    page.wait_for_url("**sort=-upstream*")
+    assert _column(page, key) == ["3", "2", "1"]
+    page.locator('#xpm-filters input[type="text"]').fill("learn.model.n_layers >= 2")
+    page.locator("#xpm-filters button").click()
+    page.wait_for_url("**where=*")
+    assert _column(page, key) == ["3", "2"]
+    assert "Jobs 1–2 of 2" in page.locator("#xpm-pager").inner_text()
+    assert "upstream:learn.model.n_layers>=2" in page.locator("#xpm-filters").inner_text()
