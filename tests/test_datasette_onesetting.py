@@ -26,6 +26,7 @@ from xpm.datasette._app import make_datasette
 NESTED = "demo.train"  # tag n_layers of model.n_layers, everywhere the same
 TWO = "demo.two"  # tag n_layers; model.n_layers and head.n_layers: which one? both kept
 APART = "demo.apart"  # tag depth of model.depth, one job's tag set apart: both kept
+SCORE = "demo.score"  # scores NESTED jobs 0-2; tagged n_layers as its NESTED job's model
 
 
 def _fill(c: Any) -> None:
@@ -58,6 +59,12 @@ def _fill(c: Any) -> None:
         # The newest job's tag says 9 where its parameter says 4: a difference to show.
         tags.append((job, "depth", 9 if n == 3 else n + 1, "int"))
         results.append((job, 0, "accuracy", 0.6 + n / 10, "float", None, 0))
+    for n in range(3):
+        job = ident(60 + n)
+        rows.append(job_row(job, 400.0 + n, "e/r1", SCORE))
+        params.append((job, "model", f"jobs/{NESTED}/{ident(n)}/model.pt", "path", 1))
+        tags.append((job, "n_layers", n % 3 + 1, "int"))
+        results.append((job, 0, "accuracy", 0.7 + n / 10, "float", None, 0))
     insert(c, rows, params, tags, results)
 
 
@@ -203,3 +210,22 @@ def test_a_tag_differing_from_its_parameter_on_one_job_keeps_both(ds: Any) -> No
     assert {"tag:depth", "param:model.depth"} <= set(options(chart, "x"))
     data = get(ds, f"/-/xpm/chart.json?experiment=e&task={APART}&metric=accuracy&view=parallel")
     assert sorted(data.json()["data"]["axes"]) == ["accuracy", "depth", "model.depth"]
+
+
+def test_an_upstream_value_holding_a_tag_of_the_job_is_that_tag(ds: Any) -> None:
+    """Score jobs tagged n_layers use NESTED jobs whose model.n_layers (and tag n_layers)
+    hold the same: the chart offers n_layers once (the tag), the upstream lr still."""
+    chart = get(ds, f"/-/xpm/chart?experiment=e&task={SCORE}&metric=accuracy").text
+    offered = options(chart, "x")
+    assert "tag:n_layers" in offered and "upstream:train.lr" in offered
+    assert not [o for o in offered if o.startswith("upstream:") and "n_layers" in o], offered
+    page = get(ds, f"/-/xpm/experiment/e?task={SCORE}").text
+    shown = headers(page)
+    assert "upstream:train.lr" in shown and "tag:n_layers" in shown
+    assert not [k for k in shown if k.startswith("upstream:") and "n_layers" in k], shown
+    # Sorted by one of them, it shows: the choice is the reader's.
+    sorted_page = get(ds, f"/-/xpm/experiment/e?task={SCORE}&sort=-upstream:train.model.n_layers")
+    cells = re.findall(
+        r'<td data-key="upstream:train.model.n_layers"[^>]*>([^<]*)</td>', sorted_page.text
+    )
+    assert cells == ["3", "2", "1"]

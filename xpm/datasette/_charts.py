@@ -19,6 +19,7 @@ from .._vocabulary import JOBS
 from ..index import (
     COLUMN_SAMPLE,
     MAX_CHART_JOBS,
+    UPSTREAM,
     Column,
     CurveAverages,
     column_values,
@@ -26,7 +27,6 @@ from ..index import (
     experiments_newest_first,
     stepped_results,
     task_columns,
-    upstream_values,
 )
 from ._format import number
 
@@ -138,13 +138,11 @@ def _columns(conn: Any, task: str, experiment: str | None, ids: list[str]) -> li
 
 
 def _upstream_keys(conn: Any, sample: list[str]) -> list[str]:
-    """The values of upstream jobs that vary among the latest jobs of the task (x choices)."""
-    values: dict[str, dict[str, Any]] = {}
-    found = upstream_values(conn, sample)
-    for job_id, held in found.items():
-        for key, value in held.items():
-            values.setdefault(key, {})[job_id] = value
-    return varying(values, list(found), sorted(values))
+    """The values of upstream jobs that vary among the latest jobs of the task (x choices),
+    less those holding what one of the jobs' own columns holds: an Evaluate job's tag
+    n_layers is its Learn job's model.n_layers, one setting offered once (as the tag)."""
+    values = column_values(conn, sample, None)
+    return [k for k in varying(values, sample, sorted(values)) if k.startswith(f"{UPSTREAM}:")]
 
 
 def _column_values(values: dict[str, dict[str, Any]], ids: list[str], key: str) -> tuple[Any, ...]:
