@@ -45,6 +45,38 @@ def test_while_unchanged_computes_again_only_after_a_write(tmp_path: Path) -> No
     assert [k for k in _served._cache if k[0] == path] == [(path, ("test", 1))]
 
 
+def test_requests_for_a_value_being_computed_wait_for_that_computation(tmp_path: Path) -> None:
+    """Two pages asking for the same value at once (the jobs table's facets, started
+    together, then each asked for in turn) compute it once; a failure reaches both, and
+    the next request computes again."""
+    with open_index(tmp_path):
+        pass
+    path = str(tmp_path / "xpm.db")
+    calls: list[int] = []
+
+    async def both(key: tuple[str, int]) -> list[Any]:
+        release = asyncio.Event()
+
+        async def compute() -> int:
+            calls.append(1)
+            await release.wait()
+            if key[0] == "fails":
+                raise RuntimeError("the query was interrupted")
+            return len(calls)
+
+        first = asyncio.ensure_future(_served.while_unchanged(path, key, compute))
+        second = asyncio.ensure_future(_served.while_unchanged(path, key, compute))
+        await asyncio.sleep(0.01)
+        release.set()
+        return await asyncio.gather(first, second, return_exceptions=True)
+
+    assert asyncio.run(both(("once", 1))) == [1, 1] and len(calls) == 1
+    failed = asyncio.run(both(("fails", 1)))
+    assert [str(e) for e in failed] == ["the query was interrupted"] * 2 and len(calls) == 2
+    assert not _served._running  # nothing left under way
+    assert asyncio.run(both(("once", 2))) == [3, 3] and len(calls) == 3
+
+
 def seen(ds: Any) -> dict[str, Any]:
     """What the cached pages say about the experiment ``grow``."""
     home = get(ds, "/").text

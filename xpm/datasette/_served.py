@@ -3,6 +3,7 @@ file changed (for caches), and one consistent snapshot of the index."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections import OrderedDict
@@ -41,9 +42,14 @@ CACHE_SIZE = 64
 _cache: OrderedDict[tuple[str, Hashable], tuple[tuple[Any, ...], Any]] = OrderedDict()
 
 
+#: Computations under way, by key and signature: a second request for the same value
+#: waits for the first one's answer instead of computing it again.
+_running: dict[tuple[tuple[str, Hashable], tuple[Any, ...]], asyncio.Future[Any]] = {}
+
+
 async def while_unchanged(path: Any, key: Hashable, compute: Callable[[], Awaitable[_T]]) -> _T:
     """``compute()``, or what it gave last time for ``key`` if the index at ``path`` has
-    not been written since.
+    not been written since (or what a computation already under way gives).
 
     For what a page computes from many jobs and that depends on the index alone (facet
     counts, chart data, the columns of a table): over 100,000 jobs these took 40-500 ms
@@ -62,7 +68,17 @@ async def while_unchanged(path: Any, key: Hashable, compute: Callable[[], Awaita
         # only moves on), so free them now rather than when they get old.
         for stale in [k for k, (kept, _v) in _cache.items() if k[0] == full[0] and kept != sig]:
             del _cache[stale]
-    value = await compute()
+    under_way = _running.get((full, sig))
+    if under_way is not None:
+        # Shielded: a request that goes away does not cancel the others' answer.
+        return await asyncio.shield(under_way)  # type: ignore[no-any-return]
+    task = asyncio.ensure_future(compute())
+    _running[(full, sig)] = task
+    try:
+        value = await asyncio.shield(task)
+    finally:
+        if _running.get((full, sig)) is task:
+            del _running[(full, sig)]
     _cache[full] = (sig, value)
     _cache.move_to_end(full)
     while len(_cache) > CACHE_SIZE:
@@ -80,6 +96,13 @@ def curve_averages(path: Any) -> CurveAverages:
     if found is None:
         found = _curves[str(path)] = CurveAverages()
     return found
+
+
+def in_background(work: Awaitable[Any]) -> None:
+    """Start ``work`` without waiting for it (what it computes is kept by
+    :func:`while_unchanged`; a failure shows to whoever asks for that value)."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def snapshot(read: Callable[[sqlite3.Connection], _T]) -> Callable[[sqlite3.Connection], _T]:
