@@ -259,6 +259,11 @@ def test_sweep_keys_lacking_from_the_sample_are_found(
                 for size in (0, 10**9):  # the jobs seem fewer / the rows seem fewer
                     sizes = dict.fromkeys(names, size)
                     assert sorted(_sweeps._having(conn, table, key, names, sizes)) == holding
+                    # Asking first whether it has a job of a task with the key: the same.
+                    holders = _sweeps._Holders(conn)
+                    assert sorted(_sweeps._having(conn, table, key, names, sizes, holders)) == (
+                        holding
+                    )
     finally:
         conn.close()
 
