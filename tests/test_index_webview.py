@@ -241,3 +241,31 @@ def test_a_whole_task_among_others_counts_and_sorts_as_sql_does(tmp_path: Path) 
     conn.set_trace_callback(statements.append)
     runs_table(conn, Selection(TASK, None, [], "tag:seed", False, 3, 8), columns)
     assert any(s.startswith("SELECT job_id FROM tags WHERE key = ") for s in statements)
+
+
+def test_experiment_facet_counts_each_job_once_whatever_the_runs(tmp_path: Path) -> None:
+    """``e`` has two runs that both submitted job 1 (a relaunch), ``f`` one run: the facet
+    over every job and over a filtered page count distinct jobs, as SQL does."""
+    from xpm.index import experiment_facet_sql
+
+    def fill(c: Any) -> None:
+        c.execute("INSERT INTO experiments VALUES ('f', 0, 0, 1)")
+        c.execute("INSERT INTO runs VALUES ('f/r1', 'f', 'r1', 'normal', 0, 1, 'h', 'u', 1, '{}')")
+        rows = [job_row(ident(n), float(n), "e/r1") for n in range(5)]
+        c.executemany(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 18)})", rows)
+        subs = [("e/r1", ident(0)), ("e/r1", ident(1)), ("e/r2", ident(1)), ("e/r2", ident(2))]
+        subs += [("f/r1", ident(n)) for n in (2, 3, 4)]
+        c.executemany("INSERT INTO submissions VALUES (?, ?, 0)", subs)
+
+    build(tmp_path / "wd", fill)
+    conn = read(tmp_path / "wd")
+    truth = dict(
+        conn.execute(
+            "SELECT r.experiment, COUNT(DISTINCT s.job_id) FROM submissions s "
+            "JOIN runs r ON r.id = s.run GROUP BY r.experiment"
+        ).fetchall()
+    )
+    assert truth == {"e": 3, "f": 3}
+    assert dict(conn.execute(experiment_facet_sql(None, 31)).fetchall()) == truth
+    page = f"SELECT * FROM jobs WHERE id IN ('{ident(1)}', '{ident(2)}')"
+    assert dict(conn.execute(experiment_facet_sql(page, 31)).fetchall()) == {"e": 2, "f": 1}

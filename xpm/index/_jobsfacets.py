@@ -87,9 +87,23 @@ def experiment_facet_sql(table_sql: str | None, limit: int) -> str:
     """``(experiment, count)`` of the jobs of ``table_sql`` (None: all jobs) per experiment
     of the runs that submitted them, the most jobs first, ``limit`` rows."""
     jobs_sql = _jobs_of(table_sql)
-    where = f"WHERE s.job_id IN ({jobs_sql}) " if jobs_sql else ""
+    if jobs_sql is None:
+        # Every job: an experiment of one run submitted each of its jobs once, so its
+        # count is its run's submissions, read from their index; only experiments of
+        # several runs need their jobs told apart (all of them: 45-90 ms, 100,000 jobs).
+        return (
+            "SELECT value, count FROM ("
+            "SELECT r.experiment AS value, COUNT(*) AS count FROM runs r "
+            "CROSS JOIN submissions s ON s.run = r.id WHERE r.experiment IN "
+            "(SELECT experiment FROM runs GROUP BY experiment HAVING COUNT(*) = 1) "
+            "GROUP BY r.experiment UNION ALL "
+            "SELECT r.experiment, COUNT(DISTINCT s.job_id) FROM runs r "
+            "CROSS JOIN submissions s ON s.run = r.id WHERE r.experiment IN "
+            "(SELECT experiment FROM runs GROUP BY experiment HAVING COUNT(*) > 1) "
+            f"GROUP BY r.experiment) ORDER BY count DESC, value LIMIT {limit}"
+        )
     return (
         "SELECT r.experiment AS value, COUNT(DISTINCT s.job_id) AS count FROM submissions s "
-        f"JOIN runs r ON r.id = s.run {where}"
+        f"JOIN runs r ON r.id = s.run WHERE s.job_id IN ({jobs_sql}) "
         f"GROUP BY r.experiment ORDER BY count DESC, value LIMIT {limit}"
     )
