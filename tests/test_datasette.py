@@ -372,6 +372,25 @@ def test_live_heartbeat_says_what_runs_and_when_the_index_changed(
     assert get(ds, "/-/xpm/live.json").json()["version"] != first.json()["version"]
 
 
+def test_a_live_page_says_the_index_version_it_was_made_at(indexed: Path, tmp_path: Path) -> None:
+    """The version an idle page's first heartbeat compares with: the one the request saw
+    as it arrived (a write after it shows as a change; none, as the same version)."""
+    workdir = tmp_path / "wd"
+    shutil.copytree(indexed, workdir)
+    ds = make_datasette(workdir)
+    for path in ("/", "/-/xpm/experiment/sweep", "/-/xpm/chart?experiment=sweep"):
+        made_at = re.findall(r'id="xpm-live"[^>]* data-version="([^"]+)"', get(ds, path).text)
+        assert made_at == [get(ds, "/-/xpm/live.json").json()["version"]], path
+    page = get(ds, "/").text
+    time.sleep(0.01)
+    conn = sqlite3.connect(workdir / "xpm.db")
+    with conn:
+        conn.execute("UPDATE runs SET host = 'elsewhere'")
+    conn.close()
+    made_at = re.findall(r'data-version="([^"]+)"', page)
+    assert made_at and made_at[0] != get(ds, "/-/xpm/live.json").json()["version"]
+
+
 def test_no_empty_memory_database(ds: Any) -> None:
     assert list(get(ds, "/.json").json()) == ["xpm"]
     assert get(ds, "/_memory").status_code == 404

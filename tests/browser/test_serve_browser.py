@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -601,7 +602,22 @@ def test_live_pages_refresh_while_a_job_runs(page: Any, tmp_path: Path) -> None:
             assert runs.locator('#xpm-runs tbody td[data-key="result:waited"]').inner_text() == "1"
             assert runs.locator('#xpm-runs tbody input[type="checkbox"]').is_checked()
             assert "DONE" in job.locator("#xpm-history").inner_text()
+            # The whole page follows, its head too (a trial saw RUNNING above a DONE history).
+            head = job.locator("h1.xpm-job-title").inner_text()
+            assert "DONE" in head and "RUNNING" not in head, head
             assert "waited" in job.locator("#xpm-results").inner_text()
+            # A write just after a page went idle (the run's last records) is caught by its
+            # first heartbeat, 10 s later: it compares with the version of the last refresh
+            # (it took a new version instead, and the page stayed stale for good).
+            conn = sqlite3.connect(workdir / "xpm.db", timeout=30)
+            with conn:
+                conn.execute("UPDATE results SET value = 42 WHERE key = 'waited'")
+            conn.close()
+            runs.wait_for_function(
+                "document.querySelector('#xpm-runs tbody td[data-key=\"result:waited\"]')"
+                ".innerText.trim() === '42'",
+                timeout=40_000,
+            )
             for p in (page, runs):
                 assert p.evaluate("window.xpmNotReloaded") is True  # swapped, not reloaded
                 assert int(p.evaluate("document.documentElement.dataset.xpmRefreshes")) >= 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._plugin import (
+    asgi_wrapper,
     canned_queries,
     extra_body_script,
     filters_from_request,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "serve",
+    "asgi_wrapper",
     "canned_queries",
     "extra_body_script",
     "filters_from_request",

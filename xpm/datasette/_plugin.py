@@ -348,11 +348,23 @@ def render_cell(
 
 @hookimpl
 def prepare_jinja2_environment(env: Any, datasette: Any) -> None:
-    """Filters ``xpm_when``, ``xpm_number``, ``xpm_size`` (see ``_format``)."""
+    """Filters ``xpm_when``, ``xpm_number``, ``xpm_size`` (see ``_format``), and
+    ``xpm_page_version(request)``: the index's version when the request arrived."""
     from ._format import FILTERS
 
     for name, function in FILTERS.items():
         env.filters[f"xpm_{name}"] = function
+    from ._live import page_version
+
+    env.globals["xpm_page_version"] = page_version
+
+
+@hookimpl
+def asgi_wrapper(datasette: Any) -> Any:
+    """Each request notes the index's version as it arrives (live pages: ``_live``)."""
+    from ._live import version_at_arrival
+
+    return lambda app: version_at_arrival(app, datasette)
 
 
 @hookimpl

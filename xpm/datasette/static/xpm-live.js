@@ -13,7 +13,9 @@
   var interval = parseInt(box.getAttribute("data-interval"), 10) || 3000;
   var idlePeriod = parseInt(box.getAttribute("data-idle"), 10) || 10000;
   var liveUrl = box.getAttribute("data-live-url");
-  var version = null;  // the index's version at the last look (from the heartbeat)
+  // The index's version the page's rows are at least as new as (taken by the server when
+  // the request arrived, before reading them): the first heartbeat compares with it.
+  var version = box.getAttribute("data-version") || null;
 
   function scrolled(region) {
     // Elements with an id scrolled away from their start (a wide runs table).
@@ -50,6 +52,7 @@
     if (window.xpmChart && window.xpmChart.redraw) { window.xpmChart.redraw(); }
     var state = fresh.getElementById("xpm-live");
     box.setAttribute("data-active", state ? state.getAttribute("data-active") : "0");
+    if (state && state.getAttribute("data-version")) { version = state.getAttribute("data-version"); }
     root.setAttribute("data-xpm-refreshes", String((parseInt(root.getAttribute("data-xpm-refreshes"), 10) || 0) + 1));
   }
 
@@ -67,7 +70,8 @@
       setTimeout(refresh, wait);
     } else {
       root.setAttribute("data-xpm-live", "idle");
-      version = null;  // taken again at the first heartbeat
+      // The version the last refresh was made at: a write since (the run's last) shows
+      // at the first heartbeat.
       setTimeout(heartbeat, idlePeriod);
     }
   }
@@ -89,6 +93,6 @@
     setTimeout(refresh, interval);
   } else {
     root.setAttribute("data-xpm-live", "idle");
-    heartbeat();  // takes the index's version now, so a later change is noticed
+    heartbeat();  // compares with the version the page was made at
   }
 })();
