@@ -68,3 +68,34 @@ def test_upstream_values_sort_and_filter(server: str, page: Any) -> None:
     assert _column(page, key) == ["3", "2"]
     assert "Jobs 1–2 of 2" in page.locator("#xpm-pager").inner_text()
     assert "upstream:learn.model.n_layers>=2" in page.locator("#xpm-filters").inner_text()
+
+
+def test_ticks_are_kept_across_pages_of_a_table(server: str, page: Any) -> None:
+    """Jobs ticked on page 1 are still ticked, and compared, after going to page 2."""
+    page.goto(server + EVALUATE + "&size=2&sort=tag:n_layers")
+    button = page.locator("#xpm-runs-form button[type=submit]")
+    assert button.is_disabled() and button.inner_text() == "Compare ticked jobs"
+    first = page.locator("#xpm-runs tbody tr").first.get_attribute("data-job")
+    page.locator("#xpm-runs tbody input[type=checkbox]").first.check()
+    assert not button.is_disabled() and button.inner_text() == "Compare 1 ticked job"
+    page.locator("#xpm-pager a[rel=next]").click()
+    page.wait_for_url("**page=2*")
+    assert _column(page, "tag:n_layers") == ["3"]
+    assert button.inner_text() == "Compare 1 ticked job"
+    second = page.locator("#xpm-runs tbody tr").first.get_attribute("data-job")
+    page.locator("#xpm-runs tbody input[type=checkbox]").first.check()
+    assert button.inner_text() == "Compare 2 ticked jobs"
+    button.click()
+    page.wait_for_url("**/-/xpm/compare?*")
+    assert f"id={first}" in page.url and f"id={second}" in page.url, page.url
+    assert page.locator("#xpm-compare-params").count() == 1
+    # Compared: the ticks are forgotten; back on page 1 nothing is ticked.
+    page.goto(server + EVALUATE + "&size=2&sort=tag:n_layers")
+    assert button.is_disabled() and button.inner_text() == "Compare ticked jobs"
+    assert page.locator("#xpm-runs tbody input:checked").count() == 0
+    # Unticking forgets a job too.
+    box = page.locator("#xpm-runs tbody input[type=checkbox]").first
+    box.check()
+    box.uncheck()
+    page.reload()
+    assert button.is_disabled() and page.locator("#xpm-runs tbody input:checked").count() == 0
