@@ -29,3 +29,25 @@ def test_time_cells_show_seconds_and_zone_in_a_tooltip(ds: Any) -> None:
     compare = get(ds, "/-/xpm/compare?" + "&".join(f"id={i}" for i in ids)).text
     started = re.findall(r'<td class="xpm-time" title="([^"]*)">([^<]*)</td>', compare)
     assert len(started) == 2 and all(re.fullmatch(FULL, full) for full, _ in started)
+
+
+def test_a_bad_filter_lists_each_name_once_and_stays_in_the_box(ds: Any) -> None:
+    """An unknown column names the table's settings once each (a tag and the parameter it
+    marks are one); the rejected text stays in the filter box, escaped, to be corrected."""
+    train = "/-/xpm/experiment/sweep?task=sweep.train"
+    html = get(ds, train + "&where=n_layers%3D2&where=bogus%3E%3Cb%3E").text
+    error = html.split('class="xpm-error"')[1].split("</")[0]
+    names = error.split("result name (")[1].rstrip(")").split(", ")
+    assert names and len(names) == len(set(names)), names
+    assert "lr" in names and "n_layers" in names and "model.n_layers" not in names
+    box = re.search(r'<input type="text" name="where"([^>]*)>', html).group(1)  # type: ignore[union-attr]
+    assert 'value="bogus&gt;&lt;b&gt;"' in box, box
+    assert "<b>" not in html.split('id="xpm-filters"')[1].split("</form>")[0]
+    # The good filter is a chip; a page without a bad filter has an empty box.
+    assert 'name="where" value="tag:n_layers=2"' in html
+    box = re.search(r'<input type="text" name="where"([^>]*)>', get(ds, train).text)
+    assert box is not None and "value=" not in box.group(1)
+    # A quote left open is said, not a server error; the text stays, quote escaped.
+    html = get(ds, train + "&where=model.activation%3D%22rel").text
+    assert "a quote &#34; is not closed" in html, html[-3000:]
+    assert 'value="model.activation=&#34;rel"' in html

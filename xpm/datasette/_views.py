@@ -20,6 +20,7 @@ from datasette.utils.asgi import NotFound, Response
 from .. import index
 from .._jobdir import JobDir
 from .._vocabulary import STORED_STATES
+from ..errors import UsageError
 from . import _compare, _files, _format
 from ._metadata import DATABASE
 from ._served import snapshot, while_unchanged, workdir_of
@@ -218,13 +219,15 @@ async def _runs_context(
     columns: list[index.Column] = base["columns"]
     filters: list[tuple[str, str, Any, str]] = []
     errors: list[str] = []
+    rejected: list[str] = []  # filters' text kept in the box, to be corrected
     for text in request.args.getlist("where"):
         try:
             for parsed in index.parse_filters(text, columns):
                 if parsed[3] not in [f[3] for f in filters]:
                     filters.append(parsed)
-        except ValueError as e:
+        except (ValueError, UsageError) as e:  # UsageError: a quote left open (a 500 before)
             errors.append(str(e))
+            rejected.append(text)
     sort = request.args.get("sort") or "-submitted"
     descending = sort.startswith("-")
     sort = sort.lstrip("-")
@@ -286,6 +289,7 @@ async def _runs_context(
         show_meta=show_meta,
         meta_count=sum(c.meta for c in columns),
         filters=[f[3] for f in filters],
+        rejected=", ".join(rejected),
         errors=errors,
         sort=sort,
         descending=descending,

@@ -249,10 +249,12 @@ def parse_filter(text: str, columns: list[Column]) -> tuple[str, str, Any, str]:
     name, op, raw = match.groups()
     key = _column_key(name, columns)
     if key is None:
-        known = ", ".join(c.name for c in columns[:8])
+        # A tag and the parameter it marks are one setting: their name is listed once.
+        names = list(dict.fromkeys(c.name for c in columns if c.marked_by is None))
+        known = ", ".join(names[:8])
         raise ValueError(
             f"filter {text!r}: no column {name!r} in this table; use state or a "
-            f"parameter, tag or result name ({known}{', ...' if len(columns) > 8 else ''})"
+            f"parameter, tag or result name ({known}{', ...' if len(names) > 8 else ''})"
         )
     values = parse_tag_value(raw)
     if key == "state":  # as the facet and `xpm jobs list --state` show them: done, WAITING
