@@ -256,7 +256,8 @@ def test_unknown_experiment_is_named(ds: Any) -> None:
 def test_parallel_coordinates_offer_no_averaging(ds: Any) -> None:
     """Parallel coordinates draw a line per job: the form no longer offers "average over"."""
     lines = get(ds, f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy&view=parallel")
-    assert 'name="average"' not in lines.text and "Click a point or a line" in lines.text
+    assert 'name="average"' not in lines.text and "Click a line to open its job." in lines.text
+    assert "averaged point" not in lines.text  # no point is averaged in this view
     chart = get(ds, f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy&x=lr")
     assert 'name="average"' in chart.text
 

@@ -70,6 +70,22 @@
             }};
   }
 
+  // Ticks of an axis of integers only: its values themselves when they are few (2 and 4,
+  // not 2, 2.5, 3, 3.5, 4: "3" is no value of the sweep), each at least ``gap`` pixels
+  // from the last (``at``: a value's pixel); else the scale's ticks that are integers.
+  function wholeTicks(sc, values, count, at, gap) {
+    var seen = [];
+    values.forEach(function (v) { if (sc.ok(v) && seen.indexOf(v) < 0) { seen.push(v); } });
+    if (seen.length && seen.length <= 6) {
+      var kept = [];
+      seen.sort(function (a, b) { return a - b; }).forEach(function (v) {
+        if (!kept.length || Math.abs(at(v) - at(kept[kept.length - 1])) >= gap) { kept.push(v); }
+      });
+      return kept;
+    }
+    return sc.ticks(count).filter(function (t) { return typeof t !== "number" || Number.isInteger(t); });
+  }
+
   // A job's page, or the compare page of several jobs; ``at`` (a point of a curve over
   // steps: its result and step) has the compare page keep the jobs reporting there.
   function link(container, target, at) {
@@ -125,9 +141,8 @@
       el("text", {x: M.left - 6, y: Y(t) + 4, "text-anchor": "end"}, axis, fmt(t));
     });
     var whole = xs.every(function (v) { return Number.isInteger(v); });  // steps: no 0.5
-    sx.ticks(Math.max(2, Math.floor(iw / 90))).filter(function (t) {
-      return !whole || typeof t !== "number" || Number.isInteger(t);
-    }).forEach(function (t) {
+    var xcount = Math.max(2, Math.floor(iw / 90));
+    (whole ? wholeTicks(sx, xs, xcount, X, 40) : sx.ticks(xcount)).forEach(function (t) {
       el("line", {x1: X(t), x2: X(t), y1: M.top + ih, y2: M.top + ih + 5}, axis);
       el("text", {x: X(t), y: M.top + ih + 18, "text-anchor": "middle"}, axis, fmt(t));
     });
@@ -178,10 +193,10 @@
     var n = data.axes.length;
     // An axis follows the log choice made for it (the x of the form, or y: the result).
     var logs = data.log_axes || [];
-    var wholes = [];  // axes of integers only: no 0.5 tick
+    var wholes = [];  // per axis of integers only, its values (ticks: no 0.5, no 3 of 2 and 4)
     var scales = data.axes.map(function (name, k) {
       var vs = lines.map(function (l) { return l.values[k]; }).filter(function (v) { return v !== null && v !== undefined; });
-      wholes.push(vs.every(function (v) { return typeof v === "number" && Number.isInteger(v); }));
+      wholes.push(vs.every(function (v) { return typeof v === "number" && Number.isInteger(v); }) ? vs : null);
       return scale(vs, logs.indexOf(name) >= 0);
     });
     function AX(k) { return M.left + (n > 1 ? k / (n - 1) : 0.5) * iw; }
@@ -208,9 +223,8 @@
       var a = el("g", {"class": "paxis", "data-name": name}, axes);
       el("line", {x1: AX(k), x2: AX(k), y1: M.top, y2: M.top + ih}, a);
       el("text", {x: AX(k), y: M.top - 12, "text-anchor": "middle", "font-weight": "bold"}, a, name);
-      scales[k].ticks(5).filter(function (t) {
-        return !wholes[k] || typeof t !== "number" || Number.isInteger(t);
-      }).forEach(function (t) {
+      var at = function (v) { return AY(k, v); };
+      (wholes[k] ? wholeTicks(scales[k], wholes[k], 5, at, 14) : scales[k].ticks(5)).forEach(function (t) {
         el("text", {x: AX(k) + 4, y: AY(k, t) + 4}, a, fmt(t));
       });
     });

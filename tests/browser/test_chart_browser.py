@@ -1,0 +1,39 @@
+"""Charts in a real headless Chromium (#16): what the axes and the footer of parallel
+coordinates say.  The served experiment ``seeds`` (tests/browser/sweep.py): lr 0.01, 0.1,
+1, width 8 and 16, seeds 0, 1, 2 (fixtures from test_serve_browser).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from test_serve_browser import browser, page, server
+
+pytestmark = pytest.mark.browser
+# Fixtures of the served experiments and its guarded page, shared with test_serve_browser.
+__all__ = ["browser", "page", "server"]
+
+PARALLEL = "-/xpm/chart?experiment=seeds&metric=accuracy&view=parallel"
+
+
+def _ticks(page: Any, name: str) -> list[str]:
+    axis = page.locator(f'#xpm-chart g.paxis[data-name="{name}"] text:not([font-weight])')
+    return [t.strip() for t in axis.all_text_contents()]
+
+
+def test_parallel_integer_axes_tick_only_their_values(server: str, page: Any) -> None:
+    """width is 8 or 16: its axis ticks 8 and 16, not 10, 12, 14 (no job has them)."""
+    page.goto(server + PARALLEL)
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+    assert _ticks(page, "width") == ["8", "16"]
+    assert _ticks(page, "seed") == ["0", "1", "2"]
+    # The footer says what a click on a line does; no "averaged point" in this view.
+    count = page.locator("#xpm-chart-count").inner_text()
+    assert "Click a line to open its job." in count and "averaged" not in count, count
+    # Lines: x = width, the same ticks; the footer speaks of points.
+    page.goto(server + "-/xpm/chart?experiment=seeds&metric=accuracy&x=width&average=seed")
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+    texts = page.locator("#xpm-chart g.axis text").all_text_contents()
+    assert "8" in texts and "16" in texts and "12" not in texts, texts
+    assert "an averaged point: compare its jobs" in page.locator("#xpm-chart-count").inner_text()
