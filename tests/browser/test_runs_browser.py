@@ -99,3 +99,18 @@ def test_ticks_are_kept_across_pages_of_a_table(server: str, page: Any) -> None:
     box.uncheck()
     page.reload()
     assert button.is_disabled() and page.locator("#xpm-runs tbody input:checked").count() == 0
+
+
+def test_ticks_count_without_storage(server: str, page: Any) -> None:
+    """Where sessionStorage refuses (a private window's quota), the ticks of the page still
+    count: the button is not left disabled with jobs ticked."""
+    page.add_init_script("Storage.prototype.setItem = function () { throw new Error('quota'); };")
+    page.goto(server + EVALUATE)
+    button = page.locator("#xpm-runs-form button[type=submit]")
+    assert button.is_disabled()
+    page.locator("#xpm-runs tbody input[type=checkbox]").nth(0).check()
+    page.locator("#xpm-runs tbody input[type=checkbox]").nth(1).check()
+    assert not button.is_disabled() and button.inner_text() == "Compare 2 ticked jobs"
+    button.click()
+    page.wait_for_url("**/-/xpm/compare?*")
+    assert page.url.count("id=") == 2, page.url

@@ -46,10 +46,16 @@
     return form.querySelectorAll('input[type="checkbox"][name="id"]');
   }
 
+  function ticked() {  // the stored ticks and this page's (all, should storage refuse)
+    var ids = load();
+    boxes().forEach(function (c) { if (c.checked && ids.indexOf(c.value) < 0) { ids.push(c.value); } });
+    return ids;
+  }
+
   function show() {
     var button = form.querySelector('button[type="submit"]');
     if (!button) { return; }
-    var n = load().length;
+    var n = ticked().length;
     var text = n ? "Compare " + n + " ticked job" + (n > 1 ? "s" : "") : "Compare ticked jobs";
     if (button.textContent !== text) { button.textContent = text; }
     if (button.disabled !== !n) { button.disabled = !n; }
@@ -72,7 +78,7 @@
   });
 
   form.addEventListener("submit", function (event) {
-    var ids = load();
+    var ids = ticked();
     if (!ids.length) { event.preventDefault(); return; }
     var here = {};
     boxes().forEach(function (c) { here[c.value] = true; });
