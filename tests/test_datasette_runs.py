@@ -49,5 +49,8 @@ def test_a_bad_filter_lists_each_name_once_and_stays_in_the_box(ds: Any) -> None
     assert box is not None and "value=" not in box.group(1)
     # A quote left open is said, not a server error; the text stays, quote escaped.
     html = get(ds, train + "&where=model.activation%3D%22rel").text
-    assert "a quote &#34; is not closed" in html, html[-3000:]
+    assert "filter &#39;model.activation=&#34;rel&#39;: a quote &#34; is not closed" in html, html[
+        -3000:
+    ]
+    assert "--where" not in html  # the command line's option is not this page's word
     assert 'value="model.activation=&#34;rel"' in html

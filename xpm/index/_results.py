@@ -76,7 +76,7 @@ class Condition:
 
 
 # --- parsing ---------------------------------------------------------------------------------
-def split_conditions(text: str) -> list[str]:
+def split_conditions(text: str, what: str = "--where") -> list[str]:
     """``a=1, b>2 and c='x, y'`` -> its comparisons (commas and ``and`` outside quotes)."""
     parts, current, quote_char = [], [], ""
     i = 0
@@ -101,7 +101,7 @@ def split_conditions(text: str) -> list[str]:
             current.append(ch)
         i += 1
     if quote_char:
-        raise UsageError(f"--where {text!r}: a quote {quote_char} is not closed")
+        raise UsageError(f"{what} {text!r}: a quote {quote_char} is not closed")
     parts.append("".join(current))
     return [p.strip() for p in parts if p.strip()]
 

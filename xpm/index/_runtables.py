@@ -270,7 +270,7 @@ def parse_filters(text: str, columns: list[Column]) -> list[tuple[str, str, Any,
     """The filters of one filter box: :func:`parse_filter` for each condition of ``text``
     (separated by commas or ``and``, as ``xpm results --where`` reads them)."""
     out = []
-    for part in split_conditions(text):
+    for part in split_conditions(text, what="filter"):  # as the box's other errors say
         if not part.strip():
             continue
         match = _FILTER.match(part)

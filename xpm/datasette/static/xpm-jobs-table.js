@@ -96,4 +96,13 @@
   // A live refresh swaps the table and its pager in: ticks and the button's count again.
   new MutationObserver(restore).observe(form, {childList: true, subtree: true});
   restore();
+  // Back from the comparison, the browser puts back the boxes as they were ticked (from
+  // its page cache, or restoring the form after this script ran), though comparing forgot
+  // them: the stored ticks decide, boxes and count agree (a trial saw a ticked box beside
+  // a disabled "Compare ticked jobs").
+  window.addEventListener("pageshow", function () {
+    var ids = load();
+    boxes().forEach(function (c) { c.checked = ids.indexOf(c.value) >= 0; });
+    show();
+  });
 })();
