@@ -5,8 +5,9 @@ Run: ``python bench/bench_serve.py [jobs] [runs]`` (defaults 100000 and 5).
 Builds an index of ``jobs`` jobs with direct inserts following the schema (10
 experiments of one run each, the first launched again for half its jobs; per job 3 tags,
 3 parameters, 2 results, a submission; 10% FAILED), plus an experiment of 5,000 jobs
-reporting a result at 100 steps each (:func:`curves`), and their per-task tables, and
-starts ``xpm serve`` on it.  Checks that the facet counts of page 2 of ``/xpm/jobs`` are
+reporting a result at 100 steps each (:func:`curves`), and their per-task tables, digests
+of parameters and how far each results file was read (as xpm writes them), and starts
+``xpm serve`` on it.  Checks that the facet counts of page 2 of ``/xpm/jobs`` are
 those of page 1 and of SQL, then times the HTTP GET of each page of the web view (home,
 jobs table and its page 2, an experiment's runs table and its later pages, sorted and
 filtered, a task's runs table over every job, charts, parallel coordinates, a job page, a
@@ -65,6 +66,7 @@ def build(workdir: Path, n: int, with_curves: bool = False) -> None:
     """An index of ``n`` jobs written directly (schema from xpm.index), and the experiment
     of learning curves (:func:`curves`) when ``with_curves``."""
     from xpm.index import open_index
+    from xpm.index._digests import fill_params_digests
     from xpm.index._tasktables import refresh_task_rows
 
     rng = random.Random(0)
@@ -124,9 +126,15 @@ def build(workdir: Path, n: int, with_curves: bool = False) -> None:
             c.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", results)
             if with_curves:
                 curves(c, rng, now)
-            # The per-task tables, as every write of xpm keeps them (the web view reads
-            # which columns a task has from them).
+            # The per-task tables, the digests of parameters and how far each results
+            # file was read, as every write of xpm keeps them (the web view reads which
+            # columns a task has from the first, and keeps a job's values by the others).
             refresh_task_rows(c)
+            fill_params_digests(c)
+            c.execute(
+                "INSERT INTO results_read SELECT job_id, 100 * COUNT(*), COUNT(*), '{}', 1 "
+                "FROM results GROUP BY job_id"
+            )
 
         index.write(fill)
         index.conn.execute("ANALYZE")

@@ -337,6 +337,7 @@ def test_an_index_of_schema_1_is_migrated_and_equals_a_rebuild(tmp_path: Path) -
     conn.execute("DROP INDEX idx_jobs_run")
     conn.execute("ALTER TABLE jobs DROP COLUMN run")
     conn.execute("ALTER TABLE params DROP COLUMN meta")  # schema 5's
+    conn.execute("ALTER TABLE jobs DROP COLUMN params_digest")  # schema 7's
     # Schema 1 pointed the job at its latest submission's git state.
     conn.execute(
         "UPDATE jobs SET git_state = (SELECT git_state FROM run_git_states WHERE run = ?)",

@@ -22,10 +22,11 @@ from ..index import (
     UPSTREAM,
     Column,
     CurveAverages,
+    KeptValues,
+    TaskJobs,
     column_values,
     experiment_jobs,
     experiments_newest_first,
-    stepped_results,
     task_columns,
 )
 from ._format import number
@@ -59,14 +60,20 @@ def _column(name: str | None, keys: list[str]) -> str | None:
     return None
 
 
-def chart(conn: Any, asked: ChartAsked, curves: CurveAverages | None = None) -> dict[str, Any]:
+def chart(
+    conn: Any,
+    asked: ChartAsked,
+    curves: CurveAverages | None = None,
+    kept: KeptValues | None = None,
+) -> dict[str, Any]:
     """Everything a chart page shows, read in one pass over the experiment's jobs.
 
     ``choices``: the experiments, the experiment's tasks, the task's numeric results
     (``metrics``), whether the chosen one has curves (``stepped``) and what x and the averaged column can
     be (``axes``); then the chosen ``experiment``, ``task``, ``metric``, ``x``,
     ``average``, ``view``, ``valid_x`` and ``data`` (:func:`series` or :func:`parallel`).
-    ``curves``: what keeps the sums of curves between loads (the server's own).
+    ``curves`` and ``kept``: what keeps the sums of curves and the values of jobs between
+    loads (the server's own).
     """
     experiments = experiments_newest_first(conn)
     experiment = asked.experiment or (experiments[0] if experiments else None)
@@ -83,7 +90,8 @@ def chart(conn: Any, asked: ChartAsked, curves: CurveAverages | None = None) -> 
             next((t for t in tasks if any(_metric(c) for c in found[t])), None),
         ) or (tasks[0] if tasks else None)
         columns = found.get(task, []) if task else []
-    ids = by_task[task].ids[:MAX_CHART_JOBS] if task else []
+    jobs = by_task[task] if task else TaskJobs([], [], [])
+    ids = jobs.ids[:MAX_CHART_JOBS]
     metrics = [c.name for c in columns if _metric(c)]
     # Meta parameters (devices, paths, counters) never tell jobs apart: not offered.  A
     # parameter its tag marks is that tag (one setting, offered once, by the tag's name).
@@ -91,8 +99,10 @@ def chart(conn: Any, asked: ChartAsked, curves: CurveAverages | None = None) -> 
     axes += _upstream_keys(conn, ids[:COLUMN_SAMPLE])
     same = {c.key: f"tag:{c.marked_by}" for c in columns if c.marked_by}
     metric = asked.metric if asked.metric in metrics else (metrics[0] if metrics else None)
-    # Only the chosen result's curves matter (x = step): each other result cost a pass.
-    stepped = stepped_results(conn, ids, [metric]) if metric else []
+    # Only the chosen result is read (its latest values, whether it has curves): each
+    # other result cost a pass.
+    read = (kept or KeptValues()).read(conn, jobs, MAX_CHART_JOBS, metric) if metric else None
+    stepped = [metric] if read is not None and read.stepped else []
     valid_x = (["step"] if metric in stepped else []) + axes
     x = _column(_tag_of(asked.x, same), valid_x) or (valid_x[0] if valid_x else None)
     average = _column(_tag_of(asked.average, same), axes)
@@ -100,8 +110,8 @@ def chart(conn: Any, asked: ChartAsked, curves: CurveAverages | None = None) -> 
         average = None
     view = "parallel" if asked.view == "parallel" else "lines"
     data: dict[str, Any] = {"series": [], "points": 0}
-    if experiment and task and metric:
-        values = column_values(conn, ids, None if x == "step" and view != "parallel" else metric)
+    if experiment and task and metric and read is not None:
+        values = read.values
         if view == "parallel":
             data = parallel(values, ids, metric)
         elif x:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..index import CurveAverages
+from ..index import CurveAverages, KeptValues
 from ._metadata import PLUGIN
 
 
@@ -95,6 +95,18 @@ def curve_averages(path: Any) -> CurveAverages:
     found = _curves.get(str(path))
     if found is None:
         found = _curves[str(path)] = CurveAverages()
+    return found
+
+
+_values: dict[str, KeptValues] = {}
+
+
+def kept_values(path: Any) -> KeptValues:
+    """What keeps the values that the charts of the index at ``path`` read of each job
+    between loads (those of jobs whose marks are unchanged: :class:`~xpm.index.KeptValues`)."""
+    found = _values.get(str(path))
+    if found is None:
+        found = _values[str(path)] = KeptValues()
     return found
 
 

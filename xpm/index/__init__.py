@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         jobs_table_filters,
         tags_facet_sql,
     )
+    from ._keptvalues import ChartValues, KeptValues
     from ._live import state_counts
     from ._lookup import (
         delete_job_rows,
@@ -175,6 +176,8 @@ _LAZY = {
     "MAX_CHART_JOBS": "._chartdata",
     "StepMean": "._curves",
     "CurveAverages": "._curves",
+    "KeptValues": "._keptvalues",
+    "ChartValues": "._keptvalues",
     "column_values": "._chartdata",
     "reporting": "._curves",
     "step_means": "._curves",
@@ -229,10 +232,12 @@ __all__ = [
     "Column",
     "ENV_INDEX",
     "FACET_COLUMNS",
+    "ChartValues",
     "CurveAverages",
     "FIXED_COLUMNS",
     "IndexDB",
     "JobDetails",
+    "KeptValues",
     "MAX_CHART_JOBS",
     "MAX_PAGE_SIZE",
     "Mismatch",

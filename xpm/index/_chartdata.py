@@ -30,43 +30,61 @@ def column_values(
 ) -> dict[str, dict[str, Any]]:
     """Column key -> job id -> value, for the jobs ``ids``: their parameters (Meta apart: a
     chart never groups, averages or draws an axis by them), tags, the latest value of the
-    result ``result`` (none: a chart over steps reads them apart) and the values of their upstream jobs (:func:`upstream_values`)."""
-    ids_arg = _ids(ids)
+    result ``result`` (none: a chart over steps reads them apart) and the values of their
+    upstream jobs (:func:`upstream_values`).  The web view's charts read them through
+    :class:`~._keptvalues.KeptValues`, which keeps those of ended jobs."""
     values: dict[str, dict[str, Any]] = {}
     uses: dict[str, set[str]] = {}
-    # Every parameter, Meta ones included: their paths name the upstream jobs.
-    for path, job_id, value, kind, meta in conn.execute(
-        "SELECT p.path, p.job_id, p.value, p.type, p.meta FROM json_each(:ids) sel "
-        "JOIN params p ON p.job_id = sel.value",
-        {"ids": ids_arg},
-    ):
-        used = used_job(job_id, kind, value)
-        if used is not None:
-            uses.setdefault(job_id, set()).add(used)
-        if meta != 1:
-            _put(values, f"param:{path}", job_id, value)
-    for key, job_id, value in conn.execute(
-        "SELECT t.key, t.job_id, t.value FROM json_each(:ids) sel JOIN tags t ON t.job_id = sel.value",
-        {"ids": ids_arg},
-    ):
-        _put(values, f"tag:{key}", job_id, value)
+    for job_id, (own, used) in own_values(conn, ids).items():
+        for key, value in own.items():
+            put(values, key, job_id, value)
+        if used:
+            uses[job_id] = used
     if result is not None:
         # The latest report of each job: one step back along (job_id, key, seq) per job.
         latest = values.setdefault(f"result:{result}", {})
         for job_id, value in conn.execute(
             "SELECT sel.value, (SELECT x.value FROM results x WHERE x.job_id = sel.value "
             "AND x.key = :result ORDER BY x.seq DESC LIMIT 1) FROM json_each(:ids) sel",
-            {"ids": ids_arg, "result": result},
+            {"ids": _ids(ids), "result": result},
         ):
             if value is not None:
                 latest[job_id] = value
     for job_id, found in upstream_values(conn, ids, uses=uses).items():
         for key, value in found.items():
-            _put(values, key, job_id, value)
+            put(values, key, job_id, value)
     return values
 
 
-def _put(values: dict[str, dict[str, Any]], key: str, job_id: str, value: Any) -> None:
+def own_values(
+    conn: sqlite3.Connection, ids: list[str]
+) -> dict[str, tuple[dict[str, Any], set[str]]]:
+    """Job id -> (its parameters (Meta apart) and tags by column key (``param:<path>``,
+    ``tag:<key>``), the jobs whose output it uses), for each of ``ids``."""
+    out: dict[str, tuple[dict[str, Any], set[str]]] = {j: ({}, set()) for j in ids}
+    ids_arg = _ids(ids)
+    # Every parameter, Meta ones included: their paths name the upstream jobs.
+    for path, job_id, value, kind, meta in conn.execute(
+        "SELECT p.path, p.job_id, p.value, p.type, p.meta FROM json_each(:ids) sel "
+        "JOIN params p ON p.job_id = sel.value",
+        {"ids": ids_arg},
+    ):
+        own, uses = out[job_id]
+        used = used_job(job_id, kind, value)
+        if used is not None:
+            uses.add(used)
+        if meta != 1:
+            own[f"param:{path}"] = value
+    for key, job_id, value in conn.execute(
+        "SELECT t.key, t.job_id, t.value FROM json_each(:ids) sel JOIN tags t ON t.job_id = sel.value",
+        {"ids": ids_arg},
+    ):
+        out[job_id][0][f"tag:{key}"] = value
+    return out
+
+
+def put(values: dict[str, dict[str, Any]], key: str, job_id: str, value: Any) -> None:
+    """``values[key][job_id] = value``, making ``values[key]`` when missing."""
     column = values.get(key)
     if column is None:
         column = values[key] = {}

@@ -17,6 +17,7 @@ from typing import Any
 
 from .._jobdir import JobDir, iter_job_dirs
 from ._db import IndexDB, index_path
+from ._digests import params_digest
 from ._links import link_jobs, link_jobs_by_id
 from ._rows import (
     RUN_KEYS,
@@ -77,12 +78,25 @@ def write_jobs(
         "INSERT OR REPLACE INTO tags (job_id, key, value, type) VALUES (?, ?, ?, ?)",
         [(j.job["id"], *t) for j in full for t in j.tags or ()],
     )
+    # In the same write as the rows: a kept copy of them is right while it is unchanged.
+    conn.executemany(
+        "UPDATE jobs SET params_digest = ? WHERE id = ?",
+        [(_digest_of(j), j.job["id"]) for j in full],
+    )
     write_results(conn, jobs)
     _write_attempts(conn, jobs, ids)
     if link:
         link_jobs_by_id(conn, ids)
     if tables:
         refresh_task_rows(conn, ids, known_values(jobs))
+
+
+def _digest_of(job: JobRows) -> str:
+    """The ``params_digest`` of ``job`` (its rows as :func:`write_jobs` writes them)."""
+    meta = job.meta or ()
+    return params_digest(
+        ((*p, 1 if p[0] in meta else None) for p in job.params or ()), job.tags or ()
+    )
 
 
 def write_results(conn: sqlite3.Connection, jobs: Sequence[JobRows]) -> None:

@@ -37,8 +37,15 @@ def _fill_task_tables(conn: sqlite3.Connection) -> None:
     refresh_task_rows(conn)
 
 
+def _fill_digests(conn: sqlite3.Connection) -> None:
+    """Version 7 (``jobs.params_digest``): the digest of the rows already in the index."""
+    from ._digests import fill_params_digests
+
+    fill_params_digests(conn)
+
+
 #: Extra steps of a migration to version N (run after its tables/columns/indexes exist).
-CUSTOM: dict[int, Migration] = {2: _to_2, 3: _fill_task_tables}
+CUSTOM: dict[int, Migration] = {2: _to_2, 3: _fill_task_tables, 7: _fill_digests}
 
 
 def migrate(

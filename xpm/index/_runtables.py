@@ -83,10 +83,13 @@ def literal(value: str) -> str:
 
 @dataclass(frozen=True)
 class TaskJobs:
-    """The jobs of one task that one experiment submitted, newest first, with their state."""
+    """The jobs of one task that one experiment submitted, newest first, with their state
+    and, per job, what changes whenever its parameters, tags or latest attempt do
+    (``marks``: its ``params_digest``, attempt and end; :class:`~._keptvalues.KeptValues`)."""
 
     ids: list[str]
     states: list[str | None]
+    marks: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def experiment_jobs(conn: sqlite3.Connection, experiment: str) -> dict[str, TaskJobs]:
@@ -99,8 +102,9 @@ def experiment_jobs(conn: sqlite3.Connection, experiment: str) -> dict[str, Task
     """
     out: dict[str, TaskJobs] = {}
     seen: set[str] = set()
-    for task, job_id, state in conn.execute(
-        "SELECT j.task_id, j.id, j.state FROM runs r JOIN submissions s ON s.run = r.id "
+    for task, job_id, state, *marks in conn.execute(
+        "SELECT j.task_id, j.id, j.state, j.params_digest, j.attempt, j.end_time "
+        "FROM runs r JOIN submissions s ON s.run = r.id "
         "JOIN jobs j ON j.id = s.job_id WHERE r.experiment = ? "
         "ORDER BY j.submit_time DESC NULLS LAST, j.id",
         (experiment,),
@@ -109,9 +113,10 @@ def experiment_jobs(conn: sqlite3.Connection, experiment: str) -> dict[str, Task
             seen.add(job_id)
             found = out.get(task)
             if found is None:
-                found = out[task] = TaskJobs([], [])
+                found = out[task] = TaskJobs([], [], [])
             found.ids.append(job_id)
             found.states.append(state)
+            found.marks.append(tuple(marks))
     return out
 
 

@@ -245,6 +245,14 @@ TABLES: tuple[Table, ...] = (
                 references="runs.id",
                 since=2,
             ),
+            _c(
+                "params_digest",
+                "TEXT",
+                "Digest of the job's rows in `params` and `tags`, written with them: it "
+                "changes whenever they do (the web view keeps a job's values while it is "
+                "unchanged). NULL for a job recorded without its parameters.",
+                since=7,
+            ),
         ),
         ("id",),
     ),
