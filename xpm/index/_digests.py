@@ -44,22 +44,30 @@ def params_digest(
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def fill_params_digests(conn: sqlite3.Connection) -> None:
-    """Set ``params_digest`` of every job with parameters from the rows of the index (the
-    migration to schema 7, and the benchmarks that insert rows directly)."""
-    params: dict[str, list[tuple[str, Any, str, Any]]] = {}
-    for job_id, path, value, kind, meta in conn.execute(
-        "SELECT job_id, path, value, type, meta FROM params"
-    ):
-        params.setdefault(job_id, []).append((path, value, kind, meta))
-    tags: dict[str, list[tuple[str, Any, str]]] = {}
-    for job_id, key, value, kind in conn.execute("SELECT job_id, key, value, type FROM tags"):
-        tags.setdefault(job_id, []).append((key, value, kind))
-    # A job without rows in either may have been recorded without its parameters: NULL.
-    conn.executemany(
-        "UPDATE jobs SET params_digest = ? WHERE id = ?",
-        [
-            (params_digest(params.get(job_id, ()), tags.get(job_id, ())), job_id)
-            for job_id in params.keys() | tags.keys()
-        ],
-    )
+def fill_params_digests(conn: sqlite3.Connection, batch: int = 2000) -> None:
+    """Set ``params_digest`` of every job with parameters or tags from the rows of the index
+    (the migration to schema 7, and the benchmarks that insert rows directly), ``batch``
+    jobs at a time: an index of millions of parameters never sits in memory at once."""
+    ids = [row[0] for row in conn.execute("SELECT id FROM jobs ORDER BY id")]
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        marks = ",".join("?" * len(chunk))
+        params: dict[str, list[tuple[str, Any, str, Any]]] = {}
+        for job_id, path, value, kind, meta in conn.execute(
+            f"SELECT job_id, path, value, type, meta FROM params WHERE job_id IN ({marks})",
+            chunk,
+        ):
+            params.setdefault(job_id, []).append((path, value, kind, meta))
+        tags: dict[str, list[tuple[str, Any, str]]] = {}
+        for job_id, key, value, kind in conn.execute(
+            f"SELECT job_id, key, value, type FROM tags WHERE job_id IN ({marks})", chunk
+        ):
+            tags.setdefault(job_id, []).append((key, value, kind))
+        # A job without rows in either may have been recorded without its parameters: NULL.
+        conn.executemany(
+            "UPDATE jobs SET params_digest = ? WHERE id = ?",
+            [
+                (params_digest(params.get(job_id, ()), tags.get(job_id, ())), job_id)
+                for job_id in params.keys() | tags.keys()
+            ],
+        )
