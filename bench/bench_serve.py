@@ -5,9 +5,10 @@ Run: ``python bench/bench_serve.py [jobs] [runs]`` (defaults 100000 and 5).
 Builds an index of ``jobs`` jobs with direct inserts following the schema (10
 experiments of one run each, the first launched again for half its jobs; per job 3 tags,
 3 parameters, 2 results, a submission; 10% FAILED), plus an experiment of 5,000 jobs
-reporting a result at 100 steps each (:func:`curves`), and their per-task tables, digests
-of parameters and how far each results file was read (as xpm writes them), and starts
-``xpm serve`` on it.  Checks that the facet counts of page 2 of ``/xpm/jobs`` are
+reporting a result at 100 steps each (:func:`curves`), an experiment of 5,000 Evaluate jobs
+each using the output of a job of the first task (:func:`evaluations`), and their per-task
+tables, digests of parameters and how far each results file was read (as xpm writes
+them), and starts ``xpm serve`` on it.  Checks that the facet counts of page 2 of ``/xpm/jobs`` are
 those of page 1 and of SQL, then times the HTTP GET of each page of the web view (home,
 jobs table and its page 2, an experiment's runs table and its later pages, sorted and
 filtered, a task's runs table over every job, charts, parallel coordinates, a job page, a
@@ -20,6 +21,7 @@ Goal: every page under 300 ms, after a write too.
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import sqlite3
@@ -126,6 +128,7 @@ def build(workdir: Path, n: int, with_curves: bool = False) -> None:
             c.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", results)
             if with_curves:
                 curves(c, rng, now)
+                evaluations(c, rng, now, [j[0] for j in jobs[:EVALUATIONS]])
             # The per-task tables, the digests of parameters and how far each results
             # file was read, as every write of xpm keeps them (the web view reads which
             # columns a task has from the first, and keeps a job's values by the others).
@@ -173,6 +176,48 @@ def curves(c: Any, rng: random.Random, now: float) -> None:
     insert_jobs(c, jobs)
     c.executemany("INSERT INTO submissions VALUES (?, ?, ?)", [(run, j[0], j[6]) for j in jobs])
     c.executemany("INSERT INTO tags VALUES (?, ?, ?, ?)", tags)
+    c.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", results)
+
+
+#: Jobs of experiment ``evals``: each evaluates one ``bench.train`` job's output.
+EVALUATIONS = 5000
+
+
+def evaluations(c: Any, rng: random.Random, now: float, learned: list[str]) -> None:
+    """Experiment ``evals``: a ``bench.evaluate`` job per job of ``learned`` (``bench.train``),
+    using its output through a Meta path (the values that tell them apart are their
+    upstream jobs'), with the tags of the job it evaluates (as xpm gives a configuration's
+    tags to the jobs using it) and a ``score``."""
+    run = "evals/r0"
+    c.execute("INSERT INTO experiments VALUES ('evals', ?, ?, 1)", (now, now))
+    c.execute(
+        "INSERT INTO runs VALUES (?, 'evals', 'r0', 'normal', ?, ?, 'h', 'u', 1, '{}')",
+        (run, now, now + 3000),
+    )
+    tags: dict[str, list[tuple[str, Any, str]]] = {}
+    for job_id, key, value, kind in c.execute(
+        "SELECT job_id, key, value, type FROM tags WHERE job_id IN (SELECT value FROM "
+        "json_each(?))",
+        (json.dumps(learned),),
+    ):
+        tags.setdefault(job_id, []).append((key, value, kind))
+    jobs, params, own_tags, results = [], [], [], []
+    for i, learn in enumerate(learned):
+        ident = f"{rng.getrandbits(256):064x}"
+        t = now + i
+        jobs.append(job_row(ident, "bench.evaluate", "DONE", t, t, t + 1, run, i))
+        params += [
+            (ident, "model", f"jobs/bench.train/{learn}/model.pt", "path", 1),
+            (ident, "batch", 32, "int", None),
+        ]
+        own_tags += [(ident, *t) for t in tags.get(learn, ())]
+        results.append((ident, 0, "score", rng.random(), "float", None, t))
+    insert_jobs(c, jobs)
+    c.executemany("INSERT INTO submissions VALUES (?, ?, ?)", [(run, j[0], j[6]) for j in jobs])
+    c.executemany(
+        "INSERT INTO params (job_id, path, value, type, meta) VALUES (?, ?, ?, ?, ?)", params
+    )
+    c.executemany("INSERT INTO tags VALUES (?, ?, ?, ?)", own_tags)
     c.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", results)
 
 
@@ -255,6 +300,10 @@ def pages(workdir: Path) -> list[tuple[str, str]]:
             "/-/xpm/chart?experiment=curves&metric=loss&x=step&average=seed",
         ),
         ("parallel coordinates", "/-/xpm/chart?experiment=sweep3&metric=accuracy&view=parallel"),
+        (
+            "chart of 5,000 Evaluate jobs (each reads its Learn job's values)",
+            "/-/xpm/chart?experiment=evals&metric=score&x=n_layers&average=seed",
+        ),
         ("job page", f"/-/xpm/job/{job}"),
         ("compare two jobs", f"/-/xpm/compare?id={job}&id={second}"),
     ]

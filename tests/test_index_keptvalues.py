@@ -207,3 +207,47 @@ def test_a_served_chart_follows_tags_given_again(workdir: Path) -> None:
     data = by_epochs.json()["data"]
     assert data["x"] == "tag:epochs" and data["without"] == 0
     assert [p[0] for s in data["series"] for p in s["points"]] == [1] * 6  # a line per lr, seed
+
+
+def test_upstream_values_are_kept_under_the_upstream_jobs_digests(tmp_path: Path) -> None:
+    """Score jobs each using a Fit job's output: the Fit jobs' values reach the chart,
+    equal to a fresh read, kept while the Fit jobs' digests are unchanged."""
+    from xpm_chart_tasks import Fit, Score
+
+    workdir = tmp_path / "wd"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XPM_GIT", "off")
+        with experiment(workdir, "e", progress=False):
+            for epochs in (1, 2, 3):
+                Score(model=Fit(lr=0.1, seed=tag(0), epochs=epochs).submit()).submit()
+    kept = KeptValues()
+
+    def score_values() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        conn = connect(workdir)
+        try:
+            jobs = experiment_jobs(conn, "e")["xpm_chart_tasks.score"]
+            got = kept.read(conn, jobs, MAX_CHART_JOBS, "accuracy").values
+            return got, column_values(conn, jobs.ids, "accuracy")
+        finally:
+            conn.close()
+
+    got, expected = score_values()
+    assert got == expected
+    assert sorted(got["upstream:fit.epochs"].values()) == [1, 2, 3]
+    assert set(got["upstream:fit.seed"].values()) == {0}
+    # A Fit job's tag changed behind the index's back: the kept value shows...
+    write(
+        workdir,
+        "UPDATE tags SET value = 5 WHERE key = 'seed' AND job_id IN "
+        "(SELECT id FROM jobs WHERE task_id = 'xpm_chart_tasks.fit')",
+    )
+    got, expected = score_values()
+    assert (
+        set(got["upstream:fit.seed"].values()) == {0} != set(expected["upstream:fit.seed"].values())
+    )
+    # ... until the Fit jobs' digests say they changed.
+    write(
+        workdir, "UPDATE jobs SET params_digest = 'changed' WHERE task_id = 'xpm_chart_tasks.fit'"
+    )
+    got, expected = score_values()
+    assert got == expected and set(got["upstream:fit.seed"].values()) == {5}

@@ -8,7 +8,8 @@ index rewrites them, and its ``params_digest`` changes in the same write
 (:mod:`._digests`); the reports of a job that ended change only with its state, attempt
 or end, or with what the index read of its results file (as for :mod:`._curves`).  So
 both are kept per job under those marks, and each load reads only the jobs whose marks
-changed, or that still run.  The upstream jobs' values are read on each load.
+changed, or that still run.  The values of the jobs whose output they use (upstream jobs)
+are kept the same way, under their digests.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from .._vocabulary import TERMINAL_STATES
 from ._chartdata import own_values, put
 from ._runtables import TaskJobs
-from ._upstream import upstream_values
+from ._upstream import UPSTREAM_DEPTH, jobs_used, values_as_upstream
 
 #: Jobs whose values are kept (per kind); past it, what was kept is dropped and read again.
 MAX_KEPT_JOBS = 200_000
@@ -70,6 +71,8 @@ class KeptValues:
         self._size = size
         self._own: dict[str, _Own] = {}
         self._reported: dict[tuple[str, str], _Reported] = {}
+        # Upstream jobs: their values named as upstream values (upstream:<task>.<name>).
+        self._as_upstream: dict[str, _Own] = {}
         self._lock = threading.Lock()
 
     def read(
@@ -101,14 +104,15 @@ class KeptValues:
                     put(values, key, job_id, value)
                 if used:
                     uses[job_id] = set(used)
-            self._keep_own(
+            self._keep(
+                self._own,
                 {
                     j: _Own(marks[j][0], v, frozenset(u))
                     for j, (v, u) in fresh.items()
                     if marks.get(j, (None,))[0] is not None
-                }
+                },
             )
-        for job_id, found in upstream_values(conn, ids, uses=uses).items():
+        for job_id, found in self._upstream_values(conn, uses, UPSTREAM_DEPTH).items():
             for key, value in found.items():
                 put(values, key, job_id, value)
         stepped = False
@@ -117,6 +121,52 @@ class KeptValues:
                 conn, jobs, ids, result, values.setdefault(f"result:{result}", {})
             )
         return ChartValues(values, stepped)
+
+    def _upstream_values(
+        self, conn: sqlite3.Connection, uses: dict[str, set[str]], depth: int
+    ) -> dict[str, dict[str, Any]]:
+        """:func:`~._upstream.upstream_values` of the jobs of ``uses`` (job id -> the jobs
+        whose output it uses), each upstream job's own values kept under its digest."""
+        upstream = sorted({u for found in uses.values() for u in found})
+        values: dict[str, dict[str, Any]] = {}
+        further: dict[str, set[str]] = {}
+        missing: list[str] = []
+        digests = _digests(conn, upstream)
+        for job_id in upstream:
+            kept = self._as_upstream.get(job_id)
+            digest = digests.get(job_id)
+            if kept is None or digest is None or kept.digest != digest:
+                missing.append(job_id)
+                continue
+            if kept.values:
+                values[job_id] = dict(kept.values)
+            if kept.uses:
+                further[job_id] = set(kept.uses)
+        if missing:
+            read = values_as_upstream(conn, missing)
+            used = jobs_used(conn, missing)
+            for job_id in missing:
+                if job_id in read:
+                    values[job_id] = read[job_id]
+                if job_id in used:
+                    further[job_id] = used[job_id]
+            keep = {}
+            for job_id in missing:
+                digest = digests.get(job_id)
+                if digest is not None:
+                    keep[job_id] = _Own(
+                        digest, read.get(job_id, {}), frozenset(used.get(job_id, ()))
+                    )
+            self._keep(self._as_upstream, keep)
+        # As upstream_values: a job's own value wins over its upstream jobs' of one name.
+        if depth > 1 and further:
+            for up, found in self._upstream_values(conn, further, depth - 1).items():
+                values[up] = {**found, **values.get(up, {})}
+        out: dict[str, dict[str, Any]] = {}
+        for job_id, found_jobs in uses.items():
+            for up in sorted(found_jobs):
+                out.setdefault(job_id, {}).update(values.get(up, {}))
+        return out
 
     def _results(
         self,
@@ -164,11 +214,21 @@ class KeptValues:
             self._reported.update(keep)
         return stepped
 
-    def _keep_own(self, found: dict[str, _Own]) -> None:
+    def _keep(self, kept: dict[str, _Own], found: dict[str, _Own]) -> None:
         with self._lock:
-            if len(self._own) + len(found) > self._size:
-                self._own.clear()
-            self._own.update(found)
+            if len(kept) + len(found) > self._size:
+                kept.clear()
+            kept.update(found)
+
+
+def _digests(conn: sqlite3.Connection, ids: list[str]) -> dict[str, str | None]:
+    """Job id -> its ``params_digest``, for those of ``ids`` in the index."""
+    return dict(
+        conn.execute(
+            "SELECT j.id, j.params_digest FROM json_each(:ids) sel JOIN jobs j ON j.id = sel.value",
+            {"ids": _json(ids)},
+        ).fetchall()
+    )
 
 
 def _results_read(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[Any, ...]]:

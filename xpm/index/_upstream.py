@@ -50,9 +50,9 @@ def upstream_values(
     the parameters of ``ids`` already.
     """
     if uses is None:
-        uses = _uses(conn, ids)
+        uses = jobs_used(conn, ids)
     upstream = sorted({u for found in uses.values() for u in found})
-    values = _values_of(conn, upstream)
+    values = values_as_upstream(conn, upstream)
     if depth > 1 and upstream:
         for up, further in upstream_values(conn, upstream, depth - 1).items():
             values[up] = {**further, **values.get(up, {})}
@@ -63,7 +63,7 @@ def upstream_values(
     return out
 
 
-def _uses(conn: sqlite3.Connection, ids: list[str]) -> dict[str, set[str]]:
+def jobs_used(conn: sqlite3.Connection, ids: list[str]) -> dict[str, set[str]]:
     """Job id -> the jobs whose output it uses, for ``ids``."""
     uses: dict[str, set[str]] = {}
     for chunk in chunks(ids):
@@ -79,7 +79,7 @@ def _uses(conn: sqlite3.Connection, ids: list[str]) -> dict[str, set[str]]:
     return uses
 
 
-def _values_of(conn: sqlite3.Connection, upstream: list[str]) -> dict[str, dict[str, Any]]:
+def values_as_upstream(conn: sqlite3.Connection, upstream: list[str]) -> dict[str, dict[str, Any]]:
     """Job id -> ``upstream:<task>.<name>`` -> value, for the jobs ``upstream`` themselves."""
     values: dict[str, dict[str, Any]] = {}
     for chunk in chunks(upstream):
