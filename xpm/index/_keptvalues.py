@@ -23,7 +23,7 @@ from typing import Any
 from .._vocabulary import TERMINAL_STATES
 from ._chartdata import own_values, put
 from ._runtables import TaskJobs
-from ._upstream import UPSTREAM_DEPTH, jobs_used, values_as_upstream
+from ._upstream import UPSTREAM_DEPTH, jobs_used, values_as_upstream, values_by_user
 
 #: Jobs whose values are kept (per kind); past it, what was kept is dropped and read again.
 MAX_KEPT_JOBS = 200_000
@@ -158,15 +158,8 @@ class KeptValues:
                         digest, read.get(job_id, {}), frozenset(used.get(job_id, ()))
                     )
             self._keep(self._as_upstream, keep)
-        # As upstream_values: a job's own value wins over its upstream jobs' of one name.
-        if depth > 1 and further:
-            for up, found in self._upstream_values(conn, further, depth - 1).items():
-                values[up] = {**found, **values.get(up, {})}
-        out: dict[str, dict[str, Any]] = {}
-        for job_id, found_jobs in uses.items():
-            for up in sorted(found_jobs):
-                out.setdefault(job_id, {}).update(values.get(up, {}))
-        return out
+        deeper = self._upstream_values(conn, further, depth - 1) if depth > 1 and further else {}
+        return values_by_user(uses, values, deeper)
 
     def _results(
         self,

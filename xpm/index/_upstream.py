@@ -52,13 +52,24 @@ def upstream_values(
     if uses is None:
         uses = jobs_used(conn, ids)
     upstream = sorted({u for found in uses.values() for u in found})
-    values = values_as_upstream(conn, upstream)
-    if depth > 1 and upstream:
-        for up, further in upstream_values(conn, upstream, depth - 1).items():
-            values[up] = {**further, **values.get(up, {})}
+    further = upstream_values(conn, upstream, depth - 1) if depth > 1 and upstream else {}
+    return values_by_user(uses, values_as_upstream(conn, upstream), further)
+
+
+def values_by_user(
+    uses: dict[str, set[str]],
+    values: dict[str, dict[str, Any]],
+    further: dict[str, dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """Job id -> the values of the jobs it uses (``uses``), from each upstream job's own
+    ``values`` and those of its own upstream jobs (``further``): a job's own value wins
+    over its upstream jobs' of the same name, and among the jobs one job uses, the one
+    with the greatest id."""
+    for up, found in further.items():
+        values[up] = {**found, **values.get(up, {})}
     out: dict[str, dict[str, Any]] = {}
-    for job_id, found in uses.items():
-        for up in sorted(found):
+    for job_id, used in uses.items():
+        for up in sorted(used):
             out.setdefault(job_id, {}).update(values.get(up, {}))
     return out
 
