@@ -124,6 +124,9 @@ def test_jobs_newest_first_with_facets(ds: Any) -> None:
     assert experiments == {"sweep": 9, "broken": 1}
     tags = {v["value"]: v["count"] for v in facets["tags"]["results"]}
     assert tags == {"lr=0.5": 3, "n_layers=1": 3, "n_layers=2": 3, "n_layers=3": 3}
+    # Headed by their names only (Datasette adds a facet's type: "tags (xpm_tags)").
+    headings = re.findall(r'class="facet-info-name">\s*<strong>([^<]*)', get(ds, "/xpm/jobs").text)
+    assert sorted(h.strip() for h in headings) == ["experiment", "state", "tags", "task_id"]
 
 
 def test_facet_counts_are_the_same_on_every_page(ds: Any) -> None:

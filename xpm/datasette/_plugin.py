@@ -209,7 +209,9 @@ class _XpmFacet(Facet):  # type: ignore[misc]
         query = urllib.parse.urlencode([(arg, v) for v in sorted(chosen)])
         return {
             "name": title,
-            "type": self.type,
+            # Datasette's template writes any other type after the facet's name ("tags
+            # (xpm_tags)"); these count jobs by value, as a column facet does.
+            "type": "column",
             "hideable": False,
             "toggle_url": self.ds.urls.path(self.request.path) + ("?" + query if query else ""),
             "results": values,
