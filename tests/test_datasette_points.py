@@ -84,7 +84,7 @@ def test_a_point_after_a_seed_failed_compares_the_seeds_that_reported(
     assert sorted(seed[j] for j in kept) == [0, 1], kept
     [failed] = [j for j in series["jobs"] if seed[j] == 2]
     assert "loss at step 3: 2 of 3 jobs of the line reported it" in seen, seen
-    assert f"not {failed[:8]} (failed, last at step 1)." in seen, seen
+    assert f"not {failed[:8]} seed=2 (failed, last at step 1)." in seen, seen
     assert "Compare 2 jobs" in seen
     # Each compared job's value at that step, beside its latest one.
     row = page.split('data-key="step:loss"')[1].split("</tr>")[0]

@@ -462,7 +462,7 @@ def test_chart_step_point_compares_the_jobs_that_reported_there(page: Any, tmp_p
         assert page.locator("#xpm-compare thead th a").count() == 2
         note = page.locator("#xpm-compare-step").inner_text()
         assert "loss at step 4: 2 of 3 jobs of the line reported it; not " in note, note
-        assert "(failed, last at step 1)" in note, note
+        assert "seed=2 (failed, last at step 1)" in note, note
         seeds = page.locator('#xpm-compare tr[data-key="param:seed"] td').all_inner_texts()
         assert sorted(seeds) == ["0", "1"], seeds
         # The first point: all three seeds had reported.
