@@ -269,3 +269,17 @@ def test_experiment_facet_counts_each_job_once_whatever_the_runs(tmp_path: Path)
     assert dict(conn.execute(experiment_facet_sql(None, 31)).fetchall()) == truth
     page = f"SELECT * FROM jobs WHERE id IN ('{ident(1)}', '{ident(2)}')"
     assert dict(conn.execute(experiment_facet_sql(page, 31)).fetchall()) == {"e": 2, "f": 1}
+
+
+def test_an_unknown_filter_column_is_answered_with_the_closest_names() -> None:
+    """A typo gets "did you mean"; a long list of names says how many more there are
+    instead of trailing off with "..."."""
+    from xpm.index import Column, parse_filter
+
+    columns = [Column("param", f"layer{i}_width", numeric=True) for i in range(12)]
+    columns.append(Column("tag", "n_layers", numeric=True))
+    with pytest.raises(ValueError) as typo:
+        parse_filter("n_layer=3", columns)
+    assert "did you mean n_layers?" in str(typo.value)
+    assert "and 5 more: the table's headers" in str(typo.value)
+    assert "..." not in str(typo.value)

@@ -10,6 +10,7 @@ returns plain Python values.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import sqlite3
@@ -256,10 +257,12 @@ def parse_filter(text: str, columns: list[Column]) -> tuple[str, str, Any, str]:
     if key is None:
         # A tag and the parameter it marks are one setting: their name is listed once.
         names = list(dict.fromkeys(c.name for c in columns if c.marked_by is None))
-        known = ", ".join(names[:8])
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        more = f" and {len(names) - 8} more: the table's headers" if len(names) > 8 else ""
         raise ValueError(
-            f"filter {text!r}: no column {name!r} in this table; use state or a "
-            f"parameter, tag or result name ({known}{', ...' if len(names) > 8 else ''})"
+            f"filter {text!r}: no column {name!r} in this table; {hint}use state or a "
+            f"parameter, tag or result name ({', '.join(names[:8])}{more})"
         )
     values = parse_tag_value(raw)
     if key == "state":  # as the facet and `xpm jobs list --state` show them: done, WAITING
