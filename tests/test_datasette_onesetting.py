@@ -27,6 +27,9 @@ NESTED = "demo.train"  # tag n_layers of model.n_layers, everywhere the same
 TWO = "demo.two"  # tag n_layers; model.n_layers and head.n_layers: which one? both kept
 APART = "demo.apart"  # tag depth of model.depth, one job's tag set apart: both kept
 SCORE = "demo.score"  # scores NESTED jobs 0-2; tagged n_layers as its NESTED job's model
+# A parameter added later with its default (identifiers unchanged) and tagged: only the
+# two jobs run again have its row, all six have the tag; seed is not tagged.
+LATE = "demo.late"
 
 
 def _fill(c: Any) -> None:
@@ -65,6 +68,15 @@ def _fill(c: Any) -> None:
         params.append((job, "model", f"jobs/{NESTED}/{ident(n)}/model.pt", "path", 1))
         tags.append((job, "n_layers", n % 3 + 1, "int"))
         results.append((job, 0, "accuracy", 0.7 + n / 10, "float", None, 0))
+    for n in range(6):
+        job = ident(80 + n)
+        rows.append(job_row(job, 500.0 + n, "e/r1", LATE))
+        lr, seed = 0.1 * (n % 2 + 1), n // 2
+        params += [(job, "lr", lr, "float", 0), (job, "seed", seed, "int", 0)]
+        if n in (4, 5):  # run again (failed before): its params.json has the new parameter
+            params.append((job, "wd", 0.0, "float", 0))
+        tags += [(job, "lr", lr, "float"), (job, "wd", 0.0, "float")]
+        results.append((job, 0, "accuracy", 0.5 + lr + seed / 100, "float", None, 0))
     insert(c, rows, params, tags, results)
 
 
@@ -229,3 +241,30 @@ def test_an_upstream_value_holding_a_tag_of_the_job_is_that_tag(ds: Any) -> None
         r'<td data-key="upstream:train.model.n_layers"[^>]*>([^<]*)</td>', sorted_page.text
     )
     assert cells == ["3", "2", "1"]
+
+
+def test_a_parameter_added_later_and_tagged_is_one_setting(ds: Any) -> None:
+    """New-user trial: ``wd=tag(0.0)`` on a parameter added with that default split the
+    sweep into lines "wd=" (jobs recorded before it) and "wd=0", and showed two wd columns."""
+    page = get(ds, f"/-/xpm/experiment/e?task={LATE}").text
+    assert "tag:wd" in headers(page) and "param:wd" not in headers(page)
+    base = f"/-/xpm/chart.json?experiment=e&task={LATE}&metric=accuracy&x=lr&average=seed"
+    data = get(ds, base).json()
+    assert data["average"] == "param:seed" and data["data"]["group"] == []
+    [line] = data["data"]["series"]
+    assert [len(p[2]) for p in line["points"]] == [3, 3]  # each lr: its three seeds
+    parallel = get(ds, base + "&view=parallel").json()["data"]
+    assert sorted(parallel["axes"]) == ["accuracy", "lr", "seed"]
+
+
+def test_a_bookmark_naming_a_tag_no_longer_there(ds: Any) -> None:
+    """``average=tag:seed`` from before seed was untagged averages over the parameter seed;
+    a name no job has is said on the page."""
+    base = f"/-/xpm/chart?experiment=e&task={LATE}&metric=accuracy&x=lr"
+    data = get(ds, base.replace("/chart?", "/chart.json?") + "&average=tag:seed").json()
+    assert data["average"] == "param:seed"
+    page = get(ds, base + "&average=tag:nope").text
+    assert "average over tag:nope: no such column among these jobs; averaged over nothing" in (
+        html.unescape(re.sub(r"<[^>]+>", "", page))
+    )
+    assert "xpm-chart-dropped" not in get(ds, base + "&average=seed").text

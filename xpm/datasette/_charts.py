@@ -53,10 +53,21 @@ def _label(key: str) -> str:
 
 
 def _column(name: str | None, keys: list[str]) -> str | None:
-    """``name`` among ``keys``, also written without its ``tag:``/``param:`` (``n_layers``)."""
+    """``name`` among ``keys``, also written without its ``tag:``/``param:`` (``n_layers``);
+    a tag no job has any more names the parameter it was (``tag:seed`` after ``seed``
+    was untagged: ``param:seed``, or the one parameter whose path ends with it)."""
     for key in (name, f"tag:{name}", f"param:{name}"):
         if name and key in keys:
             return key
+    if name and name.startswith("tag:"):
+        tail = name[4:]
+        found = [
+            k
+            for k in keys
+            if k.startswith("param:") and k.rsplit(".", 1)[-1] in (f"param:{tail}", tail)
+        ]
+        if len(found) == 1:
+            return found[0]
     return None
 
 
@@ -104,14 +115,23 @@ def chart(
     read = (kept or KeptValues()).read(conn, jobs, MAX_CHART_JOBS, metric) if metric else None
     stepped = [metric] if read is not None and read.stepped else []
     valid_x = (["step"] if metric in stepped else []) + axes
-    x = _column(_tag_of(asked.x, same), valid_x) or (valid_x[0] if valid_x else None)
-    average = _column(_tag_of(asked.average, same), axes)
-    if average == x:
-        average = None
+    found_x = _column(_tag_of(asked.x, same), valid_x)
+    x = found_x or (valid_x[0] if valid_x else None)
+    found_average = _column(_tag_of(asked.average, same), axes)
+    average = None if found_average == x else found_average
+    # A link or bookmark naming a column these jobs lack is said, not silently redrawn.
+    dropped = [
+        (what, name)
+        for what, name, found in (
+            ("x", asked.x, found_x),
+            ("average over", asked.average, found_average),
+        )
+        if name and found is None
+    ]
     view = "parallel" if asked.view == "parallel" else "lines"
     data: dict[str, Any] = {"series": [], "points": 0}
     if experiment and task and metric and read is not None:
-        values = read.values
+        values = _one_setting(read.values, same)
         if view == "parallel":
             data = parallel(values, ids, metric)
         elif x:
@@ -134,7 +154,27 @@ def chart(
         "view": view,
         "valid_x": valid_x,
         "data": data,
+        "dropped": dropped,
     }
+
+
+def _one_setting(
+    values: dict[str, dict[str, Any]], same: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """``values`` less each parameter its tag marks (``same``: parameter key -> tag key)
+    where the two agree on every job having the parameter: one setting, which draws no
+    line or axis of its own.  A job without the parameter's row (recorded before the
+    parameter existed) takes its tag's value; where they disagree, both stay."""
+    out = dict(values)
+    for param, tag in same.items():
+        tagged = values.get(tag, {})
+        found = values.get(param, {})
+        if all(
+            job_id in tagged and tagged[job_id] == v and type(tagged[job_id]) is type(v)
+            for job_id, v in found.items()
+        ):
+            out.pop(param, None)
+    return out
 
 
 def _tag_of(name: str | None, same: dict[str, str]) -> str | None:

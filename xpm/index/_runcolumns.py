@@ -108,12 +108,18 @@ def one_setting(conn: sqlite3.Connection, columns: list[Column], sample: list[st
 
 def _same_values(conn: sqlite3.Connection, key: str, path: str, sample: list[str]) -> bool:
     """Whether the tag ``key`` and the parameter ``path`` hold the same value and type (or
-    are both missing) on each job of ``sample``."""
+    are both missing) on each job of ``sample`` that has the parameter.
+
+    A job with the tag but no row for the parameter was recorded before the parameter
+    existed (a parameter added with a default keeps the jobs' identifiers, and a DONE
+    job keeps the params.json it ran with): its tag, given again, is its value.  Counted
+    apart, such a tag split a sweep into runs "wd=" and "wd=0" (new-user trial)."""
     differs = conn.execute(
         "SELECT 1 FROM json_each(:ids) s "
         "LEFT JOIN tags t ON t.job_id = s.value AND t.key = :key "
         "LEFT JOIN params p ON p.job_id = s.value AND p.path = :path "
-        "WHERE t.value IS NOT p.value OR t.type IS NOT p.type LIMIT 1",
+        "WHERE (p.job_id IS NOT NULL OR t.job_id IS NULL) "
+        "AND (t.value IS NOT p.value OR t.type IS NOT p.type) LIMIT 1",
         {"ids": json.dumps(sample), "key": key, "path": path},
     ).fetchone()
     return differs is None
