@@ -181,13 +181,19 @@ def test_a_chart_says_how_many_jobs_have_no_value(workdir: Path, tmp_path: Path)
             "SELECT id FROM jobs WHERE task_id = ? ORDER BY id LIMIT 1", (FIT,)
         ).fetchone()
         conn.execute("DELETE FROM results WHERE job_id = ?", (job,))
+        conn.execute("UPDATE jobs SET state = 'FAILED' WHERE id = ?", (job,))
+        [seed] = conn.execute(
+            "SELECT value FROM tags WHERE job_id = ? AND key = 'seed'", (job,)
+        ).fetchone()
     conn.close()
     other = make_datasette(copy)
     for view in ("", "&view=parallel"):
         url = f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy&x=lr{view}"
         data = get(other, url.replace("/chart?", "/chart.json?")).json()["data"]
         assert data["without"] == 1 and data["jobs"] == 6
-        assert "from 6 jobs (1 without accuracy" in text_of(get(other, url).text)
+        # Which jobs, by state and by the tags they share that the drawn ones lack.
+        said = f"from 6 jobs (1 without accuracy: 1 failed, all seed={seed})"
+        assert said in text_of(get(other, url).text)
     seen = text_of(
         get(
             make_datasette(workdir),

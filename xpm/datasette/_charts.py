@@ -11,11 +11,12 @@ the index (:func:`xpm.index.experiment_jobs`, :func:`xpm.index.column_values`,
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from statistics import fmean, stdev
 from typing import Any
 
-from .._vocabulary import JOBS
+from .._vocabulary import JOBS, shown_state
 from ..index import (
     COLUMN_SAMPLE,
     MAX_CHART_JOBS,
@@ -137,6 +138,8 @@ def chart(
         elif x:
             data = series(conn, values, ids, metric, x, average, curves, (experiment, task))
         data = {"experiment": experiment, "task": task, **data}
+        if x != "step" or view == "parallel":
+            data["without_why"] = why_without(values, ids, jobs.states, metric)
     return {
         "choices": {
             "experiments": experiments,
@@ -384,3 +387,30 @@ def _without(values: dict[str, dict[str, Any]], ids: list[str], metric: str) -> 
     """How many of the jobs ``ids`` have no numeric value of ``metric``."""
     ys = values.get(f"result:{metric}", {})
     return sum(1 for job_id in ids if _number(ys.get(job_id)) is None)
+
+
+def why_without(
+    values: dict[str, dict[str, Any]], ids: list[str], states: list[str | None], metric: str
+) -> str | None:
+    """Why some of the jobs ``ids`` (``states``: theirs, in that order) have no value of
+    ``metric``: how many in each state and the tags they all share that the others do not
+    all have ("6 failed, all seed=2"); None when every job has one."""
+    ys = values.get(f"result:{metric}", {})
+    state_of = dict(zip(ids, states, strict=False))
+    missing = [j for j in ids if _number(ys.get(j)) is None]
+    if not missing:
+        return None
+    words = {"DONE": "done without reporting it", "RUNNING": "running"}
+    counts = Counter(shown_state(state_of.get(j) or "") for j in missing)
+    parts = [f"{n} {words.get(state, state.lower())}" for state, n in counts.most_common()]
+    shared = []
+    for key in sorted(k for k in values if k.startswith("tag:")):
+        column = values[key]
+        first = column.get(missing[0])
+        if (
+            first is not None
+            and all(column.get(j) == first for j in missing)
+            and any(column.get(j) != first for j in ids)
+        ):
+            shared.append(f"{_label(key)}={number(first)}")
+    return ", ".join(parts) + (f", all {' '.join(shared)}" if shared else "")
