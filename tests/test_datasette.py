@@ -464,6 +464,8 @@ def test_runs_table_filters(ds: Any) -> None:
     html = get(ds, base + "&where=bogus%3E1").text
     assert "no column &#39;bogus&#39;" in html and "n_layers" in html.split("xpm-error")[1]
     assert len(runs_rows(ds, base + "&where=bogus%3E1")) == 3
+    pager = html.split('id="xpm-pager"')[1].split("</p>")[0]
+    assert "of 3 <strong" in pager and "(filter “bogus&gt;1” not applied: see above)" in pager
     typo = get(ds, base + "&where=n_layer%3D1").text.split("xpm-error")[1].split("</p>")[0]
     assert "did you mean n_layers or learn.n_layers?" in typo, typo
     assert "write NAME OP VALUE" in get(ds, base + "&where=lr").text
