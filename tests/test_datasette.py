@@ -418,6 +418,13 @@ def test_experiment_page_runs_table(ds: Any) -> None:
     base = "/-/xpm/experiment/sweep?task=xpm_test_tasks.evaluate"
     html = get(ds, base).text
     assert "sweep.train" in html.split('id="xpm-tasks"')[1].split("</nav>")[0]  # task tabs
+    # Its charts link opens the charts of the task shown (it opened the first task's).
+    link = re.search(r'id="xpm-charts-link" href="([^"]+)"', html)
+    assert link and link.group(1).endswith(
+        "chart?experiment=sweep&amp;task=xpm_test_tasks.evaluate"
+    )
+    chart = get(ds, link.group(1).replace("&amp;", "&").replace("/chart?", "/chart.json?")).json()
+    assert chart["task"] == "xpm_test_tasks.evaluate"
     found = runs_rows(ds, base + "&sort=result:accuracy")
     assert [r["result:accuracy"] for r in found] == ["0.6", "0.7", "0.8"]
     assert [r["tag:n_layers"] for r in found] == ["1", "2", "3"]
