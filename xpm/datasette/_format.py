@@ -24,11 +24,16 @@ def when(value: Any) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(value))
 
 
-def when_short(value: Any) -> str:
-    """A Unix time as local date and minute, for table cells whose header names the zone."""
+def when_short(value: Any, now: float | None = None) -> str:
+    """A Unix time in local time for table cells whose header names the zone: to the
+    second within the current year, without it (``12-07 02:58:31``: a sweep submitted
+    within a minute reads in order), else date and minute (``2025-11-30 14:02``)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
         return ""
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(value))
+    local = time.localtime(value)
+    if local.tm_year == time.localtime(now).tm_year:
+        return time.strftime("%m-%d %H:%M:%S", local)
+    return time.strftime("%Y-%m-%d %H:%M", local)
 
 
 def zone() -> str:
