@@ -7,6 +7,7 @@ named) and a float with a readable number of digits (the full value in a tooltip
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Any
 
@@ -36,6 +37,16 @@ def when_short(value: Any, now: float | None = None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", local)
 
 
+_DEPENDENCY = re.compile(r"dependency failed \(([^/()]+)/([0-9a-f]{8,64})\)")
+
+
+def dependency(reason: str) -> tuple[str, str] | None:
+    """(task, id prefix) of the job whose failure ``reason`` names ("dependency failed
+    (tasks.learn/409fb627f92d)", what the scheduler writes), None for another reason."""
+    found = _DEPENDENCY.fullmatch(reason.strip())
+    return (found.group(1), found.group(2)) if found else None
+
+
 def zone() -> str:
     """Name of the zone :func:`when` prints times in."""
     return time.strftime("%Z", time.localtime())
@@ -59,6 +70,7 @@ def duration(start: Any, end: Any, state: str = "") -> str:
 FILTERS = {
     "when": when,
     "when_short": when_short,
+    "dependency": dependency,
     "number": number,
     "size": size,
     "tilde": tilde_encode,  # a name as one part of a Datasette URL

@@ -8,6 +8,7 @@ through Datasette's ``execute_fn``) and returns plain Python values.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -104,6 +105,16 @@ def jobs_in_state(
             (state, limit),
         )
     )
+    # Which setting each job is (lr=0.1 seed=2): a list of ids alone said nothing.
+    tags: dict[str, list[tuple[str, Any]]] = {r["id"]: [] for r in rows}
+    for job_id, key, value in conn.execute(
+        "SELECT t.job_id, t.key, t.value FROM json_each(?) sel JOIN tags t ON t.job_id = sel.value "
+        "ORDER BY t.job_id, t.key",
+        (json.dumps(list(tags)),),
+    ):
+        tags[job_id].append((key, value))
+    for row in rows:
+        row["tags"] = tags[row["id"]]
     return count, rows
 
 

@@ -1,0 +1,76 @@
+"""The home page's running and failed jobs say which setting each is and link a failed
+dependency (#16 trial: ids alone said nothing, and an Evaluate failed because its Learn
+job failed looked like any failure).  On an index written row by row (the values chosen).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from _dsclient import get_ok as get
+from _dsclient import text_of
+from _indexrows import insert
+from test_index_webview import build, job_row
+
+from xpm.datasette._app import make_datasette
+from xpm.datasette._format import dependency
+
+LEARN, EVALUATE, RUNNING = (digit * 64 for digit in "abc")  # ids apart from their first digit
+
+
+def _fill(c: Any) -> None:
+    learn, evaluate, running = LEARN, EVALUATE, RUNNING
+    rows = [
+        job_row(learn, 100.0, "e/r1", "demo.learn"),
+        job_row(evaluate, 101.0, "e/r1", "demo.evaluate"),
+        job_row(running, 102.0, "e/r1", "demo.learn"),
+    ]
+    tags = [
+        (learn, "lr", 0.1, "float"),
+        (learn, "seed", 2, "int"),
+        (evaluate, "seed", 2, "int"),
+        (running, "lr", 0.01, "float"),
+        (running, "seed", 0, "int"),
+    ]
+    insert(c, rows, [], tags, [])
+    c.execute("UPDATE jobs SET state = 'FAILED', reason = 'exit code 1' WHERE id = ?", (learn,))
+    c.execute(
+        "UPDATE jobs SET state = 'FAILED', end_time = 200, reason = ? WHERE id = ?",
+        (f"dependency failed (demo.learn/{learn[:12]})", evaluate),
+    )
+    c.execute("UPDATE jobs SET state = 'RUNNING', end_time = NULL WHERE id = ?", (running,))
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    workdir = tmp_path_factory.mktemp("home") / "wd"
+    build(workdir, _fill)
+    return make_datasette(workdir)
+
+
+def section(page: str, name: str) -> str:
+    return page[page.index(f'id="xpm-{name}"') :].split("</section>")[0]
+
+
+def test_running_and_failed_jobs_show_their_tags(ds: Any) -> None:
+    page = get(ds, "/").text
+    running = text_of(section(page, "running"))
+    assert "lr=0.01 seed=0" in running
+    failed = text_of(section(page, "failed"))
+    assert "lr=0.1 seed=2" in failed and "exit code 1" in failed
+
+
+def test_a_failed_dependency_links_the_job_that_failed(ds: Any) -> None:
+    failed = section(get(ds, "/").text, "failed")
+    learn = LEARN
+    link = re.search(r'dependency failed: <a href="([^"]+)">demo\.learn/([0-9a-f]+)</a>', failed)
+    assert link and link.group(2) == learn[:12], failed
+    # The link opens the failed job's page (a prefix of its id is enough).
+    assert learn in get(ds, link.group(1)).text
+    assert dependency("dependency failed (demo.learn/0123456789ab)") == (
+        "demo.learn",
+        "0123456789ab",
+    )
+    assert dependency("exit code 1") is None and dependency("dependency failed") is None
