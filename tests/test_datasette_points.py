@@ -114,3 +114,19 @@ def test_without_a_step_every_job_given_is_compared(ds: Any) -> None:
         page = get(ds, f"/-/xpm/compare?{ids}{extra}").text
         assert sorted(compared(page)) == sorted(series["jobs"]), extra
         assert "of the line reported it" not in text_of(page)
+
+
+def test_latest_values_from_different_steps_say_their_steps(ds: Any, workdir: Path) -> None:
+    """A failed seed's latest loss is from step 1, the others' from step 4: side by side,
+    each says its step (they read as comparable values before)."""
+    series = line(ds, 0.1)
+    page = get(ds, "/-/xpm/compare?" + "&".join(f"id={j}" for j in series["jobs"])).text
+    row = page.split('data-key="result:loss"')[1].split("</tr>")[0]
+    assert "(latest steps differ)" in row
+    seed = seeds(workdir)
+    steps = dict(zip(compared(page), re.findall(r'class="xpm-step">step (\d+)<', row), strict=True))
+    assert {seed[j]: int(s) for j, s in steps.items()} == {0: 4, 1: 4, 2: 1}
+    # Jobs whose latest reports are at one step: no step said.
+    both = [j for j in series["jobs"] if seed[j] != 2]
+    same = get(ds, "/-/xpm/compare?" + "&".join(f"id={j}" for j in both)).text
+    assert "xpm-step" not in same.split('data-key="result:loss"')[1].split("</tr>")[0]

@@ -83,7 +83,7 @@ def compare(conn: sqlite3.Connection, ids: list[str], at: AtStep | None = None) 
     params[sum(p[2] for p in params) : 0] = _upstream_differences(conn, ids, params)
     meta = [p for p in rows if p[0] in meta_paths]
     keys = sorted({k[7:] for j in jobs for k in j["values"] if k.startswith("result:")})
-    results = [(k, [j["values"].get(f"result:{k}") for j in jobs]) for k in keys]
+    results = [(k, [j["values"].get(f"result:{k}") for j in jobs], _steps(jobs, k)) for k in keys]
     curves = compared_curves(conn, ids)
     return {
         "jobs": jobs,
@@ -126,3 +126,12 @@ def _named(conn: sqlite3.Connection, ids: list[str]) -> dict[str, str]:
         job_id: " ".join(f"{k}={tags[k][job_id]}" for k in differing if job_id in tags[k])
         for job_id in ids
     }
+
+
+def _steps(jobs: list[dict[str, Any]], key: str) -> list[Any] | None:
+    """The step of each job's latest ``key`` when they are not all the same (a failed
+    seed's latest loss is from an earlier step than the others'), else None."""
+    steps = [j["steps"].get(key) for j in jobs if f"result:{key}" in j["values"]]
+    if len({repr(s) for s in steps}) < 2:
+        return None
+    return [j["steps"].get(key) for j in jobs]

@@ -409,7 +409,8 @@ def _less(every: list[Any], others: list[Any]) -> list[tuple[Any, ...]]:
 def page_rows(
     conn: sqlite3.Connection, ids: list[str], result: str | None = None, meta: bool = True
 ) -> list[dict[str, Any]]:
-    """The jobs ``ids`` in that order, each with ``values``: its params, tags and results.
+    """The jobs ``ids`` in that order, each with ``values``: its params, tags and results
+    (the latest report of each), and ``steps``: result name -> the step of that report.
 
     ``result``: read only that result (charts), not all of them.  ``meta=False`` leaves
     the Meta parameters out (charts: they never tell jobs apart; jobs recorded before
@@ -425,7 +426,9 @@ def page_rows(
         ids,
     )
     names = [d[0] for d in cursor.description]
-    jobs = {row[0]: {**dict(zip(names, row, strict=True)), "values": {}} for row in cursor}
+    jobs = {
+        row[0]: {**dict(zip(names, row, strict=True)), "values": {}, "steps": {}} for row in cursor
+    }
     for kind, sql in (
         (
             "param",
@@ -435,14 +438,17 @@ def page_rows(
         ("tag", f"SELECT job_id, key, value FROM tags WHERE job_id IN ({marks})"),
         (
             "result",
-            f"SELECT job_id, key, value, MAX(seq) FROM results WHERE job_id IN ({marks}) "
+            # The step of the latest report too (SQLite takes it from the MAX(seq) row).
+            f"SELECT job_id, key, value, MAX(seq), step FROM results WHERE job_id IN ({marks}) "
             + ("AND key = ? " if result is not None else "")
             + "GROUP BY job_id, key",
         ),
     ):
         args = [*ids, result] if kind == "result" and result is not None else ids
-        for job_id, name, value, *_ in conn.execute(sql, args):
+        for job_id, name, value, *rest in conn.execute(sql, args):
             jobs[job_id]["values"][f"{kind}:{name}"] = value
+            if kind == "result":
+                jobs[job_id]["steps"][name] = rest[1]
     return [jobs[i] for i in ids if i in jobs]
 
 
