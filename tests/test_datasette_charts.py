@@ -284,3 +284,19 @@ def test_the_chart_note_is_refreshed_live(ds: Any) -> None:
     assert '<p class="xpm-chart-note" id="xpm-chart-note" hidden></p>' in page
     regions = re.search(r'data-regions="([^"]*)"', page)
     assert regions and "xpm-chart-note" in regions.group(1).split()
+
+
+def test_identical_upstream_columns_are_named_by_the_shortest_name() -> None:
+    """An upstream Learn job's tag n_layers and the parameter model.n_layers it marks hold
+    the same values: the chart names the setting by the tag (it kept the parameter path,
+    the first name in alphabetical order)."""
+    from xpm.datasette._charts import varying
+
+    ids = ["a", "b", "c"]
+    layers = {"a": 1, "b": 2, "c": 3}
+    values = {
+        "upstream:learn.model.n_layers": dict(layers),
+        "upstream:learn.n_layers": dict(layers),
+        "param:batch": {"a": 32, "b": 32, "c": 32},
+    }
+    assert varying(values, ids, sorted(values)) == ["upstream:learn.n_layers"]

@@ -214,7 +214,11 @@ def varying(values: dict[str, dict[str, Any]], ids: list[str], keys: list[str]) 
     """
     out: list[str] = []
     seen: set[tuple[Any, ...]] = set()
-    for key in sorted(keys, key=lambda k: (not k.startswith("tag:"), k)):
+    # Of identical columns, the tag, then the job's own, then the shortest name: an upstream
+    # job's tag (upstream:learn.n_layers) before the parameter it marks (...model.n_layers).
+    for key in sorted(
+        keys, key=lambda k: (not k.startswith("tag:"), k.split(":")[0], k.count("."), k)
+    ):
         column = values.get(key, {})
         if len(column) == len(ids) and len(set(column.values())) < 2:
             continue  # every job has it, with one value: the quick answer
