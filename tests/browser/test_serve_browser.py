@@ -591,11 +591,24 @@ def test_live_pages_refresh_while_a_job_runs(page: Any, tmp_path: Path) -> None:
                 + "?_refresh=500"
             )
             assert "RUNNING" in job.locator("#xpm-history").inner_text()
+            # Charts: nothing reported yet, so no result to offer; one reader changes a
+            # choice without drawing (their form must stay as they left it).
+            charts, edited = page.context.new_page(), page.context.new_page()
+            for p in (charts, edited):
+                p.goto(url + "-/xpm/chart?experiment=live&_refresh=500")
+                assert "waited" not in p.locator('select[name="metric"]').inner_text()
+            edited.select_option('select[name="view"]', "parallel")
 
             release.write_text("go")
             idle = "document.documentElement.dataset.xpmLive === 'idle'"
-            for p in (page, runs, job):
+            for p in (page, runs, job, charts, edited):
                 p.wait_for_function(idle, timeout=120_000)
+            # The result reported at the end is offered without a reload (the form is a
+            # live region), except to the reader who changed a choice.
+            assert "waited" in charts.locator('select[name="metric"]').inner_text()
+            assert "waited" in charts.locator("#xpm-chart-title").inner_text()
+            assert edited.locator('select[name="view"]').input_value() == "parallel"
+            assert "waited" not in edited.locator('select[name="metric"]').inner_text()
             assert "Nothing is running." in page.locator("#xpm-running").inner_text()
             assert "1 done" in page.locator("#xpm-experiments").inner_text()
             assert runs.locator("#xpm-runs tbody td span.xpm-state").inner_text() == "done"

@@ -29,6 +29,11 @@
     return found;
   }
 
+  document.addEventListener("change", function (e) {
+    var form = e.target && e.target.closest ? e.target.closest("form[id]") : null;
+    if (form) { form.setAttribute("data-xpm-edited", "1"); }
+  }, true);
+
   function swap(html) {
     var fresh = new DOMParser().parseFromString(html, "text/html");
     var ticked = Array.prototype.map.call(
@@ -37,6 +42,9 @@
     (box.getAttribute("data-regions") || "").split(/\s+/).forEach(function (id) {
       var old = id && document.getElementById(id), neu = id && fresh.getElementById(id);
       if (!old || !neu) { return; }
+      // A form the reader is filling in (a choice changed, not yet drawn) stays as it is.
+      if (old.tagName === "FORM" &&
+          (old.getAttribute("data-xpm-edited") === "1" || old.contains(document.activeElement))) { return; }
       var positions = scrolled(old);
       var copy = document.importNode(neu, true);
       old.replaceWith(copy);
