@@ -17,7 +17,7 @@ from test_index_webview import build, job_row
 from xpm.datasette._app import make_datasette
 from xpm.datasette._format import dependency
 
-LEARN, EVALUATE, RUNNING = (digit * 64 for digit in "abc")  # ids apart from their first digit
+LEARN, EVALUATE, RUNNING, WAITING = (digit * 64 for digit in "abcd")  # apart from the 1st digit
 
 
 def _fill(c: Any) -> None:
@@ -41,6 +41,13 @@ def _fill(c: Any) -> None:
         (f"dependency failed (demo.learn/{learn[:12]})", evaluate),
     )
     c.execute("UPDATE jobs SET state = 'RUNNING', end_time = NULL WHERE id = ?", (running,))
+    # Submitted by the run at 103, waiting for a job it needs: never handed to a launcher.
+    insert(c, [job_row(WAITING, 103.0, "e/r1", "demo.learn")], [], [], [])
+    c.execute(
+        "UPDATE jobs SET state = 'UNSCHEDULED', submit_time = NULL, start_time = NULL, "
+        "end_time = NULL WHERE id = ?",
+        (WAITING,),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +81,16 @@ def test_a_failed_dependency_links_the_job_that_failed(ds: Any) -> None:
         "0123456789ab",
     )
     assert dependency("exit code 1") is None and dependency("dependency failed") is None
+
+
+def test_a_waiting_job_shows_when_its_run_submitted_it(ds: Any) -> None:
+    """Its submitted cell was blank while the sweep ran (it has no launch time yet)."""
+    from xpm.datasette._format import when_short
+
+    page = get(ds, "/-/xpm/experiment/e?task=demo.learn").text
+    row = page.split(f'data-job="{WAITING}"')[1].split("</tr>")[0]
+    cell = re.search(r'<td class="xpm-time xpm-queued" title="([^"]+)"><em>([^<]+)</em>', row)
+    assert cell and cell.group(2) == when_short(103.0)
+    assert "not handed to a launcher yet" in cell.group(1)
+    ran = page.split(f'data-job="{RUNNING}"')[1].split("</tr>")[0]
+    assert "xpm-queued" not in ran and f">{when_short(102.0)}<" in ran
