@@ -433,6 +433,13 @@ def test_chart_averages_seeds_with_bands_on_a_log_axis(server: str, page: Any) -
     ticks = svg.locator("g.axis text").all_text_contents()
     assert {"0.01", "0.1", "1"} <= set(ticks)
     assert "mean accuracy (over seed)" in ticks  # the y axis says its points are means
+    # A log y within one decade still has ticks to read values by (1, 2, 5 left one).
+    page.goto(page.url + "&logy=1")
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+    y_ticks = page.locator('#xpm-chart svg g.axis text[text-anchor="end"]').all_text_contents()
+    assert len(y_ticks) >= 3, y_ticks
+    page.go_back()
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
     # The width follows the window.
     wide = svg.bounding_box()
     assert wide is not None and wide["width"] > 1000

@@ -59,6 +59,11 @@
             pad: function (p) { var d = (hi - lo) * p; lo -= d; hi += d; },
             ticks: function (count) {
               if (!log) { return niceTicks(lo, hi, count); }
+              // Within a decade 1, 2 and 5 leave one tick or none (a loss from 0.26 to
+              // 1.45 read "0.5" and "1"): the even ticks of the values themselves.
+              if (hi - lo < 1) {
+                return niceTicks(Math.pow(10, lo), Math.pow(10, hi), count).filter(function (t) { return t > 0; });
+              }
               var out = [];
               for (var e = Math.floor(lo); e <= Math.ceil(hi); e++) {
                 [1, 2, 5].forEach(function (m) {
