@@ -6,12 +6,18 @@ curves from :func:`xpm.index.compared_params` and :func:`xpm.index.compared_curv
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from ..index import compared_curves, compared_params, page_rows, reports_at_step, upstream_values
+from ..index import (
+    compared_curves,
+    compared_params,
+    page_rows,
+    reports_at_step,
+    telling_tags,
+    upstream_values,
+)
 
 #: Most jobs compared at once.
 MAX_COMPARE = 20
@@ -68,7 +74,7 @@ def compare(conn: sqlite3.Connection, ids: list[str], at: AtStep | None = None) 
             "values": {r.job_id: r.value for r in reports if r.reported},
             "missing": missing,
             # "seed=2", not only an id: what tells the jobs of the line apart.
-            "named": _named(conn, [r.job_id for r in reports]) if missing else {},
+            "named": telling_tags(conn, [r.job_id for r in reports]) if missing else {},
         }
     jobs = page_rows(conn, ids)
     ids = [j["id"] for j in jobs]
@@ -109,23 +115,6 @@ def _upstream_differences(
             shown.add(repr(values))
             out.append((key, values, True))
     return out
-
-
-def _named(conn: sqlite3.Connection, ids: list[str]) -> dict[str, str]:
-    """Job id -> its tags whose values differ among the jobs ``ids`` (``seed=2``)."""
-    tags: dict[str, dict[str, Any]] = {}
-    for job_id, key, value in conn.execute(
-        "SELECT t.job_id, t.key, t.value FROM json_each(?) sel JOIN tags t ON t.job_id = sel.value",
-        (json.dumps(ids),),
-    ):
-        tags.setdefault(key, {})[job_id] = value
-    differing = [
-        k for k, by_job in sorted(tags.items()) if len({repr(by_job.get(j)) for j in ids}) > 1
-    ]
-    return {
-        job_id: " ".join(f"{k}={tags[k][job_id]}" for k in differing if job_id in tags[k])
-        for job_id in ids
-    }
 
 
 def _steps(jobs: list[dict[str, Any]], key: str) -> list[Any] | None:

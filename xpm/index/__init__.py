@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._comparison import (
         compared_curves,
         compared_params,
+        telling_tags,
     )
     from ._curves import CurveAverages, StepMean, reporting, step_means
     from ._db import ENV_INDEX, REBUILD_HINT, IndexDB, check_header, index_path, readonly_uri
@@ -197,6 +198,7 @@ _LAZY = {
     "sweep_queries": "._sweeps",
     # The web view's comparison of jobs.
     "compared_curves": "._comparison",
+    "telling_tags": "._comparison",
     "compared_params": "._comparison",
     "StepReport": "._stepreports",
     "reports_at_step": "._stepreports",
@@ -317,6 +319,7 @@ __all__ = [
     "upstream_columns",
     "task_tables_markdown",
     "task_tables_metadata",
+    "telling_tags",
     "upstream_values",
     "write_jobs",
 ]

@@ -7,6 +7,7 @@ parameter of each job and the curves of the results they reported with a step.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -34,3 +35,21 @@ def compared_curves(
     ):
         curves.setdefault(key, {}).setdefault(job_id, []).append([step, value, job_id])
     return curves
+
+
+def telling_tags(conn: sqlite3.Connection, ids: list[str]) -> dict[str, str]:
+    """Job id -> its tags whose values differ among the jobs ``ids`` (``seed=2``): what
+    tells the jobs of a chart's line apart, to name one without its id."""
+    tags: dict[str, dict[str, Any]] = {}
+    for job_id, key, value in conn.execute(
+        "SELECT t.job_id, t.key, t.value FROM json_each(?) sel JOIN tags t ON t.job_id = sel.value",
+        (json.dumps(ids),),
+    ):
+        tags.setdefault(key, {})[job_id] = value
+    differing = [
+        k for k, by_job in sorted(tags.items()) if len({repr(by_job.get(j)) for j in ids}) > 1
+    ]
+    return {
+        job_id: " ".join(f"{k}={tags[k][job_id]}" for k in differing if job_id in tags[k])
+        for job_id in ids
+    }
