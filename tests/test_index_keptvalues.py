@@ -251,3 +251,22 @@ def test_upstream_values_are_kept_under_the_upstream_jobs_digests(tmp_path: Path
     )
     got, expected = score_values()
     assert got == expected and set(got["upstream:fit.seed"].values()) == {5}
+
+
+def test_signatures_read_with_the_values_are_the_curves_own(workdir: Path) -> None:
+    """A chart over steps gives CurveAverages the signatures KeptValues read (one pass over
+    the jobs less): they must be what job_signatures reads, or kept sums go stale."""
+    from xpm.index._curves import job_signatures
+
+    first, second = sorted(r[0] for r in connect(workdir).execute("SELECT id FROM jobs"))[:2]
+    write(workdir, "UPDATE jobs SET state = 'RUNNING', end_time = NULL WHERE id = ?", first)
+    write(workdir, "DELETE FROM results_read WHERE job_id = ?", second)  # not read yet
+    conn = connect(workdir)
+    try:
+        jobs = experiment_jobs(conn, "e")[FIT]
+        got = KeptValues().read(conn, jobs, MAX_CHART_JOBS, "loss").signatures
+        assert got == job_signatures(conn, jobs.ids) and len(got) == 6
+        assert len({s[0] for s in got.values()}) == 2  # RUNNING and DONE
+        assert any(s[3:] == (None, None, None) for s in got.values())
+    finally:
+        conn.close()

@@ -136,7 +136,9 @@ def chart(
         if view == "parallel":
             data = parallel(values, ids, metric)
         elif x:
-            data = series(conn, values, ids, metric, x, average, curves, (experiment, task))
+            data = series(
+                conn, values, ids, metric, x, average, curves, (experiment, task), read.signatures
+            )
         data = {"experiment": experiment, "task": task, **data}
         if x != "step" or view == "parallel":
             data["without_why"] = why_without(values, ids, jobs.states, metric)
@@ -260,6 +262,7 @@ def series(
     average: str | None = None,
     curves: CurveAverages | None = None,
     chart: Any = None,
+    signatures: dict[str, tuple[Any, ...]] | None = None,
 ) -> dict[str, Any]:
     """Series of ``result:metric`` against ``x`` (a column key or ``step``).
 
@@ -287,7 +290,12 @@ def series(
     if x == "step":
         chart_name = (chart, tuple(group))
         lines, merged, reported = _step_lines(
-            conn, [names[n] for n in ordered], metric, curves or CurveAverages(), chart_name
+            conn,
+            [names[n] for n in ordered],
+            metric,
+            curves or CurveAverages(),
+            chart_name,
+            signatures,
         )
         without = len(ids) - reported
     else:
@@ -345,12 +353,21 @@ def _value_lines(
 
 
 def _step_lines(
-    conn: Any, groups: list[list[str]], metric: str, curves: CurveAverages, chart_name: Any
+    conn: Any,
+    groups: list[list[str]],
+    metric: str,
+    curves: CurveAverages,
+    chart_name: Any,
+    signatures: dict[str, tuple[Any, ...]] | None = None,
 ) -> tuple[list[_Line], list[int], int]:
     """Points and bands of each group of jobs, y against the step (averaged by SQLite), and
-    how many of the jobs reported ``metric``."""
+    how many of the jobs reported ``metric`` (``signatures``: the jobs', when read)."""
     means, reported = curves.means(
-        conn, chart_name, {j: n for n, jobs in enumerate(groups) for j in jobs}, metric
+        conn,
+        chart_name,
+        {j: n for n, jobs in enumerate(groups) for j in jobs},
+        metric,
+        signatures,
     )
     by_group: dict[int, list[Any]] = {}
     for mean in means:

@@ -147,14 +147,21 @@ class CurveAverages:
         self._lock = threading.Lock()
 
     def means(
-        self, conn: sqlite3.Connection, chart: Hashable, groups: dict[str, int], key: str
+        self,
+        conn: sqlite3.Connection,
+        chart: Hashable,
+        groups: dict[str, int],
+        key: str,
+        signatures: dict[str, tuple[Any, ...]] | None = None,
     ) -> tuple[list[StepMean], int]:
         """The step means of result ``key`` over ``groups`` (job id -> group number), and how
         many of those jobs reported it (:func:`reporting`).  ``chart`` names the chart
-        (what it keeps is found again under it)."""
+        (what it keeps is found again under it).  ``signatures``: the jobs'
+        :func:`job_signatures` when the caller read them in this snapshot of the index."""
         if not groups:
             return [], 0
-        signatures = job_signatures(conn, list(groups))
+        if signatures is None or not all(j in signatures for j in groups):
+            signatures = job_signatures(conn, list(groups))
         with self._lock:
             kept = self._kept.get((chart, key))
         if kept is not None and not self._still_right(kept, groups, signatures):

@@ -14,6 +14,7 @@ are kept the same way, under their digests.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -57,6 +58,9 @@ class ChartValues:
 
     values: dict[str, dict[str, Any]]
     stepped: bool
+    #: Job id -> its state, attempt, end and how much of its results file the index read
+    #: (as :func:`._curves.job_signatures`), read with the result's values.
+    signatures: dict[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
 
 
 def _json(value: Any) -> str:
@@ -115,12 +119,18 @@ class KeptValues:
         for job_id, found in self._upstream_values(conn, uses, UPSTREAM_DEPTH).items():
             for key, value in found.items():
                 put(values, key, job_id, value)
-        stepped = False
+        stepped, signatures = False, {}
         if result is not None:
+            read = _results_read(conn, ids)
+            # As _curves.job_signatures reads them (a chart over steps needs them too).
+            signatures = {
+                j: (state, m[1], m[2], *read.get(j, (None, None, None)))
+                for j, state, m in zip(ids, jobs.states, jobs.marks, strict=False)
+            }
             stepped = self._results(
-                conn, jobs, ids, result, values.setdefault(f"result:{result}", {})
+                conn, ids, signatures, jobs, result, values.setdefault(f"result:{result}", {})
             )
-        return ChartValues(values, stepped)
+        return ChartValues(values, stepped, signatures)
 
     def _upstream_values(
         self, conn: sqlite3.Connection, uses: dict[str, set[str]], depth: int
@@ -164,17 +174,19 @@ class KeptValues:
     def _results(
         self,
         conn: sqlite3.Connection,
-        jobs: TaskJobs,
         ids: list[str],
+        signatures: dict[str, tuple[Any, ...]],
+        jobs: TaskJobs,
         result: str,
         latest: dict[str, Any],
     ) -> bool:
         """Fill ``latest`` (job id -> latest value of ``result``); whether one job reported
-        it with a step."""
-        read = _results_read(conn, ids)
+        it with a step.  A job's reports are kept under its ``signatures`` (state, attempt,
+        end, results read) and its parameter digest."""
         marks = {
-            j: (state, *m, *read.get(j, ()))
-            for j, state, m in zip(ids, jobs.states, jobs.marks, strict=False)
+            j: (*signatures[j], m[0])
+            for j, m in zip(ids, jobs.marks, strict=False)
+            if j in signatures
         }
         stepped = False
         missing: list[str] = []
