@@ -61,3 +61,14 @@ def test_a_bad_filter_lists_each_name_once_and_stays_in_the_box(ds: Any) -> None
     ]
     assert "--where" not in html  # the command line's option is not this page's word
     assert 'value="model.activation=&#34;rel"' in html
+
+
+def test_a_dirty_commit_names_its_state(ds: Any) -> None:
+    """Runs from one commit with different uncommitted changes read "49ae270*" alike: the
+    star now carries the start of the git state's id (another change, another state)."""
+    job = job_id(ds, "xpm_test_tasks.evaluate", "n_layers%3D1")
+    state = get(ds, f"/xpm/jobs/{job}.json?_shape=array").json()[0]["git_state"]
+    page = get(ds, EVALUATE).text
+    row = page.split(f'data-job="{job}"')[1].split("</tr>")[0]
+    dirty = re.search(r'<span class="xpm-dirty" title="([^"]+)">\*<small>(\w+)</small>', row)
+    assert dirty and dirty.group(2) == state[:4] and state in dirty.group(1), row

@@ -421,7 +421,7 @@ def page_rows(
     marks = ",".join("?" * len(ids))
     cursor = conn.execute(
         "SELECT j.id, j.task_id, j.state, j.reason, j.submit_time, j.last_submitted, j.start_time, "
-        "j.end_time, g.commit_sha, g.dirty FROM jobs j "
+        "j.end_time, g.commit_sha, g.dirty, j.git_state FROM jobs j "
         f"LEFT JOIN git_states g ON g.id = j.git_state WHERE j.id IN ({marks})",
         ids,
     )
