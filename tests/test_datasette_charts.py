@@ -300,3 +300,20 @@ def test_identical_upstream_columns_are_named_by_the_shortest_name() -> None:
         "param:batch": {"a": 32, "b": 32, "c": 32},
     }
     assert varying(values, ids, sorted(values)) == ["upstream:learn.n_layers"]
+
+
+def test_an_x_spanning_two_decades_is_drawn_on_a_log_axis_unless_asked(ds: Any) -> None:
+    from xpm.datasette._charts import spans_decades
+
+    def data(xs: list[Any], x: str = "lr") -> dict[str, Any]:
+        return {"x": x, "series": [{"points": [[v, 1.0, "j"] for v in xs]}]}
+
+    assert spans_decades(data([0.001, 0.01, 0.1]))
+    assert not spans_decades(data([0.02, 0.2]))  # one decade
+    assert not spans_decades(data([0.0, 0.01, 1.0]))  # 0 has no place on a log axis
+    assert not spans_decades(data(["a", 1, 100]))
+    assert not spans_decades(data([1, 100], x="step"))  # steps stay linear
+    # The devices sweep: lr 0.02 and 0.2, drawn linear without asking.
+    url = f"/-/xpm/chart.json?experiment=devices&task={FIT}&metric=accuracy&x=lr"
+    assert get(ds, url).json()["data"]["logx"] is False
+    assert get(ds, url + "&logx=0&logx=1").json()["data"]["logx"] is True  # box ticked

@@ -433,6 +433,21 @@ def test_chart_averages_seeds_with_bands_on_a_log_axis(server: str, page: Any) -
     ticks = svg.locator("g.axis text").all_text_contents()
     assert {"0.01", "0.1", "1"} <= set(ticks)
     assert "mean accuracy (over seed)" in ticks  # the y axis says its points are means
+    # lr spans two decades: without logx, the chart is drawn on a log x axis and says so;
+    # unticking it (the form sends logx=0) draws it linear.
+    plain = server + "-/xpm/chart.json?experiment=seeds&metric=accuracy&x=lr&average=seed"
+    assert page.request.get(plain).json()["data"]["logx"] is True
+    assert page.request.get(plain + "&logx=0").json()["data"]["logx"] is False
+    page.goto(server + "-/xpm/chart?experiment=seeds&metric=accuracy&x=lr&average=seed")
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+    assert page.locator('input[type="checkbox"][name="logx"]').is_checked()
+    page.locator('input[type="checkbox"][name="logx"]').uncheck()
+    page.locator("#xpm-chart-form button[type=submit]").click()
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+    assert "logx=0" in page.url
+    assert not page.locator('input[type="checkbox"][name="logx"]').is_checked()
+    page.goto(server + "-/xpm/chart?experiment=seeds&metric=accuracy&x=lr&average=seed&logx=1")
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
     # A log y within one decade still has ticks to read values by (1, 2, 5 left one).
     page.goto(page.url + "&logy=1")
     page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')

@@ -435,3 +435,15 @@ def why_without(
         ):
             shared.append(f"{_label(key)}={number(first)}")
     return ", ".join(parts) + (f", all {' '.join(shared)}" if shared else "")
+
+
+def spans_decades(data: dict[str, Any], decades: float = 2.0) -> bool:
+    """Whether the numeric x values of a chart's lines (``data`` of :func:`chart`) are all
+    positive and span ``decades`` powers of ten or more (a log axis reads them)."""
+    xs = [
+        p[0] for line in data.get("series") or [] for p in line["points"] if data.get("x") != "step"
+    ]
+    numbers = [x for x in xs if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    if not numbers or len(numbers) != len(xs) or min(numbers) <= 0:
+        return False
+    return math.log10(max(numbers) / min(numbers)) >= decades - 1e-9

@@ -129,7 +129,11 @@ async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
     )
     context = dict(found)
     data = dict(context["data"])  # a copy: the axes' scales below are the request's
-    data["logx"] = args.get("logx") == "1"
+    # Not asked (a first visit, a link): x spanning two decades or more is drawn on a log
+    # axis (lr 0.001, 0.01, 0.1 put 0.001 on the y axis); the form says so, and sends
+    # logx=0 when unticked.
+    asked_logx = args.getlist("logx")
+    data["logx"] = "1" in asked_logx if asked_logx else _charts.spans_decades(data)
     data["logy"] = args.get("logy") == "1"
     # Parallel coordinates: the axis of the form's x and the result's follow its log choices.
     logs = [(data["logx"], context["x"]), (data["logy"], context["metric"])]
