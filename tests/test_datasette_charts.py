@@ -317,3 +317,19 @@ def test_an_x_spanning_two_decades_is_drawn_on_a_log_axis_unless_asked(ds: Any) 
     url = f"/-/xpm/chart.json?experiment=devices&task={FIT}&metric=accuracy&x=lr"
     assert get(ds, url).json()["data"]["logx"] is False
     assert get(ds, url + "&logx=0&logx=1").json()["data"]["logx"] is True  # box ticked
+
+
+def test_line_names_say_a_missing_value_and_tell_a_tag_from_its_namesake() -> None:
+    """A tag and a parameter of one name that differ somewhere both name lines: the
+    parameter is named as such, and a job without a value reads "—" (it read "aug=")."""
+    from xpm.datasette._charts import series
+
+    ids = ["a", "b", "c", "d"]
+    values = {
+        "tag:aug": {"a": 2, "b": 2},
+        "param:aug": {"a": 2, "b": 2, "c": 2},
+        "param:lr": {"a": 0.1, "b": 0.2, "c": 0.1, "d": 0.2},
+        "result:acc": {"a": 0.5, "b": 0.6, "c": 0.7, "d": 0.8},
+    }
+    names = sorted(s["name"] for s in series(None, values, ids, "acc", "param:lr")["series"])
+    assert names == ["aug=2 param:aug=2", "aug=— param:aug=2", "aug=— param:aug=—"]

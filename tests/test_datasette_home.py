@@ -37,7 +37,8 @@ def _fill(c: Any) -> None:
     insert(c, rows, [], tags, [])
     c.execute("UPDATE jobs SET state = 'FAILED', reason = 'exit code 1' WHERE id = ?", (learn,))
     c.execute(
-        "UPDATE jobs SET state = 'FAILED', end_time = 200, reason = ? WHERE id = ?",
+        "UPDATE jobs SET state = 'FAILED', submit_time = NULL, start_time = NULL, "
+        "end_time = 200, reason = ? WHERE id = ?",
         (f"dependency failed (demo.learn/{learn[:12]})", evaluate),
     )
     c.execute("UPDATE jobs SET state = 'RUNNING', end_time = NULL WHERE id = ?", (running,))
@@ -94,3 +95,7 @@ def test_a_waiting_job_shows_when_its_run_submitted_it(ds: Any) -> None:
     assert "not handed to a launcher yet" in cell.group(1)
     ran = page.split(f'data-job="{RUNNING}"')[1].split("</tr>")[0]
     assert "xpm-queued" not in ran and f">{when_short(102.0)}<" in ran
+    # Failed before its launch (its dependency failed): never handed to a launcher.
+    ended = get(ds, "/-/xpm/experiment/e?task=demo.evaluate").text
+    row = ended.split(f'data-job="{EVALUATE}"')[1].split("</tr>")[0]
+    assert "never handed to a launcher" in row and "not handed to a launcher yet" not in row

@@ -268,3 +268,22 @@ def test_a_bookmark_naming_a_tag_no_longer_there(ds: Any) -> None:
         html.unescape(re.sub(r"<[^>]+>", "", page))
     )
     assert "xpm-chart-dropped" not in get(ds, base + "&average=seed").text
+    # A task or a result these jobs lack is said too (they switched silently).
+    for asked, said in (
+        (f"task={LATE}&metric=nope", "y nope: no numeric result of that name in this task; "
+         "drawn for accuracy"),
+        ("task=demo.nope&metric=accuracy", "task demo.nope: no such task in this experiment; "
+         "drawn for demo."),
+    ):  # fmt: skip
+        page = get(ds, f"/-/xpm/chart?experiment=e&{asked}").text
+        assert said in html.unescape(re.sub(r"<[^>]+>", "", page)), asked
+
+
+def test_compare_takes_a_missing_parameter_from_its_tag(ds: Any) -> None:
+    """Two LATE jobs, one recorded before wd existed (no row), one after: both tagged
+    wd=0.0, so wd is equal, not "0 | —" among the parameters that differ."""
+    page = get(ds, f"/-/xpm/compare?id={ident(80)}&id={ident(84)}").text
+    differ = page[page.index('id="xpm-compare-params"') :].split("</tbody>")[0]
+    same = page[page.index('id="xpm-compare-same"') :].split("</tbody>")[0]
+    assert 'data-key="param:wd"' not in differ and 'data-key="param:wd"' in same
+    assert 'data-key="param:lr"' in same and 'data-key="param:seed"' in differ

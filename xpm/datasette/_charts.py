@@ -124,6 +124,8 @@ def chart(
     dropped = [
         (what, name)
         for what, name, found in (
+            ("task", asked.task, task if asked.task in by_task else None),
+            ("y", asked.metric, asked.metric if asked.metric in metrics else None),
             ("x", asked.x, found_x),
             ("average over", asked.average, found_average),
         )
@@ -302,9 +304,18 @@ def series(
         lines, merged = _value_lines(values, [names[n] for n in ordered], metric, x)
         without = _without(values, ids, metric)
     out = []
+    # A tag and a parameter of one name that differ somewhere are both lines' keys: the
+    # parameter is then named as such ("aug=2 param:aug=—", not "aug=2 aug=—").
+    short = [_label(k) for k in group]
+    labels = [
+        k if short.count(_label(k)) > 1 and not k.startswith("tag:") else _label(k) for k in group
+    ]
     for name, jobs, (points, band) in zip(ordered, (names[n] for n in ordered), lines, strict=True):
         if points:
-            label = " ".join(f"{_label(k)}={number(v)}" for k, v in zip(group, name, strict=True))
+            label = " ".join(
+                f"{shown}={'—' if v is None else number(v)}"
+                for shown, v in zip(labels, name, strict=True)
+            )
             out.append({"name": label or metric, "jobs": jobs, "points": points, "band": band})
     return {
         "metric": metric,

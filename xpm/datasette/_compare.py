@@ -81,9 +81,11 @@ def compare(conn: sqlite3.Connection, ids: list[str], at: AtStep | None = None) 
     by_path: dict[str, list[Any]] = {}
     meta_paths: set[str] = set()
     for job_id, path, value, meta in compared_params(conn, ids):
-        by_path.setdefault(path, [None] * len(ids))[ids.index(job_id)] = value
+        by_path.setdefault(path, [_MISSING] * len(ids))[ids.index(job_id)] = value
         if meta:
             meta_paths.add(path)
+    for path, values in by_path.items():
+        by_path[path] = _from_tags(path, values, jobs)
     rows = [(path, values, len({repr(v) for v in values}) > 1) for path, values in by_path.items()]
     params = sorted((p for p in rows if p[0] not in meta_paths), key=lambda p: (not p[2], p[0]))
     params[sum(p[2] for p in params) : 0] = _upstream_differences(conn, ids, params)
@@ -124,3 +126,22 @@ def _steps(jobs: list[dict[str, Any]], key: str) -> list[Any] | None:
     if len({repr(s) for s in steps}) < 2:
         return None
     return [j["steps"].get(key) for j in jobs]
+
+
+#: A parameter a job has no row for (recorded before the parameter existed).
+_MISSING = object()
+
+
+def _from_tags(path: str, values: list[Any], jobs: list[dict[str, Any]]) -> list[Any]:
+    """``values`` of the parameter ``path`` per job, a missing row taking the value of the
+    job's tag of the parameter's name: a parameter added with its default keeps the jobs'
+    identifiers, and a job already done keeps the params.json it ran with, so only its
+    tag, given again, says its value (compare showed "wd 0 | — | —" for three jobs all at
+    the default).  Without such a tag the value stays unknown (None)."""
+    name = path.rsplit(".", 1)[-1]
+    out = []
+    for value, job in zip(values, jobs, strict=True):
+        if value is _MISSING:
+            value = job["values"].get(f"tag:{name}")
+        out.append(value)
+    return out
