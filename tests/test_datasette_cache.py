@@ -128,3 +128,48 @@ def test_pages_show_a_newly_recorded_job(tmp_path: Path, monkeypatch: pytest.Mon
         "runs count": ["3"],
         "chart x": [1, 2, 3],
     }
+
+
+def test_lagging_values_are_computed_again_at_most_every_lag_seconds(tmp_path: Path) -> None:
+    """The sweep queries (built on every Datasette page) are not built again after every
+    write of a running experiment: within the lag the kept value is answered; past it, once
+    more while the new one is computed; a new shape (a new experiment) is computed at once.
+    A real index file written for real; the lag is shortened rather than waited for."""
+    with open_index(tmp_path):
+        pass
+    path = str(tmp_path / "xpm.db")
+    calls: list[int] = []
+    shape = ["e"]
+
+    async def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    async def shape_now() -> Any:
+        return tuple(shape)
+
+    def write(n: int) -> None:
+        with open_index(tmp_path) as index:
+            index.conn.execute(
+                "INSERT INTO jobs (id, task_id, state, submit_time) VALUES (?, 't', 'DONE', 1)",
+                (f"job{n}",),
+            )
+
+    async def scenario() -> list[int]:
+        seen = []
+
+        async def value(lag: float) -> int:
+            return await _served.lagging(path, ("lagging", 1), compute, shape_now, lag)
+
+        seen.append(await value(60))  # first: computed (1)
+        write(1)
+        seen.append(await value(60))  # written, within the lag: kept (1)
+        seen.append(await value(0))  # past the lag: kept once more (1), new one under way
+        await asyncio.sleep(0.05)
+        seen.append(await value(60))  # the new one (2)
+        write(2)
+        shape.append("f")  # a new experiment: computed at once (3)
+        seen.append(await value(60))
+        return seen
+
+    assert asyncio.run(scenario()) == [1, 1, 1, 2, 3] and len(calls) == 3

@@ -11,7 +11,7 @@ import functools
 import json
 import re
 import urllib.parse
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from ..index import (
     FACET_COLUMNS,
     column_facet_sql,
     experiment_facet_sql,
+    experiments_newest_first,
     jobs_table_filters,
     sweep_queries,
     tags_facet_sql,
@@ -33,7 +34,7 @@ from ..index import (
 from . import _files
 from ._format import when
 from ._metadata import DATABASE
-from ._served import in_background, index_signature, while_unchanged, workdir_of
+from ._served import in_background, index_signature, lagging, while_unchanged, workdir_of
 
 
 # --- SQL functions -------------------------------------------------------------------------------
@@ -101,7 +102,13 @@ def canned_queries(datasette: Any, database: str, actor: Any) -> Any:
 
     async def inner() -> dict[str, Any]:
         db = datasette.get_database(DATABASE)
-        return await while_unchanged(db.path, "sweep queries", lambda: db.execute_fn(sweep_queries))
+
+        async def experiments() -> Hashable:
+            return await db.execute_fn(lambda conn: tuple(sorted(experiments_newest_first(conn))))
+
+        return await lagging(
+            db.path, "sweep queries", lambda: db.execute_fn(sweep_queries), experiments
+        )
 
     return inner
 
