@@ -74,9 +74,10 @@ def assert_index_equals_rebuild(workdir: Path, scratch: Path) -> None:
     with open_index(workdir, readonly=True) as a, open_index(copy, readonly=True) as b:
         for t in TABLES:
             order = ", ".join(t.primary_key)
-            rows_a = a.conn.execute(f'SELECT * FROM "{t.name}" ORDER BY {order}').fetchall()
-            rows_b = b.conn.execute(f'SELECT * FROM "{t.name}" ORDER BY {order}').fetchall()
-            assert rows_a == rows_b, t.name
+            # meta.jobs_writes counts writes, not content: a rebuild writes in other steps.
+            where = " WHERE key != 'jobs_writes'" if t.name == "meta" else ""
+            query = f'SELECT * FROM "{t.name}"{where} ORDER BY {order}'
+            assert a.conn.execute(query).fetchall() == b.conn.execute(query).fetchall(), t.name
 
 
 def params_as_before_schema_5(workdir: Path) -> None:

@@ -23,6 +23,7 @@ from ..index import (
     UPSTREAM,
     Column,
     CurveAverages,
+    KeptByWrites,
     KeptValues,
     TaskJobs,
     column_values,
@@ -77,6 +78,7 @@ def chart(
     asked: ChartAsked,
     curves: CurveAverages | None = None,
     kept: KeptValues | None = None,
+    writes: KeptByWrites | None = None,
 ) -> dict[str, Any]:
     """Everything a chart page shows, read in one pass over the experiment's jobs.
 
@@ -84,12 +86,17 @@ def chart(
     (``metrics``), whether the chosen one has curves (``stepped``) and what x and the averaged column can
     be (``axes``); then the chosen ``experiment``, ``task``, ``metric``, ``x``,
     ``average``, ``view``, ``valid_x`` and ``data`` (:func:`series` or :func:`parallel`).
-    ``curves`` and ``kept``: what keeps the sums of curves and the values of jobs between
-    loads (the server's own).
+    ``curves``, ``kept`` and ``writes``: what keeps the sums of curves, the values of jobs
+    and the experiment's jobs between loads (the server's own).
     """
     experiments = experiments_newest_first(conn)
     experiment = asked.experiment or (experiments[0] if experiments else None)
-    by_task = experiment_jobs(conn, experiment) if experiment else {}
+    by_task: dict[str, TaskJobs] = {}
+    if experiment and writes is not None:
+        name = experiment
+        by_task = writes.get(conn, ("experiment jobs", name), lambda: experiment_jobs(conn, name))
+    elif experiment:
+        by_task = experiment_jobs(conn, experiment)
     tasks = sorted(by_task)
     task = asked.task
     if task in by_task:

@@ -13,7 +13,14 @@ from .._vocabulary import identifier_prefix, shown_state
 from ..index import active_job_count, find_job_row, read_job_details
 from . import _charts, _files, _format
 from ._metadata import DATABASE
-from ._served import curve_averages, kept_values, snapshot, while_unchanged, workdir_of
+from ._served import (
+    curve_averages,
+    kept_by_writes,
+    kept_values,
+    snapshot,
+    while_unchanged,
+    workdir_of,
+)
 
 STATIC = Path(__file__).parent / "static"
 #: Lines of stdout/stderr shown on a job page.
@@ -115,10 +122,10 @@ async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
         view=args.get("view") or "lines",
     )
 
-    curves, kept = curve_averages(db.path), kept_values(db.path)
+    curves, kept, writes = curve_averages(db.path), kept_values(db.path), kept_by_writes(db.path)
 
     def read(conn: Any) -> tuple[dict[str, Any], int]:
-        return _charts.chart(conn, asked, curves, kept), active_job_count(conn)
+        return _charts.chart(conn, asked, curves, kept, writes), active_job_count(conn)
 
     # Reading 5,000 jobs took 300-500 ms on every load; whether anything runs is cached
     # with the data (both change only with the index) so a live chart never stops

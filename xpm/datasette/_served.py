@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..index import CurveAverages, KeptValues
+from ..index import CurveAverages, KeptByWrites, KeptValues
 from ._metadata import PLUGIN
 
 
@@ -147,6 +147,17 @@ def curve_averages(path: Any) -> CurveAverages:
 
 
 _values: dict[str, KeptValues] = {}
+_by_writes: dict[str, KeptByWrites] = {}
+
+
+def kept_by_writes(path: Any) -> KeptByWrites:
+    """What keeps the values computed from the jobs of the index at ``path`` while they
+    are not written (:class:`~xpm.index.KeptByWrites`): an experiment's jobs, a runs
+    table's base and facet counts."""
+    found = _by_writes.get(str(path))
+    if found is None:
+        found = _by_writes[str(path)] = KeptByWrites()
+    return found
 
 
 def kept_values(path: Any) -> KeptValues:

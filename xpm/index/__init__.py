@@ -107,6 +107,7 @@ if TYPE_CHECKING:
     from ._upstream import UPSTREAM, upstream_values
     from ._usersql import run_query, schema_text
     from ._version import SCHEMA_VERSION
+    from ._writecount import KeptByWrites, columns_fingerprint, jobs_writes
 
 # Loaded on first use: a command that only reads an up-to-date index never pays for the
 # schema definitions or the ingest code.
@@ -178,6 +179,9 @@ _LAZY = {
     "StepMean": "._curves",
     "CurveAverages": "._curves",
     "KeptValues": "._keptvalues",
+    "KeptByWrites": "._writecount",
+    "jobs_writes": "._writecount",
+    "columns_fingerprint": "._writecount",
     "ChartValues": "._keptvalues",
     "column_values": "._chartdata",
     "reporting": "._curves",
@@ -239,6 +243,7 @@ __all__ = [
     "FIXED_COLUMNS",
     "IndexDB",
     "JobDetails",
+    "KeptByWrites",
     "KeptValues",
     "MAX_CHART_JOBS",
     "MAX_PAGE_SIZE",
@@ -257,6 +262,7 @@ __all__ = [
     "check_header",
     "column_facet_sql",
     "column_values",
+    "columns_fingerprint",
     "compared_curves",
     "compared_params",
     "datasette_metadata",
@@ -285,6 +291,7 @@ __all__ = [
     "jobs_at_commits",
     "jobs_by_ids",
     "jobs_in_state",
+    "jobs_writes",
     "jobs_table_filters",
     "jobs_with_params_like",
     "latest_results",

@@ -44,8 +44,20 @@ def _fill_digests(conn: sqlite3.Connection) -> None:
     fill_params_digests(conn)
 
 
+def _count_writes(conn: sqlite3.Connection) -> None:
+    """Version 8: the triggers counting the writes of jobs, submissions and runs."""
+    from ._writecount import create_counter
+
+    create_counter(conn)
+
+
 #: Extra steps of a migration to version N (run after its tables/columns/indexes exist).
-CUSTOM: dict[int, Migration] = {2: _to_2, 3: _fill_task_tables, 7: _fill_digests}
+CUSTOM: dict[int, Migration] = {
+    2: _to_2,
+    3: _fill_task_tables,
+    7: _fill_digests,
+    8: _count_writes,
+}
 
 
 def migrate(

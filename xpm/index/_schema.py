@@ -83,7 +83,13 @@ TABLES: tuple[Table, ...] = (
         "meta",
         "Facts about the index file itself.",
         (
-            _c("key", "TEXT", "Name of the fact: `schema_version`, `created_by`."),
+            _c(
+                "key",
+                "TEXT",
+                "Name of the fact: `schema_version`, `created_by`, `jobs_writes` (rows of "
+                "`jobs`, `submissions` and `runs` ever written, counted by triggers since "
+                "schema 8: the web view keeps what it computed from them while it is the same).",
+            ),
             _c("value", "TEXT", "Its value (`schema_version` is an integer as text)."),
         ),
         ("key",),

@@ -1,0 +1,91 @@
+"""``meta.jobs_writes``: how many rows of ``jobs``, ``submissions`` and ``runs`` were ever
+written, counted by triggers (schema 8).
+
+The web view keeps what it computes from an experiment's jobs (their order, states and
+marks; the counts of a runs table's facets) while the index is written by a running
+experiment: nearly every write then adds results only, and recomputing those took 50-120
+ms per page over 100,000 jobs.  A value computed at a count is right while the count is
+the same: every write of those tables (by xpm, a migration or any SQL) runs the triggers,
+and the parameters and tags of a job are only written with its ``jobs`` row
+(:func:`~._ingest.write_jobs`, the one writer of both; a test holds it).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+#: The tables whose every written row counts.
+COUNTED = ("jobs", "submissions", "runs")
+#: The key of the count in ``meta``.
+KEY = "jobs_writes"
+
+
+def create_counter(conn: sqlite3.Connection) -> None:
+    """The ``meta`` row and the triggers counting (the migration to schema 8)."""
+    conn.execute(f"INSERT OR IGNORE INTO meta (key, value) VALUES ('{KEY}', '0')")
+    bump = f"UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = '{KEY}';"
+    for table in COUNTED:
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            conn.execute(
+                f'CREATE TRIGGER IF NOT EXISTS "count_{table}_{event.lower()}" '
+                f'AFTER {event} ON "{table}" BEGIN {bump} END'
+            )
+
+
+def jobs_writes(conn: sqlite3.Connection) -> int | None:
+    """The count (None for an index without it: nothing may be kept by it)."""
+    row = conn.execute(f"SELECT value FROM meta WHERE key = '{KEY}'").fetchone()
+    try:
+        return int(row[0]) if row else None
+    except (TypeError, ValueError):
+        return None
+
+
+def columns_fingerprint(conn: sqlite3.Connection) -> Hashable:
+    """What ``task_columns`` holds (each task's tag, parameter and result keys): a result
+    key appears with a report, not with a write of ``jobs``."""
+    return tuple(conn.execute("SELECT task_id, kind, key FROM task_columns ORDER BY 1, 2, 3"))
+
+
+class KeptByWrites:
+    """Values computed from an index's jobs, submissions and runs (and from the parameters
+    and tags written with them), kept while :func:`jobs_writes` is the same (one per
+    served index; safe to share between threads).  The least recently used go first."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._kept: OrderedDict[Hashable, tuple[Hashable, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        conn: sqlite3.Connection,
+        key: Hashable,
+        compute: Callable[[], _T],
+        also: Hashable = None,
+    ) -> _T:
+        """``compute()``, or what it gave for ``key`` at the same count of writes (and the
+        same ``also``: what else the value depends on, read by the caller in the same
+        snapshot).  Call it inside one read transaction, so the count and what
+        ``compute`` reads are of the same index."""
+        version = jobs_writes(conn)
+        if version is None:
+            return compute()
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None and found[0] == (version, also):
+                self._kept.move_to_end(key)
+                return found[1]  # type: ignore[no-any-return]
+        value = compute()
+        with self._lock:
+            self._kept[key] = ((version, also), value)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return value
