@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 from _dsclient import get_ok as get
+from test_index_keptvalues import write
 
 from xpm import tag
 from xpm._experiment import experiment
@@ -43,13 +43,6 @@ def count(workdir: Path) -> int | None:
         return jobs_writes(conn)
     finally:
         conn.close()
-
-
-def write(workdir: Path, sql: str, *args: Any) -> None:
-    conn = sqlite3.connect(workdir / "xpm.db")
-    with conn:
-        conn.execute(sql, args)
-    conn.close()
 
 
 def test_writes_of_jobs_are_counted_and_reports_are_not(tmp_path: Path) -> None:
