@@ -15,7 +15,9 @@ filtered, a task's runs table over every job, charts, parallel coordinates, a jo
 comparison): the first GET, the median of ``runs`` more, and the median of ``runs`` GETs
 each made right after a write to the index (what a page costs while an experiment
 writes: the caches kept while the index is unchanged are stale; each write adds a report
-by each of the 50 running jobs of ``curves``).
+by each of the 50 running jobs of ``curves``), and the median of ``runs`` GETs each right
+after a write that also changes a job's row (a job starting or ending: what is kept while
+no job row changes is stale too).
 Goal: every page under 300 ms, after a write too.
 """
 
@@ -225,11 +227,11 @@ def evaluations(c: Any, rng: random.Random, now: float, learned: list[str]) -> N
 def write_index(workdir: Path, count: int) -> None:
     """A write to the index as a running experiment makes it, as one commit: a report of
     ``loss`` by each running job of ``curves`` (at a new step, with how far its results
-    file was read and its task-table row), and a run's host name."""
+    file was read and its task-table row).  (The recorder writes a run's row only when its
+    record changes, at its start and end, and a job's row when its state does.)"""
     conn = sqlite3.connect(workdir / "xpm.db")
     try:
         with conn:
-            conn.execute("UPDATE runs SET host = ? WHERE id = 'sweep0/r0'", (f"h{count}",))
             running = [
                 r[0]
                 for r in conn.execute(
@@ -247,6 +249,23 @@ def write_index(workdir: Path, count: int) -> None:
             )
             conn.executemany(
                 'UPDATE "curve" SET loss = ? WHERE id = ?', [(value, j) for j in running]
+            )
+    finally:
+        conn.close()
+
+
+def write_job_row(workdir: Path, count: int) -> None:
+    """A write of one job's row (what the recorder writes when a job starts, ends or is
+    launched again): the pid of a running job of ``curves``, with a report by each of them.
+    Everything the web view keeps while no job row changes is computed again after it."""
+    write_index(workdir, count)
+    conn = sqlite3.connect(workdir / "xpm.db")
+    try:
+        with conn:
+            conn.execute(
+                "UPDATE jobs SET pid = ? WHERE id = (SELECT id FROM jobs WHERE state = 'RUNNING' "
+                "AND task_id = 'bench.curve' ORDER BY id LIMIT 1)",
+                (count,),
             )
     finally:
         conn.close()
@@ -386,26 +405,37 @@ def main() -> None:
             for name, path in pages(workdir):
                 first = get(base + path)[0]
                 times = [get(base + path)[0] for _ in range(runs)]
-                written = []
+                written, rewritten = [], []
                 for _ in range(runs):
                     write_index(workdir, len(rows) * runs + len(written))
                     written.append(get(base + path)[0])
+                for _ in range(runs):
+                    write_job_row(workdir, 10**6 + len(rows) * runs + len(rewritten))
+                    rewritten.append(get(base + path)[0])
                 rows.append(
-                    (name, path, first, statistics.median(times), statistics.median(written))
+                    (
+                        name,
+                        path,
+                        first,
+                        statistics.median(times),
+                        statistics.median(written),
+                        statistics.median(rewritten),
+                    )
                 )
         finally:
             proc.terminate()
             proc.communicate(timeout=30)
     print(
         f"| page ({n:,} jobs) | first GET | median of {runs} more "
-        f"| median of {runs} after a write |"
+        f"| median of {runs} after a report | median of {runs} after a job's row |"
     )
-    print("|---|---|---|---|")
-    for name, _path, first, median, after in rows:
+    print("|---|---|---|---|---|")
+    for name, _path, first, median, after, job_row_after in rows:
         print(
-            f"| {name} | {first * 1000:.0f} ms | {median * 1000:.0f} ms | {after * 1000:.0f} ms |"
+            f"| {name} | {first * 1000:.0f} ms | {median * 1000:.0f} ms | {after * 1000:.0f} ms "
+            f"| {job_row_after * 1000:.0f} ms |"
         )
-    slow = [name for name, _p, _f, median, after in rows if max(median, after) >= 0.3]
+    slow = [name for name, _p, _f, *times in rows if max(times) >= 0.3]
     print("goal: every page under 300 ms:", "met" if not slow else f"NOT met ({', '.join(slow)})")
 
 
