@@ -241,6 +241,22 @@ def test_a_whole_task_among_others_counts_and_sorts_as_sql_does(tmp_path: Path) 
     conn.set_trace_callback(statements.append)
     runs_table(conn, Selection(TASK, None, [], "tag:seed", False, 3, 8), columns)
     assert any(s.startswith("SELECT job_id FROM tags WHERE key = ") for s in statements)
+    conn.close()
+    # A job of the task without the tag (the other task's jobs all have it): the index
+    # alone cannot place it, the order is SQL's, the job last.
+    import sqlite3
+
+    writer = sqlite3.connect(tmp_path / "wd" / "xpm.db")
+    with writer:
+        writer.execute("DELETE FROM tags WHERE job_id = ?", (ident(0),))
+    writer.close()
+    conn = read(tmp_path / "wd")
+    for page in (1, 4):
+        whole = Selection(TASK, None, [], "tag:seed", False, page, 8)
+        asked = Selection(TASK, None, everything, "tag:seed", False, page, 8)
+        ids = [r["id"] for r in runs_table(conn, whole, columns)["rows"]]
+        assert ids == [r["id"] for r in runs_table(conn, asked, columns)["rows"]]
+    assert ids[-1] == ident(0)
 
 
 def test_experiment_facet_counts_each_job_once_whatever_the_runs(tmp_path: Path) -> None:

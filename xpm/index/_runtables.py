@@ -354,7 +354,15 @@ def runs_table(
         table, name = ("params", "path") if column.kind == "param" else ("tags", "key")
         args["xpm_name"] = column.name
         mine = f"{name} = :xpm_name" + (f" AND job_id NOT IN ({_OTHERS})" if whole else "")
-        having = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {mine}", args).fetchone()[0]
+        # The name's rows less the other tasks' (testing each of 100,000 rows against the
+        # other tasks' jobs took 80 ms; the two counts, 30).
+        having = conn.execute(
+            f"SELECT (SELECT COUNT(*) FROM {table} WHERE {name} = :xpm_name) - "
+            f"(SELECT COUNT(*) FROM {table} WHERE {name} = :xpm_name AND job_id IN ({_OTHERS}))"
+            if whole
+            else f"SELECT COUNT(*) FROM {table} WHERE {mine}",
+            args,
+        ).fetchone()[0]
         if having == count:  # every job has a value: the (name, value) index gives the order
             sql = (
                 f"SELECT job_id FROM {table} WHERE {mine} "
