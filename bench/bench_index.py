@@ -108,7 +108,7 @@ def build_large(workdir: Path, n: int = 100_000) -> None:
                     }
                     for s in range(2)
                 ]
-                batch.append(JobRows(job, params, tags, results))
+                batch.append(JobRows(job, params=params, tags=tags, results=results))
             index.write(lambda conn, b=batch: write_jobs(conn, b))
         index.conn.execute("ANALYZE")
 
