@@ -192,7 +192,8 @@ def test_a_chart_says_how_many_jobs_have_no_value(workdir: Path, tmp_path: Path)
         data = get(other, url.replace("/chart?", "/chart.json?")).json()["data"]
         assert data["without"] == 1 and data["jobs"] == 6
         # Which jobs, by state and by the tags they share that the drawn ones lack.
-        said = f"from 6 jobs (1 without accuracy: 1 failed, all seed={seed})"
+        # (one job: every value telling it apart, the tag first, then the parameter lr)
+        said = f"from 6 jobs (1 without accuracy: 1 failed, all seed={seed} lr=0."
         assert said in text_of(get(other, url).text)
     seen = text_of(
         get(

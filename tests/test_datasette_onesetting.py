@@ -287,3 +287,20 @@ def test_compare_takes_a_missing_parameter_from_its_tag(ds: Any) -> None:
     same = page[page.index('id="xpm-compare-same"') :].split("</tbody>")[0]
     assert 'data-key="param:wd"' not in differ and 'data-key="param:wd"' in same
     assert 'data-key="param:lr"' in same and 'data-key="param:seed"' in differ
+
+
+def test_jobs_without_a_value_are_named_by_an_untagged_parameter(tmp_path: Path) -> None:
+    """Seed untagged (a trial's second sweep): the count still names the failed seed by
+    its parameter ("2 failed, all seed=2"; it said "2 failed" only)."""
+    workdir = tmp_path / "wd"
+    build(workdir, _fill)
+    conn = sqlite3.connect(workdir / "xpm.db")
+    with conn:
+        failed = [ident(84), ident(85)]  # seed 2 of each lr
+        conn.executemany("DELETE FROM results WHERE job_id = ?", [(j,) for j in failed])
+        conn.executemany("UPDATE jobs SET state = 'FAILED' WHERE id = ?", [(j,) for j in failed])
+    conn.close()
+    url = f"/-/xpm/chart?experiment=e&task={LATE}&metric=accuracy&x=lr&average=seed"
+    page = get(make_datasette(workdir), url).text
+    seen = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+    assert "(2 without accuracy: 2 failed, all seed=2)" in seen, seen[-600:]

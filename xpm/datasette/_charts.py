@@ -432,8 +432,8 @@ def why_without(
     values: dict[str, dict[str, Any]], ids: list[str], states: list[str | None], metric: str
 ) -> str | None:
     """Why some of the jobs ``ids`` (``states``: theirs, in that order) have no value of
-    ``metric``: how many in each state and the tags they all share that the others do not
-    all have ("6 failed, all seed=2"); None when every job has one."""
+    ``metric``: how many in each state and the tags and parameters they all share that
+    the others do not all have ("6 failed, all seed=2"); None when every job has one."""
     ys = values.get(f"result:{metric}", {})
     state_of = dict(zip(ids, states, strict=False))
     missing = [j for j in ids if _number(ys.get(j)) is None]
@@ -443,7 +443,10 @@ def why_without(
     counts = Counter(shown_state(state_of.get(j) or "") for j in missing)
     parts = [f"{n} {words.get(state, state.lower())}" for state, n in counts.most_common()]
     shared = []
-    for key in sorted(k for k in values if k.startswith("tag:")):
+    # Tags first, then parameters (a seed left untagged names the failed seed too).
+    keys = sorted(k for k in values if k.startswith("tag:"))
+    keys += sorted(k for k in values if k.startswith("param:"))
+    for key in keys:
         column = values[key]
         first = column.get(missing[0])
         if (
