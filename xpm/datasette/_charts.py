@@ -91,12 +91,7 @@ def chart(
     """
     experiments = experiments_newest_first(conn)
     experiment = asked.experiment or (experiments[0] if experiments else None)
-    by_task: dict[str, TaskJobs] = {}
-    if experiment and writes is not None:
-        name = experiment
-        by_task = writes.get(conn, ("experiment jobs", name), lambda: experiment_jobs(conn, name))
-    elif experiment:
-        by_task = experiment_jobs(conn, experiment)
+    by_task = experiment_jobs(conn, experiment, writes) if experiment else {}
     tasks = sorted(by_task)
     task = asked.task
     if task in by_task:
@@ -461,9 +456,9 @@ def why_without(
 def spans_decades(data: dict[str, Any], decades: float = 2.0) -> bool:
     """Whether the numeric x values of a chart's lines (``data`` of :func:`chart`) are all
     positive and span ``decades`` powers of ten or more (a log axis reads them)."""
-    xs = [
-        p[0] for line in data.get("series") or [] for p in line["points"] if data.get("x") != "step"
-    ]
+    if data.get("x") == "step":
+        return False
+    xs = [p[0] for line in data.get("series") or [] for p in line["points"]]
     numbers = [x for x in xs if isinstance(x, (int, float)) and not isinstance(x, bool)]
     if not numbers or len(numbers) != len(xs) or min(numbers) <= 0:
         return False

@@ -191,7 +191,7 @@ async def _table_base(db: Any, task: str | None, experiment: str | None) -> dict
         if experiment is None:
             tasks = index.experiment_tasks(conn, None)
         else:
-            by_task = index.experiment_jobs(conn, experiment)
+            by_task = index.experiment_jobs(conn, experiment, writes)
             tasks = [(t, len(by_task[t].ids)) for t in sorted(by_task)]
         names = [t for t, _n in tasks]
         chosen = task if task in names else (names[0] if names else None)

@@ -22,6 +22,7 @@ from .._vocabulary import stored_state
 from ._query import parse_tag_value
 from ._results import split_conditions
 from ._upstream import UPSTREAM, upstream_expr
+from ._writecount import KeptByWrites
 
 # --- runs tables: one row per job of a task (in an experiment), one column per value -------------
 #: Rows of a runs table page, by default and at most.
@@ -93,14 +94,21 @@ class TaskJobs:
     marks: list[tuple[Any, ...]] = field(default_factory=list)
 
 
-def experiment_jobs(conn: sqlite3.Connection, experiment: str) -> dict[str, TaskJobs]:
-    """Task -> its jobs that ``experiment`` submitted (:class:`TaskJobs`).
+def experiment_jobs(
+    conn: sqlite3.Connection, experiment: str, kept: KeptByWrites | None = None
+) -> dict[str, TaskJobs]:
+    """Task -> its jobs that ``experiment`` submitted (:class:`TaskJobs`); ``kept``: kept
+    there while no job is written (charts and runs tables of one experiment share it).
 
     One pass over the experiment's submissions: a page needs its tasks, their number of
     jobs, the newest jobs (a table's columns, a chart), and the state of each (the state
     facet).  Each of these looked the experiment's jobs up again (50 ms each over an
     experiment of 10,000 jobs).
     """
+    if kept is not None:
+        return kept.get(
+            conn, ("experiment jobs", experiment), lambda: experiment_jobs(conn, experiment)
+        )
     out: dict[str, TaskJobs] = {}
     seen: set[str] = set()
     for task, job_id, state, *marks in conn.execute(
