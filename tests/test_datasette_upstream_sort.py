@@ -88,12 +88,14 @@ def shown(workdir: Path) -> dict[str, dict[str, Any]]:
 
 def expected(workdir: Path, key: str, descending: bool, keep: Any = None) -> list[str]:
     """The Evaluate jobs ``keep`` accepts by the value of ``key``, in the table's order:
-    by that (numeric) value, missing last in either direction, then by id."""
+    by that (numeric) value, missing last in either direction, then by id in the same
+    direction (the order of the index a whole task's table reads)."""
     values = {j: shown(workdir).get(j, {}).get(key) for j in (evaluate(n) for n in range(8))}
     kept = [j for j, v in values.items() if keep is None or (v is not None and keep(v))]
-    sign = -1 if descending else 1  # numbers here; ties by id in either direction
-    have = sorted((j for j in kept if values[j] is not None), key=lambda j: (sign * values[j], j))
-    return have + sorted(j for j in kept if values[j] is None)
+    have = sorted(
+        (j for j in kept if values[j] is not None), key=lambda j: (values[j], j), reverse=descending
+    )
+    return have + sorted((j for j in kept if values[j] is None), reverse=descending)
 
 
 def row_ids(page: str) -> list[str]:
@@ -141,7 +143,8 @@ def test_sorted_by_an_upstream_value_missing_last(
     assert "cannot sort" not in page
     ids = row_ids(page)
     assert ids == expected(workdir, "upstream:learn.epochs", descending)
-    assert ids[-2:] == [evaluate(6), evaluate(7)]  # no upstream value: last either way
+    # No upstream value: last either way (between them, by id in the sort's direction).
+    assert sorted(ids[-2:]) == [evaluate(6), evaluate(7)]
     # Its header is a sort link saying the order, and the cells show the values.
     head = page[page.index('id="xpm-runs"') :].split("</thead>")[0]
     header = re.search(

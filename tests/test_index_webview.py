@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from xpm.index import (
+    KeptByWrites,
     Selection,
     column_values,
     experiment_jobs,
@@ -23,6 +24,7 @@ from xpm.index import (
     job_count,
     open_index,
     runs_table,
+    settings_writes,
     step_means,
     stepped_results,
     task_columns,
@@ -240,7 +242,18 @@ def test_a_whole_task_among_others_counts_and_sorts_as_sql_does(tmp_path: Path) 
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
     runs_table(conn, Selection(TASK, None, [], "tag:seed", False, 3, 8), columns)
-    assert any(s.startswith("SELECT job_id FROM tags WHERE key = ") for s in statements)
+    assert any(s.startswith("SELECT value, job_id FROM tags WHERE key = ") for s in statements)
+    # What it keeps while no job's settings are written gives the same pages and facets.
+    kept = KeptByWrites(count=settings_writes)
+    for sort in ("tag:seed", "param:lr"):
+        for descending in (True, False):
+            for page in (1, 2, 4, 5):
+                whole = Selection(TASK, None, [], sort, descending, page, 8)
+                expected = [r["id"] for r in runs_table(conn, whole, columns)["rows"]]
+                for _twice in range(2):
+                    got = runs_table(conn, whole, columns, kept=kept)["rows"]
+                    assert [r["id"] for r in got] == expected
+                    assert facets(conn, whole, columns, kept) == mine
     conn.close()
     # A job of the task without the tag (the other task's jobs all have it): the index
     # alone cannot place it, the order is SQL's, the job last.
@@ -299,3 +312,41 @@ def test_an_unknown_filter_column_is_answered_with_the_closest_names() -> None:
     assert "did you mean n_layers?" in str(typo.value)
     assert "and 5 more: the table's headers" in str(typo.value)
     assert "..." not in str(typo.value)
+
+
+@pytest.mark.parametrize("null", [False, True])
+def test_a_whole_tasks_order_by_a_tag_of_mixed_values_is_sqls(tmp_path: Path, null: bool) -> None:
+    """Numbers of both kinds and text, many ties, the other task's jobs between the task's
+    in the index order: every page in both directions is SQL's page (ties in the sort's
+    direction); with a NULL value somewhere SQL's order is taken as is."""
+    from xpm.index._wholetask import sorted_page
+
+    other = "demo.other"
+    values: list[Any] = [3, 1.5, "x", "a", 1, 2, 1.5]
+
+    def fill(c: Any) -> None:
+        rows = [job_row(ident(n), float(n), "e/r1") for n in range(40)]
+        rows += [job_row(ident(100 + n), float(n), "e/r1", task=other) for n in range(15)]
+        c.executemany(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 18)})", rows)
+        tags = [(r[0], values[k % len(values)]) for k, r in enumerate(rows)]
+        if null:
+            tags[-1] = (tags[-1][0], None)
+        c.executemany("INSERT INTO tags VALUES (?, 'v', ?, 'str')", tags)
+
+    build(tmp_path / "wd", fill)
+    conn = read(tmp_path / "wd")
+    columns = task_columns(conn, TASK, None)
+    everything = [("submitted", ">", -1)]
+    kept = KeptByWrites(count=settings_writes)
+    for descending in (False, True):
+        pages = []
+        for page in range(1, 8):
+            whole = Selection(TASK, None, [], "tag:v", descending, page, 7)
+            asked = Selection(TASK, None, everything, "tag:v", descending, page, 7)
+            ids = [r["id"] for r in runs_table(conn, whole, columns, kept=kept)["rows"]]
+            assert ids == [r["id"] for r in runs_table(conn, asked, columns)["rows"]]
+            pages += ids
+        assert sorted(pages) == [ident(n) for n in range(40)]  # each job once, on some page
+        direct = sorted_page(conn, TASK, "tag", "v", descending, 14, 7, 40)
+        assert (direct is None) == null
+    conn.close()

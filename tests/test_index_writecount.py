@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _dsclient import get_ok as get
@@ -17,7 +18,7 @@ from test_index_keptvalues import write
 
 from xpm import tag
 from xpm._experiment import experiment
-from xpm.index import jobs_writes, open_index
+from xpm.index import jobs_writes, open_index, settings_writes
 
 FIT = "xpm_chart_tasks.fit"
 PACKAGE = Path(__file__).resolve().parents[1] / "xpm"
@@ -37,10 +38,10 @@ def run(workdir: Path, tagged: str = "seed") -> None:
                 ).submit()
 
 
-def count(workdir: Path) -> int | None:
+def count(workdir: Path, of: Any = jobs_writes) -> int | None:
     conn = sqlite3.connect(workdir / "xpm.db")
     try:
-        return jobs_writes(conn)
+        return of(conn)  # type: ignore[no-any-return]
     finally:
         conn.close()
 
@@ -75,15 +76,27 @@ def test_params_and_tags_are_written_only_by_write_jobs() -> None:
     assert body.index("INSERT INTO jobs") < body.index("DELETE FROM params")
 
 
-def test_an_index_of_schema_7_gets_the_count(tmp_path: Path) -> None:
-    with open_index(tmp_path) as index:
+def as_written_by_schema(workdir: Path, version: int) -> None:
+    """An index of one job as xpm wrote it at schema ``version`` (7 or 8): without the
+    counts that came after it."""
+    later = {8: ("count_%", "jobs_writes"), 9: ("count_settings%", "settings_writes")}
+    with open_index(workdir) as index:
         index.conn.execute("INSERT INTO jobs (id, task_id, state) VALUES ('abc', 't', 'DONE')")
-        for (name,) in index.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger'"
-        ).fetchall():
-            index.conn.execute(f'DROP TRIGGER "{name}"')
-        index.conn.execute("DELETE FROM meta WHERE key = 'jobs_writes'")
-        index.conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+        for step in range(version + 1, 10):
+            triggers, key = later[step]
+            for (name,) in index.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?",
+                (triggers,),
+            ).fetchall():
+                index.conn.execute(f'DROP TRIGGER "{name}"')
+            index.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        index.conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
+        )
+
+
+def test_an_index_of_schema_7_gets_the_count(tmp_path: Path) -> None:
+    as_written_by_schema(tmp_path, 7)
     assert count(tmp_path) is None
     with open_index(tmp_path):  # opening for writing migrates
         pass
@@ -112,3 +125,67 @@ def test_runs_tables_keep_their_facets_until_a_job_is_written(tmp_path: Path) ->
     assert seeds() == ["0", "1", "2"]  # kept: no job written
     write(workdir, "UPDATE jobs SET host = 'other'")
     assert seeds() == ["7"]
+
+
+def settings(workdir: Path) -> int | None:
+    return count(workdir, settings_writes)
+
+
+def test_settings_writes_count_jobs_added_moved_or_given_other_tags(tmp_path: Path) -> None:
+    """The second count moves when a job is added, removed, moved to another task or
+    written with other parameters or tags, not when it starts, ends or reports."""
+    workdir = tmp_path / "wd"
+    run(workdir)
+    before, first = settings(workdir), count(workdir)
+    # Each job's row, then its digest (written after its parameters and tags).
+    assert before == 6 and first is not None
+    write(workdir, "UPDATE jobs SET state = 'RUNNING', host = 'other', pid = 7")
+    write(workdir, "UPDATE results SET value = value + 1")
+    write(workdir, "UPDATE jobs SET params_digest = params_digest")  # written, unchanged
+    assert settings(workdir) == before
+    assert count(workdir) > first  # type: ignore[operator]  # the first count moved
+    run(workdir, "epochs")  # the same jobs, recorded by xpm with other tags
+    retagged = settings(workdir)
+    assert retagged is not None and retagged > before
+    write(workdir, "UPDATE jobs SET task_id = 'moved' WHERE rowid = (SELECT MIN(rowid) FROM jobs)")
+    assert settings(workdir) == retagged + 1
+    write(workdir, "DELETE FROM jobs WHERE task_id = 'moved'")
+    assert settings(workdir) == retagged + 2
+
+
+def test_an_index_of_schema_8_gets_the_settings_count(tmp_path: Path) -> None:
+    as_written_by_schema(tmp_path, 8)
+    assert settings(tmp_path) is None and count(tmp_path) is not None
+    with open_index(tmp_path):  # opening for writing migrates
+        pass
+    assert settings(tmp_path) == 0
+    write(tmp_path, "UPDATE jobs SET state = 'FAILED'")
+    assert settings(tmp_path) == 0
+    write(tmp_path, "UPDATE jobs SET params_digest = 'other'")
+    assert settings(tmp_path) == 1
+
+
+def test_a_whole_tasks_table_keeps_its_tag_counts_while_jobs_start_and_end(
+    tmp_path: Path,
+) -> None:
+    """A task's table over every job: its tag counts and its order by a tag are kept while
+    only states change (the state facet is counted again), and follow a job written with
+    other settings."""
+    from xpm.datasette._app import make_datasette
+
+    workdir = tmp_path / "wd"
+    run(workdir)
+    ds = make_datasette(workdir)
+    url = f"/-/xpm/runs/{FIT}?sort=-tag:seed"
+
+    def facet(key: str) -> list[str]:
+        part = get(ds, url).text.split(f'data-key="{key}"')[1].split("</div>")[0]
+        return re.findall(r">([\w.]+) <small>", part)
+
+    assert facet("tag:seed") == ["0", "1", "2"]
+    write(workdir, "UPDATE tags SET value = 7 WHERE key = 'seed'")  # behind the index's back
+    write(workdir, "UPDATE jobs SET state = 'FAILED'")
+    assert facet("state") == ["FAILED"]  # counted again: the jobs were written
+    assert facet("tag:seed") == ["0", "1", "2"]  # kept: no job's settings were written
+    write(workdir, "UPDATE jobs SET params_digest = 'changed'")
+    assert facet("tag:seed") == ["7"]

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..index import CurveAverages, KeptByWrites, KeptValues
+from ..index import CurveAverages, KeptByWrites, KeptValues, settings_writes
 from ._metadata import PLUGIN
 
 
@@ -157,6 +157,19 @@ def kept_by_writes(path: Any) -> KeptByWrites:
     found = _by_writes.get(str(path))
     if found is None:
         found = _by_writes[str(path)] = KeptByWrites()
+    return found
+
+
+_by_settings: dict[str, KeptByWrites] = {}
+
+
+def kept_by_settings(path: Any) -> KeptByWrites:
+    """What keeps the values computed from the tasks, parameters and tags of the jobs of
+    the index at ``path`` (:func:`~xpm.index.settings_writes`): a task's table over every
+    job keeps its tag counts and orders while its jobs start and end."""
+    found = _by_settings.get(str(path))
+    if found is None:
+        found = _by_settings[str(path)] = KeptByWrites(count=settings_writes)
     return found
 
 

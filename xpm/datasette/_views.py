@@ -24,7 +24,7 @@ from .._vocabulary import STORED_STATES
 from ..errors import UsageError
 from . import _compare, _files, _format
 from ._metadata import DATABASE
-from ._served import kept_by_writes, snapshot, while_unchanged, workdir_of
+from ._served import kept_by_settings, kept_by_writes, snapshot, while_unchanged, workdir_of
 
 
 async def home_page(request: Any, datasette: Any) -> Response:
@@ -255,7 +255,7 @@ async def _runs_context(
         task, experiment, [f[:3] for f in filters], sort, descending, page, size, base["jobs"]
     )
 
-    writes = kept_by_writes(db.path)
+    writes, settings = kept_by_writes(db.path), kept_by_settings(db.path)
     by_results = any(f[0].startswith("result:") for f in filters)
 
     def count(conn: Any) -> dict[str, Any]:
@@ -272,7 +272,7 @@ async def _runs_context(
         counted = dataclasses.replace(selection, found={})
         return {
             "count": index.job_count(conn, counted, columns),
-            "facets": index.facets(conn, counted, columns),
+            "facets": index.facets(conn, counted, columns, settings),
         }
 
     async def counts() -> dict[str, Any]:
@@ -289,7 +289,7 @@ async def _runs_context(
         total = index.job_count(conn, mine, columns)
         # A page past the end (an old link, a hand-typed ?page=99) shows the last one.
         mine.page = min(page, max(1, -(-total // size)))
-        table = index.runs_table(conn, mine, columns, total)
+        table = index.runs_table(conn, mine, columns, total, settings)
         # Jobs differing only by the job whose output they use (Evaluate jobs of several
         # Learn jobs) would look identical: the upstream jobs' values that differ show.
         ups = index.upstream_values(conn, [r["id"] for r in table["rows"]])

@@ -107,7 +107,7 @@ if TYPE_CHECKING:
     from ._upstream import UPSTREAM, upstream_values
     from ._usersql import run_query, schema_text
     from ._version import SCHEMA_VERSION
-    from ._writecount import KeptByWrites, columns_fingerprint, jobs_writes
+    from ._writecount import KeptByWrites, columns_fingerprint, jobs_writes, settings_writes
 
 # Loaded on first use: a command that only reads an up-to-date index never pays for the
 # schema definitions or the ingest code.
@@ -181,6 +181,7 @@ _LAZY = {
     "KeptValues": "._keptvalues",
     "KeptByWrites": "._writecount",
     "jobs_writes": "._writecount",
+    "settings_writes": "._writecount",
     "columns_fingerprint": "._writecount",
     "ChartValues": "._keptvalues",
     "column_values": "._chartdata",
@@ -316,6 +317,7 @@ __all__ = [
     "runs_table",
     "runs_with_commits",
     "schema_text",
+    "settings_writes",
     "settle_workdir",
     "state_counts",
     "step_means",

@@ -51,12 +51,20 @@ def _count_writes(conn: sqlite3.Connection) -> None:
     create_counter(conn)
 
 
+def _count_settings_writes(conn: sqlite3.Connection) -> None:
+    """Version 9: the triggers counting writes of a job's task, parameters or tags."""
+    from ._writecount import create_settings_counter
+
+    create_settings_counter(conn)
+
+
 #: Extra steps of a migration to version N (run after its tables/columns/indexes exist).
 CUSTOM: dict[int, Migration] = {
     2: _to_2,
     3: _fill_task_tables,
     7: _fill_digests,
     8: _count_writes,
+    9: _count_settings_writes,
 }
 
 

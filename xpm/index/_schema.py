@@ -88,7 +88,10 @@ TABLES: tuple[Table, ...] = (
                 "TEXT",
                 "Name of the fact: `schema_version`, `created_by`, `jobs_writes` (rows of "
                 "`jobs`, `submissions` and `runs` ever written, counted by triggers since "
-                "schema 8: the web view keeps what it computed from them while it is the same).",
+                "schema 8: the web view keeps what it computed from them while it is the same), "
+                "`settings_writes` (writes of `jobs` adding, removing or moving a job or "
+                "changing its `params_digest`, since schema 9: what is computed from the jobs' "
+                "tasks, parameters and tags is kept while it is the same).",
             ),
             _c("value", "TEXT", "Its value (`schema_version` is an integer as text)."),
         ),
