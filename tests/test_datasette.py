@@ -534,7 +534,7 @@ def test_runs_table_of_every_job_sorted_and_counted_from_the_indexes(big: tuple[
         for r in sql(
             workdir,
             "SELECT j.id FROM jobs j LEFT JOIN tags t ON t.job_id = j.id AND t.key = 'model' "
-            "ORDER BY t.value DESC NULLS LAST, j.id",
+            "ORDER BY t.value DESC NULLS LAST, j.id DESC",  # ties in the sort's direction
         )
     ]
     states = dict(sql(workdir, "SELECT state, COUNT(*) FROM jobs GROUP BY state"))

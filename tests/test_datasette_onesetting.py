@@ -166,7 +166,7 @@ def test_filters_and_sorts_by_the_hidden_name_still_work(ds: Any, workdir: Path)
     more = get(ds, f"{RUNS}&where=model.n_layers%3E1").text
     assert set(row_ids(more)) == set(layers(workdir, "AND value > 1")) and "Jobs 1–4 of 4" in more
     page = get(ds, f"{RUNS}&sort=-param:model.n_layers").text
-    assert row_ids(page) == layers(workdir, "ORDER BY value DESC, job_id")
+    assert row_ids(page) == layers(workdir, "ORDER BY value DESC, job_id DESC")
     assert "cannot sort" not in page
     # The tag's column says it is the order.
     assert "n_layers ▼" in header_texts(page)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _oldschema import drop_digests
 from conftest import ROOT, TESTS
 from xpm_test_tasks import Count, Evaluate, Fail, Learn, Model, SelfKill
 
@@ -509,12 +510,7 @@ def test_an_index_of_schema_5_gets_the_newest_first_order_of_the_web_view(
             "INSERT INTO jobs (id, task_id, state, submit_time) VALUES ('abc', 't', 'DONE', 1)"
         )
         index.conn.execute("DROP INDEX idx_jobs_newest")  # what xpm wrote at schema 5
-        for (name,) in index.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger'"
-        ).fetchall():
-            index.conn.execute(f'DROP TRIGGER "{name}"')  # schemas 8 and 9
-        index.conn.execute("DELETE FROM meta WHERE key IN ('jobs_writes', 'settings_writes')")
-        index.conn.execute("ALTER TABLE jobs DROP COLUMN params_digest")
+        drop_digests(index.conn)
         index.conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
     with open_index(tmp_path) as index:  # opening for writing migrates
         assert schema_version(index.conn) == SCHEMA_VERSION >= 6

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _oldschema import drop_digests
 
 from xpm import tag
 from xpm._experiment import experiment
@@ -172,7 +173,9 @@ def test_digests_are_set_by_the_recorder_and_equal_rebuilt_and_migrated_ones(
     assert digests(copy) == live
 
     # An index of schema 6 (before the column) gets the same digests when migrated.
-    write(workdir, "ALTER TABLE jobs DROP COLUMN params_digest")
+    conn = sqlite3.connect(workdir / "xpm.db", isolation_level=None)
+    drop_digests(conn)
+    conn.close()
     write(workdir, "UPDATE meta SET value = '6' WHERE key = 'schema_version'")
     with open_index(workdir):  # opening for writing migrates
         pass

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from _gitrepo import git_recording, make_repo, sh  # noqa: F401  (autouse fixture)
+from _oldschema import drop_digests
 from conftest import ROOT, params_as_before_schema_5
 
 from xpm._jobdir import JobDir, iter_job_dirs
@@ -337,7 +338,7 @@ def test_an_index_of_schema_1_is_migrated_and_equals_a_rebuild(tmp_path: Path) -
     conn.execute("DROP INDEX idx_jobs_run")
     conn.execute("ALTER TABLE jobs DROP COLUMN run")
     conn.execute("ALTER TABLE params DROP COLUMN meta")  # schema 5's
-    conn.execute("ALTER TABLE jobs DROP COLUMN params_digest")  # schema 7's
+    drop_digests(conn)
     # Schema 1 pointed the job at its latest submission's git state.
     conn.execute(
         "UPDATE jobs SET git_state = (SELECT git_state FROM run_git_states WHERE run = ?)",

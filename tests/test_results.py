@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _oldschema import drop_digests
 from conftest import ROOT, params_as_before_schema_5
 from xpm_test_tasks import Count, Evaluate, Learn, Model, Train
 
@@ -170,7 +171,7 @@ def test_migration_from_version_2_builds_task_tables(sweep: Path, tmp_path: Path
         for name in ("task_tables", "task_columns", "results_read"):
             conn.execute(f"DROP TABLE {name}")
         conn.execute("ALTER TABLE params DROP COLUMN meta")
-        conn.execute("ALTER TABLE jobs DROP COLUMN params_digest")  # schema 7's
+        drop_digests(conn)
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     finally:
         conn.close()
@@ -192,7 +193,7 @@ def test_migration_from_version_3_names_the_file_each_cursor_read(
     try:  # back to schema version 3: offsets without the file they belong to
         conn.execute("ALTER TABLE results_read DROP COLUMN file")
         conn.execute("ALTER TABLE params DROP COLUMN meta")
-        conn.execute("ALTER TABLE jobs DROP COLUMN params_digest")  # schema 7's
+        drop_digests(conn)
         conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
         before = conn.execute("SELECT job_id, bytes FROM results_read ORDER BY job_id").fetchall()
     finally:
