@@ -867,6 +867,19 @@ def accuracy(lr: float, width: int, seed: float) -> float:
     return 0.5 + 0.1 * math.log10(lr) + width / 100 + seed / 100
 
 
+def test_jobs_table_tags_read_as_the_plugin_pages_show_them(seeded: Any) -> None:
+    """lr=1.0 is recorded as a float: the /xpm/jobs facet reads lr=1 as the runs tables
+    and charts do, and its link keeps the jobs with 1.0."""
+    facet = get(seeded, "/xpm/jobs.json").json()["facet_results"]["tags"]["results"]
+    values = {v["value"]: v["count"] for v in facet}
+    assert {"lr=0.01", "lr=0.1", "lr=1"} <= set(values) and "lr=1.0" not in values, values
+    assert values["lr=1"] == 6
+    chosen = get(seeded, "/xpm/jobs.json?_tag=lr%3D1").json()
+    assert len(chosen["rows"]) == 6
+    picked = [v for v in chosen["facet_results"]["tags"]["results"] if v["selected"]]
+    assert [v["value"] for v in picked] == ["lr=1"]
+
+
 def test_chart_averages_over_seeds(seeded: Any) -> None:
     url = "/-/xpm/chart.json?experiment=seeds&metric=accuracy&x=lr&average=seed"
     data = get(seeded, url).json()["data"]

@@ -37,3 +37,37 @@ def test_parallel_integer_axes_tick_only_their_values(server: str, page: Any) ->
     texts = page.locator("#xpm-chart g.axis text").all_text_contents()
     assert "8" in texts and "16" in texts and "12" not in texts, texts
     assert "an averaged point: compare its jobs" in page.locator("#xpm-chart-count").inner_text()
+
+
+def test_parallel_coordinates_say_what_their_colours_mean(server: str, page: Any) -> None:
+    """A colour scale above the axes: the result's lowest and highest values at the ends of
+    the gradient from the lowest line's colour to the highest's, clear of the axes' names."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server + PARALLEL)
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+    found = page.evaluate(
+        """() => {
+          const data = JSON.parse(document.getElementById('xpm-chart-data').textContent);
+          const ys = data.lines.map(l => l.values[l.values.length - 1]);
+          const g = document.querySelector('#xpm-chart g.colour-scale');
+          const stops = [...document.querySelectorAll('#xpm-chart linearGradient stop')];
+          const strokes = Object.fromEntries([...document.querySelectorAll('#xpm-chart path.job')]
+            .map(p => [p.getAttribute('data-job'), p.getAttribute('stroke')]));
+          const low = data.lines[ys.indexOf(Math.min(...ys))].job;
+          const high = data.lines[ys.indexOf(Math.max(...ys))].job;
+          const names = [...document.querySelectorAll('#xpm-chart g.paxis text[font-weight]')];
+          return {
+            low: Math.min(...ys), high: Math.max(...ys),
+            shownLow: Number(g.getAttribute('data-low')), shownHigh: Number(g.getAttribute('data-high')),
+            texts: [...g.querySelectorAll('text')].map(t => t.textContent),
+            first: stops[0].getAttribute('stop-color'), last: stops[stops.length - 1].getAttribute('stop-color'),
+            lowStroke: strokes[low], highStroke: strokes[high],
+            bottom: g.getBoundingClientRect().bottom,
+            namesTop: Math.min(...names.map(n => n.getBoundingClientRect().top)),
+          };
+        }"""
+    )
+    assert (found["shownLow"], found["shownHigh"]) == (found["low"], found["high"])
+    assert found["texts"][0].startswith("accuracy ") and len(found["texts"]) == 2, found
+    assert (found["lowStroke"], found["highStroke"]) == (found["first"], found["last"]), found
+    assert found["bottom"] <= found["namesTop"], found  # above the axes' names

@@ -77,8 +77,11 @@ def tags_facet_sql(table_sql: str | None, limit: int) -> str:
     where = f"WHERE job_id IN ({jobs_sql}) " if jobs_sql else ""
     return (
         # Only key and value: the index (key, value, job_id) answers it alone (a bool
-        # shows as 1/0, which ?_tag= matches too).
-        "SELECT key || '=' || value AS value, COUNT(*) AS count FROM tags "
+        # shows as 1/0, which ?_tag= matches too).  A whole float reads as the plugin's
+        # pages show it (wd=0, not wd=0.0); ?_tag=wd=0 matches 0.0.
+        "SELECT key || '=' || CASE WHEN typeof(value) = 'real' AND value = CAST(value AS "
+        "INTEGER) THEN CAST(CAST(value AS INTEGER) AS TEXT) ELSE value END AS value, "
+        "COUNT(*) AS count FROM tags "
         f"{where}GROUP BY key, tags.value ORDER BY key, tags.value LIMIT {limit}"
     )
 

@@ -193,7 +193,8 @@
   function drawParallel(container, data, W) {
     var lines = data.lines || [];
     if (!lines.length) { return null; }
-    var H = 420, M = {top: 30, right: 60, bottom: 20, left: 60};
+    // Room above the axes' names for the colour scale.
+    var H = 440, M = {top: 50, right: 60, bottom: 20, left: 60};
     var iw = W - M.left - M.right, ih = H - M.top - M.bottom;
     var n = data.axes.length;
     // An axis follows the log choice made for it (the x of the form, or y: the result).
@@ -216,8 +217,7 @@
         if (l.values[k] === null || l.values[k] === undefined || !scales[k].ok(l.values[k])) { continue; }
         d.push((d.length ? "L" : "M") + AX(k).toFixed(1) + "," + AY(k, l.values[k]).toFixed(1));
       }
-      var t = metric.pos(l.values[n - 1]);  // colour: low metric blue, high red
-      var color = "rgb(" + Math.round(40 + 200 * t) + ",70," + Math.round(240 - 200 * t) + ")";
+      var color = shade(metric.pos(l.values[n - 1]));
       var path = el("path", {"class": "job", d: d.join(""), fill: "none", stroke: color,
                              "stroke-width": 1.5, "stroke-opacity": 0.7, "data-job": l.job}, g);
       el("title", {}, path, l.job.slice(0, 8) + ": " + data.axes.map(function (a, j) { return a + "=" + fmt(l.values[j]); }).join(", "));
@@ -233,8 +233,31 @@
         el("text", {x: AX(k) + 4, y: AY(k, t) + 4}, a, fmt(t));
       });
     });
+    colourScale(svg, data.metric, lines.map(function (l) { return l.values[n - 1]; }), W - M.right);
     container.appendChild(svg);
     return svg;
+  }
+
+  // A line's colour from its result's place on the last axis: low blue, high red.
+  function shade(t) {
+    return "rgb(" + Math.round(40 + 200 * t) + ",70," + Math.round(240 - 200 * t) + ")";
+  }
+
+  // What the colours mean: the result's lowest and highest values at the ends of a
+  // gradient, right-aligned at ``right`` above the axes.
+  var gradients = 0;
+  function colourScale(svg, metric, values, right) {
+    var vs = values.filter(function (v) { return typeof v === "number"; });
+    if (!vs.length) { return; }
+    var lo = Math.min.apply(null, vs), hi = Math.max.apply(null, vs);
+    var id = "xpm-colours-" + (++gradients);
+    var grad = el("linearGradient", {id: id, x1: 0, x2: 1, y1: 0, y2: 0}, el("defs", {}, svg));
+    [0, 0.5, 1].forEach(function (t) { el("stop", {offset: String(t), "stop-color": shade(t)}, grad); });
+    var g = el("g", {"class": "colour-scale", "data-low": lo, "data-high": hi}, svg);
+    var width = 100, x = right - width - 44;
+    el("text", {x: x - 6, y: 17, "text-anchor": "end"}, g, metric + " " + fmt(lo));
+    el("rect", {x: x, y: 8, width: width, height: 10, fill: "url(#" + id + ")"}, g);
+    el("text", {x: x + width + 6, y: 17}, g, fmt(hi));
   }
 
   function draw(container, data) {
