@@ -314,12 +314,18 @@ def test_an_unknown_filter_column_is_answered_with_the_closest_names() -> None:
     assert "..." not in str(typo.value)
 
 
-@pytest.mark.parametrize("null", [False, True])
-def test_a_whole_tasks_order_by_a_tag_of_mixed_values_is_sqls(tmp_path: Path, null: bool) -> None:
+@pytest.mark.parametrize(("null", "keep"), [(False, 20_000), (True, 20_000), (False, 0)])
+def test_a_whole_tasks_order_by_a_tag_of_mixed_values_is_sqls(
+    tmp_path: Path, null: bool, keep: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Numbers of both kinds and text, many ties, the other task's jobs between the task's
     in the index order: every page in both directions is SQL's page (ties in the sort's
-    direction); with a NULL value somewhere SQL's order is taken as is."""
+    direction); with a NULL value somewhere SQL's order is taken as is.  Too many other
+    jobs to keep (``keep`` 0): their values are read on each page, to the same pages."""
+    from xpm.index import _wholetask
     from xpm.index._wholetask import sorted_page
+
+    monkeypatch.setattr(_wholetask, "KEEP_OTHERS", keep)
 
     other = "demo.other"
     values: list[Any] = [3, 1.5, "x", "a", 1, 2, 1.5]
@@ -349,4 +355,42 @@ def test_a_whole_tasks_order_by_a_tag_of_mixed_values_is_sqls(tmp_path: Path, nu
         assert sorted(pages) == [ident(n) for n in range(40)]  # each job once, on some page
         direct = sorted_page(conn, TASK, "tag", "v", descending, 14, 7, 40)
         assert (direct is None) == null
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    for _twice in range(2):
+        sorted_page(conn, TASK, "tag", "v", False, 14, 7, 40, kept)
+    theirs = [s for s in statements if "CROSS JOIN tags t ON t.job_id = o.id" in s]
+    assert len(theirs) == (2 if keep == 0 else 0)  # kept from the pages above, or read again
+    conn.close()
+
+
+def test_two_tasks_share_what_is_kept_without_mixing_them(tmp_path: Path) -> None:
+    """Two tasks of as many jobs (each table over every job), with other values of one
+    tag: pages and facets read in turn through one kept store are each task's own."""
+    other = "demo.other"
+
+    def fill(c: Any) -> None:
+        rows = [job_row(ident(n), float(n), "e/r1") for n in range(20)]
+        rows += [job_row(ident(100 + n), float(n), "e/r1", task=other) for n in range(20)]
+        c.executemany(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 18)})", rows)
+        c.executemany(
+            "INSERT INTO tags VALUES (?, 'seed', ?, 'int')",
+            [(r[0], k % 3 if k < 20 else 10 + k % 4) for k, r in enumerate(rows)],
+        )
+
+    build(tmp_path / "wd", fill)
+    conn = read(tmp_path / "wd")
+    kept = KeptByWrites(count=settings_writes)
+    everything = [("submitted", ">", -1)]
+    for _round in range(2):
+        for task, seeds in ((TASK, {0, 1, 2}), (other, {10, 11, 12, 13})):
+            columns = task_columns(conn, task, None)
+            for page in (1, 2, 3):
+                whole = Selection(task, None, [], "tag:seed", True, page, 8)
+                asked = Selection(task, None, everything, "tag:seed", True, page, 8)
+                ids = [r["id"] for r in runs_table(conn, whole, columns, kept=kept)["rows"]]
+                assert ids == [r["id"] for r in runs_table(conn, asked, columns)["rows"]]
+            counts = facets(conn, Selection(task), columns, kept)
+            assert counts == facets(conn, Selection(task, None, everything), columns)
+            assert {v for v, _n in counts[1]["values"]} == seeds
     conn.close()

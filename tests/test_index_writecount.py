@@ -8,6 +8,7 @@ writes: reports (not counted, so what was kept stays right) and job rows (counte
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from test_index_keptvalues import write
 
 from xpm import tag
 from xpm._experiment import experiment
-from xpm.index import jobs_writes, open_index, settings_writes
+from xpm.index import KeptByWrites, jobs_writes, open_index, settings_writes
 
 FIT = "xpm_chart_tasks.fit"
 PACKAGE = Path(__file__).resolve().parents[1] / "xpm"
@@ -79,17 +80,21 @@ def test_params_and_tags_are_written_only_by_write_jobs() -> None:
 def as_written_by_schema(workdir: Path, version: int) -> None:
     """An index of one job as xpm wrote it at schema ``version`` (7 or 8): without the
     counts that came after it."""
-    later = {8: ("count_%", "jobs_writes"), 9: ("count_settings%", "settings_writes")}
+    later = {
+        8: ("count_%", ["jobs_writes"]),
+        9: ("count_settings%", ["settings_writes", "index_id"]),
+    }
     with open_index(workdir) as index:
         index.conn.execute("INSERT INTO jobs (id, task_id, state) VALUES ('abc', 't', 'DONE')")
         for step in range(version + 1, 10):
-            triggers, key = later[step]
+            triggers, keys = later[step]
             for (name,) in index.conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?",
                 (triggers,),
             ).fetchall():
                 index.conn.execute(f'DROP TRIGGER "{name}"')
-            index.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            for key in keys:
+                index.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
         index.conn.execute(
             "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
         )
@@ -189,3 +194,27 @@ def test_a_whole_tasks_table_keeps_its_tag_counts_while_jobs_start_and_end(
     assert facet("tag:seed") == ["0", "1", "2"]  # kept: no job's settings were written
     write(workdir, "UPDATE jobs SET params_digest = 'changed'")
     assert facet("tag:seed") == ["7"]
+
+
+def test_a_file_made_again_is_not_taken_for_the_old_one(tmp_path: Path) -> None:
+    """An index deleted and recorded anew (or a damaged one replaced) counts from zero
+    again: a value kept at the old file's count is computed again for the new file."""
+    kept = KeptByWrites(count=settings_writes)
+    workdir = tmp_path / "wd"
+
+    def tags_now() -> list[Any]:
+        conn = sqlite3.connect(f"file:{workdir / 'xpm.db'}?mode=ro", uri=True)
+        try:
+            return kept.get(
+                conn, "tags", lambda: conn.execute("SELECT key FROM tags ORDER BY 1").fetchall()
+            )
+        finally:
+            conn.close()
+
+    run(workdir)
+    counted = settings(workdir)
+    assert {k for (k,) in tags_now()} == {"seed"}
+    shutil.rmtree(workdir)
+    run(workdir, "epochs")  # the same writes, other tags
+    assert settings(workdir) == counted
+    assert {k for (k,) in tags_now()} == {"epochs"}

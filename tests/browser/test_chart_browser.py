@@ -71,3 +71,17 @@ def test_parallel_coordinates_say_what_their_colours_mean(server: str, page: Any
     assert found["texts"][0].startswith("accuracy ") and len(found["texts"]) == 2, found
     assert (found["lowStroke"], found["highStroke"]) == (found["first"], found["last"]), found
     assert found["bottom"] <= found["namesTop"], found  # above the axes' names
+    # No scale when the colours tell nothing: one value for every line, or words.
+    for last in ("0.5", "'high'"):
+        shown = page.evaluate(
+            """(last) => {
+              const box = document.getElementById('xpm-chart');
+              const data = JSON.parse(document.getElementById('xpm-chart-data').textContent);
+              data.lines.forEach(l => { l.values[l.values.length - 1] = eval(last); });
+              window.xpmChart.draw(box, data);
+              return [box.querySelectorAll('path.job').length,
+                      box.querySelectorAll('g.colour-scale').length];
+            }""",
+            last,
+        )
+        assert shown == [18, 0], (last, shown)

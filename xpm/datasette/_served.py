@@ -169,7 +169,8 @@ def kept_by_settings(path: Any) -> KeptByWrites:
     job keeps its tag counts and orders while its jobs start and end."""
     found = _by_settings.get(str(path))
     if found is None:
-        found = _by_settings[str(path)] = KeptByWrites(count=settings_writes)
+        # Few: each may hold the other tasks' values of a sorted name (up to 8 MB).
+        found = _by_settings[str(path)] = KeptByWrites(size=16, count=settings_writes)
     return found
 
 

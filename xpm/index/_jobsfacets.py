@@ -78,9 +78,10 @@ def tags_facet_sql(table_sql: str | None, limit: int) -> str:
     return (
         # Only key and value: the index (key, value, job_id) answers it alone (a bool
         # shows as 1/0, which ?_tag= matches too).  A whole float reads as the plugin's
-        # pages show it (wd=0, not wd=0.0); ?_tag=wd=0 matches 0.0.
-        "SELECT key || '=' || CASE WHEN typeof(value) = 'real' AND value = CAST(value AS "
-        "INTEGER) THEN CAST(CAST(value AS INTEGER) AS TEXT) ELSE value END AS value, "
+        # pages show it (wd=0, not wd=0.0; 1e+16 stays so); ?_tag=wd=0 matches 0.0.
+        "SELECT key || '=' || CASE WHEN typeof(value) = 'real' AND abs(value) < 1e15 AND "
+        "value = CAST(value AS INTEGER) THEN CAST(CAST(value AS INTEGER) AS TEXT) "
+        "ELSE value END AS value, "
         "COUNT(*) AS count FROM tags "
         f"{where}GROUP BY key, tags.value ORDER BY key, tags.value LIMIT {limit}"
     )

@@ -91,7 +91,9 @@ TABLES: tuple[Table, ...] = (
                 "schema 8: the web view keeps what it computed from them while it is the same), "
                 "`settings_writes` (writes of `jobs` adding, removing or moving a job or "
                 "changing its `params_digest`, since schema 9: what is computed from the jobs' "
-                "tasks, parameters and tags is kept while it is the same).",
+                "tasks, parameters and tags is kept while it is the same), `index_id` (a random "
+                "name given to the file when it is made, since schema 9: what is kept by a count "
+                "is never taken for that of a file made again).",
             ),
             _c("value", "TEXT", "Its value (`schema_version` is an integer as text)."),
         ),

@@ -17,6 +17,8 @@ from typing import Any
 
 from ._writecount import KeptByWrites
 
+#: The other tasks' values of a sorted name are kept while they are at most this many.
+KEEP_OTHERS = 20_000
 #: The jobs of every task but ``:task`` (through the task index, in two ranges).
 OTHERS = (
     "SELECT id FROM jobs WHERE task_id < :task UNION ALL SELECT id FROM jobs WHERE task_id > :task"
@@ -129,6 +131,8 @@ def sorted_page(
     """
     table, column = ("params", "path") if kind == "param" else ("tags", "key")
     args = {"task": task, "name": name}
+    if kept is not None and (others_count(conn, task, kept) or 0) > KEEP_OTHERS:
+        kept = None  # too many to keep (about 400 bytes each): read each time
     found = (
         kept.get(
             conn,

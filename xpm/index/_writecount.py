@@ -33,6 +33,10 @@ COUNTED = ("jobs", "submissions", "runs")
 KEY = "jobs_writes"
 #: The key of the count of writes changing a job's task, parameters or tags.
 SETTINGS_KEY = "settings_writes"
+#: The key of a random name given to an index file when it is made (schema 9): a file made
+#: again (a damaged one replaced by a rebuild, one deleted and recorded anew) counts from
+#: zero again, and a value kept at the old file's count must not pass for the new one's.
+ID_KEY = "index_id"
 
 
 def create_counter(conn: sqlite3.Connection) -> None:
@@ -48,8 +52,12 @@ def create_counter(conn: sqlite3.Connection) -> None:
 
 
 def create_settings_counter(conn: sqlite3.Connection) -> None:
-    """The ``meta`` row and the triggers counting writes of a job's settings (schema 9)."""
+    """The ``meta`` rows (the count, the index's name) and the triggers counting writes of
+    a job's settings (schema 9)."""
     conn.execute(f"INSERT OR IGNORE INTO meta (key, value) VALUES ('{SETTINGS_KEY}', '0')")
+    conn.execute(
+        f"INSERT OR IGNORE INTO meta (key, value) VALUES ('{ID_KEY}', lower(hex(randomblob(16))))"
+    )
     bump = f"UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = '{SETTINGS_KEY}';"
     for name, event in (
         ("insert", "INSERT ON jobs"),
@@ -117,9 +125,11 @@ class KeptByWrites:
         same ``also``: what else the value depends on, read by the caller in the same
         snapshot).  Call it inside one read transaction, so the count and what
         ``compute`` reads are of the same index."""
-        version = self._count(conn)
-        if version is None:
+        count = self._count(conn)
+        if count is None:
             return compute()
+        # The file's name too: a file made again counts from zero again.
+        version = (count, conn.execute(f"SELECT value FROM meta WHERE key = '{ID_KEY}'").fetchone())
         with self._lock:
             found = self._kept.get(key)
             if found is not None and found[0] == (version, also):

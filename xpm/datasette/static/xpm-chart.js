@@ -233,7 +233,7 @@
         el("text", {x: AX(k) + 4, y: AY(k, t) + 4}, a, fmt(t));
       });
     });
-    colourScale(svg, data.metric, lines.map(function (l) { return l.values[n - 1]; }), W - M.right);
+    colourScale(svg, data.metric, lines.map(function (l) { return l.values[n - 1]; }), metric, W - M.right);
     container.appendChild(svg);
     return svg;
   }
@@ -243,13 +243,17 @@
     return "rgb(" + Math.round(40 + 200 * t) + ",70," + Math.round(240 - 200 * t) + ")";
   }
 
-  // What the colours mean: the result's lowest and highest values at the ends of a
-  // gradient, right-aligned at ``right`` above the axes.
+  // What the colours mean: the result's lowest and highest values drawn (``sc``: its
+  // axis's scale) at the ends of a gradient, right-aligned at ``right`` above the axes.
+  // None when the colours tell nothing: one value only, or words (in their order).
   var gradients = 0;
-  function colourScale(svg, metric, values, right) {
-    var vs = values.filter(function (v) { return typeof v === "number"; });
+  function colourScale(svg, metric, values, sc, right) {
+    var present = values.filter(function (v) { return v !== null && v !== undefined; });
+    if (present.some(function (v) { return typeof v !== "number"; })) { return; }
+    var vs = present.filter(function (v) { return sc.ok(v); });
     if (!vs.length) { return; }
     var lo = Math.min.apply(null, vs), hi = Math.max.apply(null, vs);
+    if (lo === hi) { return; }
     var id = "xpm-colours-" + (++gradients);
     var grad = el("linearGradient", {id: id, x1: 0, x2: 1, y1: 0, y2: 0}, el("defs", {}, svg));
     [0, 0.5, 1].forEach(function (t) { el("stop", {offset: String(t), "stop-color": shade(t)}, grad); });
