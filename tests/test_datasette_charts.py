@@ -170,9 +170,9 @@ def test_a_chart_never_averages_silently(ds: Any, workdir: Path, tmp_path: Path)
     assert data["merged"] == 1 and len(data["series"]) == 3  # a line per seed
 
 
-def test_a_chart_says_how_many_jobs_have_no_value(workdir: Path, tmp_path: Path) -> None:
-    """A failed or running job has no accuracy: the count says so rather than counting it
-    among the jobs drawn."""
+def one_failed(workdir: Path, tmp_path: Path, reported: bool) -> tuple[Any, Any]:
+    """A copy of the index where the first Fit job FAILED (with its reports when
+    ``reported``, none otherwise), served; and that job's seed."""
     copy = tmp_path / "wd"
     shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("jobs"))
     conn = sqlite3.connect(copy / "xpm.db")
@@ -180,13 +180,20 @@ def test_a_chart_says_how_many_jobs_have_no_value(workdir: Path, tmp_path: Path)
         [job] = conn.execute(
             "SELECT id FROM jobs WHERE task_id = ? ORDER BY id LIMIT 1", (FIT,)
         ).fetchone()
-        conn.execute("DELETE FROM results WHERE job_id = ?", (job,))
+        if not reported:
+            conn.execute("DELETE FROM results WHERE job_id = ?", (job,))
         conn.execute("UPDATE jobs SET state = 'FAILED' WHERE id = ?", (job,))
         [seed] = conn.execute(
             "SELECT value FROM tags WHERE job_id = ? AND key = 'seed'", (job,)
         ).fetchone()
     conn.close()
-    other = make_datasette(copy)
+    return make_datasette(copy), seed
+
+
+def test_a_chart_says_how_many_jobs_have_no_value(workdir: Path, tmp_path: Path) -> None:
+    """A failed or running job has no accuracy: the count says so rather than counting it
+    among the jobs drawn."""
+    other, seed = one_failed(workdir, tmp_path, reported=False)
     for view in ("", "&view=parallel"):
         url = f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy&x=lr{view}"
         data = get(other, url.replace("/chart?", "/chart.json?")).json()["data"]
@@ -202,6 +209,27 @@ def test_a_chart_says_how_many_jobs_have_no_value(workdir: Path, tmp_path: Path)
         ).text
     )
     assert "from 6 jobs." in seen
+
+
+def test_a_chart_says_which_values_come_from_jobs_that_did_not_finish(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """A job that failed after reporting: its latest value is drawn (and averaged) with
+    the finished jobs' last ones; the count says how many and which (a trial saw a failed
+    seed's loss at step 2 averaged with the others' at step 4, unsaid)."""
+    other, seed = one_failed(workdir, tmp_path, reported=True)
+    for view in ("&average=seed", "&view=parallel"):
+        url = f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy&x=lr{view}"
+        data = get(other, url.replace("/chart?", "/chart.json?")).json()["data"]
+        assert data["unfinished"] == 1 and data["without"] == 0, data
+        said = text_of(get(other, url).text)
+        assert f"1 of the jobs drawn did not finish (1 failed, all seed={seed} lr=0." in said
+        assert "is the latest they reported, maybe from an earlier step" in said
+    # Every job finished: nothing said.
+    done = get(
+        make_datasette(workdir), f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy&x=lr"
+    )
+    assert "did not finish" not in text_of(done.text)
 
 
 def test_a_curve_over_seeds_says_where_a_job_stopped_reporting(
@@ -250,6 +278,11 @@ def test_job_page_results_are_short_and_its_chart_is_its_own(ds: Any, workdir: P
     link = html.unescape(links[0])
     assert f"task={FIT}" in link and "metric=loss" in link and "x=step" in link
     assert "curves" in text_of(page)
+    # And the job's own curves alone (the experiment's chart did not single it out).
+    own = re.findall(r'class="xpm-own-curves" href="([^"]+)"', page)
+    assert own == [f"/-/xpm/compare?id={job}"], own
+    compared = get(ds, own[0]).text
+    assert job[:8] in text_of(compared) and 'class="xpm-chart"' in compared
 
 
 # --- 4. wording --------------------------------------------------------------------------------------

@@ -167,6 +167,10 @@ def test_filters_and_sorts_by_the_hidden_name_still_work(ds: Any, workdir: Path)
     assert set(row_ids(more)) == set(layers(workdir, "AND value > 1")) and "Jobs 1–4 of 4" in more
     page = get(ds, f"{RUNS}&sort=-param:model.n_layers").text
     assert row_ids(page) == layers(workdir, "ORDER BY value DESC, job_id DESC")
+    # A sort names its column as a filter does (it said "cannot sort by 'n_layers'").
+    for name in ("model.n_layers", "n_layers"):
+        short = get(ds, f"{RUNS}&sort=-{name}").text
+        assert row_ids(short) == row_ids(page) and "cannot sort" not in short, name
     assert "cannot sort" not in page
     # The tag's column says it is the order.
     assert "n_layers ▼" in header_texts(page)

@@ -5,6 +5,7 @@ Datasette's test client on the index of tests/browser/sweep.py (fixtures of test
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -72,3 +73,67 @@ def test_a_dirty_commit_names_its_state(ds: Any) -> None:
     row = page.split(f'data-job="{job}"')[1].split("</tr>")[0]
     dirty = re.search(r'<span class="xpm-dirty" title="([^"]+)">\*<small>(\w+)</small>', row)
     assert dirty and dirty.group(2) == state[:4] and state in dirty.group(1), row
+
+
+def runs_of(html: str) -> list[str]:
+    body = html.split('id="xpm-runs"')[1].split("</table>")[0] if 'id="xpm-runs"' in html else ""
+    return re.findall(r'<tr data-job="([0-9a-f]{64})"', body)
+
+
+def test_times_durations_and_commits_filter_as_the_table_shows_them(ds: Any) -> None:
+    """submitted>2026-12-07, duration>0.2s and commit=ed06848 (7 characters, a star and a
+    state for a dirty tree) were taken as numbers or whole hashes: "No job matches"."""
+    every = runs_of(get(ds, EVALUATE).text)
+    assert len(every) == 3
+
+    def kept(where: str) -> list[str]:
+        return runs_of(get(ds, f"{EVALUATE}&where={where}").text)
+
+    today = time.strftime("%Y-%m-%d", time.localtime(time.time() - 86400))
+    assert sorted(kept(f"submitted%3E{today}")) == sorted(every)
+    assert kept("submitted%3C2000-01-01") == [] and kept("started%3C2000-01-01T10:00") == []
+    assert sorted(kept("duration%3E0s")) == sorted(every)
+    assert kept("duration%3E2d") == [] and sorted(kept("duration%3C5m")) == sorted(every)
+    job = every[0]
+    sha = get(ds, f"/xpm/jobs/{job}.json?_shape=array").json()[0]["git_state"]
+    commit = get(ds, f"/xpm/git_states/{sha}.json?_shape=array").json()[0]["commit_sha"]
+    with_it = kept(f"commit%3D{commit[:7]}")
+    assert job in with_it and kept(f"commit%3D{commit[:7]}*ab12") == with_it
+    assert kept("commit%3D0000000") == []
+    # What cannot be read is said, with what to write.
+    html = get(ds, f"{EVALUATE}&where=submitted%3Eyesterday").text
+    assert "is not a time; write a date and time as 2026-12-07" in html
+    assert "a number with s, m, h or d" in get(ds, f"{EVALUATE}&where=duration%3E5y").text
+
+
+def test_a_runs_table_exports_every_job_as_csv(ds: Any) -> None:
+    """The table's CSV link: every job it keeps (all pages), in its order, with the stored
+    values (not the page's 4 digits), its filters applied; what cannot be read is refused."""
+    import csv
+    import html as htmllib
+    import io
+
+    train = "/-/xpm/experiment/sweep?task=sweep.train&sort=-n_layers&where=n_layers%3E1"
+    page = get(ds, train + "&size=1").text  # one row per page: the export is every page
+    link = htmllib.unescape(re.search(r'class="xpm-csv" href="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    assert link.startswith("/-/xpm/runs.csv?task=sweep.train&experiment=sweep")
+    assert "size=" not in link and "page=" not in link
+    answer = get(ds, link)
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert "sweep-sweep.train.csv" in answer.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    shown = runs_of(get(ds, train).text)
+    assert [r["id"] for r in rows] == shown and len(shown) == 2
+    assert [int(r["tag:n_layers"]) for r in rows] == [3, 2]
+    assert all(r["task"] == "sweep.train" and r["state"] == "DONE" for r in rows)
+    assert all(float(r["duration"]) >= 0 and r["submitted"][10] == "T" for r in rows)
+    for row in rows:  # the stored value, whole
+        stored = get(ds, f"/xpm/results.json?_shape=array&job_id={row['id']}").json()
+        latest = {r["key"]: r["value"] for r in sorted(stored, key=lambda r: r["seq"])}
+        assert {k: float(v) for k, v in row.items() if k.startswith("result:")} == {
+            f"result:{k}": v for k, v in latest.items()
+        }
+    # A filter that cannot be read: refused, not another table.
+    bad = asyncio.run(ds.client.get("/-/xpm/runs.csv?task=sweep.train&where=bogus%3D1"))
+    assert bad.status_code == 400 and "no column 'bogus'" in bad.text
+    assert asyncio.run(ds.client.get("/-/xpm/runs.csv?task=nope")).status_code == 404

@@ -69,6 +69,9 @@ def test_parallel_coordinates_say_what_their_colours_mean(server: str, page: Any
     )
     assert (found["shownLow"], found["shownHigh"]) == (found["low"], found["high"])
     assert found["texts"][0].startswith("accuracy ") and len(found["texts"]) == 2, found
+    # 4 significant digits, as the tables show results.
+    shown = [found["texts"][0].split()[-1], found["texts"][1]]
+    assert shown == [f"{found['low']:.4g}", f"{found['high']:.4g}"], found
     assert (found["lowStroke"], found["highStroke"]) == (found["first"], found["last"]), found
     assert found["bottom"] <= found["namesTop"], found  # above the axes' names
     # No scale when the colours tell nothing: one value for every line, or words.
@@ -85,3 +88,30 @@ def test_parallel_coordinates_say_what_their_colours_mean(server: str, page: Any
             last,
         )
         assert shown == [18, 0], (last, shown)
+
+
+def test_a_chart_of_many_curves_draws(server: str, page: Any) -> None:
+    """130,000 points (1,300 curves of 100 steps): drawn, as lines without a circle per
+    point (Math.min.apply overflowed the stack past about 124,000 values: a blank chart)."""
+    page.goto(server + "-/xpm/chart?experiment=seeds&metric=loss&x=step")
+    page.wait_for_selector('#xpm-chart[data-drawn="1"] svg')
+    assert page.locator("#xpm-chart circle").count() > 0  # a small chart marks its points
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    drawn = page.evaluate(
+        """() => {
+          const box = document.getElementById('xpm-chart');
+          const data = JSON.parse(document.getElementById('xpm-chart-data').textContent);
+          data.series = [];
+          for (let k = 0; k < 1300; k++) {
+            const points = [];
+            for (let step = 0; step < 100; step++) { points.push([step, 1 / (1 + step + k), 1]); }
+            data.series.push({name: 'seed=' + k, points: points, band: [], jobs: ['a' + k]});
+          }
+          const svg = window.xpmChart.draw(box, data);
+          return [svg !== null, box.querySelectorAll('g.series').length,
+                  box.querySelectorAll('path.line').length, box.querySelectorAll('circle').length,
+                  box.querySelector('path.line title').textContent];
+        }"""
+    )
+    assert drawn == [True, 1300, 1300, 0, "seed=0"] and not errors, (drawn, errors)

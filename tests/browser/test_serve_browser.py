@@ -681,6 +681,12 @@ def test_live_pages_refresh_while_a_job_runs(page: Any, tmp_path: Path) -> None:
             page.wait_for_function(idle, timeout=120_000)
             assert "Nothing is running." in page.locator("#xpm-running").inner_text()
             assert "live\t2\t" in page.locator("#xpm-experiments").inner_text()  # two runs
+            # The runs table's task tab counts the second run's job too (it stayed at 1).
+            runs.wait_for_function(
+                "document.querySelector('#xpm-tasks small').innerText.trim() === '(2)'",
+                timeout=60_000,
+            )
+            assert runs.evaluate("window.xpmNotReloaded") is True
             second.communicate(timeout=120)
             assert second.returncode == 0
     finally:

@@ -146,6 +146,9 @@ def chart(
         data = {"experiment": experiment, "task": task, **data}
         if x != "step" or view == "parallel":
             data["without_why"] = why_without(values, ids, jobs.states, metric)
+            data["unfinished"], data["unfinished_why"] = unfinished_why(
+                values, ids, jobs.states, metric
+            )
     return {
         "choices": {
             "experiments": experiments,
@@ -430,12 +433,39 @@ def why_without(
     ``metric``: how many in each state and the tags and parameters they all share that
     the others do not all have ("6 failed, all seed=2"); None when every job has one."""
     ys = values.get(f"result:{metric}", {})
-    state_of = dict(zip(ids, states, strict=False))
     missing = [j for j in ids if _number(ys.get(j)) is None]
-    if not missing:
-        return None
     words = {"DONE": "done without reporting it", "RUNNING": "running"}
-    counts = Counter(shown_state(state_of.get(j) or "") for j in missing)
+    return _describe(values, ids, states, missing, words) if missing else None
+
+
+def unfinished_why(
+    values: dict[str, dict[str, Any]], ids: list[str], states: list[str | None], metric: str
+) -> tuple[int, str | None]:
+    """How many of the jobs ``ids`` drawn with a value of ``metric`` did not finish
+    (failed, running, cancelled), and how they read ("8 failed, all seed=3"): their value
+    is the latest they reported, maybe from an earlier step than the others' (a trial
+    saw a failed seed's loss at step 2 averaged with the others' at step 4, unsaid)."""
+    ys = values.get(f"result:{metric}", {})
+    state_of = dict(zip(ids, states, strict=False))
+    unfinished = [
+        j for j in ids if _number(ys.get(j)) is not None and state_of.get(j) not in (None, "DONE")
+    ]
+    if not unfinished:
+        return 0, None
+    return len(unfinished), _describe(values, ids, states, unfinished, {"RUNNING": "running"})
+
+
+def _describe(
+    values: dict[str, dict[str, Any]],
+    ids: list[str],
+    states: list[str | None],
+    some: list[str],
+    words: dict[str, str],
+) -> str:
+    """``some`` of the jobs ``ids``: how many in each state (``words`` for a state) and the
+    tags and parameters they all share that the others do not all have."""
+    state_of = dict(zip(ids, states, strict=False))
+    counts = Counter(shown_state(state_of.get(j) or "") for j in some)
     parts = [f"{n} {words.get(state, state.lower())}" for state, n in counts.most_common()]
     shared = []
     # Tags first, then parameters (a seed left untagged names the failed seed too).
@@ -443,10 +473,10 @@ def why_without(
     keys += sorted(k for k in values if k.startswith("param:"))
     for key in keys:
         column = values[key]
-        first = column.get(missing[0])
+        first = column.get(some[0])
         if (
             first is not None
-            and all(column.get(j) == first for j in missing)
+            and all(column.get(j) == first for j in some)
             and any(column.get(j) != first for j in ids)
         ):
             shared.append(f"{_label(key)}={number(first)}")

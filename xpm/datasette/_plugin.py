@@ -412,7 +412,7 @@ def table_actions(datasette: Any, actor: Any, database: str, table: str, request
 
 @hookimpl
 def register_routes(datasette: Any) -> list[tuple[str, Any]]:
-    from . import _live, _pages, _views
+    from . import _export, _live, _pages, _views
 
     return [
         (r"^/-/xpm/live\.json$", _live.live_state),
@@ -426,6 +426,7 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
             _views.log_page,
         ),
         (r"^/-/xpm/experiment/(?P<name>[^/]+)$", _views.experiment_page),
+        (r"^/-/xpm/runs\.csv$", _export.runs_csv),
         (r"^/-/xpm/runs/(?P<task>[A-Za-z0-9_.\-]+)$", _views.runs_page),
         (r"^/-/xpm/compare$", _views.compare_page),
         (r"^/-/xpm/chart$", _pages.chart_page),

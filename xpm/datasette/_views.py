@@ -169,7 +169,7 @@ async def log_page(request: Any, datasette: Any) -> Response:
 
 
 # --- experiment page and runs tables --------------------------------------------------------------
-async def _table_base(db: Any, task: str | None, experiment: str | None) -> dict[str, Any]:
+async def table_base(db: Any, task: str | None, experiment: str | None) -> dict[str, Any]:
     """What every page of a runs table shares, read again only when the index changed:
     the tasks (with their number of jobs), the task shown, its columns and, in an
     experiment, its jobs (read once: they give counts, states and the newest first)."""
@@ -219,17 +219,22 @@ def _int_arg(request: Any, name: str, default: int, low: int, high: int) -> int:
         return default
 
 
-async def _runs_context(
-    request: Any, datasette: Any, task: str | None, experiment: str | None
-) -> dict[str, Any]:
-    """Everything a runs table shows: columns, facets, one page of rows, filters, errors."""
-    db = datasette.get_database(DATABASE)
-    base = await _table_base(db, task, experiment)
-    task = base["task"]
-    context: dict[str, Any] = {"tasks": base["tasks"], "task": task, "errors": [], "table": None}
-    if task is None:
-        return context
+@dataclasses.dataclass
+class AskedTable:
+    """What a runs table's URL asks: its selection, the filters read (with their text),
+    what could not be read (said on the page, kept in the box) and whether Meta shows."""
+
+    selection: index.Selection
+    filters: list[tuple[str, str, Any, str]]
+    errors: list[str]
+    rejected: list[str]
+    show_meta: bool
+
+
+def asked_table(request: Any, base: dict[str, Any], experiment: str | None) -> AskedTable:
+    """The runs table a URL asks for, on the task and columns of ``base``."""
     columns: list[index.Column] = base["columns"]
+    task = base["task"]
     filters: list[tuple[str, str, Any, str]] = []
     errors: list[str] = []
     rejected: list[str] = []  # filters' text kept in the box, to be corrected
@@ -243,17 +248,35 @@ async def _runs_context(
             rejected.append(text)
     sort = request.args.get("sort") or "-submitted"
     descending = sort.startswith("-")
-    sort = sort.lstrip("-")
+    # A sort names its column as a filter does (seed, n_layers for model.n_layers).
+    sort = index.column_key(sort.lstrip("-"), columns) or sort.lstrip("-")
     if sort not in index.FIXED_COLUMNS and sort not in {c.key for c in columns}:
         errors.append(f"cannot sort by {sort!r}: click a column header instead")
         sort, descending = "submitted", True
-    # Meta parameters (paths, devices, counters) do not tell runs apart: shown on request.
-    show_meta = request.args.get("meta") == "1"
     size = _int_arg(request, "size", index.PAGE_SIZE, 1, index.MAX_PAGE_SIZE)
     page = _int_arg(request, "page", 1, 1, 10**9)
     selection = index.Selection(
         task, experiment, [f[:3] for f in filters], sort, descending, page, size, base["jobs"]
     )
+    # Meta parameters (paths, devices, counters) do not tell runs apart: shown on request.
+    return AskedTable(selection, filters, errors, rejected, request.args.get("meta") == "1")
+
+
+async def _runs_context(
+    request: Any, datasette: Any, task: str | None, experiment: str | None
+) -> dict[str, Any]:
+    """Everything a runs table shows: columns, facets, one page of rows, filters, errors."""
+    db = datasette.get_database(DATABASE)
+    base = await table_base(db, task, experiment)
+    task = base["task"]
+    context: dict[str, Any] = {"tasks": base["tasks"], "task": task, "errors": [], "table": None}
+    if task is None:
+        return context
+    columns: list[index.Column] = base["columns"]
+    asked = asked_table(request, base, experiment)
+    selection, filters, errors = asked.selection, asked.filters, asked.errors
+    sort, descending, show_meta = selection.sort, selection.descending, asked.show_meta
+    size, page = selection.size, selection.page
 
     writes, settings = kept_by_writes(db.path), kept_by_settings(db.path)
     by_results = any(f[0].startswith("result:") for f in filters)
@@ -318,7 +341,7 @@ async def _runs_context(
         show_meta=show_meta,
         meta_count=sum(c.meta for c in columns),
         filters=[f[3] for f in filters],
-        rejected=", ".join(rejected),
+        rejected=", ".join(asked.rejected),
         errors=errors,
         sort=sort,
         descending=descending,
@@ -329,8 +352,21 @@ async def _runs_context(
         first_row=(min(page, pages) - 1) * size + 1,
         active=table["active"],
         zone=_format.zone(),
+        csv_url=_csv_url(request, datasette, task, experiment),
     )
     return context
+
+
+def _csv_url(request: Any, datasette: Any, task: str, experiment: str | None) -> str:
+    """The CSV export of the table shown: its filters, order and Meta choice, every page."""
+    args = [("task", task)] + ([("experiment", experiment)] if experiment else [])
+    args += [
+        (k, v)
+        for k in request.args
+        if k in ("where", "sort", "meta")
+        for v in request.args.getlist(k)
+    ]
+    return datasette.urls.path("-/xpm/runs.csv") + "?" + urllib.parse.urlencode(args)
 
 
 def _upstream_columns(

@@ -10,6 +10,7 @@ returns plain Python values.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import re
@@ -21,6 +22,7 @@ from typing import Any
 from .._vocabulary import stored_state
 from ._query import parse_tag_value
 from ._results import split_conditions
+from ._shownvalues import AS_SHOWN, PREFIX
 from ._upstream import UPSTREAM, upstream_expr
 from ._wholetask import others_count, sorted_page, task_states, task_tags
 from ._writecount import KeptByWrites
@@ -226,6 +228,8 @@ def _condition(
         test = f"IN ({', '.join(names)})"
     elif op == "~":
         test = f"LIKE '%' || {names[0]} || '%'"
+    elif op == PREFIX:
+        test = f"LIKE {names[0]} || '%'"
     else:
         test = f"{op} {names[0]}"
     column = columns.get(key)
@@ -262,7 +266,7 @@ def parse_filter(text: str, columns: list[Column]) -> tuple[str, str, Any, str]:
             "(e.g. lr>0.01, n_layers=2, state=FAILED)"
         )
     name, op, raw = match.groups()
-    key = _column_key(name, columns)
+    key = column_key(name, columns)
     if key is None:
         # A tag and the parameter it marks are one setting: their name is listed once.
         names = list(dict.fromkeys(c.name for c in columns if c.marked_by is None))
@@ -276,6 +280,9 @@ def parse_filter(text: str, columns: list[Column]) -> tuple[str, str, Any, str]:
     values = parse_tag_value(raw)
     if key == "state":  # as the facet and `xpm jobs list --state` show them: done, WAITING
         values = [stored_state(v) if isinstance(v, str) else v for v in values]
+    elif key in AS_SHOWN:  # a time, a duration or a commit as the table shows it
+        op, value = AS_SHOWN[key](text, op, raw)
+        return key, op, value, f"{key}{'=' if op == PREFIX else op}{raw}"
     numeric = any(c.key == key and c.numeric for c in columns)
     if numeric and op in ("<", "<=", ">", ">=") and not isinstance(values[0], (int, float)):
         # Compared as text, lr>abc matched nothing and looked like an empty sweep.
@@ -301,7 +308,10 @@ def parse_filters(text: str, columns: list[Column]) -> list[tuple[str, str, Any,
     return out
 
 
-def _column_key(name: str, columns: list[Column]) -> str | None:
+def column_key(name: str, columns: list[Column]) -> str | None:
+    """The key of the column a filter or a sort names (``lr``, ``tag:lr``, ``n_layers`` for
+    ``model.n_layers``, ``state``): a tag first, then a parameter, a result, an upstream
+    value; None when no column has that name."""
     if name in FIXED:
         return name
     by_key = {c.key: c for c in columns}
@@ -349,9 +359,36 @@ def runs_table(
     what a task's table over every job keeps while no job's settings are written
     (:mod:`._wholetask`).
     """
+    count = total if total is not None else job_count(conn, selection, columns)
+    return {
+        "count": count,
+        "rows": page_rows(conn, page_ids(conn, selection, columns, count, kept)),
+    }
+
+
+def ordered_ids(
+    conn: sqlite3.Connection,
+    selection: Selection,
+    columns: list[Column],
+    kept: KeptByWrites | None = None,
+) -> list[str]:
+    """The ids of every job ``selection`` keeps, on all its pages, in its order (an
+    export of the table)."""
+    count = job_count(conn, selection, columns)
+    every = dataclasses.replace(selection, page=1, size=max(count, 1))
+    return page_ids(conn, every, columns, count, kept)
+
+
+def page_ids(
+    conn: sqlite3.Connection,
+    selection: Selection,
+    columns: list[Column],
+    count: int,
+    kept: KeptByWrites | None = None,
+) -> list[str]:
+    """The ids of the jobs of one page of ``selection`` (of ``count`` jobs), in order."""
     by_key = {c.key: c for c in columns}
     where, args = selection.where(by_key)
-    count = total if total is not None else job_count(conn, selection, columns)
     column = by_key.get(selection.sort)
     order = column.expr() if column is not None else FIXED.get(selection.sort, FIXED["submitted"])
     direction = "DESC" if selection.descending else "ASC"
@@ -378,7 +415,7 @@ def runs_table(
                 args,
             )
         ]
-    return {"count": count, "rows": page_rows(conn, ids)}
+    return ids
 
 
 def _whole_task(

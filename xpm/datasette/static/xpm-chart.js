@@ -6,6 +6,8 @@
   var NS = "http://www.w3.org/2000/svg";
   var COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                 "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+  // Points of a chart drawn as circles (with a tooltip, a click) at most: past it, lines.
+  var MAX_MARKS = 5000;
   // Past ten series the colours repeat with another dash pattern, so lines stay apart.
   var DASHES = ["", "6 3", "2 2", "8 3 2 3"];
 
@@ -36,6 +38,18 @@
     return String(Math.round(v * 1e6) / 1e6);
   }
 
+  // The lowest and highest of numbers, in a loop: Math.min.apply(null, values) passes
+  // them as arguments and overflows the stack past about 124,000 (5,000 curves of 100
+  // steps drew nothing).
+  function extent(values) {
+    var lo = Infinity, hi = -Infinity;
+    for (var i = 0; i < values.length; i++) {
+      if (values[i] < lo) { lo = values[i]; }
+      if (values[i] > hi) { hi = values[i]; }
+    }
+    return [lo, hi];
+  }
+
   // A scale over values: linear, log10 or categorical; .pos(v) in [0, 1], .ticks().
   function scale(values, log) {
     var cats = values.some(function (v) { return typeof v !== "number"; });
@@ -51,7 +65,7 @@
     var f = log ? function (v) { return Math.log10(v); } : function (v) { return v; };
     var ok = log ? function (v) { return typeof v === "number" && v > 0; } : function (v) { return typeof v === "number"; };
     var vs = values.filter(ok).map(f);
-    var lo = Math.min.apply(null, vs), hi = Math.max.apply(null, vs);
+    var range = extent(vs), lo = range[0], hi = range[1];
     if (!vs.length) { lo = 0; hi = 1; }
     if (lo === hi) { lo -= log ? 1 : (Math.abs(lo) * 0.1 || 1); hi += log ? 1 : (Math.abs(hi) * 0.1 || 1); }
     return {ok: ok,
@@ -156,6 +170,12 @@
     el("text", {x: 14, y: M.top + ih / 2, "text-anchor": "middle",
                 transform: "rotate(-90 14 " + (M.top + ih / 2) + ")"}, axis, yname + (data.logy ? " (log)" : ""));
 
+    // Past some thousands of points a circle (with its tooltip) each made the page slow
+    // to draw (5,000 curves of 100 steps: 500,000 circles): lines only then, each with
+    // its name and its jobs on click.
+    var total = 0;
+    series.forEach(function (s) { total += s.points.length; });
+    var marked = total <= MAX_MARKS;
     series.forEach(function (s, i) {
       var color = COLORS[i % COLORS.length];
       var g = el("g", {"class": "series", "data-name": s.name}, svg);
@@ -167,10 +187,19 @@
       }
       var pts = s.points.filter(function (p) { return shown(p[0], p[1]); });
       if (pts.length > 1) {
-        el("path", {"class": "line", d: pts.map(function (p, k) { return (k ? "L" : "M") + X(p[0]).toFixed(1) + "," + Y(p[1]).toFixed(1); }).join(""),
+        var line = el("path", {"class": "line", d: pts.map(function (p, k) { return (k ? "L" : "M") + X(p[0]).toFixed(1) + "," + Y(p[1]).toFixed(1); }).join(""),
                     fill: "none", stroke: color, "stroke-width": 2,
                     "stroke-dasharray": DASHES[Math.floor(i / COLORS.length) % DASHES.length]}, g);
+        if (!marked) {
+          el("title", {}, line, s.name);
+          if (s.jobs && s.jobs.length) {
+            line.addEventListener("click", function () {
+              window.location.href = link(container, s.jobs.length === 1 ? s.jobs[0] : s.jobs);
+            });
+          }
+        }
       }
+      if (!marked && pts.length > 1) { return; }
       pts.forEach(function (p) {
         var c = el("circle", {cx: X(p[0]).toFixed(1), cy: Y(p[1]).toFixed(1), r: 4, fill: color}, g);
         // A point of a curve over steps counts its values; its jobs are the line's, of
@@ -252,16 +281,18 @@
     if (present.some(function (v) { return typeof v !== "number"; })) { return; }
     var vs = present.filter(function (v) { return sc.ok(v); });
     if (!vs.length) { return; }
-    var lo = Math.min.apply(null, vs), hi = Math.max.apply(null, vs);
+    var range = extent(vs), lo = range[0], hi = range[1];
     if (lo === hi) { return; }
     var id = "xpm-colours-" + (++gradients);
     var grad = el("linearGradient", {id: id, x1: 0, x2: 1, y1: 0, y2: 0}, el("defs", {}, svg));
     [0, 0.5, 1].forEach(function (t) { el("stop", {offset: String(t), "stop-color": shade(t)}, grad); });
     var g = el("g", {"class": "colour-scale", "data-low": lo, "data-high": hi}, svg);
     var width = 100, x = right - width - 44;
-    el("text", {x: x - 6, y: 17, "text-anchor": "end"}, g, metric + " " + fmt(lo));
+    // 4 significant digits, as the pages' tables show results.
+    var short = function (v) { return String(Number(v.toPrecision(4))); };
+    el("text", {x: x - 6, y: 17, "text-anchor": "end"}, g, metric + " " + short(lo));
     el("rect", {x: x, y: 8, width: width, height: 10, fill: "url(#" + id + ")"}, g);
-    el("text", {x: x + width + 6, y: 17}, g, fmt(hi));
+    el("text", {x: x + width + 6, y: 17}, g, short(hi));
   }
 
   function draw(container, data) {
