@@ -867,6 +867,25 @@ def accuracy(lr: float, width: int, seed: float) -> float:
     return 0.5 + 0.1 * math.log10(lr) + width / 100 + seed / 100
 
 
+def test_parallel_coordinates_draw_a_parameter_spanning_decades_on_a_log_axis(
+    seeded: Any,
+) -> None:
+    """lr 0.01, 0.1, 1 on parallel coordinates: a log axis unless asked otherwise (the
+    lines view did so for x, parallel coordinates squeezed 0.01 and 0.1 together)."""
+
+    def log_axes(query: str) -> list[str]:
+        page = get(seeded, "/-/xpm/chart?experiment=seeds&metric=accuracy&view=parallel" + query)
+        found = re.search(
+            r'<script type="application/json" id="xpm-chart-data">(.*?)</script>', page.text, re.S
+        )
+        assert found is not None
+        return list(json.loads(found.group(1))["log_axes"])
+
+    assert log_axes("") == ["lr"]  # width (8, 16) and seed (0..2) stay linear
+    assert log_axes("&x=lr&logx=0") == []  # the form's x unticked
+    assert log_axes("&x=width&logy=1") == ["lr", "accuracy"]
+
+
 def test_jobs_table_tags_read_as_the_plugin_pages_show_them(seeded: Any) -> None:
     """lr=1.0 is recorded as a float: the /xpm/jobs facet reads lr=1 as the runs tables
     and charts do, and its link keeps the jobs with 1.0."""

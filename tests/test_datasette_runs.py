@@ -137,3 +137,47 @@ def test_a_runs_table_exports_every_job_as_csv(ds: Any) -> None:
     bad = asyncio.run(ds.client.get("/-/xpm/runs.csv?task=sweep.train&where=bogus%3D1"))
     assert bad.status_code == 400 and "no column 'bogus'" in bad.text
     assert asyncio.run(ds.client.get("/-/xpm/runs.csv?task=nope")).status_code == 404
+
+
+def test_a_bare_name_that_is_a_tag_and_a_parameter_offers_the_parameters_reading(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """seed tagged in two runs' jobs, left untagged in a third: the table shows a tag and a
+    parameter named seed; seed=2 reads the tag (no job) and the page offers param:seed=2,
+    which keeps the untagged job (a trial saw "No job matches" under a column of 2s)."""
+    from xpm_chart_tasks import Fit
+
+    from xpm import tag
+    from xpm._experiment import experiment
+    from xpm.datasette._app import make_datasette
+
+    monkeypatch.setenv("XPM_GIT", "off")
+    workdir = tmp_path / "wd"
+    with experiment(workdir, "e", progress=False):
+        Fit(lr=0.1, seed=tag(0), epochs=1).submit()
+        Fit(lr=0.1, seed=tag(1), epochs=1).submit()
+        Fit(lr=0.1, seed=2, epochs=1).submit()
+    site = make_datasette(workdir)
+    url = "/-/xpm/experiment/e?task=xpm_chart_tasks.fit"
+    page = get(site, url + "&where=seed%3D2").text
+    assert runs_of(page) == []
+    note = page.split('class="xpm-reading"')[1].split("</p>")[0]
+    assert "<code>tag:seed=2</code> reads the tag" in note and "keeps 1 job." in note, note
+    other = re.search(r'href="([^"]+)"', note).group(1)  # type: ignore[union-attr]
+    kept = get(site, other.replace("&amp;", "&")).text
+    assert len(runs_of(kept)) == 1 and 'class="xpm-reading"' not in kept
+    # A name that is a tag only, or the same count either way: nothing offered.
+    assert 'class="xpm-reading"' not in get(site, url + "&where=lr%3D0.1").text
+    assert 'class="xpm-reading"' not in get(site, url + "&where=seed%3D0").text
+
+
+def test_an_unknown_experiment_is_named_with_the_ones_there_are(ds: Any) -> None:
+    """A mistyped or not yet started experiment: a 404 naming the experiments (it said
+    only "no experiment"), with the close ones first."""
+    import html as htmllib
+
+    answer = asyncio.run(ds.client.get("/-/xpm/experiment/swep"))
+    assert answer.status_code == 404
+    text = htmllib.unescape(answer.text)
+    assert "no experiment 'swep' in the index (not run yet, or mistyped)" in text
+    assert "did you mean sweep?" in text and "broken" in text

@@ -25,6 +25,7 @@ from xpm.git import (
     reproduce,
     reproduce_commands,
 )
+from xpm.index._rows import git_state_id
 
 
 def index_bytes(repo: Path) -> bytes:
@@ -517,3 +518,23 @@ def test_a_workdir_inside_the_repository_is_not_code(tmp_path: Path) -> None:
     assert state["dirty"] and state["snapshot"]
     files = git_out(repo, "ls-tree", "-r", "--name-only", state["snapshot"]).stdout.split()
     assert files == ["README"]
+
+
+def test_the_same_changes_make_the_same_snapshot_whenever_taken(tmp_path: Path) -> None:
+    """Two runs of identical uncommitted code, a second apart: one snapshot, one git state
+    (the web view showed two dirty states, "other changes", for byte-identical code)."""
+    repo = make_repo(tmp_path / "repo", {"a.py": "a = 1\n"})
+    (repo / "a.py").write_text("a = 2\n")
+    (repo / "new.py").write_text("n = 1\n")
+    (first,) = capture([repo])
+    time.sleep(1.1)  # commit dates have a resolution of one second
+    (again,) = capture([repo])
+    assert first.snapshot is not None and again.snapshot == first.snapshot
+    assert git_state_id(again.to_dict()) == git_state_id(first.to_dict())
+    # Dated as its parent commit, not 1970 nor now.
+    stamps = sh(repo, "log", "-1", "--format=%ct %at", first.snapshot).split()
+    assert stamps == [sh(repo, "log", "-1", "--format=%ct", "HEAD").strip()] * 2
+    # Other changes: another snapshot.
+    (repo / "new.py").write_text("n = 2\n")
+    (other,) = capture([repo])
+    assert other.snapshot not in (None, first.snapshot)

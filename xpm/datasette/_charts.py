@@ -483,13 +483,30 @@ def _describe(
     return ", ".join(parts) + (f", all {' '.join(shared)}" if shared else "")
 
 
+def decade_axes(data: dict[str, Any], decades: float = 2.0) -> list[str]:
+    """The parameter axes of parallel coordinates (``data`` of :func:`parallel`, the
+    result's axis left out) whose values are all positive numbers spanning ``decades``
+    powers of ten or more: drawn on a log axis unless asked otherwise, as a line chart's x
+    (lr 0.001, 0.01, 0.1 squeezed 0.001 and 0.01 together)."""
+    lines = data.get("lines") or []
+    return [
+        name
+        for k, name in enumerate(data.get("axes", [])[:-1])
+        if _spans([line["values"][k] for line in lines], decades)
+    ]
+
+
+def _spans(xs: list[Any], decades: float) -> bool:
+    """Whether ``xs`` are all positive numbers spanning ``decades`` powers of ten."""
+    numbers = [x for x in xs if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    if not numbers or len(numbers) != len(xs) or min(numbers) <= 0:
+        return False
+    return math.log10(max(numbers) / min(numbers)) >= decades - 1e-9
+
+
 def spans_decades(data: dict[str, Any], decades: float = 2.0) -> bool:
     """Whether the numeric x values of a chart's lines (``data`` of :func:`chart`) are all
     positive and span ``decades`` powers of ten or more (a log axis reads them)."""
     if data.get("x") == "step":
         return False
-    xs = [p[0] for line in data.get("series") or [] for p in line["points"]]
-    numbers = [x for x in xs if isinstance(x, (int, float)) and not isinstance(x, bool)]
-    if not numbers or len(numbers) != len(xs) or min(numbers) <= 0:
-        return False
-    return math.log10(max(numbers) / min(numbers)) >= decades - 1e-9
+    return _spans([p[0] for line in data.get("series") or [] for p in line["points"]], decades)

@@ -140,11 +140,19 @@ async def _chart_context(request: Any, datasette: Any) -> dict[str, Any]:
     # axis (lr 0.001, 0.01, 0.1 put 0.001 on the y axis); the form says so, and sends
     # logx=0 when unticked.
     asked_logx = args.getlist("logx")
-    data["logx"] = "1" in asked_logx if asked_logx else _charts.spans_decades(data)
     data["logy"] = args.get("logy") == "1"
-    # Parallel coordinates: the axis of the form's x and the result's follow its log choices.
-    logs = [(data["logx"], context["x"]), (data["logy"], context["metric"])]
-    data["log_axes"] = [str(key).split(":", 1)[-1] for wanted, key in logs if wanted and key]
+    x_axis = str(context["x"]).split(":", 1)[-1] if context["x"] else None
+    if "lines" in data:
+        # Parallel coordinates: each parameter spanning two decades is drawn on a log axis,
+        # the form's x as its box says once asked, the result's as "log y".
+        auto = [a for a in _charts.decade_axes(data) if a != x_axis]
+        data["logx"] = "1" in asked_logx if asked_logx else x_axis in _charts.decade_axes(data)
+        logs = [(data["logx"], x_axis), (data["logy"], str(context["metric"]))]
+        data["log_axes"] = auto + [key for wanted, key in logs if wanted and key]
+    else:
+        data["logx"] = "1" in asked_logx if asked_logx else _charts.spans_decades(data)
+        logs = [(data["logx"], context["x"]), (data["logy"], context["metric"])]
+        data["log_axes"] = [str(key).split(":", 1)[-1] for wanted, key in logs if wanted and key]
     asked_experiment = args.get("experiment")
     experiments = context["choices"]["experiments"]
     # A mistyped experiment is named, with the ones there are (not "no result").

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import difflib
 import json
 import os
 import re
@@ -229,6 +230,9 @@ class AskedTable:
     errors: list[str]
     rejected: list[str]
     show_meta: bool
+    #: (filter read, the same read as a parameter): a bare name that is a tag and an
+    #: unmarked parameter (:func:`xpm.index.other_reading`).
+    readings: list[tuple[tuple[str, str, Any, str], tuple[str, str, Any, str]]]
 
 
 def asked_table(request: Any, base: dict[str, Any], experiment: str | None) -> AskedTable:
@@ -238,9 +242,14 @@ def asked_table(request: Any, base: dict[str, Any], experiment: str | None) -> A
     filters: list[tuple[str, str, Any, str]] = []
     errors: list[str] = []
     rejected: list[str] = []  # filters' text kept in the box, to be corrected
+    readings = []
     for text in request.args.getlist("where"):
         try:
-            for parsed in index.parse_filters(text, columns):
+            found = index.parse_filters(text, columns)
+            other = index.other_reading(text, columns) if len(found) == 1 else None
+            if other is not None:
+                readings.append((found[0], index.parse_filter(other, columns)))
+            for parsed in found:
                 if parsed[3] not in [f[3] for f in filters]:
                     filters.append(parsed)
         except (ValueError, UsageError) as e:  # UsageError: a quote left open (a 500 before)
@@ -259,7 +268,9 @@ def asked_table(request: Any, base: dict[str, Any], experiment: str | None) -> A
         task, experiment, [f[:3] for f in filters], sort, descending, page, size, base["jobs"]
     )
     # Meta parameters (paths, devices, counters) do not tell runs apart: shown on request.
-    return AskedTable(selection, filters, errors, rejected, request.args.get("meta") == "1")
+    return AskedTable(
+        selection, filters, errors, rejected, request.args.get("meta") == "1", readings
+    )
 
 
 async def _runs_context(
@@ -353,8 +364,32 @@ async def _runs_context(
         active=table["active"],
         zone=_format.zone(),
         csv_url=_csv_url(request, datasette, task, experiment),
+        readings=await _readings(request, db, asked, columns, table["count"]),
     )
     return context
+
+
+async def _readings(
+    request: Any, db: Any, asked: AskedTable, columns: list[index.Column], count: int
+) -> list[dict[str, Any]]:
+    """Each filter on a bare name read as the tag although a parameter of that name shows
+    too, with how many jobs the parameter's reading keeps (when another number)."""
+    out = []
+    for read, other in asked.readings:
+        filters = [other[:3] if f == read[:3] else f for f in asked.selection.filters]
+        chosen = dataclasses.replace(asked.selection, filters=filters, found={})
+
+        def counted(conn: Any, chosen: index.Selection = chosen) -> int:
+            return index.job_count(conn, chosen, columns)
+
+        n = await db.execute_fn(snapshot(counted))
+        if n != count:
+            where = [other[3] if f[3] == read[3] else f[3] for f in asked.filters]
+            out.append(
+                {"read": read[3], "other": other[3], "count": n,
+                 "url": _url_with(request, where=where, page=None)}
+            )  # fmt: skip
+    return out
 
 
 def _csv_url(request: Any, datasette: Any, task: str, experiment: str | None) -> str:
@@ -439,7 +474,15 @@ async def experiment_page(request: Any, datasette: Any) -> Response:
     db = datasette.get_database(DATABASE)
     name = tilde_decode(request.url_vars["name"])
     if not await db.execute_fn(lambda conn: index.has_experiment(conn, name)):
-        raise NotFound(f"no experiment {name!r} in the index")
+        # Named with the experiments there are (a mistyped or not yet started one).
+        names = await db.execute_fn(index.experiments_newest_first)
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        raise NotFound(
+            f"no experiment {name!r} in the index (not run yet, or mistyped): {hint}"
+            + (f"the experiments are {listed}" if names else "no experiment has run yet")
+        )
     runs = await db.execute_fn(lambda conn: index.runs_with_commits(conn, name))
     context = await _runs_context(request, datasette, request.args.get("task"), name)
     context.update(experiment=name, runs=runs)

@@ -290,14 +290,19 @@ def make_snapshot(root: str, head: str | None, exclude: Iterable[str] = ()) -> s
             env=env,
         )
         tree = text(git(root, "write-tree", env=env)).strip()
+        when = "0"
         if head is not None:
-            head_tree = text(git(root, "rev-parse", f"{head}^{{tree}}")).strip()
+            head_tree, when = text(git(root, "log", "-1", "--format=%T %ct", head)).split()
             if tree == head_tree:
                 return None
         parent = ["-p", head] if head else []
         message = f"xpm snapshot of uncommitted changes on {head[:12] if head else 'no commit'}"
+        # Dated as its parent: the same changes on the same commit make the same snapshot
+        # (and so the same git state), whenever taken; two runs of identical code read as
+        # two different dirty states before.
+        dated = {**env, "GIT_AUTHOR_DATE": f"@{when} +0000", "GIT_COMMITTER_DATE": f"@{when} +0000"}
         return text(
-            git(root, "commit-tree", "--no-gpg-sign", tree, *parent, "-m", message, env=env)
+            git(root, "commit-tree", "--no-gpg-sign", tree, *parent, "-m", message, env=dated)
         ).strip()
     finally:
         Path(tmp).unlink(missing_ok=True)

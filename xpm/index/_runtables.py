@@ -290,6 +290,32 @@ def parse_filter(text: str, columns: list[Column]) -> tuple[str, str, Any, str]:
     return key, op, values if op == "=" else values[0], f"{key}{op}{raw}"
 
 
+def other_reading(text: str, columns: list[Column]) -> str | None:
+    """The filter ``text`` read as a parameter, when it names bare a tag that is also the
+    name of a parameter it does not mark (``seed=5``: the tag seed of most runs, and the
+    parameter seed of a run that left it untagged, both shown); None otherwise.
+
+    A bare name reads as the tag, so ``seed=5`` kept none of the untagged run's jobs
+    although its column showed 5 (a new user's trial): the page offers this reading."""
+    match = _FILTER.match(text)
+    if not match or ":" in match.group(1):
+        return None
+    name, op, raw = match.groups()
+    key = column_key(name, columns)
+    tag = next((c for c in columns if c.key == key and c.kind == "tag"), None)
+    if tag is None or tag.marks is not None:
+        return None
+    params = [
+        c
+        for c in columns
+        if c.kind == "param"
+        and not c.meta
+        and c.marked_by is None
+        and (c.name == name or c.name.endswith("." + name))
+    ]
+    return f"{params[0].key}{op}{raw}" if len(params) == 1 else None
+
+
 def parse_filters(text: str, columns: list[Column]) -> list[tuple[str, str, Any, str]]:
     """The filters of one filter box: :func:`parse_filter` for each condition of ``text``
     (separated by commas or ``and``, as ``xpm results --where`` reads them)."""
