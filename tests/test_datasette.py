@@ -607,6 +607,26 @@ def test_compare_jobs_side_by_side(ds: Any) -> None:
     assert "no job ffff0000" in html
 
 
+def test_compare_across_tasks_never_fills_a_path_from_a_tag(ds: Any) -> None:
+    """A Learn job beside its Evaluate job: model.model.n_layers, which the Learn job lacks,
+    differs ("—" against 2); it was read from the Learn job's tag n_layers and listed among
+    the parameters equal in all.  The page says the jobs are of two tasks."""
+    learn = job_id(ds, "xpm_test_tasks.learn", "n_layers%3D2")
+    evaluate = job_id(ds, "xpm_test_tasks.evaluate", "n_layers%3D2")
+    html = get(ds, f"/-/xpm/compare?id={learn}&id={evaluate}").text
+    differs = html.split('id="xpm-compare-params"')[1].split("</tbody>")[0]
+    same = (
+        html.split('id="xpm-compare-same"')[1].split("</tbody>")[0]
+        if "xpm-compare-same" in html
+        else ""
+    )
+    assert "param:model.model.n_layers" in differs and "param:model.model.n_layers" not in same
+    note = html.split('id="xpm-compare-tasks">')[1].split("</p>")[0]
+    assert "of 2 tasks (xpm_test_tasks.learn, xpm_test_tasks.evaluate)" in note, note
+    one = get(ds, f"/-/xpm/compare?id={learn}").text
+    assert 'id="xpm-compare-tasks"' not in one
+
+
 # --- job page -----------------------------------------------------------------------------------
 def test_job_page(ds: Any) -> None:
     job = job_id(ds, "xpm_test_tasks.evaluate", "n_layers%3D2")

@@ -99,3 +99,39 @@ def test_a_waiting_job_shows_when_its_run_submitted_it(ds: Any) -> None:
     ended = get(ds, "/-/xpm/experiment/e?task=demo.evaluate").text
     row = ended.split(f'data-job="{EVALUATE}"')[1].split("</tr>")[0]
     assert "never handed to a launcher" in row and "not handed to a launcher yet" not in row
+
+
+def test_failed_jobs_with_the_same_tags_are_told_apart_by_their_parameters(
+    tmp_path: Any,
+) -> None:
+    """Two failed lr=0.01 seed=3 jobs of widths 32 and 64 read the same (a trial): the
+    parameters that differ between them show beside the tags; Meta ones and the ones
+    they share do not, nor anything for a job whose tags are its own."""
+    one, two, three = (digit * 64 for digit in "123")
+
+    def fill(c: Any) -> None:
+        rows = [
+            job_row(j, 100.0 + k, "e/r1", "demo.learn") for k, j in enumerate((one, two, three))
+        ]
+        tags = [
+            (j, k, v, t)
+            for j in (one, two)
+            for k, v, t in (("lr", 0.01, "float"), ("seed", 3, "int"))
+        ]
+        tags += [(three, "lr", 0.1, "float"), (three, "seed", 3, "int")]
+        params = [
+            (one, "width", 32, "int", None),
+            (two, "width", 64, "int", None),
+            (three, "width", 64, "int", None),
+            *((j, "epochs", 5, "int", None) for j in (one, two, three)),
+            *((j, "device", f"cuda:{k}", "str", 1) for k, j in enumerate((one, two, three))),
+        ]
+        insert(c, rows, params, tags, [])
+        c.execute("UPDATE jobs SET state = 'FAILED', reason = 'exit code 1'")
+
+    build(tmp_path / "wd", fill)
+    failed = section(get(make_datasette(tmp_path / "wd"), "/").text, "failed")
+    rows = {r.split('title="')[1][:64]: text_of(r) for r in failed.split("<tr>")[2:]}
+    assert "width=32" in rows[one] and "width=64" in rows[two], rows
+    assert not any("epochs" in r or "device" in r for r in rows.values()), rows
+    assert "width" not in rows[three], rows

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import urllib.parse
 from typing import Any
 
 from test_datasette import ds, get, indexed, job_id
@@ -181,3 +182,33 @@ def test_an_unknown_experiment_is_named_with_the_ones_there_are(ds: Any) -> None
     text = htmllib.unescape(answer.text)
     assert "no experiment 'swep' in the index (not run yet, or mistyped)" in text
     assert "did you mean sweep?" in text and "broken" in text
+
+
+def test_a_first_click_sorts_settings_up_and_results_and_times_down(ds: Any) -> None:
+    """lr, seed, the id: lowest first; accuracy and the submission time: highest and
+    newest first; a second click on the sorted column reverses it."""
+    import html as htmllib
+
+    page = get(ds, EVALUATE + "&sort=tag:n_layers").text
+
+    def link(key: str) -> str:
+        found = re.search(rf'<th data-key="{re.escape(key)}"[^>]*><a href="([^"]+)"', page)
+        assert found is not None, key
+        return urllib.parse.unquote(htmllib.unescape(found.group(1)))
+
+    assert "sort=-tag:n_layers" in link("tag:n_layers")  # sorted up: the other way
+    assert "sort=-result:accuracy" in link("result:accuracy")
+    assert "sort=-submitted" in link("submitted")
+    assert "sort=id" in link("id") and "sort=-id" not in link("id")
+    assert "sort=state" in link("state")
+
+
+def test_an_experiment_opens_on_the_task_it_submitted_first(ds: Any) -> None:
+    """sweep submits Learn, then its Evaluate, then Train: its page opens on Learn (it
+    opened on the alphabetically first task, sweep.train); the tabs stay in name order."""
+    page = get(ds, "/-/xpm/experiment/sweep").text
+    tabs = page.split('id="xpm-tasks"')[1].split("</nav>")[0]
+    current = re.search(r'class="xpm-current">([^<]+)<', tabs)
+    assert current is not None and current.group(1).strip() == "xpm_test_tasks.learn", tabs
+    names = re.findall(r">([\w.]+) <small>", tabs)
+    assert names == sorted(names) and len(names) == 3

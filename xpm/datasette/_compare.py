@@ -84,8 +84,16 @@ def compare(conn: sqlite3.Connection, ids: list[str], at: AtStep | None = None) 
         by_path.setdefault(path, [_MISSING] * len(ids))[ids.index(job_id)] = value
         if meta:
             meta_paths.add(path)
+    # A missing row takes the tag's value within one task only: across tasks a path one
+    # task lacks is not its default (an Evaluate's model.lr read as its Learn job's lr tag
+    # put model.lr among the parameters "equal in all").
+    one_task = len({j["task_id"] for j in jobs}) == 1
     for path, values in by_path.items():
-        by_path[path] = _from_tags(path, values, jobs)
+        by_path[path] = (
+            _from_tags(path, values, jobs)
+            if one_task
+            else [None if v is _MISSING else v for v in values]
+        )
     rows = [(path, values, len({repr(v) for v in values}) > 1) for path, values in by_path.items()]
     params = sorted((p for p in rows if p[0] not in meta_paths), key=lambda p: (not p[2], p[0]))
     params[sum(p[2] for p in params) : 0] = _upstream_differences(conn, ids, params)

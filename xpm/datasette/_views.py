@@ -195,7 +195,9 @@ async def table_base(db: Any, task: str | None, experiment: str | None) -> dict[
             by_task = index.experiment_jobs(conn, experiment, writes)
             tasks = [(t, len(by_task[t].ids)) for t in sorted(by_task)]
         names = [t for t, _n in tasks]
-        chosen = task if task in names else (names[0] if names else None)
+        # By default an experiment's task submitted first (its main one), else the first.
+        first = next(iter(by_task), None) if experiment is not None else None
+        chosen = task if task in names else (first or (names[0] if names else None))
         if chosen is None:
             return {"tasks": tasks, "task": None}
         if experiment is not None:

@@ -115,7 +115,34 @@ def jobs_in_state(
         tags[job_id].append((key, value))
     for row in rows:
         row["tags"] = tags[row["id"]]
+    _tell_apart(conn, rows)
     return count, rows
+
+
+def _tell_apart(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+    """Give each of ``rows`` (jobs with their ``tags``) ``also``: the parameters, not Meta,
+    that differ among the listed jobs of its task with the same tags (two failed
+    ``lr=0.01 seed=3`` jobs of widths 32 and 64 looked the same)."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        row["also"] = []
+        groups.setdefault((row["task_id"], tuple(row["tags"])), []).append(row)
+    alike = [g for g in groups.values() if len(g) > 1]
+    if not alike:
+        return
+    ids = [r["id"] for g in alike for r in g]
+    params: dict[str, dict[str, Any]] = {i: {} for i in ids}
+    for job_id, path, value in conn.execute(
+        "SELECT p.job_id, p.path, p.value FROM json_each(?) sel "
+        "JOIN params p ON p.job_id = sel.value WHERE p.meta IS NOT 1",
+        (json.dumps(ids),),
+    ):
+        params[job_id][path] = value
+    for group in alike:
+        paths = sorted({p for r in group for p in params[r["id"]]})
+        differ = [p for p in paths if len({repr(params[r["id"]].get(p)) for r in group}) > 1]
+        for row in group:
+            row["also"] = [(p, params[row["id"]].get(p)) for p in differ]
 
 
 def has_experiment(conn: sqlite3.Connection, name: str) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import re
 import sqlite3
 from collections import Counter
@@ -114,13 +115,16 @@ def experiment_jobs(
         )
     out: dict[str, TaskJobs] = {}
     seen: set[str] = set()
-    for task, job_id, state, *marks in conn.execute(
-        "SELECT j.task_id, j.id, j.state, j.params_digest, j.attempt, j.end_time "
+    first: dict[str, float] = {}  # task -> when the experiment first submitted one of its jobs
+    for task, job_id, state, submitted, *marks in conn.execute(
+        "SELECT j.task_id, j.id, j.state, s.time, j.params_digest, j.attempt, j.end_time "
         "FROM runs r JOIN submissions s ON s.run = r.id "
         "JOIN jobs j ON j.id = s.job_id WHERE r.experiment = ? "
         "ORDER BY j.submit_time DESC NULLS LAST, j.id DESC",
         (experiment,),
     ):
+        if submitted is not None and submitted < first.get(task, math.inf):
+            first[task] = submitted
         if job_id not in seen:  # submitted again by a later run of the experiment
             seen.add(job_id)
             found = out.get(task)
@@ -129,7 +133,9 @@ def experiment_jobs(
             found.ids.append(job_id)
             found.states.append(state)
             found.marks.append(tuple(marks))
-    return out
+    # The task submitted first comes first (the experiment's main one: Learn before the
+    # Evaluate of its output), the table's default.
+    return dict(sorted(out.items(), key=lambda item: (first.get(item[0], math.inf), item[0])))
 
 
 @dataclass
