@@ -621,10 +621,18 @@ def test_compare_across_tasks_never_fills_a_path_from_a_tag(ds: Any) -> None:
         else ""
     )
     assert "param:model.model.n_layers" in differs and "param:model.model.n_layers" not in same
+    if 'data-key="param:' not in same:  # no row: no heading either (an empty section)
+        assert "parameters equal in all" not in html
     note = html.split('id="xpm-compare-tasks">')[1].split("</p>")[0]
     assert "of 2 tasks (xpm_test_tasks.learn, xpm_test_tasks.evaluate)" in note, note
     one = get(ds, f"/-/xpm/compare?id={learn}").text
     assert 'id="xpm-compare-tasks"' not in one
+    # Curves named without the paths a job lacks (it read "0d1a6272 lr=0.001 model= lr=").
+    train = job_id(ds, "sweep.train", "n_layers%3D2")
+    both = get(ds, f"/-/xpm/compare?id={train}&id={learn}").text
+    found = re.findall(r'id="xpm-curve-data-\d+">(.*?)</script>', both)
+    names = [s["name"] for d in found for s in json.loads(d)["series"]]
+    assert names and not any(n.endswith("=") or "= " in n for n in names), names
 
 
 # --- job page -----------------------------------------------------------------------------------

@@ -93,6 +93,10 @@ def test_times_durations_and_commits_filter_as_the_table_shows_them(ds: Any) -> 
     today = time.strftime("%Y-%m-%d", time.localtime(time.time() - 86400))
     assert sorted(kept(f"submitted%3E{today}")) == sorted(every)
     assert kept("submitted%3C2000-01-01") == [] and kept("started%3C2000-01-01T10:00") == []
+    # Quoted with a space (what the filter box asks for a value with a space), and this
+    # year's time without its year, as the table shows it.
+    assert sorted(kept(f"submitted%3E%27{today}%2000:00%27")) == sorted(every)
+    assert kept("started%3C01-01") == []
     assert sorted(kept("duration%3E0s")) == sorted(every)
     assert kept("duration%3E2d") == [] and sorted(kept("duration%3C5m")) == sorted(every)
     job = every[0]
@@ -101,6 +105,7 @@ def test_times_durations_and_commits_filter_as_the_table_shows_them(ds: Any) -> 
     with_it = kept(f"commit%3D{commit[:7]}")
     assert job in with_it and kept(f"commit%3D{commit[:7]}*ab12") == with_it
     assert kept("commit%3D0000000") == []
+    assert "write the start of the commit" in get(ds, f"{EVALUATE}&where=commit%3Dmaster").text
     # What cannot be read is said, with what to write.
     html = get(ds, f"{EVALUATE}&where=submitted%3Eyesterday").text
     assert "is not a time; write a date and time as 2026-12-07" in html

@@ -664,6 +664,18 @@ def test_where_on_state_takes_any_case_and_waiting(sweep: Path) -> None:
     assert waiting.exit_code == 0 and waiting.stdout.strip() == "(none)"
 
 
+def test_where_on_duration_reads_units_as_the_tables_show_them(sweep: Path) -> None:
+    """`--where duration>0.1s` printed "(none)" (0.1s read as text); the web's runs table
+    took it.  Both read s, m, h, d; a duration that cannot be read is an error."""
+    base = ("results", "train", "--workdir", str(sweep), "--format", "json", "--where")
+    every = json.loads(cli_run(*base, "duration>=0").stdout)
+    assert every and json.loads(cli_run(*base, "duration>=0s").stdout) == every
+    assert json.loads(cli_run(*base, "duration<1d").stdout) == every
+    assert cli_run(*base, "duration>2h").stdout.strip() in ("[]", "(none)")
+    bad = cli_run(*base, "duration>fast")
+    assert bad.exit_code == 2 and "write a duration in seconds or with s, m, h or d" in bad.stderr
+
+
 def test_results_of_a_mistyped_experiment_suggest_the_name(sweep: Path) -> None:
     with open_index(sweep, readonly=True) as index:
         (name,) = index.query("SELECT name FROM experiments LIMIT 1")[0]

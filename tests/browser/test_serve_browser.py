@@ -605,6 +605,15 @@ def test_live_pages_refresh_while_a_job_runs(page: Any, tmp_path: Path) -> None:
                 f"parseInt(document.documentElement.dataset.xpmRefreshes || '0') > {done}"
             )
             assert runs.evaluate(f"{scroll}.scrollLeft") == 40  # kept across refreshes
+            # Nothing written while the job waits: the page asks the small heartbeat, and
+            # fetches itself only every 10th time (a 15 MB chart was fetched every 3 s).
+            fetched: list[str] = []
+            runs.on("request", lambda r: fetched.append(r.url))
+            runs.wait_for_timeout(2500)
+            itself = [u for u in fetched if "/-/xpm/experiment/live" in u]
+            beats = [u for u in fetched if u.endswith("/-/xpm/live.json")]
+            assert len(itself) <= 1 and len(beats) >= 3, fetched
+            assert int(runs.evaluate("document.documentElement.dataset.xpmSkipped || '0'")) >= 3
             job = page.context.new_page()
             job.goto(
                 url

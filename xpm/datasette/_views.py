@@ -526,7 +526,13 @@ async def compare_page(request: Any, datasette: Any) -> Response:
     differing = [(p, v) for p, v, differs in data["params"] if differs]
     names = []
     for i, job in enumerate(jobs):
-        parts = [f"{p.rsplit('.', 1)[-1]}={_format.number(v[i])}" for p, v in differing[:3]]
+        # A path the job lacks (a job of another task) says nothing about it: left out
+        # ("model= lr=" in a legend).
+        parts = [
+            f"{p.rsplit('.', 1)[-1]}={_format.number(v[i])}"
+            for p, v in differing[:3]
+            if v[i] is not None
+        ]
         names.append(" ".join([job["id"][:8], *parts]))
     charts = {
         key: json.dumps(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._vocabulary import stored_state
 from ..errors import UsageError
+from ._shownvalues import seconds_of
 from ._tasktables import TaskTable, quote, task_tables
 
 if TYPE_CHECKING:
@@ -177,6 +178,13 @@ def parse_where(table: TaskTable, text: str) -> list[Condition]:
         parsed = parse_value(value)
         if column == "state" and isinstance(parsed, str):
             parsed = stored_state(parsed)  # as --state takes them: any case, WAITING
+        elif column == "duration":  # as the tables show it (0.3s, 5m): it matched nothing
+            parsed = seconds_of(value)
+            if parsed is None:
+                raise UsageError(
+                    f"--where {part!r}: write a duration in seconds or with s, m, h or d "
+                    "(e.g. duration>5m)"
+                )
         out.append(Condition(column, OPERATORS[match.group(2)], parsed))
     return out
 

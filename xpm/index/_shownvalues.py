@@ -26,31 +26,53 @@ def _time_filter(text: str, op: str, raw: str) -> tuple[str, float]:
         return op, float(raw)
     except ValueError:
         pass
+    shown = _unquoted(raw).replace(" ", "T")
+    if re.match(r"^\d\d-\d\d(T|$)", shown):  # this year's, as the table shows it: 12-07 14:30
+        shown = f"{datetime.date.today().year}-{shown}"
     try:
-        return op, datetime.datetime.fromisoformat(raw.replace(" ", "T")).timestamp()
+        return op, datetime.datetime.fromisoformat(shown).timestamp()
     except ValueError:
         raise ValueError(
             f"filter {text!r}: {raw!r} is not a time; write a date and time as "
-            "2026-12-07 or 2026-12-07T14:30 (local time)"
+            "2026-12-07, 2026-12-07T14:30 or, this year, 12-07T14:30 (local time)"
         ) from None
+
+
+def _unquoted(raw: str) -> str:
+    raw = raw.strip()
+    return raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"" else raw
+
+
+def seconds_of(raw: str) -> float | None:
+    """``0.2s``, ``5m``, ``2h``, ``1d`` or a number of seconds, in seconds; None otherwise
+    (the runs tables' and ``xpm results --where``'s durations)."""
+    match = _DURATION.match(raw.strip().lower())
+    return float(match.group(1)) * _SECONDS[match.group(2)] if match else None
 
 
 def _duration_filter(text: str, op: str, raw: str) -> tuple[str, float]:
     """``duration>0.2s``, ``duration>5m``, ``duration<2h`` (seconds without a unit)."""
-    match = _DURATION.match(raw.strip().lower())
-    if op not in ("<", "<=", ">", ">=") or not match:
+    seconds = seconds_of(raw)
+    if op not in ("<", "<=", ">", ">=") or seconds is None:
         raise ValueError(
             f"filter {text!r}: write duration with < <= > >= and seconds, or a number with "
             "s, m, h or d (e.g. duration>5m)"
         )
-    return op, float(match.group(1)) * _SECONDS[match.group(2)]
+    return op, seconds
 
 
 def _commit_filter(text: str, op: str, raw: str) -> tuple[str, str]:
     """``commit=ed06848``: the commits starting so (the table shows 7 characters and, for
     a dirty tree, a star and its state); ``commit~...`` and ``!=`` as written."""
     if op == "=":
-        return PREFIX, raw.split("*")[0].strip().lower()
+        start = _unquoted(raw).split("*")[0].strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{4,40}", start):
+            # A branch name or a typo matched nothing, without a word.
+            raise ValueError(
+                f"filter {text!r}: write the start of the commit's hash (4 to 40 hex digits, "
+                "as the commit column shows it), or commit~TEXT"
+            )
+        return PREFIX, start
     if op in ("~", "!="):
         return op, raw
     raise ValueError(f"filter {text!r}: match a commit with = (its start), != or ~")
