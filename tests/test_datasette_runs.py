@@ -133,6 +133,12 @@ def test_a_runs_table_exports_every_job_as_csv(ds: Any) -> None:
     assert [int(r["tag:n_layers"]) for r in rows] == [3, 2]
     assert all(r["task"] == "sweep.train" and r["state"] == "DONE" for r in rows)
     assert all(float(r["duration"]) >= 0 and r["submitted"][10] == "T" for r in rows)
+    for row in rows:  # a dirty tree's commit carries its state, as the table shows it
+        job = get(ds, f"/xpm/jobs/{row['id']}.json?_shape=array").json()[0]
+        state = get(ds, f"/xpm/git_states/{job['git_state']}.json?_shape=array").json()[0]
+        assert state["dirty"] == 1 and row["commit"] == (
+            f"{state['commit_sha']}*{job['git_state'][:4]}"
+        ), row
     for row in rows:  # the stored value, whole
         stored = get(ds, f"/xpm/results.json?_shape=array&job_id={row['id']}").json()
         latest = {r["key"]: r["value"] for r in sorted(stored, key=lambda r: r["seq"])}

@@ -111,7 +111,10 @@ def test_a_chart_of_many_curves_draws(server: str, page: Any) -> None:
           const svg = window.xpmChart.draw(box, data);
           return [svg !== null, box.querySelectorAll('g.series').length,
                   box.querySelectorAll('path.line').length, box.querySelectorAll('circle').length,
-                  box.querySelector('path.line title').textContent];
+                  box.querySelector('path.line title').textContent,
+                  box.querySelectorAll('details.xpm-legend-fold li').length,
+                  box.querySelector('details.xpm-legend-fold').open];
         }"""
     )
-    assert drawn == [True, 1300, 1300, 0, "seed=0"] and not errors, (drawn, errors)
+    # The complete legend, folded: 1,300 lines (it made the page 15,000 px tall).
+    assert drawn == [True, 1300, 1300, 0, "seed=0", 1300, False] and not errors, (drawn, errors)

@@ -37,7 +37,7 @@ def _fields(row: dict[str, Any]) -> list[Any]:
     start, end = row.get("start_time"), row.get("end_time")
     commit = row.get("commit_sha") or ""
     if commit and row.get("dirty"):
-        commit += "*"  # a dirty tree, as the table marks it
+        commit += "*" + str(row.get("git_state") or "")[:4]  # a dirty tree and its state, as shown
     return [
         row["id"],
         row["task_id"],

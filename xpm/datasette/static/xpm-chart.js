@@ -116,6 +116,9 @@
     return (container.getAttribute("data-job-url") || "") + target;
   }
 
+  // Past this many lines the complete legend is folded (5,000 curves made it 15,000 px).
+  var LEGEND_OPEN = 60;
+
   function legend(container, series) {
     var list = document.createElement("ul");
     list.className = "xpm-legend";
@@ -128,7 +131,14 @@
       item.appendChild(document.createTextNode(s.name));
       list.appendChild(item);
     });
-    container.appendChild(list);
+    if (series.length <= LEGEND_OPEN) { container.appendChild(list); return; }
+    var fold = document.createElement("details");
+    fold.className = "xpm-legend-fold";
+    var summary = document.createElement("summary");
+    summary.textContent = "legend: " + series.length + " lines (hover a line for its name)";
+    fold.appendChild(summary);
+    fold.appendChild(list);
+    container.appendChild(fold);
   }
 
   function drawLines(container, data, W) {
