@@ -77,7 +77,10 @@ class Count(Task):
 
     def execute(self) -> None:
         if self.started:
-            Path(self.started).write_text(str(os.getpid()))
+            # Whole or absent: a test polls for the file and reads the pid at once (it read
+            # an empty file once, between the create and the write).
+            Path(self.started + ".tmp").write_text(str(os.getpid()))
+            os.replace(self.started + ".tmp", self.started)
         time.sleep(self.sleep)
         _count(self.counter, f"count {self.n}")
 
