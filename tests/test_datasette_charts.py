@@ -280,9 +280,14 @@ def test_job_page_results_are_short_and_its_chart_is_its_own(ds: Any, workdir: P
     assert "curves" in text_of(page)
     # And the job's own curves alone (the experiment's chart did not single it out).
     own = re.findall(r'class="xpm-own-curves" href="([^"]+)"', page)
-    assert own == [f"/-/xpm/compare?id={job}"], own
-    compared = get(ds, own[0]).text
-    assert job[:8] in text_of(compared) and 'class="xpm-chart"' in compared
+    # It opens at the curves, and the page says what a compare of one job shows.
+    assert own == [f"/-/xpm/compare?id={job}#xpm-curve-1"], own
+    compared = get(ds, own[0].split("#")[0]).text
+    assert 'id="xpm-curve-1"' in compared
+    seen = text_of(compared)
+    assert job[:8] in seen and "One job: its latest results, its parameters and its curves" in seen
+    assert "Tick two jobs" not in seen and "parameters that differ" not in seen
+    assert "parameters equal in all" not in seen
 
 
 # --- 4. wording --------------------------------------------------------------------------------------
