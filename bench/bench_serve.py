@@ -348,7 +348,9 @@ def pages(workdir: Path) -> list[tuple[str, str]]:
         ("sorted by a parameter, page 100", exp + "?sort=param:model.n_layers&page=100"),
         ("sorted by a result", exp + "?sort=-result:accuracy"),
         ("filtered: tag and result", exp + "?where=n_layers%3D2&where=accuracy%3E0.5"),
+        ("a filter no job meets (says which)", exp + "?where=n_layers%3E9&where=accuracy%3E0.5"),
         ("runs table of a task (100,000 jobs)", "/-/xpm/runs/bench.train"),
+        ("a task's table, a filter no job meets", "/-/xpm/runs/bench.train?where=model%3Dgpt"),
         ("its page 1,000, sorted by a tag", "/-/xpm/runs/bench.train?page=1000&sort=tag:model"),
         (
             "chart, seeds averaged",

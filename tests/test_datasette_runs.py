@@ -9,6 +9,7 @@ import asyncio
 import re
 import time
 import urllib.parse
+from html import unescape
 from typing import Any
 
 from test_datasette import ds, get, indexed, job_id
@@ -223,3 +224,38 @@ def test_an_experiment_opens_on_the_task_it_submitted_first(ds: Any) -> None:
     assert current is not None and current.group(1).strip() == "xpm_test_tasks.learn", tabs
     names = re.findall(r">([\w.]+) <small>", tabs)
     assert names == sorted(names) and len(names) == 3
+
+
+def test_a_table_no_job_matches_says_which_filter_left_nothing(ds: Any) -> None:
+    """ "No job matches" left the reader guessing which filter was wrong: each filtered
+    column says what it keeps alone and, when nothing, the values it holds."""
+    train = "/-/xpm/experiment/sweep?task=sweep.train"
+
+    def said(*where: str) -> str:
+        html = get(ds, train + "".join(f"&where={urllib.parse.quote(w)}" for w in where)).text
+        assert runs_of(html) == [] and "No job matches" in html
+        note = html.split('id="xpm-no-match">')[1].split("</p>")[0]
+        return unescape(re.sub(r"<[^>]+>", "", note))
+
+    # A threshold past every run, beside a filter that keeps one.
+    seen = said("n_layers>5", "lr=0.5")
+    assert "tag:n_layers>5 keeps none: n_layers runs from 1 to 3 here" in seen, seen
+    assert "tag:lr=0.5 alone keeps 3 jobs" in seen, seen
+    # A value no job has: the one value there is; two values of one column are "or".
+    seen = said("lr=0.7", "n_layers=1", "n_layers=2")
+    assert "tag:lr=0.7 keeps none: lr is 0.5 here" in seen, seen
+    assert "tag:n_layers=1 or tag:n_layers=2 alone keeps 2 jobs" in seen, seen
+    # Text values are listed; states read as the table shows them.
+    seen = said("state=failed")
+    assert "state=failed keeps none: state holds done here." in seen, seen
+    # Each keeps jobs, never the same ones (latest loss: 1/3, 1/5, 1/7 for 1, 2, 3 layers).
+    seen = said("n_layers=1", "loss<0.3")
+    assert "alone keeps 1 job;" in seen and "alone keeps 2 jobs." in seen, seen
+    assert "Each keeps jobs alone, but no job meets them all." in seen
+    # Times, durations and commits as the table shows them.
+    seen = said("submitted<2000-01-01")
+    assert re.search(r"keeps none: submitted from \d\d-\d\d \d\d:\d\d:\d\d to ", seen), seen
+    assert re.search(r"keeps none: durations from [\d.]+ to [\d.]+ s here", said("duration>2d"))
+    assert re.search(r"keeps none: commit holds [0-9a-f]{7} here", said("commit=0000000"))
+    # A table that shows jobs says none of it.
+    assert 'id="xpm-no-match"' not in get(ds, train + "&where=n_layers%3D1").text

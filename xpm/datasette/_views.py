@@ -342,6 +342,13 @@ async def _runs_context(
     # the rows would stay on a page that stopped refreshing because nothing runs.
     table.update(await counts())
     pages = max(1, -(-table["count"] // size))
+    if not table["count"] and selection.filters:  # which filter left nothing, and why
+
+        def why(conn: Any) -> list[dict[str, Any]]:
+            texts = {repr(f[:3]): f[3] for f in filters}
+            return index.no_match(conn, selection, columns, texts)
+
+        context["no_match"] = await db.execute_fn(snapshot(why))
     context.update(
         columns=columns,
         groups=[

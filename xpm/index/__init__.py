@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         latest_results,
     )
     from ._names import filter_hints
+    from ._nomatch import no_match
     from ._overview import (
         active_job_count,
         experiment_tasks,
@@ -179,6 +180,7 @@ _LAZY = {
     "other_reading": "._runtables",
     "column_key": "._runtables",
     "runs_table": "._runtables",
+    "no_match": "._nomatch",
     "task_columns": "._runcolumns",
     "upstream_columns": "._runcolumns",
     "MAX_CHART_JOBS": "._chartdata",
@@ -324,6 +326,7 @@ __all__ = [
     "rows_for_jobs",
     "run_query",
     "runs_table",
+    "no_match",
     "runs_with_commits",
     "schema_text",
     "settings_writes",
