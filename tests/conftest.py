@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,6 +58,18 @@ def popen_python(code: str, *, cwd: Path | None = None) -> subprocess.Popen[str]
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def eventually(predicate: Any, what: str, timeout: float = 90.0) -> Any:
+    """``predicate()``'s first true value, asked every 50 ms (AssertionError naming ``what``
+    after ``timeout`` seconds: a deadline against hangs, not a speed test)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def assert_index_equals_rebuild(workdir: Path, scratch: Path) -> None:

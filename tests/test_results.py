@@ -8,13 +8,12 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _oldschema import drop_digests
-from conftest import ROOT, params_as_before_schema_5
+from conftest import ROOT, eventually, params_as_before_schema_5
 from xpm_test_tasks import Count, Evaluate, Learn, Model, Train
 
 from xpm import tag
@@ -434,14 +433,7 @@ def test_to_pandas_without_pandas_names_the_extra(sweep: Path, tmp_path: Path) -
 
 
 # --- live results --------------------------------------------------------------------------------
-def _wait(predicate: Any, what: str, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+_wait = eventually
 
 
 def _train_rows(workdir: Path) -> list[dict[str, Any]]:

@@ -401,6 +401,9 @@ class Experiment(StopSignals, RunRecord, RunSummary):
                 jobdir.write_tags(tags)
             return True, False, None
         done = jobdir.is_done()
+        if not done:
+            # An ended job submitted again waits to run: the record says so from now on.
+            jobdir.requeue(f"{self.name}/{self.run_id}")
         # A job that will run gets this submission's Meta values (device, threads...); a
         # DONE job keeps the params.json it ran with.
         if not done or not jobdir.params.exists():

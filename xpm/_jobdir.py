@@ -20,7 +20,8 @@ Every file of a job directory is named here and nowhere else::
         job.sh           launcher script (Slurm)
 
 Writers: the scheduler creates the directory, params.json, tags.json and
-appends ``submitted``/``failed`` events; the job process appends ``running`` and
+appends ``submitted``/``failed`` events (and ``unscheduled`` for an ended job submitted
+again); the job process appends ``running`` and
 writes the markers.  Readers derive the status from markers first (the
 markers are the truth), then from the last event.
 """
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _atomicio  # read through the module: replacing a function there reaches JobDir
+from ._jobstatus import JobStatus, fold_events
 from ._process import process_gone
 from ._vocabulary import JOBS, LOCAL_KIND, TERMINAL_STATES, JobState, job_state, jobs_root
 from .errors import JobDirectoryError
@@ -61,82 +63,6 @@ def lost_reason(detail: str | None = None) -> str:
 def tags_text(tags: dict[str, Any]) -> str:
     """The text of a tags.json file."""
     return json.dumps(tags, sort_keys=True)
-
-
-class JobStatus:
-    """The status of a job as read from its directory.
-
-    (A plain class rather than a dataclass: ``dataclasses`` imports ``inspect``, which the
-    job process would pay for at every start.)
-    """
-
-    __slots__ = (
-        "state",
-        "reason",
-        "submit_time",
-        "start_time",
-        "end_time",
-        "exit_code",
-        "signal",
-        "host",
-        "pid",
-        "pid_start",
-        "submitter",
-        "launcher",
-        "launcher_job_id",
-        "attempt",
-        "run",
-        "attempts",
-        "history",
-    )
-
-    def __init__(self, state: JobState = "UNSCHEDULED") -> None:
-        self.state = state
-        self.reason: str | None = None
-        self.submit_time: float | None = None
-        self.start_time: float | None = None
-        self.end_time: float | None = None
-        self.exit_code: int | None = None
-        self.signal: int | None = None
-        self.host: str | None = None
-        self.pid: int | None = None
-        #: When the job process started (:func:`xpm._process.process_start`): tells it from a later
-        #: process that got the same pid.
-        self.pid_start: str | None = None
-        #: The process that launched this attempt: ``{"host", "pid", "start"}``.
-        self.submitter: dict[str, Any] | None = None
-        self.launcher: str | None = None
-        self.launcher_job_id: str | None = None
-        self.attempt = 0
-        #: The run (``<experiment>/<run id>``) that launched the current attempt, if recorded.
-        self.run: str | None = None
-        #: The provenance of every attempt that recorded one, oldest first: ``attempt``,
-        #: ``time``, ``run``, ``launcher``, ``launcher_description``, ``git`` (git states).
-        self.attempts: list[dict[str, Any]] = []
-        self.history: list[dict[str, Any]] = []
-
-    @property
-    def provenance(self) -> dict[str, Any] | None:
-        """The provenance of the current attempt (the one behind the state and the results);
-        None when it was not recorded (never launched, or launched by an older xpm)."""
-        last = self.attempts[-1] if self.attempts else None
-        return last if last is not None and last["attempt"] == self.attempt else None
-
-    @property
-    def terminal(self) -> bool:
-        """Whether the job has ended (done, failed or cancelled)."""
-        return self.state in TERMINAL_STATES
-
-    def as_dict(self) -> dict[str, Any]:
-        """Every field, by name."""
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, JobStatus) and other.as_dict() == self.as_dict()
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items() if k != "history")
-        return f"JobStatus({fields})"
 
 
 class JobDir:
@@ -324,6 +250,21 @@ class JobDir:
         reason = reason or state.lower()
         self.mark_failed(reason, state=state, **info)
         self.add_event(state, reason=reason, **info)
+
+    def requeue(self, run: str) -> bool:
+        """Record that ``run`` submitted this ended job (FAILED or CANCELLED) again: it waits
+        to run, no longer failed.  Until its new attempt starts, the directory (and so the
+        index, the web view and ``xpm jobs list``) said FAILED with the old reason while the
+        run counted it waiting.  The failed marker goes; its event stays in the history.
+
+        The event comes first: a crash between the two leaves the marker, so the job still
+        reads FAILED and the next run requeues it again.  Returns whether it was ended."""
+        ended = self.read_marker(self.failed_marker)
+        if ended is None:
+            return False
+        self.add_event("UNSCHEDULED", requeued_by=run, after=ended.get("state") or "FAILED")
+        self.failed_marker.unlink(missing_ok=True)
+        return True
 
     def settle(
         self, verdict: LaunchOutcome | None, lost: str | None = None, **info: Any
@@ -517,52 +458,7 @@ class JobDir:
 
     def read_status(self) -> JobStatus:
         """Fold the event history and the markers into a :class:`JobStatus`."""
-        status = JobStatus()
-        events = _atomicio.read_json_lines(self.events)
-        status.history = [e for e in events if isinstance(e.get("state"), str)]
-        for event in events:
-            if event.get("launcher_job_id") is not None:
-                status.launcher_job_id = str(event["launcher_job_id"])
-            state = event.get("state")
-            if not isinstance(state, str):
-                continue  # an information event (e.g. the launcher's id for the job)
-            if state == "SUBMITTED":
-                status.attempt += 1
-                status.submit_time = event.get("time")
-                status.start_time = status.end_time = None
-                status.exit_code = status.signal = None
-                status.reason = None
-                status.pid = event.get("pid")
-                status.pid_start = None
-                submitter = event.get("submitter")
-                status.submitter = submitter if isinstance(submitter, dict) else None
-                status.launcher = event.get("launcher", status.launcher)
-                status.launcher_job_id = event.get("launcher_job_id")
-                status.host = None
-                status.run = event.get("run")
-                if status.run is not None:
-                    # Out of the history (which stays light to show), into the attempts.
-                    status.attempts.append(
-                        {
-                            "attempt": status.attempt,
-                            "time": event.get("time"),
-                            "run": status.run,
-                            "launcher": event.get("launcher"),
-                            "launcher_description": event.pop("launcher_description", None),
-                            "git": event.pop("git", None) or [],
-                        }
-                    )
-            elif state == "RUNNING":
-                status.start_time = event.get("time")
-                status.pid = event.get("pid", status.pid)
-                status.pid_start = event.get("pid_start", status.pid_start)
-                status.host = event.get("host", status.host)
-            elif state in TERMINAL_STATES:
-                status.end_time = event.get("time")
-                status.exit_code = event.get("exit_code", status.exit_code)
-                status.signal = event.get("signal", status.signal)
-                status.reason = event.get("reason")
-            status.state = job_state(state, status.state)
+        status = fold_events(_atomicio.read_json_lines(self.events))
         # The markers win over the event log: they are written first and atomically.
         if self.is_done():
             status.state = "DONE"

@@ -128,9 +128,14 @@ def _settle(db: IndexDB, crashed: list[dict[str, Any]], echo: Callable[[str], No
 
     db.write(write)
     names = ", ".join(f"{r['id']} (process {r['pid']})" for r in crashed)
+    lost = (
+        f"{settled} job(s) left running settled as FAILED (lost); "
+        if settled
+        else "none of its jobs was lost; "
+    )
     echo(
-        f"xpm: run(s) {names} on {host} ended without closing: {settled} job(s) left running "
-        "settled as FAILED (lost); the index is up to date with their directories"
+        f"xpm: run(s) {names} on {host} ended without closing: {lost}"
+        "the index is up to date with their directories"
     )
     return settled
 

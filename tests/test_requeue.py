@@ -1,0 +1,141 @@
+"""An ended job submitted again waits to run: its record says so until its new attempt starts.
+
+A trial resubmitted a sweep's failed seeds: the terminal said "18 waiting" while `xpm jobs
+list`, `xpm results` and the web view's home page said FAILED with the old reason, because
+the job directory kept its failed marker until the new attempt started.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _dsclient import get_ok
+from click.testing import CliRunner
+from conftest import eventually, popen_python
+from xpm_test_tasks import Fail, Train
+
+from xpm._experiment import experiment
+from xpm._jobdir import JobDir
+from xpm.cli import cli
+from xpm.datasette._app import make_datasette
+from xpm.errors import JobsFailedError
+
+
+def listed(workdir: Path) -> dict[str, dict[str, Any]]:
+    """``xpm jobs list`` as JSON, by job id."""
+    out = CliRunner().invoke(cli, ["jobs", "list", "--workdir", str(workdir), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    return {row["id"]: row for row in json.loads(out.stdout)}
+
+
+def failed_once(workdir: Path, ok: Path) -> JobDir:
+    with pytest.raises(JobsFailedError), experiment(workdir, "xp", progress=False) as xp:
+        Fail(n=3, ok_file=str(ok)).submit()
+    jobdir = next(iter(xp.jobs.values())).jobdir
+    assert jobdir.read_status().state == "FAILED"
+    return jobdir
+
+
+def test_a_failed_job_submitted_again_reads_waiting_until_it_runs(
+    workdir: Path, tmp_path: Path
+) -> None:
+    ok, gate = tmp_path / "ok", tmp_path / "gate"
+    jobdir = failed_once(workdir, ok)
+    ident = jobdir.path.name
+    assert listed(workdir)[ident]["state"] == "FAILED"
+    ok.write_text("")
+    # One job at a time: the failed job waits behind a job held at its gate.
+    with experiment(workdir, "xp", progress=False, max_parallel=1) as xp:
+        Train(seed=99, gate=str(gate)).submit()
+        Fail(n=3, ok_file=str(ok)).submit()
+        status = jobdir.read_status()
+        assert (status.state, status.reason, status.end_time) == ("UNSCHEDULED", None, None)
+        # No process or launcher id of the attempt that ended is shown as this one's.
+        assert (status.pid, status.host, status.launcher_job_id) == (None, None, None)
+        assert not jobdir.failed_marker.exists()
+        last = status.history[-1]
+        assert last["state"] == "UNSCHEDULED" and last["after"] == "FAILED"
+        assert last["requeued_by"].startswith("xp/")
+        assert status.history[-2]["state"] == "FAILED"  # the ending stays in the history
+        # The index (what the CLI and the web view read) says it waits, without the reason.
+        row = eventually(
+            lambda: listed(workdir)[ident] if listed(workdir)[ident]["state"] != "FAILED" else None,
+            "recorded as waiting",
+        )
+        assert row["state"] == "WAITING" and not row.get("reason"), row
+        # The web view's home page no longer lists it among the failed jobs.
+        home = get_ok(make_datasette(workdir), "/").text
+        failed = home.split('id="xpm-failed"')[1].split("</section>")[0]
+        assert ident[:8] not in failed and "(0 in all)" in failed, failed
+        gate.write_text("")
+    assert {j.state for j in xp.jobs.values()} == {"DONE"}
+    status = jobdir.read_status()
+    assert (status.state, status.attempt) == ("DONE", 2)
+    assert listed(workdir)[ident]["state"] == "DONE"
+
+
+def test_a_run_killed_before_the_requeued_job_starts_leaves_it_waiting(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """The experiment dies while the requeued job waits: the record says waiting (not the
+    old FAILED, not running), the ending stays in the history, and the next run runs it."""
+    import signal
+
+    ok, gate = tmp_path / "ok", tmp_path / "gate"
+    jobdir = failed_once(workdir, ok)
+    ok.write_text("")
+    script = f"""
+from xpm._experiment import experiment
+from xpm_test_tasks import Fail, Train
+with experiment({str(workdir)!r}, "xp", progress=False, max_parallel=1):
+    Train(seed=98, gate={str(gate)!r}).submit()
+    Fail(n=3, ok_file={str(ok)!r}).submit()
+"""
+    proc = popen_python(script)
+    try:
+        eventually(lambda: jobdir.read_status().state == "UNSCHEDULED", "requeued")
+        # Killed once the job ahead runs: killed while launching it, that job is lost (the
+        # one race the message below would tell).
+        trains = workdir / "jobs" / "xpm_test_tasks.train"
+        eventually(
+            lambda: (
+                trains.exists()
+                and any(
+                    JobDir.from_path(d).read_status().state == "RUNNING" for d in trains.iterdir()
+                )
+            ),
+            "running the job ahead",
+        )
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()  # reaped, its pipes closed
+        gate.write_text("")  # the orphaned Train job ends
+    status = jobdir.read_status()
+    assert (status.state, status.reason) == ("UNSCHEDULED", None)
+    out = CliRunner().invoke(cli, ["jobs", "list", "--workdir", str(workdir), "--format", "json"])
+    # The killed run is noticed; its running Train job ends or runs on: none was lost (it
+    # read "0 job(s) left running settled as FAILED (lost)").
+    assert "ended without closing: none of its jobs was lost;" in out.stderr, out.stderr
+    assert listed(workdir)[jobdir.path.name]["state"] == "WAITING"
+    with experiment(workdir, "xp", progress=False) as xp:
+        Fail(n=3, ok_file=str(ok)).submit()
+    assert [j.state for j in xp.jobs.values()] == ["DONE"]
+    assert jobdir.read_status().attempt == 2
+
+
+def test_a_crash_between_the_event_and_the_marker_still_reads_failed(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """The requeue event is written before the marker goes: cut between the two (simulated:
+    the event alone, as a crash there would leave it), the job still reads FAILED with its
+    reason, and the next submission requeues it."""
+    jobdir = failed_once(workdir, tmp_path / "ok")
+    reason = jobdir.read_status().reason
+    jobdir.add_event("UNSCHEDULED", requeued_by="xp/cut", after="FAILED")
+    status = jobdir.read_status()
+    assert (status.state, status.reason) == ("FAILED", reason)
+    assert jobdir.requeue("xp/next") and jobdir.read_status().state == "UNSCHEDULED"
+    assert not jobdir.requeue("xp/again")  # no longer ended: nothing to requeue
