@@ -701,3 +701,25 @@ def test_meta_parameters_are_recorded_as_such_and_not_shown_by_default(workdir: 
     asked = cli_run("results", "learn", "--workdir", str(workdir), "--columns", "epochs,gpus")
     assert asked.exit_code == 0 and "gpus" in asked.output
     assert check(workdir) == []  # the live index and a rebuild agree on it
+
+
+def test_no_match_says_which_filter_left_nothing(sweep: Path) -> None:
+    """`xpm results` printed "(none)" and nothing else: each filter now says what it keeps
+    alone and, when nothing, what its column holds (on stderr: json stays a json list)."""
+    base = ("results", "train", "--workdir", str(sweep))
+    out = cli_run(*base, "--where", "seed>5, accuracy>0.5")
+    assert out.exit_code == 0 and out.stdout.strip() == "(none)"
+    (note,) = [line for line in out.stderr.splitlines() if "no job matches" in line]
+    assert "seed>5 keeps none: seed runs from 0 to 1" in note, note
+    assert "accuracy>0.5 alone keeps 4 jobs" in note, note
+    assert "each keeps" not in note
+    # Each keeps jobs, never the same ones (accuracy 0.5 + lr + seed/100).
+    out = cli_run(*base, "--where", "seed=0", "--where", "accuracy>0.605", "--format", "json")
+    assert json.loads(out.stdout) == []
+    assert "each keeps jobs alone, but no job meets them all" in out.stderr, out.stderr
+    # Text values are listed, a tag given with --tag is named as typed.
+    out = cli_run(*base, "--tag", "optimizer=sgd", "--where", "state=failed")
+    assert "--tag optimizer=sgd keeps none: optimizer holds adam" in out.stderr, out.stderr
+    assert "state=failed keeps none: state holds DONE" in out.stderr, out.stderr
+    # Rows found: no note.
+    assert "no job matches" not in cli_run(*base, "--where", "seed=0").stderr

@@ -28,7 +28,8 @@ from ._render import echo_results, format_option
     help="Comparisons on any column, joined by commas or 'and' (repeatable): "
     '"lr>0.01, optimizer=adam"; operators = != < <= > >=; quote text with spaces '
     "(name='a b') and column names with odd characters (\"tag:lr\"=0.1); null matches "
-    "missing values.",
+    "missing values. When no job matches, stderr says which condition left nothing and "
+    "what its column holds.",
 )
 @click.option(
     "--sort",
@@ -89,6 +90,8 @@ def results(
         agg=agg,
     )
     echo_results(rows, rows.columns, fmt)
+    if rows.unmatched:  # which filter left nothing (stderr: json and csv stay clean)
+        click.echo(f"xpm: no job matches: {'; '.join(rows.unmatched)}", err=True)
     if not rows and experiment:  # a typo in the experiment's name: say which one was meant
         for hint in no_match_hints(wd, JobFilter(experiment=experiment)):
             click.echo(f"xpm: {hint}", err=True)

@@ -12,12 +12,12 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._vocabulary import stored_state
+from .._vocabulary import shown_state, stored_state
 from ..errors import UsageError
 from ._shownvalues import seconds_of
 from ._tasktables import TaskTable, quote, task_tables
@@ -48,10 +48,19 @@ _CONDITION = re.compile(rf"^\s*({_NAME})\s*(==|!=|<>|<=|>=|=|<|>)\s*(.*?)\s*$", 
 class ResultRows(list[dict[str, Any]]):
     """Rows of :func:`results` (dicts), with the column order and a pandas conversion."""
 
-    def __init__(self, rows: Sequence[dict[str, Any]], columns: Sequence[str], task: str):
+    def __init__(
+        self,
+        rows: Sequence[dict[str, Any]],
+        columns: Sequence[str],
+        task: str,
+        unmatched: Sequence[str] = (),
+    ):
         super().__init__(rows)
         self.columns = list(columns)
         self.task = task
+        #: When no job matched: what each filter keeps alone, or the values its column
+        #: holds when it keeps none (``lr>5 keeps none: lr runs from 0.01 to 1``).
+        self.unmatched = list(unmatched)
 
     def to_pandas(self) -> pandas.DataFrame:
         """The rows as a pandas DataFrame (columns in order; pandas infers their types).
@@ -316,36 +325,17 @@ def query_results(
                 )
             }
         table = _find_table(tables, task, experiment_tasks)
-        conditions: list[str] = []
-        params: list[Any] = []
+        base: list[str] = []  # the jobs looked at: the experiment's
+        base_params: list[Any] = []
         if experiment:
-            conditions.append(
+            base.append(
                 "id IN (SELECT s.job_id FROM submissions s JOIN runs r ON r.id = s.run "
                 "WHERE r.experiment = ?)"
             )
-            params.append(experiment)
-        for key, value in (tags or {}).items():
-            column = _tag_column(table, str(key))
-            from ._query import parse_tag_value
-
-            values = parse_tag_value(value) if isinstance(value, str) else [value]
-            conditions.append(f"{quote(column)} IN ({','.join('?' * len(values))})")
-            params += values
-        for text in [where] if isinstance(where, str) else list(where or ()):
-            for c in parse_where(table, text):
-                if c.value is None:
-                    conditions.append(f"{quote(c.column)} IS {'NOT ' if c.op == '!=' else ''}NULL")
-                elif c.op in ("=", "!=") and isinstance(c.value, str):
-                    # Text from the command line also matches typed values ("3" matches 3).
-                    from ._query import parse_tag_value
-
-                    values = parse_tag_value(c.value)
-                    neg = "NOT " if c.op == "!=" else ""
-                    conditions.append(f"{quote(c.column)} {neg}IN ({','.join('?' * len(values))})")
-                    params += values
-                else:
-                    conditions.append(f"{quote(c.column)} {c.op} ?")
-                    params.append(c.value)
+            base_params.append(experiment)
+        filters = _filters(table, tags, where)
+        conditions = base + [f.sql for f in filters]
+        params = base_params + [v for f in filters for v in f.params]
         order = []
         for item in _names(sort):
             desc = item.startswith("-")
@@ -360,6 +350,7 @@ def query_results(
             + ["start_time IS NULL, start_time", "id"]
         )
         rows = db.query_dicts(sql, params)
+        unmatched = _unmatched(db, table, base, base_params, filters) if not rows else []
     if group_by:
         by = [resolve_column(table, c, "group-by column") for c in _names(group_by)]
         aggs = _names(agg) or ["mean", "std", "count"]
@@ -377,7 +368,7 @@ def query_results(
                 keyed = [(_sort_key(r.get(column)), r) for r in grouped]
                 keyed.sort(key=lambda pair: pair[0], reverse=desc)
                 grouped = [r for _, r in keyed]
-        return ResultRows(grouped, out_columns, table.task_id)
+        return ResultRows(grouped, out_columns, table.task_id, unmatched)
     if agg:
         raise UsageError("--agg needs --group-by (e.g. --group-by lr --agg mean,std)")
     if columns:
@@ -385,7 +376,104 @@ def query_results(
         shown = list(table.columns) if names == ["*"] else [resolve_column(table, c) for c in names]
     else:
         shown = default_columns(table, rows)
-    return ResultRows([{c: r.get(c) for c in shown} for r in rows], shown, table.task_id)
+    return ResultRows([{c: r.get(c) for c in shown} for r in rows], shown, table.task_id, unmatched)
+
+
+@dataclass(frozen=True)
+class _Filter:
+    """One ``--tag`` or ``--where`` condition: as typed, its column, its SQL."""
+
+    text: str
+    column: str
+    sql: str
+    params: list[Any]
+
+
+def _filters(
+    table: TaskTable, tags: Mapping[str, Any] | None, where: str | Sequence[str] | None
+) -> list[_Filter]:
+    from ._query import parse_tag_value
+
+    out = []
+    for key, value in (tags or {}).items():
+        column = _tag_column(table, str(key))
+        values = parse_tag_value(value) if isinstance(value, str) else [value]
+        sql = f"{quote(column)} IN ({','.join('?' * len(values))})"
+        out.append(_Filter(f"--tag {key}={value}", column, sql, list(values)))
+    for text in [where] if isinstance(where, str) else list(where or ()):
+        for part in split_conditions(text):
+            for c in parse_where(table, part):
+                said, name = part.strip(), quote(c.column)
+                if c.value is None:
+                    sql = f"{name} IS {'NOT ' if c.op == '!=' else ''}NULL"
+                    out.append(_Filter(said, c.column, sql, []))
+                elif c.op in ("=", "!=") and isinstance(c.value, str):
+                    # Text from the command line also matches typed values ("3" matches 3).
+                    values = parse_tag_value(c.value)
+                    neg = "NOT " if c.op == "!=" else ""
+                    sql = f"{name} {neg}IN ({','.join('?' * len(values))})"
+                    out.append(_Filter(said, c.column, sql, list(values)))
+                else:
+                    out.append(_Filter(said, c.column, f"{name} {c.op} ?", [c.value]))
+    return out
+
+
+def _unmatched(
+    db: IndexDB, table: TaskTable, base: list[str], params: list[Any], filters: list[_Filter]
+) -> list[str]:
+    """Why no job matched ``filters``: what each keeps alone and, when nothing, the values
+    its column holds (``lr>5 keeps none: lr runs from 0.01 to 1``)."""
+    if not filters:
+        return []
+    name = quote(table.name)
+    notes, kept = [], 0
+    for f in filters:
+        where = " AND ".join([*base, f.sql])
+        n = db.conn.execute(f"SELECT COUNT(*) FROM {name} WHERE {where}", params + f.params)
+        count = int(n.fetchone()[0])
+        kept += count > 0
+        if count:
+            notes.append(f"{f.text} alone keeps {count} job{'' if count == 1 else 's'}")
+            continue
+        column, among = quote(f.column), " AND ".join(base) or "1"
+        low, high = db.conn.execute(
+            f"SELECT MIN({column}), MAX({column}) FROM {name} WHERE {among} "
+            f"AND typeof({column}) IN ('integer', 'real')",
+            params,
+        ).fetchone()
+        values = [
+            r[0]
+            for r in db.conn.execute(
+                f"SELECT DISTINCT {column} FROM {name} WHERE {among} AND {column} IS NOT NULL "
+                f"ORDER BY 1 LIMIT 7",
+                params,
+            )
+        ]
+        if low is not None and f.column != "state":
+            shown = _shown(f.column)
+            held = f"is {shown(low)}" if low == high else f"runs from {shown(low)} to {shown(high)}"
+        elif values:
+            if f.column == "state":  # as the tables show them: WAITING, not UNSCHEDULED
+                values = list(dict.fromkeys(shown_state(v) for v in values))
+            more = ", ..." if len(values) > 6 else ""
+            held = "holds " + ", ".join(map(str, values[:6])) + more
+        else:
+            held = "has no value in any job"
+        notes.append(f"{f.text} keeps none: {f.column} {held}")
+    if kept == len(filters) and len(filters) > 1:
+        notes.append("each keeps jobs alone, but no job meets them all")
+    return notes
+
+
+def _shown(column: str) -> Callable[[float], str]:
+    """How a number of ``column`` reads in a note: times as local dates, seconds with s."""
+    if column in ("start_time", "end_time"):
+        import time
+
+        return lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+    if column == "duration":
+        return lambda t: f"{t:.1f}s"
+    return lambda x: f"{x:g}"
 
 
 def _tag_column(table: TaskTable, key: str) -> str:
