@@ -372,3 +372,16 @@ def test_line_names_say_a_missing_value_and_tell_a_tag_from_its_namesake() -> No
     }
     names = sorted(s["name"] for s in series(None, values, ids, "acc", "param:lr")["series"])
     assert names == ["aug=2 param:aug=2", "aug=— param:aug=2", "aug=— param:aug=—"]
+
+
+def test_a_setting_with_one_value_is_offered_last_as_x_with_its_value(ds: Any) -> None:
+    """epochs=1 in every job of the sweep drew every point at one x: it is offered after the
+    settings that vary, says its value, and is never the default x."""
+    page = get(ds, f"/-/xpm/chart?experiment=devices&task={FIT}&metric=accuracy").text
+    offered = options(page, "x")
+    assert offered[-1] == "param:epochs" and "param:lr" in offered[:-1], offered
+    select = page.split('name="x"')[1].split("</select>")[0]
+    assert "param:epochs (one value: 1)</option>" in select, select
+    assert "param:lr (one value" not in select
+    chosen = re.search(r'<option value="([^"]+)" selected', select)
+    assert chosen is not None and chosen.group(1) != "param:epochs"

@@ -117,6 +117,10 @@ def chart(
     # other result cost a pass.
     read = (kept or KeptValues()).read(conn, jobs, MAX_CHART_JOBS, metric) if metric else None
     stepped = [metric] if read is not None and read.stepped else []
+    # A setting with one value among these jobs draws every point at one x: offered last,
+    # with its value, and never the default (epochs=10 of a sweep over lr and seed was).
+    constant = _constant(read.values, ids, axes) if read is not None else {}
+    axes = [a for a in axes if a not in constant] + [a for a in axes if a in constant]
     valid_x = (["step"] if metric in stepped else []) + axes
     found_x = _column(_tag_of(asked.x, same), valid_x)
     x = found_x or (valid_x[0] if valid_x else None)
@@ -157,6 +161,7 @@ def chart(
             "metrics": metrics,
             "stepped": stepped,
             "axes": axes,
+            "constant": constant,
         },
         "experiment": experiment,
         "task": task,
@@ -168,6 +173,17 @@ def chart(
         "data": data,
         "dropped": dropped,
     }
+
+
+def _constant(values: dict[str, dict[str, Any]], ids: list[str], keys: list[str]) -> dict[str, Any]:
+    """The keys holding one value among the jobs ``ids`` (key -> that value)."""
+    out = {}
+    for key in keys:
+        held = values.get(key, {})
+        seen = {repr(held.get(i)) for i in ids}
+        if len(seen) == 1:
+            out[key] = held.get(ids[0]) if ids else None
+    return out
 
 
 def _one_setting(
