@@ -259,3 +259,25 @@ def test_a_table_no_job_matches_says_which_filter_left_nothing(ds: Any) -> None:
     assert re.search(r"keeps none: commit holds [0-9a-f]{7} here", said("commit=0000000"))
     # A table that shows jobs says none of it.
     assert 'id="xpm-no-match"' not in get(ds, train + "&where=n_layers%3D1").text
+
+
+def test_a_facet_of_many_values_says_how_many_more_and_how_to_reach_them(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """A tag of 40 seeds listed 30 and "…": the rest are counted, with what to type."""
+    from xpm_chart_tasks import Fit
+
+    from xpm import tag
+    from xpm._experiment import experiment
+    from xpm.datasette._app import make_datasette
+
+    monkeypatch.setenv("XPM_GIT", "off")
+    workdir = tmp_path / "wd"
+    with experiment(workdir, "many", "generate", progress=False):  # written, not run
+        for seed in range(40):
+            Fit(lr=0.1, seed=tag(seed)).submit()
+    page = get(make_datasette(workdir), "/-/xpm/experiment/many").text
+    facet = page.split('data-key="tag:seed"')[1].split("</div>")[0]
+    assert len(re.findall(r"<a href=", facet)) == 30
+    seen = unescape(re.sub(r"<[^>]+>", "", facet))
+    assert "… and 10 more: type seed=… or seed>… in the filter box" in seen, seen

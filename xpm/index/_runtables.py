@@ -568,7 +568,8 @@ def facets(
         for key, value, count in conn.execute(sql, args):
             counts.setdefault(names[key], []).append((value, count))
     for column in tags:
-        out.append({"key": column.key, "values": counts.get(column.key, [])[: FACET_SIZE + 1]})
+        found = counts.get(column.key, [])
+        out.append({"key": column.key, "values": found[: FACET_SIZE + 1], "distinct": len(found)})
     return out
 
 
