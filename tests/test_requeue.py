@@ -22,6 +22,7 @@ from xpm._jobdir import JobDir
 from xpm.cli import cli
 from xpm.datasette._app import make_datasette
 from xpm.errors import JobsFailedError
+from xpm.index import open_index
 
 
 def listed(workdir: Path) -> dict[str, dict[str, Any]]:
@@ -33,7 +34,7 @@ def listed(workdir: Path) -> dict[str, dict[str, Any]]:
 
 def failed_once(workdir: Path, ok: Path) -> JobDir:
     with pytest.raises(JobsFailedError), experiment(workdir, "xp", progress=False) as xp:
-        Fail(n=3, ok_file=str(ok)).submit()
+        Fail(n=3, ok_file=str(ok), reports=True).submit()
     jobdir = next(iter(xp.jobs.values())).jobdir
     assert jobdir.read_status().state == "FAILED"
     return jobdir
@@ -60,12 +61,30 @@ def test_a_failed_job_submitted_again_reads_waiting_until_it_runs(
         assert last["state"] == "UNSCHEDULED" and last["after"] == "FAILED"
         assert last["requeued_by"].startswith("xp/")
         assert status.history[-2]["state"] == "FAILED"  # the ending stays in the history
+        # The ended attempt's logs and results are an earlier attempt's now: a waiting job
+        # showed them (and its run, commit and submission time) as its own (a trial).
+        assert not jobdir.results.exists() and not jobdir.stderr.exists()
+        assert "this task always fails" in jobdir.log("stderr", 1).read_text()
+        assert '"loss"' in jobdir.results_of(1).read_text()
+        assert status.provenance is None and status.submit_time is None
         # The index (what the CLI and the web view read) says it waits, without the reason.
         row = eventually(
             lambda: listed(workdir)[ident] if listed(workdir)[ident]["state"] != "FAILED" else None,
             "recorded as waiting",
         )
         assert row["state"] == "WAITING" and not row.get("reason"), row
+        assert not row.get("results") and row.get("start_time") is None, row
+        with open_index(workdir, readonly=True) as index:
+            linked = index.query(
+                "SELECT run, git_state, submit_time, last_run FROM jobs WHERE id = ?", [ident]
+            )[0]
+        assert (linked["run"], linked["git_state"], linked["submit_time"]) == (None, None, None)
+        assert linked["last_run"] == f"xp/{xp.run_id}"  # the submission that requeued it
+        out = CliRunner().invoke(
+            cli, ["results", "fail", "--workdir", str(workdir), "--format", "json"]
+        )
+        (shown,) = [r for r in json.loads(out.stdout) if r["id"] == ident]
+        assert shown.get("loss") is None, shown
         # The web view's home page no longer lists it among the failed jobs.
         home = get_ok(make_datasette(workdir), "/").text
         failed = home.split('id="xpm-failed"')[1].split("</section>")[0]

@@ -90,9 +90,12 @@ class Fail(Task):
 
     n: Param[int] = 0
     ok_file: Meta[str] = ""
+    reports: Meta[bool] = False  # report a loss before failing
 
     def execute(self) -> None:
         print("about to fail")
+        if self.reports:
+            self.report(loss=1.5, step=0)
         if self.ok_file and Path(self.ok_file).exists():
             print("ok this time")
             return

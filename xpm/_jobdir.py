@@ -255,15 +255,18 @@ class JobDir:
         """Record that ``run`` submitted this ended job (FAILED or CANCELLED) again: it waits
         to run, no longer failed.  Until its new attempt starts, the directory (and so the
         index, the web view and ``xpm jobs list``) said FAILED with the old reason while the
-        run counted it waiting.  The failed marker goes; its event stays in the history.
+        run counted it waiting.  Its logs and results are kept as the ended attempt's
+        (``stdout.N.log``...), then the failed marker goes; its event stays in the history.
 
-        The event comes first: a crash between the two leaves the marker, so the job still
+        The event comes first: a crash before the marker goes leaves it, so the job still
         reads FAILED and the next run requeues it again.  Returns whether it was ended."""
         ended = self.read_marker(self.failed_marker)
         if ended is None:
             return False
         self.add_event("UNSCHEDULED", requeued_by=run, after=ended.get("state") or "FAILED")
-        self.failed_marker.unlink(missing_ok=True)
+        # The ended attempt's logs and results become an earlier attempt's now, not at the
+        # launch: a waiting job showed them as its own (a trial).  Then the marker goes.
+        self.rotate_for_new_attempt()
         return True
 
     def settle(

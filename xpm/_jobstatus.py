@@ -63,7 +63,10 @@ class JobStatus:
     @property
     def provenance(self) -> dict[str, Any] | None:
         """The provenance of the current attempt (the one behind the state and the results);
-        None when it was not recorded (never launched, or launched by an older xpm)."""
+        None when it was not recorded (never launched, or launched by an older xpm) or the
+        job waits (again: submitted anew after it ended, its new attempt not begun)."""
+        if self.state == "UNSCHEDULED":
+            return None  # waiting (again): no attempt is behind this state
         last = self.attempts[-1] if self.attempts else None
         return last if last is not None and last["attempt"] == self.attempt else None
 
@@ -128,7 +131,7 @@ def fold_events(events: list[dict[str, Any]]) -> JobStatus:
         elif state == "UNSCHEDULED":
             # Waiting again: submitted anew after it ended (:meth:`~xpm._jobdir.JobDir.requeue`), or refused
             # by a full backend after its claim.  Nothing of this attempt has happened.
-            status.start_time = status.end_time = None
+            status.submit_time = status.start_time = status.end_time = None
             status.exit_code = status.signal = None
             status.host = status.pid = status.pid_start = status.launcher_job_id = None
             status.reason = event.get("reason")

@@ -16,7 +16,8 @@ from typing import Any
 def link_jobs(conn: sqlite3.Connection, where: str = "1", params: Sequence[Any] = ()) -> None:
     """Set the derived columns of the jobs matching ``where``: ``last_run`` and
     ``last_submitted`` (their latest submission), ``run`` and ``git_state`` (the run that
-    launched their latest attempt and the git state it recorded).
+    launched their latest attempt and the git state it recorded; NULL while a job waits,
+    even submitted again after it ended: no attempt is behind its state).
 
     An attempt launched before schema 2 recorded no run: it is the latest run that submitted
     the job before that launch (a submission always comes before the launch it causes).
@@ -25,16 +26,19 @@ def link_jobs(conn: sqlite3.Connection, where: str = "1", params: Sequence[Any] 
     conn.execute(
         "UPDATE jobs SET (last_run, last_submitted) = (SELECT s.run, s.time FROM submissions s "
         "WHERE s.job_id = jobs.id ORDER BY s.time DESC, s.run DESC LIMIT 1), "
-        "run = COALESCE((SELECT a.run FROM attempts a WHERE a.job_id = jobs.id "
+        # A waiting job (again, after it ended) has no attempt behind its state.
+        "run = CASE WHEN jobs.state = 'UNSCHEDULED' THEN NULL ELSE "
+        "COALESCE((SELECT a.run FROM attempts a WHERE a.job_id = jobs.id "
         "AND a.attempt = jobs.attempt), (SELECT s.run FROM submissions s "
         "WHERE s.job_id = jobs.id AND s.time <= jobs.submit_time "
-        f"ORDER BY s.time DESC, s.run DESC LIMIT 1)) WHERE {where}",
+        f"ORDER BY s.time DESC, s.run DESC LIMIT 1)) END WHERE {where}",
         params,
     )
     conn.execute(
-        "UPDATE jobs SET git_state = COALESCE((SELECT a.git_state FROM attempts a "
+        "UPDATE jobs SET git_state = CASE WHEN jobs.state = 'UNSCHEDULED' THEN NULL ELSE "
+        "COALESCE((SELECT a.git_state FROM attempts a "
         "WHERE a.job_id = jobs.id AND a.attempt = jobs.attempt), (SELECT g.git_state "
-        "FROM run_git_states g WHERE g.run = jobs.run AND g.position = 0)) "
+        "FROM run_git_states g WHERE g.run = jobs.run AND g.position = 0)) END "
         f"WHERE {where}",
         params,
     )

@@ -215,7 +215,8 @@ TABLES: tuple[Table, ...] = (
             _c(
                 "submit_time",
                 "REAL",
-                f"When the latest attempt was handed to the launcher. {_TIME}.",
+                f"When the latest attempt was handed to the launcher (NULL while the job "
+                f"waits: `last_submitted` says when its run submitted it). {_TIME}.",
             ),
             _c(
                 "start_time",
@@ -245,14 +246,17 @@ TABLES: tuple[Table, ...] = (
                 "git_state",
                 "TEXT",
                 "Git state of the experiment's repository when the latest attempt (the one "
-                "behind `state` and the results) was launched; NULL for a job never launched.",
+                "behind `state` and the results) was launched; NULL for a job never launched "
+                "and while a job waits again (submitted anew after it failed: no attempt is "
+                "behind its state).",
                 references="git_states.id",
             ),
             _c(
                 "run",
                 "TEXT",
                 "The run that launched the latest attempt (for attempts launched before "
-                "schema 2: the latest run that submitted the job before that launch).",
+                "schema 2: the latest run that submitted the job before that launch); NULL "
+                "while the job waits, as `git_state`.",
                 references="runs.id",
                 since=2,
             ),
