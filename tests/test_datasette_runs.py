@@ -239,11 +239,11 @@ def test_a_table_no_job_matches_says_which_filter_left_nothing(ds: Any) -> None:
 
     # A threshold past every run, beside a filter that keeps one.
     seen = said("n_layers>5", "lr=0.5")
-    assert "tag:n_layers>5 keeps none: n_layers runs from 1 to 3 here" in seen, seen
+    assert "tag:n_layers>5 keeps none: n_layers holds 1, 2, 3 here" in seen, seen
     assert "tag:lr=0.5 alone keeps 3 jobs" in seen, seen
-    # A value no job has: the one value there is; two values of one column are "or".
+    # A value no job has: the values there are; two values of one column are "or".
     seen = said("lr=0.7", "n_layers=1", "n_layers=2")
-    assert "tag:lr=0.7 keeps none: lr is 0.5 here" in seen, seen
+    assert "tag:lr=0.7 keeps none: lr holds 0.5 here" in seen, seen
     assert "tag:n_layers=1 or tag:n_layers=2 alone keeps 2 jobs" in seen, seen
     # Text values are listed; states read as the table shows them.
     seen = said("state=failed")
@@ -252,6 +252,11 @@ def test_a_table_no_job_matches_says_which_filter_left_nothing(ds: Any) -> None:
     seen = said("n_layers=1", "loss<0.3")
     assert "alone keeps 1 job;" in seen and "alone keeps 2 jobs." in seen, seen
     assert "Each keeps jobs alone, but no job meets them all." in seen
+    # Two conditions on one column that contradict: said so, not its values (a trial).
+    seen = said("n_layers>2", "n_layers<2")
+    assert (
+        "tag:n_layers>2, tag:n_layers<2 keeps none: each keeps jobs alone, never together" in seen
+    )
     # Times, durations and commits as the table shows them.
     seen = said("submitted<2000-01-01")
     assert re.search(r"keeps none: submitted from \d\d-\d\d \d\d:\d\d:\d\d to ", seen), seen
@@ -281,3 +286,34 @@ def test_a_facet_of_many_values_says_how_many_more_and_how_to_reach_them(
     assert len(re.findall(r"<a href=", facet)) == 30
     seen = unescape(re.sub(r"<[^>]+>", "", facet))
     assert "… and 10 more: type seed=… or seed>… in the filter box" in seen, seen
+    # Past a few values, a number column says its range when a filter keeps none.
+    page = get(make_datasette(workdir), "/-/xpm/experiment/many?where=seed%3E100").text
+    note = unescape(re.sub(r"<[^>]+>", "", page.split('id="xpm-no-match">')[1].split("</p>")[0]))
+    assert note == "tag:seed>100 keeps none: seed runs from 0 to 39 here.", note
+
+
+def test_a_column_hidden_by_its_header_stays_hidden_and_comes_back(ds: Any) -> None:
+    """A wide sweep on a laptop: a header's × hides its column; sorting, filtering and
+    paging keep it hidden; the pager line lists hidden columns, each a link back."""
+    train = "/-/xpm/experiment/sweep?task=sweep.train"
+    page = get(ds, train).text
+    hide = re.search(r'<th data-key="tag:lr"[^>]*>.*?<a class="xpm-hide" href="([^"]+)"', page)
+    assert hide is not None, page
+    hidden = get(ds, unescape(hide.group(1))).text
+    head = hidden.split('id="xpm-runs"')[1].split("</thead>")[0]
+    assert 'data-key="tag:lr"' not in head and 'data-key="tag:n_layers"' in head
+    body = hidden.split('id="xpm-runs"')[1].split("<tbody>")[1].split("</tbody>")[0]
+    assert 'data-key="tag:lr"' not in body and 'data-key="tag:n_layers"' in body
+    note = hidden.split('id="xpm-hidden">')[1].split("</span>")[0]
+    assert unescape(re.sub(r"<[^>]+>", "", note)) == "1 column hidden: lr"
+    back = re.search(r'href="([^"]+)"', note).group(1)  # type: ignore[union-attr]
+    shown = get(ds, unescape(back)).text.split('id="xpm-runs"')[1].split("</thead>")[0]
+    assert 'data-key="tag:lr"' in shown
+    # A sort link and the filter form keep it hidden (two hidden: both kept).
+    two = get(ds, train + "&hide=tag:lr&hide=result:loss").text
+    assert "2 columns hidden: lr, loss (show all)" in unescape(re.sub(r"<[^>]+>", "", two))
+    sort = re.search(r'<th data-key="tag:n_layers"[^>]*><a href="([^"]+)"', two).group(1)  # type: ignore[union-attr]
+    assert "hide=tag%3Alr&amp;hide=result%3Aloss" in sort, sort
+    form = two.split('id="xpm-filters"')[1].split("</form>")[0]
+    kept = re.findall(r'<input type="hidden" name="hide" value="([^"]+)">', form)
+    assert kept == ["tag:lr", "result:loss"], form

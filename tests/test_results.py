@@ -4,6 +4,7 @@ on real SQLite files written by real experiments and job processes."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -710,7 +711,7 @@ def test_no_match_says_which_filter_left_nothing(sweep: Path) -> None:
     out = cli_run(*base, "--where", "seed>5, accuracy>0.5")
     assert out.exit_code == 0 and out.stdout.strip() == "(none)"
     (note,) = [line for line in out.stderr.splitlines() if "no job matches" in line]
-    assert "seed>5 keeps none: seed runs from 0 to 1" in note, note
+    assert "seed>5 keeps none: seed holds 0, 1" in note, note
     assert "accuracy>0.5 alone keeps 4 jobs" in note, note
     assert "each keeps" not in note
     # Each keeps jobs, never the same ones (accuracy 0.5 + lr + seed/100).
@@ -721,5 +722,8 @@ def test_no_match_says_which_filter_left_nothing(sweep: Path) -> None:
     out = cli_run(*base, "--tag", "optimizer=sgd", "--where", "state=failed")
     assert "--tag optimizer=sgd keeps none: optimizer holds adam" in out.stderr, out.stderr
     assert "state=failed keeps none: state holds DONE" in out.stderr, out.stderr
+    # Times read as dates.
+    out = cli_run(*base, "--where", "start_time<0")
+    assert re.search(r"start_time<0 keeps none: start_time runs from \d{4}-\d\d-\d\d ", out.stderr)
     # Rows found: no note.
     assert "no job matches" not in cli_run(*base, "--where", "seed=0").stderr

@@ -28,7 +28,7 @@ def _column(page: Any, key: str) -> list[str]:
 def _headers(page: Any) -> list[str]:
     """The column headers a reader sees (their text), in order."""
     texts = page.locator("#xpm-runs thead tr:not(.xpm-groups) th").all_inner_texts()
-    return [t.strip() for t in texts]
+    return [t.strip().removesuffix("×").strip() for t in texts]  # less the hide link
 
 
 def test_a_tag_and_its_parameter_are_one_visible_column(server: str, page: Any) -> None:
@@ -44,7 +44,7 @@ def test_a_tag_and_its_parameter_are_one_visible_column(server: str, page: Any) 
     # Sorted by the parameter's own name (an old link): the tag's column says so.
     page.goto(server + EVALUATE + "&sort=-param:model.model.n_layers")
     assert _column(page, "tag:n_layers") == ["3", "2", "1"]
-    assert header.inner_text().strip() == "n_layers ▼"
+    assert header.locator("a:not(.xpm-hide)").inner_text().strip() == "n_layers ▼"
     # Filtered by it, typed in the box.
     page.locator('#xpm-filters input[type="text"]').fill("model.model.n_layers < 3")
     page.locator("#xpm-filters button").click()
@@ -57,7 +57,7 @@ def test_upstream_values_sort_and_filter(server: str, page: Any) -> None:
     page.goto(server + EVALUATE + "&sort=upstream:learn.model.n_layers")
     key = "upstream:learn.model.n_layers"
     assert _column(page, key) == ["1", "2", "3"]
-    header = page.locator(f'#xpm-runs th[data-key="{key}"] a')
+    header = page.locator(f'#xpm-runs th[data-key="{key}"] a:not(.xpm-hide)')
     assert header.inner_text().strip() == "learn.model.n_layers ▲"
     header.click()  # again: the other way
     page.wait_for_url("**sort=-upstream*")
@@ -126,3 +126,21 @@ def test_ticks_count_without_storage(server: str, page: Any) -> None:
     button.click()
     page.wait_for_url("**/-/xpm/compare?*")
     assert page.url.count("id=") == 2, page.url
+
+
+def test_a_column_hidden_from_its_header_leaves_room_and_comes_back(server: str, page: Any) -> None:
+    """At 1366x768, the × of a header hides that column (the table narrows), and the link
+    above the table shows it again."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(server + EVALUATE)
+    before = page.locator("#xpm-runs").bounding_box()
+    assert "accuracy" in _headers(page)
+    page.locator('#xpm-runs th[data-key="result:accuracy"] a.xpm-hide').click()
+    page.wait_for_url("**hide=result*")
+    assert "accuracy" not in _headers(page)
+    after = page.locator("#xpm-runs").bounding_box()
+    assert before is not None and after is not None and after["width"] < before["width"]
+    assert page.locator("#xpm-hidden").inner_text().strip() == "1 column hidden: accuracy"
+    page.locator("#xpm-hidden a").click()
+    page.wait_for_url(lambda url: "hide=" not in url)
+    assert "accuracy" in _headers(page)

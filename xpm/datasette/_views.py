@@ -349,15 +349,18 @@ async def _runs_context(
             return index.no_match(conn, selection, columns, texts)
 
         context["no_match"] = await db.execute_fn(snapshot(why))
+    groups = [
+        *_groups(columns, show_meta),
+        ("upstream", _upstream_columns(table["rows"], columns, {sort, *(f[0] for f in filters)})),
+    ]
+    # Columns the reader hid (the × of a header): a wide sweep fits a laptop's screen.
+    hide = list(dict.fromkeys(request.args.getlist("hide")))
+    shown = {c.key: c for _label, cols in groups for c in cols}
     context.update(
         columns=columns,
-        groups=[
-            *_groups(columns, show_meta),
-            (
-                "upstream",
-                _upstream_columns(table["rows"], columns, {sort, *(f[0] for f in filters)}),
-            ),
-        ],
+        groups=[(label, [c for c in cols if c.key not in hide]) for label, cols in groups],
+        hide=hide,
+        hidden=[shown[k] for k in hide if k in shown],
         show_meta=show_meta,
         meta_count=sum(c.meta for c in columns),
         filters=[f[3] for f in filters],

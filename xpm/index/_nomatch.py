@@ -15,8 +15,10 @@ from typing import Any
 
 from ._runtables import FIXED, Column, Selection, job_count, literal
 
-#: Values of a text column listed before "and N more".
+#: Values of a column listed (before "and N more"); a numeric column of more shows its range.
 LISTED = 6
+#: Columns of times and durations: always shown as a range.
+TIMES = ("submitted", "started", "duration")
 
 
 def no_match(
@@ -28,8 +30,9 @@ def no_match(
     """For each filtered column of ``selection`` (which keeps no job), in the order the
     filters were given: ``text`` (the filters' own, ``texts`` by ``repr((key, op, value))``), ``count``
     (the jobs they keep alone) and, when they keep none, what the column holds among the
-    table's jobs: ``low`` and ``high`` for numbers and times, else ``values`` (up to
-    :data:`LISTED`) and ``distinct``; ``empty`` when no job has a value there."""
+    table's jobs: ``low`` and ``high`` for times and numbers of many values, else ``values``
+    (up to :data:`LISTED`) and ``distinct``; ``empty`` when no job has a value there;
+    ``together`` instead when each filter on the column keeps jobs alone, never together."""
     by_key = {c.key: c for c in columns}
     keys = list(dict.fromkeys(f[0] for f in selection.filters))
     out = []
@@ -41,7 +44,15 @@ def no_match(
             "text": _text(mine, texts, key),
             "count": job_count(conn, alone, columns),
         }
-        if entry["count"] == 0:
+        if (
+            entry["count"] == 0
+            and len(mine) > 1
+            and all(
+                job_count(conn, replace(selection, filters=[f], found={}), columns) for f in mine
+            )
+        ):
+            entry["together"] = True  # lr>0.05, lr<0.02: each keeps jobs, never both
+        elif entry["count"] == 0:
             entry.update(_held(conn, replace(selection, filters=[], found={}), key, by_key))
         out.append(entry)
     return out
@@ -73,19 +84,24 @@ def _held(
             f"SELECT value AS v FROM {table} WHERE {name} = {literal(column.name)} "
             f"AND job_id IN (SELECT j.id FROM jobs j WHERE {where})"
         )
-    numeric = key in ("submitted", "started", "duration") or (column and column.numeric)
+    numeric = key in TIMES or (column and column.numeric)
     if numeric:
-        low, high = conn.execute(
-            f"SELECT MIN(v), MAX(v) FROM ({values}) WHERE typeof(v) IN ('integer', 'real')",
+        n, low, high = conn.execute(
+            f"SELECT COUNT(DISTINCT v), MIN(v), MAX(v) FROM ({values}) "
+            "WHERE typeof(v) IN ('integer', 'real')",
             args,
         ).fetchone()
-        if low is not None:
+        # A few values are listed (width=48 among 32 and 64 is not "from 32 to 64").
+        if low is not None and (key in TIMES or n > LISTED):
             return {"low": low, "high": high}
+    order = "v" if numeric else "COUNT(*) DESC, v"
     rows = conn.execute(
-        f"SELECT v, COUNT(*) FROM ({values}) WHERE v IS NOT NULL GROUP BY v "
-        "ORDER BY COUNT(*) DESC, v",
+        f"SELECT v FROM ({values}) WHERE v IS NOT NULL GROUP BY v ORDER BY {order} LIMIT {LISTED}",
         args,
     ).fetchall()
     if not rows:
         return {"empty": True}
-    return {"values": [r[0] for r in rows[:LISTED]], "distinct": len(rows)}
+    (distinct,) = conn.execute(
+        f"SELECT COUNT(DISTINCT v) FROM ({values}) WHERE v IS NOT NULL", args
+    ).fetchone()
+    return {"values": [r[0] for r in rows], "distinct": distinct}

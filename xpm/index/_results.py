@@ -449,7 +449,9 @@ def _unmatched(
                 params,
             )
         ]
-        if low is not None and f.column != "state":
+        times = f.column in ("start_time", "end_time", "duration")
+        # A few values are listed (width=48 among 32 and 64 is not "from 32 to 64").
+        if low is not None and f.column != "state" and (times or len(values) > 6):
             shown = _shown(f.column)
             held = f"is {shown(low)}" if low == high else f"runs from {shown(low)} to {shown(high)}"
         elif values:

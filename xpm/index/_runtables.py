@@ -530,7 +530,7 @@ def facets(
             "GROUP BY j.state ORDER BY COUNT(*) DESC, j.state",
             args,
         ).fetchall()
-    out = [{"key": "state", "values": states}]
+    out: list[dict[str, Any]] = [{"key": "state", "values": states}]
     # Tags nobody filters on are counted in one pass over the selected jobs; a tag that is
     # filtered on is counted without its own filter (so its other values stay in sight).
     tags = [c for c in columns if c.kind == "tag"]
@@ -568,8 +568,8 @@ def facets(
         for key, value, count in conn.execute(sql, args):
             counts.setdefault(names[key], []).append((value, count))
     for column in tags:
-        found = counts.get(column.key, [])
-        out.append({"key": column.key, "values": found[: FACET_SIZE + 1], "distinct": len(found)})
+        listed = counts.get(column.key, [])
+        out.append({"key": column.key, "values": listed[: FACET_SIZE + 1], "distinct": len(listed)})
     return out
 
 
