@@ -19,3 +19,8 @@ def test_experiments_list_and_show(wd: Path) -> None:
     assert show.exit_code == 0, show.output
     assert "experiment study: 1 run(s), jobs done=6" in show.stdout
     assert "git: not recorded" in show.stdout
+
+    # How each run ended, beside its jobs' states now (a later run may have rerun them).
+    broken = run("experiments", "show", "broken", *w)
+    assert "  outcome: 1 job(s) failed\n  its jobs now: failed=1" in broken.stdout, broken.stdout
+    assert "  outcome: done\n  its jobs now: done=6" in show.stdout, show.stdout

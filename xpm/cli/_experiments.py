@@ -65,8 +65,10 @@ def show(name: str, workdir: Path | None, as_json: bool) -> None:
             "",
             f"run {run['run_id']} ({run['run_mode']}) on {run['host'] or '?'} by "
             f"{run['user'] or '?'}: {when(run['start_time'])} -> {ended}",
-            f"  jobs: {_counts(run['jobs'])}",
         ]
+        if run.get("outcome"):  # how the run ended: its jobs may have run again since
+            out.append(f"  outcome: {run['outcome']}")
+        out.append(f"  its jobs now: {_counts(run['jobs'])}")
         for g in run["git"]:
             state = f"dirty, snapshot {g['snapshot']}" if g["dirty"] else "clean"
             out.append(f"  git: {g['repo']} commit {g['commit']} ({g['branch'] or '-'}, {state})")

@@ -87,13 +87,14 @@ def experiment_names(db: IndexDB) -> list[str]:
 
 def experiment_runs(db: IndexDB, name: str) -> dict[str, Any] | None:
     """Experiment ``name`` (None when the index has none): ``experiment`` (its row), ``runs``
-    (newest first, each with ``jobs``: its jobs counted by state) and ``jobs`` (all its
-    jobs counted by state)."""
+    (newest first, each with its ``outcome`` and ``jobs``: its jobs counted by their state
+    now) and ``jobs`` (all its jobs counted by state)."""
     found = db.query_dicts("SELECT * FROM experiments WHERE name = ?", [name])
     if not found:
         return None
     runs = db.query_dicts(
-        "SELECT id, run_id, run_mode, start_time, end_time, host, user FROM runs "
+        "SELECT id, run_id, run_mode, start_time, end_time, host, user, "
+        "json_extract(info, '$.outcome') AS outcome FROM runs "
         "WHERE experiment = ? ORDER BY start_time DESC",
         [name],
     )
