@@ -353,9 +353,16 @@ def test_missing_required_parameter_is_reported_at_submission(workdir: Path) -> 
 
 
 def test_experiment_exit_status_of_a_script(workdir: Path) -> None:
+    """The summary names the failed job and its log; the script ends with one line and
+    status 1, not a traceback through xpm (XPM_DEBUG=1 keeps it)."""
     result = run_python(_xp_script(workdir, "    Fail(n=3).submit()\n"))
-    assert result.returncode != 0
-    assert "JobsFailedError" in result.stderr and "1 failed" in result.stderr
+    assert result.returncode == 1 and "1 failed" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("xpm: error: 1 job(s) of experiment") and "XPM_DEBUG=1" in last
+    assert "Traceback" not in result.stderr
+    debug = run_python(_xp_script(workdir, "    Fail(n=3).submit()\n"), env={"XPM_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert "JobsFailedError" in debug.stderr
 
 
 def test_a_script_that_runs_an_experiment_at_import_does_not_recurse(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ Mixed into :class:`xpm.Experiment` (xpm/_experiment.py).
 
 from __future__ import annotations
 
+import os
 import shlex
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,6 +148,7 @@ class RunSummary:
                 "--state failed --state cancelled`"
             )
         if failed:
+            _one_line_when_uncaught()
             raise JobsFailedError(
                 f"{len(failed)} job(s) of experiment {self.name!r} failed; see the logs above",
                 [j.name for j in failed],
@@ -161,3 +164,22 @@ class RunSummary:
         if upstream:
             return f"never started, so no log: see the log of {upstream[0].name}"
         return f"never started, no log (the reason above says why): {job.jobdir.path}"
+
+
+def _one_line_when_uncaught() -> None:
+    """End a script whose failed jobs' error goes uncaught with one line, not a traceback
+    through xpm: the summary above names the failed jobs and their logs (a trial).  The
+    exit status stays 1; ``XPM_DEBUG=1`` keeps the traceback, as ``--debug`` does for the
+    command line; every other exception goes to the hook there was."""
+    previous = sys.excepthook
+    if getattr(previous, "xpm_one_line", False):
+        return
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if issubclass(kind, JobsFailedError) and os.environ.get("XPM_DEBUG", "") in ("", "0"):
+            print(f"xpm: error: {value} (traceback: XPM_DEBUG=1)", file=sys.stderr)
+            return
+        previous(kind, value, tb)
+
+    hook.xpm_one_line = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
