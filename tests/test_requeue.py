@@ -8,6 +8,7 @@ the job directory kept its failed marker until the new attempt started.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,14 @@ def test_a_failed_job_submitted_again_reads_waiting_until_it_runs(
     status = jobdir.read_status()
     assert (status.state, status.attempt) == ("DONE", 2)
     assert listed(workdir)[ident]["state"] == "DONE"
+    # The job page links the ended attempt's logs and results.
+    site = make_datasette(workdir)
+    page = get_ok(site, f"/-/xpm/job/{ident}").text
+    earlier = page.split('id="xpm-earlier">')[1].split("</p>")[0]
+    names = re.findall(r'<a href="[^"]+">([^<]+)</a>', earlier)
+    assert names == ["stdout.1.log", "stderr.1.log", "results.1.jsonl"], earlier
+    link = re.search(r'href="([^"]+stderr\.1\.log)"', earlier).group(1)  # type: ignore[union-attr]
+    assert "this task always fails" in get_ok(site, link).text
 
 
 def test_a_run_killed_before_the_requeued_job_starts_leaves_it_waiting(

@@ -73,7 +73,19 @@ async def job_page(request: Any, datasette: Any) -> Response:
         for stream in logs:
             logs[stream] = _files.log_tail(workdir, job["path"], stream, TAIL_LINES)
     shown = details.job
+    # Earlier attempts' logs and results (kept as stdout.1.log...), linked from Attempts.
+    earlier = (
+        [
+            path.name
+            for n in range(1, details.earlier_attempts + 1)
+            for path in (jobdir.log("stdout", n), jobdir.log("stderr", n), jobdir.results_of(n))
+            if path.is_file()
+        ]
+        if jobdir is not None
+        else []
+    )
     context = {
+        "earlier": earlier,
         # The state as every view names it (a job not started yet: WAITING).
         "job": {**shown, "state": shown_state(shown["state"])},
         "details": details,
