@@ -110,8 +110,10 @@ def headers(page: str) -> list[str]:
 
 
 def header_texts(page: str) -> list[str]:
-    """What a reader sees in the header row of the columns (the labels, sort arrows)."""
+    """What a reader sees in the header row of the columns (the labels, sort arrows; not
+    the × that hides a column)."""
     row = head(page).split('class="xpm-groups"')[1].split("</tr>")[1]
+    row = re.sub(r'<a class="xpm-hide"[^>]*>×</a>', "", row)
     return [
         re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", cell))).strip()
         for cell in re.findall(r"<th[^>]*>(.*?)</th>", row, flags=re.S)
