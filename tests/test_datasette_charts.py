@@ -263,6 +263,9 @@ def test_a_curve_over_seeds_says_where_a_job_stopped_reporting(
     seen = text_of(get(other, url).text)
     assert "each point is the mean of up to 3 jobs" in seen, seen
     assert "(1 without loss" in seen
+    # Named by state and settings, as the latest-value charts name them (it read "failed,
+    # running or not reporting it" for jobs waiting again: a re-check).
+    assert "failed, running or not reporting it" not in seen, seen
 
 
 # --- 3. the job page -----------------------------------------------------------------------------

@@ -90,6 +90,19 @@ def test_a_failed_job_submitted_again_reads_waiting_until_it_runs(
         home = get_ok(make_datasette(workdir), "/").text
         failed = home.split('id="xpm-failed"')[1].split("</section>")[0]
         assert ident[:8] not in failed and "(0 in all)" in failed, failed
+        # The job page and `xpm jobs show` say its new attempt is not launched yet, and
+        # name the state as every view does (a re-check saw "launched by run" there).
+        page = get_ok(make_datasette(workdir), f"/-/xpm/job/{ident}").text
+        assert f"(not launched yet; submitted by run <code>xp/{xp.run_id}</code>)" in page
+        shown = CliRunner().invoke(cli, ["jobs", "show", ident[:12], "--workdir", str(workdir)])
+        record = CliRunner().invoke(
+            cli, ["jobs", "show", ident[:12], "--workdir", str(workdir), "--json"]
+        )
+        assert json.loads(record.stdout)["launched"] is False, record.stdout
+        assert "WAITING    after=FAILED" in shown.stdout and "not run by it" not in shown.stdout
+        # The runs table's state facet links the state by the name it shows.
+        runs = get_ok(make_datasette(workdir), "/-/xpm/experiment/xp?task=xpm_test_tasks.fail")
+        assert "where=state%3DWAITING" in runs.text and "state%3DUNSCHEDULED" not in runs.text
         gate.write_text("")
     assert {j.state for j in xp.jobs.values()} == {"DONE"}
     status = jobdir.read_status()

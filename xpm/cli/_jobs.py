@@ -250,8 +250,9 @@ def show(job: str, workdir: Path | None, as_json: bool) -> None:
     out += ["", "history:"]
     for event in details["history"]:
         text = event_text(event)
-        out.append(f"  {when(event.get('time'))}  {event['state']:<10} {text}".rstrip())
-    if details["last_submitted_by"] not in (None, details["run"]):
+        state = shown_state(str(event["state"]))  # WAITING, as every view says it
+        out.append(f"  {when(event.get('time'))}  {state:<10} {text}".rstrip())
+    if details["launched"] and details["last_submitted_by"] not in (None, details["run"]):
         # Submitted again later (found DONE, or waiting): not the code of this result.
         out.append(f"  (submitted again by run {details['last_submitted_by']}, not run by it)")
     if details["launcher_text"]:

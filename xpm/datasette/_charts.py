@@ -148,8 +148,10 @@ def chart(
                 conn, values, ids, metric, x, average, curves, (experiment, task), read.signatures
             )
         data = {"experiment": experiment, "task": task, **data}
+        # Curves too: "4 without loss: 4 waiting" (it read "failed, running or not
+        # reporting it" for jobs submitted again and waiting: a trial).
+        data["without_why"] = why_without(values, ids, jobs.states, metric)
         if x != "step" or view == "parallel":
-            data["without_why"] = why_without(values, ids, jobs.states, metric)
             data["unfinished"], data["unfinished_why"] = unfinished_why(
                 values, ids, jobs.states, metric
             )

@@ -258,7 +258,11 @@ def _from_index(conn: sqlite3.Connection, details: JobDetails) -> None:
         )
     ]
     details.run = details.job.get("run")
-    details.launched = bool(details.job.get("attempt"))
+    # A job waiting again (submitted anew after it ended) has no launched attempt behind it.
+    details.launched = bool(details.job.get("attempt")) and details.job.get("state") not in (
+        "UNSCHEDULED",
+        "WAITING",
+    )
     if current:
         details.launcher_description = current[0]["launcher_description"]
 
@@ -335,7 +339,7 @@ def _from_directory(
         for a in reversed(status.attempts)
     ]
     provenance = status.provenance
-    details.launched = status.attempt > 0
+    details.launched = status.attempt > 0 and status.state != "UNSCHEDULED"
     if provenance is not None:
         details.run = str(provenance["run"]) if provenance.get("run") else None
         details.git = [g for g in provenance.get("git") or [] if isinstance(g, dict)]

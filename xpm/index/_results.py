@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._humanize import short_value
 from .._vocabulary import shown_state, stored_state
 from ..errors import UsageError
 from ._shownvalues import seconds_of
@@ -458,7 +459,7 @@ def _unmatched(
             if f.column == "state":  # as the tables show them: WAITING, not UNSCHEDULED
                 values = list(dict.fromkeys(shown_state(v) for v in values))
             more = ", ..." if len(values) > 6 else ""
-            held = "holds " + ", ".join(map(str, values[:6])) + more
+            held = "holds " + ", ".join(map(short_value, values[:6])) + more
         else:
             held = "has no value in any job"
         notes.append(f"{f.text} keeps none: {f.column} {held}")
@@ -475,7 +476,7 @@ def _shown(column: str) -> Callable[[float], str]:
         return lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
     if column == "duration":
         return lambda t: f"{t:.1f}s"
-    return lambda x: f"{x:g}"
+    return short_value
 
 
 def _tag_column(table: TaskTable, key: str) -> str:
