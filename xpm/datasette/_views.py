@@ -346,8 +346,16 @@ async def _runs_context(
 
         def why(conn: Any) -> list[dict[str, Any]]:
             texts = {repr(f[:3]): f[3] for f in filters}
-            return index.no_match(conn, selection, columns, texts)
+            mine = dataclasses.replace(selection, found={})
 
+            def now() -> list[dict[str, Any]]:
+                return index.no_match(conn, mine, columns, texts)
+
+            # Kept as the counts are: it depends on results only through a result filter.
+            key = ("no match", task, experiment, repr(selection.filters))
+            return now() if by_results else writes.get(conn, key, now, also=shown_keys)
+
+        shown_keys = tuple(c.key for c in columns)
         context["no_match"] = await db.execute_fn(snapshot(why))
     groups = [
         *_groups(columns, show_meta),
