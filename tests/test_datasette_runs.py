@@ -317,3 +317,20 @@ def test_a_column_hidden_by_its_header_stays_hidden_and_comes_back(ds: Any) -> N
     form = two.split('id="xpm-filters"')[1].split("</form>")[0]
     kept = re.findall(r'<input type="hidden" name="hide" value="([^"]+)">', form)
     assert kept == ["tag:lr", "result:loss"], form
+
+
+def test_a_large_table_no_job_matches_says_why_on_request(ds: Any, monkeypatch: Any) -> None:
+    """Past WHY_AT_ONCE jobs the note costs a few hundred ms after each write (an experiment
+    of 10,000 jobs): the page links it instead of reading it every time."""
+    from xpm.datasette import _views
+
+    monkeypatch.setattr(_views, "WHY_AT_ONCE", 0)
+    url = "/-/xpm/experiment/sweep?task=sweep.train&where=n_layers%3E5"
+    page = get(ds, url).text
+    assert runs_of(page) == [] and 'id="xpm-no-match"' not in page
+    link = re.search(r'<a id="xpm-why" href="([^"]+)">which filter left nothing\?</a>', page)
+    assert link is not None, page
+    why = get(ds, unescape(link.group(1))).text
+    note = unescape(re.sub(r"<[^>]+>", "", why.split('id="xpm-no-match">')[1].split("</p>")[0]))
+    assert note.startswith("tag:n_layers>5 keeps none: n_layers holds 1, 2, 3 here"), note
+    assert 'id="xpm-why"' not in why

@@ -237,6 +237,14 @@ def test_a_whole_task_among_others_counts_and_sorts_as_sql_does(tmp_path: Path) 
     )
     assert mine == sql
     assert sum(n for _v, n in mine[0]["values"]) == 30
+    # A tag's own facet when its filter is the only one counts every job of the task from
+    # the (key, value) index (400 ms row by row over 100,000 jobs): the same counts.
+    by_tag: list[tuple[str, str, Any]] = [("tag:seed", "=", [0])]
+    fast = facets(conn, Selection(TASK, None, by_tag), columns)
+    assert fast == facets(conn, Selection(TASK, None, by_tag + everything), columns)
+    assert next(f for f in fast if f["key"] == "tag:seed") == next(
+        f for f in mine if f["key"] == "tag:seed"
+    )
     # And the whole task's page takes its order from the (key, value) index, not from a
     # value looked up job by job (1 s over 100,000 jobs beside another task).
     statements: list[str] = []

@@ -237,6 +237,10 @@ class AskedTable:
     readings: list[tuple[tuple[str, str, Any, str], tuple[str, str, Any, str]]]
 
 
+#: Jobs up to which a runs table that no job matches says at once why (else on request).
+WHY_AT_ONCE = 2_000
+
+
 def asked_table(request: Any, base: dict[str, Any], experiment: str | None) -> AskedTable:
     """The runs table a URL asks for, on the task and columns of ``base``."""
     columns: list[index.Column] = base["columns"]
@@ -342,7 +346,12 @@ async def _runs_context(
     # the rows would stay on a page that stopped refreshing because nothing runs.
     table.update(await counts())
     pages = max(1, -(-table["count"] // size))
-    if not table["count"] and selection.filters:  # which filter left nothing, and why
+    # Which filter left nothing, and why: at once for a table of a few thousand jobs; on
+    # request (a link) for larger ones, where it costs a few hundred ms after each write.
+    small = selection.jobs is not None and len(selection.jobs.ids) <= WHY_AT_ONCE
+    if not table["count"] and selection.filters and not small and request.args.get("why") != "1":
+        context["why_url"] = _url_with(request, why="1")
+    elif not table["count"] and selection.filters:
 
         def why(conn: Any) -> list[dict[str, Any]]:
             texts = {repr(f[:3]): f[3] for f in filters}

@@ -549,9 +549,12 @@ def facets(
             f"WHERE t.key IN ({keys}) AND {where} GROUP BY t.key, t.value "
             "ORDER BY t.key, t.value"
         )
-        if whole is not None and chosen is selection:
-            # Every job: the (key, value) index alone, less the other tasks' jobs.
-            for key, value, count in task_tags(conn, selection.task, whole, list(names), kept):
+        # Every job (the table, or a tag's own facet when that tag's filter is the only
+        # one: 400 ms over 100,000 jobs row by row): the (key, value) index alone, less
+        # the other tasks' jobs.
+        others = whole if chosen is selection else _whole_task(conn, chosen, kept)
+        if others is not None:
+            for key, value, count in task_tags(conn, selection.task, others, list(names), kept):
                 counts.setdefault(names[key], []).append((value, count))
             continue
         chosen_ids = chosen.ids(conn, by_key)
