@@ -334,3 +334,29 @@ def test_a_large_table_no_job_matches_says_why_on_request(ds: Any, monkeypatch: 
     note = unescape(re.sub(r"<[^>]+>", "", why.split('id="xpm-no-match">')[1].split("</p>")[0]))
     assert note.startswith("tag:n_layers>5 keeps none: n_layers holds 1, 2, 3 here"), note
     assert 'id="xpm-why"' not in why
+
+
+def test_the_jobs_table_reads_a_typed_state_as_the_views_show_it(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """`/xpm/jobs?state=WAITING` (the name every view shows) found no job: the index
+    stores UNSCHEDULED.  Typed by hand in any case, it reads the stored name."""
+    from xpm_chart_tasks import Fit
+
+    from xpm._experiment import experiment
+    from xpm.datasette._app import make_datasette
+
+    monkeypatch.setenv("XPM_GIT", "off")
+    workdir = tmp_path / "wd"
+    with experiment(workdir, "gen", "generate", progress=False):  # written, not run
+        for seed in range(3):
+            Fit(lr=0.1, seed=seed).submit()
+    site = make_datasette(workdir)
+    for typed in ("WAITING", "waiting", "unscheduled", "UNSCHEDULED"):
+        rows = get(site, f"/xpm/jobs.json?state={typed}&_shape=array").json()
+        assert len(rows) == 3 and {r["state"] for r in rows} == {"UNSCHEDULED"}, typed
+    assert get(site, "/xpm/jobs.json?state=done&_shape=array").json() == []
+    assert len(get(site, "/xpm/jobs.json?state__not=waiting&_shape=array").json()) == 0
+    # Other values and other columns are left as typed.
+    assert get(site, "/xpm/jobs.json?task_id=waiting&_shape=array").json() == []
+    assert len(get(site, "/xpm/jobs?state=WAITING").text) > 0

@@ -373,7 +373,33 @@ def asgi_wrapper(datasette: Any) -> Any:
     """Each request notes the index's version as it arrives (live pages: ``_live``)."""
     from ._live import version_at_arrival
 
-    return lambda app: version_at_arrival(app, datasette)
+    return lambda app: version_at_arrival(_states_as_shown(app, datasette), datasette)
+
+
+def _states_as_shown(app: Any, datasette: Any) -> Any:
+    """ASGI wrapper: on the index's jobs table, a state filter written as every view shows
+    states (``?state=WAITING``, ``?state=done``) reads the stored name (UNSCHEDULED, DONE):
+    typed by hand, it found nothing (a trial)."""
+    from urllib.parse import parse_qsl, urlencode
+
+    from .._vocabulary import STATES, stored_state
+
+    jobs = datasette.urls.path(f"{DATABASE}/jobs")  # databases are not attached yet
+    keys = ("state", "state__exact", "state__not")
+
+    async def rewritten(scope: Any, receive: Any, send: Any) -> None:
+        query = scope.get("query_string") or b""
+        on_jobs = str(scope.get("path", "")).split(".")[0] == jobs
+        if scope.get("type") == "http" and b"state" in query and on_jobs:
+            pairs = parse_qsl(query.decode("utf-8", "replace"), keep_blank_values=True)
+            shown = [
+                (k, stored_state(v) if k in keys and v.upper() in STATES else v) for k, v in pairs
+            ]
+            if shown != pairs:
+                scope = {**scope, "query_string": urlencode(shown).encode()}
+        await app(scope, receive, send)
+
+    return rewritten
 
 
 @hookimpl
