@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _cli_fixtures import ids, job_of, run, wd_fixture  # noqa: F401  (fixture wd)
@@ -618,3 +619,23 @@ def test_show_of_a_job_not_started_marks_the_files_it_has_not_written(workdir: P
     assert not paths["params"].endswith("(not written yet)")
     for name in ("stdout", "stderr", "results"):
         assert paths[name].endswith("  (not written yet)"), paths
+
+
+def test_jobs_list_tells_apart_jobs_with_the_same_tags(tmp_path: Path, monkeypatch: Any) -> None:
+    """Two `seed=0` rows of lr 0.1 and 0.2 (lr untagged) read alike: the table gives the
+    parameters that differ among jobs of the same task and tags, in brackets."""
+    from xpm_chart_tasks import Fit
+
+    monkeypatch.setenv("XPM_GIT", "off")
+    workdir = tmp_path / "wd"
+    with experiment(workdir, "alike", "generate", progress=False):  # written, not run
+        for lr in (0.1, 0.2):
+            Fit(lr=lr, seed=tag(0)).submit()
+        Fit(lr=0.1, seed=tag(1)).submit()
+    out = CliRunner().invoke(cli, ["jobs", "list", "--workdir", str(workdir)])
+    assert out.exit_code == 0, out.output
+    rows = [line for line in out.stdout.splitlines() if "xpm_chart_tasks.fit" in line]
+    assert len(rows) == 3
+    assert sum("seed=0 (lr=0.1)" in r for r in rows) == 1, rows
+    assert sum("seed=0 (lr=0.2)" in r for r in rows) == 1, rows
+    assert sum(r.rstrip().endswith("seed=1") for r in rows) == 1, rows  # alone: no brackets

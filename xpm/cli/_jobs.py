@@ -45,11 +45,14 @@ def _row(job: dict[str, Any], fmt: str) -> dict[str, Any]:
     if fmt == "table":
         shown = list(results.items())[:3]
         text = " ".join(f"{k}={short_value(v)}" for k, v in shown)
+        tags = " ".join(f"{k}={v}" for k, v in (job.get("tags") or {}).items())
+        also = " ".join(f"{k}={short_value(v)}" for k, v in (job.get("also") or {}).items())
         return {
             "id": job["id"][:12],
             "task": job["task_id"],
             "state": shown_state(job["state"]),
-            "tags": job.get("tags") or {},
+            # What tells apart jobs of the same tags: the parameters that differ, in brackets.
+            "tags": f"{tags} ({also})".strip() if also else tags,
             "start": when(job.get("start_time")),
             "duration": duration(job.get("start_time"), job.get("end_time"), job["state"]),
             "results": text + (" ..." if len(results) > 3 else ""),

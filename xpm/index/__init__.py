@@ -65,6 +65,7 @@ if TYPE_CHECKING:
         has_experiment,
         jobs_in_state,
         runs_with_commits,
+        tell_apart,
     )
     from ._query import (
         Mismatch,
@@ -200,6 +201,7 @@ _LAZY = {
     "upstream_values": "._upstream",
     # The web view's lists of jobs and experiments (home, experiment and chart pages).
     "active_job_count": "._overview",
+    "tell_apart": "._overview",
     "experiment_tasks": "._overview",
     "experiments_newest_first": "._overview",
     "experiments_overview": "._overview",
@@ -341,6 +343,7 @@ __all__ = [
     "task_tables_markdown",
     "task_tables_metadata",
     "telling_tags",
+    "tell_apart",
     "upstream_values",
     "write_jobs",
 ]

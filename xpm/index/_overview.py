@@ -115,11 +115,11 @@ def jobs_in_state(
         tags[job_id].append((key, value))
     for row in rows:
         row["tags"] = tags[row["id"]]
-    _tell_apart(conn, rows)
+    tell_apart(conn, rows)
     return count, rows
 
 
-def _tell_apart(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+def tell_apart(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
     """Give each of ``rows`` (jobs with their ``tags``) ``also``: the parameters, not Meta,
     that differ among the listed jobs of its task with the same tags (two failed
     ``lr=0.01 seed=3`` jobs of widths 32 and 64 looked the same)."""

@@ -97,8 +97,9 @@ def select_jobs(
 ) -> list[dict[str, Any]]:
     """The jobs of ``workdir``'s index matching ``filters``, most recent first, reconciled.
 
-    Each job is a dict of the ``jobs`` columns plus ``experiment``, ``tags`` (a dict) and
-    ``results`` (latest value of each result).  Jobs the index says are active are compared
+    Each job is a dict of the ``jobs`` columns plus ``experiment``, ``tags`` (a dict),
+    ``results`` (latest value of each result) and ``also`` (the parameters that differ
+    among the listed jobs of its task with the same tags).  Jobs the index says are active are compared
     with their directories and their launcher first, and corrections are written back.
     A workdir without an index has no jobs.
     """
@@ -139,7 +140,23 @@ def select_jobs(
             jobs = [j for j in jobs if j["state"] in wanted]
         jobs = jobs[: filters.limit]
         attach_results(db, jobs)
+        attach_differing(db, jobs)
     return jobs
+
+
+def attach_differing(db: IndexDB, jobs: list[dict[str, Any]]) -> None:
+    """Set ``job["also"]``: the parameters (not Meta) that differ among the listed jobs of
+    its task with the same tags (two `lr=0.1 seed=3` rows of widths 32 and 64 read alike
+    in `xpm jobs list`; a trial)."""
+    from ..index import tell_apart
+
+    rows = [
+        {"id": j["id"], "task_id": j["task_id"], "tags": sorted((j.get("tags") or {}).items())}
+        for j in jobs
+    ]
+    tell_apart(db.conn, rows)
+    for job, row in zip(jobs, rows, strict=True):
+        job["also"] = dict(row["also"])
 
 
 def _recency(job: dict[str, Any]) -> tuple[float, str]:
