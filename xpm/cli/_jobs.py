@@ -138,7 +138,7 @@ def list_(
         states, task, tags, experiment, since, commit, limit + 1 if limit else None
     )
     wd = existing_workdir(workdir)
-    found = select_jobs(wd, filters)
+    found = select_jobs(wd, filters, differing=fmt == "table")  # the table shows them
     more = limit is not None and limit > 0 and len(found) > limit
     shown = found[:limit] if limit else found
     echo_rows([_row(j, fmt) for j in shown], LIST_COLUMNS, fmt)

@@ -13,10 +13,9 @@ import sqlite3
 from dataclasses import replace
 from typing import Any
 
+from ._results import LISTED  # values listed, as `xpm results` lists them
 from ._runtables import FIXED, Column, Selection, job_count, literal
 
-#: Values of a column listed (before "and N more"); a numeric column of more shows its range.
-LISTED = 6
 #: Columns of times and durations: always shown as a range.
 TIMES = ("submitted", "started", "duration")
 #: Jobs past which a result's values are not read for the note (each job's latest value).

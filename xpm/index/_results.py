@@ -39,6 +39,9 @@ OPERATORS = {
     ">": ">",
     ">=": ">=",
 }
+#: Values a no-match note lists (this one and the web's, :mod:`._nomatch`); past that, a
+#: range.
+LISTED = 6
 #: Aggregations of ``--agg``.
 AGGREGATES = ("mean", "std", "min", "max", "count", "median")
 
@@ -446,20 +449,20 @@ def _unmatched(
             r[0]
             for r in db.conn.execute(
                 f"SELECT DISTINCT {column} FROM {name} WHERE {among} AND {column} IS NOT NULL "
-                f"ORDER BY 1 LIMIT 7",
+                f"ORDER BY 1 LIMIT {LISTED + 1}",
                 params,
             )
         ]
         times = f.column in ("start_time", "end_time", "duration")
         # A few values are listed (width=48 among 32 and 64 is not "from 32 to 64").
-        if low is not None and f.column != "state" and (times or len(values) > 6):
+        if low is not None and f.column != "state" and (times or len(values) > LISTED):
             shown = _shown(f.column)
             held = f"is {shown(low)}" if low == high else f"runs from {shown(low)} to {shown(high)}"
         elif values:
             if f.column == "state":  # as the tables show them: WAITING, not UNSCHEDULED
                 values = list(dict.fromkeys(shown_state(v) for v in values))
-            more = ", ..." if len(values) > 6 else ""
-            held = "holds " + ", ".join(map(short_value, values[:6])) + more
+            more = ", ..." if len(values) > LISTED else ""
+            held = "holds " + ", ".join(map(short_value, values[:LISTED])) + more
         else:
             held = "has no value in any job"
         notes.append(f"{f.text} keeps none: {f.column} {held}")

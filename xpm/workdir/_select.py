@@ -93,13 +93,18 @@ def _commit_jobs(db: IndexDB, rev: str) -> set[str]:
 
 
 def select_jobs(
-    workdir: str | os.PathLike[str], filters: JobFilter, *, reconcile: bool = True
+    workdir: str | os.PathLike[str],
+    filters: JobFilter,
+    *,
+    reconcile: bool = True,
+    differing: bool = False,
 ) -> list[dict[str, Any]]:
     """The jobs of ``workdir``'s index matching ``filters``, most recent first, reconciled.
 
     Each job is a dict of the ``jobs`` columns plus ``experiment``, ``tags`` (a dict),
-    ``results`` (latest value of each result) and ``also`` (the parameters that differ
-    among the listed jobs of its task with the same tags).  Jobs the index says are active are compared
+    ``results`` (latest value of each result) and, with ``differing``, ``also`` (the
+    parameters that differ among the listed jobs of its task with the same tags: what
+    `xpm jobs list`'s table shows, not read for every redraw of ``--watch``).  Jobs the index says are active are compared
     with their directories and their launcher first, and corrections are written back.
     A workdir without an index has no jobs.
     """
@@ -140,7 +145,8 @@ def select_jobs(
             jobs = [j for j in jobs if j["state"] in wanted]
         jobs = jobs[: filters.limit]
         attach_results(db, jobs)
-        attach_differing(db, jobs)
+        if differing:
+            attach_differing(db, jobs)
     return jobs
 
 
