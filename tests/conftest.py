@@ -79,6 +79,7 @@ def assert_index_equals_rebuild(workdir: Path, scratch: Path) -> None:
 
     from xpm.index import open_index, rebuild
     from xpm.index._schema import TABLES
+    from xpm.index._writecount import LOG
 
     copy = scratch / "rebuilt"
     shutil.copytree(workdir, copy)
@@ -87,6 +88,8 @@ def assert_index_equals_rebuild(workdir: Path, scratch: Path) -> None:
     rebuild(copy)
     with open_index(workdir, readonly=True) as a, open_index(copy, readonly=True) as b:
         for t in TABLES:
+            if t.name == LOG:  # which rows were written lately, not what they hold
+                continue
             order = ", ".join(t.primary_key)
             # meta's counts of writes count writes, not content (a rebuild writes in other
             # steps), and each file has its own name.

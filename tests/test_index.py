@@ -40,6 +40,7 @@ from xpm.index._migrations import migrate, schema_version
 from xpm.index._rows import flatten_params
 from xpm.index._schema import INDEXES, TABLES, VIEWS, Column, Table
 from xpm.index._schemasql import create_table_sql
+from xpm.index._writecount import LOG
 
 DOC = ROOT / "docs" / "index.md"
 
@@ -78,7 +79,7 @@ def snapshot(workdir: Path, copied: bool = False) -> dict[str, list[tuple[object
     out = {}
     with open_index(workdir, readonly=True) as index:
         for t in TABLES:
-            if t.name == "meta":
+            if t.name in ("meta", LOG):  # about the file's writes, not the record
                 continue
             order = ", ".join(f'"{c}"' for c in t.primary_key)
             columns = [c for c in t.columns if not (copied and (t.name, c.name) == INODE)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,16 +79,19 @@ def test_params_and_tags_are_written_only_by_write_jobs() -> None:
 
 
 def as_written_by_schema(workdir: Path, version: int) -> None:
-    """An index of one job as xpm wrote it at schema ``version`` (7 or 8): without the
-    counts that came after it."""
+    """An index of one job as xpm wrote it at schema ``version`` (7 to 9): without the
+    counts and log that came after it."""
     later = {
         8: ("count_%", ["jobs_writes"]),
         9: ("count_settings%", ["settings_writes", "index_id"]),
+        10: ("log_%", []),
     }
     with open_index(workdir) as index:
         index.conn.execute("INSERT INTO jobs (id, task_id, state) VALUES ('abc', 't', 'DONE')")
-        for step in range(version + 1, 10):
+        for step in range(version + 1, 11):
             triggers, keys = later[step]
+            if step == 10:
+                index.conn.execute("DROP TABLE job_writes")
             for (name,) in index.conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?",
                 (triggers,),
@@ -110,12 +114,11 @@ def test_an_index_of_schema_7_gets_the_count(tmp_path: Path) -> None:
     assert count(tmp_path) == 1
 
 
-def test_runs_tables_keep_their_facets_until_a_job_is_written(tmp_path: Path) -> None:
-    """A tag changed behind the index's back (no job row written) leaves the kept facet
-    counts; a report (what a running experiment writes) too; a job row written shows."""
+def seed_facet(workdir: Path) -> Callable[[], list[str]]:
+    """The experiment of :func:`run`, recorded in ``workdir``, and a reader of its runs
+    table's facet of seeds (the values listed) in the web view."""
     from xpm.datasette._app import make_datasette
 
-    workdir = tmp_path / "wd"
     run(workdir)
     ds = make_datasette(workdir)
     url = f"/-/xpm/experiment/e?task={FIT}"
@@ -124,11 +127,22 @@ def test_runs_tables_keep_their_facets_until_a_job_is_written(tmp_path: Path) ->
         facet = get(ds, url).text.split('data-key="tag:seed"')[1].split("</div>")[0]
         return re.findall(r">(\d+) <small>", facet)
 
+    return seeds
+
+
+def test_runs_tables_keep_their_facets_until_a_job_is_written(tmp_path: Path) -> None:
+    """A tag changed behind the index's back (no job row written) leaves the kept facet
+    counts; a report (what a running experiment writes) too, and a job's row written
+    without other settings; a job written with other settings shows."""
+    workdir = tmp_path / "wd"
+    seeds = seed_facet(workdir)
     assert seeds() == ["0", "1", "2"]
     write(workdir, "UPDATE tags SET value = 7 WHERE key = 'seed'")
     write(workdir, "UPDATE results SET value = value + 1")
     assert seeds() == ["0", "1", "2"]  # kept: no job written
     write(workdir, "UPDATE jobs SET host = 'other'")
+    assert seeds() == ["0", "1", "2"]  # kept: no job's settings written
+    write(workdir, "UPDATE jobs SET params_digest = 'other'")  # as write_jobs writes tags
     assert seeds() == ["7"]
 
 

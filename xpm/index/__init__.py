@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         jobs_by_ids,
         read_job_details,
     )
+    from ._experimentjobs import TaskJobs, experiment_jobs
     from ._ingest import rebuild, write_jobs
     from ._jobsfacets import (
         FACET_COLUMNS,
@@ -86,10 +87,8 @@ if TYPE_CHECKING:
         PAGE_SIZE,
         Column,
         Selection,
-        TaskJobs,
         column_key,
         distinct_values,
-        experiment_jobs,
         facets,
         job_count,
         ordered_ids,
@@ -169,8 +168,8 @@ _LAZY = {
     "PAGE_SIZE": "._runtables",
     "Column": "._runtables",
     "Selection": "._runtables",
-    "TaskJobs": "._runtables",
-    "experiment_jobs": "._runtables",
+    "TaskJobs": "._experimentjobs",
+    "experiment_jobs": "._experimentjobs",
     "distinct_values": "._runtables",
     "facets": "._runtables",
     "job_count": "._runtables",

@@ -3,7 +3,7 @@ of a result, computed in SQL.
 
 A chart's first load after a write to the index read the jobs of its experiment three
 times and every value of up to 5,000 jobs row by row (400-850 ms over 100,000 jobs).  Now
-the experiment's jobs are read once per page (:func:`._runtables.experiment_jobs`), the
+the experiment's jobs are read once per page (:func:`._experimentjobs.experiment_jobs`), the
 values come column by column (:func:`column_values`), and curves over steps are averaged
 by SQLite, keeping what the jobs that ended contributed (:mod:`._curves`).
 """

@@ -23,7 +23,7 @@ from typing import Any
 
 from .._vocabulary import TERMINAL_STATES
 from ._chartdata import own_values, put
-from ._runtables import TaskJobs
+from ._experimentjobs import TaskJobs
 from ._upstream import UPSTREAM_DEPTH, jobs_used, values_as_upstream, values_by_user
 
 #: Jobs whose values are kept (per kind); past it, what was kept is dropped and read again.
@@ -83,7 +83,7 @@ class KeptValues:
         self, conn: sqlite3.Connection, jobs: TaskJobs, count: int, result: str | None
     ) -> ChartValues:
         """The values of the first ``count`` jobs of ``jobs`` (read by
-        :func:`~._runtables.experiment_jobs` in this snapshot of the index): parameters
+        :func:`~._experimentjobs.experiment_jobs` in this snapshot of the index): parameters
         (Meta apart), tags, values of upstream jobs and, with ``result``, its latest value
         (key ``result:<result>``) and whether it has steps."""
         ids = jobs.ids[:count]

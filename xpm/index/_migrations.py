@@ -58,6 +58,13 @@ def _count_settings_writes(conn: sqlite3.Connection) -> None:
     create_settings_counter(conn)
 
 
+def _log_writes(conn: sqlite3.Connection) -> None:
+    """Version 10: the triggers logging which job or run each write was for."""
+    from ._writecount import create_write_log
+
+    create_write_log(conn)
+
+
 #: Extra steps of a migration to version N (run after its tables/columns/indexes exist).
 CUSTOM: dict[int, Migration] = {
     2: _to_2,
@@ -65,6 +72,7 @@ CUSTOM: dict[int, Migration] = {
     7: _fill_digests,
     8: _count_writes,
     9: _count_settings_writes,
+    10: _log_writes,
 }
 
 

@@ -16,6 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ._indexdefs import INDEXES as INDEXES
+from ._indexdefs import IndexDef as IndexDef
+
 
 @dataclass(frozen=True)
 class Column:
@@ -54,17 +57,6 @@ class View:
     description: str
     sql: str
     columns: tuple[tuple[str, str], ...]
-    since: int = 1
-
-
-@dataclass(frozen=True)
-class IndexDef:
-    """A B-tree index on ``table(columns)``: the filters it serves."""
-
-    name: str
-    table: str
-    columns: tuple[str, ...]  # a name, or "name DESC" for an order the index stores reversed
-    purpose: str
     since: int = 1
 
 
@@ -451,6 +443,20 @@ TABLES: tuple[Table, ...] = (
         since=3,
         without_rowid=True,
     ),
+    Table(
+        "job_writes",
+        "The latest writes of `jobs`, `submissions` and `runs`, one row per written row, "
+        "appended by triggers (the last 20,000 are kept): the web view updates what it "
+        "computed from an experiment's jobs by the jobs written since, instead of reading "
+        "them all again.",
+        (
+            _c("seq", "INTEGER", "Order of the write (grows by one per row written).", since=10),
+            _c("job_id", "TEXT", "The job written (NULL for a write of `runs`).", since=10),
+            _c("run", "TEXT", "The run written (for `submissions` and `runs`).", since=10),
+        ),
+        ("seq",),
+        since=10,
+    ),
 )
 
 VIEWS: tuple[View, ...] = (
@@ -535,45 +541,6 @@ VIEWS: tuple[View, ...] = (
     ),
 )
 
-INDEXES: tuple[IndexDef, ...] = (
-    IndexDef("idx_jobs_state", "jobs", ("state", "id"), "jobs in a state (failed, running...)"),
-    IndexDef("idx_jobs_task", "jobs", ("task_id",), "jobs of a task"),
-    IndexDef("idx_jobs_last_run", "jobs", ("last_run",), "jobs of a run / experiment"),
-    IndexDef("idx_jobs_end_time", "jobs", ("end_time",), "jobs ended since a time"),
-    IndexDef("idx_jobs_submit_time", "jobs", ("submit_time",), "jobs newest first"),
-    IndexDef(
-        "idx_tags_key_value", "tags", ("key", "value", "job_id"), "jobs with a tag `key=value`"
-    ),
-    IndexDef(
-        "idx_params_path_value",
-        "params",
-        ("path", "value", "job_id"),
-        "jobs with a parameter value",
-    ),
-    IndexDef("idx_results_latest", "results", ("job_id", "key", "seq"), "latest result per key"),
-    IndexDef("idx_results_key", "results", ("key", "job_id"), "all values of one result"),
-    IndexDef("idx_submissions_job", "submissions", ("job_id",), "runs that submitted a job"),
-    IndexDef("idx_runs_experiment", "runs", ("experiment",), "runs of an experiment"),
-    IndexDef("idx_run_git_state", "run_git_states", ("git_state",), "runs at a git state"),
-    IndexDef("idx_git_commit", "git_states", ("commit_sha",), "git states of a commit"),
-    IndexDef("idx_jobs_run", "jobs", ("run",), "jobs launched by a run", since=2),
-    IndexDef(
-        "idx_attempt_git_state",
-        "attempt_git_states",
-        ("git_state",),
-        "attempts at a git state",
-        since=2,
-    ),
-    IndexDef(
-        "idx_jobs_newest",
-        "jobs",
-        ("submit_time DESC", "id"),
-        # Datasette pages the jobs table by (submit_time DESC, id): without an index in that
-        # order, page 2 sorted every job after the cursor (370 ms over 100,000 jobs).
-        "jobs newest first, in the order of the web view's pages",
-        since=6,
-    ),
-)
 
 TABLE_NAMES = tuple(t.name for t in TABLES)
 

@@ -11,7 +11,7 @@ from ..errors import IndexDatabaseError
 
 #: Bump it (and give new tables, columns and indexes ``since=`` that version) to change
 #: the schema; :mod:`._migrations` upgrades older files in place.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -1,0 +1,235 @@
+"""xpm/index/_writecount.py's log of writes (``job_writes``, schema 10) and what the web
+view brings up to date from it instead of reading it again: an experiment's jobs
+(xpm/index/_experimentjobs.py) and the tag counts of a runs table's jobs.
+
+Real SQLite files written by xpm's recorder, then written the ways a running experiment
+(and `xpm clean`, a second run, another experiment) writes them, in plain SQL.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_index_keptvalues import write
+from test_index_writecount import as_written_by_schema, run, seed_facet
+
+from xpm.index import KeptByWrites, open_index, settings_writes
+from xpm.index import _experimentjobs as ej
+from xpm.index._writecount import LOGGED, Changes, changes_since, last_write
+
+
+def connect(workdir: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{workdir / 'xpm.db'}?mode=ro", uri=True)
+
+
+def test_the_log_names_the_jobs_and_runs_written_and_keeps_the_latest(tmp_path: Path) -> None:
+    workdir = tmp_path / "wd"
+    run(workdir)
+    conn = connect(workdir)
+    try:
+        seq = last_write(conn)
+        assert seq is not None and seq > 0
+        jobs = [r[0] for r in conn.execute("SELECT id FROM jobs ORDER BY id")]
+        write(workdir, "UPDATE results SET value = value + 1")  # reports: not logged
+        assert last_write(conn) == seq
+        write(workdir, "UPDATE jobs SET state = 'RUNNING' WHERE id = ?", jobs[0])
+        write(workdir, "UPDATE runs SET host = 'other'")
+        changes = changes_since(conn, seq)
+        assert changes is not None and changes.jobs == {jobs[0]}
+        assert changes.runs == {r[0] for r in conn.execute("SELECT id FROM runs")}
+        write(workdir, "DELETE FROM submissions WHERE job_id = ?", jobs[1])
+        changes = changes_since(conn, seq)
+        assert changes is not None and changes.jobs == {jobs[0], jobs[1]}
+        assert changes_since(conn, seq, limit=2) is None  # more rows than asked for
+        # Past LOGGED writes, the oldest are gone: what was kept then cannot be updated.
+        with sqlite3.connect(workdir / "xpm.db") as writer:
+            writer.executemany(
+                "UPDATE jobs SET pid = ? WHERE id = ?", [(n, jobs[2]) for n in range(LOGGED)]
+            )
+        writer.close()
+        assert changes_since(conn, seq) is None
+        assert conn.execute("SELECT COUNT(*) FROM job_writes").fetchone()[0] == LOGGED
+        latest = last_write(conn)
+        assert latest is not None
+        got = changes_since(conn, latest - 3)
+        assert got is not None and got.jobs == {jobs[2]}
+    finally:
+        conn.close()
+
+
+def test_an_index_of_schema_9_gets_the_log(tmp_path: Path) -> None:
+    as_written_by_schema(tmp_path, 9)
+    conn = connect(tmp_path)
+    assert last_write(conn) is None
+    conn.close()
+    with open_index(tmp_path):  # opening for writing migrates
+        pass
+    conn = connect(tmp_path)
+    try:
+        assert last_write(conn) == 0
+        write(tmp_path, "UPDATE jobs SET state = 'FAILED'")
+        assert changes_since(conn, 0) == Changes(frozenset({"abc"}), frozenset())
+    finally:
+        conn.close()
+
+
+# --- an experiment's jobs, brought up to date -----------------------------------------------
+class Index:
+    """An index of two experiments written as the recorder writes them, in plain SQL."""
+
+    def __init__(self, workdir: Path) -> None:
+        with open_index(workdir):  # the schema, the triggers
+            pass
+        self.workdir = workdir
+        self.conn = sqlite3.connect(workdir / "xpm.db")
+        self.rng = random.Random(7)
+        self.runs = {"a": ["a/1"], "b": ["b/1"]}
+        self.clock = 1000.0
+        for experiment, (name,) in self.runs.items():
+            self.sql("INSERT INTO runs (id, experiment) VALUES (?, ?)", name, experiment)
+        self.jobs: list[str] = []
+
+    def sql(self, sql: str, *args: Any) -> None:
+        with self.conn:
+            self.conn.execute(sql, args)
+
+    def tick(self) -> float:
+        self.clock += self.rng.choice([0.0, 1.0, 2.5])  # ties too: ordered by id then
+        return self.clock
+
+    def submit(self, run: str, job: str | None = None) -> None:
+        """A new job (of one of two tasks), or ``job`` submitted again by ``run``."""
+        now = self.tick()
+        with self.conn:
+            if job is None:
+                job = f"{self.rng.getrandbits(64):016x}"
+                self.jobs.append(job)
+                self.conn.execute(
+                    "INSERT INTO jobs (id, task_id, state, submit_time, attempt, params_digest) "
+                    "VALUES (?, ?, 'WAITING', ?, 1, ?)",
+                    (job, self.rng.choice(["t.learn", "t.eval"]), now, job[:4]),
+                )
+            else:
+                self.conn.execute(
+                    "UPDATE jobs SET submit_time = ?, state = 'WAITING' WHERE id = ?", (now, job)
+                )
+            self.conn.execute("INSERT OR IGNORE INTO submissions VALUES (?, ?, ?)", (run, job, now))
+
+    def step(self) -> str:
+        """One write a running experiment (or a second run, another experiment, a clean)
+        makes; returns what it was."""
+        what = self.rng.choice(
+            ["submit", "submit", "state", "state", "state", "again", "new run", "other", "end"]
+        )
+        if what == "submit" or not self.jobs:
+            self.submit(self.rng.choice(self.runs["a"]))
+        elif what == "state":
+            job = self.rng.choice(self.jobs)
+            self.sql(
+                "UPDATE jobs SET state = ? WHERE id = ?", self.rng.choice(["RUNNING", "DONE"]), job
+            )
+        elif what == "end":
+            job = self.rng.choice(self.jobs)
+            self.sql(
+                "UPDATE jobs SET end_time = ?, attempt = attempt + 1 WHERE id = ?", self.tick(), job
+            )
+        elif what == "again":  # a later run of the experiment submits a job again
+            self.submit(self.runs["a"][-1], self.rng.choice(self.jobs))
+        elif what == "new run":
+            name = f"a/{len(self.runs['a']) + 1}"
+            self.runs["a"].append(name)
+            self.sql("INSERT INTO runs (id, experiment) VALUES (?, ?)", name, "a")
+        else:  # another experiment: a new job, or one of a's submitted by it too
+            self.submit("b/1", self.rng.choice([None, *self.jobs]))
+        return what
+
+
+def test_an_experiments_jobs_brought_up_to_date_equal_a_fresh_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = Index(tmp_path)
+    reads: list[str] = []
+    fresh = ej.read_experiment_jobs
+
+    def counted(conn: sqlite3.Connection, experiment: str) -> ej.ExperimentJobs:
+        reads.append(experiment)
+        return fresh(conn, experiment)
+
+    monkeypatch.setattr(ej, "read_experiment_jobs", counted)
+    kept = KeptByWrites()
+    reader = connect(tmp_path)
+
+    def check() -> None:
+        with reader:  # one snapshot, as the web view reads
+            reader.execute("BEGIN")
+            got = ej.experiment_jobs(reader, "a", kept)
+            expected = fresh(reader, "a").tasks
+        assert list(got) == list(expected)  # the task submitted first, first
+        assert got == expected
+
+    check()
+    steps = []
+    for _ in range(300):
+        steps.append(index.step())
+        check()
+    assert len(reads) == 1, "brought up to date from the log, never read again"
+    assert {"submit", "state", "end", "again", "other", "new run"} <= set(steps)
+    # A job cleaned (its submissions and row gone): read again, and right.
+    gone = index.jobs[0]
+    index.sql("DELETE FROM submissions WHERE job_id = ?", gone)
+    index.sql("DELETE FROM jobs WHERE id = ?", gone)
+    check()
+    assert len(reads) == 2
+    # More writes than the log keeps: read again.
+    with index.conn:
+        index.conn.executemany(
+            "UPDATE jobs SET pid = ? WHERE id = ?", [(n, index.jobs[1]) for n in range(LOGGED)]
+        )
+    check()
+    assert len(reads) == 3
+    reader.close()
+
+
+# --- a runs table's tag counts ----------------------------------------------------------------
+def test_a_runs_tables_tag_counts_follow_only_its_own_jobs_writes(tmp_path: Path) -> None:
+    """The tag counts of an experiment's table are kept while other jobs are written with
+    their settings (a second experiment's submissions change the count of settings
+    written), and counted again when one of its own jobs is."""
+    workdir = tmp_path / "wd"
+    seeds = seed_facet(workdir)
+    assert seeds() == ["0", "1", "2"]
+    conn = connect(workdir)
+    mine = [r[0] for r in conn.execute("SELECT job_id FROM tags WHERE key = 'seed' ORDER BY value")]
+    conn.close()
+    # Behind the index's back: no job row written, so nothing says the tag changed.
+    write(workdir, "UPDATE tags SET value = 7 WHERE key = 'seed' AND job_id = ?", mine[0])
+    before = settings(workdir)
+    with pytest.MonkeyPatch.context() as mp:  # another experiment's job, with its settings
+        mp.setenv("XPM_GIT", "off")
+        from xpm_chart_tasks import Fit
+
+        from xpm import tag
+        from xpm._experiment import experiment
+
+        with experiment(workdir, "other", progress=False):
+            Fit(lr=0.5, seed=tag(9), epochs=1).submit()
+    assert settings(workdir) != before
+    assert seeds() == ["0", "1", "2"]  # kept: none of this table's jobs was written
+    # A job of the table written without other settings: what is kept by them stays.
+    write(workdir, "UPDATE jobs SET host = 'h2' WHERE id = ?", mine[0])
+    assert seeds() == ["0", "1", "2"]
+    # Written with other settings (as write_jobs writes a job's tags): counted again.
+    write(workdir, "UPDATE jobs SET params_digest = 'other' WHERE id = ?", mine[0])
+    assert seeds() == ["1", "2", "7"]
+
+
+def settings(workdir: Path) -> int | None:
+    conn = connect(workdir)
+    try:
+        return settings_writes(conn)
+    finally:
+        conn.close()
