@@ -61,6 +61,40 @@ def test_the_log_names_the_jobs_and_runs_written_and_keeps_the_latest(tmp_path: 
         conn.close()
 
 
+def test_the_log_tells_jobs_added_removed_moved_and_given_other_settings(
+    tmp_path: Path,
+) -> None:
+    with open_index(tmp_path):
+        pass
+    conn = connect(tmp_path)
+    try:
+        start = last_write(conn)
+        assert start == 0
+        for sql in (
+            "INSERT INTO jobs (id, task_id, params_digest) VALUES ('a', 't', 'd'), ('b', 't', 'd'), "
+            "('c', 't', 'd'), ('d', 't', 'd')",
+            "INSERT INTO jobs (id, task_id, params_digest) VALUES ('a', 't', 'd') "
+            "ON CONFLICT(id) DO UPDATE SET state = 'DONE'",  # xpm's upsert: a write
+            "UPDATE jobs SET params_digest = 'e' WHERE id = 'b'",
+            "UPDATE jobs SET task_id = 'u' WHERE id = 'c'",
+            "UPDATE jobs SET id = 'd2' WHERE id = 'd'",
+        ):
+            write(tmp_path, sql)
+        changes = changes_since(conn, 4)  # after the four inserts
+        assert changes is not None
+        assert changes.added == set() and changes.resettled == {"b"}
+        assert changes.removed == {"c", "d", "d2"} and changes.jobs == {"a", "b", "c", "d", "d2"}
+        everything = changes_since(conn, 0)
+        assert everything is not None and everything.added == {"a", "b", "c", "d"}
+        before = last_write(conn)
+        assert before == 9  # 4 inserts, 3 updates, an id changed (the new one, the old one)
+        write(tmp_path, "DELETE FROM jobs WHERE id = 'a'")
+        gone = changes_since(conn, before)
+        assert gone is not None and gone.removed == {"a"} and gone.jobs == {"a"}
+    finally:
+        conn.close()
+
+
 def test_an_index_of_schema_9_gets_the_log(tmp_path: Path) -> None:
     as_written_by_schema(tmp_path, 9)
     conn = connect(tmp_path)
@@ -232,4 +266,107 @@ def settings(workdir: Path) -> int | None:
     try:
         return settings_writes(conn)
     finally:
+        conn.close()
+
+
+# --- a task's table over every job ------------------------------------------------------------
+def test_a_whole_tasks_counts_and_order_brought_up_to_date_equal_a_fresh_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs submitted into the task and into another, started, ended, written with other
+    tags or removed, in plain SQL as xpm writes them: the kept counts of the task's tags,
+    the other tasks' jobs and a page ordered by a tag, brought up to date from the log,
+    equal a fresh read after each write; jobs only started or submitted never make them
+    read again."""
+    from xpm.index import _wholetask as wt
+
+    with open_index(tmp_path):
+        pass
+    conn = sqlite3.connect(tmp_path / "xpm.db")
+    rng = random.Random(3)
+    jobs: dict[str, str] = {}
+
+    def sql(query: str, *args: Any) -> None:
+        with conn:
+            conn.execute(query, args)
+
+    def add(task: str) -> None:
+        job = f"{rng.getrandbits(64):016x}"
+        jobs[job] = task
+        with conn:
+            conn.execute(
+                "INSERT INTO jobs (id, task_id, state, params_digest) VALUES (?, ?, 'WAITING', ?)",
+                (job, task, job[:6]),
+            )
+            conn.executemany(
+                "INSERT INTO tags (job_id, key, value, type) VALUES (?, ?, ?, 'int')",
+                [(job, "seed", rng.randrange(4)), (job, "lr", rng.randrange(3))],
+            )
+
+    for _ in range(40):
+        add("t.main")
+    for _ in range(10):
+        add("t.other")
+    kept = KeptByWrites(count=settings_writes)
+    reads: list[str] = []
+    real = wt._others_values
+
+    def counted(*args: Any) -> Any:
+        reads.append("_others_values")
+        return real(*args)
+
+    monkeypatch.setattr(wt, "_others_values", counted)
+    reader = connect(tmp_path)
+
+    def check() -> None:
+        with reader:
+            reader.execute("BEGIN")
+            others = wt.others_count(reader, "t.main", kept)
+            assert others == wt.others_count(reader, "t.main")
+            assert others is not None
+            keys = ["lr", "seed"]
+            got = wt.task_tags(reader, "t.main", others, keys, kept)
+            assert got == wt.task_tags(reader, "t.main", others, keys)
+            count = sum(n for key, _v, n in got if key == "seed")
+            for descending in (False, True):
+                page = wt.sorted_page(
+                    reader, "t.main", "tag", "seed", descending, 5, 10, count, kept
+                )
+                fresh = wt.sorted_page(reader, "t.main", "tag", "seed", descending, 5, 10, count)
+                assert page == fresh and page is not None and len(page) == 10
+
+    try:
+        check()
+        first = len(reads)
+        for _ in range(60):  # what a running sweep writes: submissions into it, states
+            if rng.random() < 0.4:
+                add("t.main")
+            else:
+                job = rng.choice(list(jobs))
+                sql(
+                    "UPDATE jobs SET state = 'RUNNING', pid = ? WHERE id = ?",
+                    rng.randrange(99),
+                    job,
+                )
+            check()
+        # The other tasks' values were read again only for the fresh pages compared with
+        # (two per check): what was kept was brought up to date.
+        assert len(reads) == first + 2 * 60
+        main = [j for j, t in jobs.items() if t == "t.main"]
+        other = [j for j, t in jobs.items() if t == "t.other"]
+        for write in (
+            lambda: add("t.other"),  # another task's job: read again
+            lambda: (
+                sql("UPDATE tags SET value = 9 WHERE job_id = ? AND key = 'seed'", main[0])
+                or sql("UPDATE jobs SET params_digest = 'x' WHERE id = ?", main[0])
+            ),
+            lambda: (
+                sql("DELETE FROM tags WHERE job_id = ?", other[0])
+                or sql("DELETE FROM jobs WHERE id = ?", other[0])
+            ),
+        ):
+            write()
+            check()
+    finally:
+        reader.close()
         conn.close()

@@ -453,6 +453,14 @@ TABLES: tuple[Table, ...] = (
             _c("seq", "INTEGER", "Order of the write (grows by one per row written).", since=10),
             _c("job_id", "TEXT", "The job written (NULL for a write of `runs`).", since=10),
             _c("run", "TEXT", "The run written (for `submissions` and `runs`).", since=10),
+            _c(
+                "kind",
+                "TEXT",
+                "`added`, `removed`, `moved` (its id or task changed), `settings` (its "
+                "`params_digest` changed) or `written` for a job's row; `submitted` for a "
+                "submission, `run` for a run.",
+                since=10,
+            ),
         ),
         ("seq",),
         since=10,

@@ -87,36 +87,48 @@ def create_write_log(conn: sqlite3.Connection) -> None:
     """The triggers appending each write of ``jobs``, ``submissions`` and ``runs`` to
     ``job_writes`` and dropping the oldest past :data:`LOGGED` (schema 10)."""
     drop = f"DELETE FROM {LOG} WHERE seq <= (SELECT MAX(seq) FROM {LOG}) - {LOGGED};"
-    # table -> its columns naming the job and the run written
-    written = {"jobs": ("id", None), "submissions": ("job_id", "run"), "runs": (None, "id")}
-    for table, names in written.items():
-
-        def row(which: str, names: tuple[str | None, str | None] = names) -> str:
-            return ", ".join(f"{which}.{n}" if n else "NULL" for n in names)
-
-        moved = " OR ".join(f"OLD.{n} IS NOT NEW.{n}" for n in names if n)
-        for event, body in (
-            ("INSERT", f"INSERT INTO {LOG} (job_id, run) VALUES ({row('NEW')});"),
-            (
-                "UPDATE",
-                f"INSERT INTO {LOG} (job_id, run) VALUES ({row('NEW')}); "
-                # The row before too when its keys changed (never, as xpm writes them).
-                f"INSERT INTO {LOG} (job_id, run) SELECT {row('OLD')} WHERE {moved};",
-            ),
-            ("DELETE", f"INSERT INTO {LOG} (job_id, run) VALUES ({row('OLD')});"),
-        ):
-            conn.execute(
-                f'CREATE TRIGGER IF NOT EXISTS "log_{table}_{event.lower()}" '
-                f'AFTER {event} ON "{table}" BEGIN {body} {drop} END'
-            )
+    log = f"INSERT INTO {LOG} (job_id, run, kind)"
+    changed = (
+        "CASE WHEN OLD.id IS NOT NEW.id OR OLD.task_id IS NOT NEW.task_id THEN 'moved' "
+        "WHEN OLD.params_digest IS NOT NEW.params_digest THEN 'settings' ELSE 'written' END"
+    )
+    moved = "OLD.job_id IS NOT NEW.job_id OR OLD.run IS NOT NEW.run"
+    bodies = {
+        ("jobs", "INSERT"): f"{log} VALUES (NEW.id, NULL, 'added');",
+        # The row before too when its key changed (never, as xpm writes them).
+        ("jobs", "UPDATE"): f"{log} VALUES (NEW.id, NULL, {changed}); "
+        f"{log} SELECT OLD.id, NULL, 'removed' WHERE OLD.id IS NOT NEW.id;",
+        ("jobs", "DELETE"): f"{log} VALUES (OLD.id, NULL, 'removed');",
+        ("submissions", "INSERT"): f"{log} VALUES (NEW.job_id, NEW.run, 'submitted');",
+        ("submissions", "UPDATE"): f"{log} VALUES (NEW.job_id, NEW.run, 'submitted'); "
+        f"{log} SELECT OLD.job_id, OLD.run, 'submitted' WHERE {moved};",
+        ("submissions", "DELETE"): f"{log} VALUES (OLD.job_id, OLD.run, 'submitted');",
+        ("runs", "INSERT"): f"{log} VALUES (NULL, NEW.id, 'run');",
+        ("runs", "UPDATE"): f"{log} VALUES (NULL, NEW.id, 'run'); "
+        f"{log} SELECT NULL, OLD.id, 'run' WHERE OLD.id IS NOT NEW.id;",
+        ("runs", "DELETE"): f"{log} VALUES (NULL, OLD.id, 'run');",
+    }
+    for (table, event), body in bodies.items():
+        conn.execute(
+            f'CREATE TRIGGER IF NOT EXISTS "log_{table}_{event.lower()}" '
+            f'AFTER {event} ON "{table}" BEGIN {body} {drop} END'
+        )
 
 
 @dataclass(frozen=True)
 class Changes:
-    """The jobs and runs written since a write of the log (:func:`changes_since`)."""
+    """What was written since a write of the log (:func:`changes_since`)."""
 
+    #: Every job written, or submitted, or whose submission was written.
     jobs: frozenset[str]
+    #: The runs written, or whose submissions were.
     runs: frozenset[str]
+    #: Jobs added to the index (an insert: xpm's upsert of a job it has is an update).
+    added: frozenset[str] = frozenset()
+    #: Jobs removed, or whose id or task changed.
+    removed: frozenset[str] = frozenset()
+    #: Jobs written with another ``params_digest`` (other parameters or tags).
+    resettled: frozenset[str] = frozenset()
 
 
 def last_write(conn: sqlite3.Connection) -> int | None:
@@ -129,20 +141,28 @@ def last_write(conn: sqlite3.Connection) -> int | None:
 
 
 def changes_since(conn: sqlite3.Connection, seq: int, limit: int = 2_000) -> Changes | None:
-    """The jobs and runs written after the write ``seq``; None when the log no longer holds
-    every write since (more than :data:`LOGGED` ago) or they wrote more than ``limit``
-    rows (reading everything again is then as quick)."""
+    """What was written after the write ``seq``; None when the log no longer holds every
+    write since (more than :data:`LOGGED` ago) or they wrote more than ``limit`` rows
+    (reading everything again is then as quick)."""
     first = conn.execute(f"SELECT MIN(seq) FROM {LOG}").fetchone()[0]
     if first is not None and first > seq + 1:
         return None
     rows = conn.execute(
-        f"SELECT job_id, run FROM {LOG} WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit + 1)
+        f"SELECT job_id, run, kind FROM {LOG} WHERE seq > ? ORDER BY seq LIMIT ?",
+        (seq, limit + 1),
     ).fetchall()
     if len(rows) > limit:
         return None
+
+    def of(*kinds: str) -> frozenset[str]:
+        return frozenset(job for job, _run, kind in rows if kind in kinds)
+
     return Changes(
         frozenset(r[0] for r in rows if r[0] is not None),
         frozenset(r[1] for r in rows if r[1] is not None),
+        added=of("added"),
+        removed=of("removed", "moved"),
+        resettled=of("settings"),
     )
 
 
