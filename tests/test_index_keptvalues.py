@@ -256,6 +256,50 @@ def test_upstream_values_are_kept_under_the_upstream_jobs_digests(tmp_path: Path
     assert got == expected and set(got["upstream:fit.seed"].values()) == {5}
 
 
+def test_upstream_digests_are_read_again_only_when_an_upstream_job_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Fit jobs' digests are kept while they only start and end and while other jobs
+    are added (the count of settings written moves), and read again when one of them is
+    written with other settings."""
+    from xpm_chart_tasks import Fit, Score
+
+    from xpm.index import _keptvalues
+
+    workdir = tmp_path / "wd"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XPM_GIT", "off")
+        with experiment(workdir, "e", progress=False):
+            for epochs in (1, 2):
+                Score(model=Fit(lr=0.1, seed=tag(0), epochs=epochs).submit()).submit()
+    reads: list[list[str]] = []
+    real = _keptvalues._digests
+
+    def counted(conn: sqlite3.Connection, ids: list[str]) -> dict[str, str | None]:
+        reads.append(ids)
+        return real(conn, ids)
+
+    monkeypatch.setattr(_keptvalues, "_digests", counted)
+    kept = KeptValues()
+
+    def read() -> dict[str, dict[str, Any]]:
+        conn = connect(workdir)
+        try:
+            jobs = experiment_jobs(conn, "e")["xpm_chart_tasks.score"]
+            return kept.read(conn, jobs, MAX_CHART_JOBS, "accuracy").values
+        finally:
+            conn.close()
+
+    first = read()
+    assert len(reads) == 1 and len(reads[0]) == 2
+    fit = "(SELECT id FROM jobs WHERE task_id = 'xpm_chart_tasks.fit')"
+    write(workdir, f"UPDATE jobs SET state = 'RUNNING' WHERE id IN {fit}")
+    write(workdir, "INSERT INTO jobs (id, task_id, params_digest) VALUES ('new', 'other', 'd')")
+    assert read() == first and len(reads) == 1
+    write(workdir, f"UPDATE jobs SET params_digest = 'changed' WHERE id IN {fit}")
+    assert read() == first and len(reads) == 2
+
+
 def test_signatures_read_with_the_values_are_the_curves_own(workdir: Path) -> None:
     """A chart over steps gives CurveAverages the signatures KeptValues read (one pass over
     the jobs less): they must be what job_signatures reads, or kept sums go stale."""

@@ -25,6 +25,7 @@ from .._vocabulary import TERMINAL_STATES
 from ._chartdata import own_values, put
 from ._experimentjobs import TaskJobs
 from ._upstream import UPSTREAM_DEPTH, jobs_used, values_as_upstream, values_by_user
+from ._writecount import KeptByWrites, settings_writes
 
 #: Jobs whose values are kept (per kind); past it, what was kept is dropped and read again.
 MAX_KEPT_JOBS = 200_000
@@ -77,6 +78,9 @@ class KeptValues:
         self._reported: dict[tuple[str, str], _Reported] = {}
         # Upstream jobs: their values named as upstream values (upstream:<task>.<name>).
         self._as_upstream: dict[str, _Own] = {}
+        # Upstream jobs' digests, while none of them is added, removed or given other
+        # settings (33-47 ms for 5,000 after each report otherwise).
+        self._digests = KeptByWrites(size=8, count=settings_writes)
         self._lock = threading.Lock()
 
     def read(
@@ -141,7 +145,17 @@ class KeptValues:
         values: dict[str, dict[str, Any]] = {}
         further: dict[str, set[str]] = {}
         missing: list[str] = []
-        digests = _digests(conn, upstream)
+        digests = self._digests.get(
+            conn,
+            ("digests", len(upstream), upstream[0] if upstream else None),
+            lambda: _digests(conn, upstream),
+            also=tuple(upstream),
+            update=lambda old, changes: (
+                old
+                if (changes.added | changes.removed | changes.resettled).isdisjoint(upstream)
+                else None
+            ),
+        )
         for job_id in upstream:
             kept = self._as_upstream.get(job_id)
             digest = digests.get(job_id)
