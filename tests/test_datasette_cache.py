@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,65 @@ def test_lagging_values_are_computed_again_at_most_every_lag_seconds(tmp_path: P
         return seen
 
     assert asyncio.run(scenario()) == [1, 1, 1, 2, 3] and len(calls) == 3
+
+
+def test_the_jobs_tables_facets_over_every_job_follow_what_they_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over every job, the jobs table's facets are counted again after a write of what
+    they count only: a report leaves them; a job's row recounts the states, not the tags
+    (only a job written with other settings does: its tags are written with them)."""
+    from test_index_keptvalues import write
+    from xpm_test_tasks import ReportWithFunction
+
+    monkeypatch.setenv("XPM_GIT", "off")
+    workdir = tmp_path / "wd"
+    with experiment(workdir, "grow", progress=False):
+        for x in (1, 2):
+            ReportWithFunction(x=tag(x)).submit()
+    ds = make_datasette(workdir)
+
+    def facets() -> dict[str, list[Any]]:
+        found = get(ds, "/xpm/jobs.json").json()["facet_results"]
+        return {
+            name: sorted((v["value"], v["count"]) for v in found[name]["results"])
+            for name in ("state", "tags")
+        }
+
+    assert facets() == {"state": [("DONE", 2)], "tags": [("x=1", 1), ("x=2", 1)]}
+    # Behind the index's back (xpm writes a job's tags with its row and digest only).
+    write(workdir, "UPDATE tags SET value = 5 WHERE value = 1")
+    write(workdir, "UPDATE results SET value = value + 1")  # a report: nothing recounted
+    assert facets()["tags"] == [("x=1", 1), ("x=2", 1)]
+    write(workdir, "UPDATE jobs SET state = 'FAILED' WHERE id IN (SELECT id FROM jobs LIMIT 1)")
+    assert facets() == {"state": [("DONE", 1), ("FAILED", 1)], "tags": [("x=1", 1), ("x=2", 1)]}
+    write(workdir, "UPDATE jobs SET params_digest = 'other'")
+    assert facets()["tags"] == [("x=2", 1), ("x=5", 1)]
+
+
+def test_a_facet_over_every_job_still_stops_at_the_time_limit(tmp_path: Path) -> None:
+    """Kept or not, a facet's count runs under Datasette's facet time limit: one that
+    takes longer is listed as timed out and the page still answers."""
+    with open_index(tmp_path):
+        pass
+    conn = sqlite3.connect(tmp_path / "xpm.db")
+    with conn:  # one transaction
+        conn.executemany(
+            "INSERT INTO jobs (id, task_id, state, submit_time) VALUES (?, 't', 'DONE', 1)",
+            [(f"{n:064x}",) for n in range(30_000)],
+        )
+        conn.executemany(
+            "INSERT INTO tags (job_id, key, value, type) VALUES (?, 'seed', ?, 'int')",
+            [(f"{n:064x}", n) for n in range(30_000)],
+        )
+    conn.close()
+    ds = make_datasette(tmp_path)
+    ds._settings["facet_time_limit_ms"] = 1
+    page = get(ds, "/xpm/jobs").text
+    assert "These facets timed out: " in page and "task_id" in page.split("timed out: ")[1][:80]
+    ds._settings["facet_time_limit_ms"] = 5_000
+    _served._cache.clear()
+    page = get(ds, "/xpm/jobs").text
+    assert "timed out" not in page
+    counts = get(ds, "/xpm/jobs.json").json()["facet_results"]
+    assert counts["task_id"]["results"][0]["count"] == 30_000
