@@ -96,16 +96,24 @@ def seen(ds: Any) -> dict[str, Any]:
     }
 
 
+def grown(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The experiment ``grow`` of two tagged jobs recorded in ``workdir``, and a Datasette
+    on it."""
+    from xpm_test_tasks import ReportWithFunction
+
+    monkeypatch.setenv("XPM_GIT", "off")
+    with experiment(workdir, "grow", progress=False):
+        for x in (1, 2):
+            ReportWithFunction(x=tag(x)).submit()
+    return make_datasette(workdir)
+
+
 def test_pages_show_a_newly_recorded_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Read once, served from the cache, then a run records a job: every page shows it."""
     from xpm_test_tasks import ReportWithFunction
 
-    monkeypatch.setenv("XPM_GIT", "off")
     workdir = tmp_path / "wd"
-    with experiment(workdir, "grow", progress=False):
-        for x in (1, 2):
-            ReportWithFunction(x=tag(x)).submit()
-    ds = make_datasette(workdir)
+    ds = grown(workdir, monkeypatch)
     before = seen(ds)
     assert (
         before
@@ -183,14 +191,9 @@ def test_the_jobs_tables_facets_over_every_job_follow_what_they_count(
     they count only: a report leaves them; a job's row recounts the states, not the tags
     (only a job written with other settings does: its tags are written with them)."""
     from test_index_keptvalues import write
-    from xpm_test_tasks import ReportWithFunction
 
-    monkeypatch.setenv("XPM_GIT", "off")
     workdir = tmp_path / "wd"
-    with experiment(workdir, "grow", progress=False):
-        for x in (1, 2):
-            ReportWithFunction(x=tag(x)).submit()
-    ds = make_datasette(workdir)
+    ds = grown(workdir, monkeypatch)
 
     def facets() -> dict[str, list[Any]]:
         found = get(ds, "/xpm/jobs.json").json()["facet_results"]
