@@ -114,9 +114,20 @@ def updated(
     conn: sqlite3.Connection, experiment: str, old: ExperimentJobs, changes: Changes
 ) -> ExperimentJobs | None:
     """``old`` with the jobs of ``changes`` as the index has them now; None when it must be
-    read again: too many jobs written, or one that left the experiment or its task (when
-    its task's first job was submitted may have changed)."""
+    read again: too many jobs written, a run of the experiment written, or a job that left
+    the experiment or its task (when its task's first job was submitted may have
+    changed)."""
     if len(changes.jobs) > UPDATE_AT_MOST:
+        return None
+    if (
+        changes.runs
+        and conn.execute(
+            "SELECT 1 FROM json_each(?) c JOIN runs r ON r.id = c.value WHERE r.experiment = ?",
+            (json.dumps(sorted(changes.runs)), experiment),
+        ).fetchone()
+    ):
+        # A run of the experiment written (at its start and end): its submissions may
+        # have been recorded before it, when they did not count as the experiment's.
         return None
     if not changes.jobs:
         return old

@@ -121,7 +121,7 @@ class Changes:
 
     #: Every job written, or submitted, or whose submission was written.
     jobs: frozenset[str]
-    #: The runs written, or whose submissions were.
+    #: The runs written (rows of ``runs``; a submission's run is not among them).
     runs: frozenset[str]
     #: Jobs added to the index (an insert: xpm's upsert of a job it has is an update).
     added: frozenset[str] = frozenset()
@@ -159,7 +159,7 @@ def changes_since(conn: sqlite3.Connection, seq: int, limit: int = 2_000) -> Cha
 
     return Changes(
         frozenset(r[0] for r in rows if r[0] is not None),
-        frozenset(r[1] for r in rows if r[1] is not None),
+        frozenset(run for _job, run, kind in rows if kind == "run"),
         added=of("added"),
         removed=of("removed", "moved"),
         resettled=of("settings"),
