@@ -9,6 +9,7 @@ Real SQLite files written by xpm's recorder, then written the ways a running exp
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -234,7 +235,75 @@ def test_an_experiments_jobs_brought_up_to_date_equal_a_fresh_read(
         )
     check()
     assert len(reads) == 3 + steps.count("new run")
+    # Writes no xpm writer makes, each followed by a fresh comparison: the first
+    # submission of a task moved later (the task order may change), a run moved to
+    # another experiment, a run deleted with its row only.
+    first_task = next(iter(fresh(reader, "a").tasks))
+    earliest = reader.execute(
+        "SELECT s.run, s.job_id FROM submissions s JOIN runs r ON r.id = s.run JOIN jobs j "
+        "ON j.id = s.job_id WHERE r.experiment = 'a' AND j.task_id = ? ORDER BY s.time LIMIT 1",
+        (first_task,),
+    ).fetchone()
+    index.sql("UPDATE submissions SET time = 1e9 WHERE run = ? AND job_id = ?", *earliest)
+    check()
+    index.sql("UPDATE runs SET experiment = 'b' WHERE id = 'a/1'")
+    check()
+    index.sql("DELETE FROM runs WHERE id = 'a/late'")
+    check()
     reader.close()
+
+
+def test_a_rebuild_or_an_older_copy_of_the_file_is_read_again(tmp_path: Path) -> None:
+    """`xpm index rebuild` rewrites every row (a job whose directory is gone is dropped):
+    what was kept is read again, as it is when the file is replaced by an older copy of
+    itself (the same name, a log that went back)."""
+    import shutil
+
+    from xpm.index import rebuild
+
+    workdir = tmp_path / "wd"
+    run(workdir)
+    kept = KeptByWrites()
+
+    def both() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        conn = connect(workdir)
+        try:
+            with conn:
+                conn.execute("BEGIN")
+                got = ej.experiment_jobs(conn, "e", kept)
+                expected = ej.read_experiment_jobs(conn, "e").tasks
+            return {t: j.ids for t, j in got.items()}, {t: j.ids for t, j in expected.items()}
+        finally:
+            conn.close()
+
+    got, expected = both()
+    assert got == expected and sum(len(ids) for ids in got.values()) == 3
+    shutil.copy(workdir / "xpm.db", tmp_path / "older.db")
+    conn = connect(workdir)
+    gone = conn.execute("SELECT path FROM jobs ORDER BY id LIMIT 1").fetchone()[0]
+    conn.close()
+    shutil.rmtree(workdir / gone)
+    rebuild(workdir)
+    got, expected = both()
+    assert got == expected and sum(len(ids) for ids in got.values()) == 2
+    for suffix in ("-wal", "-shm"):
+        (workdir / f"xpm.db{suffix}").unlink(missing_ok=True)
+    shutil.copy(tmp_path / "older.db", workdir / "xpm.db")
+    got, expected = both()
+    assert got == expected and sum(len(ids) for ids in got.values()) == 3
+
+
+def test_xpm_never_writes_a_job_over_another() -> None:
+    """The log tells a job added from one written again because xpm upserts jobs: an
+    INSERT OR REPLACE would delete the old row without its trigger, and a job moved or
+    retagged that way would read as added only."""
+    package = Path(__file__).resolve().parents[1] / "xpm"
+    found = [
+        path.name
+        for path in package.rglob("*.py")
+        if re.search(r"(REPLACE|OR\s+REPLACE)\s+INTO\s+\"?jobs\b", path.read_text("utf-8"))
+    ]
+    assert found == []
 
 
 # --- a runs table's tag counts ----------------------------------------------------------------
@@ -268,6 +337,14 @@ def test_a_runs_tables_tag_counts_follow_only_its_own_jobs_writes(tmp_path: Path
     # Written with other settings (as write_jobs writes a job's tags): counted again.
     write(workdir, "UPDATE jobs SET params_digest = 'other' WHERE id = ?", mine[0])
     assert seeds() == ["1", "2", "7"]
+    # Not as xpm writes: a job of the table written over (logged as added only).
+    write(workdir, "UPDATE tags SET value = 8 WHERE key = 'seed' AND job_id = ?", mine[1])
+    write(
+        workdir,
+        "INSERT OR REPLACE INTO jobs SELECT * FROM jobs WHERE id = ?",
+        mine[1],
+    )
+    assert seeds() == ["2", "7", "8"]
 
 
 def settings(workdir: Path) -> int | None:
@@ -372,6 +449,13 @@ def test_a_whole_tasks_counts_and_order_brought_up_to_date_equal_a_fresh_read(
             lambda: (
                 sql("DELETE FROM tags WHERE job_id = ?", other[0])
                 or sql("DELETE FROM jobs WHERE id = ?", other[0])
+            ),
+            # Not as xpm writes: another task's job written over, into the task.
+            lambda: sql(
+                "INSERT OR REPLACE INTO jobs (id, task_id, state, params_digest) "
+                "VALUES (?, 't.main', 'DONE', ?)",
+                other[1],
+                other[1][:6],
             ),
         ):
             write()

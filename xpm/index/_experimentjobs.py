@@ -46,13 +46,15 @@ def _key(job_id: str, submitted: float | None) -> _Key:
 @dataclass
 class ExperimentJobs:
     """What :func:`experiment_jobs` keeps of an experiment: its tasks' jobs and, to bring
-    them up to date, each job's task, place and state, and when each task's first job was
-    submitted."""
+    them up to date, each job's task, place and state, when each job and each task's first
+    job was submitted, and the experiment's runs."""
 
     tasks: dict[str, TaskJobs]
     order: dict[str, list[_Key]]  # task -> its jobs' places, oldest first
     job: dict[str, tuple[str, _Key, str | None, tuple[Any, ...]]]  # id -> task, place, state, marks
     first: dict[str, float]
+    sent: dict[str, float | None] = field(default_factory=dict)  # id -> first submitted
+    runs: frozenset[str] = frozenset()
 
     def task_jobs(self, task: str) -> TaskJobs:
         """The jobs of ``task`` as pages list them (from :attr:`order`)."""
@@ -92,7 +94,10 @@ def experiment_jobs(
 
 def read_experiment_jobs(conn: sqlite3.Connection, experiment: str) -> ExperimentJobs:
     """Every job ``experiment`` submitted, read from the index."""
-    out = ExperimentJobs({}, {}, {}, {})
+    runs = frozenset(
+        r[0] for r in conn.execute("SELECT id FROM runs WHERE experiment = ?", (experiment,))
+    )
+    out = ExperimentJobs({}, {}, {}, {}, {}, runs)
     for task, job_id, state, submitted, *marks, sent in conn.execute(
         f"SELECT {_ROW}, s.time FROM runs r JOIN submissions s ON s.run = r.id "
         "JOIN jobs j ON j.id = s.job_id WHERE r.experiment = ?",
@@ -100,6 +105,9 @@ def read_experiment_jobs(conn: sqlite3.Connection, experiment: str) -> Experimen
     ):
         if sent is not None and sent < out.first.get(task, math.inf):
             out.first[task] = sent
+        earliest = out.sent.get(job_id)
+        if earliest is None or (sent is not None and sent < earliest):
+            out.sent[job_id] = sent
         if job_id not in out.job:  # submitted again by a later run of the experiment
             key = _key(job_id, submitted)
             out.job[job_id] = (task, key, state, tuple(marks))
@@ -114,20 +122,21 @@ def updated(
     conn: sqlite3.Connection, experiment: str, old: ExperimentJobs, changes: Changes
 ) -> ExperimentJobs | None:
     """``old`` with the jobs of ``changes`` as the index has them now; None when it must be
-    read again: too many jobs written, a run of the experiment written, or a job that left
-    the experiment or its task (when its task's first job was submitted may have
-    changed)."""
+    read again: too many jobs written, a run of the experiment written (or one written
+    into it), or a job that left the experiment or its task or whose first submission
+    moved (when its task's first job was submitted may have changed)."""
     if len(changes.jobs) > UPDATE_AT_MOST:
         return None
-    if (
+    if changes.runs & old.runs or (
         changes.runs
         and conn.execute(
             "SELECT 1 FROM json_each(?) c JOIN runs r ON r.id = c.value WHERE r.experiment = ?",
             (json.dumps(sorted(changes.runs)), experiment),
         ).fetchone()
     ):
-        # A run of the experiment written (at its start and end): its submissions may
-        # have been recorded before it, when they did not count as the experiment's.
+        # A run of the experiment written (at its start and end; deleted, moved): its
+        # submissions may have been recorded before it, when they did not count as the
+        # experiment's, or stopped counting with it.
         return None
     if not changes.jobs:
         return old
@@ -140,7 +149,9 @@ def updated(
         {"experiment": experiment, "ids": json.dumps(sorted(changes.jobs))},
     ).fetchall()
     now = {row[1]: row for row in rows if row[-1]}
-    new = ExperimentJobs(dict(old.tasks), {}, dict(old.job), dict(old.first))
+    new = ExperimentJobs(
+        dict(old.tasks), {}, dict(old.job), dict(old.first), dict(old.sent), old.runs
+    )
     touched: set[str] = set()
 
     def order(task: str) -> list[_Key]:
@@ -151,7 +162,11 @@ def updated(
 
     for job_id in changes.jobs:
         before, row = old.job.get(job_id), now.get(job_id)
-        if before is not None and (row is None or row[0] != before[0]):
+        if before is not None and (
+            row is None or row[0] != before[0] or row[-2] != old.sent.get(job_id)
+        ):
+            # Left the experiment or its task, or its first submission moved: when its
+            # task's first job was submitted may have changed.
             return None
         if before is not None:
             keys = order(before[0])
@@ -165,6 +180,7 @@ def updated(
             key = _key(job_id, submitted)
             bisect.insort(order(task), key)
             new.job[job_id] = (task, key, state, tuple(marks))
+            new.sent[job_id] = sent
             if sent is not None and sent < new.first.get(task, math.inf):
                 new.first[task] = sent
     new.order = {**old.order, **new.order}

@@ -35,6 +35,7 @@ from ._rows import (
 )
 from ._schema import TABLE_NAMES
 from ._tasktables import drop_task_tables, refresh_task_rows, values_of
+from ._writecount import LOG
 
 
 # --- jobs ----------------------------------------------------------------------------------
@@ -357,7 +358,10 @@ def _refill(index: IndexDB, runs: list[Any], jobdirs: list[JobDir], batch: int) 
         def fill(conn: sqlite3.Connection) -> None:
             drop_task_tables(conn)
             for name in TABLE_NAMES:
-                if name != "meta":
+                # meta keeps the counts and the file's name, and the log of writes logs
+                # the rows deleted here: what a server kept is read again, never taken
+                # for the rows rewritten with a log counting from 1 again.
+                if name not in ("meta", LOG):
                     conn.execute(f'DELETE FROM "{name}"')
             write_runs(conn, runs)
             for start in range(0, len(jobdirs), batch):

@@ -142,11 +142,16 @@ def last_write(conn: sqlite3.Connection) -> int | None:
 
 def changes_since(conn: sqlite3.Connection, seq: int, limit: int = 2_000) -> Changes | None:
     """What was written after the write ``seq``; None when the log no longer holds every
-    write since (more than :data:`LOGGED` ago) or they wrote more than ``limit`` rows
-    (reading everything again is then as quick)."""
-    first = conn.execute(f"SELECT MIN(seq) FROM {LOG}").fetchone()[0]
-    if first is not None and first > seq + 1:
-        return None
+    write since (more than :data:`LOGGED` ago), holds none as late as ``seq`` (an older
+    copy of the file), or they wrote more than ``limit`` rows (reading everything again
+    is then as quick).
+
+    As xpm writes the index: a job's row is inserted once and upserted after
+    (``INSERT OR REPLACE`` of a job by other SQL fires no delete trigger and would be
+    logged as added only; a test holds that xpm never does it)."""
+    first, last = conn.execute(f"SELECT MIN(seq), MAX(seq) FROM {LOG}").fetchone()
+    if (first is not None and first > seq + 1) or (last or 0) < seq:
+        return None  # writes since are gone, or the log went back (a file restored)
     rows = conn.execute(
         f"SELECT job_id, run, kind FROM {LOG} WHERE seq > ? ORDER BY seq LIMIT ?",
         (seq, limit + 1),
