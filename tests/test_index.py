@@ -283,7 +283,7 @@ def test_check_reports_every_mismatch(sweep: Path, tmp_path: Path) -> None:
     shutil.copytree(sweep, wd)
     assert check(wd) == []
     jobs = sorted(iter_job_dirs(wd), key=lambda j: j.identifier)
-    gone, extra, changed = jobs[0], jobs[1], jobs[2]
+    gone, extra, changed, rerun = jobs[0], jobs[1], jobs[2], jobs[3]
     shutil.rmtree(gone.path)
     with open_index(wd) as index:
         index.write(lambda c: c.execute("DELETE FROM jobs WHERE id = ?", (extra.identifier,)))
@@ -292,11 +292,24 @@ def test_check_reports_every_mismatch(sweep: Path, tmp_path: Path) -> None:
                 "UPDATE jobs SET state = 'RUNNING' WHERE id = ?", (changed.identifier,)
             )
         )
+        # What a run the index missed leaves (an older xpm's, refusing a newer index):
+        # a job run again to the same end, and the run itself.
+        index.write(
+            lambda c: c.execute(
+                "UPDATE jobs SET attempt = attempt - 1 WHERE id = ?", (rerun.identifier,)
+            )
+        )
+    record = sorted(wd.glob("experiments/*/runs/*.json"))[0]
+    doc = json.loads(record.read_text())
+    doc["run_id"] = "missed"
+    record.with_name("missed.json").write_text(json.dumps(doc))
     found = {(m.kind, m.job.split("/")[-1]) for m in check(wd)}
     assert found == {
         ("missing-dir", gone.identifier),
         ("missing-row", extra.identifier),
         ("state", changed.identifier),
+        ("attempt", rerun.identifier),
+        ("missing-run", "missed"),
     }
     rebuild(wd)
     assert check(wd) == []
@@ -600,6 +613,29 @@ def test_rerunning_done_jobs_fills_a_missing_index(workdir: Path) -> None:
         runs = db.execute("SELECT count(*) FROM submissions").fetchone()[0]
     assert after == before and params_after == params_before and tags == 2
     assert runs == 2  # this run's two submissions (the first run's record is on disk only)
+
+
+def test_reading_an_index_of_a_newer_xpm_says_to_upgrade_xpm(workdir: Path) -> None:
+    """`xpm serve` and `xpm index check` open the index read-only: an index of a newer
+    schema is one this xpm can neither read nor upgrade by a run (a trial was told to
+    "open it for writing once" with the older xpm, which cannot)."""
+    with experiment(workdir, "xp", "generate", progress=False):
+        Count(n=1).submit()
+    conn = sqlite3.connect(workdir / "xpm.db", isolation_level=None)
+    conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    conn.close()
+    for args in (["index", "check"], ["serve", "--port", "0"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "xpm.cli", *args, "--workdir", str(workdir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert done.returncode == 2, (args, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "newer xpm (schema version 999" in lines[0], done.stderr
+        assert "upgrade xpm" in lines[0] and "open it for writing" not in lines[0]
 
 
 def test_rebuild_never_replaces_an_index_written_by_a_newer_xpm(workdir: Path) -> None:

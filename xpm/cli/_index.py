@@ -33,7 +33,7 @@ def rebuild(workdir: Path | None) -> None:
 @index.command("check")
 @workdir_option
 def check(workdir: Path | None) -> None:
-    """Compare the index with the job directories; exit 1 when they differ."""
+    """Compare the index with the job directories and run records; exit 1 when they differ."""
     from ..index import check as check_index
     from ..workdir import existing_workdir
 

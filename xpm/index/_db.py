@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._vocabulary import index_file
 from ..errors import IndexDatabaseError, StorageError
-from ._version import SCHEMA_VERSION, schema_version
+from ._version import SCHEMA_VERSION, schema_version, too_new
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -233,6 +233,9 @@ class IndexDB:
             self.conn.execute("PRAGMA foreign_keys = OFF")
             if self.readonly:
                 version = schema_version(self.conn)
+                if version > SCHEMA_VERSION:
+                    # Writing it would not help: this xpm cannot upgrade a newer schema.
+                    raise too_new(version, where=f"the index {self.path}")
                 if version != SCHEMA_VERSION:
                     raise IndexDatabaseError(
                         f"the index {self.path} has schema version {version}, this xpm "

@@ -13,11 +13,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 
-from ..errors import IndexTooNewError
 from ._links import link_jobs
 from ._schema import INDEXES, TABLES, VIEWS, IndexDef, Table, View
 from ._schemasql import column_sql, create_index_sql, create_table_sql, create_view_sql
-from ._version import SCHEMA_VERSION, schema_version
+from ._version import SCHEMA_VERSION, schema_version, too_new
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -92,11 +91,7 @@ def migrate(
     """
     version = schema_version(conn)
     if version > target:
-        raise IndexTooNewError(
-            f"the index was written by a newer xpm (schema version {version}, this xpm knows "
-            f"up to {target}): upgrade xpm, or use another index file (XPM_INDEX) and run "
-            "`xpm index rebuild`"
-        )
+        raise too_new(version, target)
     if version == target:
         return version, version
     for v in views:

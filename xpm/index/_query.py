@@ -279,7 +279,8 @@ def reconcile(index: IndexDB, jobs: Sequence[Mapping[str, Any]]) -> dict[str, di
 class Mismatch:
     """A difference between the index and the job directories."""
 
-    kind: str  # "missing-row", "missing-dir", "state", "corrupt", "task-table"
+    kind: str  # "missing-row", "missing-dir", "state", "attempt", "missing-run", "corrupt",
+    # "task-table"
     job: str  # "task_id/identifier" ("" for problems of the file itself)
     detail: str
 
@@ -290,8 +291,8 @@ class Mismatch:
 def check(workdir: str | os.PathLike[str]) -> list[Mismatch]:
     """Every mismatch between the index of ``workdir`` and its job directories.
 
-    Job directory without row, row without directory, state disagreeing (the directory's
-    state is the truth), per-task tables disagreeing with the index's other tables, and
+    Job directory without row, row without directory, state or attempt disagreeing (the
+    directory's is the truth), run record without row, per-task tables disagreeing with the index's other tables, and
     damage found by SQLite's ``quick_check``.  What a crashed run left is settled first
     (:func:`settle_crashed_runs`); the rest is only read: fix it with
     :func:`~xpm.index.rebuild`.  An unreadable index raises
@@ -304,7 +305,8 @@ def check(workdir: str | os.PathLike[str]) -> list[Mismatch]:
         for problem in db.query("PRAGMA quick_check"):
             if problem[0] != "ok":
                 out.append(Mismatch("corrupt", "", str(problem[0])))
-        rows = {r["id"]: dict(r) for r in db.query("SELECT id, task_id, state FROM jobs")}
+        rows = {r["id"]: dict(r) for r in db.query("SELECT id, task_id, state, attempt FROM jobs")}
+        runs = {r[0] for r in db.query("SELECT id FROM runs")}
         from ._tasktables import mismatches
 
         with db.errors():
@@ -317,10 +319,20 @@ def check(workdir: str | os.PathLike[str]) -> list[Mismatch]:
         if found is None:
             out.append(Mismatch("missing-row", name, "has a job directory but no row in the index"))
             continue
-        state = jobdir.read_status().state
+        status = jobdir.read_status()
+        state = status.state
         if found["state"] != state:
             out.append(
                 Mismatch("state", name, f"index says {found['state']}, directory says {state}")
+            )
+        elif (found["attempt"] or 0) != status.attempt:
+            # The same ending again (a run the index missed reran it: an older xpm's).
+            out.append(
+                Mismatch(
+                    "attempt",
+                    name,
+                    f"index says attempt {found['attempt']}, directory says {status.attempt}",
+                )
             )
     for ident, job in sorted(rows.items()):
         if ident not in seen:
@@ -328,6 +340,14 @@ def check(workdir: str | os.PathLike[str]) -> list[Mismatch]:
                 Mismatch(
                     "missing-dir", f"{job['task_id']}/{ident}", "has a row but no job directory"
                 )
+            )
+    from ._rows import read_run, run_records
+
+    for record in run_records(workdir):
+        run = read_run(record, submissions=False)
+        if run is not None and run.run["id"] not in runs:
+            out.append(
+                Mismatch("missing-run", run.run["id"], "has a run record but no row in the index")
             )
     # A job already reported (its state differs...) differs in its task table too: once.
     reported = {m.job for m in out}

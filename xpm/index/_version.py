@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..errors import IndexDatabaseError
+from ..errors import IndexDatabaseError, IndexTooNewError
 
 #: Bump it (and give new tables, columns and indexes ``since=`` that version) to change
 #: the schema; :mod:`._migrations` upgrades older files in place.
@@ -36,3 +36,15 @@ def schema_version(conn: sqlite3.Connection) -> int:
             f"meta.schema_version is {row[0]!r}, not a number: the index is damaged; "
             "recreate it with `xpm index rebuild`"
         ) from None
+
+
+def too_new(
+    version: int, known: int = SCHEMA_VERSION, where: str = "the index"
+) -> IndexTooNewError:
+    """The error for an index of a schema newer than this xpm knows (reading or writing
+    it: no run of this xpm can upgrade it)."""
+    return IndexTooNewError(
+        f"{where} was written by a newer xpm (schema version {version}, this xpm knows up "
+        f"to {known}): upgrade xpm, or use another index file (XPM_INDEX) and run "
+        "`xpm index rebuild`"
+    )
