@@ -119,10 +119,11 @@ def test_a_failed_job_submitted_again_reads_waiting_until_it_runs(
 
 
 def test_a_run_killed_before_the_requeued_job_starts_leaves_it_waiting(
-    workdir: Path, tmp_path: Path
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The experiment dies while the requeued job waits: the record says waiting (not the
-    old FAILED, not running), the ending stays in the history, and the next run runs it."""
+    old FAILED, not running), the ending stays in the history, a dry run says how it ended
+    before, and the next run runs it."""
     import signal
 
     ok, gate = tmp_path / "ok", tmp_path / "gate"
@@ -161,6 +162,16 @@ with experiment({str(workdir)!r}, "xp", progress=False, max_parallel=1):
     # read "0 job(s) left running settled as FAILED (lost)").
     assert "ended without closing: none of its jobs was lost;" in out.stderr, out.stderr
     assert listed(workdir)[jobdir.path.name]["state"] == "WAITING"
+    capsys.readouterr()
+    with experiment(workdir, "xp", "dry-run", progress=False):
+        Fail(n=3, ok_file=str(ok)).submit()
+    printed = capsys.readouterr()
+    line = next(
+        text for text in (printed.out + printed.err).splitlines() if text.startswith("[to run")
+    )
+    # It read "[to run]" alone: the failed marker is gone once the job is requeued.
+    assert line.startswith("[to run, failed before: ") and "not run since]" in line, line
+    assert "submitted again by run xp/" in line, line
     with experiment(workdir, "xp", progress=False) as xp:
         Fail(n=3, ok_file=str(ok)).submit()
     assert [j.state for j in xp.jobs.values()] == ["DONE"]

@@ -71,6 +71,22 @@ class JobStatus:
         return last if last is not None and last["attempt"] == self.attempt else None
 
     @property
+    def requeued_after(self) -> dict[str, Any] | None:
+        """How the job ended before it was submitted again, while it waits for its new
+        attempt (``state``, ``reason``, ``requeued_by``: the run); None otherwise."""
+        last: dict[str, Any] = self.history[-1] if self.history else {}
+        if self.state != "UNSCHEDULED" or last.get("state") != "UNSCHEDULED" or "after" not in last:
+            return None
+        ended: dict[str, Any] = next(
+            (e for e in reversed(self.history[:-1]) if e.get("state") in TERMINAL_STATES), {}
+        )
+        return {
+            "state": last["after"],
+            "reason": ended.get("reason"),
+            "requeued_by": last.get("requeued_by"),
+        }
+
+    @property
     def terminal(self) -> bool:
         """Whether the job has ended (done, failed or cancelled)."""
         return self.state in TERMINAL_STATES

@@ -47,8 +47,12 @@ class RunSummary:
         typeid, ident = job.task_id, job.identifier
         done = jobdir.is_done()
         job.state = "DONE" if done else "UNSCHEDULED"
-        # A job that ended badly before runs again: say so, with why.
+        # A job that ended badly before runs again: say so, with why (also when a run that
+        # submitted it again ended before running it: its marker is gone, not its history).
         before = None if done else jobdir.read_marker(jobdir.failed_marker)
+        requeued = None
+        if before is None and not done:
+            before = requeued = jobdir.read_status().requeued_after
         self.plan.append(
             {
                 "task": typeid,
@@ -65,6 +69,8 @@ class RunSummary:
         label = "done" if done else "to run"
         if before is not None:
             label += f", {before.get('state', 'FAILED').lower()} before: {before.get('reason')}"
+        if requeued is not None:
+            label += f"; submitted again by run {requeued['requeued_by']}, not run since"
         self._echo(f"[{label}] {job.name} {tagtext}{deps}\n    {jobdir.path}")
 
     def counts(self) -> dict[str, int]:
