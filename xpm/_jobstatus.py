@@ -71,6 +71,12 @@ class JobStatus:
         return last if last is not None and last["attempt"] == self.attempt else None
 
     @property
+    def launched(self) -> bool:
+        """Whether an attempt is behind the state (not when never launched, nor while it
+        waits again after a requeue)."""
+        return self.attempt > 0 and self.state != "UNSCHEDULED"
+
+    @property
     def requeued_after(self) -> dict[str, Any] | None:
         """How the job ended before it was submitted again, while it waits for its new
         attempt (``state``, ``reason``, ``requeued_by``: the run); None otherwise."""

@@ -352,6 +352,7 @@ async def _runs_context(
     if not table["count"] and selection.filters and not small and request.args.get("why") != "1":
         context["why_url"] = _url_with(request, why="1")
     elif not table["count"] and selection.filters:
+        shown_keys = tuple(c.key for c in columns)
 
         def why(conn: Any) -> list[dict[str, Any]]:
             texts = {repr(f[:3]): f[3] for f in filters}
@@ -364,7 +365,6 @@ async def _runs_context(
             key = ("no match", task, experiment, repr(selection.filters))
             return now() if by_results else writes.get(conn, key, now, also=shown_keys)
 
-        shown_keys = tuple(c.key for c in columns)
         context["no_match"] = await db.execute_fn(snapshot(why))
     groups = [
         *_groups(columns, show_meta),

@@ -105,7 +105,7 @@ def job_code(jobdir: JobDir) -> JobCode:
             states,
             launcher=attempt.get("launcher_description"),
         )
-    launched = status.attempt > 0 and status.state != "UNSCHEDULED"  # not waiting again
+    launched = status.launched
     before = status.submit_time if launched else None
     found = find_job_run(jobdir.workdir, jobdir.identifier, before=before)
     if found is None:

@@ -259,9 +259,8 @@ def _from_index(conn: sqlite3.Connection, details: JobDetails) -> None:
     ]
     details.run = details.job.get("run")
     # A job waiting again (submitted anew after it ended) has no launched attempt behind it.
-    details.launched = bool(details.job.get("attempt")) and details.job.get("state") not in (
-        "UNSCHEDULED",
-        "WAITING",
+    details.launched = (
+        bool(details.job.get("attempt")) and details.job.get("state") != "UNSCHEDULED"
     )
     if current:
         details.launcher_description = current[0]["launcher_description"]
@@ -339,7 +338,7 @@ def _from_directory(
         for a in reversed(status.attempts)
     ]
     provenance = status.provenance
-    details.launched = status.attempt > 0 and status.state != "UNSCHEDULED"
+    details.launched = status.launched
     if provenance is not None:
         details.run = str(provenance["run"]) if provenance.get("run") else None
         details.git = [g for g in provenance.get("git") or [] if isinstance(g, dict)]

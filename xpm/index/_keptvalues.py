@@ -151,9 +151,7 @@ class KeptValues:
             lambda: _digests(conn, upstream),
             also=tuple(upstream),
             update=lambda old, changes: (
-                old
-                if (changes.added | changes.removed | changes.resettled).isdisjoint(upstream)
-                else None
+                old if changes.settings_changed.isdisjoint(upstream) else None
             ),
         )
         for job_id in upstream:

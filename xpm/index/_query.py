@@ -292,8 +292,8 @@ def check(workdir: str | os.PathLike[str]) -> list[Mismatch]:
     """Every mismatch between the index of ``workdir`` and its job directories.
 
     Job directory without row, row without directory, state or attempt disagreeing (the
-    directory's is the truth), run record without row, per-task tables disagreeing with the index's other tables, and
-    damage found by SQLite's ``quick_check``.  What a crashed run left is settled first
+    directory's is the truth), run record without row, per-task tables disagreeing with
+    the index's other tables, and damage found by SQLite's ``quick_check``.  What a crashed run left is settled first
     (:func:`settle_crashed_runs`); the rest is only read: fix it with
     :func:`~xpm.index.rebuild`.  An unreadable index raises
     :class:`~xpm.errors.IndexDatabaseError`.

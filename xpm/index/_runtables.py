@@ -545,9 +545,7 @@ def _tags_of(
         ("tags of jobs", keys, len(ids), ids[0] if ids else None),
         now,
         also=tuple(ids),
-        update=lambda old, changes: (
-            old if (changes.added | changes.removed | changes.resettled).isdisjoint(ids) else None
-        ),
+        update=lambda old, changes: old if changes.settings_changed.isdisjoint(ids) else None,
     )
 
 

@@ -35,7 +35,6 @@ def others_count(
     :func:`~._writecount.settings_writes`, keeping what depends on the jobs' tasks, tags
     and parameters only while a job's start or end is written.
     """
-
     others, mine = task_counts(conn, task, kept)
     return others if others <= mine else None
 
@@ -61,6 +60,8 @@ def _mine(conn: sqlite3.Connection, task: str) -> int:
 
 def in_task(conn: sqlite3.Connection, task: str, jobs: frozenset[str]) -> frozenset[str]:
     """Those of ``jobs`` that are ``task``'s now."""
+    if not jobs:
+        return frozenset()
     return frozenset(
         r[0]
         for r in conn.execute(
@@ -75,7 +76,7 @@ def others_unchanged(conn: sqlite3.Connection, task: str, changes: Changes) -> b
     """No job of another task was added, removed or written with other settings since
     ``changes`` began (the jobs of ``task`` may have been)."""
     touched = changes.added | changes.resettled
-    return not changes.removed and len(in_task(conn, task, touched)) == len(touched)
+    return not changes.removed and in_task(conn, task, touched) == touched
 
 
 def sortable(value: Any) -> tuple[int, Any]:
@@ -204,24 +205,24 @@ def sorted_page(
     """
     table, column = ("params", "path") if kind == "param" else ("tags", "key")
     args = {"task": task, "name": name}
-    if kept is not None and (others_count(conn, task, kept) or 0) > KEEP_OTHERS:
+    others, mine = task_counts(conn, task, kept)
+    if kept is not None and mine >= others > KEEP_OTHERS:
         kept = None  # too many to keep (about 400 bytes each): read each time
     found = (
         kept.get(
             conn,
             ("others' values", task, kind, name),
-            lambda: _others_values(conn, args, table, column),
+            lambda: (*_others_values(conn, args, table, column), others),
             # The other tasks' values as they were (while they hold as many jobs); how
             # many jobs have the name, again.
             update=lambda old, changes: (
-                (_having(conn, args, table, column), *old[1:])
-                if others_unchanged(conn, task, changes)
-                and old[3] == task_counts(conn, task, kept)[0]
+                (_having(conn, args, table, column), *old[1:3], others)
+                if others_unchanged(conn, task, changes) and old[3] == others
                 else None
             ),
         )
         if kept is not None
-        else _others_values(conn, args, table, column)
+        else (*_others_values(conn, args, table, column), others)
     )
     having, ordered, skipped, _others = found
     if having - len(ordered) != count:
@@ -242,16 +243,15 @@ def sorted_page(
         if descending
         else bisect.bisect_left(ordered, first)
     )
-    mine = [job_id for _value, job_id in window if job_id not in skipped]
-    return mine[before : before + size]
+    page = [job_id for _value, job_id in window if job_id not in skipped]
+    return page[before : before + size]
 
 
 def _others_values(
     conn: sqlite3.Connection, args: dict[str, Any], table: str, column: str
-) -> tuple[float, list[tuple[tuple[int, Any], str]], set[str], int]:
+) -> tuple[float, list[tuple[tuple[int, Any], str]], set[str]]:
     """Rows of the name's value over every job (infinite when one of them is NULL: never
-    every job of a task), the other tasks' jobs among them, in order and as a set, and
-    how many jobs the other tasks hold."""
+    every job of a task), and the other tasks' jobs among them, in order and as a set."""
     having = _having(conn, args, table, column)
     theirs = conn.execute(
         f"SELECT t.value, t.job_id FROM ({OTHERS}) o CROSS JOIN {table} t "
@@ -259,8 +259,7 @@ def _others_values(
         args,
     ).fetchall()
     ordered = sorted((sortable(value), job_id) for value, job_id in theirs)
-    others = task_counts(conn, args["task"])[0]
-    return having, ordered, {job_id for _v, job_id in theirs}, others
+    return having, ordered, {job_id for _v, job_id in theirs}
 
 
 def _having(conn: sqlite3.Connection, args: dict[str, Any], table: str, column: str) -> float:

@@ -130,6 +130,12 @@ class Changes:
     #: Jobs written with another ``params_digest`` (other parameters or tags).
     resettled: frozenset[str] = frozenset()
 
+    @property
+    def settings_changed(self) -> frozenset[str]:
+        """Jobs whose task, parameters or tags may differ now: added (or written over),
+        removed, moved or resettled."""
+        return self.added | self.removed | self.resettled
+
 
 def last_write(conn: sqlite3.Connection) -> int | None:
     """The order of the latest logged write (0 when none; None for an index without the

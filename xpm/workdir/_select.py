@@ -104,8 +104,9 @@ def select_jobs(
     Each job is a dict of the ``jobs`` columns plus ``experiment``, ``tags`` (a dict),
     ``results`` (latest value of each result) and, with ``differing``, ``also`` (the
     parameters that differ among the listed jobs of its task with the same tags: what
-    `xpm jobs list`'s table shows, not read for every redraw of ``--watch``).  Jobs the index says are active are compared
-    with their directories and their launcher first, and corrections are written back.
+    `xpm jobs list`'s table shows, not read for every redraw of ``--watch``).  Jobs the
+    index says are active are compared with their directories and their launcher first,
+    and corrections are written back.
     A workdir without an index has no jobs.
     """
     from ..index import index_path, list_jobs, open_index
